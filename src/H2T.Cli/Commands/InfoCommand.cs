@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+using H2T.Runtime;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace H2T.Cli.Commands;
+
+public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
+{
+    public override int Execute(CommandContext context, GlobalSettings settings, CancellationToken cancellationToken)
+    {
+        var fix = TorchRuntime.NativeFix;
+        TorchRuntime.Initialize(settings.Threads);
+        torch.Device device;
+        try { device = TorchRuntime.ResolveDevice(settings.Device); }
+        catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }
+
+        var table = new Table().AddColumns("item", "value").HideHeaders().Border(TableBorder.Simple);
+        table.AddRow("h2t", CliApp.Version);
+        table.AddRow("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "?");
+        table.AddRow("libtorch", torch.__version__);
+        table.AddRow("device", device.ToString());
+        table.AddRow("CUDA available", torch.cuda.is_available() ? "yes" : "no");
+        table.AddRow("threads", torch.get_num_threads().ToString());
+        table.AddRow("cores", Environment.ProcessorCount.ToString());
+        table.AddRow("native fix", Markup.Escape(fix.State));
+        table.AddRow("native fix detail", Markup.Escape(fix.Detail));
+        table.AddRow("native library", Markup.Escape(fix.LibraryPath ?? "-"));
+        table.AddRow(".NET", RuntimeInformation.FrameworkDescription);
+        table.AddRow("OS", Markup.Escape(RuntimeInformation.OSDescription));
+        console.Write(table);
+        return 0;
+    }
+}

@@ -1,0 +1,3 @@
+using H2T.Cli;
+
+return CliApp.Run(args);

@@ -1,0 +1,97 @@
+using System.Runtime.InteropServices;
+using H2T.NativeCompat;
+using TorchSharp;
+
+namespace H2T.Runtime;
+
+/// <summary>
+/// The one place that brings libtorch up: checks (and if needed applies) the native compatibility fix before the
+/// first TorchSharp call, resolves the device once and sets the thread count.
+/// </summary>
+public static class TorchRuntime
+{
+    static readonly Lock Gate = new();
+    static NativeFixStatus? status;
+
+    /// <summary>What the native fix found. Safe to call before TorchSharp is loaded; never loads it.</summary>
+    public static NativeFixStatus NativeFix
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return status ??= EnsureNativeFix();
+            }
+        }
+    }
+
+    static NativeFixStatus EnsureNativeFix()
+    {
+        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux))
+            return new(null, "not needed", "only Linux builds of libLibTorchSharp need it");
+        var lib = LocateLibTorchSharp();
+        if (lib is null)
+            return new(null, "not found", $"libLibTorchSharp.so is not next to {typeof(torch).Assembly.Location}");
+        try
+        {
+            var needs = ElfVersionNeeds.ReadNeeds(lib);
+            var probe = ElfVersionNeeds.Fix(lib, dryRun: true);
+            var weakened = needs.Where(n => n.IsWeak).Select(n => n.Version).ToList();
+            if (!probe.Loadable)
+                return new(lib, "cannot fix", probe.ToString());
+            if (probe.Messages.Any(m => m.EndsWith("marked weak", StringComparison.Ordinal)))
+            {
+                // The build step did not run on this output (e.g. copied by hand): patch now, before the first load.
+                var done = ElfVersionNeeds.Fix(lib);
+                return new(lib, "applied at start-up", done.ToString());
+            }
+            return weakened.Count > 0
+                ? new(lib, "applied", $"weak version requirement(s): {string.Join(", ", weakened)}; {probe}")
+                : new(lib, "not needed", probe.ToString());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return new(lib, "check failed", e.Message);
+        }
+    }
+
+    static string? LocateLibTorchSharp()
+    {
+        var dir = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? AppContext.BaseDirectory;
+        string[] candidates =
+        [
+            Path.Combine(dir, "libLibTorchSharp.so"),
+            Path.Combine(dir, "runtimes", "linux-x64", "native", "libLibTorchSharp.so"),
+        ];
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>Applies the native fix if needed, then loads libtorch and sets intra-op threads.</summary>
+    public static void Initialize(int? threads = null)
+    {
+        _ = NativeFix;
+        torch.InitializeDeviceType(DeviceType.CPU);
+        var n = threads ?? Environment.ProcessorCount;
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(threads), n, "threads must be at least 1");
+        torch.set_num_threads(n);
+    }
+
+    /// <summary>Resolves a device name (cpu, cuda, cuda:N) or throws a message a user can act on.</summary>
+    public static torch.Device ResolveDevice(string name)
+    {
+        var lower = name.Trim().ToLowerInvariant();
+        if (lower == "cpu") return torch.CPU;
+        if (lower == "cuda" || lower.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            if (!torch.cuda.is_available())
+                throw new DeviceUnavailableException(
+                    $"--device {name}: CUDA is not available. This build references TorchSharp-cpu; for GPU training reference " +
+                    "TorchSharp-cuda-linux (or -windows) instead of TorchSharp-cpu and run on a machine with an NVIDIA driver.");
+            return torch.device(lower);
+        }
+        throw new DeviceUnavailableException($"--device {name}: expected cpu, cuda or cuda:N");
+    }
+}
+
+/// <summary>A requested device cannot be used here.</summary>
+public sealed class DeviceUnavailableException(string message) : Exception(message);
