@@ -31,6 +31,14 @@ public static class CliApp
             });
             config.AddCommand<InfoCommand>("info")
                 .WithDescription("Print TorchSharp / libtorch versions, device, threads and the native fix status.");
+            config.AddCommand<DemoCommand>("demo")
+                .WithDescription("Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table.");
+            config.AddCommand<Stage1Command>("stage1")
+                .WithDescription("Stage I: train backbone + classifier on a long-tailed set.");
+            config.AddCommand<Stage2Command>("stage2")
+                .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
+            config.AddCommand<EvalCommand>("eval")
+                .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
         });
         return app.Run(args);
     }

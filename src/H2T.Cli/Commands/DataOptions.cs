@@ -1,0 +1,51 @@
+using System.ComponentModel;
+using H2T.Data;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+/// <summary>Dataset options shared by the training commands.</summary>
+public class DataOptions : GlobalSettings
+{
+    [CommandOption("--dataset <NAME>")]
+    [Description("fashion-mnist (default), mnist, cifar10, cifar100, cifar10-jpg, imagefolder, imagenet-lt, places-lt, inat2018")]
+    [DefaultValue("fashion-mnist")]
+    public string Dataset { get; init; } = "fashion-mnist";
+
+    [CommandOption("--data <PATH>")]
+    [Description("dataset files (default: the dataset's standard location)")]
+    public string? DataPath { get; init; }
+
+    [CommandOption("--imb-factor <F>")]
+    [Description("imbalance factor n_max / n_min of the long-tailed training set (1 = balanced)")]
+    [DefaultValue(100.0)]
+    public double ImbFactor { get; init; } = 100;
+
+    [CommandOption("--imb-type <TYPE>")]
+    [Description("exp or step")]
+    [DefaultValue("exp")]
+    public string ImbType { get; init; } = "exp";
+
+    [CommandOption("--lt-seed <N>")]
+    [Description("seed of the long-tail subset (0 as in every reference codebase)")]
+    [DefaultValue(0)]
+    public int LongTailSeed { get; init; }
+
+    public DataConfig ToDataConfig() => new(
+        Dataset: Dataset,
+        DataPath: DataPath,
+        ImbFactor: ImbFactor,
+        ImbType: ImbType.ToLowerInvariant() switch
+        {
+            "exp" => ImbalanceType.Exp,
+            "step" => ImbalanceType.Step,
+            _ => throw new UsageException($"--imb-type {ImbType}: expected exp or step"),
+        },
+        LongTailSeed: LongTailSeed);
+
+    public override Spectre.Console.ValidationResult Validate()
+    {
+        if (!(ImbFactor >= 1)) return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor}: expected a number >= 1");
+        return base.Validate();
+    }
+}

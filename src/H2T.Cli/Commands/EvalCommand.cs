@@ -1,0 +1,67 @@
+using System.ComponentModel;
+using H2T.Data;
+using H2T.Evaluation;
+using H2T.Models;
+using H2T.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+public sealed class EvalSettings : GlobalSettings
+{
+    [CommandOption("--checkpoint <PATH>")] [Description("a stage1 or stage2 checkpoint")]
+    public string Checkpoint { get; init; } = "";
+    [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
+    public string? DataPath { get; init; }
+    [CommandOption("--out <FILE>")] [Description("write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
+    public string? Out { get; init; }
+    [CommandOption("--batch-size <N>")] [DefaultValue(256)]
+    public int BatchSize { get; init; } = 256;
+
+    public override ValidationResult Validate() =>
+        string.IsNullOrWhiteSpace(Checkpoint) ? ValidationResult.Error("--checkpoint: a checkpoint path is required")
+        : BatchSize < 1 ? ValidationResult.Error($"--batch-size {BatchSize}: expected >= 1")
+        : base.Validate();
+}
+
+public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
+{
+    public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
+    {
+        var device = CommandSupport.Start(settings);
+        var result = CommandSupport.Train(() =>
+        {
+            var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
+            var data = StageTwoTrainer.DataConfigOf(settings.Checkpoint, meta);
+            if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };
+            var splits = DatasetCatalog.Load(data);
+            using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+            using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+            H2T.Training.Checkpoint.Load(settings.Checkpoint, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+            backbone.to(device);
+            head.to(device);
+            using var loader = Evaluator.TestLoader(splits, settings.BatchSize, device);
+            var r = Evaluator.Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups);
+            Write(console, meta, splits, r);
+            return r;
+        });
+        if (settings.Out is not null)
+        {
+            AtomicFile.WriteJson(settings.Out, result);
+            console.MarkupLineInterpolated($"wrote {settings.Out}");
+        }
+        return 0;
+    }
+
+    static void Write(IAnsiConsole console, CheckpointMeta meta, DatasetSplits splits, EvaluationResult r)
+    {
+        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}");
+        var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images", "accuracy %");
+        for (int c = 0; c < splits.NumClasses; c++)
+            t.AddRow(c.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(splits.ClassNames[c]), splits.Groups.GroupOf(c),
+                splits.TrainClassCounts[c].ToString(System.Globalization.CultureInfo.InvariantCulture), r.PerClassAccuracy[c].ToString("F2", System.Globalization.CultureInfo.InvariantCulture));
+        if (splits.NumClasses <= 100) console.Write(t);
+        console.MarkupLineInterpolated($"top-1 [bold]{r.Top1:F2}[/]  top-5 {r.Top5:F2}  head {r.Head:F2}  medium {r.Medium:F2}  tail {r.Tail:F2}  ECE {r.Ece:F2}  NLL {r.Nll:F4}");
+    }
+}

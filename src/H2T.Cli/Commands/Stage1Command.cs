@@ -1,0 +1,92 @@
+using System.ComponentModel;
+using H2T.Losses;
+using H2T.Runtime;
+using H2T.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+public sealed class Stage1Settings : DataOptions
+{
+    [CommandOption("--epochs <E>")] [DefaultValue(30)] [Description("training epochs")]
+    public int Epochs { get; init; } = 30;
+    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")] [Description("ce, cb-ce, focal, bsce, logit-adjust, ldam, las, gcl ...")]
+    public string Loss { get; init; } = "ce";
+    [CommandOption("--drw <EPOCH>")] [DefaultValue(-1)] [Description("deferred re-weighting from this epoch (-1: off)")]
+    public int DrwEpoch { get; init; } = -1;
+    [CommandOption("--mixup <ALPHA>")] [DefaultValue(1.0)] [Description("mixup alpha (0: off)")]
+    public double Mixup { get; init; } = 1.0;
+    [CommandOption("--lr <LR>")] [DefaultValue(0.1)]
+    public double Lr { get; init; } = 0.1;
+    [CommandOption("--batch-size <N>")] [DefaultValue(128)]
+    public int BatchSize { get; init; } = 128;
+    [CommandOption("--wd <WD>")] [DefaultValue(2e-4)] [Description("weight decay")]
+    public double WeightDecay { get; init; } = 2e-4;
+    [CommandOption("--momentum <M>")] [DefaultValue(0.9)]
+    public double Momentum { get; init; } = 0.9;
+    [CommandOption("--nesterov")]
+    public bool Nesterov { get; init; }
+    [CommandOption("--schedule <KIND>")] [DefaultValue("cosine")] [Description("cosine, multistep or constant")]
+    public string Schedule { get; init; } = "cosine";
+    [CommandOption("--warmup <EPOCHS>")] [DefaultValue(0)] [Description("linear warm-up epochs")]
+    public int Warmup { get; init; }
+    [CommandOption("--milestones <LIST>")] [Description("multistep epochs, e.g. 160,180")]
+    public string? Milestones { get; init; }
+    [CommandOption("--backbone <NAME>")] [DefaultValue("resnet32")]
+    public string Backbone { get; init; } = "resnet32";
+    [CommandOption("--classifier <KIND>")] [DefaultValue("linear")] [Description("linear, cosine or lws")]
+    public string Classifier { get; init; } = "linear";
+    [CommandOption("--sampler <NAME>")] [DefaultValue("instance")]
+    public string Sampler { get; init; } = "instance";
+    [CommandOption("--seed <N>")] [DefaultValue(0)] [Description("training seed: sampling, augmentation, init, mixup")]
+    public int Seed { get; init; }
+    [CommandOption("--out <DIR>")] [Description("run folder (default runs/stage1-<dataset>-<loss>-s<seed>)")]
+    public string? Out { get; init; }
+    [CommandOption("--resume")] [Description("continue the run in --out from its last checkpoint")]
+    public bool Resume { get; init; }
+
+    public StageOneConfig ToConfig() => new()
+    {
+        Data = ToDataConfig(),
+        Backbone = Backbone,
+        Classifier = Classifier,
+        Epochs = Epochs,
+        Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),
+        Schedule = new ScheduleConfig(ParseSchedule(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
+        Loss = new LossConfig(Type: Loss, DrwStartEpoch: DrwEpoch),
+        MixupAlpha = Mixup,
+        Sampler = Sampler,
+        Seed = Seed,
+    };
+
+    internal static ScheduleKind ParseSchedule(string s) => s.ToLowerInvariant() switch
+    {
+        "cosine" => ScheduleKind.Cosine,
+        "multistep" => ScheduleKind.MultiStep,
+        "constant" => ScheduleKind.Constant,
+        _ => throw new UsageException($"--schedule {s}: expected cosine, multistep or constant"),
+    };
+
+    internal static int[]? ParseInts(string? s, string option)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new UsageException($"{option} {s}: expected comma-separated whole numbers"); }
+    }
+}
+
+public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings>
+{
+    public override int Execute(CommandContext context, Stage1Settings settings, CancellationToken cancellationToken)
+    {
+        var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
+        var device = CommandSupport.Start(settings);
+        var run = new RunFolder(settings.Out ?? Path.Combine("runs", $"stage1-{settings.Dataset}-{settings.Loss}-s{settings.Seed}"));
+        console.MarkupLineInterpolated($"[bold]stage I[/] {settings.Dataset} IF={settings.ImbFactor} {config.Backbone} loss {config.Loss.Type} mixup {config.MixupAlpha} {config.Epochs} epochs -> {run.Path}");
+        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageOneTrainer.Run(config, run, device, o, settings.Resume, cancellationToken)));
+        ResultsTable.Write(console, [("stage I", metrics)]);
+        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best on test); metrics: {run.MetricsFile}");
+        return 0;
+    }
+}

@@ -1,0 +1,89 @@
+using System.ComponentModel;
+using H2T.Losses;
+using H2T.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+public sealed class Stage2Settings : GlobalSettings
+{
+    [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
+    public string From { get; init; } = "";
+    [CommandOption("--rho <RHO>")] [DefaultValue(0.25)] [Description("H2T fusion ratio in [0, 1]; 0 = plain class-balanced re-training")]
+    public double Rho { get; init; } = 0.25;
+    [CommandOption("--epochs <E>")] [DefaultValue(10)]
+    public int Epochs { get; init; } = 10;
+    [CommandOption("--sampler <NAME>")] [DefaultValue("balanced")] [Description("tail side: balanced or reverse")]
+    public string Sampler { get; init; } = "balanced";
+    [CommandOption("--head-sampler <NAME>")] [DefaultValue("instance")]
+    public string HeadSampler { get; init; } = "instance";
+    [CommandOption("--shift-bn <ON|OFF>")] [DefaultValue("on")] [Description("let BatchNorm statistics adapt to stage-II data")]
+    public string ShiftBn { get; init; } = "on";
+    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")]
+    public string Loss { get; init; } = "ce";
+    [CommandOption("--lr <LR>")] [DefaultValue(0.1)]
+    public double Lr { get; init; } = 0.1;
+    [CommandOption("--lr-factor <F>")] [DefaultValue(0.2)] [Description("classifier lr = lr x factor")]
+    public double LrFactor { get; init; } = 0.2;
+    [CommandOption("--wd <WD>")] [DefaultValue(5e-4)]
+    public double WeightDecay { get; init; } = 5e-4;
+    [CommandOption("--momentum <M>")] [DefaultValue(0.9)]
+    public double Momentum { get; init; } = 0.9;
+    [CommandOption("--batch-size <N>")] [DefaultValue(128)]
+    public int BatchSize { get; init; } = 128;
+    [CommandOption("--schedule <KIND>")] [DefaultValue("cosine")]
+    public string Schedule { get; init; } = "cosine";
+    [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it")]
+    public bool Reinit { get; init; }
+    [CommandOption("--seed <N>")] [DefaultValue(0)]
+    public int Seed { get; init; }
+    [CommandOption("--data <PATH>")] [Description("dataset files, if not where stage I found them")]
+    public string? DataPath { get; init; }
+    [CommandOption("--out <DIR>")]
+    public string? Out { get; init; }
+    [CommandOption("--resume")]
+    public bool Resume { get; init; }
+
+    public StageTwoConfig ToConfig() => new()
+    {
+        Epochs = Epochs,
+        Optim = new OptimConfig(Lr, Momentum, WeightDecay, false, BatchSize),
+        LrFactor = LrFactor,
+        Schedule = new ScheduleConfig(Stage1Settings.ParseSchedule(Schedule)),
+        Loss = new LossConfig(Type: Loss),
+        Rho = Rho,
+        TailSampler = Sampler,
+        HeadSampler = HeadSampler,
+        ShiftBn = ShiftBn.ToLowerInvariant() switch
+        {
+            "on" or "true" or "1" => true,
+            "off" or "false" or "0" => false,
+            _ => throw new UsageException($"--shift-bn {ShiftBn}: expected on or off"),
+        },
+        ReinitClassifier = Reinit,
+        Seed = Seed,
+    };
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
+        return base.Validate();
+    }
+}
+
+public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings>
+{
+    public override int Execute(CommandContext context, Stage2Settings settings, CancellationToken cancellationToken)
+    {
+        var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
+        if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
+        var device = CommandSupport.Start(settings);
+        var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!, "..", $"stage2-rho{settings.Rho:0.##}-s{settings.Seed}"));
+        console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
+        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume, cancellationToken)));
+        ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
+        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
+        return 0;
+    }
+}

@@ -1,0 +1,77 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Fusion;
+
+/// <summary>
+/// H2T (poster eq. 1): F~ = M (x) F_tail + (1 - M) (x) F_head, where M is 0 on a random set S of floor(rho * C)
+/// channels drawn once per batch and 1 elsewhere. The fused map keeps the tail sample's label.
+/// Implemented as a channel select (torch.where), so every value comes bit for bit from one of the two maps.
+/// </summary>
+public sealed class HeadToTailFusion
+{
+    public HeadToTailFusion(double rho)
+    {
+        if (double.IsNaN(rho) || rho < 0 || rho > 1)
+            throw new ArgumentOutOfRangeException(nameof(rho), rho, "the fusion ratio rho must lie in [0, 1]");
+        Rho = rho;
+    }
+
+    public double Rho { get; }
+
+    /// <summary>floor(rho * C); the tiny epsilon keeps decimal ratios exact (0.29 * 100 is 28.999... in binary).</summary>
+    public int HeadChannelCount(int channels) => (int)Math.Floor(Rho * channels + 1e-9);
+
+    /// <summary>Draws the channel set S (sorted) with a partial Fisher-Yates shuffle from <paramref name="rng"/>.</summary>
+    public int[] DrawChannels(int channels, Random rng)
+    {
+        int k = HeadChannelCount(channels);
+        var pool = Enumerable.Range(0, channels).ToArray();
+        for (int i = 0; i < k; i++)
+        {
+            int j = rng.Next(i, channels);
+            (pool[i], pool[j]) = (pool[j], pool[i]);
+        }
+        var chosen = pool[..k];
+        Array.Sort(chosen);
+        return chosen;
+    }
+
+    /// <summary>Fuses with a fresh draw; returns the fused map and the channels taken from the head side.</summary>
+    public (Tensor Fused, int[] HeadChannels) Fuse(Tensor tail, Tensor head, Random rng)
+    {
+        var channels = DrawChannels(CheckShapes(tail, head), rng);
+        return (Fuse(tail, head, channels), channels);
+    }
+
+    /// <summary>Replaces <paramref name="headChannels"/> of the tail map by the head map's (dim 1).</summary>
+    public static Tensor Fuse(Tensor tail, Tensor head, int[] headChannels)
+    {
+        int c = CheckShapes(tail, head);
+        if (headChannels.Length == 0) return tail.alias();
+        if (headChannels.Length == c) return head.alias();
+        using var scope = NewDisposeScope();
+        var maskHost = new bool[c];
+        foreach (var ch in headChannels)
+        {
+            if (ch < 0 || ch >= c) throw new ArgumentOutOfRangeException(nameof(headChannels), ch, $"channel index outside [0, {c})");
+            maskHost[ch] = true;
+        }
+        var shape = new long[tail.dim()];
+        Array.Fill(shape, 1L);
+        shape[1] = c;
+        var mask = tensor(maskHost, device: tail.device).view(shape);
+        return where(mask, head, tail).MoveToOuterDisposeScope();
+    }
+
+    static int CheckShapes(Tensor tail, Tensor head)
+    {
+        if (tail.dim() < 2) throw new ArgumentException($"H2T fusion expects N x C (x H x W) feature maps, got shape [{string.Join(", ", tail.shape)}]");
+        if (!tail.shape.SequenceEqual(head.shape))
+            throw new ArgumentException($"H2T fusion needs equal shapes: tail [{string.Join(", ", tail.shape)}] vs head [{string.Join(", ", head.shape)}]; use equal batch sizes on both sides");
+        if (tail.dtype != head.dtype) throw new ArgumentException($"H2T fusion needs equal dtypes: {tail.dtype} vs {head.dtype}");
+        return (int)tail.shape[1];
+    }
+
+    public override string ToString() => $"HeadToTailFusion(rho={Rho})";
+}

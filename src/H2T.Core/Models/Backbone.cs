@@ -1,0 +1,23 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Models;
+
+/// <summary>
+/// A feature extractor that returns the final feature MAP (N x C x H x W), before global pooling: H2T fuses there.
+/// Multi-expert backbones return one map per expert through <see cref="ForwardExperts"/>.
+/// </summary>
+public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
+{
+    /// <summary>Channels of the final feature map (the classifier's input width).</summary>
+    public abstract int FeatureChannels { get; }
+
+    /// <summary>Registered architecture name (checkpoints record it and refuse a mismatch).</summary>
+    public abstract string Architecture { get; }
+
+    /// <summary>Number of experts (1 for single-branch backbones).</summary>
+    public virtual int Experts => 1;
+
+    /// <summary>One feature map per expert; the default is the single map.</summary>
+    public virtual IReadOnlyList<Tensor> ForwardExperts(Tensor input) => [call(input)];
+}

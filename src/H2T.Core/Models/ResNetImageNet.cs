@@ -1,0 +1,132 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace H2T.Models;
+
+/// <summary>
+/// ImageNet-style ResNet / ResNeXt for 224-pixel sets (ImageNet-LT, iNaturalist 2018, Places-LT), returning the
+/// stage-4 feature map. State-dict names match torchvision's (conv1, bn1, layer1..4, downsample.0/.1) so torchvision
+/// weights load by name; the classifier lives in a separate head.
+/// </summary>
+public sealed class ResNetImageNet : Backbone
+{
+    readonly Conv2d conv1;
+    readonly BatchNorm2d bn1;
+    readonly MaxPool2d maxpool;
+    readonly Sequential layer1, layer2, layer3, layer4;
+    readonly string arch;
+    readonly int featureChannels;
+
+    ResNetImageNet(string arch, bool bottleneck, int[] blocks, int groups, int widthPerGroup, int inChannels) : base(arch)
+    {
+        this.arch = arch;
+        conv1 = Conv2d(inChannels, 64, 7, stride: 2, padding: 3, bias: false);
+        bn1 = BatchNorm2d(64);
+        maxpool = MaxPool2d(3, stride: 2, padding: 1);
+        int inPlanes = 64;
+        int expansion = bottleneck ? 4 : 1;
+        Sequential Stage(int planes, int count, int stride)
+        {
+            var seq = Sequential();
+            for (int i = 0; i < count; i++)
+            {
+                int s = i == 0 ? stride : 1;
+                Module<Tensor, Tensor> block = bottleneck
+                    ? new Bottleneck(inPlanes, planes, s, groups, widthPerGroup)
+                    : new Basic(inPlanes, planes, s);
+                seq.append(i.ToString(System.Globalization.CultureInfo.InvariantCulture), block);
+                inPlanes = planes * expansion;
+            }
+            return seq;
+        }
+        layer1 = Stage(64, blocks[0], 1);
+        layer2 = Stage(128, blocks[1], 2);
+        layer3 = Stage(256, blocks[2], 2);
+        layer4 = Stage(512, blocks[3], 2);
+        featureChannels = 512 * expansion;
+        RegisterComponents();
+        foreach (var (_, m) in named_modules())
+        {
+            if (m is Conv2d c) init.kaiming_normal_(c.weight, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
+            else if (m is BatchNorm2d b) { init.ones_(b.weight); init.zeros_(b.bias); }
+        }
+    }
+
+    public static ResNetImageNet ResNet10(int inChannels = 3) => new("resnet10", false, [1, 1, 1, 1], 1, 64, inChannels);
+    public static ResNetImageNet ResNet50(int inChannels = 3) => new("resnet50", true, [3, 4, 6, 3], 1, 64, inChannels);
+    public static ResNetImageNet ResNeXt50(int inChannels = 3) => new("resnext50_32x4d", true, [3, 4, 6, 3], 32, 4, inChannels);
+    public static ResNetImageNet ResNet152(int inChannels = 3) => new("resnet152", true, [3, 8, 36, 3], 1, 64, inChannels);
+
+    public override int FeatureChannels => featureChannels;
+    public override string Architecture => arch;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var y = maxpool.call(functional.relu(bn1.call(conv1.call(x))));
+        y = layer4.call(layer3.call(layer2.call(layer1.call(y))));
+        return y.MoveToOuterDisposeScope();
+    }
+
+    static Sequential? Downsample(int inPlanes, int outPlanes, int stride) =>
+        stride != 1 || inPlanes != outPlanes
+            ? Sequential(("0", Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false)), ("1", BatchNorm2d(outPlanes)))
+            : null;
+
+    sealed class Basic : Module<Tensor, Tensor>
+    {
+        readonly Conv2d conv1, conv2;
+        readonly BatchNorm2d bn1, bn2;
+        readonly Sequential? downsample;
+
+        public Basic(int inPlanes, int planes, int stride) : base("BasicBlock")
+        {
+            conv1 = Conv2d(inPlanes, planes, 3, stride: stride, padding: 1, bias: false);
+            bn1 = BatchNorm2d(planes);
+            conv2 = Conv2d(planes, planes, 3, padding: 1, bias: false);
+            bn2 = BatchNorm2d(planes);
+            downsample = Downsample(inPlanes, planes, stride);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var y = bn2.call(conv2.call(functional.relu(bn1.call(conv1.call(x)))));
+            var identity = downsample is null ? x : downsample.call(x);
+            return functional.relu(y + identity).MoveToOuterDisposeScope();
+        }
+    }
+
+    sealed class Bottleneck : Module<Tensor, Tensor>
+    {
+        readonly Conv2d conv1, conv2, conv3;
+        readonly BatchNorm2d bn1, bn2, bn3;
+        readonly Sequential? downsample;
+
+        public Bottleneck(int inPlanes, int planes, int stride, int groups, int widthPerGroup) : base("Bottleneck")
+        {
+            int width = planes * widthPerGroup / 64 * groups;
+            conv1 = Conv2d(inPlanes, width, 1, bias: false);
+            bn1 = BatchNorm2d(width);
+            conv2 = Conv2d(width, width, 3, stride: stride, padding: 1, groups: groups, bias: false);
+            bn2 = BatchNorm2d(width);
+            conv3 = Conv2d(width, planes * 4, 1, bias: false);
+            bn3 = BatchNorm2d(planes * 4);
+            downsample = Downsample(inPlanes, planes * 4, stride);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var y = functional.relu(bn1.call(conv1.call(x)));
+            y = functional.relu(bn2.call(conv2.call(y)));
+            y = bn3.call(conv3.call(y));
+            var identity = downsample is null ? x : downsample.call(x);
+            return functional.relu(y + identity).MoveToOuterDisposeScope();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.Text.Json;
+using H2T.Evaluation;
+
+namespace H2T.Training;
+
+/// <summary>
+/// A run's folder: config.json (resolved config), log.txt, metrics.json (per epoch + final), last.ckpt, best.ckpt,
+/// final-eval.json (full evaluation incl. per-class accuracy and confusion matrix).
+/// </summary>
+public sealed class RunFolder
+{
+    public RunFolder(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+    public string ConfigFile => System.IO.Path.Combine(Path, "config.json");
+    public string LogFile => System.IO.Path.Combine(Path, "log.txt");
+    public string MetricsFile => System.IO.Path.Combine(Path, "metrics.json");
+    public string LastCheckpoint => System.IO.Path.Combine(Path, "last.ckpt");
+    public string BestCheckpoint => System.IO.Path.Combine(Path, "best.ckpt");
+    public string FinalEvalFile => System.IO.Path.Combine(Path, "final-eval.json");
+
+    public void Log(string line)
+    {
+        File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}{Environment.NewLine}");
+    }
+
+    public RunMetrics ReadMetrics()
+    {
+        if (!File.Exists(MetricsFile)) return new RunMetrics();
+        try
+        {
+            return JsonSerializer.Deserialize<RunMetrics>(File.ReadAllText(MetricsFile), AtomicFile.Json) ?? new RunMetrics();
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{MetricsFile}: unreadable metrics ({e.Message}); move it away to start over");
+        }
+    }
+
+    public void WriteMetrics(RunMetrics metrics) => AtomicFile.WriteJson(MetricsFile, metrics);
+}
+
+/// <summary>metrics.json: every epoch, then the final evaluation (final epoch) and the best-on-test epoch, labelled.</summary>
+public sealed record RunMetrics
+{
+    public string Stage { get; init; } = "";
+    public List<EpochRecord> Epochs { get; init; } = [];
+    public EvaluationSummary? Final { get; init; }
+    public int FinalEpoch { get; init; } = -1;
+    /// <summary>Best test top-1 over epochs: optimistic (selected on the test set), reported beside, never instead.</summary>
+    public EvaluationSummary? BestOnTest { get; init; }
+    public int BestOnTestEpoch { get; init; } = -1;
+    public double[]? FinalPerClassAccuracy { get; init; }
+    public bool Completed { get; init; }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json;
+using H2T.Data;
+using H2T.Losses;
+using H2T.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Training;
+
+/// <summary>Stage I: backbone + classifier on the long-tailed set (instance sampling, optional mixup).</summary>
+public static class StageOneTrainer
+{
+    public static RunMetrics Run(StageOneConfig config, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        config.Validate();
+        var splits = DatasetCatalog.Load(config.Data);
+        return Run(config, splits, run, device, observer, resume, cancel);
+    }
+
+    public static RunMetrics Run(StageOneConfig config, DatasetSplits splits, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        config.Validate();
+        int inChannels = splits.Train.Shape.Channels;
+        manual_seed(config.Seed);
+        using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
+        var headKind = config.Classifier;
+        if (loss.WantsNormalizedClassifier && headKind == "linear")
+        {
+            headKind = "cosine";
+            observer.Message($"loss {config.Loss.Type} expects a cosine classifier: using classifier 'cosine'");
+        }
+        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels);
+        using var head = ModelFactory.CreateHead(headKind, backbone.FeatureChannels, splits.NumClasses);
+        backbone.to(device);
+        head.to(device);
+        using var optimizer = optim.SGD(backbone.parameters().Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
+            weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
+
+        var loop = new EpochLoop(run, observer, "stage1");
+        if (!resume || !File.Exists(run.LastCheckpoint))
+        {
+            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage1", config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
+            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name}");
+        }
+        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses);
+
+        var labels = splits.Train.Labels;
+        using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
+            splits.Norm, splits.TrainAugment, config.Seed, device: device);
+        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device);
+        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
+        var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
+
+        for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            double lr = config.Schedule.LrAt(config.Optim.Lr, epoch, config.Epochs);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            loss.OnEpochStart(epoch, config.Epochs);
+            observer.EpochStarted("stage1", epoch, config.Epochs, trainLoader.BatchesPerEpoch);
+
+            backbone.train();
+            head.train();
+            var mixRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Mixup));
+            using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));
+            var sw = Stopwatch.StartNew();
+            double lossSum = 0;
+            long images = 0;
+            int batchIndex = 0;
+            foreach (var batch in trainLoader.Epoch(epoch))
+            {
+                using var b = batch;
+                using var scope = NewDisposeScope();
+                Tensor l;
+                if (config.MixupAlpha > 0)
+                {
+                    var (mixed, ya, yb, lam) = Mixup.Apply(b.Images, b.Labels, config.MixupAlpha, mixRng, permGen);
+                    l = loss.ForwardMixed(head.call(backbone.call(mixed)), ya, yb, lam);
+                }
+                else
+                {
+                    l = loss.Forward(head.call(backbone.call(b.Images)), b.Labels);
+                }
+                optimizer.zero_grad();
+                l.backward();
+                optimizer.step();
+                int n = (int)b.Labels.shape[0];
+                double lv = l.item<float>();
+                if (double.IsNaN(lv)) throw new InvalidOperationException($"stage1 epoch {epoch + 1} batch {batchIndex + 1}: loss is NaN (lr {lr} too high?)");
+                lossSum += lv * n;
+                images += n;
+                observer.BatchCompleted(++batchIndex, trainLoader.BatchesPerEpoch, lossSum / images, lr, images / Math.Max(sw.Elapsed.TotalSeconds, 1e-9));
+                cancel.ThrowIfCancellationRequested();
+            }
+            double trainSeconds = sw.Elapsed.TotalSeconds;
+            var ev = Stopwatch.StartNew();
+            var test = Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups);
+            loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
+                (e, best, bestEpoch) => new CheckpointMeta
+                {
+                    Stage = "stage1", Epoch = e, TotalEpochs = config.Epochs, Architecture = backbone.Architecture, InChannels = inChannels,
+                    NumClasses = splits.NumClasses, Classifier = head.Kind, ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
+                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
+                },
+                backbone, head, optimizer);
+        }
+        return loop.Metrics;
+    }
+}

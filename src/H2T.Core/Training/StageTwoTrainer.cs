@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Text.Json;
+using H2T.Data;
+using H2T.Fusion;
+using H2T.Losses;
+using H2T.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Training;
+
+/// <summary>
+/// Stage II: the stage-I backbone is frozen (no gradient reaches it; with shift-BN it runs in train mode so only
+/// BatchNorm running statistics adapt), and the classifier is re-trained on paired batches: a class-balanced tail
+/// side whose label is kept and an instance-sampled head side whose feature-map channels H2T grafts in.
+/// </summary>
+public static class StageTwoTrainer
+{
+    /// <summary>Loads the stage-I checkpoint's data config (optionally with another data path) and trains.</summary>
+    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, RunFolder run, Device device, ITrainingObserver observer,
+        string? dataPathOverride = null, bool resume = false, CancellationToken cancel = default)
+    {
+        config.Validate();
+        var meta = Checkpoint.ReadMeta(stageOneCheckpoint);
+        var data = DataConfigOf(stageOneCheckpoint, meta);
+        if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
+        var splits = DatasetCatalog.Load(data);
+        return Run(stageOneCheckpoint, config, splits, run, device, observer, resume, cancel);
+    }
+
+    public static DataConfig DataConfigOf(string path, CheckpointMeta meta)
+    {
+        if (meta.DataConfig is not { } json) throw new ConfigException($"{path}: checkpoint has no data config; pass the dataset explicitly");
+        return json.Deserialize<DataConfig>(AtomicFile.Json) ?? throw new ConfigException($"{path}: unreadable data config");
+    }
+
+    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, DatasetSplits splits, RunFolder run, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        config.Validate();
+        var from = Checkpoint.ReadMeta(stageOneCheckpoint);
+        int inChannels = splits.Train.Shape.Channels;
+        manual_seed(config.Seed);
+        using var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
+        using var head = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+        Checkpoint.Load(stageOneCheckpoint, backbone, head, null, inChannels, splits.NumClasses);
+        if (config.ReinitClassifier)
+        {
+            using var fresh = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+            using var _ = no_grad();
+            foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
+        }
+        foreach (var p in backbone.parameters()) p.requires_grad = false;
+        backbone.to(device);
+        head.to(device);
+        using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
+        double peak = config.Optim.Lr * config.LrFactor;
+        using var optimizer = optim.SGD(head.TrainableParameters(), peak, config.Optim.Momentum,
+            weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
+        var fusion = new HeadToTailFusion(config.Rho);
+
+        var loop = new EpochLoop(run, observer, "stage2");
+        if (!resume || !File.Exists(run.LastCheckpoint))
+        {
+            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage2", from = Path.GetFullPath(stageOneCheckpoint), config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
+            run.Log($"stage2 start from {stageOneCheckpoint}: rho {config.Rho} tail {config.TailSampler} head {config.HeadSampler} shift-bn {config.ShiftBn} loss {loss.Name}");
+        }
+        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses);
+
+        var labels = splits.Train.Labels;
+        int n = splits.Train.Count;
+        using var tailLoader = new BatchLoader(splits.Train, Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), device: device);
+        using var headLoader = new BatchLoader(splits.Train, Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), device: device);
+        using var paired = new PairedLoader(tailLoader, headLoader);
+        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device);
+        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
+        var dataJson = from.DataConfig;
+
+        for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            double lr = config.Schedule.LrAt(peak, epoch, config.Epochs);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            loss.OnEpochStart(epoch, config.Epochs);
+            observer.EpochStarted("stage2", epoch, config.Epochs, tailLoader.BatchesPerEpoch);
+            var fusionRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Fusion));
+            var sw = Stopwatch.StartNew();
+            double lossSum = 0;
+            long images = 0;
+            int batchIndex = 0;
+            foreach (var (tail, headSide) in PairsOrTailOnly(paired, tailLoader, epoch, config.Rho > 0))
+            {
+                using var t = tail;
+                using var h = headSide;
+                using var scope = NewDisposeScope();
+                if (config.ShiftBn) backbone.train(); else backbone.eval();
+                head.train();
+                Tensor features;
+                using (no_grad())
+                {
+                    var tailMap = backbone.call(t.Images);
+                    if (h is null) features = tailMap;
+                    else
+                    {
+                        var headMap = backbone.call(h.Images);
+                        features = fusion.Fuse(tailMap, headMap, fusionRng).Fused;
+                    }
+                }
+                var l = loss.Forward(head.call(features), t.Labels);
+                optimizer.zero_grad();
+                l.backward();
+                optimizer.step();
+                int bs = (int)t.Labels.shape[0];
+                double lv = l.item<float>();
+                if (double.IsNaN(lv)) throw new InvalidOperationException($"stage2 epoch {epoch + 1} batch {batchIndex + 1}: loss is NaN");
+                lossSum += lv * bs;
+                images += bs;
+                observer.BatchCompleted(++batchIndex, tailLoader.BatchesPerEpoch, lossSum / images, lr, images / Math.Max(sw.Elapsed.TotalSeconds, 1e-9));
+                cancel.ThrowIfCancellationRequested();
+            }
+            double trainSeconds = sw.Elapsed.TotalSeconds;
+            var ev = Stopwatch.StartNew();
+            var test = Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups);
+            loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
+                (e, best, bestEpoch) => new CheckpointMeta
+                {
+                    Stage = "stage2", Epoch = e, TotalEpochs = config.Epochs, Architecture = backbone.Architecture, InChannels = inChannels,
+                    NumClasses = splits.NumClasses, Classifier = head.Kind, ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
+                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
+                },
+                backbone, head, optimizer);
+        }
+        return loop.Metrics;
+    }
+
+    /// <summary>With rho = 0 the reference forwards only the tail side; so do we (the head side is not even loaded).</summary>
+    static IEnumerable<(Batch Tail, Batch? Head)> PairsOrTailOnly(PairedLoader paired, BatchLoader tail, int epoch, bool fuse)
+    {
+        if (fuse)
+        {
+            foreach (var (t, h) in paired.Epoch(epoch)) yield return (t, h);
+        }
+        else
+        {
+            foreach (var t in tail.Epoch(epoch)) yield return (t, null);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text.Json.Serialization;
+using H2T.Data;
+using H2T.Losses;
+
+namespace H2T.Training;
+
+/// <summary>SGD settings (the reference's).</summary>
+public sealed record OptimConfig(double Lr = 0.1, double Momentum = 0.9, double WeightDecay = 2e-4, bool Nesterov = false, int BatchSize = 128)
+{
+    public void Validate(string prefix = "")
+    {
+        if (!(Lr > 0)) throw new ConfigException($"{prefix}lr must be > 0, got {Lr}");
+        if (Momentum is < 0 or >= 1) throw new ConfigException($"{prefix}momentum must lie in [0, 1), got {Momentum}");
+        if (WeightDecay < 0) throw new ConfigException($"{prefix}weight_decay must be >= 0, got {WeightDecay}");
+        if (BatchSize < 1) throw new ConfigException($"{prefix}batch_size must be >= 1, got {BatchSize}");
+        if (Nesterov && Momentum == 0) throw new ConfigException($"{prefix}nesterov needs momentum > 0");
+    }
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<ScheduleKind>))]
+public enum ScheduleKind { Cosine, MultiStep, Constant }
+
+/// <summary>
+/// Learning-rate schedule, applied per epoch as the reference does: cosine from the peak to <see cref="MinLr"/>,
+/// or multistep (x gamma at each milestone) with linear warm-up over the first epochs, or constant.
+/// </summary>
+public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Cosine, int WarmupEpochs = 0, int[]? Milestones = null, double Gamma = 0.1, double MinLr = 0)
+{
+    public double LrAt(double peak, int epoch, int totalEpochs)
+    {
+        if (epoch < WarmupEpochs) return peak * (epoch + 1) / WarmupEpochs;
+        return Kind switch
+        {
+            ScheduleKind.Cosine => MinLr + 0.5 * (peak - MinLr) * (1 + Math.Cos(Math.PI * epoch / totalEpochs)),
+            ScheduleKind.MultiStep => peak * Math.Pow(Gamma, (Milestones ?? []).Count(m => epoch >= m)),
+            _ => peak,
+        };
+    }
+}
+
+/// <summary>Stage I: learn backbone + classifier on the long-tailed set.</summary>
+public sealed record StageOneConfig
+{
+    public DataConfig Data { get; init; } = new();
+    public string Backbone { get; init; } = "resnet32";
+    public string Classifier { get; init; } = "linear";
+    public int Epochs { get; init; } = 30;
+    public OptimConfig Optim { get; init; } = new();
+    public ScheduleConfig Schedule { get; init; } = new();
+    public LossConfig Loss { get; init; } = new();
+    /// <summary>Mixup alpha; 0 turns mixup off.</summary>
+    public double MixupAlpha { get; init; } = 1.0;
+    public string Sampler { get; init; } = "instance";
+    public int Seed { get; init; } = 0;
+    public int Workers { get; init; } = 0;
+
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
+        if (MixupAlpha < 0) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
+        Optim.Validate();
+        if (!Models.ModelFactory.BackboneNames.Contains(Backbone, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown backbone '{Backbone}'; expected one of: {string.Join(", ", Models.ModelFactory.BackboneNames)}");
+        if (!Models.ModelFactory.HeadNames.Contains(Classifier, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown classifier '{Classifier}'; expected one of: {string.Join(", ", Models.ModelFactory.HeadNames)}");
+        if (!LossFactory.Names.Contains(Loss.Type, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown loss '{Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+    }
+}
+
+/// <summary>Stage II: frozen backbone, classifier re-training with H2T fusion (rho = 0: plain re-balancing).</summary>
+public sealed record StageTwoConfig
+{
+    public int Epochs { get; init; } = 10;
+    public OptimConfig Optim { get; init; } = new(Lr: 0.1, WeightDecay: 5e-4);
+    /// <summary>The classifier group's lr is Optim.Lr x LrFactor (reference: 0.1 x 0.2 = 0.02 peak).</summary>
+    public double LrFactor { get; init; } = 0.2;
+    public ScheduleConfig Schedule { get; init; } = new();
+    public LossConfig Loss { get; init; } = new();
+    public double Rho { get; init; } = 0.25;
+    /// <summary>Tail side sampler: balanced (class-balanced) or reverse (inverse frequency).</summary>
+    public string TailSampler { get; init; } = "balanced";
+    public string HeadSampler { get; init; } = "instance";
+    /// <summary>Run the frozen backbone in train mode so BatchNorm statistics adapt (weights never change).</summary>
+    public bool ShiftBn { get; init; } = true;
+    /// <summary>Re-initialise the classifier instead of fine-tuning the stage-I one.</summary>
+    public bool ReinitClassifier { get; init; }
+    public int Seed { get; init; } = 0;
+
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
+        if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
+        if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
+        Optim.Validate();
+        string[] tails = ["balanced", "reverse", "sqrt", "class-aware", "instance"];
+        if (!tails.Contains(TailSampler)) throw new ConfigException($"unknown tail sampler '{TailSampler}'; expected one of: {string.Join(", ", tails)}");
+        if (!tails.Contains(HeadSampler)) throw new ConfigException($"unknown head sampler '{HeadSampler}'; expected one of: {string.Join(", ", tails)}");
+        if (!LossFactory.Names.Contains(Loss.Type, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown loss '{Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+    }
+}
+
+/// <summary>An invalid setting: the message names the key and what was expected.</summary>
+public sealed class ConfigException(string message) : Exception(message);

@@ -1,0 +1,102 @@
+using H2T.Models;
+using H2T.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Tests.Models;
+
+public sealed class ResNetTests
+{
+    public ResNetTests() => TorchRuntime.Initialize(2);
+
+    [Fact]
+    public void ResNet32MatchesTheReferenceParameterCountAndKeys()
+    {
+        using var backbone = new ResNetCifar(32, 3);
+        using var head = new LinearHead(backbone.FeatureChannels, 10);
+        long parameters = backbone.parameters().Concat(head.parameters()).Sum(p => p.numel());
+        Assert.Equal(464_154, parameters);
+
+        var keys = backbone.state_dict().Keys.ToList();
+        Assert.Equal(186, keys.Count);
+        Assert.Equal("conv1.weight", keys[0]);
+        Assert.Contains("bn1.num_batches_tracked", keys);
+        Assert.Contains("layer3.4.bn2.running_var", keys);
+        Assert.Contains("layer2.0.conv1.weight", keys);
+        Assert.Equal(["fc.weight", "fc.bias"], head.state_dict().Keys.ToArray());
+    }
+
+    [Theory]
+    [InlineData(3, 32, 8)]
+    [InlineData(1, 28, 7)]
+    public void ResNet32ReturnsTheFeatureMapBeforePooling(int channels, int size, int mapSize)
+    {
+        using var scope = NewDisposeScope();
+        using var backbone = new ResNetCifar(32, channels);
+        backbone.eval();
+        var map = backbone.call(randn(2, channels, size, size));
+        Assert.Equal(new long[] { 2, 64, mapSize, mapSize }, map.shape);
+    }
+
+    [Fact]
+    public void OptionAShortcutHasNoParametersAndZeroPadsChannels()
+    {
+        using var backbone = new ResNetCifar(20, 3);
+        Assert.DoesNotContain(backbone.state_dict().Keys, k => k.Contains("shortcut") || k.Contains("downsample"));
+    }
+
+    [Theory]
+    [InlineData("resnet10", 512)]
+    [InlineData("resnext50", 2048)]
+    public void ImageNetBackbonesGiveStageFourMaps(string name, int channels)
+    {
+        using var scope = NewDisposeScope();
+        using var backbone = ModelFactory.CreateBackbone(name, 3);
+        backbone.eval();
+        Assert.Equal(channels, backbone.FeatureChannels);
+        var map = backbone.call(randn(1, 3, 64, 64));
+        Assert.Equal(new long[] { 1, channels, 2, 2 }, map.shape);
+        Assert.Contains("layer4.0.downsample.0.weight", backbone.state_dict().Keys);
+    }
+
+    [Fact]
+    public void ResNet50HasTorchvisionParameterCount()
+    {
+        using var backbone = ModelFactory.CreateBackbone("resnet50", 3);
+        using var head = new LinearHead(backbone.FeatureChannels, 1000);
+        Assert.Equal(25_557_032, backbone.parameters().Concat(head.parameters()).Sum(p => p.numel()));
+    }
+
+    [Fact]
+    public void HeadsPoolAndClassify()
+    {
+        using var scope = NewDisposeScope();
+        var map = randn(4, 64, 8, 8);
+        foreach (var kind in ModelFactory.HeadNames)
+        {
+            using var head = ModelFactory.CreateHead(kind, 64, 10);
+            Assert.Equal(new long[] { 4, 10 }, head.call(map).shape);
+        }
+        using var cosine = new CosineHead(64, 10);
+        Assert.True(cosine.call(map).abs().max().item<float>() <= 1.0001f, "cosine logits lie in [-1, 1]");
+    }
+
+    [Fact]
+    public void LwsTrainsOnlyTheScales()
+    {
+        using var lin = new LinearHead(8, 3);
+        using var lws = new LwsHead(8, 3);
+        lws.LoadFrom(lin);
+        Assert.Single(lws.TrainableParameters());
+        using var scope = NewDisposeScope();
+        var x = randn(5, 8);
+        Assert.True(lws.Logits(x).allclose(lin.Logits(x)), "unit scales reproduce the source classifier");
+    }
+
+    [Fact]
+    public void UnknownNamesAreRejectedWithTheChoices()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ModelFactory.CreateBackbone("vgg", 3));
+        Assert.Contains("resnet32", e.Message);
+    }
+}
