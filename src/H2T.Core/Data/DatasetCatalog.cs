@@ -1,0 +1,193 @@
+namespace H2T.Data;
+
+/// <summary>What a dataset load returns: long-tailed train split, balanced test split and their metadata.</summary>
+public sealed class DatasetSplits
+{
+    public required string Name { get; init; }
+    public required IImageSource Train { get; init; }
+    public required IImageSource Test { get; init; }
+    public required IReadOnlyList<string> ClassNames { get; init; }
+    public required Normalization Norm { get; init; }
+    public int NumClasses => ClassNames.Count;
+    /// <summary>Training images per class after the long-tail construction (losses and samplers need it).</summary>
+    public required int[] TrainClassCounts { get; init; }
+    public int[] TestClassCounts => CountPerClass(Test.Labels, NumClasses);
+    public required ClassGroups Groups { get; init; }
+    /// <summary>The dataset's default training augmentation.</summary>
+    public required AugmentConfig TrainAugment { get; init; }
+
+    public static int[] CountPerClass(IReadOnlyList<int> labels, int numClasses)
+    {
+        var counts = new int[numClasses];
+        foreach (var y in labels) counts[y]++;
+        return counts;
+    }
+}
+
+/// <summary>The datasets <c>h2t</c> knows, by name, as one explicit table.</summary>
+public static class DatasetCatalog
+{
+    public const string FashionMnistDefaultPath = "/usr/share/datasets/fashion-mnist";
+
+    static readonly string[] FashionClasses =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    // Large-image list-file sets: (train list, test list, classes). Long-tailed already; no subsampling.
+    static readonly Dictionary<string, (string Train, string Test, int Classes)> ListSets = new()
+    {
+        ["imagenet-lt"] = ("ImageNet_LT_train.txt", "ImageNet_LT_test.txt", 1000),
+        ["places-lt"] = ("Places_LT_train.txt", "Places_LT_test.txt", 365),
+        ["inat2018"] = ("iNaturalist18_train.txt", "iNaturalist18_val.txt", 8142),
+    };
+
+    public static IReadOnlyList<string> Names { get; } =
+        ["fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "cifar10-jpg", "imagenet-lt", "places-lt", "inat2018"];
+
+    /// <summary>What <see cref="DataConfig.DataPath"/> means for each dataset (CLI help, error messages).</summary>
+    public static string PathHint(string name) => name switch
+    {
+        "fashion-mnist" => $"folder with {{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] (default {FashionMnistDefaultPath})",
+        "mnist" => "folder with the MNIST {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] files",
+        "cifar10" => "cifar-10-batches-bin folder or cifar-10-binary.tar.gz",
+        "cifar100" => "cifar-100-binary folder or cifar-100-binary.tar.gz",
+        "imagefolder" => "root with train/<class>/*.jpg|png and test/<class>/*",
+        "cifar10-jpg" => "cifar10-jpg.tar.gz (extracted once into a cache) or its extracted root",
+        _ when ListSets.TryGetValue(name, out var l) => $"image root holding {l.Train} and {l.Test}",
+        _ => "?",
+    };
+
+    public static DatasetSplits Load(DataConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize, "image size must be >= 8");
+        var name = config.Dataset.Trim().ToLowerInvariant();
+        return name switch
+        {
+            "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)), FashionClasses,
+                Normalization.FashionMnist, AugmentConfig.CropFlip, config),
+            "mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, null)), [.. Enumerable.Range(0, 10).Select(d => d.ToString())],
+                Normalization.Mnist, new AugmentConfig(RandomCrop: true, Padding: 4), config), // digits: no flips
+            "cifar10" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: false), Cifar.Cifar10Classes,
+                Normalization.Cifar, AugmentConfig.CropFlip, config),
+            "cifar100" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: true),
+                [.. Enumerable.Range(0, 100).Select(c => $"class {c}")], Normalization.Cifar, AugmentConfig.CropFlip, config),
+            "imagefolder" => Folder(name, RequirePath(config, name, null), Normalization.ImageNet, config),
+            "cifar10-jpg" => Folder(name, RequirePath(config, name, null), Normalization.Cifar, config),
+            _ when ListSets.ContainsKey(name) => Listed(name, RequirePath(config, name, null), config),
+            _ => throw new ArgumentException($"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
+        };
+    }
+
+    static string RequirePath(DataConfig config, string name, string? fallback)
+    {
+        var path = config.DataPath ?? fallback
+            ?? throw new ArgumentException($"dataset {name} needs a data path: {PathHint(name)}");
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new FileNotFoundException($"{path}: not found (dataset {name}: {PathHint(name)})", path);
+        return path;
+    }
+
+    static (InMemoryImageSource, InMemoryImageSource) IdxSplits(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: expected a folder with IDX files");
+        string Find(string stem)
+        {
+            foreach (var candidate in new[] { stem + ".gz", stem })
+                if (File.Exists(Path.Combine(dir, candidate))) return Path.Combine(dir, candidate);
+            throw new FileNotFoundException($"{Path.Combine(dir, stem)}[.gz]: IDX file not found", Path.Combine(dir, stem));
+        }
+        var train = Idx.Load(Find("train-images-idx3-ubyte"), Find("train-labels-idx1-ubyte"), 10);
+        var test = Idx.Load(Find("t10k-images-idx3-ubyte"), Find("t10k-labels-idx1-ubyte"), 10);
+        if (train.Shape != test.Shape) throw new DataFormatException($"{dir}: train images are {train.Shape}, test images {test.Shape}");
+        return (train, test);
+    }
+
+    /// <summary>Applies the long-tail construction to a balanced training split; the test split stays untouched.</summary>
+    static DatasetSplits LongTailed(string name, (IImageSource Train, IImageSource Test) splits, string[] classNames,
+        Normalization norm, AugmentConfig augment, DataConfig config)
+    {
+        int numClasses = classNames.Length;
+        var available = DatasetSplits.CountPerClass(splits.Train.Labels, numClasses);
+        var counts = LongTail.Counts(available.Max(), numClasses, config.ImbFactor, config.ImbType);
+        var selected = LongTail.SelectIndices(splits.Train.Labels, counts, config.LongTailSeed);
+        var train = new SubsetImageSource(splits.Train, selected);
+        var trainCounts = DatasetSplits.CountPerClass(train.Labels, numClasses);
+        CheckNoEmptyClass(name, classNames, trainCounts, splits.Train, config);
+        return new DatasetSplits
+        {
+            Name = name, Train = train, Test = splits.Test, ClassNames = classNames, Norm = norm,
+            TrainClassCounts = trainCounts, Groups = Groups(config, trainCounts), TrainAugment = augment,
+        };
+    }
+
+    static void CheckNoEmptyClass(string name, IReadOnlyList<string> classNames, int[] trainCounts, IImageSource source, DataConfig config)
+    {
+        for (int c = 0; c < trainCounts.Length; c++)
+        {
+            if (trainCounts[c] > 0) continue;
+            var why = DatasetSplits.CountPerClass(source.Labels, trainCounts.Length)[c] == 0
+                ? "the training data has no image of it"
+                : $"imbalance factor {config.ImbFactor} ({config.ImbType}) leaves none";
+            throw new DataFormatException($"{name}: class {c} '{classNames[c]}' ends up with zero training images: {why}");
+        }
+    }
+
+    static ClassGroups Groups(DataConfig config, int[] trainCounts)
+    {
+        if (config.Groups is null) return ClassGroups.Default(trainCounts);
+        if (config.Groups.NumClasses != trainCounts.Length)
+            throw new ArgumentException($"class groups cover {config.Groups.NumClasses} classes; the dataset has {trainCounts.Length}");
+        return config.Groups;
+    }
+
+    static DatasetSplits Folder(string name, string path, Normalization norm, DataConfig config)
+    {
+        var root = File.Exists(path) ? ImageFolder.ExtractCached(path) : path;
+        foreach (var split in new[] { "train", "test" })
+            if (!Directory.Exists(Path.Combine(root, split)))
+                throw new DirectoryNotFoundException($"{Path.Combine(root, split)}: not found: expected {PathHint(name)}");
+        var (trainPaths, trainLabels, classes) = ImageFolder.Scan(Path.Combine(root, "train"));
+        var (testPaths, testLabels, _) = ImageFolder.Scan(Path.Combine(root, "test"), classes);
+        // Small images (both sides <= ImageSize) keep their size, CIFAR-style; larger ones get the ImageNet recipe.
+        var (w, h) = ImageDecoder.Probe(trainPaths[0]);
+        DecodePlan trainPlan, testPlan;
+        AugmentConfig augment;
+        if (w <= config.ImageSize && h <= config.ImageSize)
+        {
+            trainPlan = testPlan = new DecodePlan(new ImageShape(3, h, w));
+            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, Math.Min(w, h) / 8), HorizontalFlip: true);
+        }
+        else (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
+        var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
+        return LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm, augment, config);
+    }
+
+    /// <summary>ImageNet recipe. Test: resize 256 (for 224) + center-crop 224. Train: the source decodes a
+    /// 256-square (shorter side 256, center crop) and the loader's random-resized-crop resamples it to 224; the
+    /// fixed intermediate size lets whole batches be cropped in one batched op.</summary>
+    static (DecodePlan Train, DecodePlan Test, AugmentConfig Augment) LargeImagePlans(int size)
+    {
+        int resize = (int)Math.Round(size * 256.0 / 224.0);
+        return (new DecodePlan(new ImageShape(3, resize, resize), resize),
+            new DecodePlan(new ImageShape(3, size, size), resize),
+            new AugmentConfig(HorizontalFlip: true, RandomResizedCrop: true, OutputSize: size));
+    }
+
+    static DatasetSplits Listed(string name, string root, DataConfig config)
+    {
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: expected {PathHint(name)}");
+        var set = ListSets[name];
+        var (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
+        var (trp, trl, tro) = ListFile.Read(Path.Combine(root, set.Train), root, set.Classes);
+        var (tep, tel, teo) = ListFile.Read(Path.Combine(root, set.Test), root, set.Classes);
+        var train = new FileImageSource(trp, trl, trainPlan, tro);
+        var counts = DatasetSplits.CountPerClass(trl, set.Classes);
+        var classNames = Enumerable.Range(0, set.Classes).Select(c => $"class {c}").ToArray();
+        CheckNoEmptyClass(name, classNames, counts, train, config);
+        return new DatasetSplits
+        {
+            Name = name, Train = train, Test = new FileImageSource(tep, tel, testPlan, teo), ClassNames = classNames,
+            Norm = Normalization.ImageNet, TrainClassCounts = counts, Groups = Groups(config, counts), TrainAugment = augment,
+        };
+    }
+}

@@ -1,0 +1,233 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using SkiaSharp;
+
+namespace H2T.Data;
+
+/// <summary>How an encoded image becomes a fixed-size CHW array. <see cref="ResizeShorter"/> 0: stretch to
+/// <see cref="Output"/> when the size differs (no-op when equal); otherwise resize the shorter side to it
+/// (bilinear), then center-crop <see cref="Output"/>.</summary>
+public sealed record DecodePlan(ImageShape Output, int ResizeShorter = 0);
+
+/// <summary>Images stored as JPEG/PNG files (image folders, list files), decoded lazily with SkiaSharp.</summary>
+public sealed class FileImageSource : IImageSource
+{
+    readonly string[] paths;
+    readonly int[] labels;
+    readonly string[] origins;
+
+    /// <param name="origins">Optional per-image origin for messages (e.g. "train.txt line 7"); defaults to the path.</param>
+    public FileImageSource(string[] paths, int[] labels, DecodePlan plan, string[]? origins = null)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(plan);
+        if (paths.Length != labels.Length) throw new ArgumentException($"{paths.Length} paths but {labels.Length} labels");
+        if (plan.Output.Channels is not (1 or 3)) throw new ArgumentException($"decoded images have 1 or 3 channels, not {plan.Output.Channels}");
+        this.paths = paths;
+        this.labels = labels;
+        this.origins = origins ?? paths;
+        Plan = plan;
+    }
+
+    public DecodePlan Plan { get; }
+    public int Count => paths.Length;
+    public ImageShape Shape => Plan.Output;
+    public IReadOnlyList<int> Labels => labels;
+    public IReadOnlyList<string> Paths => paths;
+    public string Describe(int index) => origins[index] == paths[index] ? paths[index] : $"{origins[index]}: {paths[index]}";
+    public void ReadInto(int index, Span<byte> chw) => ImageDecoder.Decode(paths[index], Plan, chw, Describe(index));
+}
+
+/// <summary>SkiaSharp decoding into CHW uint8 with the resize / center-crop of a <see cref="DecodePlan"/>.</summary>
+public static class ImageDecoder
+{
+    static readonly SKSamplingOptions Bilinear = new(SKFilterMode.Linear, SKMipmapMode.None);
+
+    /// <summary>Width and height of an encoded image without decoding its pixels.</summary>
+    public static (int Width, int Height) Probe(string path)
+    {
+        using var codec = Open(path, path);
+        return (codec.Info.Width, codec.Info.Height);
+    }
+
+    static SKCodec Open(string path, string what)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{what}: image file not found", path);
+        var codec = SKCodec.Create(path, out var result);
+        if (codec is null)
+            throw new DataFormatException($"{what}: not a decodable image ({result}): expected JPEG or PNG");
+        return codec;
+    }
+
+    public static void Decode(string path, DecodePlan plan, Span<byte> chw, string? what = null)
+    {
+        what ??= path;
+        var (c, h, w) = plan.Output;
+        if (chw.Length != plan.Output.Size) throw new ArgumentException($"buffer holds {chw.Length} bytes, the image {plan.Output.Size}");
+        using var codec = Open(path, what);
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var full = new SKBitmap(info);
+        var rc = codec.GetPixels(info, full.GetPixels());
+        if (rc is not SKCodecResult.Success)
+            throw new DataFormatException($"{what}: image does not decode ({rc}): the file is truncated or corrupt");
+
+        SKBitmap? scaled = null;
+        try
+        {
+            var src = full;
+            if (plan.ResizeShorter > 0)
+            {
+                // Crop in source coordinates first, then scale only that region: same result as resize-then-crop.
+                double s = (double)plan.ResizeShorter / Math.Min(info.Width, info.Height);
+                double cw = w / s, ch = h / s;
+                int x0 = (int)Math.Round((info.Width - cw) / 2), y0 = (int)Math.Round((info.Height - ch) / 2);
+                var rect = SKRectI.Create(Math.Max(0, x0), Math.Max(0, y0),
+                    Math.Min(info.Width, (int)Math.Round(cw)), Math.Min(info.Height, (int)Math.Round(ch)));
+                using var sub = new SKBitmap();
+                if (!full.ExtractSubset(sub, rect)) throw new DataFormatException($"{what}: cannot crop {rect} from {info.Width}x{info.Height}");
+                scaled = Scale(sub, w, h, what);
+                src = scaled;
+            }
+            else if (info.Width != w || info.Height != h)
+            {
+                scaled = Scale(full, w, h, what);
+                src = scaled;
+            }
+            Deinterleave(src.GetPixelSpan(), src.RowBytes, c, h, w, chw);
+        }
+        finally { scaled?.Dispose(); }
+    }
+
+    static SKBitmap Scale(SKBitmap src, int w, int h, string what)
+    {
+        var dst = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        if (!src.ScalePixels(dst, Bilinear)) { dst.Dispose(); throw new DataFormatException($"{what}: resize to {w}x{h} failed"); }
+        return dst;
+    }
+
+    // RGBA rows -> planar CHW (grey = ITU-R 601 luma for 1 channel). Decoding dominates the cost of this pass.
+    static void Deinterleave(ReadOnlySpan<byte> rgba, int rowBytes, int c, int h, int w, Span<byte> chw)
+    {
+        int plane = h * w;
+        for (int y = 0; y < h; y++)
+        {
+            var row = rgba.Slice(y * rowBytes, w * 4);
+            int o = y * w;
+            if (c == 3)
+            {
+                for (int x = 0; x < w; x++)
+                {
+                    chw[o + x] = row[4 * x];
+                    chw[plane + o + x] = row[4 * x + 1];
+                    chw[2 * plane + o + x] = row[4 * x + 2];
+                }
+            }
+            else
+            {
+                for (int x = 0; x < w; x++)
+                    chw[o + x] = (byte)((299 * row[4 * x] + 587 * row[4 * x + 1] + 114 * row[4 * x + 2] + 500) / 1000);
+            }
+        }
+    }
+}
+
+/// <summary>Image folders: <c>root/&lt;class&gt;/*.{jpg,jpeg,png}</c>, class index = ordinal-sorted folder order.</summary>
+public static class ImageFolder
+{
+    static readonly string[] Extensions = [".jpg", ".jpeg", ".png"];
+
+    /// <summary>Lists the images under <paramref name="root"/>. With <paramref name="classNames"/> (e.g. the train
+    /// split's), the folders must be exactly those classes.</summary>
+    public static (string[] Paths, int[] Labels, string[] ClassNames) Scan(string root, IReadOnlyList<string>? classNames = null)
+    {
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: image folder not found (expected <root>/<class>/*.jpg|jpeg|png)");
+        var dirs = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
+        if (dirs.Length == 0) throw new DataFormatException($"{root}: no class folders: expected <root>/<class>/*.jpg|jpeg|png");
+        if (classNames is not null && !dirs.SequenceEqual(classNames))
+            throw new DataFormatException($"{root}: class folders [{string.Join(", ", dirs)}] differ from the training classes [{string.Join(", ", classNames)}]");
+        var paths = new List<string>();
+        var labels = new List<int>();
+        for (int c = 0; c < dirs.Length; c++)
+        {
+            var dir = Path.Combine(root, dirs[c]);
+            var files = Directory.EnumerateFiles(dir)
+                .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Order(StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new DataFormatException($"{dir}: class {c} '{dirs[c]}' has no .jpg/.jpeg/.png images");
+            paths.AddRange(files);
+            labels.AddRange(Enumerable.Repeat(c, files.Count));
+        }
+        return (paths.ToArray(), labels.ToArray(), dirs);
+    }
+
+    /// <summary>Extracts a .tar.gz once into a cache folder (next to it when writable, else under the temp folder)
+    /// and returns that folder. Extraction goes to a temporary name first, so a crash never leaves half a cache.</summary>
+    public static string ExtractCached(string tarGz)
+    {
+        var file = new FileInfo(tarGz);
+        if (!file.Exists) throw new FileNotFoundException($"{tarGz}: archive not found", tarGz);
+        var key = $"{Path.GetFileName(tarGz)}-{file.Length}-{file.LastWriteTimeUtc.Ticks}";
+        string[] candidates = [Path.Combine(file.DirectoryName ?? ".", ".h2t-cache", key), Path.Combine(Path.GetTempPath(), "h2t-cache", key)];
+        foreach (var target in candidates)
+            if (File.Exists(Path.Combine(target, ".complete"))) return target;
+        Exception? last = null;
+        foreach (var target in candidates)
+        {
+            var temp = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.h2t-tmp";
+            try
+            {
+                Directory.CreateDirectory(temp);
+                using (var fs = File.OpenRead(tarGz))
+                using (var gz = new GZipStream(fs, CompressionMode.Decompress))
+                    TarFile.ExtractToDirectory(gz, temp, overwriteFiles: true);
+                File.WriteAllText(Path.Combine(temp, ".complete"), tarGz);
+                try { Directory.Move(temp, target); }
+                catch (IOException) when (File.Exists(Path.Combine(target, ".complete"))) { Directory.Delete(temp, true); } // another process won
+                return target;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                last = e;
+                try { if (Directory.Exists(temp)) Directory.Delete(temp, true); } catch (IOException) { }
+            }
+            catch (InvalidDataException e)
+            {
+                try { if (Directory.Exists(temp)) Directory.Delete(temp, true); } catch (IOException) { }
+                throw new DataFormatException($"{tarGz}: not a readable .tar.gz ({e.Message})", e);
+            }
+        }
+        throw new IOException($"{tarGz}: cannot extract to {string.Join(" or ", candidates)}: {last?.Message}", last);
+    }
+}
+
+/// <summary>List files (ImageNet-LT, Places-LT, iNaturalist 2018 splits): one <c>relative/path label</c> per line.</summary>
+public static class ListFile
+{
+    public static (string[] Paths, int[] Labels, string[] Origins) Read(string listPath, string imageRoot, int numClasses)
+    {
+        if (!File.Exists(listPath)) throw new FileNotFoundException($"{listPath}: list file not found", listPath);
+        if (!Directory.Exists(imageRoot)) throw new DirectoryNotFoundException($"{imageRoot}: image root not found (for {listPath})");
+        var paths = new List<string>();
+        var labels = new List<int>();
+        var origins = new List<string>();
+        var name = Path.GetFileName(listPath);
+        int lineNo = 0;
+        foreach (var raw in File.ReadLines(listPath))
+        {
+            lineNo++;
+            var line = raw.Trim();
+            if (line.Length == 0) continue;
+            int cut = line.LastIndexOfAny([' ', '\t']);
+            if (cut <= 0 || !int.TryParse(line.AsSpan(cut + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int label))
+                throw new DataFormatException($"{listPath} line {lineNo}: '{line}' does not parse: expected 'relative/path label' (label a whole number)");
+            if (label >= numClasses)
+                throw new DataFormatException($"{listPath} line {lineNo}: label {label} is out of range: expected 0..{numClasses - 1}");
+            paths.Add(Path.Combine(imageRoot, line[..cut].TrimEnd()));
+            labels.Add(label);
+            origins.Add($"{name} line {lineNo}");
+        }
+        if (paths.Count == 0) throw new DataFormatException($"{listPath}: no entries: expected lines 'relative/path label'");
+        return (paths.ToArray(), labels.ToArray(), origins.ToArray());
+    }
+}

@@ -1,0 +1,74 @@
+namespace H2T.Losses;
+
+/// <summary>The one place where a loss name becomes a loss object: an explicit table, no reflection.</summary>
+public static class LossFactory
+{
+    delegate ClassificationLoss Builder(LossConfig config, IReadOnlyList<int> counts, ClassWeighting weighting);
+
+    static readonly (string Name, Builder Build)[] Table =
+    [
+        ("ce", (c, n, w) => new CrossEntropyLoss(n, w)),
+        ("cb-ce", (c, n, w) => new CrossEntropyLoss(n, w)),
+        ("focal", (c, n, w) => new FocalLoss(n, c.FocalGamma, w)),
+        ("cb-focal", (c, n, w) => new FocalLoss(n, c.FocalGamma, w)),
+        ("bsce", (c, n, w) => new LogitAdjustedLoss(n, 1.0, w)),
+        ("logit-adjust", (c, n, w) => new LogitAdjustedLoss(n, c.LogitAdjustTau, w)),
+        ("ldam", (c, n, w) => new LdamLoss(n, c.LdamMaxMargin, c.LdamScale, w)),
+        ("las", (c, n, w) => new LabelAwareSmoothingLoss(n, c.SmoothHead, c.SmoothTail,
+            LabelAwareSmoothingLoss.ParseShape(c.SmoothShape), c.SmoothPower, w)),
+        ("gcl", (c, n, w) => new GclLoss(n, c.GclNoiseMul, c.GclScale, c.GclMaxMargin, c.GclFocalGamma, w)),
+    ];
+
+    /// <summary>Spellings used by the reference codebases' configs and flags (matched case-insensitively).</summary>
+    static readonly Dictionary<string, string> AliasTable = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["CrossEntropy"] = "ce",
+        ["cross-entropy"] = "ce",
+        ["CB"] = "cb-ce",
+        ["ClassBalanced"] = "cb-ce",
+        ["BS"] = "bsce",
+        ["BalancedSoftmax"] = "bsce",
+        ["balanced-softmax"] = "bsce",
+        ["LA"] = "logit-adjust",
+        ["LogitAdjust"] = "logit-adjust",
+        ["LogitAdjustment"] = "logit-adjust",
+        ["LabelAwareSmoothing"] = "las",
+        ["MisLAS"] = "las",
+    };
+
+    /// <summary>The canonical loss types.</summary>
+    public static IReadOnlyList<string> CanonicalNames { get; } = Table.Select(t => t.Name).ToArray();
+
+    /// <summary>Every accepted type name: the canonical ones first, then the aliases (all case-insensitive).</summary>
+    public static IReadOnlyList<string> Names { get; } = [.. CanonicalNames, .. AliasTable.Keys];
+
+    /// <summary>Maps a name or alias (any case) to its canonical name, or null when unknown.</summary>
+    public static string? Resolve(string? type)
+    {
+        if (string.IsNullOrWhiteSpace(type))
+            return null;
+        var t = type.Trim();
+        if (AliasTable.TryGetValue(t, out var canonical))
+            return canonical;
+        return CanonicalNames.FirstOrDefault(n => string.Equals(n, t, StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>Builds the loss named by <c>config.Type</c>; unknown types throw an ArgumentException listing the valid names.</summary>
+    public static ClassificationLoss Create(LossConfig config, IReadOnlyList<int> classCounts)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        LossChecks.Counts(classCounts);
+        var name = Resolve(config.Type)
+            ?? throw new ArgumentException(
+                $"unknown loss type '{config.Type}'; valid: {string.Join(", ", CanonicalNames)} (aliases: {string.Join(", ", AliasTable.Keys)})",
+                nameof(config));
+        if (config.DrwStartEpoch < -1)
+            throw new ArgumentOutOfRangeException(nameof(config), config.DrwStartEpoch, "DrwStartEpoch must be -1 (off) or >= 0");
+        var weighting = config.DrwStartEpoch >= 0
+            ? ClassWeighting.ClassBalanced(classCounts, config.CbBeta, config.DrwStartEpoch)
+            : name.StartsWith("cb-", StringComparison.Ordinal)
+                ? ClassWeighting.ClassBalanced(classCounts, config.CbBeta)
+                : ClassWeighting.None;
+        return Array.Find(Table, t => t.Name == name).Build(config, classCounts, weighting);
+    }
+}
