@@ -4,6 +4,7 @@ using H2T.Evaluation;
 using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
+using TorchSharp;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;

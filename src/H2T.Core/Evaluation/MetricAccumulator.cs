@@ -19,7 +19,7 @@ public sealed class MetricAccumulator
 
     public MetricAccumulator(int numClasses)
     {
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses));
+        ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);
         this.numClasses = numClasses;
         confusion = Enumerable.Range(0, numClasses).Select(_ => new long[numClasses]).ToArray();
     }
@@ -30,6 +30,11 @@ public sealed class MetricAccumulator
         if (logits.dim() != 2 || logits.shape[1] != numClasses)
             throw new ArgumentException($"expected logits N x {numClasses}, got [{string.Join(", ", logits.shape)}]");
         using var scope = NewDisposeScope();
+        if (labels.numel() > 0)
+        {
+            long lo = labels.min().cpu().item<long>(), hi = labels.max().cpu().item<long>();
+            if (lo < 0 || hi >= numClasses) throw new ArgumentException($"label {(lo < 0 ? lo : hi)} outside [0, {numClasses})");
+        }
         var logp = logits.detach().to(float32).log_softmax(1);
         var (conf, pred) = logp.max(1);
         int k = Math.Min(5, numClasses);
@@ -44,7 +49,6 @@ public sealed class MetricAccumulator
         nllSum += nll.sum().cpu().item<float>();
         for (int i = 0; i < predA.Length; i++)
         {
-            if (labA[i] < 0 || labA[i] >= numClasses) throw new ArgumentException($"label {labA[i]} outside [0, {numClasses})");
             confusion[labA[i]][predA[i]]++;
             int bin = Math.Min(EceBins - 1, (int)Math.Ceiling(confA[i] * EceBins) - 1);
             bin = Math.Max(bin, 0);

@@ -47,8 +47,8 @@ public sealed class HeadToTailFusionTests
         using var scope = NewDisposeScope();
         var tail = randn(2, 8, 3, 3);
         var head = randn(2, 8, 3, 3);
-        Assert.True(new HeadToTailFusion(0).Fuse(tail, head, new Random(0)).Fused.equal(tail).item<bool>());
-        Assert.True(new HeadToTailFusion(1).Fuse(tail, head, new Random(0)).Fused.equal(head).item<bool>());
+        Assert.True(new HeadToTailFusion(0).Fuse(tail, head, new Random(0)).Fused.eq(tail).all().item<bool>());
+        Assert.True(new HeadToTailFusion(1).Fuse(tail, head, new Random(0)).Fused.eq(head).all().item<bool>());
     }
 
     [Fact]
