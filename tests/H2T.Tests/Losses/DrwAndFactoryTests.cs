@@ -101,6 +101,9 @@ public sealed class DrwAndFactoryTests
         foreach (var n in LossFactory.CanonicalNames)
             Assert.Contains(n, e.Message);
         Assert.Throws<ArgumentException>(() => LossFactory.Create(new LossConfig("las", SmoothShape: "wavy"), Counts));
+        Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("1"));
+        Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("concave, linear"));
+        Assert.Equal(SmoothingShape.Exp, LabelAwareSmoothingLoss.ParseShape(" EXP "));
         Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("ce", DrwStartEpoch: -2), Counts));
         Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("cb-ce", CbBeta: 1.0), Counts));
         Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("focal", FocalGamma: -1), Counts));
