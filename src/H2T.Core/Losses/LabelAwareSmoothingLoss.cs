@@ -75,10 +75,15 @@ public sealed class LabelAwareSmoothingLoss : ClassCountLoss
     }
 
     /// <summary>Parses "concave", "linear", "convex", "exp" (any case).</summary>
-    public static SmoothingShape ParseShape(string shape) =>
-        Enum.TryParse<SmoothingShape>(shape, ignoreCase: true, out var s) && Enum.IsDefined(s) && !int.TryParse(shape, out _)
-            ? s
-            : throw new ArgumentException($"unknown smoothing shape '{shape}'; valid: concave, linear, convex, exp", nameof(shape));
+    public static SmoothingShape ParseShape(string shape) => shape?.Trim().ToLowerInvariant() switch
+    {
+        // Explicit names only: Enum.TryParse would also take "1" or "Concave, Linear".
+        "concave" => SmoothingShape.Concave,
+        "linear" => SmoothingShape.Linear,
+        "convex" => SmoothingShape.Convex,
+        "exp" => SmoothingShape.Exp,
+        _ => throw new ArgumentException($"unknown smoothing shape '{shape}'; valid: concave, linear, convex, exp", nameof(shape)),
+    };
 
     static void CheckFactor(double value, string name)
     {
