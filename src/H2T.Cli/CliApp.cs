@@ -31,6 +31,8 @@ public static class CliApp
             });
             config.AddCommand<InfoCommand>("info")
                 .WithDescription("Print TorchSharp / libtorch versions, device, threads and the native fix status.");
+            config.AddCommand<DataCommand>("data")
+                .WithDescription("Load a dataset as training would: per-class train/test counts, head/medium/tail groups, totals.");
         });
         return app.Run(args);
     }
