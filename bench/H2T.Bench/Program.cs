@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using H2T.Data;
 using H2T.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,15 +9,57 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/H2T.Bench -- [--out bench-results.json] [--threads N]
 var outPath = "bench-results.json";
 int? threads = null;
+var cifarJpg = "/work/shared/data/cifar10-jpg.tar.gz";
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outPath = args[++i];
+    else if (args[i] == "--cifar10-jpg" && i + 1 < args.Length) cifarJpg = args[++i];
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
 TorchRuntime.Initialize(threads);
 
 var results = new List<object> { H2T.Bench.ModelBench.ResNet32Step(1, 28), H2T.Bench.ModelBench.ResNet32Step(3, 32) };
+results.AddRange(LoaderBench("fashion-mnist", null, maxBatches: 116));
+if (File.Exists(cifarJpg) || Directory.Exists(cifarJpg)) results.AddRange(LoaderBench("cifar10-jpg", cifarJpg, maxBatches: 40));
+else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
 File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results }, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"wrote {outPath}");
 return 0;
+
+// The data loader alone (no model): batch 128, long-tailed train split, instance sampling, the dataset's training
+// augmentation. "sequential" is the assembly cost of one batch on the calling thread; "prefetched" is what a consumer
+// that does no work waits per batch, i.e. the loader's throughput with its background prefetch.
+static IEnumerable<object> LoaderBench(string dataset, string? path, int maxBatches)
+{
+    var sw = Stopwatch.StartNew();
+    var splits = DatasetCatalog.Load(new DataConfig(dataset, path));
+    var loadMs = sw.Elapsed.TotalMilliseconds;
+    var results = new List<object>();
+    foreach (var prefetch in new[] { 0, 2 })
+    {
+        using var loader = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm,
+            splits.TrainAugment, seed: 0, dropLast: true, prefetch: prefetch);
+        int n = Math.Min(maxBatches, loader.BatchesPerEpoch);
+        // Warm-up: tiered JIT needs a few dozen calls, plus the thread pool and the file cache.
+        foreach (var b in loader.Epoch(99).Take(15)) b.Dispose();
+        var times = new List<double>();
+        sw.Restart();
+        var last = sw.Elapsed.TotalMilliseconds;
+        foreach (var b in loader.Epoch(0).Take(n))
+        {
+            b.Dispose();
+            var now = sw.Elapsed.TotalMilliseconds;
+            times.Add(now - last);
+            last = now;
+        }
+        var total = sw.Elapsed.TotalMilliseconds;
+        times.Sort();
+        var mode = prefetch == 0 ? "sequential" : "prefetched";
+        var mean = total / n;
+        Console.WriteLine($"loader {dataset}-LT {mode} batch 128 ({splits.Train.Shape}): mean {mean:F2} ms, median {times[times.Count / 2]:F2} ms per batch over {n} batches (dataset load {loadMs:F0} ms)");
+        results.Add(new { name = $"loader-{dataset}-lt-{mode}", batch = 128, batches = n, mean_ms = mean, median_ms = times[times.Count / 2],
+            train_images = splits.Train.Count, dataset_load_ms = loadMs });
+    }
+    return results;
+}

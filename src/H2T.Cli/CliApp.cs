@@ -31,6 +31,8 @@ public static class CliApp
             });
             config.AddCommand<InfoCommand>("info")
                 .WithDescription("Print TorchSharp / libtorch versions, device, threads and the native fix status.");
+            config.AddCommand<DataCommand>("data")
+                .WithDescription("Load a dataset as training would: per-class train/test counts, head/medium/tail groups, totals.");
             config.AddCommand<DemoCommand>("demo")
                 .WithDescription("Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table.");
             config.AddCommand<Stage1Command>("stage1")

@@ -162,7 +162,17 @@ public sealed class BatchLoader : IDisposable
         int size = shape.Size;
         var buffer = new byte[(long)n * size];
         var thetas = augment.RandomResizedCrop ? new float[n * 6] : null;
-        Parallel.For(0, n, k =>
+        try
+        {
+            Parallel.For(0, n, k => AssembleItem(k));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // Report the first failing image itself (it names its file), not the parallel wrapper.
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+
+        void AssembleItem(int k)
         {
             var rng = new DetRandom(AugmentSalt, seed, epoch, batchIndex, k);
             var dst = buffer.AsSpan(k * size, size);
@@ -181,7 +191,7 @@ public sealed class BatchLoader : IDisposable
             bool flip = augment.HorizontalFlip && rng.Next(2) == 1;
             if (thetas is not null) ResizedCropTheta(ref rng, shape, flip, thetas.AsSpan(k * 6, 6));
             else if (flip) FlipRows(dst, shape);
-        });
+        }
 
         var labels = new long[n];
         for (int k = 0; k < n; k++) labels[k] = source.Labels[idx[k]];
