@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/H2T.Bench -- [--out bench-results.json] [--threads N]
 var outPath = "bench-results.json";
 int? threads = null;
-var cifarJpg = "/work/shared/data/cifar10-jpg.tar.gz";
+var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outPath = args[++i];

@@ -31,6 +31,6 @@ public static class Evaluator
         public int[] Indices(int epoch) => Enumerable.Range(0, count).ToArray();
     }
 
-    public static BatchLoader TestLoader(DatasetSplits splits, int batchSize, Device device) =>
-        new(splits.Test, new SequentialSampler(splits.Test.Count), batchSize, splits.Norm, augment: null, seed: 0, device: device);
+    public static BatchLoader TestLoader(DatasetSplits splits, int batchSize, Device device, int prefetch = 2) =>
+        new(splits.Test, new SequentialSampler(splits.Test.Count), batchSize, splits.Norm, augment: null, seed: 0, prefetch: prefetch, device: device);
 }

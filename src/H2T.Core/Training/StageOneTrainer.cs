@@ -47,8 +47,8 @@ public static class StageOneTrainer
 
         var labels = splits.Train.Labels;
         using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
-            splits.Norm, splits.TrainAugment, config.Seed, device: device);
-        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device);
+            splits.Norm, splits.TrainAugment, config.Seed, prefetch: config.Prefetch, device: device);
+        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
 

@@ -70,11 +70,11 @@ public static class StageTwoTrainer
         var labels = splits.Train.Labels;
         int n = splits.Train.Count;
         using var tailLoader = new BatchLoader(splits.Train, Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), device: device);
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
         using var headLoader = new BatchLoader(splits.Train, Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), device: device);
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
         using var paired = new PairedLoader(tailLoader, headLoader);
-        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device);
+        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = from.DataConfig;
 

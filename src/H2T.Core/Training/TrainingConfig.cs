@@ -52,7 +52,8 @@ public sealed record StageOneConfig
     public double MixupAlpha { get; init; } = 1.0;
     public string Sampler { get; init; } = "instance";
     public int Seed { get; init; } = 0;
-    public int Workers { get; init; } = 0;
+    /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
+    public int Prefetch { get; init; } = 2;
 
     public void Validate()
     {
@@ -86,6 +87,8 @@ public sealed record StageTwoConfig
     /// <summary>Re-initialise the classifier instead of fine-tuning the stage-I one.</summary>
     public bool ReinitClassifier { get; init; }
     public int Seed { get; init; } = 0;
+    /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
+    public int Prefetch { get; init; } = 2;
 
     public void Validate()
     {

@@ -39,7 +39,8 @@ public static class DataTestFiles
         }
     }
 
-    public const string SharedCifarJpg = "/work/shared/data/cifar10-jpg.tar.gz";
+    /// <summary>The shared CIFAR-10 JPEG tarball: ../shared next to the repository (developers and CI alike).</summary>
+    public static string SharedCifarJpg => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data", "cifar10-jpg.tar.gz"));
 
     public static byte[] IdxImages(int count, int rows, int cols, Func<int, byte>? pixel = null)
     {

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using H2T.Cli;
+using H2T.Tests.Data;
+using H2T.Tests.Training;
+using H2T.Training;
+using Spectre.Console.Testing;
+
+namespace H2T.Tests.Cli;
+
+/// <summary>The training commands end to end, in-process and as a real process that is killed and resumed.</summary>
+public sealed class TrainingCommandsTests : IDisposable
+{
+    readonly TinyLongTailedSet set = new();
+    readonly TempDir runs = new();
+
+    (int Rc, string Output) Run(params string[] args)
+    {
+        var console = new TestConsole().Width(250);
+        var rc = CliApp.Run(args, console);
+        return (rc, console.Output);
+    }
+
+    string[] Stage1Args(string outDir, int epochs) =>
+        ["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+         "--backbone", "resnet20", "--batch-size", "32", "--lr", "0.05", "--out", outDir, "--threads", "2"];
+
+    [Fact]
+    public void Stage1Stage2AndEvalRunFromTheCommandLine()
+    {
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, output) = Run(Stage1Args(s1, 2));
+        Assert.True(rc == 0, output);
+        Assert.Contains("stage I", output);
+        Assert.Contains("Head", output);
+
+        var s2 = Path.Combine(runs.Path, "s2");
+        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "2", "--batch-size", "32", "--out", s2);
+        Assert.True(rc == 0, output);
+        Assert.Contains("rho=0.5", output);
+        Assert.True(new RunFolder(s2).ReadMetrics().Completed);
+
+        var json = Path.Combine(runs.Path, "eval.json");
+        (rc, output) = Run("eval", "--checkpoint", Path.Combine(s2, "last.ckpt"), "--out", json);
+        Assert.True(rc == 0, output);
+        Assert.Contains("top-1", output);
+        Assert.Contains("\"per_class_accuracy\"", File.ReadAllText(json));
+    }
+
+    [Theory]
+    [InlineData("--loss", "nope", "unknown loss")]
+    [InlineData("--lr", "-0.1", "lr must be > 0")]
+    [InlineData("--epochs", "0", "epochs must be >= 1")]
+    [InlineData("--backbone", "vgg", "unknown backbone")]
+    [InlineData("--imb-type", "linear", "--imb-type")]
+    public void BadStage1OptionsExitWithTwoAndOneMessage(string option, string value, string message)
+    {
+        var args = Stage1Args(Path.Combine(runs.Path, "bad"), 1).ToList();
+        int at = args.IndexOf(option);
+        if (at >= 0) args[at + 1] = value; else args.AddRange([option, value]);
+        var (rc, output) = Run([.. args]);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains(message, output);
+        Assert.False(File.Exists(Path.Combine(runs.Path, "bad", "last.ckpt")));
+    }
+
+    [Fact]
+    public void BadCheckpointsExitWithTwo()
+    {
+        var (rc, output) = Run("stage2", "--from", Path.Combine(runs.Path, "missing.ckpt"));
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("not found", output);
+        var junk = Path.Combine(runs.Path, "junk.ckpt");
+        File.WriteAllText(junk, "not a checkpoint at all");
+        (rc, output) = Run("eval", "--checkpoint", junk);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("not an H2T.NET checkpoint", output);
+        (rc, output) = Run("stage2", "--from", junk, "--rho", "1.5");
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("rho", output);
+    }
+
+    [Fact]
+    public void KilledRunResumesToTheSameNumberOfEpochsWithoutLosingResults()
+    {
+        var s1 = Path.Combine(runs.Path, "killed");
+        var h2t = Path.Combine(AppContext.BaseDirectory, "h2t.dll");
+        const int epochs = 4;
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(h2t);
+        foreach (var a in Stage1Args(s1, epochs)) psi.ArgumentList.Add(a);
+        using (var p = Process.Start(psi)!)
+        {
+            p.OutputDataReceived += (_, _) => { };
+            p.ErrorDataReceived += (_, _) => { };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            // Wait until the first epoch is checkpointed, then kill mid-way through a later epoch.
+            var metrics = Path.Combine(s1, "metrics.json");
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(Path.Combine(s1, "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
+            Assert.False(p.HasExited, "the run finished before it could be killed; make it longer");
+            Thread.Sleep(300);
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        var before = new RunFolder(s1).ReadMetrics();
+        Assert.False(before.Completed);
+        Assert.InRange(before.Epochs.Count, 1, epochs - 1);
+        var meta = Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt"));
+        // metrics.json is written before the checkpoint, so a kill between the two leaves one extra epoch there.
+        Assert.InRange(meta.Epoch, before.Epochs.Count - 2, before.Epochs.Count - 1);
+
+        var (rc, output) = Run([.. Stage1Args(s1, epochs), "--resume"]);
+        Assert.True(rc == 0, output);
+        Assert.Contains("resuming", output);
+        var after = new RunFolder(s1).ReadMetrics();
+        Assert.True(after.Completed);
+        Assert.Equal(Enumerable.Range(0, epochs), after.Epochs.Select(e => e.Epoch));
+        // Epochs finished before the kill are kept as they were.
+        Assert.Equal(before.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss), after.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss));
+        Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
+    }
+
+    public void Dispose()
+    {
+        runs.Dispose();
+        set.Dispose();
+    }
+}

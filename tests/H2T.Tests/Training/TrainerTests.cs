@@ -1,0 +1,162 @@
+using H2T.Data;
+using H2T.Losses;
+using H2T.Models;
+using H2T.Runtime;
+using H2T.Tests.Data;
+using H2T.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Tests.Training;
+
+public sealed class TrainerTests : IDisposable
+{
+    readonly TinyLongTailedSet set = new();
+    readonly TempDir runs = new();
+
+    public TrainerTests() => TorchRuntime.Initialize(2);
+
+    StageOneConfig StageOne(int epochs = 2, double mixup = 1.0, int prefetch = 2) => new()
+    {
+        Data = set.Config(),
+        Backbone = "resnet20",
+        Epochs = epochs,
+        Optim = new OptimConfig(Lr: 0.05, BatchSize: 32),
+        MixupAlpha = mixup,
+        Prefetch = prefetch,
+    };
+
+    static StageTwoConfig StageTwo(double rho, bool shiftBn = true, int epochs = 2) => new()
+    {
+        Epochs = epochs, Rho = rho, ShiftBn = shiftBn, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32),
+    };
+
+    static Dictionary<string, Tensor> Weights(string checkpoint)
+    {
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+        var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        Checkpoint.Load(checkpoint, backbone, head, null);
+        return backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+    }
+
+    static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+
+    [Fact]
+    public void StageOneLearnsAndWritesMetricsAndCheckpoints()
+    {
+        var run = new RunFolder(Path.Combine(runs.Path, "s1"));
+        var metrics = StageOneTrainer.Run(StageOne(epochs: 6, mixup: 0) with { Data = set.Config(imbFactor: 2), Optim = new OptimConfig(Lr: 0.1, BatchSize: 32) }, run, CPU, SilentObserver.Instance);
+        Assert.True(metrics.Completed);
+        Assert.Equal([0, 1, 2, 3, 4, 5], metrics.Epochs.Select(e => e.Epoch));
+        Assert.True(metrics.Final!.Top1 > 40, $"a separable toy set must be learnt beyond chance (10%), got {metrics.Final.Top1:F1}");
+        Assert.True(File.Exists(run.LastCheckpoint) && File.Exists(run.BestCheckpoint) && File.Exists(run.FinalEvalFile));
+        var meta = Checkpoint.ReadMeta(run.LastCheckpoint);
+        Assert.Equal(("stage1", 5, "resnet20", 1, 10), (meta.Stage, meta.Epoch, meta.Architecture, meta.InChannels, meta.NumClasses));
+        Assert.Equal(LongTail.Counts(40, 10, 2, ImbalanceType.Exp), meta.ClassCounts);
+        Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"));
+    }
+
+    [Fact]
+    public void StageTwoFreezesTheBackboneAndShiftsOnlyBatchNormStatistics()
+    {
+        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
+        StageOneTrainer.Run(StageOne(), s1, CPU, SilentObserver.Instance);
+        var before = Weights(s1.LastCheckpoint);
+
+        foreach (var shift in new[] { true, false })
+        {
+            var s2 = new RunFolder(Path.Combine(runs.Path, $"s2-{shift}"));
+            var m = StageTwoTrainer.Run(s1.LastCheckpoint, StageTwo(0.5, shift), s2, CPU, SilentObserver.Instance);
+            Assert.True(m.Completed);
+            var after = Weights(s2.LastCheckpoint);
+            foreach (var (key, w) in before)
+            {
+                bool bnStat = key.EndsWith("running_mean", StringComparison.Ordinal) || key.EndsWith("running_var", StringComparison.Ordinal) || key.EndsWith("num_batches_tracked", StringComparison.Ordinal);
+                bool same = Same(w, after[key]);
+                if (!bnStat) Assert.True(same, $"backbone weight {key} changed in stage II");
+                else if (!shift) Assert.True(same, $"{key} changed although shift-BN is off");
+            }
+            if (shift) Assert.Contains(before.Keys, k => k.EndsWith("running_mean", StringComparison.Ordinal) && !Same(before[k], after[k]));
+        }
+    }
+
+    [Fact]
+    public void SameSeedSameRunAndResumeReplaysTheUninterruptedRun()
+    {
+        var a = new RunFolder(Path.Combine(runs.Path, "a"));
+        var b = new RunFolder(Path.Combine(runs.Path, "b"));
+        var full = StageOneTrainer.Run(StageOne(epochs: 2), a, CPU, SilentObserver.Instance);
+        // b: stop after the first epoch (cancel at the start of epoch 2), then resume.
+        using var cts = new CancellationTokenSource();
+        var stopper = new StopAtEpoch(1, cts);
+        Assert.ThrowsAny<OperationCanceledException>(() => StageOneTrainer.Run(StageOne(epochs: 2), b, CPU, stopper, cancel: cts.Token));
+        Assert.Single(b.ReadMetrics().Epochs);
+        var resumed = StageOneTrainer.Run(StageOne(epochs: 2), b, CPU, SilentObserver.Instance, resume: true);
+        Assert.Equal(full.Epochs.Select(e => e.TrainLoss), resumed.Epochs.Select(e => e.TrainLoss));
+        Assert.Equal(full.Final!.Top1, resumed.Final!.Top1);
+        var wa = Weights(a.LastCheckpoint);
+        var wb = Weights(b.LastCheckpoint);
+        Assert.All(wa, kv => Assert.True(kv.Value.allclose(wb[kv.Key], rtol: 1e-4, atol: 1e-6), kv.Key));
+    }
+
+    [Fact]
+    public void NoTensorLeaksAcrossEpochs()
+    {
+        var live = new List<long>();
+        var run = new RunFolder(Path.Combine(runs.Path, "leak"));
+        StageOneTrainer.Run(StageOne(epochs: 4, prefetch: 0), run, CPU, new LiveCounter(live));
+        // After the first epoch everything a step makes is disposed: the live count must stay flat.
+        Assert.Equal(4, live.Count);
+        Assert.True(live.Skip(1).Distinct().Count() == 1, $"live tensors per epoch end: {string.Join(", ", live)}");
+
+        var live2 = new List<long>();
+        var s2 = new RunFolder(Path.Combine(runs.Path, "leak2"));
+        StageTwoTrainer.Run(run.LastCheckpoint, StageTwo(0.5, epochs: 3) with { Prefetch = 0 }, s2, CPU, new LiveCounter(live2));
+        Assert.True(live2.Skip(1).Distinct().Count() == 1, $"stage II live tensors per epoch end: {string.Join(", ", live2)}");
+    }
+
+    [Fact]
+    public void BadSettingsAndMismatchedCheckpointsAreClearErrors()
+    {
+        Assert.Contains("epochs", Assert.Throws<ConfigException>(() => (StageOne() with { Epochs = 0 }).Validate()).Message);
+        Assert.Contains("lr", Assert.Throws<ConfigException>(() => (StageOne() with { Optim = new OptimConfig(Lr: -1) }).Validate()).Message);
+        Assert.Contains("unknown loss", Assert.Throws<ConfigException>(() => (StageOne() with { Loss = new LossConfig("nope") }).Validate()).Message);
+
+        var run = new RunFolder(Path.Combine(runs.Path, "s1"));
+        StageOneTrainer.Run(StageOne(epochs: 1), run, CPU, SilentObserver.Instance);
+        using var wrongArch = new ResNetCifar(32, 1);
+        Assert.Contains("resnet20", Assert.Throws<ConfigException>(() => Checkpoint.Load(run.LastCheckpoint, wrongArch, null, null)).Message);
+        using var rightArch = new ResNetCifar(20, 1);
+        Assert.Contains("10 classes", Assert.Throws<ConfigException>(() => Checkpoint.Load(run.LastCheckpoint, rightArch, null, null, 1, 7)).Message);
+        var junk = Path.Combine(runs.Path, "junk.ckpt");
+        File.WriteAllBytes(junk, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        Assert.Contains("not an H2T.NET checkpoint", Assert.Throws<ConfigException>(() => Checkpoint.ReadMeta(junk)).Message);
+        var truncated = Path.Combine(runs.Path, "truncated.ckpt");
+        var bytes = File.ReadAllBytes(run.LastCheckpoint);
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        Assert.Throws<ConfigException>(() => Checkpoint.Load(truncated, rightArch, new LinearHead(64, 10), null));
+    }
+
+    public void Dispose()
+    {
+        runs.Dispose();
+        set.Dispose();
+    }
+
+    sealed class StopAtEpoch(int epoch, CancellationTokenSource cts) : ITrainingObserver
+    {
+        public void EpochStarted(string stage, int e, int totalEpochs, int batches) { if (e == epoch) cts.Cancel(); }
+        public void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond) { }
+        public void EpochCompleted(EpochRecord record) { }
+        public void Message(string text) { }
+    }
+
+    sealed class LiveCounter(List<long> live) : ITrainingObserver
+    {
+        public void EpochStarted(string stage, int epoch, int totalEpochs, int batches) { }
+        public void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond) { }
+        public void EpochCompleted(EpochRecord record) => live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        public void Message(string text) { }
+    }
+}
