@@ -39,6 +39,8 @@ public static class CliApp
                 .WithDescription("Stage I: train backbone + classifier on a long-tailed set.");
             config.AddCommand<Stage2Command>("stage2")
                 .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
+            config.AddCommand<ReportCommand>("report")
+                .WithDescription("Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes Markdown.");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
         });

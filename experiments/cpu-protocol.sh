@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The CPU protocol of the method note (parity with the authors' code, docs/experiments.md):
+#   stage I: ResNet-32, CE + mixup 1.0, SGD 0.9, lr 0.1 cosine, wd 2e-4, batch 128, STAGE1_EPOCHS (30) epochs, IF=100
+#   stage II: from the final stage-I checkpoint, 10 epochs, balanced tail side + instance head side, shift-BN on,
+#             lr 0.1 x 0.2 cosine, wd 5e-4, batch 128, CE; rho = 0, 0.25, 0.5
+# Usage: experiments/cpu-protocol.sh DATASET [SEED] [DATA_PATH]   (DATASET: fashion-mnist | cifar10-jpg)
+# Resumable: re-running it continues interrupted runs and skips finished ones. H2T=<cmd> picks the CLI binary.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dataset="${1:?dataset}"; seed="${2:-0}"; data="${3:-}"
+epochs1="${STAGE1_EPOCHS:-30}"; epochs2="${STAGE2_EPOCHS:-10}"
+h2t="${H2T:-$root/h2t}"
+out="${OUT:-$root/runs/protocol-$dataset-e$epochs1-s$seed}"
+dataopt=(); [ -n "$data" ] && dataopt=(--data "$data")
+done_run() { [ -f "$1/metrics.json" ] && grep -q '"completed": true' "$1/metrics.json"; }
+
+if ! done_run "$out/stage1"; then
+  $h2t stage1 --dataset "$dataset" "${dataopt[@]}" --imb-factor 100 --epochs "$epochs1" --loss ce --mixup 1.0 \
+    --lr 0.1 --batch-size 128 --wd 2e-4 --schedule cosine --seed "$seed" --out "$out/stage1" --resume
+fi
+for rho in 0 0.25 0.5; do
+  if ! done_run "$out/stage2-rho$rho"; then
+    $h2t stage2 --from "$out/stage1/last.ckpt" --rho "$rho" --epochs "$epochs2" --sampler balanced --shift-bn on \
+      --lr 0.1 --lr-factor 0.2 --wd 5e-4 --batch-size 128 --seed "$seed" "${dataopt[@]}" --out "$out/stage2-rho$rho" --resume
+  fi
+done
+$h2t report "$out/stage1" "$out/stage2-rho0" "$out/stage2-rho0.25" "$out/stage2-rho0.5" --out "$out/report.md"
