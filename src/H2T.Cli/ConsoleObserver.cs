@@ -70,8 +70,13 @@ public sealed class ConsoleObserver : ITrainingObserver
     public void EpochCompleted(EpochRecord r)
     {
         if (task is not null) task.StopTask();
+        if (r.Test is not { } t)
+        {
+            console.MarkupLineInterpolated($"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s train ({r.ImagesPerSecond:F0} img/s)");
+            return;
+        }
         console.MarkupLineInterpolated(
-            $"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s train ({r.ImagesPerSecond:F0} img/s), {r.EvalSeconds:F1}s eval | test top1 [green]{r.Test.Top1:F2}[/] head {r.Test.Head:F2} medium {r.Test.Medium:F2} tail {r.Test.Tail:F2} ECE {r.Test.Ece:F2}");
+            $"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s train ({r.ImagesPerSecond:F0} img/s), {r.EvalSeconds:F1}s eval | test top1 [green]{t.Top1:F2}[/] head {t.Head:F2} medium {t.Medium:F2} tail {t.Tail:F2} ECE {t.Ece:F2}");
     }
 
     public void Message(string text) => console.MarkupLineInterpolated($"[grey]{text}[/]");

@@ -41,8 +41,8 @@ public sealed class DemoSettings : GlobalSettings
 /// </summary>
 public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
 {
-    public const int DefaultStageOneEpochs = 12;
-    public const int DefaultStageTwoEpochs = 4;
+    public const int DefaultStageOneEpochs = 8;
+    public const int DefaultStageTwoEpochs = 3;
 
     public override int Execute(CommandContext context, DemoSettings settings, CancellationToken cancellationToken)
     {
@@ -61,6 +61,8 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
             Loss = new LossConfig("ce"),
             MixupAlpha = 1.0,
             Seed = settings.Seed,
+            // The demo evaluates once per run (at its end) to stay within minutes; stage1/stage2 default to every epoch.
+            EvalEvery = settings.Full ? 1 : 0,
         };
         var runs = new List<(string, RunMetrics)>();
         var s1 = new RunFolder(Path.Combine(settings.Out, "stage1"));
@@ -68,7 +70,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         runs.Add(("stage I", m1));
         foreach (var rho in new[] { 0.0, settings.Rho })
         {
-            var cfg = new StageTwoConfig { Epochs = settings.StageTwoEpochs, Rho = rho, Seed = settings.Seed };
+            var cfg = new StageTwoConfig { Epochs = settings.StageTwoEpochs, Rho = rho, Seed = settings.Seed, EvalEvery = settings.Full ? 1 : 0 };
             var s2 = new RunFolder(Path.Combine(settings.Out, $"stage2-rho{rho:0.##}"));
             var name = rho == 0 ? "stage II rho=0 (re-balancing)" : $"stage II rho={rho} (H2T)";
             runs.Add((name, RunOrReuse(s2, settings.Resume, name, o => StageTwoTrainer.Run(s1.LastCheckpoint, cfg, splits, s2, device, o, settings.Resume, cancellationToken))));

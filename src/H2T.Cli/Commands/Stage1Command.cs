@@ -45,6 +45,8 @@ public sealed class Stage1Settings : DataOptions
     public string? Out { get; init; }
     [CommandOption("--resume")] [Description("continue the run in --out from its last checkpoint")]
     public bool Resume { get; init; }
+    [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
+    public int EvalEvery { get; init; } = 1;
 
     public StageOneConfig ToConfig() => new()
     {
@@ -58,6 +60,7 @@ public sealed class Stage1Settings : DataOptions
         MixupAlpha = Mixup,
         Sampler = Sampler,
         Seed = Seed,
+        EvalEvery = EvalEvery,
     };
 
     internal static ScheduleKind ParseSchedule(string s) => s.ToLowerInvariant() switch

@@ -44,6 +44,8 @@ public sealed class Stage2Settings : GlobalSettings
     public string? Out { get; init; }
     [CommandOption("--resume")]
     public bool Resume { get; init; }
+    [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
+    public int EvalEvery { get; init; } = 1;
 
     public StageTwoConfig ToConfig() => new()
     {
@@ -63,6 +65,7 @@ public sealed class Stage2Settings : GlobalSettings
         },
         ReinitClassifier = Reinit,
         Seed = Seed,
+        EvalEvery = EvalEvery,
     };
 
     public override ValidationResult Validate()

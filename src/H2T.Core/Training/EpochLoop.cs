@@ -38,31 +38,31 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
 
     /// <summary>Records an epoch, writes metrics, then last (and best) checkpoints.</summary>
     public void Complete(int epoch, int totalEpochs, double lr, double trainLoss, double trainSeconds, long images,
-        EvaluationResult test, double evalSeconds, Func<int, double, int, CheckpointMeta> meta, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
+        EvaluationResult? test, double evalSeconds, Func<int, double, int, CheckpointMeta> meta, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
     {
-        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, EvaluationSummary.From(test));
-        bool best = test.Top1 > BestTop1;
-        if (best) { BestTop1 = test.Top1; BestEpoch = epoch; }
+        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, test is null ? null : EvaluationSummary.From(test));
+        bool best = test is not null && test.Top1 > BestTop1;
+        if (best) { BestTop1 = test!.Top1; BestEpoch = epoch; }
         bool last = epoch == totalEpochs - 1;
         var epochs = Metrics.Epochs.Where(e => e.Epoch != epoch).Append(record).ToList();
-        var bestRecord = epochs.First(e => e.Epoch == BestEpoch);
+        var bestRecord = epochs.FirstOrDefault(e => e.Epoch == BestEpoch);
         Metrics = Metrics with
         {
             Epochs = epochs,
-            BestOnTest = bestRecord.Test,
+            BestOnTest = bestRecord?.Test,
             BestOnTestEpoch = BestEpoch,
             Final = last ? record.Test : Metrics.Final,
             FinalEpoch = last ? epoch : Metrics.FinalEpoch,
-            FinalPerClassAccuracy = last ? test.PerClassAccuracy : Metrics.FinalPerClassAccuracy,
+            FinalPerClassAccuracy = last ? test?.PerClassAccuracy : Metrics.FinalPerClassAccuracy,
             Completed = last,
         };
         run.WriteMetrics(Metrics);
         var m = meta(epoch, BestTop1, BestEpoch);
         Checkpoint.Save(run.LastCheckpoint, m, backbone, head, optimizer);
         if (best) Checkpoint.Save(run.BestCheckpoint, m, backbone, head, null);
-        if (last) AtomicFile.WriteJson(run.FinalEvalFile, test);
-        run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} img/s train {trainSeconds:F1}s eval {evalSeconds:F1}s " +
-                $"top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}");
+        if (last && test is not null) AtomicFile.WriteJson(run.FinalEvalFile, test);
+        run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} img/s train {trainSeconds:F1}s" +
+                (test is null ? " (not evaluated)" : $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}"));
         observer.EpochCompleted(record);
     }
 

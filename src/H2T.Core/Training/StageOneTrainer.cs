@@ -95,7 +95,7 @@ public static class StageOneTrainer
             }
             double trainSeconds = sw.Elapsed.TotalSeconds;
             var ev = Stopwatch.StartNew();
-            var test = Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups);
+            var test = config.ShouldEvaluate(epoch) ? Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null;
             loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
                 (e, best, bestEpoch) => new CheckpointMeta
                 {

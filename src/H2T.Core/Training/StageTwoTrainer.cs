@@ -122,7 +122,7 @@ public static class StageTwoTrainer
             }
             double trainSeconds = sw.Elapsed.TotalSeconds;
             var ev = Stopwatch.StartNew();
-            var test = Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups);
+            var test = config.ShouldEvaluate(epoch) ? Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null;
             loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
                 (e, best, bestEpoch) => new CheckpointMeta
                 {

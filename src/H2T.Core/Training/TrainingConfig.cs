@@ -54,6 +54,10 @@ public sealed record StageOneConfig
     public int Seed { get; init; } = 0;
     /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
     public int Prefetch { get; init; } = 2;
+    /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
+    public int EvalEvery { get; init; } = 1;
+
+    public bool ShouldEvaluate(int epoch) => epoch == Epochs - 1 || (EvalEvery > 0 && (epoch + 1) % EvalEvery == 0);
 
     public void Validate()
     {
@@ -89,6 +93,10 @@ public sealed record StageTwoConfig
     public int Seed { get; init; } = 0;
     /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
     public int Prefetch { get; init; } = 2;
+    /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
+    public int EvalEvery { get; init; } = 1;
+
+    public bool ShouldEvaluate(int epoch) => epoch == Epochs - 1 || (EvalEvery > 0 && (epoch + 1) % EvalEvery == 0);
 
     public void Validate()
     {

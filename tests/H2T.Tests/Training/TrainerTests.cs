@@ -101,6 +101,17 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void EvaluationCanBeLimitedToTheLastEpoch()
+    {
+        var run = new RunFolder(Path.Combine(runs.Path, "sparse"));
+        var m = StageOneTrainer.Run(StageOne(epochs: 3) with { EvalEvery = 0 }, run, CPU, SilentObserver.Instance);
+        Assert.Equal([false, false, true], m.Epochs.Select(e => e.Test is not null));
+        Assert.NotNull(m.Final);
+        Assert.Equal(2, m.BestOnTestEpoch);
+        Assert.True(File.Exists(run.FinalEvalFile));
+    }
+
+    [Fact]
     public void NoTensorLeaksAcrossEpochs()
     {
         var live = new List<long>();
