@@ -16,6 +16,8 @@ public static class CliApp
 
     public static int Run(string[] args, IAnsiConsole? console = null)
     {
+        // Logs (nohup, CI) should not wrap at the 80-column default of a non-terminal.
+        if (console is null && Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         var app = new CommandApp();
         app.Configure(config =>
         {

@@ -32,6 +32,7 @@ internal static class CommandSupport
         try { return work(); }
         catch (ConfigException e) { throw new UsageException(e.Message); }
         catch (InvalidDataException e) { throw new UsageException(e.Message); }
+        catch (H2T.Data.DataFormatException e) { throw new UsageException(e.Message); }
         catch (FileNotFoundException e) { throw new UsageException(e.Message); }
         catch (DirectoryNotFoundException e) { throw new UsageException(e.Message); }
         catch (ArgumentException e) { throw new UsageException(e.Message); }

@@ -30,7 +30,7 @@ public sealed class DemoSettings : GlobalSettings
     public int StageTwoEpochs => Stage2Epochs ?? (Full ? 10 : DemoCommand.DefaultStageTwoEpochs);
 
     public override ValidationResult Validate() =>
-        Rho is <= 0 or > 1 ? ValidationResult.Error($"--rho {Rho}: expected a value in (0, 1]")
+        !(Rho > 0 && Rho <= 1) ? ValidationResult.Error($"--rho {Rho}: expected a value in (0, 1]")
         : StageOneEpochs < 1 || StageTwoEpochs < 1 ? ValidationResult.Error("epochs must be >= 1")
         : base.Validate();
 }
@@ -71,7 +71,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         foreach (var rho in new[] { 0.0, settings.Rho })
         {
             var cfg = new StageTwoConfig { Epochs = settings.StageTwoEpochs, Rho = rho, Seed = settings.Seed, EvalEvery = settings.Full ? 1 : 0 };
-            var s2 = new RunFolder(Path.Combine(settings.Out, $"stage2-rho{rho:0.##}"));
+            var s2 = new RunFolder(Path.Combine(settings.Out, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{rho:0.##}")));
             var name = rho == 0 ? "stage II rho=0 (re-balancing)" : $"stage II rho={rho} (H2T)";
             runs.Add((name, RunOrReuse(s2, settings.Resume, name, o => StageTwoTrainer.Run(s1.LastCheckpoint, cfg, splits, s2, device, o, settings.Resume, cancellationToken))));
         }

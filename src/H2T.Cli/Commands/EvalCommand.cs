@@ -13,6 +13,8 @@ public sealed class EvalSettings : GlobalSettings
 {
     [CommandOption("--checkpoint <PATH>")] [Description("a stage1 or stage2 checkpoint")]
     public string Checkpoint { get; init; } = "";
+    [CommandOption("--dataset <NAME>")] [Description("evaluate on another dataset with the same classes (default: the checkpoint's)")]
+    public string? Dataset { get; init; }
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
     public string? DataPath { get; init; }
     [CommandOption("--out <FILE>")] [Description("write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
@@ -35,6 +37,7 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
         {
             var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
             var data = StageTwoTrainer.DataConfigOf(settings.Checkpoint, meta);
+            if (settings.Dataset is not null) data = data with { Dataset = settings.Dataset };
             if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };
             var splits = DatasetCatalog.Load(data);
             using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);

@@ -85,7 +85,8 @@ public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings
     {
         var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
         var device = CommandSupport.Start(settings);
-        var run = new RunFolder(settings.Out ?? Path.Combine("runs", $"stage1-{settings.Dataset}-{settings.Loss}-s{settings.Seed}"));
+        var run = new RunFolder(settings.Out ?? Path.Combine("runs", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"stage1-{settings.Dataset}-if{settings.ImbFactor:0.##}-{settings.Loss}-mixup{settings.Mixup:0.##}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage I[/] {settings.Dataset} IF={settings.ImbFactor} {config.Backbone} loss {config.Loss.Type} mixup {config.MixupAlpha} {config.Epochs} epochs -> {run.Path}");
         var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageOneTrainer.Run(config, run, device, o, settings.Resume, cancellationToken)));
         ResultsTable.Write(console, [("stage I", metrics)]);

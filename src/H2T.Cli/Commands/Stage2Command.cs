@@ -82,7 +82,9 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
-        var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!, "..", $"stage2-rho{settings.Rho:0.##}-s{settings.Seed}"));
+        // Default: inside the stage-I run, so stage-II runs of different backbones never share a folder.
+        var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{settings.Rho:0.##}-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
         var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume, cancellationToken)));
         ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);

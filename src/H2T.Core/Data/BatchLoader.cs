@@ -26,6 +26,7 @@ public sealed class Batch : IDisposable
     public Batch Take(int n)
     {
         if (n < 0 || n > Count) throw new ArgumentOutOfRangeException(nameof(n), n, $"batch has {Count} items");
+        using var scope = NewDisposeScope(); // the narrow views die here; only the clones leave
         var images = Images.narrow(0, 0, n).clone().DetachFromDisposeScope();
         var labels = Labels.narrow(0, 0, n).clone().DetachFromDisposeScope();
         return new Batch(images, labels, Indices[..n]);
@@ -310,9 +311,14 @@ public sealed class PairedLoader : IDisposable
         int batches = BatchesPerEpoch;
         using var t = tail.Epoch(epoch).GetEnumerator();
         using var h = head.Epoch(epoch).GetEnumerator();
-        for (int b = 0; b < batches && t.MoveNext() && h.MoveNext(); b++)
+        for (int b = 0; b < batches && t.MoveNext(); b++)
         {
-            Batch tb = t.Current, hb = h.Current;
+            Batch tb = t.Current;
+            bool more;
+            try { more = h.MoveNext(); }
+            catch { tb.Dispose(); throw; } // a head-side read error must not leak the tail batch
+            if (!more) { tb.Dispose(); break; }
+            Batch hb = h.Current;
             if (tb.Count != hb.Count)
             {
                 // Only a final partial batch can differ: trim the longer one so the pair stays aligned.

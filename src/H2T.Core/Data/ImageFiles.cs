@@ -142,7 +142,8 @@ public static class ImageFolder
     public static (string[] Paths, int[] Labels, string[] ClassNames) Scan(string root, IReadOnlyList<string>? classNames = null)
     {
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: image folder not found (expected <root>/<class>/*.jpg|jpeg|png)");
-        var dirs = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
+        // Hidden folders (.ipynb_checkpoints, .git) are not classes.
+        var dirs = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Where(d => !d.StartsWith('.')).Order(StringComparer.Ordinal).ToArray();
         if (dirs.Length == 0) throw new DataFormatException($"{root}: no class folders: expected <root>/<class>/*.jpg|jpeg|png");
         if (classNames is not null && !dirs.SequenceEqual(classNames))
             throw new DataFormatException($"{root}: class folders [{string.Join(", ", dirs)}] differ from the training classes [{string.Join(", ", classNames)}]");

@@ -19,8 +19,8 @@ public sealed class HeadToTailFusion
 
     public double Rho { get; }
 
-    /// <summary>floor(rho * C); the tiny epsilon keeps decimal ratios exact (0.29 * 100 is 28.999... in binary).</summary>
-    public int HeadChannelCount(int channels) => (int)Math.Floor(Rho * channels + 1e-9);
+    /// <summary>floor(rho * C) of the double product, as the reference's int(rho * C) (so 0.29 * 100 gives 28).</summary>
+    public int HeadChannelCount(int channels) => (int)Math.Floor(Rho * channels);
 
     /// <summary>Draws the channel set S (sorted) with a partial Fisher-Yates shuffle from <paramref name="rng"/>.</summary>
     public int[] DrawChannels(int channels, Random rng)
@@ -48,15 +48,16 @@ public sealed class HeadToTailFusion
     public static Tensor Fuse(Tensor tail, Tensor head, int[] headChannels)
     {
         int c = CheckShapes(tail, head);
-        if (headChannels.Length == 0) return tail.alias();
-        if (headChannels.Length == c) return head.alias();
-        using var scope = NewDisposeScope();
         var maskHost = new bool[c];
         foreach (var ch in headChannels)
         {
             if (ch < 0 || ch >= c) throw new ArgumentOutOfRangeException(nameof(headChannels), ch, $"channel index outside [0, {c})");
+            if (maskHost[ch]) throw new ArgumentException($"channel {ch} appears twice in the head channel set", nameof(headChannels));
             maskHost[ch] = true;
         }
+        if (headChannels.Length == 0) return tail.alias();
+        if (headChannels.Length == c) return head.alias();
+        using var scope = NewDisposeScope();
         var shape = new long[tail.dim()];
         Array.Fill(shape, 1L);
         shape[1] = c;

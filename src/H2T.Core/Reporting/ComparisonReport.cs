@@ -12,6 +12,7 @@ public static class ComparisonReport
 {
     public static RunRow Load(string folder)
     {
+        if (!Directory.Exists(folder)) throw new ConfigException($"{folder}: no such run folder");
         var run = new RunFolder(folder);
         if (!File.Exists(run.MetricsFile)) throw new ConfigException($"{run.MetricsFile}: not found (is {folder} a run folder?)");
         return new RunRow(Path.GetFileName(run.Path.TrimEnd('/')), run.Path, run.ReadMetrics());

@@ -27,6 +27,8 @@ public sealed record CheckpointMeta
     public JsonElement? Config { get; init; }
     public JsonElement? DataConfig { get; init; }
     public bool HasOptimizer { get; init; }
+    /// <summary>Stage II: the stage-I checkpoint it was trained from (full path).</summary>
+    public string? From { get; init; }
 }
 
 /// <summary>
@@ -105,7 +107,7 @@ public static class Checkpoint
             head.load(r, strict: true);
             if (optimizer is not null && meta.HasOptimizer) optimizer.load_state_dict(r);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or EndOfStreamException or IOException)
+        catch (Exception e) when (e is not ConfigException and not OutOfMemoryException)
         {
             throw new ConfigException($"{path}: checkpoint tensors do not match the model ({e.Message})");
         }

@@ -16,27 +16,57 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     public double BestTop1 { get; private set; } = double.NegativeInfinity;
     public int BestEpoch { get; private set; } = -1;
 
-    /// <summary>Loads last.ckpt if resuming; returns its metadata or null for a fresh start.</summary>
-    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, int inChannels, int numClasses)
+    /// <summary>
+    /// Loads last.ckpt if resuming; returns its metadata or null for a fresh start. Refuses to resume a run that was
+    /// started with another config or from another stage-I checkpoint.
+    /// </summary>
+    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, int inChannels, int numClasses,
+        System.Text.Json.JsonElement config, string? from = null)
     {
         if (!resume || !File.Exists(run.LastCheckpoint))
         {
             if (resume) observer.Message($"--resume: no {run.LastCheckpoint} yet, starting from epoch 1");
             return null;
         }
+        var found = Checkpoint.ReadMeta(run.LastCheckpoint);
+        if (found.Stage != stage) throw new ConfigException($"{run.LastCheckpoint}: a {found.Stage} checkpoint cannot resume {stage}");
+        if (found.Config is { } old && DifferingKeys(old, config) is { Count: > 0 } keys)
+            throw new ConfigException($"--resume: {run.Path} was started with another config (differs in: {string.Join(", ", keys)}); " +
+                                      "use another --out or the same options");
+        if (from is not null && found.From is not null && found.From != from)
+            throw new ConfigException($"--resume: {run.Path} was trained from {found.From}, not {from}");
         var meta = Checkpoint.Load(run.LastCheckpoint, backbone, head, optimizer, inChannels, numClasses);
-        if (meta.Stage != stage) throw new ConfigException($"{run.LastCheckpoint}: a {meta.Stage} checkpoint cannot resume {stage}");
         StartEpoch = meta.Epoch + 1;
         BestTop1 = meta.BestTop1;
         BestEpoch = meta.BestEpoch;
-        var old = run.ReadMetrics();
-        Metrics = old with { Epochs = old.Epochs.Where(e => e.Epoch <= meta.Epoch).ToList(), Completed = false };
+        var metrics = run.ReadMetrics();
+        Metrics = metrics with { Epochs = metrics.Epochs.Where(e => e.Epoch <= meta.Epoch).ToList(), Completed = false };
         observer.Message($"resuming {stage} from {run.LastCheckpoint} after epoch {meta.Epoch + 1}/{meta.TotalEpochs}");
         run.Log($"resume after epoch {meta.Epoch + 1}");
         return meta;
     }
 
-    /// <summary>Records an epoch, writes metrics, then last (and best) checkpoints.</summary>
+    static List<string> DifferingKeys(System.Text.Json.JsonElement a, System.Text.Json.JsonElement b)
+    {
+        static string Compact(System.Text.Json.JsonElement e) => System.Text.Json.JsonSerializer.Serialize(e);
+        if (a.ValueKind != System.Text.Json.JsonValueKind.Object || b.ValueKind != System.Text.Json.JsonValueKind.Object)
+            return Compact(a) == Compact(b) ? [] : ["config"];
+        var keys = a.EnumerateObject().Select(p => p.Name).Union(b.EnumerateObject().Select(p => p.Name));
+        return keys.Where(k => !(a.TryGetProperty(k, out var x) && b.TryGetProperty(k, out var y) && Compact(x) == Compact(y))).ToList();
+    }
+
+    /// <summary>A resumed run whose last epoch was already checkpointed: only the completion mark was missing.</summary>
+    public RunMetrics CompleteFinishedRun()
+    {
+        Metrics = Metrics with { Completed = true };
+        run.WriteMetrics(Metrics);
+        return Metrics;
+    }
+
+    /// <summary>
+    /// Records an epoch. Order matters for crash safety: metrics (epoch added, not completed), best.ckpt and
+    /// final-eval.json, then last.ckpt (the commit point a resume starts from), then the completion mark.
+    /// </summary>
     public void Complete(int epoch, int totalEpochs, double lr, double trainLoss, double trainSeconds, long images,
         EvaluationResult? test, double evalSeconds, Func<int, double, int, CheckpointMeta> meta, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
     {
@@ -54,13 +84,18 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             Final = last ? record.Test : Metrics.Final,
             FinalEpoch = last ? epoch : Metrics.FinalEpoch,
             FinalPerClassAccuracy = last ? test?.PerClassAccuracy : Metrics.FinalPerClassAccuracy,
-            Completed = last,
+            Completed = false,
         };
         run.WriteMetrics(Metrics);
         var m = meta(epoch, BestTop1, BestEpoch);
-        Checkpoint.Save(run.LastCheckpoint, m, backbone, head, optimizer);
         if (best) Checkpoint.Save(run.BestCheckpoint, m, backbone, head, null);
         if (last && test is not null) AtomicFile.WriteJson(run.FinalEvalFile, test);
+        Checkpoint.Save(run.LastCheckpoint, m, backbone, head, optimizer);
+        if (last)
+        {
+            Metrics = Metrics with { Completed = true };
+            run.WriteMetrics(Metrics);
+        }
         run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} img/s train {trainSeconds:F1}s" +
                 (test is null ? " (not evaluated)" : $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}"));
         observer.EpochCompleted(record);

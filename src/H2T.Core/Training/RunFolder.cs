@@ -9,11 +9,8 @@ namespace H2T.Training;
 /// </summary>
 public sealed class RunFolder
 {
-    public RunFolder(string path)
-    {
-        Path = System.IO.Path.GetFullPath(path);
-        Directory.CreateDirectory(Path);
-    }
+    /// <summary>Names the folder; it is created by the first write, so a run that fails validation leaves nothing.</summary>
+    public RunFolder(string path) => Path = System.IO.Path.GetFullPath(path);
 
     public string Path { get; }
     public string ConfigFile => System.IO.Path.Combine(Path, "config.json");
@@ -25,6 +22,7 @@ public sealed class RunFolder
 
     public void Log(string line)
     {
+        Directory.CreateDirectory(Path);
         File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}{Environment.NewLine}");
     }
 

@@ -43,18 +43,21 @@ public static class StageOneTrainer
             AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage1", config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
             run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name}");
         }
-        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses);
+        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
+        var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
+        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson);
+        if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
         using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
             splits.Norm, splits.TrainAugment, config.Seed, prefetch: config.Prefetch, device: device);
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
-        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
-        var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
             cancel.ThrowIfCancellationRequested();
+            // Anything that draws from torch's global generator (e.g. GCL's logit noise) replays on resume.
+            manual_seed(Seeds.Derive(config.Seed, epoch, Seeds.TorchGlobal));
             double lr = config.Schedule.LrAt(config.Optim.Lr, epoch, config.Epochs);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             loss.OnEpochStart(epoch, config.Epochs);

@@ -39,6 +39,11 @@ public static class StageTwoTrainer
     {
         config.Validate();
         var from = Checkpoint.ReadMeta(stageOneCheckpoint);
+        var fromPath = Path.GetFullPath(stageOneCheckpoint);
+        if (from.Stage != "stage1")
+            throw new ConfigException($"{stageOneCheckpoint}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
+        if (!from.ClassCounts.SequenceEqual(splits.TrainClassCounts))
+            throw new ConfigException($"{stageOneCheckpoint}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
@@ -62,10 +67,13 @@ public static class StageTwoTrainer
         var loop = new EpochLoop(run, observer, "stage2");
         if (!resume || !File.Exists(run.LastCheckpoint))
         {
-            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage2", from = Path.GetFullPath(stageOneCheckpoint), config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
+            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage2", from = fromPath, config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
             run.Log($"stage2 start from {stageOneCheckpoint}: rho {config.Rho} tail {config.TailSampler} head {config.HeadSampler} shift-bn {config.ShiftBn} loss {loss.Name}");
         }
-        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses);
+        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
+        var dataJson = from.DataConfig;
+        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson, fromPath);
+        if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
         int n = splits.Train.Count;
@@ -75,12 +83,11 @@ public static class StageTwoTrainer
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
         using var paired = new PairedLoader(tailLoader, headLoader);
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
-        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
-        var dataJson = from.DataConfig;
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
             cancel.ThrowIfCancellationRequested();
+            manual_seed(Seeds.Derive(config.Seed, epoch, Seeds.TorchGlobal));
             double lr = config.Schedule.LrAt(peak, epoch, config.Epochs);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             loss.OnEpochStart(epoch, config.Epochs);
@@ -128,7 +135,7 @@ public static class StageTwoTrainer
                 {
                     Stage = "stage2", Epoch = e, TotalEpochs = config.Epochs, Architecture = backbone.Architecture, InChannels = inChannels,
                     NumClasses = splits.NumClasses, Classifier = head.Kind, ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
-                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
+                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson, From = fromPath,
                 },
                 backbone, head, optimizer);
         }

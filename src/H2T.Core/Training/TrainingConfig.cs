@@ -26,6 +26,15 @@ public enum ScheduleKind { Cosine, MultiStep, Constant }
 /// </summary>
 public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Cosine, int WarmupEpochs = 0, int[]? Milestones = null, double Gamma = 0.1, double MinLr = 0)
 {
+    public void Validate()
+    {
+        if (WarmupEpochs < 0) throw new ConfigException($"warmup must be >= 0 epochs, got {WarmupEpochs}");
+        if (Kind == ScheduleKind.MultiStep && (Milestones is null || Milestones.Length == 0))
+            throw new ConfigException("schedule multistep needs milestones (e.g. --milestones 160,180)");
+        if (Milestones is { } ms && ms.Any(m => m < 1)) throw new ConfigException($"milestones must be epochs >= 1, got {string.Join(",", ms)}");
+        if (!(Gamma > 0)) throw new ConfigException($"gamma must be > 0, got {Gamma}");
+    }
+
     public double LrAt(double peak, int epoch, int totalEpochs)
     {
         if (epoch < WarmupEpochs) return peak * (epoch + 1) / WarmupEpochs;
@@ -62,8 +71,12 @@ public sealed record StageOneConfig
     public void Validate()
     {
         if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
-        if (MixupAlpha < 0) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
+        if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
+        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}");
+        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}");
+        if (!Samplers.Names.Contains(Sampler)) throw new ConfigException($"unknown sampler '{Sampler}'; expected one of: {string.Join(", ", Samplers.Names)}");
         Optim.Validate();
+        Schedule.Validate();
         if (!Models.ModelFactory.BackboneNames.Contains(Backbone, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown backbone '{Backbone}'; expected one of: {string.Join(", ", Models.ModelFactory.BackboneNames)}");
         if (!Models.ModelFactory.HeadNames.Contains(Classifier, StringComparer.OrdinalIgnoreCase))
@@ -103,8 +116,11 @@ public sealed record StageTwoConfig
         if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
+        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}");
+        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}");
         Optim.Validate();
-        string[] tails = ["balanced", "reverse", "sqrt", "class-aware", "instance"];
+        Schedule.Validate();
+        var tails = Samplers.Names;
         if (!tails.Contains(TailSampler)) throw new ConfigException($"unknown tail sampler '{TailSampler}'; expected one of: {string.Join(", ", tails)}");
         if (!tails.Contains(HeadSampler)) throw new ConfigException($"unknown head sampler '{HeadSampler}'; expected one of: {string.Join(", ", tails)}");
         if (!LossFactory.Names.Contains(Loss.Type, StringComparer.OrdinalIgnoreCase))

@@ -80,6 +80,26 @@ public sealed class TrainingCommandsTests : IDisposable
     }
 
     [Fact]
+    public void CorruptDataAndMissingRunFoldersExitWithTwoAndWriteNothing()
+    {
+        using var broken = new TempDir();
+        foreach (var f in Directory.GetFiles(set.Path)) File.Copy(f, broken.File(Path.GetFileName(f)));
+        File.WriteAllBytes(broken.File("train-images-idx3-ubyte.gz"), DataTestFiles.Gzip([0, 0, 8, 3, 0, 0])); // truncated header
+        var outDir = Path.Combine(runs.Path, "corrupt");
+        var args = Stage1Args(outDir, 1);
+        args[Array.IndexOf(args, "--data") + 1] = broken.Path;
+        var (rc, output) = Run(args);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("train-images-idx3-ubyte.gz", output);
+        Assert.False(Directory.Exists(outDir), "a run that fails validation must not leave a folder");
+
+        var missing = Path.Combine(runs.Path, "no-such-run");
+        (rc, output) = Run("report", missing);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public void KilledRunResumesToTheSameNumberOfEpochsWithoutLosingResults()
     {
         var s1 = Path.Combine(runs.Path, "killed");

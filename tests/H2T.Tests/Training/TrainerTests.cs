@@ -101,6 +101,24 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void ResumeRefusesAnotherConfigAndFinishesAFinishedRun()
+    {
+        var run = new RunFolder(Path.Combine(runs.Path, "r"));
+        StageOneTrainer.Run(StageOne(epochs: 1), run, CPU, SilentObserver.Instance);
+        var e = Assert.Throws<ConfigException>(() => StageOneTrainer.Run(StageOne(epochs: 1) with { MixupAlpha = 0 }, run, CPU, SilentObserver.Instance, resume: true));
+        Assert.Contains("another config", e.Message);
+        var again = StageOneTrainer.Run(StageOne(epochs: 1), run, CPU, SilentObserver.Instance, resume: true);
+        Assert.True(again.Completed);
+        Assert.Single(again.Epochs);
+
+        // Stage II starts only from stage I.
+        var s2 = new RunFolder(Path.Combine(runs.Path, "r2"));
+        StageTwoTrainer.Run(run.LastCheckpoint, StageTwo(0.25, epochs: 1), s2, CPU, SilentObserver.Instance);
+        var e2 = Assert.Throws<ConfigException>(() => StageTwoTrainer.Run(s2.LastCheckpoint, StageTwo(0.25, epochs: 1), new RunFolder(Path.Combine(runs.Path, "r3")), CPU, SilentObserver.Instance));
+        Assert.Contains("stage-I checkpoint", e2.Message);
+    }
+
+    [Fact]
     public void EvaluationCanBeLimitedToTheLastEpoch()
     {
         var run = new RunFolder(Path.Combine(runs.Path, "sparse"));
