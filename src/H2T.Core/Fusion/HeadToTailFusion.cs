@@ -44,6 +44,20 @@ public sealed class HeadToTailFusion
         return (Fuse(tail, head, channels), channels);
     }
 
+    /// <summary>
+    /// Multi-expert form (RIDE, ResLT): each expert's feature map is fused with its own channel draw, in expert order
+    /// from the same generator.
+    /// </summary>
+    public (Tensor[] Fused, int[][] HeadChannels) FuseExperts(IReadOnlyList<Tensor> tails, IReadOnlyList<Tensor> heads, Random rng)
+    {
+        if (tails.Count != heads.Count || tails.Count == 0)
+            throw new ArgumentException($"expected one head map per tail map, got {tails.Count} tail and {heads.Count} head maps");
+        var fused = new Tensor[tails.Count];
+        var channels = new int[tails.Count][];
+        for (int e = 0; e < tails.Count; e++) (fused[e], channels[e]) = Fuse(tails[e], heads[e], rng);
+        return (fused, channels);
+    }
+
     /// <summary>Replaces <paramref name="headChannels"/> of the tail map by the head map's (dim 1).</summary>
     public static Tensor Fuse(Tensor tail, Tensor head, int[] headChannels)
     {

@@ -85,6 +85,25 @@ public sealed class HeadToTailFusionTests
     }
 
     [Fact]
+    public void EachExpertGetsItsOwnDraw()
+    {
+        using var scope = NewDisposeScope();
+        var fusion = new HeadToTailFusion(0.25);
+        var tails = Enumerable.Range(0, 3).Select(_ => randn(2, 64, 2, 2)).ToArray();
+        var heads = Enumerable.Range(0, 3).Select(_ => randn(2, 64, 2, 2)).ToArray();
+        var (fused, channels) = fusion.FuseExperts(tails, heads, new Random(11));
+        Assert.Equal(3, fused.Length);
+        Assert.All(channels, c => Assert.Equal(16, c.Length));
+        Assert.NotEqual(channels[0], channels[1]);
+        for (int e = 0; e < 3; e++)
+            Assert.True(fused[e].eq(HeadToTailFusion.Fuse(tails[e], heads[e], channels[e])).all().item<bool>());
+        // The same generator sequence as three single-map fusions in expert order.
+        var rng = new Random(11);
+        Assert.Equal(channels[0], fusion.DrawChannels(64, rng));
+        Assert.Equal(channels[1], fusion.DrawChannels(64, rng));
+    }
+
+    [Fact]
     public void BadInputsAreRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new HeadToTailFusion(1.5));
@@ -92,5 +111,6 @@ public sealed class HeadToTailFusionTests
         using var scope = NewDisposeScope();
         var e = Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(4, 8, 2, 2), randn(3, 8, 2, 2), [0]));
         Assert.Contains("equal shapes", e.Message);
+        Assert.Contains("twice", Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(1, 4, 1, 1), randn(1, 4, 1, 1), [1, 1, 2, 3])).Message);
     }
 }
