@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using System.Globalization;
 using H2T.Data;
 using Spectre.Console;
@@ -6,52 +5,12 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class DataSettings : CommandSettings
-{
-    [CommandOption("--dataset <NAME>")]
-    [Description("fashion-mnist (default), mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018")]
-    [DefaultValue("fashion-mnist")]
-    public string Dataset { get; init; } = "fashion-mnist";
-
-    [CommandOption("--data <PATH>")]
-    [Description("where the dataset is (folder or archive; see README). Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist")]
-    public string? Data { get; init; }
-
-    [CommandOption("--imb-factor <F>")]
-    [Description("imbalance factor n_max / n_min of the long-tailed training set (1 = balanced)")]
-    [DefaultValue(100.0)]
-    public double ImbFactor { get; init; } = 100;
-
-    [CommandOption("--imb-type <TYPE>")]
-    [Description("exp or step")]
-    [DefaultValue("exp")]
-    public string ImbType { get; init; } = "exp";
-
-    [CommandOption("--lt-seed <N>")]
-    [Description("seed of the long-tail subset selection (0 in the reference codebases)")]
-    [DefaultValue(0)]
-    public int LongTailSeed { get; init; }
-
-    public override ValidationResult Validate()
-    {
-        if (!DatasetCatalog.Names.Contains(Dataset))
-            return ValidationResult.Error($"--dataset {Dataset}: expected one of {string.Join(", ", DatasetCatalog.Names)}");
-        if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
-            return ValidationResult.Error($"--imb-factor {ImbFactor.ToString(CultureInfo.InvariantCulture)}: expected a number >= 1");
-        if (ImbType is not ("exp" or "step")) return ValidationResult.Error($"--imb-type {ImbType}: expected exp or step");
-        if (LongTailSeed < 0) return ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
-        return base.Validate();
-    }
-
-    public DataConfig ToConfig() => new(Dataset, Data, ImbFactor, ImbType == "step" ? ImbalanceType.Step : ImbalanceType.Exp, LongTailSeed);
-}
-
 /// <summary><c>h2t data</c>: loads a dataset as training would and prints per-class counts, groups and totals.</summary>
-public sealed class DataCommand(IAnsiConsole console) : Command<DataSettings>
+public sealed class DataCommand(IAnsiConsole console) : Command<DataOptions>
 {
-    public override int Execute(CommandContext context, DataSettings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, DataOptions settings, CancellationToken cancellationToken)
     {
-        var config = settings.ToConfig();
+        var config = settings.ToDataConfig();
         DatasetSplits splits;
         try { splits = DatasetCatalog.Load(config); }
         catch (Exception e) when (e is DataFormatException or IOException or ArgumentException or UnauthorizedAccessException)

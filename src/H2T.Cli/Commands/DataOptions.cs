@@ -32,7 +32,7 @@ public class DataOptions : GlobalSettings
     public int LongTailSeed { get; init; }
 
     public DataConfig ToDataConfig() => new(
-        Dataset: Dataset,
+        Dataset: Dataset.ToLowerInvariant(),
         DataPath: DataPath,
         ImbFactor: ImbFactor,
         ImbType: ImbType.ToLowerInvariant() switch
@@ -45,7 +45,12 @@ public class DataOptions : GlobalSettings
 
     public override Spectre.Console.ValidationResult Validate()
     {
-        if (!(ImbFactor >= 1)) return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor}: expected a number >= 1");
+        if (!DatasetCatalog.Names.Contains(Dataset.ToLowerInvariant()))
+            return Spectre.Console.ValidationResult.Error($"--dataset {Dataset}: expected one of {string.Join(", ", DatasetCatalog.Names)}");
+        if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
+            return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a number >= 1");
+        if (ImbType.ToLowerInvariant() is not ("exp" or "step")) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected exp or step");
+        if (LongTailSeed < 0) return Spectre.Console.ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
         return base.Validate();
     }
 }

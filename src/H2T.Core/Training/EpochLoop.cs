@@ -67,8 +67,19 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     /// Records an epoch. Order matters for crash safety: metrics (epoch added, not completed), best.ckpt and
     /// final-eval.json, then last.ckpt (the commit point a resume starts from), then the completion mark.
     /// </summary>
+    /// <summary>Ends an epoch: evaluates if asked, then <see cref="Complete"/>.</summary>
+    public void EndEpoch(int epoch, int totalEpochs, double lr, EpochProgress progress, Func<EvaluationResult>? evaluate,
+        CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
+    {
+        double trainSeconds = progress.Seconds;
+        var clock = Stopwatch.StartNew();
+        var test = evaluate?.Invoke();
+        Complete(epoch, totalEpochs, lr, progress.MeanLoss, trainSeconds, progress.Images, test, clock.Elapsed.TotalSeconds,
+            template, backbone, head, optimizer);
+    }
+
     public void Complete(int epoch, int totalEpochs, double lr, double trainLoss, double trainSeconds, long images,
-        EvaluationResult? test, double evalSeconds, Func<int, double, int, CheckpointMeta> meta, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
+        EvaluationResult? test, double evalSeconds, CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
     {
         var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, test is null ? null : EvaluationSummary.From(test));
         bool best = test is not null && test.Top1 > BestTop1;
@@ -87,7 +98,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             Completed = false,
         };
         run.WriteMetrics(Metrics);
-        var m = meta(epoch, BestTop1, BestEpoch);
+        var m = template with { Stage = stage, Epoch = epoch, TotalEpochs = totalEpochs, BestTop1 = BestTop1, BestEpoch = BestEpoch };
         if (best) Checkpoint.Save(run.BestCheckpoint, m, backbone, head, null);
         if (last && test is not null) AtomicFile.WriteJson(run.FinalEvalFile, test);
         Checkpoint.Save(run.LastCheckpoint, m, backbone, head, optimizer);
@@ -101,5 +112,25 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         observer.EpochCompleted(record);
     }
 
-    public static double Seconds(Stopwatch sw) => sw.Elapsed.TotalSeconds;
+}
+
+/// <summary>Running loss and throughput of one epoch, reported to the observer after every batch.</summary>
+internal sealed class EpochProgress(string stage, int epoch, int batches, double lr, ITrainingObserver observer)
+{
+    readonly Stopwatch clock = Stopwatch.StartNew();
+    double lossSum;
+    int batch;
+
+    public long Images { get; private set; }
+    public double Seconds => clock.Elapsed.TotalSeconds;
+    public double MeanLoss => lossSum / Math.Max(Images, 1);
+
+    public void Add(double loss, int count)
+    {
+        if (double.IsNaN(loss) || double.IsInfinity(loss))
+            throw new InvalidOperationException($"{stage} epoch {epoch + 1} batch {batch + 1}: loss is {loss} (lr {lr} too high?)");
+        lossSum += loss * count;
+        Images += count;
+        observer.BatchCompleted(++batch, batches, MeanLoss, lr, Images / Math.Max(Seconds, 1e-9));
+    }
 }

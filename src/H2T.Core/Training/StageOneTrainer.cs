@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Losses;
@@ -46,6 +45,11 @@ public static class StageOneTrainer
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
         loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson);
+        var template = new CheckpointMeta
+        {
+            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
+        };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
@@ -67,10 +71,7 @@ public static class StageOneTrainer
             head.train();
             var mixRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Mixup));
             using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));
-            var sw = Stopwatch.StartNew();
-            double lossSum = 0;
-            long images = 0;
-            int batchIndex = 0;
+            var progress = new EpochProgress("stage1", epoch, trainLoader.BatchesPerEpoch, lr, observer);
             foreach (var batch in trainLoader.Epoch(epoch))
             {
                 using var b = batch;
@@ -88,25 +89,12 @@ public static class StageOneTrainer
                 optimizer.zero_grad();
                 l.backward();
                 optimizer.step();
-                int n = (int)b.Labels.shape[0];
-                double lv = l.item<float>();
-                if (double.IsNaN(lv)) throw new InvalidOperationException($"stage1 epoch {epoch + 1} batch {batchIndex + 1}: loss is NaN (lr {lr} too high?)");
-                lossSum += lv * n;
-                images += n;
-                observer.BatchCompleted(++batchIndex, trainLoader.BatchesPerEpoch, lossSum / images, lr, images / Math.Max(sw.Elapsed.TotalSeconds, 1e-9));
+                progress.Add(l.item<float>(), (int)b.Labels.shape[0]);
                 cancel.ThrowIfCancellationRequested();
             }
-            double trainSeconds = sw.Elapsed.TotalSeconds;
-            var ev = Stopwatch.StartNew();
-            var test = config.ShouldEvaluate(epoch) ? Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null;
-            loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
-                (e, best, bestEpoch) => new CheckpointMeta
-                {
-                    Stage = "stage1", Epoch = e, TotalEpochs = config.Epochs, Architecture = backbone.Architecture, InChannels = inChannels,
-                    NumClasses = splits.NumClasses, Classifier = head.Kind, ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
-                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
-                },
-                backbone, head, optimizer);
+            loop.EndEpoch(epoch, config.Epochs, lr, progress,
+                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
+                template, backbone, head, optimizer);
         }
         return loop.Metrics;
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Fusion;
@@ -73,6 +72,11 @@ public static class StageTwoTrainer
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = from.DataConfig;
         loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson, fromPath);
+        var template = new CheckpointMeta
+        {
+            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson, From = fromPath,
+        };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
@@ -93,10 +97,7 @@ public static class StageTwoTrainer
             loss.OnEpochStart(epoch, config.Epochs);
             observer.EpochStarted("stage2", epoch, config.Epochs, tailLoader.BatchesPerEpoch);
             var fusionRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Fusion));
-            var sw = Stopwatch.StartNew();
-            double lossSum = 0;
-            long images = 0;
-            int batchIndex = 0;
+            var progress = new EpochProgress("stage2", epoch, tailLoader.BatchesPerEpoch, lr, observer);
             foreach (var (tail, headSide) in PairsOrTailOnly(paired, tailLoader, epoch, config.Rho > 0))
             {
                 using var t = tail;
@@ -119,25 +120,12 @@ public static class StageTwoTrainer
                 optimizer.zero_grad();
                 l.backward();
                 optimizer.step();
-                int bs = (int)t.Labels.shape[0];
-                double lv = l.item<float>();
-                if (double.IsNaN(lv)) throw new InvalidOperationException($"stage2 epoch {epoch + 1} batch {batchIndex + 1}: loss is NaN");
-                lossSum += lv * bs;
-                images += bs;
-                observer.BatchCompleted(++batchIndex, tailLoader.BatchesPerEpoch, lossSum / images, lr, images / Math.Max(sw.Elapsed.TotalSeconds, 1e-9));
+                progress.Add(l.item<float>(), (int)t.Labels.shape[0]);
                 cancel.ThrowIfCancellationRequested();
             }
-            double trainSeconds = sw.Elapsed.TotalSeconds;
-            var ev = Stopwatch.StartNew();
-            var test = config.ShouldEvaluate(epoch) ? Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null;
-            loop.Complete(epoch, config.Epochs, lr, lossSum / Math.Max(images, 1), trainSeconds, images, test, ev.Elapsed.TotalSeconds,
-                (e, best, bestEpoch) => new CheckpointMeta
-                {
-                    Stage = "stage2", Epoch = e, TotalEpochs = config.Epochs, Architecture = backbone.Architecture, InChannels = inChannels,
-                    NumClasses = splits.NumClasses, Classifier = head.Kind, ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
-                    BestTop1 = best, BestEpoch = bestEpoch, Seed = config.Seed, Config = configJson, DataConfig = dataJson, From = fromPath,
-                },
-                backbone, head, optimizer);
+            loop.EndEpoch(epoch, config.Epochs, lr, progress,
+                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
+                template, backbone, head, optimizer);
         }
         return loop.Metrics;
     }

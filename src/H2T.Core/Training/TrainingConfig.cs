@@ -70,19 +70,13 @@ public sealed record StageOneConfig
 
     public void Validate()
     {
-        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
+        RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
-        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}");
-        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}");
         if (!Samplers.Names.Contains(Sampler)) throw new ConfigException($"unknown sampler '{Sampler}'; expected one of: {string.Join(", ", Samplers.Names)}");
-        Optim.Validate();
-        Schedule.Validate();
         if (!Models.ModelFactory.BackboneNames.Contains(Backbone, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown backbone '{Backbone}'; expected one of: {string.Join(", ", Models.ModelFactory.BackboneNames)}");
         if (!Models.ModelFactory.HeadNames.Contains(Classifier, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown classifier '{Classifier}'; expected one of: {string.Join(", ", Models.ModelFactory.HeadNames)}");
-        if (!LossFactory.Names.Contains(Loss.Type, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown loss '{Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
     }
 }
 
@@ -113,18 +107,27 @@ public sealed record StageTwoConfig
 
     public void Validate()
     {
-        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
+        RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
-        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}");
-        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}");
-        Optim.Validate();
-        Schedule.Validate();
         var tails = Samplers.Names;
         if (!tails.Contains(TailSampler)) throw new ConfigException($"unknown tail sampler '{TailSampler}'; expected one of: {string.Join(", ", tails)}");
         if (!tails.Contains(HeadSampler)) throw new ConfigException($"unknown head sampler '{HeadSampler}'; expected one of: {string.Join(", ", tails)}");
-        if (!LossFactory.Names.Contains(Loss.Type, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown loss '{Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+    }
+}
+
+/// <summary>Checks both stages share.</summary>
+internal static class RunChecks
+{
+    public static void Validate(int epochs, int evalEvery, int prefetch, OptimConfig optim, ScheduleConfig schedule, LossConfig loss)
+    {
+        if (epochs < 1) throw new ConfigException($"epochs must be >= 1, got {epochs}");
+        if (evalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {evalEvery}");
+        if (prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {prefetch}");
+        optim.Validate();
+        schedule.Validate();
+        if (!LossFactory.Names.Contains(loss.Type, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown loss '{loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
     }
 }
 
