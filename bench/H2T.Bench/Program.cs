@@ -9,20 +9,28 @@ using static TorchSharp.torch;
 // Usage: dotnet run -c Release --project bench/H2T.Bench -- [--out bench-results.json] [--threads N]
 var outPath = "bench-results.json";
 int? threads = null;
+string? only = null;
 var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outPath = args[++i];
     else if (args[i] == "--cifar10-jpg" && i + 1 < args.Length) cifarJpg = args[++i];
+    else if (args[i] == "--only" && i + 1 < args.Length) only = args[++i];
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
 TorchRuntime.Initialize(threads);
 
-var results = new List<object> { H2T.Bench.ModelBench.ResNet32Step(1, 28), H2T.Bench.ModelBench.ResNet32Step(3, 32) };
-results.AddRange(LoaderBench("fashion-mnist", null, maxBatches: 116));
-if (File.Exists(cifarJpg) || Directory.Exists(cifarJpg)) results.AddRange(LoaderBench("cifar10-jpg", cifarJpg, maxBatches: 40));
-else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
+// --only model|loader|loop runs one group.
+var results = new List<object>();
+if (only is null or "model") { results.Add(H2T.Bench.ModelBench.ResNet32Step(1, 28)); results.Add(H2T.Bench.ModelBench.ResNet32Step(3, 32)); }
+if (only is null or "loader")
+{
+    results.AddRange(LoaderBench("fashion-mnist", null, maxBatches: 116));
+    if (File.Exists(cifarJpg) || Directory.Exists(cifarJpg)) results.AddRange(LoaderBench("cifar10-jpg", cifarJpg, maxBatches: 40));
+    else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
+}
+if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
 File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results }, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"wrote {outPath}");
 return 0;
