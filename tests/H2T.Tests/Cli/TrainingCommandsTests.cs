@@ -80,6 +80,25 @@ public sealed class TrainingCommandsTests : IDisposable
     }
 
     [Fact]
+    public void DemoRunsBothStagesAndPrintsTheComparison()
+    {
+        // IF = 100 needs at least 100 images in the head class for the smallest class to keep one.
+        using var big = new TinyLongTailedSet(perClassTrain: 120, perClassTest: 5);
+        var outDir = Path.Combine(runs.Path, "demo");
+        var (rc, output) = Run("demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--out", outDir);
+        Assert.True(rc == 0, output);
+        Assert.Contains("stage II rho=0 (re-balancing)", output);
+        Assert.Contains("stage II rho=0.5 (H2T)", output);
+        Assert.Contains("H2T vs rho=0", output);
+        foreach (var run in new[] { "stage1", "stage2-rho0", "stage2-rho0.5" })
+            Assert.True(new RunFolder(Path.Combine(outDir, run)).ReadMetrics().Completed, run);
+        // --resume reuses the finished runs instead of training again.
+        (rc, output) = Run("demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--out", outDir, "--resume");
+        Assert.True(rc == 0, output);
+        Assert.Contains("reusing the finished run", output);
+    }
+
+    [Fact]
     public void CorruptDataAndMissingRunFoldersExitWithTwoAndWriteNothing()
     {
         using var broken = new TempDir();

@@ -9,13 +9,13 @@ namespace H2T.Tests.Training;
 /// </summary>
 public sealed class TinyLongTailedSet : IDisposable
 {
-    public const int PerClassTrain = 40, PerClassTest = 10;
     readonly TempDir dir = new();
 
-    public TinyLongTailedSet()
+    /// <param name="perClassTrain">Training images per class before the long-tail cut (40 by default).</param>
+    public TinyLongTailedSet(int perClassTrain = 40, int perClassTest = 10)
     {
-        Write("train", PerClassTrain, seed: 1);
-        Write("t10k", PerClassTest, seed: 2);
+        Write("train", perClassTrain, seed: 1);
+        Write("t10k", perClassTest, seed: 2);
     }
 
     public string Path => dir.Path;
