@@ -66,7 +66,7 @@ public sealed record StageOneConfig
     /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
     public int EvalEvery { get; init; } = 1;
 
-    public bool ShouldEvaluate(int epoch) => epoch == Epochs - 1 || (EvalEvery > 0 && (epoch + 1) % EvalEvery == 0);
+    public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     public void Validate()
     {
@@ -103,7 +103,7 @@ public sealed record StageTwoConfig
     /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
     public int EvalEvery { get; init; } = 1;
 
-    public bool ShouldEvaluate(int epoch) => epoch == Epochs - 1 || (EvalEvery > 0 && (epoch + 1) % EvalEvery == 0);
+    public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     public void Validate()
     {
@@ -119,6 +119,10 @@ public sealed record StageTwoConfig
 /// <summary>Checks both stages share.</summary>
 internal static class RunChecks
 {
+    /// <summary>Every <paramref name="evalEvery"/> epochs (0: never early), and always after the last.</summary>
+    public static bool ShouldEvaluate(int epoch, int epochs, int evalEvery) =>
+        epoch == epochs - 1 || (evalEvery > 0 && (epoch + 1) % evalEvery == 0);
+
     public static void Validate(int epochs, int evalEvery, int prefetch, OptimConfig optim, ScheduleConfig schedule, LossConfig loss)
     {
         if (epochs < 1) throw new ConfigException($"epochs must be >= 1, got {epochs}");
