@@ -97,14 +97,15 @@ public static class StageTwoTrainer
             loss.OnEpochStart(epoch, config.Epochs);
             observer.EpochStarted("stage2", epoch, config.Epochs, tailLoader.BatchesPerEpoch);
             var fusionRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Fusion));
+            // Evaluation leaves both in eval mode; set the training modes once per epoch.
+            if (config.ShiftBn) backbone.train(); else backbone.eval();
+            head.train();
             var progress = new EpochProgress("stage2", epoch, tailLoader.BatchesPerEpoch, lr, observer);
             foreach (var (tail, headSide) in PairsOrTailOnly(paired, tailLoader, epoch, config.Rho > 0))
             {
                 using var t = tail;
                 using var h = headSide;
                 using var scope = NewDisposeScope();
-                if (config.ShiftBn) backbone.train(); else backbone.eval();
-                head.train();
                 Tensor features;
                 using (no_grad())
                 {
