@@ -5,10 +5,11 @@
 #             lr 0.1 x 0.2 cosine, wd 5e-4, batch 128, CE; rho = 0, 0.25, 0.5
 # Usage: experiments/cpu-protocol.sh DATASET [SEED] [DATA_PATH]   (DATASET: fashion-mnist | cifar10-jpg)
 # Resumable: re-running it continues interrupted runs and skips finished ones. H2T=<cmd> picks the CLI binary.
+# STAGE1_EVAL_EVERY=N evaluates stage I on the test set every N epochs only (default 1; the last epoch always).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dataset="${1:?dataset}"; seed="${2:-0}"; data="${3:-}"
-epochs1="${STAGE1_EPOCHS:-30}"; epochs2="${STAGE2_EPOCHS:-10}"
+epochs1="${STAGE1_EPOCHS:-30}"; epochs2="${STAGE2_EPOCHS:-10}"; eval1="${STAGE1_EVAL_EVERY:-1}"
 h2t="${H2T:-$root/h2t}"
 out="${OUT:-$root/runs/protocol-$dataset-e$epochs1-s$seed}"
 dataopt=(); [ -n "$data" ] && dataopt=(--data "$data")
@@ -16,7 +17,7 @@ done_run() { [ -f "$1/metrics.json" ] && grep -q '"completed": true' "$1/metrics
 
 if ! done_run "$out/stage1"; then
   $h2t stage1 --dataset "$dataset" "${dataopt[@]}" --imb-factor 100 --epochs "$epochs1" --loss ce --mixup 1.0 \
-    --lr 0.1 --batch-size 128 --wd 2e-4 --schedule cosine --seed "$seed" --out "$out/stage1" --resume
+    --lr 0.1 --batch-size 128 --wd 2e-4 --schedule cosine --seed "$seed" --eval-every "$eval1" --out "$out/stage1" --resume
 fi
 for rho in 0 0.25 0.5; do
   if ! done_run "$out/stage2-rho$rho"; then

@@ -41,6 +41,8 @@ public static class CliApp
                 .WithDescription("Stage I: train backbone + classifier on a long-tailed set.");
             config.AddCommand<Stage2Command>("stage2")
                 .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
+            config.AddCommand<SweepCommand>("sweep")
+                .WithDescription("Stage II for many rho values in one backbone pass; picks rho on a validation split, writes a table and plot.");
             config.AddCommand<ReportCommand>("report")
                 .WithDescription("Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes Markdown.");
             config.AddCommand<EvalCommand>("eval")

@@ -23,5 +23,23 @@ public static class ResultsTable
         console.Write(table);
     }
 
+    /// <summary>Sweep: one row per rho, validation then test, the selected rho marked.</summary>
+    public static void WriteSweep(IAnsiConsole console, SweepResult sweep)
+    {
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("rho");
+        foreach (var c in new[] { "val Head", "val Med", "val Tail", "val All", "Head", "Medium", "Tail", "All", "ECE" })
+            table.AddColumn(new TableColumn(c).RightAligned());
+        static string O(double? v) => v is { } x ? F(x) : "-";
+        foreach (var r in sweep.Rows)
+        {
+            var v = r.FinalValidation;
+            var t = r.FinalTest;
+            var name = r.Rho.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + (sweep.SelectedRho == r.Rho ? " [green](selected)[/]" : "");
+            table.AddRow(name, O(v?.Head), O(v?.Medium), O(v?.Tail), O(v?.Top1), O(t?.Head), O(t?.Medium), O(t?.Tail), t is null ? "-" : $"[bold]{F(t.Top1)}[/]", O(t?.Ece));
+        }
+        table.Caption($"accuracy (%) at the final epoch: validation (val) and test; rho selected by {Markup.Escape(sweep.SelectedBy)}");
+        console.Write(table);
+    }
+
     static string F(double v) => double.IsNaN(v) ? "-" : v.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -26,6 +26,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
         table.AddRow("cores", Environment.ProcessorCount.ToString());
         table.AddRow("native fix", Markup.Escape(fix.State));
         table.AddRow("native fix detail", Markup.Escape(fix.Detail));
+        table.AddRow("malloc tuning", Markup.Escape(TorchRuntime.MallocTuning));
         table.AddRow("native library", Markup.Escape(fix.LibraryPath ?? "-"));
         table.AddRow(".NET", RuntimeInformation.FrameworkDescription);
         table.AddRow("OS", Markup.Escape(RuntimeInformation.OSDescription));

@@ -6,12 +6,21 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class Stage2Settings : GlobalSettings
+public sealed class Stage2Settings : StageTwoOptions
+{
+    [CommandOption("--rho <RHO>")] [DefaultValue(0.25)] [Description("H2T fusion ratio in [0, 1]; 0 = plain class-balanced re-training")]
+    public double Rho { get; init; } = 0.25;
+    [CommandOption("--out <DIR>")]
+    public string? Out { get; init; }
+
+    public StageTwoConfig ToConfig() => ToConfig(Rho);
+}
+
+/// <summary>The stage-II options <c>stage2</c> and <c>sweep</c> share.</summary>
+public abstract class StageTwoOptions : GlobalSettings
 {
     [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
     public string From { get; init; } = "";
-    [CommandOption("--rho <RHO>")] [DefaultValue(0.25)] [Description("H2T fusion ratio in [0, 1]; 0 = plain class-balanced re-training")]
-    public double Rho { get; init; } = 0.25;
     [CommandOption("--epochs <E>")] [DefaultValue(10)]
     public int Epochs { get; init; } = 10;
     [CommandOption("--sampler <NAME>")] [DefaultValue("balanced")] [Description("tail side: balanced or reverse")]
@@ -40,21 +49,19 @@ public sealed class Stage2Settings : GlobalSettings
     public int Seed { get; init; }
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where stage I found them")]
     public string? DataPath { get; init; }
-    [CommandOption("--out <DIR>")]
-    public string? Out { get; init; }
     [CommandOption("--resume")]
     public bool Resume { get; init; }
     [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
     public int EvalEvery { get; init; } = 1;
 
-    public StageTwoConfig ToConfig() => new()
+    public StageTwoConfig ToConfig(double rho) => new()
     {
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, false, BatchSize),
         LrFactor = LrFactor,
         Schedule = new ScheduleConfig(Stage1Settings.ParseSchedule(Schedule)),
         Loss = new LossConfig(Type: Loss),
-        Rho = Rho,
+        Rho = rho,
         TailSampler = Sampler,
         HeadSampler = HeadSampler,
         ShiftBn = ShiftBn.ToLowerInvariant() switch

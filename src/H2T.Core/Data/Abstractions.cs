@@ -51,9 +51,11 @@ public sealed record AugmentConfig(bool RandomCrop = false, int Padding = 4, boo
 
 /// <summary>Options that select and shape a dataset. <see cref="ImbFactor"/> and <see cref="ImbType"/> apply to the
 /// balanced sets (MNIST, Fashion-MNIST, CIFAR, image folders); the list-file sets are long-tailed already.
-/// <see cref="ImageSize"/> is the crop size for large-image sets (ImageNet-LT style).</summary>
+/// <see cref="ImageSize"/> is the crop size for large-image sets (ImageNet-LT style). <see cref="ValidationPerClass"/>
+/// &gt; 0 builds a balanced validation split (<see cref="ValidationSplit"/>); 0 keeps the reference's training set.</summary>
 public sealed record DataConfig(string Dataset = "fashion-mnist", string? DataPath = null, double ImbFactor = 100,
-    ImbalanceType ImbType = ImbalanceType.Exp, int LongTailSeed = 0, int ImageSize = 224, ClassGroups? Groups = null);
+    ImbalanceType ImbType = ImbalanceType.Exp, int LongTailSeed = 0, int ImageSize = 224, ClassGroups? Groups = null,
+    int ValidationPerClass = 0);
 
 /// <summary>A data file is malformed, truncated or inconsistent. The message names the file and where.</summary>
 public sealed class DataFormatException(string message, Exception? inner = null) : Exception(message, inner);

@@ -43,8 +43,9 @@ public sealed class Batch : IDisposable
 /// Batches from a source in sampler order. A batch is assembled in parallel into one byte buffer (random crop with
 /// zero padding as row copies, flips as row reversals), turned into ONE uint8 tensor, then converted, optionally
 /// resampled (random-resized-crop, batched through affine_grid + grid_sample) and normalised with tensor ops.
-/// A background task prefetches up to <c>prefetch</c> batches. All randomness comes from (seed, epoch, batch,
-/// item), so batches do not depend on thread scheduling or on prefetching.
+/// A background task prefetches up to <c>prefetch</c> batches (pixels only; tensors are made on the consumer's
+/// thread). All randomness comes from (seed, epoch, batch, item), so batches do not depend on thread scheduling or
+/// on prefetching.
 /// </summary>
 public sealed class BatchLoader : IDisposable
 {
@@ -119,7 +120,10 @@ public sealed class BatchLoader : IDisposable
 
     IEnumerable<Batch> Prefetched(int[] indices, int epoch)
     {
-        using var queue = new BlockingCollection<Batch>(prefetch);
+        // The producer only decodes, crops and flips into managed buffers; the tensors are made on the consumer's
+        // thread. A torch op on a second thread starts a second OpenMP team that fights the training step for the
+        // same cores (measured: docs/performance.md).
+        using var queue = new BlockingCollection<RawBatch>(prefetch);
         using var cts = new CancellationTokenSource();
         ExceptionDispatchInfo? failure = null;
         var producer = Task.Run(() =>
@@ -128,9 +132,9 @@ public sealed class BatchLoader : IDisposable
             {
                 for (int b = 0; b < BatchesPerEpoch && !cts.IsCancellationRequested; b++)
                 {
-                    var batch = Assemble(indices, epoch, b);
-                    try { queue.Add(batch, cts.Token); }
-                    catch (OperationCanceledException) { batch.Dispose(); return; }
+                    var raw = AssembleRaw(indices, epoch, b);
+                    try { queue.Add(raw, cts.Token); }
+                    catch (OperationCanceledException) { return; }
                 }
             }
             catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
@@ -138,21 +142,25 @@ public sealed class BatchLoader : IDisposable
         });
         try
         {
-            foreach (var batch in queue.GetConsumingEnumerable()) yield return batch;
+            foreach (var raw in queue.GetConsumingEnumerable()) yield return ToBatch(raw);
             producer.Wait();
             failure?.Throw();
         }
         finally
         {
-            // Early exit by the consumer: stop the producer and free what it already made.
+            // Early exit by the consumer: stop the producer; raw batches are managed memory, nothing to free.
             cts.Cancel();
             try { producer.Wait(); } catch (AggregateException) { }
-            while (queue.TryTake(out var left)) left.Dispose();
         }
     }
 
     /// <summary>Assembles batch <paramref name="batchIndex"/> of <paramref name="epoch"/> from the sampler's order.</summary>
-    public Batch Assemble(int[] epochIndices, int epoch, int batchIndex)
+    public Batch Assemble(int[] epochIndices, int epoch, int batchIndex) => ToBatch(AssembleRaw(epochIndices, epoch, batchIndex));
+
+    /// <summary>A batch before it becomes tensors: pixels (N,C,H,W bytes), labels, crop matrices, indices.</summary>
+    sealed record RawBatch(byte[] Pixels, long[] Labels, float[]? Thetas, int[] Indices);
+
+    RawBatch AssembleRaw(int[] epochIndices, int epoch, int batchIndex)
     {
         ArgumentNullException.ThrowIfNull(epochIndices);
         int start = batchIndex * BatchSize;
@@ -196,17 +204,24 @@ public sealed class BatchLoader : IDisposable
 
         var labels = new long[n];
         for (int k = 0; k < n; k++) labels[k] = source.Labels[idx[k]];
+        return new RawBatch(buffer, labels, thetas, idx);
+    }
+
+    Batch ToBatch(RawBatch raw)
+    {
+        var shape = source.Shape;
+        int n = raw.Indices.Length;
         using var scope = NewDisposeScope();
-        var x = tensor(buffer, [n, shape.Channels, shape.Height, shape.Width]).to(device).to_type(ScalarType.Float32);
-        if (thetas is not null)
+        var x = tensor(raw.Pixels, [n, shape.Channels, shape.Height, shape.Width]).to(device).to_type(ScalarType.Float32);
+        if (raw.Thetas is not null)
         {
-            var theta = tensor(thetas, [n, 2, 3]).to(device);
+            var theta = tensor(raw.Thetas, [n, 2, 3]).to(device);
             var grid = nn.functional.affine_grid(theta, [n, shape.Channels, OutputShape.Height, OutputShape.Width], align_corners: false);
             x = nn.functional.grid_sample(x, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
         }
         x = x.mul_(scale).sub_(shift);
-        var y = tensor(labels).to(device);
-        return new Batch(x.DetachFromDisposeScope(), y.DetachFromDisposeScope(), idx);
+        var y = tensor(raw.Labels).to(device);
+        return new Batch(x.DetachFromDisposeScope(), y.DetachFromDisposeScope(), raw.Indices);
     }
 
     void Read(int index, Span<byte> dst)

@@ -11,6 +11,10 @@ public sealed class DatasetSplits
     public int NumClasses => ClassNames.Count;
     /// <summary>Training images per class after the long-tail construction (losses and samplers need it).</summary>
     public required int[] TrainClassCounts { get; init; }
+    /// <summary>Balanced validation images (never test images), or null without <see cref="DataConfig.ValidationPerClass"/>.</summary>
+    public IImageSource? Validation { get; init; }
+    /// <summary>How the validation split was made, or null.</summary>
+    public ValidationSplit? ValidationSplit { get; init; }
     public int[] TestClassCounts => CountPerClass(Test.Labels, NumClasses);
     public required ClassGroups Groups { get; init; }
     /// <summary>The dataset's default training augmentation.</summary>
@@ -110,13 +114,19 @@ public static class DatasetCatalog
         var available = DatasetSplits.CountPerClass(splits.Train.Labels, numClasses);
         var counts = LongTail.Counts(available.Max(), numClasses, config.ImbFactor, config.ImbType);
         var selected = LongTail.SelectIndices(splits.Train.Labels, counts, config.LongTailSeed);
-        var train = new SubsetImageSource(splits.Train, selected);
+        if (config.ValidationPerClass < 0)
+            throw new ArgumentException($"validation images per class must be >= 0, got {config.ValidationPerClass}");
+        var split = config.ValidationPerClass > 0
+            ? ValidationSplit.Build(splits.Train.Labels, selected, numClasses, config.ValidationPerClass, config.LongTailSeed)
+            : null;
+        var train = new SubsetImageSource(splits.Train, split?.Train ?? selected);
         var trainCounts = DatasetSplits.CountPerClass(train.Labels, numClasses);
         CheckNoEmptyClass(name, classNames, trainCounts, splits.Train, config);
         return new DatasetSplits
         {
             Name = name, Train = train, Test = splits.Test, ClassNames = classNames, Norm = norm,
             TrainClassCounts = trainCounts, Groups = Groups(config, trainCounts), TrainAugment = augment,
+            Validation = split is null ? null : new SubsetImageSource(splits.Train, split.Validation), ValidationSplit = split,
         };
     }
 
@@ -177,6 +187,9 @@ public static class DatasetCatalog
     {
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: expected {PathHint(name)}");
         var set = ListSets[name];
+        if (config.ValidationPerClass > 0)
+            throw new ArgumentException($"{name}: a validation split is built only for long-tailed versions of balanced sets; " +
+                                        "list-file sets ship their own validation list (pass it as the test list)");
         var (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
         var (trp, trl, tro) = ListFile.Read(Path.Combine(root, set.Train), root, set.Classes);
         var (tep, tel, teo) = ListFile.Read(Path.Combine(root, set.Test), root, set.Classes);

@@ -15,6 +15,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     public RunMetrics Metrics { get; private set; } = new() { Stage = stage };
     public double BestTop1 { get; private set; } = double.NegativeInfinity;
     public int BestEpoch { get; private set; } = -1;
+    double bestValidation = double.NegativeInfinity;
 
     /// <summary>
     /// Loads last.ckpt if resuming; returns its metadata or null for a fresh start. Refuses to resume a run that was
@@ -41,6 +42,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         BestEpoch = meta.BestEpoch;
         var metrics = run.ReadMetrics();
         Metrics = metrics with { Epochs = metrics.Epochs.Where(e => e.Epoch <= meta.Epoch).ToList(), Completed = false };
+        if (Metrics.SelectedValidation is { } sv && Metrics.SelectedEpoch <= meta.Epoch) bestValidation = sv.Top1;
         observer.Message($"resuming {stage} from {run.LastCheckpoint} after epoch {meta.Epoch + 1}/{meta.TotalEpochs}");
         run.Log($"resume after epoch {meta.Epoch + 1}");
         return meta;
@@ -63,27 +65,35 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         return Metrics;
     }
 
-    /// <summary>
-    /// Records an epoch. Order matters for crash safety: metrics (epoch added, not completed), best.ckpt and
-    /// final-eval.json, then last.ckpt (the commit point a resume starts from), then the completion mark.
-    /// </summary>
     /// <summary>Ends an epoch: evaluates if asked, then <see cref="Complete"/>.</summary>
     public void EndEpoch(int epoch, int totalEpochs, double lr, EpochProgress progress, Func<EvaluationResult>? evaluate,
-        CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
+        CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, Func<EvaluationResult>? validate = null)
     {
         double trainSeconds = progress.Seconds;
         var clock = Stopwatch.StartNew();
         var test = evaluate?.Invoke();
+        var validation = evaluate is null ? null : validate?.Invoke();
         Complete(epoch, totalEpochs, lr, progress.MeanLoss, trainSeconds, progress.Images, test, clock.Elapsed.TotalSeconds,
-            template, backbone, head, optimizer);
+            template, backbone, head, optimizer, validation);
     }
 
+    /// <summary>
+    /// Records an epoch. Order matters for crash safety: metrics (epoch added, not completed), best.ckpt and
+    /// final-eval.json, then last.ckpt (the commit point a resume starts from), then the completion mark.
+    /// best.ckpt is the best epoch on validation when there is a validation split, else (labelled so) on test.
+    /// </summary>
     public void Complete(int epoch, int totalEpochs, double lr, double trainLoss, double trainSeconds, long images,
-        EvaluationResult? test, double evalSeconds, CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer)
+        EvaluationResult? test, double evalSeconds, CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer,
+        EvaluationResult? validation = null)
     {
-        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, test is null ? null : EvaluationSummary.From(test));
-        bool best = test is not null && test.Top1 > BestTop1;
-        if (best) { BestTop1 = test!.Top1; BestEpoch = epoch; }
+        var testSummary = test is null ? null : EvaluationSummary.From(test);
+        var valSummary = validation is null ? null : EvaluationSummary.From(validation);
+        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, testSummary, valSummary);
+        bool bestTest = test is not null && test.Top1 > BestTop1;
+        if (bestTest) { BestTop1 = test!.Top1; BestEpoch = epoch; }
+        bool selected = valSummary is not null && valSummary.Top1 > bestValidation;
+        if (selected) bestValidation = valSummary!.Top1;
+        bool best = validation is not null ? selected : bestTest;
         bool last = epoch == totalEpochs - 1;
         var epochs = Metrics.Epochs.Where(e => e.Epoch != epoch).Append(record).ToList();
         var bestRecord = epochs.FirstOrDefault(e => e.Epoch == BestEpoch);
@@ -95,6 +105,10 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             Final = last ? record.Test : Metrics.Final,
             FinalEpoch = last ? epoch : Metrics.FinalEpoch,
             FinalPerClassAccuracy = last ? test?.PerClassAccuracy : Metrics.FinalPerClassAccuracy,
+            FinalValidation = last ? valSummary : Metrics.FinalValidation,
+            SelectedEpoch = selected ? epoch : Metrics.SelectedEpoch,
+            SelectedValidation = selected ? valSummary : Metrics.SelectedValidation,
+            SelectedTest = selected ? testSummary : Metrics.SelectedTest,
             Completed = false,
         };
         run.WriteMetrics(Metrics);
@@ -108,7 +122,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             run.WriteMetrics(Metrics);
         }
         run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} img/s train {trainSeconds:F1}s" +
-                (test is null ? " (not evaluated)" : $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}"));
+                (test is null ? " (not evaluated)" : $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}") +
+                (valSummary is null ? "" : $" | validation top1 {valSummary.Top1:F2} head {valSummary.Head:F2} medium {valSummary.Medium:F2} tail {valSummary.Tail:F2}"));
         observer.EpochCompleted(record);
     }
 

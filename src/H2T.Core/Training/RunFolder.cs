@@ -53,5 +53,11 @@ public sealed record RunMetrics
     public EvaluationSummary? BestOnTest { get; init; }
     public int BestOnTestEpoch { get; init; } = -1;
     public double[]? FinalPerClassAccuracy { get; init; }
+    /// <summary>Final-epoch validation figures, when the data has a validation split.</summary>
+    public EvaluationSummary? FinalValidation { get; init; }
+    /// <summary>The epoch with the best validation top-1 (the honest choice), and the test figures there.</summary>
+    public int SelectedEpoch { get; init; } = -1;
+    public EvaluationSummary? SelectedValidation { get; init; }
+    public EvaluationSummary? SelectedTest { get; init; }
     public bool Completed { get; init; }
 }

@@ -56,6 +56,7 @@ public static class StageOneTrainer
         using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
             splits.Norm, splits.TrainAugment, config.Seed, prefetch: config.Prefetch, device: device);
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
+        using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
@@ -94,7 +95,8 @@ public static class StageOneTrainer
             }
             loop.EndEpoch(epoch, config.Epochs, lr, progress,
                 config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
-                template, backbone, head, optimizer);
+                template, backbone, head, optimizer,
+                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
         }
         return loop.Metrics;
     }

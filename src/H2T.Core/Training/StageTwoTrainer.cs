@@ -27,6 +27,32 @@ public static class StageTwoTrainer
         return Run(stageOneCheckpoint, config, splits, run, device, observer, resume, cancel);
     }
 
+    /// <summary>
+    /// Stage I must have trained on this training set, or on it plus the images a validation split held out (a
+    /// stage-I run made without one): those were seen in stage I and are held out from stage II only. Returns a
+    /// note saying so, or null.
+    /// </summary>
+    public static string? CheckStageOneCounts(string path, CheckpointMeta from, DatasetSplits splits)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(splits);
+        if (from.ClassCounts.SequenceEqual(splits.TrainClassCounts)) return null;
+        var held = splits.ValidationSplit?.HeldOutFromTraining;
+        if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
+            return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint has no validation split); they are held out of stage II only";
+        throw new ConfigException($"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
+    }
+
+    /// <summary>The data config for stage II: the stage-I checkpoint's, with a validation split of
+    /// <paramref name="validationPerClass"/> images per class when asked and stage I had none.</summary>
+    public static DataConfig DataConfigFor(string path, CheckpointMeta meta, string? dataPathOverride, int? validationPerClass)
+    {
+        var data = DataConfigOf(path, meta);
+        if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
+        if (validationPerClass is { } v && data.ValidationPerClass == 0) data = data with { ValidationPerClass = v };
+        return data;
+    }
+
     public static DataConfig DataConfigOf(string path, CheckpointMeta meta)
     {
         if (meta.DataConfig is not { } json) throw new ConfigException($"{path}: checkpoint has no data config; pass the dataset explicitly");
@@ -41,8 +67,7 @@ public static class StageTwoTrainer
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
         if (from.Stage != "stage1")
             throw new ConfigException($"{stageOneCheckpoint}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
-        if (!from.ClassCounts.SequenceEqual(splits.TrainClassCounts))
-            throw new ConfigException($"{stageOneCheckpoint}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
+        CheckStageOneCounts(stageOneCheckpoint, from, splits);
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
@@ -87,6 +112,7 @@ public static class StageTwoTrainer
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
         using var paired = new PairedLoader(tailLoader, headLoader);
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
+        using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
@@ -126,7 +152,8 @@ public static class StageTwoTrainer
             }
             loop.EndEpoch(epoch, config.Epochs, lr, progress,
                 config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
-                template, backbone, head, optimizer);
+                template, backbone, head, optimizer,
+                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
         }
         return loop.Metrics;
     }

@@ -20,7 +20,8 @@ public sealed record EpochRecord(
     double TrainSeconds,
     double ImagesPerSecond,
     double EvalSeconds,
-    EvaluationSummary? Test);
+    EvaluationSummary? Test,
+    EvaluationSummary? Validation = null);
 
 /// <summary>EvaluationResult without the big arrays, for per-epoch logs.</summary>
 public sealed record EvaluationSummary(double Top1, double Top5, double Head, double Medium, double Tail, double Ece, double Nll)

@@ -46,6 +46,33 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Contains("\"per_class_accuracy\"", File.ReadAllText(json));
     }
 
+    [Fact]
+    public void SweepTrainsEveryRhoInOnePassAndWritesTableAndPlot()
+    {
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, output) = Run(Stage1Args(s1, 1));
+        Assert.True(rc == 0, output);
+        var sweep = Path.Combine(runs.Path, "sweep");
+        (rc, output) = Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0:0.5:0.25", "--epochs", "1", "--batch-size", "32",
+            "--val-per-class", "3", "--out", sweep);
+        Assert.True(rc == 0, output);
+        Assert.Contains("(selected)", output);
+        foreach (var r in new[] { "rho0", "rho0.25", "rho0.5" })
+            Assert.True(new RunFolder(Path.Combine(sweep, r)).ReadMetrics().Completed, r);
+        var md = File.ReadAllText(Path.Combine(sweep, "sweep.md"));
+        Assert.Contains("| 0.25", md);
+        Assert.Contains("Selected rho", md);
+        Assert.Contains("held out of training", md);
+        var png = File.ReadAllBytes(Path.Combine(sweep, "sweep.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        Assert.True(png.Length > 10_000, $"plot is only {png.Length} bytes");
+        Assert.True(File.Exists(Path.Combine(sweep, "selected.ckpt")));
+
+        (rc, output) = Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0:2:0.5", "--out", sweep);
+        Assert.Equal(2, rc);
+        Assert.Contains("rho must lie in [0, 1]", output);
+    }
+
     [Theory]
     [InlineData("--loss", "nope", "unknown loss")]
     [InlineData("--lr", "-0.1", "lr must be > 0")]
@@ -85,15 +112,20 @@ public sealed class TrainingCommandsTests : IDisposable
         // IF = 100 needs at least 100 images in the head class for the smallest class to keep one.
         using var big = new TinyLongTailedSet(perClassTrain: 120, perClassTest: 5);
         var outDir = Path.Combine(runs.Path, "demo");
-        var (rc, output) = Run("demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--out", outDir);
+        string[] args = ["demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--val-per-class", "4", "--out", outDir];
+        var (rc, output) = Run(args);
         Assert.True(rc == 0, output);
         Assert.Contains("stage II rho=0 (re-balancing)", output);
         Assert.Contains("stage II rho=0.5 (H2T)", output);
-        Assert.Contains("H2T vs rho=0", output);
-        foreach (var run in new[] { "stage1", "stage2-rho0", "stage2-rho0.5" })
+        Assert.Contains("stage II rho=0.25 (H2T)", output);
+        Assert.Contains("vs rho=0", output);
+        Assert.Contains("validation: 40 images", output);
+        foreach (var run in new[] { "stage1", "stage2/rho0", "stage2/rho0.25", "stage2/rho0.5" })
             Assert.True(new RunFolder(Path.Combine(outDir, run)).ReadMetrics().Completed, run);
+        Assert.True(File.Exists(Path.Combine(outDir, "stage2", "sweep.md")));
+        Assert.True(File.Exists(Path.Combine(outDir, "stage2", "sweep.png")));
         // --resume reuses the finished runs instead of training again.
-        (rc, output) = Run("demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--out", outDir, "--resume");
+        (rc, output) = Run([.. args, "--resume"]);
         Assert.True(rc == 0, output);
         Assert.Contains("reusing the finished run", output);
     }

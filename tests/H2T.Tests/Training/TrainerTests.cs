@@ -173,7 +173,7 @@ public sealed class TrainerTests : IDisposable
         set.Dispose();
     }
 
-    sealed class StopAtEpoch(int epoch, CancellationTokenSource cts) : ITrainingObserver
+    internal sealed class StopAtEpoch(int epoch, CancellationTokenSource cts) : ITrainingObserver
     {
         public void EpochStarted(string stage, int e, int totalEpochs, int batches) { if (e == epoch) cts.Cancel(); }
         public void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond) { }
