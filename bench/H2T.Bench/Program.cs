@@ -21,7 +21,7 @@ for (int i = 0; i < args.Length; i++)
 }
 TorchRuntime.Initialize(threads);
 
-// --only model|loader|loop runs one group.
+// --only model|loader|loop|peer runs one group.
 var results = new List<object>();
 if (only is null or "model") { results.Add(H2T.Bench.ModelBench.ResNet32Step(1, 28)); results.Add(H2T.Bench.ModelBench.ResNet32Step(3, 32)); }
 if (only is null or "loader")
@@ -31,6 +31,12 @@ if (only is null or "loader")
     else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
 }
 if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
+// --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
+if (only == "peer")
+{
+    var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
+    results.Add(H2T.Bench.PeerBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, 30, pythonDir));
+}
 File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results }, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"wrote {outPath}");
 return 0;

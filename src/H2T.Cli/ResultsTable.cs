@@ -11,15 +11,17 @@ public static class ResultsTable
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("run").AddColumn(new TableColumn("Head").RightAligned()).AddColumn(new TableColumn("Medium").RightAligned())
             .AddColumn(new TableColumn("Tail").RightAligned()).AddColumn(new TableColumn("All").RightAligned())
-            .AddColumn(new TableColumn("ECE").RightAligned()).AddColumn(new TableColumn("All, best on test (epoch)").RightAligned());
+            .AddColumn(new TableColumn("ECE").RightAligned()).AddColumn(new TableColumn("All at best-validation epoch").RightAligned())
+            .AddColumn(new TableColumn("All, best on test (epoch)").RightAligned());
         foreach (var (name, m) in runs)
         {
             var f = m.Final ?? m.Epochs.LastOrDefault()?.Test;
-            if (f is null) { table.AddRow(Markup.Escape(name), "-", "-", "-", "-", "-", "-"); continue; }
+            if (f is null) { table.AddRow(Markup.Escape(name), "-", "-", "-", "-", "-", "-", "-"); continue; }
             table.AddRow(Markup.Escape(name), F(f.Head), F(f.Medium), F(f.Tail), $"[bold]{F(f.Top1)}[/]", F(f.Ece),
+                m.SelectedTest is { } sel ? $"{F(sel.Top1)} ({m.SelectedEpoch + 1})" : "-",
                 m.BestOnTest is { } b ? $"{F(b.Top1)} ({m.BestOnTestEpoch + 1})" : "-");
         }
-        table.Caption("test accuracy (%) at the final epoch; groups: mean per-class accuracy");
+        table.Caption("test accuracy (%) at the final epoch; groups: mean per-class accuracy; best on test is optimistic, shown only beside");
         console.Write(table);
     }
 

@@ -31,6 +31,11 @@ public class DataOptions : GlobalSettings
     [DefaultValue(0)]
     public int LongTailSeed { get; init; }
 
+    [CommandOption("--val-per-class <N>")]
+    [Description("balanced validation images per class, from images the long-tail cut left unused (0: none, the reference's setting)")]
+    [DefaultValue(0)]
+    public int ValidationPerClass { get; init; }
+
     public DataConfig ToDataConfig() => new(
         Dataset: Dataset.ToLowerInvariant(),
         DataPath: DataPath,
@@ -41,7 +46,8 @@ public class DataOptions : GlobalSettings
             "step" => ImbalanceType.Step,
             _ => throw new UsageException($"--imb-type {ImbType}: expected exp or step"),
         },
-        LongTailSeed: LongTailSeed);
+        LongTailSeed: LongTailSeed,
+        ValidationPerClass: ValidationPerClass);
 
     public override Spectre.Console.ValidationResult Validate()
     {
@@ -50,6 +56,7 @@ public class DataOptions : GlobalSettings
         if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
             return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a number >= 1");
         if (ImbType.ToLowerInvariant() is not ("exp" or "step")) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected exp or step");
+        if (ValidationPerClass < 0) return Spectre.Console.ValidationResult.Error($"--val-per-class {ValidationPerClass}: expected a whole number >= 0");
         if (LongTailSeed < 0) return Spectre.Console.ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
         return base.Validate();
     }

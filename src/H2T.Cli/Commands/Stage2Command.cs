@@ -12,6 +12,9 @@ public sealed class Stage2Settings : StageTwoOptions
     public double Rho { get; init; } = 0.25;
     [CommandOption("--out <DIR>")]
     public string? Out { get; init; }
+    [CommandOption("--val-per-class <N>")] [DefaultValue(0)]
+    [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept)")]
+    public int ValidationPerClass { get; init; }
 
     public StageTwoConfig ToConfig() => ToConfig(Rho);
 }
@@ -93,7 +96,8 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
             string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{settings.Rho:0.##}-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
-        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume, cancellationToken)));
+        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume,
+            settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null, cancellationToken)));
         ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
         console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
         return 0;

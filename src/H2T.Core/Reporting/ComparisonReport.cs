@@ -24,8 +24,8 @@ public static class ComparisonReport
         string F(double v) => double.IsNaN(v) ? "-" : v.ToString("F2", ci);
         var sb = new StringBuilder();
         if (title is not null) sb.AppendLine($"# {title}").AppendLine();
-        sb.AppendLine("| run | stage | epochs | Head | Medium | Tail | All | ECE | All, best on test (epoch) | s/epoch (train) | img/s |");
-        sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        sb.AppendLine("| run | stage | epochs | Head | Medium | Tail | All | ECE | All at best-validation epoch | All, best on test (epoch) | s/epoch (train) | img/s |");
+        sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
         {
             var m = r.Metrics;
@@ -34,8 +34,9 @@ public static class ComparisonReport
             var ips = m.Epochs.Count == 0 ? double.NaN : m.Epochs.Average(e => e.ImagesPerSecond);
             var done = m.Completed ? m.Epochs.Count.ToString(ci) : $"{m.Epochs.Count} (unfinished)";
             sb.AppendLine(f is null
-                ? $"| {r.Name} | {m.Stage} | {done} | - | - | - | - | - | - | - | - |"
+                ? $"| {r.Name} | {m.Stage} | {done} | - | - | - | - | - | - | - | - | - |"
                 : $"| {r.Name} | {m.Stage} | {done} | {F(f.Head)} | {F(f.Medium)} | {F(f.Tail)} | {F(f.Top1)} | {F(f.Ece)} | " +
+                  $"{(m.SelectedTest is { } sel ? $"{F(sel.Top1)} ({m.SelectedEpoch + 1})" : "-")} | " +
                   $"{(m.BestOnTest is { } b ? $"{F(b.Top1)} ({m.BestOnTestEpoch + 1})" : "-")} | {secs.ToString("F1", ci)} | {ips.ToString("F0", ci)} |");
         }
         sb.AppendLine().AppendLine("Test accuracy in % at the final epoch (groups: mean per-class accuracy). \"Best on test\" picks the epoch on the test set: optimistic, shown only beside.");

@@ -88,7 +88,10 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     {
         var testSummary = test is null ? null : EvaluationSummary.From(test);
         var valSummary = validation is null ? null : EvaluationSummary.From(validation);
-        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, testSummary, valSummary);
+        // Resident memory at the end of every epoch: a leak shows as drift across epochs (docs/performance.md).
+        using var self = Process.GetCurrentProcess();
+        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, testSummary, valSummary,
+            self.WorkingSet64 / 1048576.0, self.PeakWorkingSet64 / 1048576.0);
         bool bestTest = test is not null && test.Top1 > BestTop1;
         if (bestTest) { BestTop1 = test!.Top1; BestEpoch = epoch; }
         bool selected = valSummary is not null && valSummary.Top1 > bestValidation;

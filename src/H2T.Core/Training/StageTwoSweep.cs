@@ -77,6 +77,8 @@ public sealed record SweepResult
 /// side, so their running statistics differ. When a sweep has both, the running statistics of the rho = 0 runs are
 /// carried separately: BN's update r' = (1 - m) r + m b is linear, so after the tail forward moved the shared state
 /// from S to T, the rho = 0 state moves from S0 to T + (1 - m)(S0 - S) without another forward.</para>
+/// <para>A loss that draws noise from torch's global generator (GCL) draws it member after member, so such members
+/// are single runs with other noise draws, not the same draws.</para>
 /// </summary>
 public static class StageTwoSweep
 {

@@ -17,13 +17,11 @@ public static class StageTwoTrainer
 {
     /// <summary>Loads the stage-I checkpoint's data config (optionally with another data path) and trains.</summary>
     public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, RunFolder run, Device device, ITrainingObserver observer,
-        string? dataPathOverride = null, bool resume = false, CancellationToken cancel = default)
+        string? dataPathOverride = null, bool resume = false, int? validationPerClass = null, CancellationToken cancel = default)
     {
         config.Validate();
         var meta = Checkpoint.ReadMeta(stageOneCheckpoint);
-        var data = DataConfigOf(stageOneCheckpoint, meta);
-        if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
-        var splits = DatasetCatalog.Load(data);
+        var splits = DatasetCatalog.Load(DataConfigFor(stageOneCheckpoint, meta, dataPathOverride, validationPerClass));
         return Run(stageOneCheckpoint, config, splits, run, device, observer, resume, cancel);
     }
 

@@ -21,7 +21,9 @@ public sealed record EpochRecord(
     double ImagesPerSecond,
     double EvalSeconds,
     EvaluationSummary? Test,
-    EvaluationSummary? Validation = null);
+    EvaluationSummary? Validation = null,
+    double ResidentMb = 0,
+    double PeakResidentMb = 0);
 
 /// <summary>EvaluationResult without the big arrays, for per-epoch logs.</summary>
 public sealed record EvaluationSummary(double Top1, double Top5, double Head, double Medium, double Tail, double Ece, double Nll)

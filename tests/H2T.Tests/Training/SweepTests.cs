@@ -91,6 +91,22 @@ public sealed class SweepTests : IDisposable
         }
     }
 
+    [Fact]
+    public void SweepLeavesNoTensorBehindAcrossEpochs()
+    {
+        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
+        StageOneTrainer.Run(new StageOneConfig
+        {
+            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
+        }, s1, CPU, SilentObserver.Instance);
+        var stageTwo = new StageTwoConfig { Epochs = 4, Prefetch = 0, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+        var live = new List<long>();
+        StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, [0, 0.5], 2), Path.Combine(runs.Path, "live"), CPU,
+            new TrainerTests.LiveCounter(live), set.Path);
+        Assert.Equal(4, live.Count);
+        Assert.True(live.Skip(1).Distinct().Count() == 1, $"live tensors per epoch end: {string.Join(", ", live)}");
+    }
+
     [Theory]
     [InlineData("0:1:0.1", new[] { 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0 })]
     [InlineData("0,0.25, 0.5", new[] { 0, 0.25, 0.5 })]

@@ -181,7 +181,7 @@ public sealed class TrainerTests : IDisposable
         public void Message(string text) { }
     }
 
-    sealed class LiveCounter(List<long> live) : ITrainingObserver
+    internal sealed class LiveCounter(List<long> live) : ITrainingObserver
     {
         public void EpochStarted(string stage, int epoch, int totalEpochs, int batches) { }
         public void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond) { }
