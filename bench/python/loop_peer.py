@@ -13,13 +13,29 @@ the fusion op. Usage: python3 loop_peer.py --data cifar10-jpg.tar.gz [--threads 
 import argparse, io, json, math, os, random, tarfile, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
-import torchvision.transforms as T
 
 from resnet32_step import ResNet32
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+_MEAN, _STD = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+
+
+# torchvision is not packaged for Debian's python3-torch here: the same per-image transforms, written out.
+def to_tensor_normalized(img):
+    x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+    return (x - _MEAN) / _STD
+
+
+def train_transform(img):
+    """RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, one PIL image at a time."""
+    img = ImageOps.expand(img, border=4, fill=0)
+    top, left = random.randint(0, 8), random.randint(0, 8)
+    img = img.crop((left, top, left + 32, top + 32))
+    if random.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return to_tensor_normalized(img)
 
 
 def load_split(tar_path, split):
@@ -107,9 +123,7 @@ def main():
     keep = long_tail(tr_y)
     tr_x, tr_y = tr_x[keep], tr_y[keep]
     load_s = time.perf_counter() - t0
-    train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
-    test_tf = T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)])
-    train = ImageSet(tr_x, tr_y, train_tf)
+    train = ImageSet(tr_x, tr_y, train_transform)
     model = ResNet32(3)
     opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9, weight_decay=2e-4)
 
@@ -155,7 +169,7 @@ def main():
     s2 = timed_loop(zip(tail, head), stage2_step, a.batches)
 
     model.eval()
-    test = DataLoader(ImageSet(te_x, te_y, test_tf), 256, shuffle=False, num_workers=0)
+    test = DataLoader(ImageSet(te_x, te_y, to_tensor_normalized), 256, shuffle=False, num_workers=0)
     t = time.perf_counter()
     correct = 0
     with torch.no_grad():
