@@ -70,15 +70,17 @@ public static class TorchRuntime
     public static void Initialize(int? threads = null)
     {
         _ = NativeFix;
-        MallocTuning = TuneMalloc();
+        _ = MallocTuning;
         torch.InitializeDeviceType(DeviceType.CPU);
         var n = threads ?? Environment.ProcessorCount;
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(threads), n, "threads must be at least 1");
         torch.set_num_threads(n);
     }
 
-    /// <summary>What <see cref="Initialize"/> did to glibc malloc ("off", "applied", or why not).</summary>
-    public static string MallocTuning { get; private set; } = "not initialised";
+    /// <summary>What the malloc tuning did ("off", "applied", or why not); applied once, by <see cref="Initialize"/>.</summary>
+    public static string MallocTuning => mallocTuning.Value;
+
+    static readonly Lazy<string> mallocTuning = new(TuneMalloc); // once per process: it is process-wide state
 
     // glibc returns large freed blocks to the kernel (mmap threshold, trim) and libtorch frees and re-allocates its
     // activation buffers every step, so each step pays page faults to map them again. Keeping them in the heap is

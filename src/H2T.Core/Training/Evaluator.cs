@@ -9,20 +9,8 @@ namespace H2T.Training;
 /// <summary>Plain forward over a loader (no fusion at test time), under eval mode and no_grad.</summary>
 public static class Evaluator
 {
-    public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups)
-    {
-        backbone.eval();
-        head.eval();
-        var acc = new MetricAccumulator(numClasses);
-        using var _ = no_grad();
-        foreach (var batch in loader.Epoch(0))
-        {
-            using var b = batch;
-            using var scope = NewDisposeScope();
-            acc.Add(head.call(backbone.call(b.Images)), b.Labels);
-        }
-        return acc.Result(groups.Head, groups.Medium, groups.Tail);
-    }
+    public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups) =>
+        EvaluateHeads(backbone, [head], loader, numClasses, groups)[0];
 
     /// <summary>One backbone pass for several classifiers that share it (a rho sweep): one result per head.</summary>
     public static EvaluationResult[] EvaluateHeads(Backbone backbone, IReadOnlyList<ClassifierHead> heads, BatchLoader loader, int numClasses, ClassGroups groups)

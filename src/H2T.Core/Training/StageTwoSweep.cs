@@ -124,14 +124,11 @@ public static class StageTwoSweep
         var wall = Stopwatch.StartNew();
         var from = Checkpoint.ReadMeta(stageOneCheckpoint);
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
-        if (from.Stage != "stage1")
-            throw new ConfigException($"{stageOneCheckpoint}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
-        var countNote = StageTwoTrainer.CheckStageOneCounts(stageOneCheckpoint, from, splits);
+        var countNote = StageTwoTrainer.CheckStageOne(stageOneCheckpoint, from, splits);
         var validationNote = splits.ValidationSplit is { } vs
             ? vs.Describe(splits.ClassNames) + (countNote is null ? "" : $"; {countNote}")
             : null;
         var baseConfig = config.StageTwo;
-        int inChannels = splits.Train.Shape.Channels;
         // rho = 0 first: its folder is resumed first, so the shared backbone ends up with the fused runs' BN state.
         var rhos = config.Rhos.OrderBy(r => r).ToArray();
 
@@ -141,18 +138,9 @@ public static class StageTwoSweep
         {
             foreach (var rho in rhos)
             {
-                // Each member replays a single run's start exactly: seed, build backbone and head, load, re-init.
+                // Each member replays a single run's start exactly; the first one's backbone is kept for all.
                 var c = baseConfig with { Rho = rho };
-                manual_seed(c.Seed);
-                var b = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
-                var head = ModelFactory.CreateHead(from.Classifier, b.FeatureChannels, from.NumClasses);
-                Checkpoint.Load(stageOneCheckpoint, b, head, null, inChannels, splits.NumClasses);
-                if (c.ReinitClassifier)
-                {
-                    using var fresh = ModelFactory.CreateHead(from.Classifier, b.FeatureChannels, from.NumClasses);
-                    using var _ = no_grad();
-                    foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
-                }
+                var (b, head) = StageTwoTrainer.LoadModels(stageOneCheckpoint, from, c, splits);
                 if (backbone is null) backbone = b;
                 else b.Dispose();
                 head.to(device);
@@ -220,16 +208,7 @@ public static class StageTwoSweep
         {
             if (start < c0.Epochs)
             {
-                var labels = splits.Train.Labels;
-                int n = splits.Train.Count;
-                using var tailLoader = new BatchLoader(splits.Train, Samplers.Create(c0.TailSampler, labels, Seeds.Derive(c0.Seed, 0, Seeds.TailSampler), n),
-                    c0.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(c0.Seed, 0, Seeds.Augment), prefetch: c0.Prefetch, device: device);
-                using var headLoader = new BatchLoader(splits.Train, Samplers.Create(c0.HeadSampler, labels, Seeds.Derive(c0.Seed, 0, Seeds.HeadSampler), n),
-                    c0.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(c0.Seed, 0, Seeds.HeadAugment), prefetch: c0.Prefetch, device: device);
-                using var paired = new PairedLoader(tailLoader, headLoader);
-                int evalBatch = Math.Max(c0.Optim.BatchSize, 256);
-                using var testLoader = Evaluator.TestLoader(splits, evalBatch, device, c0.Prefetch);
-                using var validationLoader = Evaluator.ValidationLoader(splits, evalBatch, device, c0.Prefetch);
+                using var data = StageTwoData.Create(splits, c0, device);
                 double peak = c0.Optim.Lr * c0.LrFactor;
 
                 for (int epoch = start; epoch < c0.Epochs; epoch++)
@@ -237,18 +216,18 @@ public static class StageTwoSweep
                     cancel.ThrowIfCancellationRequested();
                     manual_seed(Seeds.Derive(c0.Seed, epoch, Seeds.TorchGlobal));
                     double lr = c0.Schedule.LrAt(peak, epoch, c0.Epochs);
-                    observer.EpochStarted("stage2", epoch, c0.Epochs, tailLoader.BatchesPerEpoch);
+                    observer.EpochStarted("stage2", epoch, c0.Epochs, data.BatchesPerEpoch);
                     foreach (var m in members)
                     {
                         foreach (var g in m.Optimizer.ParamGroups) g.LearningRate = lr;
                         m.Loss.OnEpochStart(epoch, c0.Epochs);
                         m.FusionRng = new Random(Seeds.Derive(c0.Seed, epoch, Seeds.Fusion));
                         m.Head.train();
-                        m.Progress = new EpochProgress("stage2", epoch, tailLoader.BatchesPerEpoch, lr, m == members[0] ? observer : SilentObserver.Instance);
+                        m.Progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, m == members[0] ? observer : SilentObserver.Instance);
                     }
                     if (c0.ShiftBn) backbone.train(); else backbone.eval();
                     var clock = Stopwatch.StartNew();
-                    foreach (var (tail, headSide) in Pairs(paired, tailLoader, epoch, fused.Count > 0))
+                    foreach (var (tail, headSide) in data.Epoch(epoch, fuse: fused.Count > 0))
                     {
                         using var t = tail;
                         using var h = headSide;
@@ -285,8 +264,8 @@ public static class StageTwoSweep
                         if (group.Count == 0) continue;
                         state?.Restore(bn);
                         var heads = group.Select(m => m.Head).ToList();
-                        var test = evaluate ? Evaluator.EvaluateHeads(backbone, heads, testLoader, splits.NumClasses, splits.Groups) : null;
-                        var val = evaluate && validationLoader is not null ? Evaluator.EvaluateHeads(backbone, heads, validationLoader, splits.NumClasses, splits.Groups) : null;
+                        var test = evaluate ? Evaluator.EvaluateHeads(backbone, heads, data.Test, splits.NumClasses, splits.Groups) : null;
+                        var val = evaluate && data.Validation is { } v ? Evaluator.EvaluateHeads(backbone, heads, v, splits.NumClasses, splits.Groups) : null;
                         double secs = clock.Elapsed.TotalSeconds;
                         for (int k = 0; k < group.Count; k++)
                         {
@@ -328,18 +307,6 @@ public static class StageTwoSweep
         };
         AtomicFile.WriteJson(Path.Combine(outDir, "sweep.json"), result);
         return result;
-    }
-
-    static IEnumerable<(Batch Tail, Batch? Head)> Pairs(PairedLoader paired, BatchLoader tail, int epoch, bool fuse)
-    {
-        if (fuse)
-        {
-            foreach (var (t, h) in paired.Epoch(epoch)) yield return (t, h);
-        }
-        else
-        {
-            foreach (var t in tail.Epoch(epoch)) yield return (t, null);
-        }
     }
 
     /// <summary>A copy of every BatchNorm running mean / variance / batch count.</summary>

@@ -26,14 +26,16 @@ public static class StageTwoTrainer
     }
 
     /// <summary>
-    /// Stage I must have trained on this training set, or on it plus the images a validation split held out (a
-    /// stage-I run made without one): those were seen in stage I and are held out from stage II only. Returns a
-    /// note saying so, or null.
+    /// The checkpoint must be a stage-I one, trained on this training set or on it plus the images a validation
+    /// split held out (a stage-I run made without one): those were seen in stage I and are held out from stage II
+    /// only. Returns a note saying so, or null.
     /// </summary>
-    public static string? CheckStageOneCounts(string path, CheckpointMeta from, DatasetSplits splits)
+    public static string? CheckStageOne(string path, CheckpointMeta from, DatasetSplits splits)
     {
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(splits);
+        if (from.Stage != "stage1")
+            throw new ConfigException($"{path}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
         if (from.ClassCounts.SequenceEqual(splits.TrainClassCounts)) return null;
         var held = splits.ValidationSplit?.HeldOutFromTraining;
         if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
@@ -63,20 +65,11 @@ public static class StageTwoTrainer
         config.Validate();
         var from = Checkpoint.ReadMeta(stageOneCheckpoint);
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
-        if (from.Stage != "stage1")
-            throw new ConfigException($"{stageOneCheckpoint}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
-        CheckStageOneCounts(stageOneCheckpoint, from, splits);
+        CheckStageOne(stageOneCheckpoint, from, splits);
         int inChannels = splits.Train.Shape.Channels;
-        manual_seed(config.Seed);
-        using var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
-        using var head = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
-        Checkpoint.Load(stageOneCheckpoint, backbone, head, null, inChannels, splits.NumClasses);
-        if (config.ReinitClassifier)
-        {
-            using var fresh = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
-            using var _ = no_grad();
-            foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
-        }
+        var models = LoadModels(stageOneCheckpoint, from, config, splits);
+        using var backbone = models.Backbone;
+        using var head = models.Head;
         foreach (var p in backbone.parameters()) p.requires_grad = false;
         backbone.to(device);
         head.to(device);
@@ -102,15 +95,7 @@ public static class StageTwoTrainer
         };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
-        var labels = splits.Train.Labels;
-        int n = splits.Train.Count;
-        using var tailLoader = new BatchLoader(splits.Train, Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
-        using var headLoader = new BatchLoader(splits.Train, Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
-        using var paired = new PairedLoader(tailLoader, headLoader);
-        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
-        using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
+        using var data = StageTwoData.Create(splits, config, device);
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
@@ -119,13 +104,13 @@ public static class StageTwoTrainer
             double lr = config.Schedule.LrAt(peak, epoch, config.Epochs);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             loss.OnEpochStart(epoch, config.Epochs);
-            observer.EpochStarted("stage2", epoch, config.Epochs, tailLoader.BatchesPerEpoch);
+            observer.EpochStarted("stage2", epoch, config.Epochs, data.BatchesPerEpoch);
             var fusionRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Fusion));
             // Evaluation leaves both in eval mode; set the training modes once per epoch.
             if (config.ShiftBn) backbone.train(); else backbone.eval();
             head.train();
-            var progress = new EpochProgress("stage2", epoch, tailLoader.BatchesPerEpoch, lr, observer);
-            foreach (var (tail, headSide) in PairsOrTailOnly(paired, tailLoader, epoch, config.Rho > 0))
+            var progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, observer);
+            foreach (var (tail, headSide) in data.Epoch(epoch, fuse: config.Rho > 0))
             {
                 using var t = tail;
                 using var h = headSide;
@@ -149,15 +134,80 @@ public static class StageTwoTrainer
                 cancel.ThrowIfCancellationRequested();
             }
             loop.EndEpoch(epoch, config.Epochs, lr, progress,
-                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
+                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, data.Test, splits.NumClasses, splits.Groups) : null,
                 template, backbone, head, optimizer,
-                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
+                data.Validation is { } v ? () => Evaluator.Evaluate(backbone, head, v, splits.NumClasses, splits.Groups) : null);
         }
         return loop.Metrics;
     }
 
-    /// <summary>With rho = 0 the reference forwards only the tail side; so do we (the head side is not even loaded).</summary>
-    static IEnumerable<(Batch Tail, Batch? Head)> PairsOrTailOnly(PairedLoader paired, BatchLoader tail, int epoch, bool fuse)
+    /// <summary>
+    /// A stage-II run's models: seed, build backbone and head, load the stage-I weights, optionally re-initialise the
+    /// head. In this order, so that a sweep member (which replays it) starts exactly as the single run does.
+    /// </summary>
+    internal static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
+    {
+        manual_seed(config.Seed);
+        var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
+        var head = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+        try
+        {
+            Checkpoint.Load(path, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+            if (config.ReinitClassifier)
+            {
+                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+                using var _ = no_grad();
+                foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
+            }
+            return (backbone, head);
+        }
+        catch
+        {
+            backbone.Dispose();
+            head.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>
+/// A stage-II run's loaders: the tail side (its sampler), the head side (instance), their pairing, and the test and
+/// validation loaders, each seeded from the run's seed. The single run and the sweep both use this, so they see the
+/// same batches.
+/// </summary>
+internal sealed class StageTwoData : IDisposable
+{
+    readonly BatchLoader tail;
+    readonly PairedLoader paired;
+
+    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation)
+    {
+        this.tail = tail;
+        this.paired = paired;
+        Test = test;
+        Validation = validation;
+    }
+
+    public BatchLoader Test { get; }
+    public BatchLoader? Validation { get; }
+    public int BatchesPerEpoch => tail.BatchesPerEpoch;
+
+    public static StageTwoData Create(DatasetSplits splits, StageTwoConfig config, Device device)
+    {
+        var labels = splits.Train.Labels;
+        int n = splits.Train.Count;
+        var tail = new BatchLoader(splits.Train, Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
+        var head = new BatchLoader(splits.Train, Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
+        int evalBatch = Math.Max(config.Optim.BatchSize, 256);
+        return new StageTwoData(tail, new PairedLoader(tail, head), Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch),
+            Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch));
+    }
+
+    /// <summary>Paired batches; without fusion only the tail side, as the reference does for rho = 0 (the head side is
+    /// not even loaded).</summary>
+    public IEnumerable<(Batch Tail, Batch? Head)> Epoch(int epoch, bool fuse)
     {
         if (fuse)
         {
@@ -167,5 +217,12 @@ public static class StageTwoTrainer
         {
             foreach (var t in tail.Epoch(epoch)) yield return (t, null);
         }
+    }
+
+    public void Dispose()
+    {
+        paired.Dispose(); // owns both sides
+        Test.Dispose();
+        Validation?.Dispose();
     }
 }

@@ -15,6 +15,30 @@ public sealed class SweepTests : IDisposable
 
     public SweepTests() => TorchRuntime.Initialize(2);
 
+    /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here.</summary>
+    RunFolder StageOne()
+    {
+        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
+        StageOneTrainer.Run(new StageOneConfig
+        {
+            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
+        }, s1, CPU, SilentObserver.Instance);
+        return s1;
+    }
+
+    static StageTwoConfig StageTwo(int epochs = 2, int prefetch = 2) =>
+        new() { Epochs = epochs, Prefetch = prefetch, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+
+    /// <summary>Checkpoints equal to float tolerance, key by key.</summary>
+    static void AssertSameState(string a, string b, string what)
+    {
+        var x = State(a);
+        var y = State(b);
+        Assert.Equal(x.Keys.Order(), y.Keys.Order());
+        foreach (var (key, t) in x)
+            Assert.True(t.to_type(ScalarType.Float64).allclose(y[key].to_type(ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{what}: {key} differs");
+    }
+
     static Dictionary<string, Tensor> State(string checkpoint)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
@@ -29,14 +53,10 @@ public sealed class SweepTests : IDisposable
     [Fact]
     public void EachSweepMemberMatchesTheSingleRunWithTheSameBatchesAndDraws()
     {
-        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
-        StageOneTrainer.Run(new StageOneConfig
-        {
-            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
-        }, s1, CPU, SilentObserver.Instance);
+        var s1 = StageOne();
         // The validation split holds 3 images of the head class out of training: stage I saw them, stage II must not.
         var splits = DatasetCatalog.Load(set.Config() with { ValidationPerClass = 3 });
-        var stageTwo = new StageTwoConfig { Epochs = 2, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+        var stageTwo = StageTwo();
         var rhos = new[] { 0.5, 0, 0.25 };
         var sweepDir = Path.Combine(runs.Path, "sweep");
         var result = StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, rhos, 3), splits, sweepDir, CPU, SilentObserver.Instance);
@@ -52,11 +72,7 @@ public sealed class SweepTests : IDisposable
             var single = new RunFolder(Path.Combine(runs.Path, $"single-{rho}"));
             var m = StageTwoTrainer.Run(s1.LastCheckpoint, stageTwo with { Rho = rho }, splits, single, CPU, SilentObserver.Instance);
             var member = new RunFolder(Path.Combine(sweepDir, SweepConfig.FolderName(rho)));
-            var a = State(single.LastCheckpoint);
-            var b = State(member.LastCheckpoint);
-            Assert.Equal(a.Keys.Order(), b.Keys.Order());
-            foreach (var (key, t) in a)
-                Assert.True(t.to_type(ScalarType.Float64).allclose(b[key].to_type(ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"rho {rho}: {key} differs between the sweep and the single run");
+            AssertSameState(single.LastCheckpoint, member.LastCheckpoint, $"rho {rho}, sweep against single run");
             var sm = member.ReadMetrics();
             Assert.Equal(m.Epochs.Select(e => e.TrainLoss), sm.Epochs.Select(e => e.TrainLoss), (x, y) => Math.Abs(x - y) < 1e-4);
             Assert.Equal(m.Final!.Top1, sm.Final!.Top1, 1e-6);
@@ -67,12 +83,8 @@ public sealed class SweepTests : IDisposable
     [Fact]
     public void SweepResumesAfterAnInterruptionToTheUninterruptedResult()
     {
-        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
-        StageOneTrainer.Run(new StageOneConfig
-        {
-            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
-        }, s1, CPU, SilentObserver.Instance);
-        var stageTwo = new StageTwoConfig { Epochs = 2, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+        var s1 = StageOne();
+        var stageTwo = StageTwo();
         var config = new SweepConfig(stageTwo, [0, 0.5], 2);
         var full = StageTwoSweep.Run(s1.LastCheckpoint, config, Path.Combine(runs.Path, "a"), CPU, SilentObserver.Instance, set.Path);
         using var cts = new CancellationTokenSource();
@@ -84,22 +96,16 @@ public sealed class SweepTests : IDisposable
         Assert.Equal(full.SelectedRho, resumed.SelectedRho);
         foreach (var rho in new[] { 0.0, 0.5 })
         {
-            var a = State(Path.Combine(runs.Path, "a", SweepConfig.FolderName(rho), "last.ckpt"));
-            var b = State(Path.Combine(dir, SweepConfig.FolderName(rho), "last.ckpt"));
-            foreach (var (key, t) in a)
-                Assert.True(t.to_type(ScalarType.Float64).allclose(b[key].to_type(ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"rho {rho}: {key}");
+            AssertSameState(Path.Combine(runs.Path, "a", SweepConfig.FolderName(rho), "last.ckpt"),
+                Path.Combine(dir, SweepConfig.FolderName(rho), "last.ckpt"), $"rho {rho}, resumed against uninterrupted");
         }
     }
 
     [Fact]
     public void SweepLeavesNoTensorBehindAcrossEpochs()
     {
-        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
-        StageOneTrainer.Run(new StageOneConfig
-        {
-            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
-        }, s1, CPU, SilentObserver.Instance);
-        var stageTwo = new StageTwoConfig { Epochs = 4, Prefetch = 0, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+        var s1 = StageOne();
+        var stageTwo = StageTwo(epochs: 4, prefetch: 0);
         var live = new List<long>();
         StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, [0, 0.5], 2), Path.Combine(runs.Path, "live"), CPU,
             new TrainerTests.LiveCounter(live), set.Path);
