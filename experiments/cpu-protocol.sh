@@ -6,6 +6,8 @@
 # Usage: experiments/cpu-protocol.sh DATASET [SEED] [DATA_PATH]   (DATASET: fashion-mnist | cifar10-jpg)
 # Resumable: re-running it continues interrupted runs and skips finished ones. H2T=<cmd> picks the CLI binary.
 # STAGE1_EVAL_EVERY=N evaluates stage I on the test set every N epochs only (default 1; the last epoch always).
+# STAGE2=sweep trains the three rho values in one `h2t sweep` pass (no validation split) instead of three runs:
+# the same batches, draws and results (SweepTests proves member = single run), about half the time.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dataset="${1:?dataset}"; seed="${2:-0}"; data="${3:-}"
@@ -18,6 +20,14 @@ done_run() { [ -f "$1/metrics.json" ] && grep -q '"completed": true' "$1/metrics
 if ! done_run "$out/stage1"; then
   $h2t stage1 --dataset "$dataset" "${dataopt[@]}" --imb-factor 100 --epochs "$epochs1" --loss ce --mixup 1.0 \
     --lr 0.1 --batch-size 128 --wd 2e-4 --schedule cosine --seed "$seed" --eval-every "$eval1" --out "$out/stage1" --resume
+fi
+if [ "${STAGE2:-single}" = sweep ]; then
+  if ! done_run "$out/sweep/rho0.5"; then
+    $h2t sweep --from "$out/stage1/last.ckpt" --rho 0,0.25,0.5 --val-per-class 0 --epochs "$epochs2" --sampler balanced --shift-bn on \
+      --lr 0.1 --lr-factor 0.2 --wd 5e-4 --batch-size 128 --seed "$seed" "${dataopt[@]}" --out "$out/sweep" --resume
+  fi
+  $h2t report "$out/stage1" "$out/sweep/rho0" "$out/sweep/rho0.25" "$out/sweep/rho0.5" --out "$out/report.md"
+  exit 0
 fi
 for rho in 0 0.25 0.5; do
   if ! done_run "$out/stage2-rho$rho"; then

@@ -45,6 +45,10 @@ public static class CliApp
                 .WithDescription("Stage II for many rho values in one backbone pass; picks rho on a validation split, writes a table and plot.");
             config.AddCommand<ReportCommand>("report")
                 .WithDescription("Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes Markdown.");
+            config.AddCommand<ImportCommand>("import")
+                .WithDescription("PyTorch -> H2T.NET: turn the reference's stage-I checkpoint into one stage2/sweep/eval read.");
+            config.AddCommand<ExportCommand>("export")
+                .WithDescription("H2T.NET -> PyTorch: write a checkpoint as a torch.load-able dict of state dicts.");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
         });

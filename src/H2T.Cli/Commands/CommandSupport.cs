@@ -26,6 +26,30 @@ internal static class CommandSupport
         catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }
     }
 
+    /// <summary>Runs training under the console observer, also writing TensorBoard scalars into <c>RUN/tensorboard</c> when asked.</summary>
+    public static T Observed<T>(Spectre.Console.IAnsiConsole console, string runPath, bool tensorboard, Func<ITrainingObserver, T> work) =>
+        ConsoleObserver.Run(console, o =>
+        {
+            if (!tensorboard) return work(o);
+            using var tb = new H2T.Reporting.TensorBoardObserver(o, Path.Combine(runPath, "tensorboard"));
+            o.Message($"TensorBoard events: {tb.EventFile} (tensorboard --logdir {Path.GetDirectoryName(tb.EventFile)})");
+            return work(tb);
+        });
+
+    /// <summary>report.md and its plots in the run folder; a failure to plot never fails the finished run.</summary>
+    public static void WriteRunReport(Spectre.Console.IAnsiConsole console, string runPath, string? title = null)
+    {
+        try
+        {
+            var path = H2T.Reporting.RunReport.Write(runPath, title);
+            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"report: {path} (curves.png, per-class.png, reliability.png)");
+        }
+        catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"[yellow]report not written:[/] {e.Message}");
+        }
+    }
+
     /// <summary>Bad input found while loading data or checkpoints is the user's to fix: exit code 2.</summary>
     public static T Train<T>(Func<T> work)
     {

@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using H2T.Configuration;
+using H2T.Data;
 using H2T.Losses;
 using H2T.Runtime;
 using H2T.Training;
@@ -47,6 +49,12 @@ public sealed class Stage1Settings : DataOptions
     public bool Resume { get; init; }
     [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
     public int EvalEvery { get; init; } = 1;
+    [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
+    public bool TensorBoard { get; init; }
+    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); flags typed here override it")]
+    public string? Config { get; init; }
+    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value config overrides after --config (dotted keys for nesting, e.g. lr_scheduler.type=cos)")]
+    public string[] Overrides { get; init; } = [];
 
     public StageOneConfig ToConfig() => new()
     {
@@ -83,14 +91,39 @@ public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings
 {
     public override int Execute(CommandContext context, Stage1Settings settings, CancellationToken cancellationToken)
     {
+        ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
+        if (settings.Config is { } file) return RunFromConfig(context, settings, file, cancellationToken);
         var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
         var device = CommandSupport.Start(settings);
         var run = new RunFolder(settings.Out ?? Path.Combine("runs", string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"stage1-{settings.Dataset}-if{settings.ImbFactor:0.##}-{settings.Loss}-mixup{settings.Mixup:0.##}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage I[/] {settings.Dataset} IF={settings.ImbFactor} {config.Backbone} loss {config.Loss.Type} mixup {config.MixupAlpha} {config.Epochs} epochs -> {run.Path}");
-        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageOneTrainer.Run(config, run, device, o, settings.Resume, cancellationToken)));
+        var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageOneTrainer.Run(config, run, device, o, settings.Resume, cancellationToken)));
         ResultsTable.Write(console, [("stage I", metrics)]);
+        CommandSupport.WriteRunReport(console, run.Path);
         console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best on test); metrics: {run.MetricsFile}");
+        return 0;
+    }
+
+    int RunFromConfig(CommandContext context, Stage1Settings settings, string file, CancellationToken cancellationToken)
+    {
+        var experiment = ConfigSupport.Load(StageMode.Stage1, file, settings.Overrides, context.Arguments);
+        var config = CommandSupport.Guard(() => experiment.StageOne, c => c.Validate());
+        ConfigSupport.PrintIgnored(console, experiment, file);
+        var device = CommandSupport.Start(settings);
+        var run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
+        // The reference's 'resume' names the checkpoint to continue from; here a run continues from its own folder.
+        var resume = settings.Resume || experiment.Resume is not null;
+        console.MarkupLineInterpolated($"[bold]stage I[/] from {file}: {config.Data.Dataset} IF={config.Data.ImbFactor} {config.Backbone} loss {config.Loss.Type} mixup {config.MixupAlpha} {config.Epochs} epochs -> {run.Path}");
+        var metrics = CommandSupport.Train(() =>
+        {
+            var splits = DatasetCatalog.Load(config.Data);
+            experiment.CheckNumClasses(splits.NumClasses, splits.Name);
+            return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageOneTrainer.Run(config, splits, run, device, o, resume, cancellationToken));
+        });
+        ResultsTable.Write(console, [("stage I", metrics)]);
+        CommandSupport.WriteRunReport(console, run.Path);
+        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
         return 0;
     }
 }

@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using H2T.Configuration;
+using H2T.Data;
 using H2T.Losses;
 using H2T.Training;
 using Spectre.Console;
@@ -15,6 +17,14 @@ public sealed class Stage2Settings : StageTwoOptions
     [CommandOption("--val-per-class <N>")] [DefaultValue(0)]
     [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept)")]
     public int ValidationPerClass { get; init; }
+    [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
+    public bool TensorBoard { get; init; }
+    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
+    public string? Config { get; init; }
+    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value config overrides after --config (dotted keys for nesting, e.g. H2T=0.5)")]
+    public string[] Overrides { get; init; } = [];
+
+    protected override bool FromRequired => Config is null;
 
     public StageTwoConfig ToConfig() => ToConfig(Rho);
 }
@@ -57,6 +67,9 @@ public abstract class StageTwoOptions : GlobalSettings
     [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
     public int EvalEvery { get; init; } = 1;
 
+    /// <summary>False when a config names the stage-I checkpoint instead.</summary>
+    protected virtual bool FromRequired => true;
+
     public StageTwoConfig ToConfig(double rho) => new()
     {
         Epochs = Epochs,
@@ -80,7 +93,7 @@ public abstract class StageTwoOptions : GlobalSettings
 
     public override ValidationResult Validate()
     {
-        if (string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
+        if (FromRequired && string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
         return base.Validate();
     }
 }
@@ -89,17 +102,88 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
 {
     public override int Execute(CommandContext context, Stage2Settings settings, CancellationToken cancellationToken)
     {
+        ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
+        if (settings.Config is { } file) return RunFromConfig(context, settings, file, cancellationToken);
         var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
+        if (PyTorchCheckpoint.LooksLikePyTorch(settings.From))
+            throw new UsageException($"--from {settings.From}: a PyTorch checkpoint; convert it with `h2t import {settings.From} --dataset ... --backbone ... --out stage1.ckpt`, " +
+                "or run a config whose 'resume' names it (h2t stage2 --config FILE)");
         var device = CommandSupport.Start(settings);
         // Default: inside the stage-I run, so stage-II runs of different backbones never share a folder.
         var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
             string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{settings.Rho:0.##}-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
-        var metrics = CommandSupport.Train(() => ConsoleObserver.Run(console, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume,
+        var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume,
             settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null, cancellationToken)));
         ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
+        CommandSupport.WriteRunReport(console, run.Path);
         console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
         return 0;
+    }
+
+    /// <summary>
+    /// Stage II from a config: 'resume' (or --from) is the stage-I checkpoint. A PyTorch one (the reference's
+    /// .pth.tar) is imported first into the run folder, using the config's dataset and backbone; an H2T.NET one must
+    /// agree with the config's data keys.
+    /// </summary>
+    int RunFromConfig(CommandContext context, Stage2Settings settings, string file, CancellationToken cancellationToken)
+    {
+        var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, context.Arguments);
+        var config = CommandSupport.Guard(() => experiment.StageTwo, c => c.Validate());
+        var from = !string.IsNullOrWhiteSpace(settings.From) ? settings.From : experiment.Resume
+            ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
+        if (!File.Exists(from)) throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
+        ConfigSupport.PrintIgnored(console, experiment, file);
+        var device = CommandSupport.Start(settings);
+        var run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
+        var metrics = CommandSupport.Train(() =>
+        {
+            var valPerClass = experiment.ValidationPerClass > 0 ? experiment.ValidationPerClass : settings.ValidationPerClass;
+            DatasetSplits splits;
+            if (PyTorchCheckpoint.LooksLikePyTorch(from))
+            {
+                var data = experiment.Data with { DataPath = settings.DataPath ?? experiment.Data.DataPath, ValidationPerClass = valPerClass };
+                splits = DatasetCatalog.Load(data);
+                experiment.CheckNumClasses(splits.NumClasses, splits.Name);
+                var imported = Path.Combine(run.Path, "imported-stage1.ckpt");
+                console.MarkupLineInterpolated($"importing the PyTorch checkpoint {from} as {experiment.StageOne.Backbone} + {experiment.StageOne.Classifier} -> {imported}");
+                PyTorchCheckpoint.Import(from, imported, experiment.StageOne.Backbone, experiment.StageOne.Classifier, splits, data with { ValidationPerClass = 0 });
+                from = imported;
+            }
+            else
+            {
+                var meta = Checkpoint.ReadMeta(from);
+                var data = StageTwoTrainer.DataConfigFor(from, meta, settings.DataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
+                CheckAgainstCheckpoint(experiment, data, from);
+                if (experiment.Data.Groups is { } groups) data = data with { Groups = groups };
+                experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
+                splits = DatasetCatalog.Load(data);
+            }
+            console.MarkupLineInterpolated($"[bold]stage II[/] from {from} ({file}): rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
+            return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(from, config, splits, run, device, o, settings.Resume, cancellationToken));
+        });
+        ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
+        CommandSupport.WriteRunReport(console, run.Path);
+        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
+        return 0;
+    }
+
+    /// <summary>The config's dataset, imbalance and long-tail seed must be the ones stage I trained on.</summary>
+    static void CheckAgainstCheckpoint(ExperimentConfig experiment, DataConfig fromCheckpoint, string path)
+    {
+        foreach (var e in experiment.DataEntries)
+        {
+            var (mine, theirs) = e.Key switch
+            {
+                "dataset" => ((object)experiment.Data.Dataset, (object)fromCheckpoint.Dataset),
+                "imb_factor" => (experiment.Data.ImbFactor, fromCheckpoint.ImbFactor),
+                "imb_type" => (experiment.Data.ImbType, fromCheckpoint.ImbType),
+                "lt_seed" => (experiment.Data.LongTailSeed, fromCheckpoint.LongTailSeed),
+                _ => ((object)0, (object)0),
+            };
+            if (!Equals(mine, theirs))
+                throw e.Error($"the stage-I checkpoint {path} was trained with {e.Key} {theirs}, the config says {mine}");
+        }
     }
 }

@@ -11,8 +11,12 @@ public sealed record EvaluationResult(
     double Ece,
     double Nll,
     double[] PerClassAccuracy,
-    long[][] Confusion)
+    long[][] Confusion,
+    CalibrationBin[]? Reliability = null)
 {
     /// <summary>Mean per-class accuracy ("All" on a balanced test set equals Top1).</summary>
     public double MeanClassAccuracy => PerClassAccuracy.Length == 0 ? 0 : PerClassAccuracy.Average();
 }
+
+/// <summary>One confidence bin of the reliability diagram: how many predictions, their mean confidence and accuracy (%).</summary>
+public sealed record CalibrationBin(double Lower, double Upper, long Count, double Confidence, double Accuracy);

@@ -86,6 +86,9 @@ public sealed class MetricAccumulator
             100.0 * ece,
             samples == 0 ? 0 : nllSum / samples,
             perClass,
-            confusion.Select(r => (long[])r.Clone()).ToArray());
+            confusion.Select(r => (long[])r.Clone()).ToArray(),
+            Enumerable.Range(0, EceBins).Select(b => new CalibrationBin((double)b / EceBins, (double)(b + 1) / EceBins, binCount[b],
+                binCount[b] == 0 ? double.NaN : 100.0 * binConfidence[b] / binCount[b],
+                binCount[b] == 0 ? double.NaN : 100.0 * binCorrect[b] / binCount[b])).ToArray());
     }
 }

@@ -34,6 +34,14 @@ public static class LossFactory
         ["LogitAdjustment"] = "logit-adjust",
         ["LabelAwareSmoothing"] = "las",
         ["MisLAS"] = "las",
+        // The class names the reference configs write in loss.type.
+        ["CrossEntropyLoss"] = "ce",
+        ["FocalLoss"] = "focal",
+        ["LDAMLoss"] = "ldam",
+        ["BalancedSoftmaxLoss"] = "bsce",
+        ["BalancedSoftmaxCE"] = "bsce",
+        ["LabelAwareSmoothingLoss"] = "las",
+        ["GCLLoss"] = "gcl",
     };
 
     /// <summary>The canonical loss types.</summary>

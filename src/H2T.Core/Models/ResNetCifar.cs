@@ -20,7 +20,7 @@ public sealed class ResNetCifar : Backbone
 
     public ResNetCifar(int depth = 32, int inChannels = 3) : base($"resnet{depth}")
     {
-        if ((depth - 2) % 6 != 0) throw new ArgumentException($"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}");
+        if ((depth - 2) % 6 != 0) throw new ArgumentException($"CIFAR ResNet depth must be 6n+2 (8, 20, 32, 44, 56, 110), got {depth}");
         if (inChannels < 1) throw new ArgumentException($"inChannels must be >= 1, got {inChannels}");
         this.depth = depth;
         int n = (depth - 2) / 6;

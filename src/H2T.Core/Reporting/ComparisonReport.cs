@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
+using H2T.Evaluation;
 using H2T.Training;
+using ScottPlot;
 
 namespace H2T.Reporting;
 
@@ -41,5 +44,62 @@ public static class ComparisonReport
         }
         sb.AppendLine().AppendLine("Test accuracy in % at the final epoch (groups: mean per-class accuracy). \"Best on test\" picks the epoch on the test set: optimistic, shown only beside.");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// Two PNGs for the compared runs: <paramref name="png"/> (Head / Medium / Tail / All bars per run, final epoch) and
+    /// <c>*-per-class.png</c> (per-class accuracy against training count, one series per run that has final-eval.json).
+    /// Returns the paths written.
+    /// </summary>
+    public static IReadOnlyList<string> Plots(IReadOnlyList<RunRow> rows, string png, string? title = null)
+    {
+        var written = new List<string>();
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        string[] groups = ["Head", "Medium", "Tail", "All"];
+        var finals = rows.Select(r => r.Metrics.Final ?? r.Metrics.Epochs.LastOrDefault(e => e.Test is not null)?.Test).ToList();
+        double width = 0.8 / Math.Max(1, rows.Count);
+        for (int r = 0; r < rows.Count; r++)
+        {
+            if (finals[r] is not { } f) continue;
+            double[] values = [f.Head, f.Medium, f.Tail, f.Top1];
+            var bars = values.Select((v, g) => new Bar
+            {
+                Position = g + (r - (rows.Count - 1) / 2.0) * width, Value = double.IsNaN(v) ? 0 : v, Size = width * 0.95,
+                FillColor = palette.GetColor(r),
+            }).ToList();
+            var bp = plot.Add.Bars(bars);
+            bp.LegendText = rows[r].Name;
+        }
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        for (int g = 0; g < groups.Length; g++) ticks.AddMajor(g, groups[g]);
+        plot.Axes.Bottom.TickGenerator = ticks;
+        plot.Axes.SetLimitsY(0, 100);
+        plot.Title(title ?? "test accuracy by group (final epoch)");
+        plot.YLabel("accuracy (%)");
+        plot.ShowLegend(Edge.Right);
+        RunReport.Save(plot, png, 1100, 520);
+        written.Add(png);
+
+        var perClass = new List<(string, double[])>();
+        int[]? counts = null;
+        foreach (var r in rows)
+        {
+            var run = new RunFolder(r.Folder);
+            if (!File.Exists(run.FinalEvalFile) || !File.Exists(run.LastCheckpoint)) continue;
+            var eval = JsonSerializer.Deserialize<EvaluationResult>(File.ReadAllText(run.FinalEvalFile), AtomicFile.Json);
+            var meta = Checkpoint.ReadMeta(run.LastCheckpoint);
+            if (eval is null || meta.ClassCounts.Length != eval.PerClassAccuracy.Length) continue;
+            counts ??= meta.ClassCounts;
+            if (!counts.SequenceEqual(meta.ClassCounts)) continue; // another training set: not comparable on one axis
+            perClass.Add((r.Name, eval.PerClassAccuracy));
+        }
+        if (counts is not null && perClass.Count > 0)
+        {
+            var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(png))!, Path.GetFileNameWithoutExtension(png) + "-per-class.png");
+            RunReport.PerClass(perClass, counts, path, "per-class test accuracy against training count");
+            written.Add(path);
+        }
+        return written;
     }
 }

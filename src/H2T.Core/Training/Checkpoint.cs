@@ -29,6 +29,8 @@ public sealed record CheckpointMeta
     public bool HasOptimizer { get; init; }
     /// <summary>Stage II: the stage-I checkpoint it was trained from (full path).</summary>
     public string? From { get; init; }
+    /// <summary>Set when the weights came from a PyTorch checkpoint (<c>h2t import</c>): its full path.</summary>
+    public string? ImportedFrom { get; init; }
 }
 
 /// <summary>

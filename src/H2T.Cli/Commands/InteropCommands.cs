@@ -1,0 +1,61 @@
+using System.ComponentModel;
+using H2T.Data;
+using H2T.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+public sealed class ImportSettings : DataOptions
+{
+    [CommandArgument(0, "<PYTORCH_CHECKPOINT>")] [Description("a torch.save'd file: the reference's {state_dict_model, state_dict_classifier} dict or a state dict")]
+    public string Source { get; init; } = "";
+    [CommandOption("--backbone <NAME>")] [DefaultValue("resnet32")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32)")]
+    public string Backbone { get; init; } = "resnet32";
+    [CommandOption("--classifier <KIND>")] [DefaultValue("linear")]
+    public string Classifier { get; init; } = "linear";
+    [CommandOption("--out <CHECKPOINT>")] [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
+    public string? Out { get; init; }
+}
+
+/// <summary>PyTorch -> H2T.NET: the reference's stage-I checkpoint becomes one that stage2/sweep/eval read.</summary>
+public sealed class ImportCommand(IAnsiConsole console) : Command<ImportSettings>
+{
+    public override int Execute(CommandContext context, ImportSettings settings, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(settings.Source)) throw new UsageException($"{settings.Source}: checkpoint not found");
+        var data = CommandSupport.Guard(settings.ToDataConfig, _ => { });
+        CommandSupport.Start(settings);
+        var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar", StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");
+        var meta = CommandSupport.Train(() =>
+        {
+            var splits = DatasetCatalog.Load(data);
+            return PyTorchCheckpoint.Import(settings.Source, output, settings.Backbone, settings.Classifier, splits, data);
+        });
+        console.MarkupLineInterpolated($"imported {settings.Source} ({meta.Architecture}, {meta.InChannels} input channel(s), {meta.NumClasses} classes, {meta.TotalEpochs} epoch(s)) -> {output}");
+        console.MarkupLineInterpolated($"next: h2t stage2 --from {output} --rho 0.25");
+        return 0;
+    }
+}
+
+public sealed class ExportSettings : GlobalSettings
+{
+    [CommandArgument(0, "<CHECKPOINT>")] [Description("an H2T.NET checkpoint (stage I or II)")]
+    public string Source { get; init; } = "";
+    [CommandOption("--out <FILE>")] [Description("the PyTorch file to write (default: beside the source, .pth)")]
+    public string? Out { get; init; }
+}
+
+/// <summary>H2T.NET -> PyTorch: torch.load gives {state_dict_model, state_dict_classifier, epoch, best_acc1, h2t_meta}.</summary>
+public sealed class ExportCommand(IAnsiConsole console) : Command<ExportSettings>
+{
+    public override int Execute(CommandContext context, ExportSettings settings, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(settings.Source)) throw new UsageException($"{settings.Source}: checkpoint not found");
+        CommandSupport.Start(settings);
+        var output = settings.Out ?? Path.ChangeExtension(settings.Source, ".pth");
+        CommandSupport.Train(() => { PyTorchCheckpoint.Export(settings.Source, output); return 0; });
+        console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (torch.load: state_dict_model, state_dict_classifier, epoch, best_acc1, h2t_meta)");
+        return 0;
+    }
+}

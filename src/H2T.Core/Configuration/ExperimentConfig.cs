@@ -1,0 +1,362 @@
+using System.Globalization;
+using H2T.Data;
+using H2T.Losses;
+using H2T.Training;
+
+namespace H2T.Configuration;
+
+/// <summary>Which stage a config describes (the reference's <c>mode</c> key).</summary>
+public enum StageMode { Stage1, Stage2 }
+
+/// <summary>
+/// Everything one config file (plus overrides) says about a run, as the same typed records the CLI flags build:
+/// the data, the stage's settings, the run's name, and what to resume or start from.
+/// </summary>
+public sealed record ExperimentConfig
+{
+    public required StageMode Mode { get; init; }
+    /// <summary>The reference's <c>name</c>: the default run folder is runs/&lt;name&gt;.</summary>
+    public string? Name { get; init; }
+    public DataConfig Data { get; init; } = new();
+    /// <summary>Keys the config set for the data (stage II checks them against the stage-I checkpoint).</summary>
+    public IReadOnlyList<ConfigEntry> DataEntries { get; init; } = [];
+    /// <summary><c>num_classes</c>, checked against the dataset once it is loaded.</summary>
+    public ConfigEntry? NumClasses { get; init; }
+    public StageOneConfig StageOne { get; init; } = new();
+    public StageTwoConfig StageTwo { get; init; } = new();
+    /// <summary>Stage I: resume the run folder when it has a checkpoint. Stage II: the stage-I checkpoint (H2T.NET or PyTorch).</summary>
+    public string? Resume { get; init; }
+    /// <summary>Stage II only: the run folder's <c>--val-per-class</c>.</summary>
+    public int ValidationPerClass { get; init; }
+    /// <summary>Reference keys accepted but without effect here, with the reason (printed once per run).</summary>
+    public IReadOnlyList<string> Ignored { get; init; } = [];
+
+    /// <summary>Checks <c>num_classes</c> against the loaded dataset.</summary>
+    public void CheckNumClasses(int numClasses, string dataset)
+    {
+        if (NumClasses is { } e && e.Int() != numClasses)
+            throw e.Error($"the config says {e.Int()} classes, but {dataset} has {numClasses}");
+    }
+}
+
+/// <summary>
+/// Binds config entries (reference keys: <c>dataset</c>, <c>imb_factor</c>, <c>lr_scheduler.lr_factor</c>, <c>H2T</c>,
+/// <c>loss.type</c>, ...) to <see cref="ExperimentConfig"/>. One table maps every key; each key checks its own type
+/// and range and reports errors with the file and line. CLI flags of <c>stage1</c>/<c>stage2</c> map onto the same
+/// keys (<see cref="FlagKeys"/>), so a flag and the config key it stands for set the same field.
+/// </summary>
+public static class ReferenceConfig
+{
+    sealed class Builder(StageMode mode)
+    {
+        public StageMode Mode = mode;
+        public string? Name;
+        public DataConfig Data = new();
+        public List<ConfigEntry> DataEntries = [];
+        public ConfigEntry? NumClasses;
+        public StageOneConfig One = new();
+        public StageTwoConfig Two = new();
+        public string? Resume;
+        public int ValidationPerClass;
+        public (int, int)? HeadRange, MedRange, TailRange;
+        public ConfigEntry? GroupKey;
+        public bool? Mixup;
+        public ConfigEntry? MixupKey;
+        public double? Alpha;
+        public bool? DualSample;
+        public ConfigEntry? DualSampleKey;
+        public double LrFactorOne = 1;
+        public List<string> Ignored = [];
+        public ConfigEntry? ModeKey;
+    }
+
+    [Flags] enum Stages { One = 1, Two = 2, Both = 3 }
+
+    sealed record Key(string Name, Stages Stages, Action<Builder, ConfigEntry> Apply, string? Flag = null);
+
+    static readonly Key[] Keys =
+    [
+        new("name", Stages.Both, (b, e) => b.Name = e.String()),
+        new("mode", Stages.Both, (b, e) => { b.ModeKey = e; }),
+        // data
+        new("dataset", Stages.Both, (b, e) => { b.Data = b.Data with { Dataset = DatasetName(e) }; b.DataEntries.Add(e); }, "--dataset"),
+        new("data_path", Stages.Both, (b, e) => b.Data = b.Data with { DataPath = e.StringOrNull() }, "--data"),
+        new("num_classes", Stages.Both, (b, e) => { if (e.Int() < 2) throw e.Error("at least 2 classes"); b.NumClasses = e; }),
+        new("imb_factor", Stages.Both, (b, e) => { b.Data = b.Data with { ImbFactor = ImbFactor(e) }; b.DataEntries.Add(e); }, "--imb-factor"),
+        new("imb_type", Stages.Both, (b, e) => { b.Data = b.Data with { ImbType = ImbType(e) }; b.DataEntries.Add(e); }, "--imb-type"),
+        new("lt_seed", Stages.Both, (b, e) => { b.Data = b.Data with { LongTailSeed = NonNegative(e) }; b.DataEntries.Add(e); }, "--lt-seed"),
+        new("val_per_class", Stages.Both, (b, e) => { b.ValidationPerClass = NonNegative(e); b.Data = b.Data with { ValidationPerClass = b.ValidationPerClass }; }, "--val-per-class"),
+        new("head_class_idx", Stages.Both, (b, e) => { b.HeadRange = e.Range(); b.GroupKey = e; }),
+        new("med_class_idx", Stages.Both, (b, e) => { b.MedRange = e.Range(); b.GroupKey = e; }),
+        new("tail_class_idx", Stages.Both, (b, e) => { b.TailRange = e.Range(); b.GroupKey = e; }),
+        // model
+        new("backbone", Stages.Both, (b, e) => b.One = b.One with { Backbone = Backbone(e) }, "--backbone"),
+        new("classifier", Stages.Both, (b, e) => b.One = b.One with { Classifier = Classifier(e) }, "--classifier"),
+        new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }),
+        new("num_experts", Stages.Both, (b, e) =>
+        {
+            if (e.Int() != 1) throw e.Error("only single-expert backbones are supported (multi-expert RIDE/ResLT models are not built yet)");
+        }),
+        new("resume", Stages.Both, (b, e) => b.Resume = e.StringOrNull()),
+        // optimisation
+        new("lr", Stages.Both, (b, e) => SetOptim(b, o => o with { Lr = Positive(e) }), "--lr"),
+        new("batch_size", Stages.Both, (b, e) => SetOptim(b, o => o with { BatchSize = AtLeastOne(e) }), "--batch-size"),
+        new("weight_decay", Stages.Both, (b, e) => SetOptim(b, o => o with { WeightDecay = NonNegativeDouble(e) }), "--wd"),
+        new("momentum", Stages.Both, (b, e) =>
+        {
+            var m = e.Double();
+            if (m is < 0 or >= 1) throw e.Error($"a momentum in [0, 1), got {m.ToString(CultureInfo.InvariantCulture)}");
+            SetOptim(b, o => o with { Momentum = m });
+        }, "--momentum"),
+        new("nesterov", Stages.One, (b, e) => SetOptim(b, o => o with { Nesterov = e.Bool() }), "--nesterov"),
+        new("num_epochs", Stages.Both, (b, e) => { var n = AtLeastOne(e); b.One = b.One with { Epochs = n }; b.Two = b.Two with { Epochs = n }; }, "--epochs"),
+        new("seed", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { Seed = s }; b.Two = b.Two with { Seed = s }; }, "--seed"),
+        new("eval_every", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { EvalEvery = s }; b.Two = b.Two with { EvalEvery = s }; }, "--eval-every"),
+        new("mixup", Stages.Both, (b, e) => { b.Mixup = e.Bool(); b.MixupKey = e; }),
+        new("alpha", Stages.Both, (b, e) =>
+        {
+            b.Alpha = e.DoubleOrNull();
+            if (b.Alpha is < 0) throw e.Error("a mixup alpha >= 0");
+        }),
+        new("lr_scheduler.type", Stages.Both, (b, e) => SetSchedule(b, s => s with { Kind = ScheduleKindOf(e) }), "--schedule"),
+        new("lr_scheduler.lr_factor", Stages.Two, (b, e) => b.Two = b.Two with { LrFactor = Positive(e) }, "--lr-factor"),
+        new("lr_scheduler.lr_step", Stages.Both, (b, e) =>
+        {
+            var steps = e.Ints();
+            if (steps.Any(s => s < 1)) throw e.Error("epochs >= 1");
+            SetSchedule(b, s => s with { Milestones = steps });
+        }, "--milestones"),
+        new("lr_scheduler.warmup_epochs", Stages.Both, (b, e) => SetSchedule(b, s => s with { WarmupEpochs = NonNegative(e) }), "--warmup"),
+        new("lr_scheduler.gamma", Stages.Both, (b, e) => SetSchedule(b, s => s with { Gamma = Positive(e) })),
+        // samplers
+        new("sampler.type", Stages.Both, (b, e) =>
+        {
+            var t = e.StringOrNull()?.Trim().ToLowerInvariant();
+            if (t is not (null or "default" or "instance" or "weighted sampler" or "weighted_sampler"))
+                throw e.Error("'weighted sampler' or 'default'");
+            if (t is null or "default" or "instance") { b.One = b.One with { Sampler = "instance" }; b.Two = b.Two with { TailSampler = "instance" }; }
+        }),
+        new("sampler.weighted_sampler.type", Stages.Both, (b, e) =>
+        {
+            var s = SamplerName(e);
+            b.One = b.One with { Sampler = s };
+            b.Two = b.Two with { TailSampler = s };
+        }, "--sampler"),
+        new("sampler.dual_sample.enable", Stages.Both, (b, e) => { b.DualSample = e.Bool(); b.DualSampleKey = e; }),
+        new("sampler.dual_sample.type", Stages.Both, (b, e) => b.Two = b.Two with { HeadSampler = SamplerName(e) }, "--head-sampler"),
+        // stage II
+        new("shift_bn", Stages.Two, (b, e) => b.Two = b.Two with { ShiftBn = e.Bool() }, "--shift-bn"),
+        new("H2T", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, "--rho"),
+        new("mix_fea", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }),
+        new("reinit_classifier", Stages.Two, (b, e) => b.Two = b.Two with { ReinitClassifier = e.Bool() }, "--reinit"),
+        // losses (MisLAS writes its smoothing at the top level)
+        new("loss.type", Stages.Both, (b, e) => SetLoss(b, l => l with { Type = LossName(e) }), "--loss"),
+        new("loss.focal.gamma", Stages.Both, (b, e) => SetLoss(b, l => l with { FocalGamma = NonNegativeDouble(e) })),
+        new("loss.CB.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { CbBeta = Fraction(e) })),
+        new("loss.LDAM.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = Positive(e) })),
+        new("loss.LDAM.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = Positive(e) })),
+        new("loss.LDAM.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() }), "--drw"),
+        new("loss.LA.tau", Stages.Both, (b, e) => SetLoss(b, l => l with { LogitAdjustTau = NonNegativeDouble(e) })),
+        new("loss.GCL.noise_mul", Stages.Both, (b, e) => SetLoss(b, l => l with { GclNoiseMul = NonNegativeDouble(e) })),
+        new("loss.GCL.s", Stages.Both, (b, e) => SetLoss(b, l => l with { GclScale = Positive(e) })),
+        new("loss.GCL.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { GclMaxMargin = NonNegativeDouble(e) })),
+        new("loss.GCL.gamma", Stages.Both, (b, e) => SetLoss(b, l => l with { GclFocalGamma = e.DoubleOrNull() })),
+        new("smooth_head", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothHead = Fraction(e) })),
+        new("smooth_tail", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothTail = Fraction(e) })),
+        new("shape", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothShape = e.String().ToLowerInvariant() })),
+        new("power", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothPower = Positive(e) })),
+        // the reference's runtime keys: accepted, no effect here
+        Ignore("print_freq", "progress is shown live"),
+        Ignore("workers", "batches are assembled by H2T.NET's prefetching loader"),
+        Ignore("log_dir", "logs and metrics go to the run folder (--out, default runs/<name>)"),
+        Ignore("model_dir", "checkpoints go to the run folder (--out, default runs/<name>)"),
+        Ignore("deterministic", "runs are always deterministic given the seed"),
+        Ignore("world_size", "single process"),
+        Ignore("rank", "single process"),
+        Ignore("dist_url", "single process"),
+        Ignore("dist_backend", "single process"),
+        new("distributed", Stages.Both, (b, e) => { if (e.Bool()) throw e.Error("false: distributed training is not supported"); }),
+        new("multiprocessing_distributed", Stages.Both, (b, e) => { if (e.Bool()) throw e.Error("false: distributed training is not supported"); }),
+        new("gpu", Stages.Both, (b, e) => { if (!e.IsNull) throw e.Error("null (choose the device with --device cpu|cuda:N)"); }),
+    ];
+
+    static readonly Dictionary<string, Key> ByName = Keys.ToDictionary(k => k.Name, StringComparer.Ordinal);
+
+    /// <summary>The CLI flag each config key stands for (flags without a key are run options: --out, --resume, ...).</summary>
+    public static IReadOnlyDictionary<string, string> FlagKeys { get; } =
+        Keys.Where(k => k.Flag is not null).ToDictionary(k => k.Flag!, k => k.Name);
+
+    public static IReadOnlyList<string> KeyNames => [.. Keys.Select(k => k.Name)];
+
+    static Key Ignore(string name, string why) => new(name, Stages.Both, (b, e) => b.Ignored.Add($"{name} ({why})"));
+
+    /// <summary>Binds entries in order (a later entry wins) for the given stage, then checks the combination.</summary>
+    public static ExperimentConfig Bind(StageMode mode, IEnumerable<ConfigEntry> entries)
+    {
+        var b = new Builder(mode);
+        foreach (var e in entries)
+        {
+            if (!ByName.TryGetValue(e.Key, out var key))
+                throw new ConfigException($"{e.Where}: unknown key '{e.Key}'{Suggest(e.Key)}");
+            var want = mode == StageMode.Stage1 ? Stages.One : Stages.Two;
+            if ((key.Stages & want) == 0)
+                throw e.Error($"applies to {(want == Stages.One ? "stage 2" : "stage 1")} only (this is a {(mode == StageMode.Stage1 ? "stage-1" : "stage-2")} run)");
+            key.Apply(b, e);
+        }
+        return Finish(b);
+    }
+
+    static ExperimentConfig Finish(Builder b)
+    {
+        if (b.ModeKey is { } mk)
+        {
+            var m = mk.String().Trim().ToLowerInvariant();
+            var expected = b.Mode == StageMode.Stage1 ? "stage1" : "stage2";
+            if (m is not ("stage1" or "stage2")) throw mk.Error("'stage1' or 'stage2'");
+            if (m != expected) throw mk.Error($"'{expected}' for this command (the config describes {m}; run `h2t {m} --config ...`)");
+        }
+        if (b.HeadRange is { } h && b.MedRange is { } md && b.TailRange is { } t)
+        {
+            if (h.Item1 != 0 || h.Item2 != md.Item1 || md.Item2 != t.Item1)
+                throw b.GroupKey!.Error($"head/med/tail_class_idx must tile [0, n) without gaps: got [{h.Item1},{h.Item2}) [{md.Item1},{md.Item2}) [{t.Item1},{t.Item2})");
+            b.Data = b.Data with { Groups = ClassGroups.FromRanges(t.Item2, h.Item2, md.Item2) };
+            if (b.NumClasses is { } nc && nc.Int() != t.Item2)
+                throw b.GroupKey!.Error($"tail_class_idx ends at {t.Item2}, but num_classes is {nc.Int()}");
+        }
+        else if (b.HeadRange is not null || b.MedRange is not null || b.TailRange is not null)
+            throw b.GroupKey!.Error("set all three of head_class_idx, med_class_idx and tail_class_idx, or none");
+
+        if (b.Mixup is { } mix)
+        {
+            if (b.Mode == StageMode.Stage2 && mix) throw b.MixupKey!.Error("false in stage 2 (stage II re-trains the classifier without mixup)");
+            if (mix && b.Alpha is null) throw b.MixupKey!.Error("an 'alpha' (mixup's Beta parameter) when mixup is true");
+            b.One = b.One with { MixupAlpha = mix ? b.Alpha!.Value : 0 };
+        }
+        else if (b.Alpha is { } a) b.One = b.One with { MixupAlpha = a };
+        if (b.Mode == StageMode.Stage2 && b.DualSample == false && b.Two.Rho > 0)
+            throw b.DualSampleKey!.Error("true when H2T > 0 (fusion needs the second, head-side sampler)");
+        if (b.One.Schedule.Kind == ScheduleKind.MultiStep && b.One.Schedule.Milestones is null)
+            throw new ConfigException("lr_scheduler.type: a step schedule needs lr_scheduler.lr_step (the epochs where lr drops)");
+
+        var one = b.One with { Data = b.Data };
+        return new ExperimentConfig
+        {
+            Mode = b.Mode, Name = b.Name, Data = b.Data, DataEntries = b.DataEntries, NumClasses = b.NumClasses,
+            StageOne = one, StageTwo = b.Two, Resume = b.Resume, ValidationPerClass = b.ValidationPerClass, Ignored = b.Ignored,
+        };
+    }
+
+    static string Suggest(string key)
+    {
+        var close = Keys.Select(k => k.Name).Where(n => Distance(n, key) <= 2 || n.EndsWith("." + key, StringComparison.Ordinal)).Take(3).ToList();
+        return close.Count > 0 ? $"; did you mean {string.Join(" or ", close.Select(c => $"'{c}'"))}?" : "; see docs/configs.md for the keys";
+    }
+
+    static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+
+    static void SetOptim(Builder b, Func<OptimConfig, OptimConfig> f)
+    {
+        b.One = b.One with { Optim = f(b.One.Optim) };
+        b.Two = b.Two with { Optim = f(b.Two.Optim) };
+    }
+
+    static void SetSchedule(Builder b, Func<ScheduleConfig, ScheduleConfig> f)
+    {
+        b.One = b.One with { Schedule = f(b.One.Schedule) };
+        b.Two = b.Two with { Schedule = f(b.Two.Schedule) };
+    }
+
+    static void SetLoss(Builder b, Func<LossConfig, LossConfig> f)
+    {
+        b.One = b.One with { Loss = f(b.One.Loss) };
+        b.Two = b.Two with { Loss = f(b.Two.Loss) };
+    }
+
+    static double Positive(ConfigEntry e) => e.Double() is var v && v > 0 ? v : throw e.Error($"a number > 0, got {e.Scalar}");
+    static double NonNegativeDouble(ConfigEntry e) => e.Double() is var v && v >= 0 ? v : throw e.Error($"a number >= 0, got {e.Scalar}");
+    static double Fraction(ConfigEntry e) => e.Double() is var v && v is >= 0 and <= 1 ? v : throw e.Error($"a number in [0, 1], got {e.Scalar}");
+    static int NonNegative(ConfigEntry e) => e.Int() is var v && v >= 0 ? v : throw e.Error($"a whole number >= 0, got {e.Scalar}");
+    static int AtLeastOne(ConfigEntry e) => e.Int() is var v && v >= 1 ? v : throw e.Error($"a whole number >= 1, got {e.Scalar}");
+    static double Rho(ConfigEntry e) => e.IsNull ? 0 : Fraction(e);
+
+    /// <summary>The reference writes imb_factor as n_min / n_max (0.01); the CLI as n_max / n_min (100). Both are accepted.</summary>
+    static double ImbFactor(ConfigEntry e)
+    {
+        var v = e.Double();
+        if (!(v > 0)) throw e.Error($"an imbalance factor > 0 (0.01 or 100 for IF = 100), got {e.Scalar}");
+        return v < 1 ? 1 / v : v;
+    }
+
+    static ImbalanceType ImbType(ConfigEntry e) => e.String().ToLowerInvariant() switch
+    {
+        "exp" => ImbalanceType.Exp,
+        "step" => ImbalanceType.Step,
+        _ => throw e.Error("exp or step"),
+    };
+
+    static readonly Dictionary<string, string> DatasetAliases = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["cifar10"] = "cifar10", ["cifar-10"] = "cifar10", ["cifar100"] = "cifar100", ["cifar-100"] = "cifar100",
+        ["ImageNet_LT"] = "imagenet-lt", ["imagenet"] = "imagenet-lt", ["Places_LT"] = "places-lt", ["places"] = "places-lt",
+        ["iNaturalist18"] = "inat2018", ["ina2018"] = "inat2018", ["inat"] = "inat2018",
+        ["fashion_mnist"] = "fashion-mnist", ["fashionmnist"] = "fashion-mnist",
+    };
+
+    static string DatasetName(ConfigEntry e)
+    {
+        var s = e.String().Trim();
+        var name = DatasetAliases.TryGetValue(s, out var a) ? a : s.ToLowerInvariant();
+        return DatasetCatalog.Names.Contains(name) ? name : throw e.Error($"one of {string.Join(", ", DatasetCatalog.Names)} (or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
+    }
+
+    /// <summary>The reference names its feature extractors resnet32_fe, resnet50_fe ...: the same backbones here.</summary>
+    static string Backbone(ConfigEntry e)
+    {
+        var s = e.String().Trim().ToLowerInvariant();
+        if (s.EndsWith("_fe", StringComparison.Ordinal)) s = s[..^3];
+        return Models.ModelFactory.BackboneNames.Contains(s, StringComparer.OrdinalIgnoreCase)
+            ? s : throw e.Error($"one of {string.Join(", ", Models.ModelFactory.BackboneNames)} (a '_fe' suffix is accepted)");
+    }
+
+    static string Classifier(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
+    {
+        "linear" or "fc" or "classifier" => "linear",
+        "cosine" or "normed" or "fcnorm" or "normedlinear" => "cosine",
+        "lws" => "lws",
+        var s => throw e.Error($"linear, cosine (FCNorm) or lws; '{s}' is not built yet"),
+    };
+
+    static string SamplerName(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
+    {
+        "balance" or "balanced" or "class-balanced" => "balanced",
+        "reverse" => "reverse",
+        "long-tailed" or "instance" or "default" => "instance",
+        "square" or "sqrt" => Samplers.Names.Contains("sqrt") ? "sqrt" : throw e.Error("balance, reverse or long-tailed"),
+        _ => throw e.Error("balance, reverse or long-tailed"),
+    };
+
+    static ScheduleKind ScheduleKindOf(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
+    {
+        "cos" or "cosine" => ScheduleKind.Cosine,
+        "step" or "multistep" or "warmup" => ScheduleKind.MultiStep,
+        "constant" or "none" => ScheduleKind.Constant,
+        _ => throw e.Error("cos, step (with lr_step) or constant"),
+    };
+
+    static string LossName(ConfigEntry e)
+    {
+        var s = e.String().Trim();
+        if (s.Equals("ResLoss", StringComparison.OrdinalIgnoreCase) || s.StartsWith("RIDE", StringComparison.OrdinalIgnoreCase))
+            throw e.Error($"a single-model loss; '{s}' belongs to a multi-expert model that is not built yet");
+        return LossFactory.Resolve(s) ?? throw e.Error($"one of {string.Join(", ", LossFactory.Names)}");
+    }
+}
