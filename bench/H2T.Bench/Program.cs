@@ -10,12 +10,16 @@ using static TorchSharp.torch;
 var outPath = "bench-results.json";
 int? threads = null;
 string? only = null;
+int scalingImages = 10000;
+string scalingRoot = Path.Combine(Path.GetTempPath(), "h2t-scaling");
 var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outPath = args[++i];
     else if (args[i] == "--cifar10-jpg" && i + 1 < args.Length) cifarJpg = args[++i];
     else if (args[i] == "--only" && i + 1 < args.Length) only = args[++i];
+    else if (args[i] == "--images" && i + 1 < args.Length) scalingImages = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--scaling-root" && i + 1 < args.Length) scalingRoot = args[++i];
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
@@ -31,6 +35,9 @@ if (only is null or "loader")
     else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
 }
 if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
+// --only scaling [--images N] [--scaling-root DIR]: a generated 1,000-class list-file set streamed once; one size per
+// process so the peak memory belongs to that size (not in "all").
+if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Path.Combine(scalingRoot, scalingImages.ToString(System.Globalization.CultureInfo.InvariantCulture))));
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {

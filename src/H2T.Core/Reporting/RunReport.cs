@@ -44,6 +44,8 @@ public static class RunReport
             if (meta.Config is { } cfg) sb.AppendLine($"- config: `{Compact(cfg)}`");
         }
         sb.AppendLine($"- epochs: {metrics.Epochs.Count}{(metrics.Completed ? "" : " (unfinished)")}; mean train time {metrics.Epochs.Average(e => e.TrainSeconds).ToString("F1", Ci)} s/epoch, {metrics.Epochs.Average(e => e.ImagesPerSecond).ToString("F0", Ci)} img/s; peak resident memory {metrics.Epochs.Max(e => e.PeakResidentMb).ToString("F0", Ci)} MB");
+        if (MemoryDrift(metrics) is { } drift)
+            sb.AppendLine($"- resident memory: {drift.First.ToString("F0", Ci)} MB after epoch 2, {drift.Last.ToString("F0", Ci)} MB at the end; drift {drift.SlopeMbPerEpoch.ToString("+0.00;-0.00", Ci)} MB per epoch (least-squares slope from epoch 2 on)");
         sb.AppendLine();
         sb.AppendLine("| figure | Head | Medium | Tail | All | ECE | NLL |").AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
         void Row(string label, EvaluationSummary? s)
@@ -68,6 +70,16 @@ public static class RunReport
         var path = Path.Combine(run.Path, File);
         AtomicFile.WriteText(path, sb.ToString());
         return path;
+    }
+
+    /// <summary>Resident memory drift: the least-squares slope of end-of-epoch resident memory over epochs 2.. (epoch 1 warms up).</summary>
+    public static (double First, double Last, double SlopeMbPerEpoch)? MemoryDrift(RunMetrics metrics)
+    {
+        var pts = metrics.Epochs.OrderBy(e => e.Epoch).Where(e => e.Epoch >= 1 && e.ResidentMb > 0).Select(e => (X: (double)e.Epoch, Y: e.ResidentMb)).ToList();
+        if (pts.Count < 3) return null;
+        double mx = pts.Average(p => p.X), my = pts.Average(p => p.Y);
+        var slope = pts.Sum(p => (p.X - mx) * (p.Y - my)) / pts.Sum(p => (p.X - mx) * (p.X - mx));
+        return (pts[0].Y, pts[^1].Y, slope);
     }
 
     static string F(double v) => double.IsNaN(v) ? "-" : v.ToString("F2", Ci);
