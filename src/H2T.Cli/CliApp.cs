@@ -43,6 +43,8 @@ public static class CliApp
                 .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
             config.AddCommand<SweepCommand>("sweep")
                 .WithDescription("Stage II for many rho values in one backbone pass; picks rho on a validation split, writes a table and plot.");
+            config.AddCommand<TauNormCommand>("tau-norm")
+                .WithDescription("Decouple's tau-normalised classifier: a grid of tau in one backbone pass, chosen on validation.");
             config.AddCommand<ReportCommand>("report")
                 .WithDescription("Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes Markdown.");
             config.AddCommand<ImportCommand>("import")

@@ -11,7 +11,10 @@ namespace H2T.Cli.Commands;
 public static class ConfigSupport
 {
     /// <summary>Flags that take no value.</summary>
-    static readonly HashSet<string> Switches = ["--nesterov", "--reinit", "--resume", "--full", "-h", "--help"];
+    static readonly HashSet<string> Switches = ["--nesterov", "--reinit", "--resume", "--tensorboard", "--full", "-h", "--help"];
+
+    /// <summary>Flags about the run, not its settings: they have no config key.</summary>
+    static readonly HashSet<string> RunOptions = ["--out", "--resume", "--tensorboard", "--config", "--from", "--device", "--threads", "-h", "--help"];
 
     public static ExperimentConfig Load(StageMode mode, string file, IReadOnlyList<string> overrides, IReadOnlyList<string> arguments)
     {
@@ -40,6 +43,9 @@ public static class ConfigSupport
             else continue;
             if (ReferenceConfig.FlagKeys.TryGetValue(flag, out var key))
                 yield return new ConfigEntry(key, value, null, $"flag {flag}");
+            else if (!RunOptions.Contains(flag))
+                // Never drop a typed flag silently: every setting flag must have its config key.
+                throw new Training.ConfigException($"flag {flag}: has no config key, so it cannot be combined with --config; set it in the file");
         }
     }
 

@@ -19,6 +19,8 @@ public sealed class Stage1Settings : DataOptions
     public int DrwEpoch { get; init; } = -1;
     [CommandOption("--mixup <ALPHA>")] [DefaultValue(1.0)] [Description("mixup alpha (0: off)")]
     public double Mixup { get; init; } = 1.0;
+    [CommandOption("--cmo <PROB>")] [DefaultValue(0.0)] [Description("CMO: CutMix minority images (inverse-frequency sampler) onto the batch with this probability (0: off; needs --mixup 0)")]
+    public double Cmo { get; init; }
     [CommandOption("--lr <LR>")] [DefaultValue(0.1)]
     public double Lr { get; init; } = 0.1;
     [CommandOption("--batch-size <N>")] [DefaultValue(128)]
@@ -66,6 +68,7 @@ public sealed class Stage1Settings : DataOptions
         Schedule = new ScheduleConfig(ParseSchedule(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
         Loss = new LossConfig(Type: Loss, DrwStartEpoch: DrwEpoch),
         MixupAlpha = Mixup,
+        Cmo = Cmo != 0 ? new CmoConfig(Probability: Cmo) : null,
         Sampler = Sampler,
         Seed = Seed,
         EvalEvery = EvalEvery,

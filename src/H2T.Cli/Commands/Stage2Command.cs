@@ -58,6 +58,8 @@ public abstract class StageTwoOptions : GlobalSettings
     public string Schedule { get; init; } = "cosine";
     [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it")]
     public bool Reinit { get; init; }
+    [CommandOption("--classifier <KIND>")] [DefaultValue("keep")] [Description("keep (the stage-I classifier) or lws (Decouple's learnable weight scaling)")]
+    public string Classifier { get; init; } = "keep";
     [CommandOption("--seed <N>")] [DefaultValue(0)]
     public int Seed { get; init; }
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where stage I found them")]
@@ -87,6 +89,7 @@ public abstract class StageTwoOptions : GlobalSettings
             _ => throw new UsageException($"--shift-bn {ShiftBn}: expected on or off"),
         },
         ReinitClassifier = Reinit,
+        Classifier = Classifier.ToLowerInvariant(),
         Seed = Seed,
         EvalEvery = EvalEvery,
     };
@@ -156,6 +159,8 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
                 var meta = Checkpoint.ReadMeta(from);
                 var data = StageTwoTrainer.DataConfigFor(from, meta, settings.DataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
                 CheckAgainstCheckpoint(experiment, data, from);
+                if (experiment.BackboneEntry is { } be && !string.Equals(experiment.StageOne.Backbone, meta.Architecture, StringComparison.OrdinalIgnoreCase))
+                    throw be.Error($"the stage-I checkpoint {from} is a {meta.Architecture}, the config says {experiment.StageOne.Backbone}");
                 if (experiment.Data.Groups is { } groups) data = data with { Groups = groups };
                 experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
                 splits = DatasetCatalog.Load(data);

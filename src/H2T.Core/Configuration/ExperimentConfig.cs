@@ -26,6 +26,8 @@ public sealed record ExperimentConfig
     public StageTwoConfig StageTwo { get; init; } = new();
     /// <summary>Stage I: resume the run folder when it has a checkpoint. Stage II: the stage-I checkpoint (H2T.NET or PyTorch).</summary>
     public string? Resume { get; init; }
+    /// <summary>The <c>backbone</c> entry, when the config set one (stage II checks it against the checkpoint).</summary>
+    public ConfigEntry? BackboneEntry { get; init; }
     /// <summary>Stage II only: the run folder's <c>--val-per-class</c>.</summary>
     public int ValidationPerClass { get; init; }
     /// <summary>Reference keys accepted but without effect here, with the reason (printed once per run).</summary>
@@ -68,6 +70,7 @@ public static class ReferenceConfig
         public double LrFactorOne = 1;
         public List<string> Ignored = [];
         public ConfigEntry? ModeKey;
+        public ConfigEntry? BackboneKey;
     }
 
     [Flags] enum Stages { One = 1, Two = 2, Both = 3 }
@@ -90,8 +93,13 @@ public static class ReferenceConfig
         new("med_class_idx", Stages.Both, (b, e) => { b.MedRange = e.Range(); b.GroupKey = e; }),
         new("tail_class_idx", Stages.Both, (b, e) => { b.TailRange = e.Range(); b.GroupKey = e; }),
         // model
-        new("backbone", Stages.Both, (b, e) => b.One = b.One with { Backbone = Backbone(e) }, "--backbone"),
-        new("classifier", Stages.Both, (b, e) => b.One = b.One with { Classifier = Classifier(e) }, "--classifier"),
+        new("backbone", Stages.Both, (b, e) => { b.One = b.One with { Backbone = Backbone(e) }; b.BackboneKey = e; }, "--backbone"),
+        new("classifier", Stages.Both, (b, e) =>
+        {
+            var kind = Classifier(e);
+            b.One = b.One with { Classifier = kind };
+            if (b.Mode == StageMode.Stage2) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
+        }, "--classifier"),
         new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }),
         new("num_experts", Stages.Both, (b, e) =>
         {
@@ -113,11 +121,24 @@ public static class ReferenceConfig
         new("seed", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { Seed = s }; b.Two = b.Two with { Seed = s }; }, "--seed"),
         new("eval_every", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { EvalEvery = s }; b.Two = b.Two with { EvalEvery = s }; }, "--eval-every"),
         new("mixup", Stages.Both, (b, e) => { b.Mixup = e.Bool(); b.MixupKey = e; }),
+        // The CLI's --mixup ALPHA: mixup on with that alpha, or off for 0.
+        new("mixup_alpha", Stages.One, (b, e) =>
+        {
+            var a = NonNegativeDouble(e);
+            b.Mixup = a > 0;
+            b.Alpha = a > 0 ? a : null;
+            b.MixupKey = e;
+        }, "--mixup"),
         new("alpha", Stages.Both, (b, e) =>
         {
             b.Alpha = e.DoubleOrNull();
             if (b.Alpha is < 0) throw e.Error("a mixup alpha >= 0");
         }),
+        new("cmo.prob", Stages.One, (b, e) => SetCmo(b, c => c with { Probability = Fraction(e) }), "--cmo"),
+        new("cmo.beta", Stages.One, (b, e) => SetCmo(b, c => c with { Beta = Positive(e) })),
+        new("cmo.start_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { StartEpoch = NonNegative(e) })),
+        new("cmo.end_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { EndMargin = NonNegative(e) })),
+        new("cmo.sampler", Stages.One, (b, e) => SetCmo(b, c => c with { Sampler = SamplerName(e) is var s && s is "reverse" or "balanced" or "sqrt" ? s : throw e.Error("reverse, balance or sqrt") })),
         new("lr_scheduler.type", Stages.Both, (b, e) => SetSchedule(b, s => s with { Kind = ScheduleKindOf(e) }), "--schedule"),
         new("lr_scheduler.lr_factor", Stages.Two, (b, e) => b.Two = b.Two with { LrFactor = Positive(e) }, "--lr-factor"),
         new("lr_scheduler.lr_step", Stages.Both, (b, e) =>
@@ -242,7 +263,7 @@ public static class ReferenceConfig
         return new ExperimentConfig
         {
             Mode = b.Mode, Name = b.Name, Data = b.Data, DataEntries = b.DataEntries, NumClasses = b.NumClasses,
-            StageOne = one, StageTwo = b.Two, Resume = b.Resume, ValidationPerClass = b.ValidationPerClass, Ignored = b.Ignored,
+            StageOne = one, StageTwo = b.Two, Resume = b.Resume, BackboneEntry = b.BackboneKey, ValidationPerClass = b.ValidationPerClass, Ignored = b.Ignored,
         };
     }
 
@@ -268,6 +289,9 @@ public static class ReferenceConfig
         b.One = b.One with { Optim = f(b.One.Optim) };
         b.Two = b.Two with { Optim = f(b.Two.Optim) };
     }
+
+    static void SetCmo(Builder b, Func<CmoConfig, CmoConfig> f) =>
+        b.One = b.One with { Cmo = f(b.One.Cmo ?? new CmoConfig()) };
 
     static void SetSchedule(Builder b, Func<ScheduleConfig, ScheduleConfig> f)
     {
@@ -332,6 +356,7 @@ public static class ReferenceConfig
         "linear" or "fc" or "classifier" => "linear",
         "cosine" or "normed" or "fcnorm" or "normedlinear" => "cosine",
         "lws" => "lws",
+        "keep" => "keep",
         var s => throw e.Error($"linear, cosine (FCNorm) or lws; '{s}' is not built yet"),
     };
 
@@ -340,6 +365,7 @@ public static class ReferenceConfig
         "balance" or "balanced" or "class-balanced" => "balanced",
         "reverse" => "reverse",
         "long-tailed" or "instance" or "default" => "instance",
+        "class-aware" => "class-aware",
         "square" or "sqrt" => Samplers.Names.Contains("sqrt") ? "sqrt" : throw e.Error("balance, reverse or long-tailed"),
         _ => throw e.Error("balance, reverse or long-tailed"),
     };

@@ -18,6 +18,12 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// <summary>Number of experts (1 for single-branch backbones).</summary>
     public virtual int Experts => 1;
 
+    /// <summary>
+    /// An eval-mode equivalent with BatchNorm folded into the convolutions, for evaluation passes; null when the
+    /// architecture does not provide one. The caller disposes it.
+    /// </summary>
+    public virtual Backbone? FoldedForInference() => null;
+
     /// <summary>One feature map per expert; the default is the single map.</summary>
     public virtual IReadOnlyList<Tensor> ForwardExperts(Tensor input) => [call(input)];
 }

@@ -57,9 +57,80 @@ public sealed class ResNetCifar : Backbone
         return y.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// An inference-only copy with every BatchNorm folded into the convolution before it (W' = W * g / sqrt(v + eps),
+    /// b' = beta - m * g / sqrt(v + eps)): the same outputs as this network in eval mode, one pass less over every
+    /// activation. Take it after the weights and statistics are final; it does not follow later changes.
+    /// </summary>
+    public override Backbone? FoldedForInference()
+    {
+        using var _ = no_grad();
+        // Intermediates die with the scope; the folded weights are detached from it and owned by the copy.
+        using var scope = NewDisposeScope();
+        var stem = FoldedConv.Of(conv1, bn1, 1);
+        var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold()).ToArray();
+        return new FoldedResNetCifar(Architecture, stem, blocks);
+    }
+
+    internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride)
+    {
+        public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, long stride)
+        {
+            var scale = bn.weight! / (bn.running_var! + 1e-5).sqrt();
+            var weight = conv.weight!.mul(scale.view(-1, 1, 1, 1)).contiguous().DetachFromDisposeScope();
+            var bias = (bn.bias! - bn.running_mean! * scale).contiguous().DetachFromDisposeScope();
+            return new(weight, bias, stride);
+        }
+
+        public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [1, 1]);
+    }
+
+    internal sealed record FoldedBlock(FoldedConv First, FoldedConv Second, bool Subsample, int Stride, int PadChannels);
+
+    sealed class FoldedResNetCifar : Backbone
+    {
+        readonly FoldedConv stem;
+        readonly FoldedBlock[] blocks;
+        readonly string architecture;
+
+        public FoldedResNetCifar(string architecture, FoldedConv stem, FoldedBlock[] blocks) : base(architecture + "-folded")
+        {
+            this.architecture = architecture;
+            this.stem = stem;
+            this.blocks = blocks;
+        }
+
+        public override int FeatureChannels => 64;
+        public override string Architecture => architecture;
+
+        public override Tensor forward(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var y = stem.Apply(x).relu_();
+            foreach (var b in blocks)
+            {
+                var z = b.Second.Apply(b.First.Apply(y).relu_());
+                var shortcut = b.Subsample
+                    ? functional.pad(y[.., .., TensorIndex.Slice(null, null, b.Stride), TensorIndex.Slice(null, null, b.Stride)], [0, 0, 0, 0, b.PadChannels, b.PadChannels])
+                    : y;
+                y = z.add_(shortcut).relu_();
+            }
+            return y.MoveToOuterDisposeScope();
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                foreach (var c in blocks.SelectMany(b => new[] { b.First, b.Second }).Prepend(stem)) { c.Weight.Dispose(); c.Bias.Dispose(); }
+            base.Dispose(disposing);
+        }
+    }
+
     /// <summary>Basic block with the parameter-free option-A shortcut.</summary>
     sealed class BasicBlockA : Module<Tensor, Tensor>
     {
+        public FoldedBlock Fold() => new(FoldedConv.Of(conv1, bn1, stride), FoldedConv.Of(conv2, bn2, 1), subsample, stride, padChannels);
+
         readonly Conv2d conv1, conv2;
         readonly BatchNorm2d bn1, bn2;
         readonly int stride, padChannels;

@@ -55,6 +55,10 @@ public static class StageOneTrainer
         var labels = splits.Train.Labels;
         using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
             splits.Norm, splits.TrainAugment, config.Seed, prefetch: config.Prefetch, device: device);
+        // CMO's minority side: the same images drawn by (inverse) class frequency, with their own sampling and augmentation seeds.
+        using var minorityLoader = config.Cmo is not { Probability: > 0 } ? null : new BatchLoader(splits.Train,
+            Samplers.Create(config.Cmo.Sampler, labels, Seeds.Derive(config.Seed, 0, Seeds.CmoSampler), labels.Count), config.Optim.BatchSize,
+            splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.CmoAugment), prefetch: config.Prefetch, device: device);
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
         using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
 
@@ -73,12 +77,21 @@ public static class StageOneTrainer
             var mixRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Mixup));
             using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));
             var progress = new EpochProgress("stage1", epoch, trainLoader.BatchesPerEpoch, lr, observer);
+            var cmoRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Cmo));
+            bool cmoActive = config.Cmo?.ActiveAt(epoch, config.Epochs) == true;
+            using var minority = minorityLoader?.Epoch(epoch).GetEnumerator();
             foreach (var batch in trainLoader.Epoch(epoch))
             {
                 using var b = batch;
+                using var m = minority is not null && minority.MoveNext() ? minority.Current : null;
                 using var scope = NewDisposeScope();
                 Tensor l;
-                if (config.MixupAlpha > 0)
+                if (m is not null && cmoActive && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
+                {
+                    var (mixed, lam) = CutMixMinority.Apply(b.Images, m.Images, config.Cmo.Beta, cmoRng);
+                    l = loss.ForwardMixed(head.call(backbone.call(mixed)), b.Labels, m.Labels, lam);
+                }
+                else if (config.MixupAlpha > 0)
                 {
                     var (mixed, ya, yb, lam) = Mixup.Apply(b.Images, b.Labels, config.MixupAlpha, mixRng, permGen);
                     l = loss.ForwardMixed(head.call(backbone.call(mixed)), ya, yb, lam);

@@ -153,6 +153,14 @@ public static class StageTwoTrainer
         try
         {
             Checkpoint.Load(path, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+            if (config.Classifier == "lws")
+            {
+                if (head is not LinearHead linear) throw new ConfigException($"{path}: lws needs a stage-I linear classifier, this one is '{head.Kind}'");
+                var lws = new LwsHead(linear.InFeatures, linear.NumClasses);
+                lws.LoadFrom(linear);
+                head.Dispose();
+                head = lws;
+            }
             if (config.ReinitClassifier)
             {
                 using var fresh = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);

@@ -60,6 +60,8 @@ public sealed record StageOneConfig
     /// <summary>Mixup alpha; 0 turns mixup off.</summary>
     public double MixupAlpha { get; init; } = 1.0;
     public string Sampler { get; init; } = "instance";
+    /// <summary>CMO: CutMix with minority images from an inverse-frequency sampler (null: off).</summary>
+    public CmoConfig? Cmo { get; init; }
     public int Seed { get; init; } = 0;
     /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
     public int Prefetch { get; init; } = 2;
@@ -72,6 +74,12 @@ public sealed record StageOneConfig
     {
         RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
+        if (Cmo is { } cmo)
+        {
+            try { cmo.Validate(); }
+            catch (ArgumentException e) { throw new ConfigException(e.Message); }
+            if (MixupAlpha > 0 && cmo.Probability > 0) throw new ConfigException("cmo and mixup are exclusive: set mixup alpha 0 with CMO (its CutMix replaces mixup)");
+        }
         if (!Samplers.Names.Contains(Sampler)) throw new ConfigException($"unknown sampler '{Sampler}'; expected one of: {string.Join(", ", Samplers.Names)}");
         if (!Models.ModelFactory.BackboneNames.Contains(Backbone, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown backbone '{Backbone}'; expected one of: {string.Join(", ", Models.ModelFactory.BackboneNames)}");
@@ -97,6 +105,9 @@ public sealed record StageTwoConfig
     public bool ShiftBn { get; init; } = true;
     /// <summary>Re-initialise the classifier instead of fine-tuning the stage-I one.</summary>
     public bool ReinitClassifier { get; init; }
+    /// <summary>"keep" (the stage-I classifier kind) or "lws": Decouple's learnable weight scaling on the stage-I linear
+    /// classifier (its weights frozen, one scale per class learnt).</summary>
+    public string Classifier { get; init; } = "keep";
     public int Seed { get; init; } = 0;
     /// <summary>Batches assembled ahead on a background thread (0: on the training thread).</summary>
     public int Prefetch { get; init; } = 2;
@@ -110,6 +121,8 @@ public sealed record StageTwoConfig
         RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
+        if (Classifier is not ("keep" or "lws")) throw new ConfigException($"stage-2 classifier must be keep or lws, got '{Classifier}'");
+        if (Classifier == "lws" && ReinitClassifier) throw new ConfigException("lws re-scales the stage-I classifier: it cannot be combined with reinit");
         var tails = Samplers.Names;
         if (!tails.Contains(TailSampler)) throw new ConfigException($"unknown tail sampler '{TailSampler}'; expected one of: {string.Join(", ", tails)}");
         if (!tails.Contains(HeadSampler)) throw new ConfigException($"unknown head sampler '{HeadSampler}'; expected one of: {string.Join(", ", tails)}");

@@ -61,6 +61,17 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.Equal(0, config.MixupAlpha);
         Assert.Equal(10, config.Data.ImbFactor, 9);  // 0.1 = n_min / n_max
         Assert.Equal("resnet8", meta.Architecture);
+
+        // Stage II from that checkpoint with a config that disagrees with it: refused, naming the key and line.
+        var s2 = Yaml("s2-mismatch.yaml", $"mode: 'stage2'\nbackbone: 'resnet32'\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
+        (rc, output) = Run("stage2", "--config", s2, "--out", Path.Combine(dir.Path, "s2x"));
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("s2-mismatch.yaml:2: backbone", output);
+        Assert.Contains("is a resnet8", output);
+        var s2b = Yaml("s2-imb.yaml", $"mode: 'stage2'\nimb_factor: 0.02\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
+        (rc, output) = Run("stage2", "--config", s2b, "--out", Path.Combine(dir.Path, "s2y"));
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("s2-imb.yaml:2: imb_factor", output);
     }
 
     [Fact]

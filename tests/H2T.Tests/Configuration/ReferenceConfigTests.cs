@@ -96,6 +96,18 @@ public sealed class ReferenceConfigTests : IDisposable
         }
     }
 
+    [Fact]
+    public void TheMixupFlagMapsToItsKeyAndAFlagWithoutAKeyIsRefused()
+    {
+        var file = Write("mode: stage1\nmixup: True\nalpha: 1.0\n");
+        var c = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup", "0"])]);
+        Assert.Equal(0, c.StageOne.MixupAlpha);
+        c = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup=0.3", "--out", "x", "--resume"])]);
+        Assert.Equal(0.3, c.StageOne.MixupAlpha);
+        var e = Assert.Throws<ConfigException>(() => H2T.Cli.Commands.ConfigSupport.FlagEntries(["--full"]).ToList());
+        Assert.Contains("flag --full: has no config key", e.Message);
+    }
+
     [Theory]
     [InlineData("lr: 0.1\nlearning_rate: 0.2\n", "c.yaml:2", "unknown key 'learning_rate'")]
     [InlineData("dataset: cifar10\nlr: fast\n", "c.yaml:2", "lr: expected a number, got 'fast'")]

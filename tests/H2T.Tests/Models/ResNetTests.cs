@@ -99,4 +99,32 @@ public sealed class ResNetTests
         var e = Assert.Throws<ArgumentException>(() => ModelFactory.CreateBackbone("vgg", 3));
         Assert.Contains("resnet32", e.Message);
     }
+
+    [Theory]
+    [InlineData(8, 1, 28)]
+    [InlineData(20, 3, 32)]
+    public void FoldedBatchNormGivesTheEvalModeOutputsAndLeaksNothing(int depth, int channels, int size)
+    {
+        manual_seed(3);
+        using var backbone = new ResNetCifar(depth, channels);
+        // Train-mode passes move every running mean and variance away from 0 / 1, and give BN non-trivial affines.
+        using (var _ = no_grad())
+        {
+            foreach (var (_, p) in backbone.named_parameters()) if (p.dim() == 1) p.add_(rand_like(p) - 0.5);
+            backbone.train();
+            for (int i = 0; i < 3; i++) backbone.call(randn(16, channels, size, size) * 2 + 1).Dispose();
+        }
+        backbone.eval();
+        using var x = randn(8, channels, size, size);
+        using var g = no_grad();
+        using var expected = backbone.call(x);
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using (var folded = backbone.FoldedForInference()!)
+        {
+            using var actual = folded.call(x);
+            if (!allclose(actual, expected, rtol: 1e-4, atol: 1e-4))
+                Assert.Fail($"max |diff| {(actual - expected).abs().max().item<float>()}");
+        }
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
 }

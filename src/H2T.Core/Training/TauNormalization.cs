@@ -1,0 +1,72 @@
+using System.Globalization;
+using H2T.Data;
+using H2T.Evaluation;
+using H2T.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace H2T.Training;
+
+/// <summary>
+/// Decouple's tau-normalised classifier (Kang et al., ICLR 2020): w_c / ||w_c||^tau, bias dropped. Post hoc, with no
+/// training, so a whole grid of tau costs one backbone pass per split. Each tau is a different linear head on the
+/// same pooled features. tau is chosen on a validation split when there is one.
+/// </summary>
+public static class TauNormalization
+{
+    public static LinearHead Apply(LinearHead source, double tau)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (!(tau >= 0) || double.IsInfinity(tau)) throw new ConfigException($"tau must be a number >= 0, got {tau}");
+        var head = new LinearHead(source.InFeatures, source.NumClasses);
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var w = source.Fc.weight!;
+        var norms = w.norm(1, keepdim: true).clamp_min(1e-12);
+        head.Fc.weight!.copy_(w / norms.pow(tau));
+        head.Fc.bias!.zero_();
+        return head.to(w.device);
+    }
+
+    public sealed record Row(double Tau, EvaluationResult? Validation, EvaluationResult Test);
+
+    /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
+    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device)
+    {
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        if (meta.Classifier != "linear") throw new ConfigException($"{checkpoint}: tau-normalisation needs a linear classifier, this one is '{meta.Classifier}'");
+        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+        using var head = (LinearHead)ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        Checkpoint.Load(checkpoint, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+        backbone.to(device);
+        head.to(device);
+        var heads = taus.Select(t => Apply(head, t)).ToList();
+        try
+        {
+            using var test = Evaluator.TestLoader(splits, 256, device);
+            var testResults = Evaluator.EvaluateHeads(backbone, heads, test, splits.NumClasses, splits.Groups);
+            using var validation = Evaluator.ValidationLoader(splits, 256, device);
+            var valResults = validation is null ? null : Evaluator.EvaluateHeads(backbone, heads, validation, splits.NumClasses, splits.Groups);
+            var rows = taus.Select((t, i) => new Row(t, valResults?[i], testResults[i])).ToList();
+            double? selected = valResults is null ? null : rows.OrderByDescending(r => r.Validation!.Top1).ThenBy(r => r.Tau).First().Tau;
+            return (rows, selected);
+        }
+        finally
+        {
+            foreach (var h in heads) h.Dispose();
+        }
+    }
+
+    /// <summary>Writes <paramref name="source"/> with its classifier tau-normalised, as a checkpoint eval/export read.</summary>
+    public static void Save(string source, double tau, string output)
+    {
+        var meta = Checkpoint.ReadMeta(source);
+        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+        using var head = (LinearHead)ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        Checkpoint.Load(source, backbone, head, null);
+        using var normed = Apply(head, tau);
+        Checkpoint.Save(output, meta with { From = Path.GetFullPath(source), Stage = meta.Stage }, backbone, normed, null);
+    }
+
+    public static string Label(double tau) => tau.ToString("0.###", CultureInfo.InvariantCulture);
+}
