@@ -36,6 +36,14 @@ internal static class CommandSupport
             return work(tb);
         });
 
+    /// <summary>What every finished training command prints: the results table, the run report, where the files are.</summary>
+    public static void Finish(Spectre.Console.IAnsiConsole console, RunFolder run, string label, RunMetrics metrics)
+    {
+        ResultsTable.Write(console, [(label, metrics)]);
+        WriteRunReport(console, run.Path);
+        Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
+    }
+
     /// <summary>report.md and its plots in the run folder; a failure to plot never fails the finished run.</summary>
     public static void WriteRunReport(Spectre.Console.IAnsiConsole console, string runPath, string? title = null)
     {

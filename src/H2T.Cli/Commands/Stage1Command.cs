@@ -102,9 +102,7 @@ public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings
             $"stage1-{settings.Dataset}-if{settings.ImbFactor:0.##}-{settings.Loss}-mixup{settings.Mixup:0.##}-e{settings.Epochs}-s{settings.Seed}")));
         console.MarkupLineInterpolated($"[bold]stage I[/] {settings.Dataset} IF={settings.ImbFactor} {config.Backbone} loss {config.Loss.Type} mixup {config.MixupAlpha} {config.Epochs} epochs -> {run.Path}");
         var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageOneTrainer.Run(config, run, device, o, settings.Resume, cancellationToken)));
-        ResultsTable.Write(console, [("stage I", metrics)]);
-        CommandSupport.WriteRunReport(console, run.Path);
-        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best on test); metrics: {run.MetricsFile}");
+        CommandSupport.Finish(console, run, "stage I", metrics);
         return 0;
     }
 
@@ -124,9 +122,7 @@ public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings
             experiment.CheckNumClasses(splits.NumClasses, splits.Name);
             return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageOneTrainer.Run(config, splits, run, device, o, resume, cancellationToken));
         });
-        ResultsTable.Write(console, [("stage I", metrics)]);
-        CommandSupport.WriteRunReport(console, run.Path);
-        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
+        CommandSupport.Finish(console, run, "stage I", metrics);
         return 0;
     }
 }

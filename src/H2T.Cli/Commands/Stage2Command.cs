@@ -119,9 +119,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
         var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume,
             settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null, cancellationToken)));
-        ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
-        CommandSupport.WriteRunReport(console, run.Path);
-        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
+        CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
         return 0;
     }
 
@@ -168,9 +166,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
             console.MarkupLineInterpolated($"[bold]stage II[/] from {from} ({file}): rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
             return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(from, config, splits, run, device, o, settings.Resume, cancellationToken));
         });
-        ResultsTable.Write(console, [($"stage II rho={config.Rho}", metrics)]);
-        CommandSupport.WriteRunReport(console, run.Path);
-        console.MarkupLineInterpolated($"checkpoints: {run.LastCheckpoint}; metrics: {run.MetricsFile}");
+        CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
         return 0;
     }
 

@@ -13,12 +13,7 @@ public sealed class ConfigCommandsTests : IDisposable
     readonly TinyLongTailedSet set = new();
     readonly TempDir dir = new();
 
-    (int Rc, string Output) Run(params string[] args)
-    {
-        var console = new TestConsole().Width(250);
-        var rc = CliApp.Run(args, console);
-        return (rc, console.Output);
-    }
+    static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
     static string Fixture(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Training", "Fixtures", name);
 

@@ -13,12 +13,7 @@ public sealed class TrainingCommandsTests : IDisposable
     readonly TinyLongTailedSet set = new();
     readonly TempDir runs = new();
 
-    (int Rc, string Output) Run(params string[] args)
-    {
-        var console = new TestConsole().Width(250);
-        var rc = CliApp.Run(args, console);
-        return (rc, console.Output);
-    }
+    static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
     string[] Stage1Args(string outDir, int epochs) =>
         ["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -4,6 +4,7 @@ using H2T.Cli;
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Reporting;
+using H2T.Tests.Cli;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
 using H2T.Training;
@@ -19,12 +20,7 @@ public sealed class ReportingTests : IDisposable
     readonly TinyLongTailedSet set = new(perClassTrain: 40, perClassTest: 12);
     readonly TempDir dir = new();
 
-    (int Rc, string Output) Run(params string[] args)
-    {
-        var console = new TestConsole().Width(250);
-        var rc = CliApp.Run(args, console);
-        return (rc, console.Output);
-    }
+    static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>A PNG that decodes, has the size asked for, and is not blank (many distinct colours).</summary>
     static void AssertPlot(string path, int? width = null)
