@@ -133,7 +133,6 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         rows.AddRange(sweep.Rows.Select(r => ComparisonReport.Load(r.RunFolder) with
             { Name = r.Rho == 0 ? "stage II rho=0" : $"stage II rho={r.Rho} (H2T)" }));
         var images = new List<string>();
-        var sections = new List<string>();
         try
         {
             images.AddRange(ComparisonReport.Plots(rows, Path.Combine(dir, "report.png"), "Fashion-MNIST-LT: test accuracy by group"));
@@ -147,11 +146,9 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         {
             console.MarkupLineInterpolated($"[yellow]plots not written:[/] {e.Message}");
         }
-        sections.Add(ComparisonReport.Markdown(rows, "H2T.NET demo: Fashion-MNIST-LT, IF = 100"));
-        sections.Add($"rho selected on validation: {sweep.SelectedRho}; the sweep's own table: stage2/sweep.md. Each run folder has its report.md (curves, per-class, reliability).");
-        foreach (var i in images) sections.Add($"![{Path.GetFileNameWithoutExtension(i)}]({Path.GetRelativePath(dir, i)})");
         var path = Path.Combine(dir, "report.md");
-        H2T.Training.AtomicFile.WriteText(path, string.Join(Environment.NewLine + Environment.NewLine, sections) + Environment.NewLine);
+        H2T.Training.AtomicFile.WriteText(path, ComparisonReport.Markdown(rows, "H2T.NET demo: Fashion-MNIST-LT, IF = 100", images, dir,
+            $"rho selected on validation: {sweep.SelectedRho}; the sweep's own table: stage2/sweep.md. Each run folder has its report.md (curves, per-class, reliability)."));
         return path;
     }
 

@@ -40,9 +40,8 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
             if (settings.Dataset is not null) data = data with { Dataset = settings.Dataset };
             if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };
             var splits = DatasetCatalog.Load(data);
-            using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-            using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-            H2T.Training.Checkpoint.Load(settings.Checkpoint, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+            using var models = H2T.Training.Checkpoint.Open(settings.Checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
+            var (_, backbone, head) = models;
             backbone.to(device);
             head.to(device);
             using var loader = Evaluator.TestLoader(splits, settings.BatchSize, device);

@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class ReportSettings : CommandSettings
+public sealed class ReportSettings : GlobalSettings
 {
     [CommandArgument(0, "<RUN_DIR>")] [Description("run folders (each with metrics.json)")]
     public string[] Runs { get; init; } = [];
@@ -44,15 +44,14 @@ public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings
         {
             var path = Path.Combine(baseDir, "embedding.png");
             var runs = rows.Select(r => (r.Name, Path.Combine(r.Folder, "last.ckpt"))).ToList();
-            CommandSupport.Start(new GlobalSettings());
-            CommandSupport.Train(() => { EmbeddingPlot.Write(runs, classes.Item1, classes.Item2, path, TorchSharp.torch.CPU, settings.DataPath); return 0; });
+            var device = CommandSupport.Start(settings);
+            CommandSupport.Train(() => { EmbeddingPlot.Write(runs, classes.Item1, classes.Item2, path, device, settings.DataPath); return 0; });
             images.Add(path);
             console.MarkupLineInterpolated($"embedding: {path}");
         }
         if (settings.Out is not null)
         {
-            var md = ComparisonReport.Markdown(rows, settings.Title) + string.Concat(images.Select(i => $"{Environment.NewLine}![{Path.GetFileNameWithoutExtension(i)}]({Path.GetRelativePath(baseDir, i)}){Environment.NewLine}"));
-            AtomicFile.WriteText(settings.Out, md);
+            AtomicFile.WriteText(settings.Out, ComparisonReport.Markdown(rows, settings.Title, images, baseDir));
             console.MarkupLineInterpolated($"wrote {settings.Out}");
         }
         return 0;

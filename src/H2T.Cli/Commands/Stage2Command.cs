@@ -140,7 +140,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         var run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
         var metrics = CommandSupport.Train(() =>
         {
-            var valPerClass = experiment.ValidationPerClass > 0 ? experiment.ValidationPerClass : settings.ValidationPerClass;
+            var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;
             DatasetSplits splits;
             if (PyTorchCheckpoint.LooksLikePyTorch(from))
             {

@@ -48,9 +48,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
         SweepReport.Plot(result, png);
         AtomicFile.WriteText(Path.Combine(outDir, "sweep.md"), SweepReport.Markdown(result, "sweep.png"));
         ResultsTable.WriteSweep(console, result);
-        foreach (var row in result.Rows)
-            try { RunReport.Write(row.RunFolder); }
-            catch (Exception e) when (e is IOException or ConfigException) { console.MarkupLineInterpolated($"[yellow]report not written for {row.RunFolder}:[/] {e.Message}"); }
+        foreach (var row in result.Rows) CommandSupport.WriteRunReport(console, row.RunFolder);
         console.MarkupLineInterpolated($"sweep: {Path.Combine(outDir, "sweep.md")} (plot {png}); {result.WallSeconds:F0} s for {result.Rows.Count} values");
     }
 }

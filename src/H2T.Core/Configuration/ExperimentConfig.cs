@@ -28,8 +28,6 @@ public sealed record ExperimentConfig
     public string? Resume { get; init; }
     /// <summary>The <c>backbone</c> entry, when the config set one (stage II checks it against the checkpoint).</summary>
     public ConfigEntry? BackboneEntry { get; init; }
-    /// <summary>Stage II only: the run folder's <c>--val-per-class</c>.</summary>
-    public int ValidationPerClass { get; init; }
     /// <summary>Reference keys accepted but without effect here, with the reason (printed once per run).</summary>
     public IReadOnlyList<string> Ignored { get; init; } = [];
 
@@ -59,7 +57,6 @@ public static class ReferenceConfig
         public StageOneConfig One = new();
         public StageTwoConfig Two = new();
         public string? Resume;
-        public int ValidationPerClass;
         public (int, int)? HeadRange, MedRange, TailRange;
         public ConfigEntry? GroupKey;
         public bool? Mixup;
@@ -67,7 +64,6 @@ public static class ReferenceConfig
         public double? Alpha;
         public bool? DualSample;
         public ConfigEntry? DualSampleKey;
-        public double LrFactorOne = 1;
         public List<string> Ignored = [];
         public ConfigEntry? ModeKey;
         public ConfigEntry? BackboneKey;
@@ -88,7 +84,7 @@ public static class ReferenceConfig
         new("imb_factor", Stages.Both, (b, e) => { b.Data = b.Data with { ImbFactor = ImbFactor(e) }; b.DataEntries.Add(e); }, "--imb-factor"),
         new("imb_type", Stages.Both, (b, e) => { b.Data = b.Data with { ImbType = ImbType(e) }; b.DataEntries.Add(e); }, "--imb-type"),
         new("lt_seed", Stages.Both, (b, e) => { b.Data = b.Data with { LongTailSeed = NonNegative(e) }; b.DataEntries.Add(e); }, "--lt-seed"),
-        new("val_per_class", Stages.Both, (b, e) => { b.ValidationPerClass = NonNegative(e); b.Data = b.Data with { ValidationPerClass = b.ValidationPerClass }; }, "--val-per-class"),
+        new("val_per_class", Stages.Both, (b, e) => b.Data = b.Data with { ValidationPerClass = NonNegative(e) }, "--val-per-class"),
         new("head_class_idx", Stages.Both, (b, e) => { b.HeadRange = e.Range(); b.GroupKey = e; }),
         new("med_class_idx", Stages.Both, (b, e) => { b.MedRange = e.Range(); b.GroupKey = e; }),
         new("tail_class_idx", Stages.Both, (b, e) => { b.TailRange = e.Range(); b.GroupKey = e; }),
@@ -263,7 +259,7 @@ public static class ReferenceConfig
         return new ExperimentConfig
         {
             Mode = b.Mode, Name = b.Name, Data = b.Data, DataEntries = b.DataEntries, NumClasses = b.NumClasses,
-            StageOne = one, StageTwo = b.Two, Resume = b.Resume, BackboneEntry = b.BackboneKey, ValidationPerClass = b.ValidationPerClass, Ignored = b.Ignored,
+            StageOne = one, StageTwo = b.Two, Resume = b.Resume, BackboneEntry = b.BackboneKey, Ignored = b.Ignored,
         };
     }
 

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using H2T.Evaluation;
 using H2T.Training;
 using ScottPlot;
 
@@ -46,6 +44,15 @@ public static class ComparisonReport
         return sb.ToString();
     }
 
+    /// <summary>The table, then an optional note, then the images as Markdown links relative to the report's folder.</summary>
+    public static string Markdown(IReadOnlyList<RunRow> rows, string? title, IEnumerable<string> images, string reportDir, string? note = null)
+    {
+        var sb = new StringBuilder(Markdown(rows, title));
+        if (note is not null) sb.AppendLine().AppendLine(note);
+        foreach (var i in images) sb.AppendLine().AppendLine($"![{Path.GetFileNameWithoutExtension(i)}]({Path.GetRelativePath(reportDir, i)})");
+        return sb.ToString();
+    }
+
     /// <summary>
     /// Two PNGs for the compared runs: <paramref name="png"/> (Head / Medium / Tail / All bars per run, final epoch) and
     /// <c>*-per-class.png</c> (per-class accuracy against training count, one series per run that has final-eval.json).
@@ -78,7 +85,7 @@ public static class ComparisonReport
         plot.Title(title ?? "test accuracy by group (final epoch)");
         plot.YLabel("accuracy (%)");
         plot.ShowLegend(Edge.Right);
-        RunReport.Save(plot, png, 1100, 520);
+        PlotFile.SavePng(plot, png, 1100, 520);
         written.Add(png);
 
         var perClass = new List<(string, double[])>();
@@ -86,10 +93,9 @@ public static class ComparisonReport
         foreach (var r in rows)
         {
             var run = new RunFolder(r.Folder);
-            if (!File.Exists(run.FinalEvalFile) || !File.Exists(run.LastCheckpoint)) continue;
-            var eval = JsonSerializer.Deserialize<EvaluationResult>(File.ReadAllText(run.FinalEvalFile), AtomicFile.Json);
+            if (!File.Exists(run.LastCheckpoint) || run.ReadFinalEval() is not { } eval) continue;
             var meta = Checkpoint.ReadMeta(run.LastCheckpoint);
-            if (eval is null || meta.ClassCounts.Length != eval.PerClassAccuracy.Length) continue;
+            if (meta.ClassCounts.Length != eval.PerClassAccuracy.Length) continue;
             counts ??= meta.ClassCounts;
             if (!counts.SequenceEqual(meta.ClassCounts)) continue; // another training set: not comparable on one axis
             perClass.Add((r.Name, eval.PerClassAccuracy));

@@ -45,10 +45,8 @@ public static class EmbeddingPlot
         var panels = new List<byte[]>();
         foreach (var (title, ckpt) in runs)
         {
-            var meta = Checkpoint.ReadMeta(ckpt);
-            using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-            using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-            Checkpoint.Load(ckpt, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+            using var models = Checkpoint.Open(ckpt, splits.Train.Shape.Channels, splits.NumClasses);
+            var (_, backbone, head) = models;
             backbone.to(device);
             head.to(device);
             backbone.eval();

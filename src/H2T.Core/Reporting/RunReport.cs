@@ -24,8 +24,7 @@ public static class RunReport
         var metrics = run.ReadMetrics();
         if (metrics.Epochs.Count == 0) throw new ConfigException($"{run.MetricsFile}: no epochs yet, nothing to report");
         var meta = System.IO.File.Exists(run.LastCheckpoint) ? Checkpoint.ReadMeta(run.LastCheckpoint) : null;
-        var eval = System.IO.File.Exists(run.FinalEvalFile)
-            ? JsonSerializer.Deserialize<EvaluationResult>(System.IO.File.ReadAllText(run.FinalEvalFile), AtomicFile.Json) : null;
+        var eval = run.ReadFinalEval();
         var name = title ?? Path.GetFileName(run.Path);
 
         Curves(metrics, Path.Combine(run.Path, "curves.png"), name);
@@ -125,7 +124,7 @@ public static class RunReport
         plot.YLabel("train loss");
         right.Label.Text = "accuracy (%)";
         plot.ShowLegend(Edge.Right);
-        Save(plot, png, 1100, 520);
+        PlotFile.SavePng(plot, png, 1100, 520);
     }
 
     /// <summary>The classic long-tail plot: per-class accuracy against training count (log scale), one series per run.</summary>
@@ -153,7 +152,7 @@ public static class RunReport
         plot.XLabel("training images in the class (log scale; head on the left, tail on the right)");
         plot.YLabel("test accuracy (%)");
         plot.ShowLegend(Edge.Right);
-        Save(plot, png, 1100, 520);
+        PlotFile.SavePng(plot, png, 1100, 520);
     }
 
     /// <summary>Accuracy against mean confidence per bin, with the diagonal of perfect calibration.</summary>
@@ -182,15 +181,6 @@ public static class RunReport
         plot.XLabel("confidence (%)");
         plot.YLabel("accuracy (%)");
         plot.ShowLegend(Alignment.UpperLeft);
-        Save(plot, png, 640, 600);
-    }
-
-    internal static void Save(Plot plot, string png, int width, int height)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(png))!;
-        Directory.CreateDirectory(dir);
-        var tmp = png + ".tmp";
-        plot.SavePng(tmp, width, height);
-        System.IO.File.Move(tmp, png, overwrite: true);
+        PlotFile.SavePng(plot, png, 640, 600);
     }
 }

@@ -79,10 +79,6 @@ public static class SweepReport
         plot.XLabel("fusion ratio rho (fraction of channels from the head-side image)");
         plot.YLabel("accuracy (%)");
         plot.ShowLegend(Edge.Right);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(pngPath))!;
-        Directory.CreateDirectory(dir);
-        var tmp = pngPath + ".tmp";
-        plot.SavePng(tmp, width, height);
-        File.Move(tmp, pngPath, overwrite: true);
+        PlotFile.SavePng(plot, pngPath, width, height);
     }
 }

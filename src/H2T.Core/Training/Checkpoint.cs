@@ -84,6 +84,38 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>A checkpoint's models, built from its own metadata and loaded; the caller owns (disposes) both.</summary>
+    public sealed record Models(CheckpointMeta Meta, Backbone Backbone, ClassifierHead Head) : IDisposable
+    {
+        public void Dispose()
+        {
+            Backbone.Dispose();
+            Head.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Builds the backbone and classifier a checkpoint describes and loads them (checked against the data when
+    /// <paramref name="expectedInChannels"/> / <paramref name="expectedClasses"/> are given).
+    /// </summary>
+    public static Models Open(string path, int? expectedInChannels = null, int? expectedClasses = null)
+    {
+        var meta = ReadMeta(path);
+        var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+        var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        try
+        {
+            Load(path, backbone, head, null, expectedInChannels, expectedClasses);
+            return new Models(meta, backbone, head);
+        }
+        catch
+        {
+            backbone.Dispose();
+            head.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>
     /// Loads weights into modules built by the caller. Refuses a checkpoint of another architecture, input
     /// channel count or class count with a message naming both.

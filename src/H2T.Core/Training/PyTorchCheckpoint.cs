@@ -150,10 +150,8 @@ public static class PyTorchCheckpoint
     /// </summary>
     public static void Export(string checkpointPath, string outPath)
     {
-        var meta = Checkpoint.ReadMeta(checkpointPath);
-        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-        Checkpoint.Load(checkpointPath, backbone, head, null);
+        using var models = Checkpoint.Open(checkpointPath);
+        var (meta, backbone, head) = models;
         var table = new Hashtable
         {
             ["epoch"] = meta.Epoch + 1,

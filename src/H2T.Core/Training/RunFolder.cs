@@ -40,6 +40,14 @@ public sealed class RunFolder
     }
 
     public void WriteMetrics(RunMetrics metrics) => AtomicFile.WriteJson(MetricsFile, metrics);
+
+    /// <summary>final-eval.json (per-class accuracy, confusion, reliability), or null before the run's last epoch.</summary>
+    public EvaluationResult? ReadFinalEval()
+    {
+        if (!File.Exists(FinalEvalFile)) return null;
+        try { return JsonSerializer.Deserialize<EvaluationResult>(File.ReadAllText(FinalEvalFile), AtomicFile.Json); }
+        catch (JsonException e) { throw new ConfigException($"{FinalEvalFile}: unreadable evaluation ({e.Message})"); }
+    }
 }
 
 /// <summary>metrics.json: every epoch, then the final evaluation (final epoch) and the best-on-test epoch, labelled.</summary>

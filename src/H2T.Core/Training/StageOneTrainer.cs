@@ -79,14 +79,15 @@ public static class StageOneTrainer
             var progress = new EpochProgress("stage1", epoch, trainLoader.BatchesPerEpoch, lr, observer);
             var cmoRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Cmo));
             bool cmoActive = config.Cmo?.ActiveAt(epoch, config.Epochs) == true;
-            using var minority = minorityLoader?.Epoch(epoch).GetEnumerator();
+            // Minority batches are assembled only in the epochs where CMO can fire.
+            using var minority = cmoActive ? minorityLoader?.Epoch(epoch).GetEnumerator() : null;
             foreach (var batch in trainLoader.Epoch(epoch))
             {
                 using var b = batch;
                 using var m = minority is not null && minority.MoveNext() ? minority.Current : null;
                 using var scope = NewDisposeScope();
                 Tensor l;
-                if (m is not null && cmoActive && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
+                if (m is not null && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
                 {
                     var (mixed, lam) = CutMixMinority.Apply(b.Images, m.Images, config.Cmo.Beta, cmoRng);
                     l = loss.ForwardMixed(head.call(backbone.call(mixed)), b.Labels, m.Labels, lam);

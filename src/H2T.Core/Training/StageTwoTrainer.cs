@@ -148,11 +148,9 @@ public static class StageTwoTrainer
     internal static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
     {
         manual_seed(config.Seed);
-        var backbone = ModelFactory.CreateBackbone(from.Architecture, from.InChannels);
-        var head = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses);
         try
         {
-            Checkpoint.Load(path, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
             if (config.Classifier == "lws")
             {
                 if (head is not LinearHead linear) throw new ConfigException($"{path}: lws needs a stage-I linear classifier, this one is '{head.Kind}'");

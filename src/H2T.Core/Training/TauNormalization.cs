@@ -33,11 +33,8 @@ public static class TauNormalization
     /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
     public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device)
     {
-        var meta = Checkpoint.ReadMeta(checkpoint);
-        if (meta.Classifier != "linear") throw new ConfigException($"{checkpoint}: tau-normalisation needs a linear classifier, this one is '{meta.Classifier}'");
-        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = (LinearHead)ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-        Checkpoint.Load(checkpoint, backbone, head, null, splits.Train.Shape.Channels, splits.NumClasses);
+        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
+        var (backbone, head) = (models.Backbone, Linear(checkpoint, models.Head));
         backbone.to(device);
         head.to(device);
         var heads = taus.Select(t => Apply(head, t)).ToList();
@@ -60,13 +57,13 @@ public static class TauNormalization
     /// <summary>Writes <paramref name="source"/> with its classifier tau-normalised, as a checkpoint eval/export read.</summary>
     public static void Save(string source, double tau, string output)
     {
-        var meta = Checkpoint.ReadMeta(source);
-        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = (LinearHead)ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-        Checkpoint.Load(source, backbone, head, null);
-        using var normed = Apply(head, tau);
-        Checkpoint.Save(output, meta with { From = Path.GetFullPath(source), Stage = meta.Stage }, backbone, normed, null);
+        using var models = Checkpoint.Open(source);
+        using var normed = Apply(Linear(source, models.Head), tau);
+        Checkpoint.Save(output, models.Meta with { From = Path.GetFullPath(source) }, models.Backbone, normed, null);
     }
+
+    static LinearHead Linear(string path, ClassifierHead head) => head as LinearHead
+        ?? throw new ConfigException($"{path}: tau-normalisation needs a linear classifier, this one is '{head.Kind}'");
 
     public static string Label(double tau) => tau.ToString("0.###", CultureInfo.InvariantCulture);
 }

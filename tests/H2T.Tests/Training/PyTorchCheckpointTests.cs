@@ -31,10 +31,8 @@ public sealed class PyTorchCheckpointTests : IDisposable
 
     static Tensor Logits(string checkpoint, Tensor input)
     {
-        var meta = Checkpoint.ReadMeta(checkpoint);
-        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-        Checkpoint.Load(checkpoint, backbone, head, null);
+        using var models = Checkpoint.Open(checkpoint);
+        var (_, backbone, head) = models;
         backbone.eval();
         head.eval();
         using var _ = no_grad();
