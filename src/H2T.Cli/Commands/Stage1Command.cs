@@ -13,7 +13,7 @@ public sealed class Stage1Settings : DataOptions
 {
     [CommandOption("--epochs <E>")] [DefaultValue(30)] [Description("training epochs")]
     public int Epochs { get; init; } = 30;
-    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")] [Description("ce, cb-ce, focal, bsce, logit-adjust, ldam, las, gcl ...")]
+    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")] [Description("ce, cb-ce, focal, bsce, logit-adjust, ldam, las, gcl, ride (ride_* backbones), reslt (reslt_* backbones) ...")]
     public string Loss { get; init; } = "ce";
     [CommandOption("--drw <EPOCH>")] [DefaultValue(-1)] [Description("deferred re-weighting from this epoch (-1: off)")]
     public int DrwEpoch { get; init; } = -1;

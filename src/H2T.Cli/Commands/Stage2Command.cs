@@ -152,22 +152,28 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
                 PyTorchCheckpoint.Import(from, imported, experiment.StageOne.Backbone, experiment.StageOne.Classifier, splits, data with { ValidationPerClass = 0 });
                 from = imported;
             }
-            else
-            {
-                var meta = Checkpoint.ReadMeta(from);
-                var data = StageTwoTrainer.DataConfigFor(from, meta, settings.DataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
-                CheckAgainstCheckpoint(experiment, data, from);
-                if (experiment.BackboneEntry is { } be && !string.Equals(experiment.StageOne.Backbone, meta.Architecture, StringComparison.OrdinalIgnoreCase))
-                    throw be.Error($"the stage-I checkpoint {from} is a {meta.Architecture}, the config says {experiment.StageOne.Backbone}");
-                if (experiment.Data.Groups is { } groups) data = data with { Groups = groups };
-                experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
-                splits = DatasetCatalog.Load(data);
-            }
+            else splits = DatasetCatalog.Load(DataForCheckpoint(experiment, from, settings.DataPath, valPerClass));
             console.MarkupLineInterpolated($"[bold]stage II[/] from {from} ({file}): rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
             return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(from, config, splits, run, device, o, settings.Resume, cancellationToken));
         });
         CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
         return 0;
+    }
+
+    /// <summary>
+    /// The data of an H2T.NET stage-I checkpoint, checked against a stage-2 config: its dataset, imbalance, long-tail
+    /// seed, backbone and class count must be the checkpoint's; its class groups apply.
+    /// </summary>
+    internal static DataConfig DataForCheckpoint(ExperimentConfig experiment, string from, string? dataPath, int valPerClass)
+    {
+        var meta = Checkpoint.ReadMeta(from);
+        var data = StageTwoTrainer.DataConfigFor(from, meta, dataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
+        CheckAgainstCheckpoint(experiment, data, from);
+        if (experiment.BackboneEntry is { } be && !string.Equals(experiment.StageOne.Backbone, meta.Architecture, StringComparison.OrdinalIgnoreCase))
+            throw be.Error($"the stage-I checkpoint {from} is a {meta.Architecture}, the config says {experiment.StageOne.Backbone}");
+        if (experiment.Data.Groups is { } groups) data = data with { Groups = groups };
+        experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
+        return data;
     }
 
     /// <summary>The config's dataset, imbalance and long-tail seed must be the ones stage I trained on.</summary>

@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using H2T.Configuration;
+using H2T.Data;
 using H2T.Reporting;
 using H2T.Training;
 using Spectre.Console;
@@ -15,12 +17,12 @@ public sealed class SweepSettings : StageTwoOptions
     public int ValidationPerClass { get; init; } = 100;
     [CommandOption("--out <DIR>")] [Description("sweep folder (default: sweep-... beside the stage-I checkpoint)")]
     public string? Out { get; init; }
+    [CommandOption("--config <FILE>")] [Description("a stage-2 YAML config (configs/): its settings and 'resume' checkpoint, swept over --rho (its H2T value is replaced)")]
+    public string? Config { get; init; }
+    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value config overrides after --config")]
+    public string[] Overrides { get; init; } = [];
 
-    public override ValidationResult Validate()
-    {
-        if (string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
-        return base.Validate();
-    }
+    protected override bool FromRequired => Config is null;
 }
 
 /// <summary>Stage II for many rho values in one backbone pass; selects rho on validation.</summary>
@@ -28,15 +30,38 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
 {
     public override int Execute(CommandContext context, SweepSettings settings, CancellationToken cancellationToken)
     {
-        var config = CommandSupport.Guard(() => new SweepConfig(settings.ToConfig(0), SweepConfig.ParseRhos(settings.Rho), settings.ValidationPerClass),
-            c => c.Validate());
-        if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
+        ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
+        var rhos = CommandSupport.Guard(() => SweepConfig.ParseRhos(settings.Rho), _ => { });
+        StageTwoConfig baseConfig;
+        string from = settings.From;
+        DataConfig? configData = null;
+        if (settings.Config is { } file)
+        {
+            // The sweep's own options (--rho is a list here, not the config's single H2T value) stay out of the config.
+            var args = context.Arguments.ToList();
+            int at = args.FindIndex(a => a == "--rho" || a.StartsWith("--rho=", StringComparison.Ordinal));
+            if (at >= 0) args.RemoveRange(at, args[at].Contains('=', StringComparison.Ordinal) ? 1 : Math.Min(2, args.Count - at));
+            var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, args);
+            ConfigSupport.PrintIgnored(console, experiment, file);
+            baseConfig = experiment.StageTwo;
+            if (string.IsNullOrWhiteSpace(from))
+                from = experiment.Resume ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
+            if (!File.Exists(from)) throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
+            if (PyTorchCheckpoint.LooksLikePyTorch(from))
+                throw new UsageException($"{from}: a PyTorch checkpoint; import it first (h2t import) or run h2t stage2 --config, which imports it");
+            var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;
+            configData = CommandSupport.Guard(() => Stage2Command.DataForCheckpoint(experiment, from, settings.DataPath, valPerClass), _ => { });
+        }
+        else baseConfig = settings.ToConfig(0);
+        var config = CommandSupport.Guard(() => new SweepConfig(baseConfig, rhos, settings.ValidationPerClass), c => c.Validate());
+        if (!File.Exists(from)) throw new UsageException($"--from {from}: checkpoint not found");
         var device = CommandSupport.Start(settings);
-        var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
-            $"sweep-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}"));
-        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {settings.From}: rho {string.Join(", ", config.Rhos)} in one pass, {settings.Epochs} epochs -> {outDir}");
-        var result = CommandSupport.Train(() => ConsoleObserver.Run(console, o =>
-            StageTwoSweep.Run(settings.From, config, outDir, device, o, settings.DataPath, settings.Resume, cancellationToken)));
+        var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from))!,
+            $"sweep-{baseConfig.Loss.Type}-e{baseConfig.Epochs}-s{baseConfig.Seed}"));
+        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from}: rho {string.Join(", ", config.Rhos)} in one pass, {baseConfig.Epochs} epochs -> {outDir}");
+        var result = CommandSupport.Train(() => ConsoleObserver.Run(console, o => configData is null
+            ? StageTwoSweep.Run(from, config, outDir, device, o, settings.DataPath, settings.Resume, cancellationToken)
+            : StageTwoSweep.Run(from, config, DatasetCatalog.Load(configData), outDir, device, o, settings.Resume, cancellationToken)));
         Write(console, result, outDir);
         return 0;
     }

@@ -67,6 +67,7 @@ public static class ReferenceConfig
         public List<string> Ignored = [];
         public ConfigEntry? ModeKey;
         public ConfigEntry? BackboneKey;
+        public ConfigEntry? NumExpertsKey;
     }
 
     [Flags] enum Stages { One = 1, Two = 2, Both = 3 }
@@ -97,9 +98,15 @@ public static class ReferenceConfig
             if (b.Mode == StageMode.Stage2) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
         }, "--classifier"),
         new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }),
-        new("num_experts", Stages.Both, (b, e) =>
+        // RIDE's model keys: the expert count is the backbone's (ride_* and reslt_* have 3), checked in Finish.
+        new("num_experts", Stages.Both, (b, e) => { if (e.Int() < 1) throw e.Error("at least 1 expert"); b.NumExpertsKey = e; }),
+        new("reduce_dimension", Stages.Both, (b, e) =>
         {
-            if (e.Int() != 1) throw e.Error("only single-expert backbones are supported (multi-expert RIDE/ResLT models are not built yet)");
+            if (!e.Bool()) throw e.Error("true: RIDE backbones here use RIDE's reduced widths (24/48 channels per expert)");
+        }),
+        new("use_experts", Stages.Both, (b, e) =>
+        {
+            if (!e.IsNull) throw e.Error("null: every expert is used (RIDE's expert routing is not built)");
         }),
         new("resume", Stages.Both, (b, e) => b.Resume = e.StringOrNull()),
         // optimisation
@@ -174,6 +181,15 @@ public static class ReferenceConfig
         new("loss.LDAM.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = Positive(e) })),
         new("loss.LDAM.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() }), "--drw"),
         new("loss.LA.tau", Stages.Both, (b, e) => SetLoss(b, l => l with { LogitAdjustTau = NonNegativeDouble(e) })),
+        new("loss.RIDE.additional_diversity_factor", Stages.Both, (b, e) => SetLoss(b, l => l with { RideDiversityFactor = e.Double() })),
+        new("loss.RIDE.base_diversity_temperature", Stages.Both, (b, e) => SetLoss(b, l => l with { RideDiversityTemperature = Positive(e) })),
+        new("loss.RIDE.reweight_factor", Stages.Both, (b, e) => SetLoss(b, l => l with { RideReweightFactor = NonNegativeDouble(e) })),
+        new("loss.RIDE.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() })),
+        new("loss.RIDE.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = NonNegativeDouble(e) })),
+        new("loss.RIDE.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = Positive(e) })),
+        new("loss.ResLT.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtBeta = Fraction(e) })),
+        new("loss.ResLT.medium_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtMediumStart = NonNegative(e) })),
+        new("loss.ResLT.tail_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtTailStart = NonNegative(e) })),
         new("loss.GCL.noise_mul", Stages.Both, (b, e) => SetLoss(b, l => l with { GclNoiseMul = NonNegativeDouble(e) })),
         new("loss.GCL.s", Stages.Both, (b, e) => SetLoss(b, l => l with { GclScale = Positive(e) })),
         new("loss.GCL.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { GclMaxMargin = NonNegativeDouble(e) })),
@@ -255,6 +271,14 @@ public static class ReferenceConfig
         if (b.One.Schedule.Kind == ScheduleKind.MultiStep && b.One.Schedule.Milestones is null)
             throw new ConfigException("lr_scheduler.type: a step schedule needs lr_scheduler.lr_step (the epochs where lr drops)");
 
+        if (b.NumExpertsKey is { } ne)
+        {
+            // The backbone fixes the expert count: 3 for ride_* and reslt_*, 1 for the others.
+            var arch = b.One.Backbone.ToLowerInvariant();
+            int experts = arch.StartsWith("ride_", StringComparison.Ordinal) || arch.StartsWith("reslt_", StringComparison.Ordinal) ? 3 : 1;
+            if (ne.Int() != experts)
+                throw ne.Error($"{experts} for backbone '{b.One.Backbone}' (multi-expert: ride_resnet* or reslt_resnet*, 3 experts)");
+        }
         var one = b.One with { Data = b.Data };
         return new ExperimentConfig
         {
@@ -377,8 +401,6 @@ public static class ReferenceConfig
     static string LossName(ConfigEntry e)
     {
         var s = e.String().Trim();
-        if (s.Equals("ResLoss", StringComparison.OrdinalIgnoreCase) || s.StartsWith("RIDE", StringComparison.OrdinalIgnoreCase))
-            throw e.Error($"a single-model loss; '{s}' belongs to a multi-expert model that is not built yet");
         return LossFactory.Resolve(s) ?? throw e.Error($"one of {string.Join(", ", LossFactory.Names)}");
     }
 }

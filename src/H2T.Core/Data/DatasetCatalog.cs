@@ -169,7 +169,15 @@ public static class DatasetCatalog
         }
         else (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
         var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
-        return LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm, augment, config);
+        var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm, augment, config);
+        // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
+        return new DatasetSplits
+        {
+            Name = splits.Name, Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
+            ClassNames = splits.ClassNames, Norm = splits.Norm, TrainClassCounts = splits.TrainClassCounts, Groups = splits.Groups,
+            TrainAugment = splits.TrainAugment, ValidationSplit = splits.ValidationSplit,
+            Validation = splits.Validation is { } v ? DecodedCache.DecodeIfSmall(v) : null,
+        };
     }
 
     /// <summary>ImageNet recipe. Test: resize 256 (for 224) + center-crop 224. Train: the source decodes a

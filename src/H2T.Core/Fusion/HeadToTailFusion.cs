@@ -45,6 +45,22 @@ public sealed class HeadToTailFusion
     }
 
     /// <summary>
+    /// Fuses a multi-expert map whose channels are <paramref name="experts"/> equal groups (one per expert or branch,
+    /// as the RIDE and ResLT backbones return them): each group gets its own draw of floor(rho * C/E) channels, in
+    /// group order from <paramref name="rng"/>. The same result as <see cref="FuseExperts"/> on the split maps.
+    /// </summary>
+    public (Tensor Fused, int[] HeadChannels) Fuse(Tensor tail, Tensor head, Random rng, int experts)
+    {
+        if (experts == 1) return Fuse(tail, head, rng);
+        int c = CheckShapes(tail, head);
+        if (experts < 1 || c % experts != 0)
+            throw new ArgumentException($"{c} feature channels do not split into {experts} expert groups", nameof(experts));
+        int width = c / experts;
+        var channels = Enumerable.Range(0, experts).SelectMany(e => DrawChannels(width, rng).Select(ch => ch + e * width)).ToArray();
+        return (Fuse(tail, head, channels), channels);
+    }
+
+    /// <summary>
     /// Multi-expert form (RIDE, ResLT): each expert's feature map is fused with its own channel draw, in expert order
     /// from the same generator.
     /// </summary>

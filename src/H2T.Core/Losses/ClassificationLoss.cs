@@ -1,3 +1,4 @@
+using H2T.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,6 +31,26 @@ public abstract class ClassificationLoss : IDisposable
         var b = Forward(logits, targetsB);
         return (a * lam + b * (1 - lam)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The loss of a classifier on features: the trainers' entry point. By default the loss of the head's output;
+    /// multi-expert losses (RIDE, ResLT) override it to train on every expert's logits.
+    /// </summary>
+    public virtual Tensor Forward(ClassifierHead head, Tensor features, Tensor targets)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        return Forward(head.call(features), targets);
+    }
+
+    /// <summary>The mixed-batch form of <see cref="Forward(ClassifierHead, Tensor, Tensor)"/>.</summary>
+    public virtual Tensor ForwardMixed(ClassifierHead head, Tensor features, Tensor targetsA, Tensor targetsB, double lam)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        return ForwardMixed(head.call(features), targetsA, targetsB, lam);
+    }
+
+    /// <summary>Refuses a classifier this loss cannot train (a multi-expert loss needs a multi-expert head).</summary>
+    public virtual void CheckHead(ClassifierHead head) { }
 
     /// <summary>Called by the trainer at the start of every epoch (0-based), also after a resume.</summary>
     public virtual void OnEpochStart(int epoch, int totalEpochs) { }

@@ -17,6 +17,13 @@ public static class LossFactory
         ("las", (c, n, w) => new LabelAwareSmoothingLoss(n, c.SmoothHead, c.SmoothTail,
             LabelAwareSmoothingLoss.ParseShape(c.SmoothShape), c.SmoothPower, w)),
         ("gcl", (c, n, w) => new GclLoss(n, c.GclNoiseMul, c.GclScale, c.GclMaxMargin, c.GclFocalGamma, w)),
+        ("ride", (c, n, w) => new RideLoss(n, c.LdamMaxMargin, c.LdamScale, c.RideDiversityFactor, c.RideDiversityTemperature, c.RideReweightFactor, w)),
+        ("reslt", (c, n, w) =>
+        {
+            if (!w.IsNone) throw new ArgumentException("the ResLT loss takes no class re-weighting (no drw, no cb-)", nameof(c));
+            var (m, t) = ResLtLoss.DefaultStarts(n.Count);
+            return new ResLtLoss(n, c.ResLtBeta, c.ResLtMediumStart < 0 ? m : c.ResLtMediumStart, c.ResLtTailStart < 0 ? t : c.ResLtTailStart);
+        }),
     ];
 
     /// <summary>Spellings used by the reference codebases' configs and flags (matched case-insensitively).</summary>
@@ -42,6 +49,9 @@ public static class LossFactory
         ["BalancedSoftmaxCE"] = "bsce",
         ["LabelAwareSmoothingLoss"] = "las",
         ["GCLLoss"] = "gcl",
+        ["RIDELoss"] = "ride",
+        ["ResLTLoss"] = "reslt",
+        ["ResLoss"] = "reslt",
     };
 
     /// <summary>The canonical loss types.</summary>

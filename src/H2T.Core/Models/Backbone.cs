@@ -18,6 +18,9 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// <summary>Number of experts (1 for single-branch backbones).</summary>
     public virtual int Experts => 1;
 
+    /// <summary>The classifier kind a multi-expert backbone needs ("ride", "reslt"); null for single-branch ones.</summary>
+    public virtual string? ExpertHeadKind => null;
+
     /// <summary>
     /// An eval-mode equivalent with BatchNorm folded into the convolutions, for evaluation passes; null when the
     /// architecture does not provide one. The caller disposes it.

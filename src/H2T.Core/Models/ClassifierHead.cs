@@ -107,3 +107,112 @@ public sealed class LwsHead : ClassifierHead
 
     public override IEnumerable<Parameter> TrainableParameters() => [scales];
 }
+
+/// <summary>
+/// A classifier over a multi-expert feature map: the map's channels are <see cref="Experts"/> equal groups (one per
+/// expert or branch); each group is pooled and classified, giving N x E x K expert logits, and the head's output is
+/// their combination. Multi-expert losses (RIDE, ResLT) train on the expert logits, every other loss on the output.
+/// </summary>
+public abstract class MultiExpertHead : ClassifierHead
+{
+    protected MultiExpertHead(string name, int inFeatures, int numClasses, int experts) : base(name, inFeatures, numClasses)
+    {
+        if (experts < 2) throw new ArgumentException($"a multi-expert head needs at least 2 experts, got {experts}");
+        if (inFeatures % experts != 0) throw new ArgumentException($"{inFeatures} feature channels do not split into {experts} experts");
+        Experts = experts;
+    }
+
+    public int Experts { get; }
+
+    /// <summary>Channels per expert.</summary>
+    public int ExpertFeatures => InFeatures / Experts;
+
+    /// <summary>Expert logits N x E x K from a feature map N x (E*C) x H x W or pooled features N x (E*C).</summary>
+    public Tensor ExpertLogits(Tensor features)
+    {
+        using var scope = NewDisposeScope();
+        var pooled = features.dim() == 4 ? features.mean([2L, 3L]) : features;
+        return ExpertLogitsOfPooled(pooled).MoveToOuterDisposeScope();
+    }
+
+    protected abstract Tensor ExpertLogitsOfPooled(Tensor pooled);
+
+    /// <summary>The head's output from the expert logits N x E x K.</summary>
+    public abstract Tensor Combine(Tensor expertLogits);
+
+    public override Tensor Logits(Tensor pooled)
+    {
+        using var scope = NewDisposeScope();
+        return Combine(ExpertLogitsOfPooled(pooled)).MoveToOuterDisposeScope();
+    }
+
+    protected Tensor[] Groups(Tensor pooled)
+    {
+        if (pooled.dim() != 2 || pooled.shape[1] != InFeatures)
+            throw new ArgumentException($"expected pooled features N x {InFeatures}, got [{string.Join(", ", pooled.shape)}]");
+        return pooled.chunk(Experts, 1);
+    }
+}
+
+/// <summary>
+/// RIDE's classifier: one normalised linear layer per expert (cosine logits times s = 30, as RIDE's model scales
+/// them), output = the experts' mean. State dict: linears.{e}.weight (in x classes, as RIDE's NormedLinear).
+/// </summary>
+public sealed class RideHead : MultiExpertHead
+{
+    public const double Scale = 30;
+    readonly Parameter[] weights;
+
+    public RideHead(int inFeatures, int numClasses, int experts) : base("RideHead", inFeatures, numClasses, experts)
+    {
+        weights = new Parameter[experts];
+        for (int e = 0; e < experts; e++)
+        {
+            var w = Parameter(empty(ExpertFeatures, numClasses));
+            init.uniform_(w, -1, 1);
+            using (no_grad()) w.copy_(functional.normalize(w, dim: 0));
+            weights[e] = w;
+            register_parameter($"linears.{e}.weight", w);
+        }
+    }
+
+    public override string Kind => "ride";
+
+    protected override Tensor ExpertLogitsOfPooled(Tensor pooled)
+    {
+        using var scope = NewDisposeScope();
+        var groups = Groups(pooled);
+        var logits = new Tensor[Experts];
+        for (int e = 0; e < Experts; e++)
+            logits[e] = functional.normalize(groups[e], dim: 1).mm(functional.normalize(weights[e], dim: 0)) * Scale;
+        return stack(logits, 1).MoveToOuterDisposeScope();
+    }
+
+    public override Tensor Combine(Tensor expertLogits) => expertLogits.mean([1L]);
+}
+
+/// <summary>
+/// ResLT's classifier: one linear layer shared by the head, medium and tail branches, output = the sum of the three
+/// branch logits. State dict: fc.weight, fc.bias.
+/// </summary>
+public sealed class ResLtHead : MultiExpertHead
+{
+    readonly Linear fc;
+
+    public ResLtHead(int inFeatures, int numClasses, int experts = 3) : base("ResLtHead", inFeatures, numClasses, experts)
+    {
+        fc = Linear(ExpertFeatures, numClasses);
+        RegisterComponents();
+        init.kaiming_normal_(fc.weight);
+    }
+
+    public override string Kind => "reslt";
+
+    protected override Tensor ExpertLogitsOfPooled(Tensor pooled)
+    {
+        using var scope = NewDisposeScope();
+        return stack(Groups(pooled).Select(g => fc.call(g)).ToArray(), 1).MoveToOuterDisposeScope();
+    }
+
+    public override Tensor Combine(Tensor expertLogits) => expertLogits.sum([1L]);
+}

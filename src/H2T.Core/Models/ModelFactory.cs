@@ -12,6 +12,17 @@ public static class ModelFactory
         ["resnet44"] = c => new ResNetCifar(44, c),
         ["resnet56"] = c => new ResNetCifar(56, c),
         ["resnet110"] = c => new ResNetCifar(110, c),
+        // Multi-expert CIFAR ResNets: RIDE (3 experts, shared stem and first stage) and ResLT (3 BN branches).
+        ["ride_resnet8"] = c => new RideResNetCifar(8, c),
+        ["ride_resnet20"] = c => new RideResNetCifar(20, c),
+        ["ride_resnet32"] = c => new RideResNetCifar(32, c),
+        ["ride_resnet44"] = c => new RideResNetCifar(44, c),
+        ["ride_resnet56"] = c => new RideResNetCifar(56, c),
+        ["reslt_resnet8"] = c => new ResLtResNetCifar(8, c),
+        ["reslt_resnet20"] = c => new ResLtResNetCifar(20, c),
+        ["reslt_resnet32"] = c => new ResLtResNetCifar(32, c),
+        ["reslt_resnet44"] = c => new ResLtResNetCifar(44, c),
+        ["reslt_resnet56"] = c => new ResLtResNetCifar(56, c),
         ["resnet10"] = ResNetImageNet.ResNet10,
         ["resnet50"] = ResNetImageNet.ResNet50,
         ["resnext50"] = ResNetImageNet.ResNeXt50,
@@ -20,7 +31,7 @@ public static class ModelFactory
     };
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
-    public static IReadOnlyList<string> HeadNames => ["linear", "cosine", "lws"];
+    public static IReadOnlyList<string> HeadNames => ["linear", "cosine", "lws", "ride", "reslt"];
 
     public static Backbone CreateBackbone(string name, int inChannels)
     {
@@ -29,11 +40,26 @@ public static class ModelFactory
         return make(inChannels);
     }
 
-    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0) => kind.ToLowerInvariant() switch
+    /// <summary>The classifier <paramref name="kind"/> over the backbone's feature map (its width and expert count).</summary>
+    public static ClassifierHead CreateHead(string kind, Backbone backbone, int numClasses)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        var k = kind.ToLowerInvariant();
+        bool expertKind = k is "ride" or "reslt";
+        if (backbone.Experts > 1 && !expertKind)
+            throw new ArgumentException($"backbone {backbone.Architecture} has {backbone.Experts} experts: it needs the '{backbone.ExpertHeadKind}' classifier, not '{kind}'");
+        if (expertKind && backbone.ExpertHeadKind != k)
+            throw new ArgumentException($"the '{kind}' classifier needs a {k}_* backbone, not {backbone.Architecture}");
+        return CreateHead(kind, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
+    }
+
+    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1) => kind.ToLowerInvariant() switch
     {
         "linear" => new LinearHead(inFeatures, numClasses),
         "cosine" or "normed" => new CosineHead(inFeatures, numClasses, cosineScale),
         "lws" => new LwsHead(inFeatures, numClasses),
+        "ride" => new RideHead(inFeatures, numClasses, experts),
+        "reslt" => new ResLtHead(inFeatures, numClasses, experts),
         _ => throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}"),
     };
 }

@@ -11,7 +11,7 @@ namespace H2T.Models;
 /// ResNet-32 has n = 5 (about 0.46M parameters with a 10-way linear head). Field names follow the reference's
 /// PyTorch state dict: conv1, bn1, layer{1,2,3}.{i}.{conv1,bn1,conv2,bn2}.
 /// </summary>
-public sealed class ResNetCifar : Backbone
+public class ResNetCifar : Backbone
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -35,7 +35,7 @@ public sealed class ResNetCifar : Backbone
             if (m is Conv2d c) init.kaiming_normal_(c.weight);
     }
 
-    static Sequential MakeStage(ref int inPlanes, int planes, int blocks, int stride)
+    internal static Sequential MakeStage(ref int inPlanes, int planes, int blocks, int stride)
     {
         var seq = Sequential();
         for (int i = 0; i < blocks; i++)
@@ -49,12 +49,20 @@ public sealed class ResNetCifar : Backbone
     public override int FeatureChannels => 64;
     public override string Architecture => $"resnet{depth}";
 
+    /// <summary>Blocks per stage (n of depth 6n + 2).</summary>
+    public int BlocksPerStage => (depth - 2) / 6;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        return Trunk(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The plain ResNet's final map (N x 64 x H/4 x W/4); subclasses add branches after it.</summary>
+    protected Tensor Trunk(Tensor x)
+    {
         var y = functional.relu(bn1.call(conv1.call(x)));
-        y = layer3.call(layer2.call(layer1.call(y)));
-        return y.MoveToOuterDisposeScope();
+        return layer3.call(layer2.call(layer1.call(y)));
     }
 
     /// <summary>
@@ -127,7 +135,7 @@ public sealed class ResNetCifar : Backbone
     }
 
     /// <summary>Basic block with the parameter-free option-A shortcut.</summary>
-    sealed class BasicBlockA : Module<Tensor, Tensor>
+    internal sealed class BasicBlockA : Module<Tensor, Tensor>
     {
         public FoldedBlock Fold() => new(FoldedConv.Of(conv1, bn1, stride), FoldedConv.Of(conv2, bn2, 1), subsample, stride, padChannels);
 

@@ -102,7 +102,7 @@ public static class Checkpoint
     {
         var meta = ReadMeta(path);
         var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
         try
         {
             Load(path, backbone, head, null, expectedInChannels, expectedClasses);

@@ -106,7 +106,7 @@ public static class PyTorchCheckpoint
         using var contents = Read(pytorchPath);
         int inChannels = splits.Train.Shape.Channels;
         using var backbone = ModelFactory.CreateBackbone(backboneName, inChannels);
-        using var head = ModelFactory.CreateHead(classifierKind, backbone.FeatureChannels, splits.NumClasses);
+        using var head = ModelFactory.CreateHead(classifierKind, backbone, splits.NumClasses);
         Copy(pytorchPath, "state_dict_model", contents.Backbone, backbone);
         if (contents.Classifier.Count == 0)
             throw new ConfigException($"{pytorchPath}: no classifier tensors (expected 'state_dict_classifier' with fc.weight / fc.bias)");

@@ -23,14 +23,23 @@ public static class StageOneTrainer
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
+        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels);
         var headKind = config.Classifier;
-        if (loss.WantsNormalizedClassifier && headKind == "linear")
+        if (backbone.ExpertHeadKind is { } expertKind)
+        {
+            // A multi-expert backbone has exactly one classifier that fits it.
+            // linear (the default) and cosine (use_norm, as RIDE's configs set it) mean "the backbone's own".
+            if (headKind is not ("linear" or "cosine") && headKind != expertKind)
+                throw new ConfigException($"classifier '{headKind}': backbone {backbone.Architecture} needs its '{expertKind}' classifier");
+            headKind = expertKind;
+        }
+        else if (loss.WantsNormalizedClassifier && headKind == "linear")
         {
             headKind = "cosine";
             observer.Message($"loss {config.Loss.Type} expects a cosine classifier: using classifier 'cosine'");
         }
-        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels);
-        using var head = ModelFactory.CreateHead(headKind, backbone.FeatureChannels, splits.NumClasses);
+        using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
+        CheckLossFits(loss, head);
         backbone.to(device);
         head.to(device);
         using var optimizer = optim.SGD(backbone.parameters().Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
@@ -90,16 +99,16 @@ public static class StageOneTrainer
                 if (m is not null && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
                 {
                     var (mixed, lam) = CutMixMinority.Apply(b.Images, m.Images, config.Cmo.Beta, cmoRng);
-                    l = loss.ForwardMixed(head.call(backbone.call(mixed)), b.Labels, m.Labels, lam);
+                    l = loss.ForwardMixed(head, backbone.call(mixed), b.Labels, m.Labels, lam);
                 }
                 else if (config.MixupAlpha > 0)
                 {
                     var (mixed, ya, yb, lam) = Mixup.Apply(b.Images, b.Labels, config.MixupAlpha, mixRng, permGen);
-                    l = loss.ForwardMixed(head.call(backbone.call(mixed)), ya, yb, lam);
+                    l = loss.ForwardMixed(head, backbone.call(mixed), ya, yb, lam);
                 }
                 else
                 {
-                    l = loss.Forward(head.call(backbone.call(b.Images)), b.Labels);
+                    l = loss.Forward(head, backbone.call(b.Images), b.Labels);
                 }
                 optimizer.zero_grad();
                 l.backward();
@@ -113,5 +122,12 @@ public static class StageOneTrainer
                 validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
         }
         return loop.Metrics;
+    }
+
+    /// <summary>A multi-expert loss on a single-branch classifier is a configuration error, said before training.</summary>
+    internal static void CheckLossFits(ClassificationLoss loss, ClassifierHead head)
+    {
+        try { loss.CheckHead(head); }
+        catch (ArgumentException e) { throw new ConfigException($"loss {loss.Name}: {e.Message}"); }
     }
 }

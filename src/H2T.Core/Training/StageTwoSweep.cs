@@ -145,6 +145,7 @@ public static class StageTwoSweep
                 else b.Dispose();
                 head.to(device);
                 var loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
+                StageOneTrainer.CheckLossFits(loss, head);
                 var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
                     weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
                 var run = new RunFolder(Path.Combine(outDir, SweepConfig.FolderName(rho)));
@@ -245,8 +246,8 @@ public static class StageTwoSweep
                         {
                             Tensor features;
                             using (no_grad())
-                                features = m.Rho == 0 ? tailMap : m.Fusion.Fuse(tailMap, headMap!, m.FusionRng).Fused;
-                            var l = m.Loss.Forward(m.Head.call(features), t.Labels);
+                                features = m.Rho == 0 ? tailMap : m.Fusion.Fuse(tailMap, headMap!, m.FusionRng, backbone.Experts).Fused;
+                            var l = m.Loss.Forward(m.Head, features, t.Labels);
                             m.Optimizer.zero_grad();
                             l.backward();
                             m.Optimizer.step();

@@ -74,6 +74,7 @@ public static class StageTwoTrainer
         backbone.to(device);
         head.to(device);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
+        StageOneTrainer.CheckLossFits(loss, head);
         double peak = config.Optim.Lr * config.LrFactor;
         using var optimizer = optim.SGD(head.TrainableParameters(), peak, config.Optim.Momentum,
             weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
@@ -123,10 +124,10 @@ public static class StageTwoTrainer
                     else
                     {
                         var headMap = backbone.call(h.Images);
-                        features = fusion.Fuse(tailMap, headMap, fusionRng).Fused;
+                        features = fusion.Fuse(tailMap, headMap, fusionRng, backbone.Experts).Fused;
                     }
                 }
-                var l = loss.Forward(head.call(features), t.Labels);
+                var l = loss.Forward(head, features, t.Labels);
                 optimizer.zero_grad();
                 l.backward();
                 optimizer.step();
@@ -161,7 +162,7 @@ public static class StageTwoTrainer
             }
             if (config.ReinitClassifier)
             {
-                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone.FeatureChannels, from.NumClasses);
+                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone, from.NumClasses);
                 using var _ = no_grad();
                 foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
             }

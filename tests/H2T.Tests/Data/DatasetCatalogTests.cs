@@ -87,6 +87,37 @@ public sealed class DatasetCatalogTests
     }
 
     [Fact]
+    public void SmallImageFilesAreDecodedOnceAtLoadWithTheSameBytesAndABrokenFileFailsThere()
+    {
+        using var dir = new TempDir();
+        DataTestFiles.ExtractCifarJpgSample(dir.Path, perClass: 3);
+        var s = DatasetCatalog.Load(new DataConfig("cifar10-jpg", dir.Path, ImbFactor: 3));
+        Assert.IsType<InMemoryImageSource>(s.Train);
+        Assert.IsType<InMemoryImageSource>(s.Test);
+        // The cache holds exactly what decoding each file gives, in the same order, with the same descriptions.
+        var (paths, labels, _) = ImageFolder.Scan(Path.Combine(dir.Path, "test"));
+        var lazy = new FileImageSource(paths, labels, new DecodePlan(s.Test.Shape));
+        Assert.Same(s.Test, DecodedCache.DecodeIfSmall(s.Test));
+        Assert.Same(lazy, DecodedCache.DecodeIfSmall(lazy, budgetBytes: 1000)); // over budget: stays lazy
+        var want = new byte[lazy.Shape.Size];
+        var got = new byte[lazy.Shape.Size];
+        for (int i = 0; i < lazy.Count; i++)
+        {
+            lazy.ReadInto(i, want);
+            s.Test.ReadInto(i, got);
+            Assert.Equal(want, got);
+            Assert.Equal(lazy.Describe(i), s.Test.Describe(i));
+        }
+        Assert.Equal(lazy.Labels, s.Test.Labels);
+        // A truncated JPEG is reported when the set loads, with its file name.
+        var victim = paths[5];
+        File.WriteAllBytes(victim, File.ReadAllBytes(victim)[..40]);
+        var e = Assert.ThrowsAny<Exception>(() => DatasetCatalog.Load(new DataConfig("cifar10-jpg", dir.Path, ImbFactor: 3)));
+        Assert.IsNotType<AggregateException>(e);
+        Assert.Contains(Path.GetFileName(victim), e.Message);
+    }
+
+    [Fact]
     public void ListFileSetsReadTheirSplitFiles()
     {
         using var dir = new TempDir();
