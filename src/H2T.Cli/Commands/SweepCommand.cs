@@ -46,7 +46,8 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
             baseConfig = experiment.StageTwo;
             if (string.IsNullOrWhiteSpace(from))
                 from = experiment.Resume ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
-            if (!File.Exists(from)) throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
+            if (!File.Exists(from))
+                throw new UsageException(string.IsNullOrWhiteSpace(settings.From) ? $"{file}: resume: stage-I checkpoint '{from}' not found" : $"--from {from}: checkpoint not found");
             if (PyTorchCheckpoint.LooksLikePyTorch(from))
                 throw new UsageException($"{from}: a PyTorch checkpoint; import it first (h2t import) or run h2t stage2 --config, which imports it");
             var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;

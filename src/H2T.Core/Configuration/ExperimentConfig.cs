@@ -271,7 +271,7 @@ public static class ReferenceConfig
         if (b.One.Schedule.Kind == ScheduleKind.MultiStep && b.One.Schedule.Milestones is null)
             throw new ConfigException("lr_scheduler.type: a step schedule needs lr_scheduler.lr_step (the epochs where lr drops)");
 
-        if (b.NumExpertsKey is { } ne)
+        if (b.NumExpertsKey is { } ne && (b.Mode == StageMode.Stage1 || b.BackboneKey is not null))
         {
             // The backbone fixes the expert count: 3 for ride_* and reslt_*, 1 for the others.
             var arch = b.One.Backbone.ToLowerInvariant();
@@ -377,7 +377,9 @@ public static class ReferenceConfig
         "cosine" or "normed" or "fcnorm" or "normedlinear" => "cosine",
         "lws" => "lws",
         "keep" => "keep",
-        var s => throw e.Error($"linear, cosine (FCNorm) or lws; '{s}' is not built yet"),
+        "ride" => "ride",
+        "reslt" => "reslt",
+        var s => throw e.Error($"linear, cosine (FCNorm), lws, ride or reslt; got '{s}'"),
     };
 
     static string SamplerName(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch

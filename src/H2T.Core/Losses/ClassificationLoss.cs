@@ -49,8 +49,16 @@ public abstract class ClassificationLoss : IDisposable
         return ForwardMixed(head.call(features), targetsA, targetsB, lam);
     }
 
-    /// <summary>Refuses a classifier this loss cannot train (a multi-expert loss needs a multi-expert head).</summary>
-    public virtual void CheckHead(ClassifierHead head) { }
+    /// <summary>
+    /// Refuses a classifier this loss cannot train: a multi-expert loss needs its own multi-expert head, and a loss
+    /// that applies its own scale to cosine logits (LDAM, GCL) cannot run on a multi-expert head's logits.
+    /// </summary>
+    public virtual void CheckHead(ClassifierHead head)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        if (WantsNormalizedClassifier && head is MultiExpertHead)
+            throw new ArgumentException($"the {Name} loss scales cosine logits itself; the '{head.Kind}' classifier's logits are not those (use ce, bsce, las ... or the {head.Kind} loss)");
+    }
 
     /// <summary>Called by the trainer at the start of every epoch (0-based), also after a resume.</summary>
     public virtual void OnEpochStart(int epoch, int totalEpochs) { }

@@ -20,7 +20,7 @@ public static class LossFactory
         ("ride", (c, n, w) => new RideLoss(n, c.LdamMaxMargin, c.LdamScale, c.RideDiversityFactor, c.RideDiversityTemperature, c.RideReweightFactor, w)),
         ("reslt", (c, n, w) =>
         {
-            if (!w.IsNone) throw new ArgumentException("the ResLT loss takes no class re-weighting (no drw, no cb-)", nameof(c));
+            if (!w.IsNone) throw new ArgumentException("the ResLT loss takes no class re-weighting (no drw, no cb-)");
             var (m, t) = ResLtLoss.DefaultStarts(n.Count);
             return new ResLtLoss(n, c.ResLtBeta, c.ResLtMediumStart < 0 ? m : c.ResLtMediumStart, c.ResLtTailStart < 0 ? t : c.ResLtTailStart);
         }),

@@ -13,8 +13,8 @@ public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeigh
     /// <summary>The loss of the expert logits N x E x K.</summary>
     public abstract Tensor ForwardExperts(Tensor expertLogits, Tensor targets);
 
-    /// <summary>Experts this loss is defined for (0: any number).</summary>
-    protected virtual int RequiredExperts => 0;
+    /// <summary>The classifier kind this loss trains ("ride", "reslt").</summary>
+    protected abstract string HeadKind { get; }
 
     public override Tensor Forward(Tensor logits, Tensor targets)
     {
@@ -43,10 +43,8 @@ public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeigh
     public override void CheckHead(ClassifierHead head)
     {
         ArgumentNullException.ThrowIfNull(head);
-        if (head is not MultiExpertHead m)
-            throw new ArgumentException($"the {BaseName} loss trains a multi-expert classifier; this one is '{head.Kind}' (use a {BaseName}_* backbone, e.g. {BaseName}_resnet32)");
-        if (RequiredExperts > 0 && m.Experts != RequiredExperts)
-            throw new ArgumentException($"the {BaseName} loss needs {RequiredExperts} branches, the classifier has {m.Experts}");
+        if (head is not MultiExpertHead || head.Kind != HeadKind)
+            throw new ArgumentException($"the {BaseName} loss trains the '{HeadKind}' classifier; this one is '{head.Kind}' (use a {HeadKind}_* backbone, e.g. {HeadKind}_resnet32)");
     }
 
     protected void CheckExpertInputs(Tensor expertLogits, Tensor targets)
@@ -106,6 +104,7 @@ public sealed class RideLoss : MultiExpertLoss
     public IReadOnlyList<double> ClassTemperatures => temperatures.Values;
 
     protected override string BaseName => "ride";
+    protected override string HeadKind => "ride";
 
     public override Tensor ForwardExperts(Tensor expertLogits, Tensor targets)
     {
@@ -152,10 +151,10 @@ public sealed class ResLtLoss : MultiExpertLoss
 
     public ResLtLoss(IReadOnlyList<int> classCounts, double beta, int mediumStart, int tailStart) : base(classCounts, null)
     {
-        if (double.IsNaN(beta) || beta < 0 || beta > 1) throw new ArgumentOutOfRangeException(nameof(beta), beta, "ResLT's beta must lie in [0, 1]");
+        if (double.IsNaN(beta) || beta < 0 || beta > 1) throw new ArgumentException($"ResLT's beta must lie in [0, 1], got {beta}");
         int c = ClassCounts.Count;
         if (mediumStart < 0 || mediumStart > tailStart || tailStart > c)
-            throw new ArgumentOutOfRangeException(nameof(mediumStart), $"ResLT's class ranks need 0 <= medium start ({mediumStart}) <= tail start ({tailStart}) <= {c} classes");
+            throw new ArgumentException($"ResLT's class ranks need 0 <= medium start ({mediumStart}) <= tail start ({tailStart}) <= {c} classes");
         Beta = beta;
         MediumStart = mediumStart;
         TailStart = tailStart;
@@ -167,15 +166,17 @@ public sealed class ResLtLoss : MultiExpertLoss
         tailMask = Own(rank.Select(r => r >= tailStart ? 1.0 : 0.0).ToArray());
     }
 
-    /// <summary>ResLT's default class ranks where medium and tail begin: 35% and 70% of the classes (its CIFAR-100 split).</summary>
-    public static (int Medium, int Tail) DefaultStarts(int classes) => ((int)Math.Round(classes * 0.35), (int)Math.Round(classes * 0.70));
+    /// <summary>ResLT's class ranks where medium and tail begin: its CIFAR-10 split (2, 4) for 10 classes, else its
+    /// CIFAR-100 proportions (35% and 70% of the classes).</summary>
+    public static (int Medium, int Tail) DefaultStarts(int classes) =>
+        classes == 10 ? (2, 4) : ((int)Math.Round(classes * 0.35), (int)Math.Round(classes * 0.70));
 
     public double Beta { get; }
     public int MediumStart { get; }
     public int TailStart { get; }
 
-    protected override int RequiredExperts => 3;
     protected override string BaseName => "reslt";
+    protected override string HeadKind => "reslt";
 
     public override Tensor ForwardExperts(Tensor expertLogits, Tensor targets)
     {

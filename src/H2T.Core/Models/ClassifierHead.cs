@@ -57,7 +57,11 @@ public sealed class CosineHead : ClassifierHead
         // Stored as in_features x classes, like the reference NormedLinear, so PyTorch checkpoints map 1:1.
         weight = Parameter(empty(inFeatures, numClasses));
         init.uniform_(weight, -1, 1);
-        using (no_grad()) weight.copy_(functional.normalize(weight, dim: 0)); // unit-norm class vectors
+        using (no_grad())
+        {
+            using var unit = functional.normalize(weight, dim: 0); // unit-norm class vectors
+            weight.copy_(unit);
+        }
         this.scale = scale;
         register_parameter("fc.weight", weight);
     }
@@ -170,7 +174,11 @@ public sealed class RideHead : MultiExpertHead
         {
             var w = Parameter(empty(ExpertFeatures, numClasses));
             init.uniform_(w, -1, 1);
-            using (no_grad()) w.copy_(functional.normalize(w, dim: 0));
+            using (no_grad())
+            {
+                using var unit = functional.normalize(w, dim: 0);
+                w.copy_(unit);
+            }
             weights[e] = w;
             register_parameter($"linears.{e}.weight", w);
         }

@@ -45,12 +45,14 @@ public static class ModelFactory
     {
         ArgumentNullException.ThrowIfNull(backbone);
         var k = kind.ToLowerInvariant();
+        // linear (the default) and cosine (RIDE configs' use_norm) mean "the backbone's own" for a multi-expert backbone.
+        if (backbone.ExpertHeadKind is { } own && k is "linear" or "cosine") k = own;
         bool expertKind = k is "ride" or "reslt";
         if (backbone.Experts > 1 && !expertKind)
             throw new ArgumentException($"backbone {backbone.Architecture} has {backbone.Experts} experts: it needs the '{backbone.ExpertHeadKind}' classifier, not '{kind}'");
         if (expertKind && backbone.ExpertHeadKind != k)
             throw new ArgumentException($"the '{kind}' classifier needs a {k}_* backbone, not {backbone.Architecture}");
-        return CreateHead(kind, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
+        return CreateHead(k, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
     }
 
     public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1) => kind.ToLowerInvariant() switch

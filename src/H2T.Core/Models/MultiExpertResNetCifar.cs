@@ -64,8 +64,8 @@ public sealed class RideResNetCifar : Backbone
 
     public override IReadOnlyList<Tensor> ForwardExperts(Tensor input)
     {
-        using var map = call(input);
-        return map.chunk(experts, 1).Select(t => t.contiguous()).ToArray();
+        using var scope = NewDisposeScope();
+        return call(input).chunk(experts, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
     }
 }
 
@@ -108,7 +108,7 @@ public sealed class ResLtResNetCifar : ResNetCifar
 
     public override IReadOnlyList<Tensor> ForwardExperts(Tensor input)
     {
-        using var map = call(input);
-        return map.chunk(3, 1).Select(t => t.contiguous()).ToArray();
+        using var scope = NewDisposeScope();
+        return call(input).chunk(3, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
     }
 }

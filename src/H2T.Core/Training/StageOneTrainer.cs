@@ -27,11 +27,9 @@ public static class StageOneTrainer
         var headKind = config.Classifier;
         if (backbone.ExpertHeadKind is { } expertKind)
         {
-            // A multi-expert backbone has exactly one classifier that fits it.
-            // linear (the default) and cosine (use_norm, as RIDE's configs set it) mean "the backbone's own".
+            // A multi-expert backbone has exactly one classifier that fits it (CreateHead maps linear/cosine to it).
             if (headKind is not ("linear" or "cosine") && headKind != expertKind)
                 throw new ConfigException($"classifier '{headKind}': backbone {backbone.Architecture} needs its '{expertKind}' classifier");
-            headKind = expertKind;
         }
         else if (loss.WantsNormalizedClassifier && headKind == "linear")
         {

@@ -45,6 +45,16 @@ public sealed class MultiExpertTests : IDisposable
         for (int e = 0; e < 3; e++) Assert.True(Same(experts[e], map[.., TensorIndex.Slice(e * 48, (e + 1) * 48)]));
         // The experts are different networks (independent init), not copies.
         Assert.False(experts[0].allclose(experts[1]));
+        // Expert 1's own layers feed channels 48-95 and nothing else.
+        using (no_grad()) ride.state_dict()["layer3s.1.0.conv2.weight"].mul_(3.0);
+        var changed = ride.call(x);
+        Assert.True(Same(changed[.., ..48], map[.., ..48]));
+        Assert.False(changed[.., 48..96].allclose(map[.., 48..96]));
+        Assert.True(Same(changed[.., 96..], map[.., 96..]));
+        // ... while the shared stem feeds every expert.
+        using (no_grad()) ride.state_dict()["layer1.0.conv1.weight"].mul_(3.0);
+        var stem = ride.call(x);
+        for (int e = 0; e < 3; e++) Assert.False(stem[.., (e * 48)..((e + 1) * 48)].allclose(changed[.., (e * 48)..((e + 1) * 48)]));
     }
 
     [Fact]
@@ -54,6 +64,9 @@ public sealed class MultiExpertTests : IDisposable
         using var reslt = new ResLtResNetCifar(8, 1);
         Assert.Equal(192, reslt.FeatureChannels);
         Assert.Contains("BNM.weight", reslt.state_dict().Keys);
+        // The trunk keeps the plain ResNet's names (the base class registers them).
+        Assert.Contains("conv1.weight", reslt.state_dict().Keys);
+        Assert.Contains("layer3.0.bn2.running_mean", reslt.state_dict().Keys);
         reslt.eval();
         var x = randn(2, 1, 28, 28);
         var branches = reslt.ForwardExperts(x);
@@ -70,7 +83,8 @@ public sealed class MultiExpertTests : IDisposable
         Assert.True(Same(z[.., 0], z[.., 2]));                          // one classifier for every branch
         var features = randn(4, 192, 3, 3);
         Assert.True(head.call(features).allclose(head.ExpertLogits(features).sum([1L]), 1e-5, 1e-6)); // output = sum
-        Assert.Throws<ArgumentException>(() => ModelFactory.CreateHead("linear", reslt, 10));
+        Assert.IsType<ResLtHead>(ModelFactory.CreateHead("linear", reslt, 10)); // the default means the backbone's own
+        Assert.Throws<ArgumentException>(() => ModelFactory.CreateHead("lws", reslt, 10));
         using var plain = new ResNetCifar(8, 1);
         Assert.Throws<ArgumentException>(() => ModelFactory.CreateHead("ride", plain, 10));
     }
@@ -86,6 +100,11 @@ public sealed class MultiExpertTests : IDisposable
         Assert.True(z.abs().max().item<float>() <= 30.0001f);           // |cos| <= 1, times s
         Assert.True(head.call(features).allclose(z.mean([1L]), 1e-5, 1e-5));
         Assert.Contains("linears.2.weight", head.state_dict().Keys);
+        // Expert 1 is 30 x the cosine between its 8 pooled channels and each column of linears.1.weight.
+        var pooled = features.mean([2L, 3L])[.., 8..16];
+        var w = head.state_dict()["linears.1.weight"];
+        var cos = (pooled / pooled.norm(1, true)).mm(w / w.norm(0, true)) * 30;
+        Assert.True(z[.., 1].allclose(cos, 1e-4, 1e-4));
     }
 
     /// <summary>RIDE's loss, written out in doubles (log-sum-exp per row), for one batch.</summary>
@@ -131,8 +150,11 @@ public sealed class MultiExpertTests : IDisposable
         var logits = tensor(z.Cast<double>().ToArray()).view(5, 3, 4).to(ScalarType.Float32);
         var targets = tensor(y);
         using var loss = (RideLoss)LossFactory.Create(new LossConfig("RIDELoss", DrwStartEpoch: 2), counts);
+        var unweighted = RideReference(z, y, counts, 0.5, 30, -0.2, null, null);
         loss.OnEpochStart(0, 4);
-        Assert.Equal(RideReference(z, y, counts, 0.5, 30, -0.2, null, null), loss.ForwardExperts(logits, targets).item<float>(), 3);
+        Assert.Equal(unweighted, loss.ForwardExperts(logits, targets).item<float>(), 3);
+        loss.OnEpochStart(1, 4); // the epoch before the DRW epoch is still unweighted
+        Assert.Equal(unweighted, loss.ForwardExperts(logits, targets).item<float>(), 3);
         loss.OnEpochStart(2, 4); // class-balanced weights and per-class temperatures from here on
         var cb = ClassWeighting.EffectiveNumberWeights(counts, 0.9999);
         var after = loss.ForwardExperts(logits, targets).item<float>();
@@ -179,12 +201,22 @@ public sealed class MultiExpertTests : IDisposable
         }
         var expected = 0.7 * sum / pairs + 0.3 * fusion / 6;
         Assert.Equal(expected, loss.ForwardExperts(logits, targets).item<float>(), 4);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ResLtLoss(counts, 0.5, 4, 2));
-        Assert.Equal((4, 7), ResLtLoss.DefaultStarts(10));
+        Assert.Throws<ArgumentException>(() => new ResLtLoss(counts, 0.5, 4, 2));
+        Assert.Equal((2, 4), ResLtLoss.DefaultStarts(10));   // ResLT's CIFAR-10 split
+        Assert.Equal((35, 70), ResLtLoss.DefaultStarts(100)); // and its CIFAR-100 one
         // The multi-expert losses refuse a single-branch classifier with a message that says what to use.
         using var linear = new LinearHead(8, 5);
         var e = Assert.Throws<ArgumentException>(() => loss.Forward(linear, randn(2, 8), tensor(new long[] { 0, 1 })));
         Assert.Contains("reslt_resnet32", e.Message);
+        // ... and each other's head, though both have three branches; a loss that scales cosines itself refuses both.
+        using var ride = new RideHead(24, 5, 3);
+        Assert.Throws<ArgumentException>(() => loss.CheckHead(ride));
+        using var rideLoss = new RideLoss(counts);
+        using var resltHead = new ResLtHead(24, 5);
+        Assert.Throws<ArgumentException>(() => rideLoss.CheckHead(resltHead));
+        rideLoss.CheckHead(ride);
+        using var ldam = new LdamLoss(counts);
+        Assert.Contains("cosine", Assert.Throws<ArgumentException>(() => ldam.CheckHead(ride)).Message);
     }
 
     [Fact]
@@ -234,7 +266,7 @@ public sealed class MultiExpertTests : IDisposable
         Assert.True(rc == 0, console.Output);
         foreach (var rho in new[] { "rho0", "rho0.5" })
             Assert.True(new RunFolder(Path.Combine(sweep, rho)).ReadMetrics().Completed, rho);
-        Assert.Contains("shift_bn", File.ReadAllText(Path.Combine(sweep, "rho0.5", "config.json")), StringComparison.OrdinalIgnoreCase);
+        Assert.Matches("\"shift_bn\":\\s*true", File.ReadAllText(Path.Combine(sweep, "rho0.5", "config.json")));
         // Stage II trained the classifier only: the stage-I backbone weights are unchanged.
         using var before = Checkpoint.Open(Path.Combine(s1, "last.ckpt"));
         using var after = Checkpoint.Open(Path.Combine(s2, "last.ckpt"));
@@ -280,7 +312,7 @@ public sealed class MultiExpertTests : IDisposable
         console = new TestConsole().Width(200);
         rc = CliApp.Run(["stage1", "--config", Config("ride/fmnist_stage1_ride.yaml"), .. shorter, "backbone=resnet8", "num_experts=1", "--out", Path.Combine(dir.Path, "b")], console);
         Assert.Equal(2, rc);
-        Assert.Contains("multi-expert", console.Output);
+        Assert.Contains("ride_resnet32", console.Output); // the RIDE loss says which backbone it needs
     }
 
     public void Dispose()
