@@ -60,6 +60,7 @@ public sealed class DrwAndFactoryTests
             ["ce"] = typeof(CrossEntropyLoss), ["cb-ce"] = typeof(CrossEntropyLoss), ["focal"] = typeof(FocalLoss),
             ["cb-focal"] = typeof(FocalLoss), ["bsce"] = typeof(LogitAdjustedLoss), ["logit-adjust"] = typeof(LogitAdjustedLoss),
             ["ldam"] = typeof(LdamLoss), ["las"] = typeof(LabelAwareSmoothingLoss), ["gcl"] = typeof(GclLoss),
+            ["ride"] = typeof(RideLoss), ["reslt"] = typeof(ResLtLoss),
         };
         Assert.Equal(expected.Keys.Order(), LossFactory.CanonicalNames.Order());
         foreach (var (name, type) in expected)
