@@ -132,9 +132,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
     {
         var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, context.Arguments);
         var config = CommandSupport.Guard(() => experiment.StageTwo, c => c.Validate());
-        var from = !string.IsNullOrWhiteSpace(settings.From) ? settings.From : experiment.Resume
-            ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
-        if (!File.Exists(from)) throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
+        var from = StageOneCheckpoint(experiment, file, settings.From);
         ConfigSupport.PrintIgnored(console, experiment, file);
         var device = CommandSupport.Start(settings);
         var run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
@@ -158,6 +156,15 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         });
         CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
         return 0;
+    }
+
+    /// <summary>The stage-I checkpoint of a stage-2 config run: --from when given, else the config's 'resume'; it must exist.</summary>
+    internal static string StageOneCheckpoint(ExperimentConfig experiment, string file, string? fromFlag)
+    {
+        if (!string.IsNullOrWhiteSpace(fromFlag))
+            return File.Exists(fromFlag) ? fromFlag : throw new UsageException($"--from {fromFlag}: checkpoint not found");
+        var from = experiment.Resume ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
+        return File.Exists(from) ? from : throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
     }
 
     /// <summary>

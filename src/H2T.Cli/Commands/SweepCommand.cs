@@ -44,18 +44,18 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
             var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, args);
             ConfigSupport.PrintIgnored(console, experiment, file);
             baseConfig = experiment.StageTwo;
-            if (string.IsNullOrWhiteSpace(from))
-                from = experiment.Resume ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
-            if (!File.Exists(from))
-                throw new UsageException(string.IsNullOrWhiteSpace(settings.From) ? $"{file}: resume: stage-I checkpoint '{from}' not found" : $"--from {from}: checkpoint not found");
+            from = Stage2Command.StageOneCheckpoint(experiment, file, settings.From);
             if (PyTorchCheckpoint.LooksLikePyTorch(from))
                 throw new UsageException($"{from}: a PyTorch checkpoint; import it first (h2t import) or run h2t stage2 --config, which imports it");
             var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;
             configData = CommandSupport.Guard(() => Stage2Command.DataForCheckpoint(experiment, from, settings.DataPath, valPerClass), _ => { });
         }
-        else baseConfig = settings.ToConfig(0);
+        else
+        {
+            baseConfig = settings.ToConfig(0);
+            if (!File.Exists(from)) throw new UsageException($"--from {from}: checkpoint not found");
+        }
         var config = CommandSupport.Guard(() => new SweepConfig(baseConfig, rhos, settings.ValidationPerClass), c => c.Validate());
-        if (!File.Exists(from)) throw new UsageException($"--from {from}: checkpoint not found");
         var device = CommandSupport.Start(settings);
         var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from))!,
             $"sweep-{baseConfig.Loss.Type}-e{baseConfig.Epochs}-s{baseConfig.Seed}"));

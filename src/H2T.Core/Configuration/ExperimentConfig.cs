@@ -273,9 +273,8 @@ public static class ReferenceConfig
 
         if (b.NumExpertsKey is { } ne && (b.Mode == StageMode.Stage1 || b.BackboneKey is not null))
         {
-            // The backbone fixes the expert count: 3 for ride_* and reslt_*, 1 for the others.
-            var arch = b.One.Backbone.ToLowerInvariant();
-            int experts = arch.StartsWith("ride_", StringComparison.Ordinal) || arch.StartsWith("reslt_", StringComparison.Ordinal) ? 3 : 1;
+            // The backbone fixes the expert count.
+            int experts = Models.ModelFactory.ExpertCount(b.One.Backbone);
             if (ne.Int() != experts)
                 throw ne.Error($"{experts} for backbone '{b.One.Backbone}' (multi-expert: ride_resnet* or reslt_resnet*, 3 experts)");
         }

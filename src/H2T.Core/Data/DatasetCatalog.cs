@@ -1,7 +1,7 @@
 namespace H2T.Data;
 
 /// <summary>What a dataset load returns: long-tailed train split, balanced test split and their metadata.</summary>
-public sealed class DatasetSplits
+public sealed record DatasetSplits
 {
     public required string Name { get; init; }
     public required IImageSource Train { get; init; }
@@ -171,11 +171,9 @@ public static class DatasetCatalog
         var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
         var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm, augment, config);
         // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
-        return new DatasetSplits
+        return splits with
         {
-            Name = splits.Name, Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
-            ClassNames = splits.ClassNames, Norm = splits.Norm, TrainClassCounts = splits.TrainClassCounts, Groups = splits.Groups,
-            TrainAugment = splits.TrainAugment, ValidationSplit = splits.ValidationSplit,
+            Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
             Validation = splits.Validation is { } v ? DecodedCache.DecodeIfSmall(v) : null,
         };
     }

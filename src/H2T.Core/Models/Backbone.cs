@@ -27,6 +27,10 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// </summary>
     public virtual Backbone? FoldedForInference() => null;
 
-    /// <summary>One feature map per expert; the default is the single map.</summary>
-    public virtual IReadOnlyList<Tensor> ForwardExperts(Tensor input) => [call(input)];
+    /// <summary>One feature map per expert: the output's channel groups (multi-expert backbones concatenate them).</summary>
+    public IReadOnlyList<Tensor> ForwardExperts(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return call(input).chunk(Experts, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
+    }
 }

@@ -3,31 +3,34 @@ namespace H2T.Models;
 /// <summary>Explicit tables of backbones and heads (no registration by side effect).</summary>
 public static class ModelFactory
 {
-    static readonly Dictionary<string, Func<int, Backbone>> Backbones = new(StringComparer.OrdinalIgnoreCase)
+    /// <summary>A backbone's constructor (by input channels) and its expert count, known without building it.</summary>
+    sealed record Entry(Func<int, Backbone> Make, int Experts = 1);
+
+    static readonly Dictionary<string, Entry> Backbones = new(StringComparer.OrdinalIgnoreCase)
     {
         // resnet8: one block per stage, a fifth of resnet32's compute; the fast demo's backbone.
-        ["resnet8"] = c => new ResNetCifar(8, c),
-        ["resnet20"] = c => new ResNetCifar(20, c),
-        ["resnet32"] = c => new ResNetCifar(32, c),
-        ["resnet44"] = c => new ResNetCifar(44, c),
-        ["resnet56"] = c => new ResNetCifar(56, c),
-        ["resnet110"] = c => new ResNetCifar(110, c),
+        ["resnet8"] = new(c => new ResNetCifar(8, c)),
+        ["resnet20"] = new(c => new ResNetCifar(20, c)),
+        ["resnet32"] = new(c => new ResNetCifar(32, c)),
+        ["resnet44"] = new(c => new ResNetCifar(44, c)),
+        ["resnet56"] = new(c => new ResNetCifar(56, c)),
+        ["resnet110"] = new(c => new ResNetCifar(110, c)),
         // Multi-expert CIFAR ResNets: RIDE (3 experts, shared stem and first stage) and ResLT (3 BN branches).
-        ["ride_resnet8"] = c => new RideResNetCifar(8, c),
-        ["ride_resnet20"] = c => new RideResNetCifar(20, c),
-        ["ride_resnet32"] = c => new RideResNetCifar(32, c),
-        ["ride_resnet44"] = c => new RideResNetCifar(44, c),
-        ["ride_resnet56"] = c => new RideResNetCifar(56, c),
-        ["reslt_resnet8"] = c => new ResLtResNetCifar(8, c),
-        ["reslt_resnet20"] = c => new ResLtResNetCifar(20, c),
-        ["reslt_resnet32"] = c => new ResLtResNetCifar(32, c),
-        ["reslt_resnet44"] = c => new ResLtResNetCifar(44, c),
-        ["reslt_resnet56"] = c => new ResLtResNetCifar(56, c),
-        ["resnet10"] = ResNetImageNet.ResNet10,
-        ["resnet50"] = ResNetImageNet.ResNet50,
-        ["resnext50"] = ResNetImageNet.ResNeXt50,
-        ["resnext50_32x4d"] = ResNetImageNet.ResNeXt50,
-        ["resnet152"] = ResNetImageNet.ResNet152,
+        ["ride_resnet8"] = new(c => new RideResNetCifar(8, c), 3),
+        ["ride_resnet20"] = new(c => new RideResNetCifar(20, c), 3),
+        ["ride_resnet32"] = new(c => new RideResNetCifar(32, c), 3),
+        ["ride_resnet44"] = new(c => new RideResNetCifar(44, c), 3),
+        ["ride_resnet56"] = new(c => new RideResNetCifar(56, c), 3),
+        ["reslt_resnet8"] = new(c => new ResLtResNetCifar(8, c), 3),
+        ["reslt_resnet20"] = new(c => new ResLtResNetCifar(20, c), 3),
+        ["reslt_resnet32"] = new(c => new ResLtResNetCifar(32, c), 3),
+        ["reslt_resnet44"] = new(c => new ResLtResNetCifar(44, c), 3),
+        ["reslt_resnet56"] = new(c => new ResLtResNetCifar(56, c), 3),
+        ["resnet10"] = new(ResNetImageNet.ResNet10),
+        ["resnet50"] = new(ResNetImageNet.ResNet50),
+        ["resnext50"] = new(ResNetImageNet.ResNeXt50),
+        ["resnext50_32x4d"] = new(ResNetImageNet.ResNeXt50),
+        ["resnet152"] = new(ResNetImageNet.ResNet152),
     };
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
@@ -35,9 +38,17 @@ public static class ModelFactory
 
     public static Backbone CreateBackbone(string name, int inChannels)
     {
-        if (!Backbones.TryGetValue(name, out var make))
+        return Find(name).Make(inChannels);
+    }
+
+    /// <summary>How many experts (branches) the named backbone has: 3 for ride_* and reslt_*, else 1.</summary>
+    public static int ExpertCount(string name) => Find(name).Experts;
+
+    static Entry Find(string name)
+    {
+        if (!Backbones.TryGetValue(name, out var entry))
             throw new ArgumentException($"unknown backbone '{name}'; expected one of: {string.Join(", ", Backbones.Keys)}");
-        return make(inChannels);
+        return entry;
     }
 
     /// <summary>The classifier <paramref name="kind"/> over the backbone's feature map (its width and expert count).</summary>

@@ -62,11 +62,6 @@ public sealed class RideResNetCifar : Backbone
         return cat(maps, 1).MoveToOuterDisposeScope();
     }
 
-    public override IReadOnlyList<Tensor> ForwardExperts(Tensor input)
-    {
-        using var scope = NewDisposeScope();
-        return call(input).chunk(experts, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
-    }
 }
 
 /// <summary>
@@ -106,9 +101,4 @@ public sealed class ResLtResNetCifar : ResNetCifar
     /// <summary>The branches need their BatchNorms; the trunk-only fold does not apply.</summary>
     public override Backbone? FoldedForInference() => null;
 
-    public override IReadOnlyList<Tensor> ForwardExperts(Tensor input)
-    {
-        using var scope = NewDisposeScope();
-        return call(input).chunk(3, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
-    }
 }

@@ -25,19 +25,14 @@ public static class StageOneTrainer
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
         using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels);
         var headKind = config.Classifier;
-        if (backbone.ExpertHeadKind is { } expertKind)
-        {
-            // A multi-expert backbone has exactly one classifier that fits it (CreateHead maps linear/cosine to it).
-            if (headKind is not ("linear" or "cosine") && headKind != expertKind)
-                throw new ConfigException($"classifier '{headKind}': backbone {backbone.Architecture} needs its '{expertKind}' classifier");
-        }
-        else if (loss.WantsNormalizedClassifier && headKind == "linear")
+        // A multi-expert backbone gets its own classifier (CreateHead maps linear/cosine to it and refuses the rest).
+        if (backbone.ExpertHeadKind is null && loss.WantsNormalizedClassifier && headKind == "linear")
         {
             headKind = "cosine";
             observer.Message($"loss {config.Loss.Type} expects a cosine classifier: using classifier 'cosine'");
         }
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
-        CheckLossFits(loss, head);
+        loss.CheckHead(head);
         backbone.to(device);
         head.to(device);
         using var optimizer = optim.SGD(backbone.parameters().Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
@@ -120,12 +115,5 @@ public static class StageOneTrainer
                 validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
         }
         return loop.Metrics;
-    }
-
-    /// <summary>A multi-expert loss on a single-branch classifier is a configuration error, said before training.</summary>
-    internal static void CheckLossFits(ClassificationLoss loss, ClassifierHead head)
-    {
-        try { loss.CheckHead(head); }
-        catch (ArgumentException e) { throw new ConfigException($"loss {loss.Name}: {e.Message}"); }
     }
 }

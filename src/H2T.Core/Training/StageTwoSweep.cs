@@ -145,7 +145,7 @@ public static class StageTwoSweep
                 else b.Dispose();
                 head.to(device);
                 var loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
-                StageOneTrainer.CheckLossFits(loss, head);
+                loss.CheckHead(head);
                 var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
                     weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
                 var run = new RunFolder(Path.Combine(outDir, SweepConfig.FolderName(rho)));

@@ -74,7 +74,7 @@ public static class StageTwoTrainer
         backbone.to(device);
         head.to(device);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
-        StageOneTrainer.CheckLossFits(loss, head);
+        loss.CheckHead(head);
         double peak = config.Optim.Lr * config.LrFactor;
         using var optimizer = optim.SGD(head.TrainableParameters(), peak, config.Optim.Momentum,
             weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);

@@ -121,20 +121,8 @@ public sealed class DecoupleAndCmoTests : IDisposable
     [InlineData("bsce-cmo/fmnist_stage1_bsce_cmo.yaml", "bsce-cmo/fmnist_stage2_bsce_H2T.yaml")]
     public void MethodConfigsTrainAndEvaluate(string stage1, string stage2)
     {
-        string Config(string f) => Path.Combine(DataTestFiles.RepoRoot, "configs", "methods", f);
-        string[] shorter = [$"data_path={set.Path}", "imb_factor=10", "num_epochs=2", "backbone=resnet8", "batch_size=32"];
-        var s1 = Path.Combine(dir.Path, "s1");
-        var console = new TestConsole().Width(200);
         string[] cmo = stage1.Contains("cmo", StringComparison.Ordinal) ? ["cmo.start_data_aug=0", "cmo.end_data_aug=0"] : [];
-        var rc = CliApp.Run(["stage1", "--config", Config(stage1), .. shorter, .. cmo, "--out", s1], console);
-        Assert.True(rc == 0, console.Output);
-        console = new TestConsole().Width(200);
-        var s2 = Path.Combine(dir.Path, "s2");
-        rc = CliApp.Run(["stage2", "--config", Config(stage2), .. shorter, $"resume={Path.Combine(s1, "last.ckpt")}", "--out", s2], console);
-        Assert.True(rc == 0, console.Output);
-        var m = new RunFolder(s2).ReadMetrics();
-        Assert.True(m.Completed);
-        Assert.True(m.Final!.Top1 > 0);
+        new MethodConfigRun(set.Path, dir.Path, "resnet8").Run(stage1, stage2, cmo);
     }
 
     public void Dispose()

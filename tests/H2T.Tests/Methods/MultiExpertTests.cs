@@ -90,6 +90,20 @@ public sealed class MultiExpertTests : IDisposable
     }
 
     [Fact]
+    public void TheFactoryKnowsEachBackbonesExpertCountWithoutBuildingIt()
+    {
+        // The small CIFAR ones are built to check the table (the ImageNet ones are single-branch and large).
+        foreach (var name in ModelFactory.BackboneNames.Where(n => n.Contains("resnet", StringComparison.Ordinal) && !n.EndsWith("resnet10", StringComparison.Ordinal)
+            && !n.EndsWith("resnet50", StringComparison.Ordinal) && !n.EndsWith("resnet152", StringComparison.Ordinal) && !n.EndsWith("resnet110", StringComparison.Ordinal)))
+        {
+            using var b = ModelFactory.CreateBackbone(name, 1);
+            Assert.Equal(b.Experts, ModelFactory.ExpertCount(name));
+        }
+        Assert.Equal(3, ModelFactory.ExpertCount("ride_resnet32"));
+        Assert.Equal(1, ModelFactory.ExpertCount("resnet50"));
+    }
+
+    [Fact]
     public void RideHeadAveragesCosineLogitsScaledByThirty()
     {
         using var scope = NewDisposeScope();
@@ -240,36 +254,22 @@ public sealed class MultiExpertTests : IDisposable
     [InlineData("reslt/fmnist_stage1_reslt.yaml", "reslt/fmnist_stage2_reslt_H2T.yaml", "reslt_resnet8", "reslt")]
     public void MultiExpertConfigsTrainAndEvaluate(string stage1, string stage2, string backbone, string head)
     {
-        string Config(string f) => Path.Combine(DataTestFiles.RepoRoot, "configs", "methods", f);
-        string[] shorter = [$"data_path={set.Path}", "imb_factor=10", "num_epochs=2", $"backbone={backbone}", "batch_size=32"];
-        var s1 = Path.Combine(dir.Path, "s1");
-        var console = new TestConsole().Width(200);
+        var run = new MethodConfigRun(set.Path, dir.Path, backbone);
         // reweight_epoch 1 of 2: RIDE's DRW switch happens inside the short run.
-        string[] drw = head == "ride" ? ["loss.RIDE.reweight_epoch=1"] : [];
-        var rc = CliApp.Run(["stage1", "--config", Config(stage1), .. shorter, .. drw, "--out", s1], console);
-        Assert.True(rc == 0, console.Output);
-        var meta = Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt"));
+        run.Run(stage1, stage2, head == "ride" ? ["loss.RIDE.reweight_epoch=1"] : []);
+        var meta = Checkpoint.ReadMeta(run.StageOneCheckpoint);
         Assert.Equal(backbone, meta.Architecture);
         Assert.Equal(head, meta.Classifier);
-        console = new TestConsole().Width(200);
-        var s2 = Path.Combine(dir.Path, "s2");
-        rc = CliApp.Run(["stage2", "--config", Config(stage2), .. shorter, $"resume={Path.Combine(s1, "last.ckpt")}", "--out", s2], console);
-        Assert.True(rc == 0, console.Output);
-        var m = new RunFolder(s2).ReadMetrics();
-        Assert.True(m.Completed);
-        Assert.True(m.Final!.Top1 > 0);
         // The same stage-2 config swept over rho (its H2T value replaced by each member's).
-        console = new TestConsole().Width(200);
         var sweep = Path.Combine(dir.Path, "sweep");
-        rc = CliApp.Run(["sweep", "--config", Config(stage2), .. shorter, $"resume={Path.Combine(s1, "last.ckpt")}", "--rho", "0,0.5",
-            "--val-per-class", "3", "--out", sweep], console);
-        Assert.True(rc == 0, console.Output);
+        MethodConfigRun.Cli(["sweep", "--config", MethodConfigRun.Config(stage2), .. run.Shorter, $"resume={run.StageOneCheckpoint}", "--rho", "0,0.5",
+            "--val-per-class", "3", "--out", sweep]);
         foreach (var rho in new[] { "rho0", "rho0.5" })
             Assert.True(new RunFolder(Path.Combine(sweep, rho)).ReadMetrics().Completed, rho);
         Assert.Matches("\"shift_bn\":\\s*true", File.ReadAllText(Path.Combine(sweep, "rho0.5", "config.json")));
         // Stage II trained the classifier only: the stage-I backbone weights are unchanged.
-        using var before = Checkpoint.Open(Path.Combine(s1, "last.ckpt"));
-        using var after = Checkpoint.Open(Path.Combine(s2, "last.ckpt"));
+        using var before = Checkpoint.Open(run.StageOneCheckpoint);
+        using var after = Checkpoint.Open(Path.Combine(run.StageTwoFolder, "last.ckpt"));
         var w0 = before.Backbone.state_dict();
         foreach (var (name, w) in after.Backbone.state_dict())
             if (!name.Contains("running", StringComparison.Ordinal) && !name.Contains("num_batches", StringComparison.Ordinal))
