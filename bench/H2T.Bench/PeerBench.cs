@@ -17,39 +17,79 @@ namespace H2T.Bench;
 /// </summary>
 public static class PeerBench
 {
-    public static object Run(string cifarJpg, int threads, int batches, string pythonDir)
+    /// <summary>
+    /// <paramref name="rounds"/> rounds, each: our loops and evaluation, our isolated step, one epoch of each real
+    /// trainer (StageOneTrainer, StageTwoTrainer with H2T), then the peer's loops and step. Every figure's ratio is
+    /// taken within its round; the summary is the median over rounds, since the shared machine's speed drifts by more
+    /// than the differences being measured.
+    /// </summary>
+    public static object Run(string cifarJpg, int threads, int batches, string pythonDir, int rounds, string workDir)
     {
-        var ours = Ours(cifarJpg, batches);
-        var step = ModelBench.ResNet32Step(3, 32);
-        var peer = Python(Path.Combine(pythonDir, "loop_peer.py"), $"--data {cifarJpg} --threads {threads} --batches {batches}");
-        var peerStep = Python(Path.Combine(pythonDir, "resnet32_step.py"), $"--threads {threads}");
-        double Get(JsonElement e, string k) => e.GetProperty(k).GetDouble();
-        var peerStep3 = peerStep.GetProperty("results").EnumerateArray().First(r => r.GetProperty("name").GetString() == "resnet32-step-3x32");
-        double ourStepMs = (double)step.GetType().GetProperty("train_step_median_ms")!.GetValue(step)!;
-        var figures = new[]
+        var splits = DatasetCatalog.Load(new DataConfig("cifar10-jpg", cifarJpg));
+        var perRound = new List<PeerFigure[]>();
+        var rawPeers = new List<JsonElement>();
+        for (int r = 0; r < rounds; r++)
         {
-            Figure("resnet32 train step, batch 128, 3x32x32 (ms)", ourStepMs, Get(peerStep3, "train_step_median_ms"), lowerIsBetter: true, target: "<= 1.0"),
-            Figure("stage I loop incl. loading + augmentation (img/s)", ours.Stage1, Get(peer, "stage1_images_per_second"), lowerIsBetter: false, target: ">= 1.2"),
-            Figure("stage II loop, two frozen passes + fusion + classifier (img/s)", ours.Stage2, Get(peer, "stage2_images_per_second"), lowerIsBetter: false, target: ">= 1.2"),
-            Figure("evaluation of the 10,000 test images (s)", ours.EvalSeconds, Get(peer, "eval_seconds"), lowerIsBetter: true, target: "<= 1.0"),
-            Figure("fusion share of the stage-II step", ours.FusionShare, Get(peer, "fusion_share_of_stage2_step"), lowerIsBetter: true, target: "ours < 0.02"),
-        };
-        foreach (var f in figures) Console.WriteLine($"{f.name}: ours {f.ours:G4}, pytorch {f.pytorch:G4}, ratio {f.ratio:F2} ({f.ratio_meaning}; target {f.target})");
-        return new { name = "peer-cifar10-lt", batches, threads, figures, pytorch = peer, ours_data_load_seconds = ours.LoadSeconds };
+            var ours = Ours(splits, batches);
+            var step = ModelBench.ResNet32Step(3, 32);
+            var trainers = RealTrainers(splits, Path.Combine(workDir, $"round{r}"));
+            var peer = Python(Path.Combine(pythonDir, "loop_peer.py"), $"--data {cifarJpg} --threads {threads} --batches {batches}");
+            var peerStep = Python(Path.Combine(pythonDir, "resnet32_step.py"), $"--threads {threads}");
+            rawPeers.Add(peer);
+            double Get(JsonElement e, string k) => e.GetProperty(k).GetDouble();
+            var peerStep3 = peerStep.GetProperty("results").EnumerateArray().First(x => x.GetProperty("name").GetString() == "resnet32-step-3x32");
+            double ourStepMs = (double)step.GetType().GetProperty("train_step_median_ms")!.GetValue(step)!;
+            double peerS1 = Get(peer, "stage1_images_per_second"), peerS2 = Get(peer, "stage2_images_per_second");
+            var figures = new[]
+            {
+                Figure("resnet32 train step, batch 128, 3x32x32 (ms)", ourStepMs, Get(peerStep3, "train_step_median_ms"), lowerIsBetter: true, target: "<= 1.0"),
+                Figure("stage I loop incl. loading + augmentation (img/s)", ours.Stage1, peerS1, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("stage II loop, two frozen passes + fusion + classifier (img/s)", ours.Stage2, peerS2, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("evaluation of the 10,000 test images (s)", ours.EvalSeconds, Get(peer, "eval_seconds"), lowerIsBetter: true, target: "<= 1.0"),
+                Figure("fusion share of the stage-II step", ours.FusionShare, Get(peer, "fusion_share_of_stage2_step"), lowerIsBetter: true, target: "ours < 0.02"),
+                Figure("h2t stage1 trainer, one whole epoch, against the peer's stage I loop (img/s)", trainers.Stage1, peerS1, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("h2t stage2 trainer (H2T), one whole epoch, against the peer's stage II loop (img/s)", trainers.Stage2, peerS2, lowerIsBetter: false, target: ">= 1.2"),
+            };
+            foreach (var f in figures) Console.WriteLine($"round {r}: {f.name}: ours {f.ours:G4}, pytorch {f.pytorch:G4}, ratio {f.ratio:F2} ({f.ratio_meaning}; target {f.target})");
+            perRound.Add(figures);
+        }
+        var summary = perRound[0].Select((f, i) =>
+        {
+            var ratios = perRound.Select(p => p[i].ratio).Order().ToArray();
+            return new { f.name, ratio_median = ratios[ratios.Length / 2], ratios = perRound.Select(p => p[i].ratio).ToArray(), f.ratio_meaning, f.target };
+        }).ToArray();
+        foreach (var f in summary) Console.WriteLine($"median over {rounds} rounds: {f.name}: {f.ratio_median:F2} (rounds: {string.Join(", ", f.ratios.Select(x => x.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}; target {f.target})");
+        return new { name = "peer-cifar10-lt", batches, threads, rounds, channels_last = Runtime.TorchRuntime.ChannelsLast, summary, per_round = perRound, pytorch = rawPeers };
     }
 
-    sealed record Figures(double Stage1, double Stage2, double EvalSeconds, double FusionShare, double LoadSeconds);
+    sealed record TrainerFigures(double Stage1, double Stage2);
+
+    /// <summary>
+    /// One epoch of the real trainers on CIFAR-10-LT (ResNet-32, mixup, batch 128; then stage II with H2T at rho
+    /// 0.25 and shift-BN), as `h2t stage1` / `h2t stage2` run them: their own loaders, logging, metrics and
+    /// checkpoints. The images/s is the one the trainer records for the epoch (training only, not its evaluation).
+    /// </summary>
+    static TrainerFigures RealTrainers(DatasetSplits splits, string dir)
+    {
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        var s1 = new StageOneConfig { Data = new DataConfig("cifar10-jpg"), Backbone = "resnet32", Epochs = 1, EvalEvery = 0 };
+        var run1 = new RunFolder(Path.Combine(dir, "s1"));
+        var m1 = StageOneTrainer.Run(s1, splits, run1, CPU, new SilentObserver());
+        var s2 = new StageTwoConfig { Epochs = 1, EvalEvery = 0, Rho = 0.25 };
+        var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, s2, splits, new RunFolder(Path.Combine(dir, "s2")), CPU, new SilentObserver());
+        return new TrainerFigures(m1.Epochs[^1].ImagesPerSecond, m2.Epochs[^1].ImagesPerSecond);
+    }
+
+    sealed record Figures(double Stage1, double Stage2, double EvalSeconds, double FusionShare);
 
     sealed record PeerFigure(string name, double ours, double pytorch, double ratio, string ratio_meaning, string target);
 
     static PeerFigure Figure(string name, double ours, double pytorch, bool lowerIsBetter, string target) =>
         new(name, ours, pytorch, ours / pytorch, lowerIsBetter ? "ours / pytorch, lower is better" : "ours / pytorch, higher is better", target);
 
-    static Figures Ours(string cifarJpg, int batches)
+    static Figures Ours(DatasetSplits splits, int batches)
     {
-        var sw = Stopwatch.StartNew();
-        var splits = DatasetCatalog.Load(new DataConfig("cifar10-jpg", cifarJpg));
-        double load = sw.Elapsed.TotalSeconds;
+        var sw = new Stopwatch();
         manual_seed(0);
         using var backbone = new ResNetCifar(32, 3);
         using var head = new LinearHead(64, 10);
@@ -106,7 +146,7 @@ public static class PeerBench
         sw.Restart();
         Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups);
         double evalSeconds = sw.Elapsed.TotalSeconds;
-        return new Figures(s1, s2, evalSeconds, fusionSeconds / stepSeconds, load);
+        return new Figures(s1, s2, evalSeconds, fusionSeconds / stepSeconds);
     }
 
     sealed class PairBatch(Batch tail, Batch head) : IDisposable

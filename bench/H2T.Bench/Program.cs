@@ -11,6 +11,7 @@ var outPath = "bench-results.json";
 int? threads = null;
 string? only = null;
 int scalingImages = 10000;
+int rounds = 3;
 string scalingRoot = Path.Combine(Path.GetTempPath(), "h2t-scaling");
 var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
@@ -19,6 +20,7 @@ for (int i = 0; i < args.Length; i++)
     else if (args[i] == "--cifar10-jpg" && i + 1 < args.Length) cifarJpg = args[++i];
     else if (args[i] == "--only" && i + 1 < args.Length) only = args[++i];
     else if (args[i] == "--images" && i + 1 < args.Length) scalingImages = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--rounds" && i + 1 < args.Length) rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--scaling-root" && i + 1 < args.Length) scalingRoot = args[++i];
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
@@ -35,6 +37,8 @@ if (only is null or "loader")
     else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
 }
 if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
+// --only layout: NCHW against channels-last feature maps, interleaved rounds (--rounds N).
+if (only == "layout") results.AddRange(H2T.Bench.LayoutBench.Run(rounds));
 // --only scaling [--images N] [--scaling-root DIR]: a generated 1,000-class list-file set streamed once; one size per
 // process so the peak memory belongs to that size (not in "all").
 if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Path.Combine(scalingRoot, scalingImages.ToString(System.Globalization.CultureInfo.InvariantCulture))));
@@ -42,7 +46,7 @@ if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Pat
 if (only == "peer")
 {
     var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
-    results.Add(H2T.Bench.PeerBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, 30, pythonDir));
+    results.Add(H2T.Bench.PeerBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, 30, pythonDir, rounds, Path.Combine(Path.GetTempPath(), "h2t-peer-runs")));
 }
 File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results }, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"wrote {outPath}");

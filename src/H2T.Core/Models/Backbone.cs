@@ -15,6 +15,23 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// <summary>Registered architecture name (checkpoints record it and refuse a mismatch).</summary>
     public abstract string Architecture { get; }
 
+    /// <summary>
+    /// Whether <c>forward</c> turns its input channels-last first, so every feature map after it is channels-last
+    /// (<see cref="MemoryLayout"/>). Defaults to the process setting; the maps' values do not depend on it beyond
+    /// float rounding.
+    /// </summary>
+    public bool ChannelsLast { get; set; } = MemoryLayout.DefaultChannelsLast;
+
+    /// <summary>The input in the layout this backbone computes in (itself when nothing changes).</summary>
+    protected Tensor InLayout(Tensor x) => ChannelsLast ? MemoryLayout.ToChannelsLast(x) : x;
+
+    /// <summary>
+    /// The first convolution's output in this backbone's layout. A one-channel input (Fashion-MNIST) is NCHW- and
+    /// channels-last-contiguous at once, and libtorch then keeps NCHW, so the layout is set again after the stem
+    /// (a no-op when the input had more channels).
+    /// </summary>
+    protected Tensor StemInLayout(Tensor x) => InLayout(x);
+
     /// <summary>Number of experts (1 for single-branch backbones).</summary>
     public virtual int Experts => 1;
 

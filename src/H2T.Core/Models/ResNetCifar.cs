@@ -61,7 +61,7 @@ public class ResNetCifar : Backbone
     /// <summary>The plain ResNet's final map (N x 64 x H/4 x W/4); subclasses add branches after it.</summary>
     protected Tensor Trunk(Tensor x)
     {
-        var y = functional.relu(bn1.call(conv1.call(x)));
+        var y = bn1.call(StemInLayout(conv1.call(InLayout(x)))).relu_();
         return layer3.call(layer2.call(layer1.call(y)));
     }
 
@@ -77,7 +77,7 @@ public class ResNetCifar : Backbone
         using var scope = NewDisposeScope();
         var stem = FoldedConv.Of(conv1, bn1, 1);
         var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold()).ToArray();
-        return new FoldedResNetCifar(Architecture, stem, blocks);
+        return new FoldedResNetCifar(Architecture, stem, blocks) { ChannelsLast = ChannelsLast };
     }
 
     internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride)
@@ -114,7 +114,7 @@ public class ResNetCifar : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = stem.Apply(x).relu_();
+            var y = StemInLayout(stem.Apply(InLayout(x))).relu_();
             foreach (var b in blocks)
             {
                 var z = b.Second.Apply(b.First.Apply(y).relu_());
@@ -159,13 +159,15 @@ public class ResNetCifar : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = functional.relu(bn1.call(conv1.call(x)));
+            // In place where autograd allows it (BatchNorm's backward keeps its input, ReLU's its output, an add
+            // neither): two fewer activation-sized buffers per block.
+            var y = bn1.call(conv1.call(x)).relu_();
             y = bn2.call(conv2.call(y));
             var shortcut = subsample
                 ? functional.pad(x[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null, null, stride)],
                     [0, 0, 0, 0, padChannels, padChannels])
                 : x;
-            return functional.relu(y + shortcut).MoveToOuterDisposeScope();
+            return y.add_(shortcut).relu_().MoveToOuterDisposeScope();
         }
     }
 }

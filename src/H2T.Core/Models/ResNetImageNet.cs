@@ -65,7 +65,7 @@ public sealed class ResNetImageNet : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = maxpool.call(functional.relu(bn1.call(conv1.call(x))));
+        var y = maxpool.call(bn1.call(StemInLayout(conv1.call(InLayout(x)))).relu_());
         y = layer4.call(layer3.call(layer2.call(layer1.call(y))));
         return y.MoveToOuterDisposeScope();
     }
@@ -94,9 +94,9 @@ public sealed class ResNetImageNet : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = bn2.call(conv2.call(functional.relu(bn1.call(conv1.call(x)))));
+            var y = bn2.call(conv2.call(bn1.call(conv1.call(x)).relu_()));
             var identity = downsample is null ? x : downsample.call(x);
-            return functional.relu(y + identity).MoveToOuterDisposeScope();
+            return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }
 
@@ -122,11 +122,11 @@ public sealed class ResNetImageNet : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = functional.relu(bn1.call(conv1.call(x)));
-            y = functional.relu(bn2.call(conv2.call(y)));
+            var y = bn1.call(conv1.call(x)).relu_();
+            y = bn2.call(conv2.call(y)).relu_();
             y = bn3.call(conv3.call(y));
             var identity = downsample is null ? x : downsample.call(x);
-            return functional.relu(y + identity).MoveToOuterDisposeScope();
+            return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }
 }

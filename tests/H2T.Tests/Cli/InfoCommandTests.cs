@@ -15,6 +15,8 @@ public sealed class InfoCommandTests
         Assert.Contains("0.107.0", console.Output);
         Assert.Matches(@"threads\s+1", console.Output);
         Assert.Matches(@"native fix\s+applied", console.Output);
+        // The test run does not set H2T_CHANNELS_LAST, so the default layout shows.
+        Assert.Matches(@"feature maps\s+channels-last", console.Output);
     }
 
     [Fact]

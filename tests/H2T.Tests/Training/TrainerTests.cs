@@ -46,13 +46,15 @@ public sealed class TrainerTests : IDisposable
     public void StageOneLearnsAndWritesMetricsAndCheckpoints()
     {
         var run = new RunFolder(Path.Combine(runs.Path, "s1"));
-        var metrics = StageOneTrainer.Run(StageOne(epochs: 6, mixup: 0) with { Data = set.Config(imbFactor: 2), Optim = new OptimConfig(Lr: 0.1, BatchSize: 32) }, run, CPU, SilentObserver.Instance);
+        // 8 epochs: test accuracy swings between 20% and 50% while lr is high (BatchNorm's running statistics trail
+        // weights that move fast on 10 batches per epoch), in either layout; the cosine tail settles it (56-62%).
+        var metrics = StageOneTrainer.Run(StageOne(epochs: 8, mixup: 0) with { Data = set.Config(imbFactor: 2), Optim = new OptimConfig(Lr: 0.1, BatchSize: 32) }, run, CPU, SilentObserver.Instance);
         Assert.True(metrics.Completed);
-        Assert.Equal([0, 1, 2, 3, 4, 5], metrics.Epochs.Select(e => e.Epoch));
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7], metrics.Epochs.Select(e => e.Epoch));
         Assert.True(metrics.Final!.Top1 > 40, $"a separable toy set must be learnt beyond chance (10%), got {metrics.Final.Top1:F1}");
         Assert.True(File.Exists(run.LastCheckpoint) && File.Exists(run.BestCheckpoint) && File.Exists(run.FinalEvalFile));
         var meta = Checkpoint.ReadMeta(run.LastCheckpoint);
-        Assert.Equal(("stage1", 5, "resnet20", 1, 10), (meta.Stage, meta.Epoch, meta.Architecture, meta.InChannels, meta.NumClasses));
+        Assert.Equal(("stage1", 7, "resnet20", 1, 10), (meta.Stage, meta.Epoch, meta.Architecture, meta.InChannels, meta.NumClasses));
         Assert.Equal(LongTail.Counts(40, 10, 2, ImbalanceType.Exp), meta.ClassCounts);
         Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"));
     }
