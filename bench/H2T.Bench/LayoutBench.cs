@@ -28,8 +28,10 @@ public static class LayoutBench
         var forwardRatios = new List<double>();
         for (int r = 0; r < rounds; r++)
         {
-            var (tn, fn) = Once(depth, channels, size, channelsLast: false);
-            var (tc, fc) = Once(depth, channels, size, channelsLast: true);
+            // Alternate which layout goes first, so a drift in machine speed within a round favours neither.
+            double tn, fn, tc, fc;
+            if (r % 2 == 0) { (tn, fn) = Once(depth, channels, size, channelsLast: false); (tc, fc) = Once(depth, channels, size, channelsLast: true); }
+            else { (tc, fc) = Once(depth, channels, size, channelsLast: true); (tn, fn) = Once(depth, channels, size, channelsLast: false); }
             trainRatios.Add(tc / tn);
             forwardRatios.Add(fc / fn);
             Console.WriteLine($"layout {shape} round {r}: train step NCHW {tn:F1} ms, channels-last {tc:F1} ms ({tc / tn:F2}); " +
@@ -77,6 +79,6 @@ public static class LayoutBench
     static double Median(List<double> v)
     {
         var s = v.Order().ToList();
-        return s[s.Count / 2];
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 }

@@ -5,8 +5,8 @@ namespace H2T.Models;
 
 /// <summary>
 /// Channels-last feature maps: the N x C x H x W shape with N x H x W x C strides. oneDNN's convolutions and
-/// batch norms run faster on it than on NCHW (docs/performance.md: about 1.3x per training step and 1.5x per frozen
-/// forward for ResNet-32 here). Only the activations change layout; parameters stay NCHW-contiguous, so checkpoints,
+/// batch norms run faster on it than on NCHW (docs/performance.md: ResNet-32 here took 0.85x the NCHW time per
+/// training step and 0.73x per frozen forward). Only the activations change layout; parameters stay NCHW-contiguous, so checkpoints,
 /// optimizer state and PyTorch exports are untouched. Results equal NCHW up to float rounding order.
 /// </summary>
 public static class MemoryLayout

@@ -1,4 +1,5 @@
 using H2T.Cli;
+using H2T.Runtime;
 using Spectre.Console.Testing;
 
 namespace H2T.Tests.Cli;
@@ -15,8 +16,7 @@ public sealed class InfoCommandTests
         Assert.Contains("0.107.0", console.Output);
         Assert.Matches(@"threads\s+1", console.Output);
         Assert.Matches(@"native fix\s+applied", console.Output);
-        // The test run does not set H2T_CHANNELS_LAST, so the default layout shows.
-        Assert.Matches(@"feature maps\s+channels-last", console.Output);
+        Assert.Matches(TorchRuntime.ChannelsLast ? @"feature maps\s+channels-last" : @"feature maps\s+NCHW", console.Output);
     }
 
     [Fact]
