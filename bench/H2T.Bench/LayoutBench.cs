@@ -15,7 +15,7 @@ public static class LayoutBench
     public static IEnumerable<object> Run(int rounds = 3)
     {
         // The ResNet-32 on CIFAR-sized input, and the demo's ResNet-8 on Fashion-MNIST (one channel: the
-        // layout is set after the stem there, see Backbone.StemInLayout).
+        // layout is set after the stem there, see Backbone.Stem).
         foreach (var (depth, channels, size) in new[] { (32, 3, 32), (8, 1, 28) })
             foreach (var r in Run(depth, channels, size, rounds)) yield return r;
     }
@@ -38,7 +38,7 @@ public static class LayoutBench
                               $"frozen forward NCHW {fn:F1} ms, channels-last {fc:F1} ms ({fc / fn:F2})");
             res.Add(new { name = "layout-round", model = shape, round = r, nchw_train_ms = tn, channels_last_train_ms = tc, nchw_forward_ms = fn, channels_last_forward_ms = fc });
         }
-        double mt = Median(trainRatios), mf = Median(forwardRatios);
+        double mt = BenchStats.Median(trainRatios), mf = BenchStats.Median(forwardRatios);
         Console.WriteLine($"layout {shape}: channels-last / NCHW, median over {rounds} rounds: train step {mt:F2}, frozen forward {mf:F2}");
         res.Add(new { name = "layout-summary", model = shape, rounds, train_step_ratio_median = mt, frozen_forward_ratio_median = mf, ratio_meaning = "channels-last / NCHW time, lower is better" });
         return res;
@@ -73,12 +73,6 @@ public static class LayoutBench
                 backbone.call(x).sum().item<float>();
                 if (i >= 3) forward.Add(sw.Elapsed.TotalMilliseconds);
             }
-        return (Median(train), Median(forward));
-    }
-
-    static double Median(List<double> v)
-    {
-        var s = v.Order().ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        return (BenchStats.Median(train), BenchStats.Median(forward));
     }
 }

@@ -50,7 +50,7 @@ public static class LoopBench
             times.Add(sw.Elapsed.TotalMilliseconds); sw.Restart();
             if (++i == batches) break;
         }
-        double median = Median(times.Skip(3).ToList());
+        double median = BenchStats.Median(times.Skip(3).ToList());
         Console.WriteLine($"loop stage1 fashion-mnist-LT prefetch {prefetch}: median {median:F0} ms per batch of 128");
         return new { name = $"loop-stage1-fmnist-prefetch{prefetch}", batch = 128, median_ms = median };
     }
@@ -85,14 +85,8 @@ public static class LoopBench
             times.Add(sw.Elapsed.TotalMilliseconds); sw.Restart();
             if (++i == batches) break;
         }
-        double median = Median(times.Skip(3).ToList());
+        double median = BenchStats.Median(times.Skip(3).ToList());
         Console.WriteLine($"loop stage2 (rho 0.25) fashion-mnist-LT prefetch {prefetch}: median {median:F0} ms per batch of 128");
         return new { name = $"loop-stage2-fmnist-prefetch{prefetch}", batch = 128, median_ms = median };
-    }
-
-    static double Median(List<double> v)
-    {
-        v.Sort();
-        return v[v.Count / 2];
     }
 }

@@ -37,14 +37,8 @@ public static class ModelBench
                 head.call(backbone.call(x)).sum().item<float>();
                 if (i >= warmup) eval.Add(sw.Elapsed.TotalMilliseconds);
             }
-        double tm = Median(train), em = Median(eval);
+        double tm = BenchStats.Median(train), em = BenchStats.Median(eval);
         Console.WriteLine($"resnet32 {channels}x{size}x{size} batch 128: train step median {tm:F1} ms, eval forward median {em:F1} ms");
         return new { name = $"resnet32-step-{channels}x{size}", batch = 128, train_step_median_ms = tm, eval_forward_median_ms = em };
-    }
-
-    static double Median(List<double> v)
-    {
-        v.Sort();
-        return v[v.Count / 2];
     }
 }

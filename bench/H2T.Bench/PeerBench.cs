@@ -64,9 +64,9 @@ public static class PeerBench
         var summary = perRound[0].Select((f, i) => new
         {
             f.name,
-            ratio_median = Median(perRound.Select(p => p[i].ratio)),
-            ours_median = Median(perRound.Select(p => p[i].ours)),
-            pytorch_median = Median(perRound.Select(p => p[i].pytorch)),
+            ratio_median = BenchStats.Median(perRound.Select(p => p[i].ratio)),
+            ours_median = BenchStats.Median(perRound.Select(p => p[i].ours)),
+            pytorch_median = BenchStats.Median(perRound.Select(p => p[i].pytorch)),
             ratios = perRound.Select(p => p[i].ratio).ToArray(),
             f.ratio_meaning,
             f.target,
@@ -78,11 +78,6 @@ public static class PeerBench
         return new { name = "peer-cifar10-lt", batches, threads, rounds, channels_last = Runtime.TorchRuntime.ChannelsLast, summary, per_round = perRound, pytorch = rawPeers };
     }
 
-    static double Median(IEnumerable<double> values)
-    {
-        var v = values.Order().ToArray();
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-    }
 
     sealed record TrainerFigures(double Stage1, double Stage2);
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using H2T.Models;
 using H2T.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -27,7 +28,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
         table.AddRow("native fix", Markup.Escape(fix.State));
         table.AddRow("native fix detail", Markup.Escape(fix.Detail));
         table.AddRow("malloc tuning", Markup.Escape(TorchRuntime.MallocTuning));
-        table.AddRow("feature maps", TorchRuntime.ChannelsLast ? "channels-last (H2T_CHANNELS_LAST=0 for NCHW)" : "NCHW (H2T_CHANNELS_LAST=0)");
+        table.AddRow("feature maps", $"{MemoryLayout.Name(TorchRuntime.ChannelsLast)} (H2T_CHANNELS_LAST: 0 for NCHW)");
         table.AddRow("native library", Markup.Escape(fix.LibraryPath ?? "-"));
         table.AddRow(".NET", RuntimeInformation.FrameworkDescription);
         table.AddRow("OS", Markup.Escape(RuntimeInformation.OSDescription));

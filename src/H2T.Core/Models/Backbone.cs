@@ -20,17 +20,18 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// (<see cref="MemoryLayout"/>). Defaults to the process setting; the maps' values do not depend on it beyond
     /// float rounding.
     /// </summary>
-    public bool ChannelsLast { get; set; } = MemoryLayout.DefaultChannelsLast;
-
-    /// <summary>The input in the layout this backbone computes in (itself when nothing changes).</summary>
-    protected Tensor InLayout(Tensor x) => ChannelsLast ? MemoryLayout.ToChannelsLast(x) : x;
+    public bool ChannelsLast { get; set; } = Runtime.TorchRuntime.ChannelsLast;
 
     /// <summary>
-    /// The first convolution's output in this backbone's layout. A one-channel input (Fashion-MNIST) is NCHW- and
-    /// channels-last-contiguous at once, and libtorch then keeps NCHW, so the layout is set again after the stem
-    /// (a no-op when the input had more channels).
+    /// The first convolution, applied in this backbone's layout; every layer after it keeps that layout. The
+    /// output is put in the layout again because a one-channel input (Fashion-MNIST) is NCHW- and
+    /// channels-last-contiguous at once, and libtorch then stays in NCHW (for more channels that is a no-op).
     /// </summary>
-    protected Tensor StemInLayout(Tensor x) => InLayout(x);
+    protected Tensor Stem(Func<Tensor, Tensor> firstConvolution, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(firstConvolution);
+        return ChannelsLast ? MemoryLayout.ToChannelsLast(firstConvolution(MemoryLayout.ToChannelsLast(x))) : firstConvolution(x);
+    }
 
     /// <summary>Number of experts (1 for single-branch backbones).</summary>
     public virtual int Experts => 1;

@@ -1,4 +1,3 @@
-using H2T.Runtime;
 using static TorchSharp.torch;
 
 namespace H2T.Models;
@@ -6,22 +5,24 @@ namespace H2T.Models;
 /// <summary>
 /// Channels-last feature maps: the N x C x H x W shape with N x H x W x C strides. oneDNN's convolutions and
 /// batch norms run faster on it than on NCHW (docs/performance.md: ResNet-32 here took 0.85x the NCHW time per
-/// training step and 0.73x per frozen forward). Only the activations change layout; parameters stay NCHW-contiguous, so checkpoints,
-/// optimizer state and PyTorch exports are untouched. Results equal NCHW up to float rounding order.
+/// training step and 0.73x per frozen forward). Only the activations change layout; parameters stay
+/// NCHW-contiguous, so checkpoints, optimizer state and PyTorch exports are untouched. The process default is
+/// <see cref="H2T.Runtime.TorchRuntime.ChannelsLast"/>; each <see cref="Backbone"/> can override it.
 /// </summary>
 public static class MemoryLayout
 {
-    /// <summary>The process default for new backbones (<see cref="TorchRuntime.ChannelsLast"/>).</summary>
-    public static bool DefaultChannelsLast => TorchRuntime.ChannelsLast;
+    /// <summary>How logs and <c>h2t info</c> name a layout.</summary>
+    public static string Name(bool channelsLast) => channelsLast ? "channels-last" : "NCHW";
 
     /// <summary>True when a 4-D tensor already has channels-last strides.</summary>
     public static bool IsChannelsLast(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4) return false;
-        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        var n = x.shape;
         var s = x.stride();
-        return s[1] == 1 && s[3] == c && s[2] == w * c && (x.shape[0] == 1 || s[0] == h * w * c);
+        long c = n[1], h = n[2], w = n[3];
+        return s[1] == 1 && s[3] == c && s[2] == w * c && (n[0] == 1 || s[0] == h * w * c);
     }
 
     /// <summary>

@@ -56,7 +56,7 @@ public sealed class RideResNetCifar : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var shared = layer1.call(bn1.call(StemInLayout(conv1.call(InLayout(x)))).relu_());
+        var shared = layer1.call(bn1.call(Stem(conv1.call, x)).relu_());
         var maps = new Tensor[experts];
         for (int e = 0; e < experts; e++) maps[e] = layer3s[e].call(layer2s[e].call(shared));
         return cat(maps, 1).MoveToOuterDisposeScope();

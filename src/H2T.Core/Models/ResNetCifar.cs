@@ -61,7 +61,7 @@ public class ResNetCifar : Backbone
     /// <summary>The plain ResNet's final map (N x 64 x H/4 x W/4); subclasses add branches after it.</summary>
     protected Tensor Trunk(Tensor x)
     {
-        var y = bn1.call(StemInLayout(conv1.call(InLayout(x)))).relu_();
+        var y = bn1.call(Stem(conv1.call, x)).relu_();
         return layer3.call(layer2.call(layer1.call(y)));
     }
 
@@ -114,7 +114,7 @@ public class ResNetCifar : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = StemInLayout(stem.Apply(InLayout(x))).relu_();
+            var y = Stem(stem.Apply, x).relu_();
             foreach (var b in blocks)
             {
                 var z = b.Second.Apply(b.First.Apply(y).relu_());

@@ -65,7 +65,7 @@ public sealed class ResNetImageNet : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = maxpool.call(bn1.call(StemInLayout(conv1.call(InLayout(x)))).relu_());
+        var y = maxpool.call(bn1.call(Stem(conv1.call, x)).relu_());
         y = layer4.call(layer3.call(layer2.call(layer1.call(y))));
         return y.MoveToOuterDisposeScope();
     }

@@ -42,7 +42,7 @@ public static class StageOneTrainer
         if (!resume || !File.Exists(run.LastCheckpoint))
         {
             AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage1", config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
-            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {(backbone.ChannelsLast ? "channels-last" : "NCHW")}");
+            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
         }
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);

@@ -84,7 +84,7 @@ public static class StageTwoTrainer
         if (!resume || !File.Exists(run.LastCheckpoint))
         {
             AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage2", from = fromPath, config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
-            run.Log($"stage2 start from {stageOneCheckpoint}: rho {config.Rho} tail {config.TailSampler} head {config.HeadSampler} shift-bn {config.ShiftBn} loss {loss.Name} feature maps {(backbone.ChannelsLast ? "channels-last" : "NCHW")}");
+            run.Log($"stage2 start from {stageOneCheckpoint}: rho {config.Rho} tail {config.TailSampler} head {config.HeadSampler} shift-bn {config.ShiftBn} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
         }
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = from.DataConfig;
