@@ -66,6 +66,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
             r => new SweepConfig(new StageTwoConfig(), r).Validate());
         if (settings.DataPath is null) DatasetInstaller.EnsureFashionMnist(console);
         var device = CommandSupport.Start(settings);
+        using var hold = CommandSupport.Train(() => RunFolderLock.Acquire(settings.Out));
         var data = new DataConfig(Dataset: "fashion-mnist", DataPath: settings.DataPath, ImbFactor: 100, ValidationPerClass: settings.ValidationPerClass);
         var splits = CommandSupport.Train(() => DatasetCatalog.Load(data));
         console.Write(new Rule("[bold]H2T.NET demo[/]: Fashion-MNIST-LT, imbalance factor 100"));

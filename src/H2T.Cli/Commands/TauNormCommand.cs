@@ -53,7 +53,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         if (selected is { } tau)
         {
             var output = settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!, "tau-norm.ckpt");
-            TauNormalization.Save(settings.From, tau, output);
+            CommandSupport.Train(() => { TauNormalization.Save(settings.From, tau, output); return 0; });
             console.MarkupLineInterpolated($"tau = {TauNormalization.Label(tau)} chosen on validation; checkpoint: {output}");
         }
         return 0;

@@ -9,7 +9,7 @@ namespace H2T.Training;
 /// <summary>What a checkpoint says about itself, readable without loading any tensor.</summary>
 public sealed record CheckpointMeta
 {
-    public int FormatVersion { get; init; } = 1;
+    public int FormatVersion { get; init; } = Checkpoint.CurrentVersion;
     public string Stage { get; init; } = "stage1";
     /// <summary>Last completed epoch, 0-based.</summary>
     public int Epoch { get; init; }
@@ -34,24 +34,36 @@ public sealed record CheckpointMeta
 }
 
 /// <summary>
-/// One file per checkpoint: magic, JSON metadata, backbone and classifier state dicts (TorchSharp format, PyTorch
-/// key names), optimizer state. Written atomically. Every random stream is derived from (seed, epoch), so the
-/// epoch and seed are the RNG state a resume needs.
+/// One file per checkpoint: magic <c>H2TCKPT</c> + format digit, the byte length of the tensor data (format 2 on),
+/// JSON metadata, then the backbone and classifier state dicts (TorchSharp format, PyTorch key names) and the
+/// optimizer state. Written atomically. Every random stream is derived from (seed, epoch), so the epoch and seed are
+/// the RNG state a resume needs. The length lets a reader tell a truncated file from a corrupt one before parsing.
 /// </summary>
 public static class Checkpoint
 {
-    static readonly byte[] Magic = "H2TCKPT1"u8.ToArray();
+    public const int CurrentVersion = 2;
+    static readonly byte[] MagicStem = "H2TCKPT"u8.ToArray();
 
     public static void Save(string path, CheckpointMeta meta, Backbone backbone, ClassifierHead head, OptimizerHelper? optimizer)
     {
         AtomicFile.Write(path, s =>
         {
             using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
-            w.Write(Magic);
-            w.Write(JsonSerializer.Serialize(meta with { HasOptimizer = optimizer is not null }, AtomicFile.Json));
+            w.Write(MagicStem);
+            w.Write((byte)('0' + CurrentVersion));
+            long lengthAt = s.Position;
+            w.Write(0L);
+            w.Write(JsonSerializer.Serialize(meta with { HasOptimizer = optimizer is not null, FormatVersion = CurrentVersion }, AtomicFile.Json));
+            long start = s.Position;
             backbone.save(w);
             head.save(w);
             optimizer?.save_state_dict(w);
+            w.Flush();
+            long end = s.Position;
+            s.Position = lengthAt;
+            w.Write(end - start);
+            w.Flush();
+            s.Position = end;
         });
     }
 
@@ -59,7 +71,7 @@ public static class Checkpoint
     {
         using var fs = OpenChecked(path);
         using var r = new BinaryReader(fs);
-        return ReadHeader(path, r);
+        return ReadHeader(path, r).Meta;
     }
 
     static FileStream OpenChecked(string path)
@@ -68,20 +80,50 @@ public static class Checkpoint
         return File.OpenRead(path);
     }
 
-    static CheckpointMeta ReadHeader(string path, BinaryReader r)
+    /// <summary>The metadata and, from format 2 on, the tensor bytes the header promises (checked against the file).</summary>
+    static (CheckpointMeta Meta, long? TensorBytes) ReadHeader(string path, BinaryReader r)
     {
-        var magic = r.ReadBytes(Magic.Length);
-        if (!magic.SequenceEqual(Magic))
-            throw new ConfigException($"{path}: not an H2T.NET checkpoint (expected magic 'H2TCKPT1' at offset 0)");
+        long fileLength = r.BaseStream.Length;
+        var magic = r.ReadBytes(MagicStem.Length + 1);
+        if (magic.Length < MagicStem.Length + 1 || !magic.AsSpan(0, MagicStem.Length).SequenceEqual(MagicStem))
+        {
+            var hint = magic.Length >= 2 && magic[0] == (byte)'P' && magic[1] == (byte)'K'
+                ? " (it is a zip file, as torch.save writes: bring a PyTorch checkpoint in with 'h2t import')" : "";
+            throw new ConfigException(fileLength < MagicStem.Length + 1
+                ? $"{path}: not an H2T.NET checkpoint: {fileLength} byte(s), shorter than the 8-byte magic 'H2TCKPT{CurrentVersion}' (empty or truncated)"
+                : $"{path}: not an H2T.NET checkpoint (expected magic 'H2TCKPT{CurrentVersion}' at offset 0){hint}");
+        }
+        int version = magic[^1] - '0';
+        if (version is < 1 or > CurrentVersion)
+            throw new ConfigException($"{path}: checkpoint format '{(char)magic[^1]}' is not one this build reads (formats 1 to {CurrentVersion}); " +
+                "it was written by a newer H2T.NET, or the file is corrupt");
+        long? tensorBytes = null;
+        CheckpointMeta meta;
         try
         {
-            return JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), AtomicFile.Json)
+            if (version >= 2)
+            {
+                tensorBytes = r.ReadInt64();
+                if (tensorBytes < 0) throw new ConfigException($"{path}: corrupt checkpoint header: tensor data length {tensorBytes} at offset 8");
+            }
+            meta = JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), AtomicFile.Json)
                 ?? throw new ConfigException($"{path}: empty checkpoint metadata");
         }
-        catch (Exception e) when (e is JsonException or EndOfStreamException)
+        catch (Exception e) when (e is JsonException or EndOfStreamException or FormatException)
         {
-            throw new ConfigException($"{path}: corrupt checkpoint metadata at offset {Magic.Length}: {e.Message}");
+            throw new ConfigException(e is EndOfStreamException
+                ? $"{path}: truncated: the file ends at byte {fileLength}, inside the checkpoint header"
+                : $"{path}: corrupt checkpoint header (metadata at offset {r.BaseStream.Position}): {e.Message}");
         }
+        if (tensorBytes is { } expected)
+        {
+            long found = fileLength - r.BaseStream.Position;
+            if (found < expected)
+                throw new ConfigException($"{path}: truncated: {expected} bytes of tensor data expected after the header, {found} found");
+            if (found > expected)
+                throw new ConfigException($"{path}: corrupt: {found - expected} unexpected byte(s) after the {expected} bytes of tensor data");
+        }
+        return (meta, tensorBytes);
     }
 
     /// <summary>A checkpoint's models, built from its own metadata and loaded; the caller owns (disposes) both.</summary>
@@ -125,7 +167,7 @@ public static class Checkpoint
     {
         using var fs = OpenChecked(path);
         using var r = new BinaryReader(fs);
-        var meta = ReadHeader(path, r);
+        var (meta, tensorBytes) = ReadHeader(path, r);
         if (!string.Equals(meta.Architecture, backbone.Architecture, StringComparison.OrdinalIgnoreCase))
             throw new ConfigException($"{path}: checkpoint is a {meta.Architecture} backbone, but {backbone.Architecture} was requested");
         if (expectedInChannels is { } c && c != meta.InChannels)
@@ -140,6 +182,10 @@ public static class Checkpoint
                 throw new ConfigException($"{path}: checkpoint classifier is '{meta.Classifier}', expected '{head.Kind}'");
             head.load(r, strict: true);
             if (optimizer is not null && meta.HasOptimizer) optimizer.load_state_dict(r);
+        }
+        catch (EndOfStreamException) when (tensorBytes is null)
+        {
+            throw new ConfigException($"{path}: truncated: the tensor data ends at byte {r.BaseStream.Length}, before the model's tensors are complete");
         }
         catch (Exception e) when (e is not ConfigException and not OutOfMemoryException)
         {

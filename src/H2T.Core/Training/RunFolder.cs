@@ -20,6 +20,9 @@ public sealed class RunFolder
     public string BestCheckpoint => System.IO.Path.Combine(Path, "best.ckpt");
     public string FinalEvalFile => System.IO.Path.Combine(Path, "final-eval.json");
 
+    /// <summary>Makes this process the folder's one writer until disposed (see <see cref="RunFolderLock"/>).</summary>
+    public RunFolderLock Lock() => RunFolderLock.Acquire(Path);
+
     public void Log(string line)
     {
         Directory.CreateDirectory(Path);

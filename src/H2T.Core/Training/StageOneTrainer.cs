@@ -38,6 +38,7 @@ public static class StageOneTrainer
         using var optimizer = optim.SGD(backbone.parameters().Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
             weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
 
+        using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage1");
         if (!resume || !File.Exists(run.LastCheckpoint))
         {

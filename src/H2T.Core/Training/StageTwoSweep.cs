@@ -134,8 +134,11 @@ public static class StageTwoSweep
 
         Backbone? backbone = null;
         var members = new List<Member>();
+        // The sweep's folder and every member's: no second process may write any of them.
+        var holds = new List<RunFolderLock> { RunFolderLock.Acquire(outDir) };
         try
         {
+            foreach (var rho in rhos) holds.Add(RunFolderLock.Acquire(Path.Combine(outDir, SweepConfig.FolderName(rho))));
             foreach (var rho in rhos)
             {
                 // Each member replays a single run's start exactly; the first one's backbone is kept for all.
@@ -163,6 +166,7 @@ public static class StageTwoSweep
         {
             foreach (var m in members) m.Dispose();
             backbone?.Dispose();
+            foreach (var h in holds) h.Dispose();
         }
     }
 

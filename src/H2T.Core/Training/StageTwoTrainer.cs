@@ -80,6 +80,7 @@ public static class StageTwoTrainer
             weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
         var fusion = new HeadToTailFusion(config.Rho);
 
+        using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage2");
         if (!resume || !File.Exists(run.LastCheckpoint))
         {

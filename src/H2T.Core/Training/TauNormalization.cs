@@ -59,6 +59,7 @@ public static class TauNormalization
     {
         using var models = Checkpoint.Open(source);
         using var normed = Apply(Linear(source, models.Head), tau);
+        using var hold = RunFolderLock.Acquire(Path.GetDirectoryName(Path.GetFullPath(output))!);
         Checkpoint.Save(output, models.Meta with { From = Path.GetFullPath(source) }, models.Backbone, normed, null);
     }
 

@@ -149,4 +149,4 @@ internal static class RunChecks
 }
 
 /// <summary>An invalid setting: the message names the key and what was expected.</summary>
-public sealed class ConfigException(string message) : Exception(message);
+public class ConfigException(string message) : Exception(message);

@@ -187,6 +187,73 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
     }
 
+    static Process StartH2t(IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "h2t.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    [Fact]
+    public void ASecondWriterOfARunFolderIsRefusedByEveryCommandAndAKilledWritersFolderResumes()
+    {
+        // A finished stage I to start the stage-II commands from.
+        var done = Path.Combine(runs.Path, "done");
+        var (rc, output) = Run(Stage1Args(done, 1));
+        Assert.True(rc == 0, output);
+        var ckpt = Path.Combine(done, "last.ckpt");
+
+        var busy = Path.Combine(runs.Path, "busy");
+        using var first = StartH2t(Stage1Args(busy, 200));
+        var firstOut = new System.Text.StringBuilder();
+        first.OutputDataReceived += (_, e) => { lock (firstOut) firstOut.AppendLine(e.Data); };
+        first.ErrorDataReceived += (_, _) => { };
+        first.BeginOutputReadLine();
+        first.BeginErrorReadLine();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(Path.Combine(busy, "log.txt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !first.HasExited) Thread.Sleep(20);
+            Assert.False(first.HasExited, $"the first writer ended early: {firstOut}");
+
+            // A second real process on the same folder: exit 2, the holder named, nothing of the first run touched.
+            var logBefore = File.ReadAllText(Path.Combine(busy, "log.txt"));
+            using (var second = StartH2t(Stage1Args(busy, 200)))
+            {
+                var secondOut = second.StandardOutput.ReadToEnd();
+                second.WaitForExit();
+                Assert.Equal(CliApp.UsageError, second.ExitCode);
+                Assert.Contains($"run folder {Path.GetFullPath(busy)} is in use by process {first.Id} (started ", secondOut.ReplaceLineEndings(""));
+            }
+            Assert.StartsWith(logBefore, File.ReadAllText(Path.Combine(busy, "log.txt")));
+
+            // Every other writing command is refused on that folder too (here in-process, the first run is another process).
+            foreach (var args in new[]
+            {
+                new[] { "stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", busy },
+                ["sweep", "--from", ckpt, "--rho", "0,0.5", "--epochs", "1", "--batch-size", "32", "--out", busy],
+                ["tau-norm", "--from", ckpt, "--tau", "0,1", "--val-per-class", "2", "--out", Path.Combine(busy, "tau.ckpt")],
+                ["demo", "--data", set.Path, "--out", busy],
+            })
+            {
+                (rc, output) = Run(args);
+                Assert.True(rc == CliApp.UsageError, $"{args[0]}: {output}");
+                Assert.Contains($"is in use by process {first.Id}", output.ReplaceLineEndings(""));
+            }
+            Assert.False(File.Exists(Path.Combine(busy, "tau.ckpt")));
+        }
+        finally
+        {
+            if (!first.HasExited) first.Kill(entireProcessTree: true); // SIGKILL: the kernel drops its lock
+            first.WaitForExit();
+        }
+        // The kernel dropped the killed writer's lock: this process takes the folder (KilledRunResumes... resumes one).
+        using (var hold = RunFolderLock.Acquire(busy))
+            Assert.Contains($"process {Environment.ProcessId} ", File.ReadAllText(Path.Combine(busy, RunFolderLock.OwnerFileName)));
+        Assert.False(File.Exists(Path.Combine(busy, RunFolderLock.OwnerFileName)));
+    }
+
     public void Dispose()
     {
         runs.Dispose();

@@ -172,6 +172,51 @@ public sealed class TrainerTests : IDisposable
         Assert.Throws<ConfigException>(() => Checkpoint.Load(truncated, rightArch, new LinearHead(64, 10), null));
     }
 
+    [Fact]
+    public void BrokenCheckpointFilesSayWhatIsWrongWithThem()
+    {
+        var run = new RunFolder(Path.Combine(runs.Path, "s1"));
+        StageOneTrainer.Run(StageOne(epochs: 1), run, CPU, SilentObserver.Instance);
+        var good = File.ReadAllBytes(run.LastCheckpoint);
+        string Write(string name, byte[] bytes)
+        {
+            var path = Path.Combine(runs.Path, name);
+            File.WriteAllBytes(path, bytes);
+            return path;
+        }
+        string MetaError(string name, byte[] bytes) => Assert.Throws<ConfigException>(() => Checkpoint.ReadMeta(Write(name, bytes))).Message;
+
+        // Truncated in the tensor data: both byte counts, found before any tensor is parsed.
+        var half = good[..(good.Length / 2)];
+        var m = System.Text.RegularExpressions.Regex.Match(MetaError("half.ckpt", half), @"truncated: (\d+) bytes of tensor data expected after the header, (\d+) found");
+        Assert.True(m.Success);
+        Assert.Equal(good.Length - half.Length, long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) - long.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains("truncated: the file ends at byte 20, inside the checkpoint header", MetaError("head.ckpt", good[..20]));
+        Assert.Contains("5 unexpected byte(s) after the", MetaError("long.ckpt", [.. good, 1, 2, 3, 4, 5]));
+        Assert.Contains("shorter than the 8-byte magic", MetaError("empty.ckpt", []));
+        Assert.Contains("expected magic 'H2TCKPT2' at offset 0", MetaError("junk.ckpt", "hello world, not a checkpoint"u8.ToArray()));
+        Assert.Contains("h2t import", MetaError("zip.ckpt", [(byte)'P', (byte)'K', 3, 4, 0, 0, 0, 0, 0, 0]));
+        var newer = good.ToArray();
+        newer[7] = (byte)'9';
+        Assert.Contains("checkpoint format '9' is not one this build reads (formats 1 to 2)", MetaError("newer.ckpt", newer));
+        var corrupt = good.ToArray();
+        for (int i = 20; i < 40; i++) corrupt[i] = (byte)'#';
+        Assert.Contains("corrupt checkpoint header", MetaError("corrupt.ckpt", corrupt));
+
+        // Format 1 (no length field) still loads, and a truncated one says so when its tensors run out.
+        byte[] v1 = [.. "H2TCKPT1"u8.ToArray(), .. good[16..]];
+        using var backbone = new ResNetCifar(20, 1);
+        using var head = new LinearHead(64, 10);
+        Assert.Equal(0, Checkpoint.Load(Write("v1.ckpt", v1), backbone, head, null).Epoch);
+        var e = Assert.Throws<ConfigException>(() => Checkpoint.Load(Write("v1-half.ckpt", v1[..(v1.Length / 2)]), backbone, head, null));
+        Assert.Contains($"truncated: the tensor data ends at byte {v1.Length / 2}", e.Message);
+
+        // The CLI: one line, exit code 2.
+        var (rc, output) = H2T.Tests.Cli.CliRunner.Run("eval", "--checkpoint", Path.Combine(runs.Path, "half.ckpt"));
+        Assert.Equal(H2T.Cli.CliApp.UsageError, rc);
+        Assert.Contains("bytes of tensor data expected", output.ReplaceLineEndings(""));
+    }
+
     public void Dispose()
     {
         runs.Dispose();
