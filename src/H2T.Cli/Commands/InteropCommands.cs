@@ -16,6 +16,8 @@ public sealed class ImportSettings : DataOptions
     public string Classifier { get; init; } = "linear";
     [CommandOption("--out <CHECKPOINT>")] [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
     public string? Out { get; init; }
+    [CommandOption("--allow-missing")] [Description("import even when our model has tensors the file lacks (they stay initialised; each is listed)")]
+    public bool AllowMissing { get; init; }
 }
 
 /// <summary>PyTorch -> H2T.NET: the reference's stage-I checkpoint becomes one that stage2/sweep/eval read.</summary>
@@ -27,13 +29,16 @@ public sealed class ImportCommand(IAnsiConsole console) : Command<ImportSettings
         var data = CommandSupport.Guard(settings.ToDataConfig, _ => { });
         CommandSupport.Start(settings);
         var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar", StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");
-        var meta = CommandSupport.Train(() =>
+        var result = CommandSupport.Train(() =>
         {
             var splits = DatasetCatalog.Load(data);
-            return PyTorchCheckpoint.Import(settings.Source, output, settings.Backbone, settings.Classifier, splits, data);
+            return PyTorchCheckpoint.Import(settings.Source, output, settings.Backbone, settings.Classifier, splits, data, settings.AllowMissing);
         });
+        foreach (var line in result.Report) console.MarkupLineInterpolated($"  {line}");
+        var meta = result.Meta;
         console.MarkupLineInterpolated($"imported {settings.Source} ({meta.Architecture}, {meta.InChannels} input channel(s), {meta.NumClasses} classes, {meta.TotalEpochs} epoch(s)) -> {output}");
-        console.MarkupLineInterpolated($"next: h2t stage2 --from {output} --rho 0.25");
+        if (meta.Stage == "stage1") console.MarkupLineInterpolated($"next: h2t stage2 --from {output} --rho 0.25");
+        else console.MarkupLineInterpolated($"a {meta.Stage} checkpoint ({meta.Classifier} classifier); next: h2t eval --checkpoint {output}");
         return 0;
     }
 }

@@ -39,6 +39,10 @@ public sealed class Stage1Settings : DataOptions
     public string? Milestones { get; init; }
     [CommandOption("--backbone <NAME>")] [DefaultValue("resnet32")]
     public string Backbone { get; init; } = "resnet32";
+    [CommandOption("--pretrained <FILE>")] [Description("initialise the backbone from a torch.save file (a torchvision state dict, or a checkpoint h2t import reads); the classifier starts fresh")]
+    public string? Pretrained { get; init; }
+    [CommandOption("--trainable <MODULES>")] [Description("train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode")]
+    public string? Trainable { get; init; }
     [CommandOption("--classifier <KIND>")] [DefaultValue("linear")] [Description("linear, cosine or lws")]
     public string Classifier { get; init; } = "linear";
     [CommandOption("--sampler <NAME>")] [DefaultValue("instance")]
@@ -62,6 +66,8 @@ public sealed class Stage1Settings : DataOptions
     {
         Data = ToDataConfig(),
         Backbone = Backbone,
+        Pretrained = Pretrained,
+        Trainable = string.IsNullOrWhiteSpace(Trainable) ? null : Trainable.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         Classifier = Classifier,
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),

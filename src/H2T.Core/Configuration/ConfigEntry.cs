@@ -66,6 +66,15 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
         return raw.Select(x => new ConfigEntry(Key, x, null, Where).Int()).ToArray();
     }
 
+    /// <summary>Names as a list, a single name, or a comma-separated string.</summary>
+    public string[] Strings()
+    {
+        var raw = Items ?? Scalar?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => (string?)s).ToList()
+            ?? throw Bad("a list of names");
+        if (raw.Any(string.IsNullOrWhiteSpace)) throw Bad("a list of names, none empty");
+        return raw.Select(x => x!).ToArray();
+    }
+
     public ConfigException Error(string message) => new($"{Where}: {Key}: {message}");
 }
 

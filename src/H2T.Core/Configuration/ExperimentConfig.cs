@@ -109,6 +109,9 @@ public static class ReferenceConfig
             if (!e.IsNull) throw e.Error("null: every expert is used (RIDE's expert routing is not built)");
         }),
         new("resume", Stages.Both, (b, e) => b.Resume = e.StringOrNull()),
+        // Our keys: initialise the backbone from PyTorch weights (torchvision's), and fine-tune only part of it.
+        new("pretrained", Stages.One, (b, e) => b.One = b.One with { Pretrained = e.StringOrNull() }, "--pretrained"),
+        new("trainable", Stages.One, (b, e) => b.One = b.One with { Trainable = e.IsNull ? null : e.Strings() }, "--trainable"),
         // optimisation
         new("lr", Stages.Both, (b, e) => SetOptim(b, o => o with { Lr = Positive(e) }), "--lr"),
         new("batch_size", Stages.Both, (b, e) => SetOptim(b, o => o with { BatchSize = AtLeastOne(e) }), "--batch-size"),

@@ -45,6 +45,37 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// </summary>
     public virtual Backbone? FoldedForInference() => null;
 
+    /// <summary>
+    /// Freezes every parameter outside the named modules (a name covers the module and everything under it, e.g.
+    /// "layer4.2"): they get no gradient. Returns the number of parameters frozen. Fine-tuning only the top of a
+    /// pretrained network, as MiSLAS and Decouple do on Places-LT, is this plus <see cref="TrainKeepingFrozenInEval"/>.
+    /// </summary>
+    public int FreezeAllBut(IReadOnlyList<string> trainable)
+    {
+        ArgumentNullException.ThrowIfNull(trainable);
+        var unknown = trainable.Where(t => !named_modules().Any(m => m.name == t) && !named_parameters().Any(p => p.name == t)).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"trainable: {string.Join(", ", unknown.Select(u => $"'{u}'"))} is not a module of {Architecture} " +
+                $"(its top-level modules: {string.Join(", ", named_children().Select(c => c.name))})");
+        int frozen = 0;
+        foreach (var (name, p) in named_parameters())
+            if (!Covers(trainable, name)) { p.requires_grad = false; frozen++; }
+        return frozen;
+    }
+
+    /// <summary>Training mode, with the BatchNorm layers outside <paramref name="trainable"/> kept in eval mode (their
+    /// running statistics stay the pretrained ones); null trains everything.</summary>
+    public void TrainKeepingFrozenInEval(IReadOnlyList<string>? trainable)
+    {
+        train();
+        if (trainable is null) return;
+        foreach (var (name, m) in named_modules())
+            if (m is TorchSharp.Modules.BatchNorm && !Covers(trainable, name)) m.eval();
+    }
+
+    static bool Covers(IReadOnlyList<string> trainable, string name) =>
+        trainable.Any(t => name == t || name.StartsWith(t + ".", StringComparison.Ordinal));
+
     /// <summary>One feature map per expert: the output's channel groups (multi-expert backbones concatenate them).</summary>
     public IReadOnlyList<Tensor> ForwardExperts(Tensor input)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using H2T.Data;
+using H2T.Interop;
 using H2T.Losses;
 using H2T.Models;
 using TorchSharp;
@@ -33,16 +34,30 @@ public static class StageOneTrainer
         }
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
         loss.CheckHead(head);
+        bool fresh = !resume || !File.Exists(run.LastCheckpoint);
+        var initialisation = new List<string>();
+        if (config.Pretrained is { } pretrained && fresh)
+            initialisation.AddRange(PretrainedBackbone.Load(pretrained, backbone, splits.NumClasses));
+        if (config.Trainable is { } trainable)
+        {
+            int frozen = backbone.FreezeAllBut(trainable);
+            initialisation.Add($"trainable: {string.Join(", ", trainable)} and the classifier; {frozen} backbone parameter tensor(s) frozen, their BatchNorm in eval mode");
+        }
         backbone.to(device);
         head.to(device);
-        using var optimizer = optim.SGD(backbone.parameters().Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
+        using var optimizer = optim.SGD(backbone.parameters().Where(p => p.requires_grad).Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
             weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
 
         using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage1");
-        if (!resume || !File.Exists(run.LastCheckpoint))
+        if (fresh)
         {
             AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage1", config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
+            foreach (var line in initialisation)
+            {
+                observer.Message(line);
+                run.Log(line);
+            }
             run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
         }
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
@@ -75,7 +90,7 @@ public static class StageOneTrainer
             loss.OnEpochStart(epoch, config.Epochs);
             observer.EpochStarted("stage1", epoch, config.Epochs, trainLoader.BatchesPerEpoch);
 
-            backbone.train();
+            backbone.TrainKeepingFrozenInEval(config.Trainable);
             head.train();
             var mixRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Mixup));
             using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));

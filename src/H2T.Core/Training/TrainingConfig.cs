@@ -67,12 +67,19 @@ public sealed record StageOneConfig
     public int Prefetch { get; init; } = 2;
     /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
     public int EvalEvery { get; init; } = 1;
+    /// <summary>A torch.save file whose weights initialise the backbone (a torchvision state dict, or any layout
+    /// <c>h2t import</c> reads); the classifier starts fresh for the dataset's classes. Null: random init.</summary>
+    public string? Pretrained { get; init; }
+    /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
+    /// Null: the whole backbone trains. The classifier always trains.</summary>
+    public string[]? Trainable { get; init; }
 
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     public void Validate()
     {
         RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
+        if (Trainable is { Length: 0 }) throw new ConfigException("trainable: name at least one backbone module (or leave it out to train the whole backbone)");
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
         if (Cmo is { } cmo)
         {
@@ -113,12 +120,19 @@ public sealed record StageTwoConfig
     public int Prefetch { get; init; } = 2;
     /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
     public int EvalEvery { get; init; } = 1;
+    /// <summary>A torch.save file whose weights initialise the backbone (a torchvision state dict, or any layout
+    /// <c>h2t import</c> reads); the classifier starts fresh for the dataset's classes. Null: random init.</summary>
+    public string? Pretrained { get; init; }
+    /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
+    /// Null: the whole backbone trains. The classifier always trains.</summary>
+    public string[]? Trainable { get; init; }
 
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     public void Validate()
     {
         RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
+        if (Trainable is { Length: 0 }) throw new ConfigException("trainable: name at least one backbone module (or leave it out to train the whole backbone)");
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
         if (Classifier is not ("keep" or "lws")) throw new ConfigException($"stage-2 classifier must be keep or lws, got '{Classifier}'");

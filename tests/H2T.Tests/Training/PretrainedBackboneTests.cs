@@ -1,0 +1,94 @@
+using H2T.Configuration;
+using H2T.Interop;
+using H2T.Models;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
+using H2T.Training;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace H2T.Tests.Training;
+
+/// <summary>
+/// torchvision's own models (Debian's python3-torchvision 0.14) as the pretrained start: their state dicts load into
+/// our ImageNet ResNets, which then give torchvision's eval logits on real images; stage I fine-tunes from them.
+/// </summary>
+public sealed class PretrainedBackboneTests(ITestOutputHelper output)
+{
+    [RequiresPyTorchTheory]
+    [InlineData("resnet50")]
+    [InlineData("resnext50_32x4d")]
+    [InlineData("resnet152")]
+    public void TorchvisionWeightsGiveTorchvisionsLogitsOnRealImages(string arch)
+    {
+        var dir = PyTorchFixtures.TorchvisionFolder();
+        var file = Path.Combine(dir, $"{arch}.pth");
+        using var backbone = ModelFactory.CreateBackbone(arch, 3);
+        var lines = PretrainedBackbone.Load(file, backbone, 10);
+        Assert.Contains(lines, l => l.Contains("a plain state dict (torchvision style)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l == $"pretrained backbone: {backbone.state_dict().Count} tensor(s) loaded");
+        Assert.Contains(lines, l => l.Contains("its fc is [1000, 2048]", StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
+
+        // torchvision's fc into a 1000-class linear head, to compare whole-model logits.
+        using var weights = PyTorchWeights.Read(file);
+        using var head = new LinearHead(2048, 1000);
+        StateDictLoader.Load(file, "classifier", weights.Classifier, head);
+        var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
+        using var input = (Tensor)io["input"]!;
+        using var want = (Tensor)io["logits"]!;
+        backbone.eval();
+        head.eval();
+        using var _ = no_grad();
+        using var fmap = backbone.call(input);
+        using var logits = head.call(fmap);
+        var scale = want.abs().max().item<float>();
+        var diff = (logits - want).abs().max().item<float>();
+        output.WriteLine($"{arch}: max |ours - torchvision| = {diff:E2} on logits up to {scale:F3} (relative {diff / scale:E2})");
+        Assert.True(diff <= 1e-4 * scale, $"{arch}: max |diff| {diff} (logits up to {scale})");
+        using var top = logits.argmax(1);
+        using var topWant = want.argmax(1);
+        Assert.True((top == topWant).all().item<bool>());
+    }
+
+    [RequiresPyTorchFact]
+    public void Stage1FineTunesFromTorchvisionWeightsTrainingOnlyWhatItIsTold()
+    {
+        var file = Path.Combine(PyTorchFixtures.TorchvisionFolder(), "resnet50.pth");
+        using var data = new TempDir();
+        DataTestFiles.ExtractCifarJpgSample(data.Path, perClass: 6);
+        using var runs = new TempDir();
+        var run = Path.Combine(runs.Path, "ft");
+        var (rc, text) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", data.Path, "--imb-factor", "2", "--backbone", "resnet50",
+            "--pretrained", file, "--trainable", "layer4", "--epochs", "1", "--batch-size", "16", "--mixup", "0", "--out", run, "--threads", "2");
+        Assert.True(rc == 0, text);
+        var log = File.ReadAllText(Path.Combine(run, "log.txt"));
+        Assert.Contains("pretrained backbone: 318 tensor(s) loaded", log);
+        Assert.Contains("the classifier is initialised afresh for 10 classes", log);
+        Assert.Contains("trainable: layer4 and the classifier", log);
+        Assert.Contains("initialised afresh for 10 classes", text.ReplaceLineEndings(""));
+
+        // Frozen layers (weights and BatchNorm statistics) are torchvision's still; layer4 trained.
+        using var weights = PyTorchWeights.Read(file);
+        using var models = Checkpoint.Open(Path.Combine(run, "last.ckpt"));
+        var trained = models.Backbone.state_dict();
+        foreach (var key in new[] { "conv1.weight", "bn1.running_mean", "layer3.5.bn3.running_var", "layer1.0.conv2.weight" })
+            Assert.True(trained[key].allclose(weights.Backbone[key]), $"{key} changed, but it is frozen");
+        Assert.False(trained["layer4.2.conv3.weight"].allclose(weights.Backbone["layer4.2.conv3.weight"]), "layer4 did not train");
+    }
+
+    [Fact]
+    public void PretrainedAndTrainableAreConfigKeysAndFlagsAndAMissingFileOrModuleIsNamed()
+    {
+        using var dir = new TempDir();
+        var weights = dir.Write("w.pth", [0x50, 0x4B, 3, 4]);
+        var yaml = dir.Write("c.yaml", System.Text.Encoding.UTF8.GetBytes($"dataset: cifar10\nbackbone: resnet50\npretrained: {weights}\ntrainable: [layer4.2]\n"));
+        var c = ReferenceConfig.Bind(StageMode.Stage1, ConfigReader.ReadFile(yaml)).StageOne;
+        Assert.Equal(weights, c.Pretrained);
+        Assert.Equal(["layer4.2"], c.Trainable!);
+        var viaFlags = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--trainable", "layer3,layer4"])]).StageOne;
+        Assert.Equal(["layer3", "layer4"], viaFlags.Trainable!);
+        using var backbone = ModelFactory.CreateBackbone("resnet8", 1);
+        Assert.Contains("pretrained: /nowhere.pth: file not found", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);
+        Assert.Contains("'layer9' is not a module of resnet8", Assert.Throws<ArgumentException>(() => backbone.FreezeAllBut(["layer9"])).Message);
+    }
+}
