@@ -1,7 +1,5 @@
 using System.Text.Json;
 using H2T.Data;
-using H2T.Fusion;
-using H2T.Losses;
 using H2T.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -59,88 +57,16 @@ public static class StageTwoTrainer
         return json.Deserialize<DataConfig>(AtomicFile.Json) ?? throw new ConfigException($"{path}: unreadable data config");
     }
 
+    /// <summary>A single stage-II run: the engine with one member, in <paramref name="run"/>.</summary>
     public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, DatasetSplits splits, RunFolder run, Device device,
         ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(run);
         config.Validate();
-        var from = Checkpoint.ReadMeta(stageOneCheckpoint);
-        var fromPath = Path.GetFullPath(stageOneCheckpoint);
-        CheckStageOne(stageOneCheckpoint, from, splits);
-        int inChannels = splits.Train.Shape.Channels;
-        var models = LoadModels(stageOneCheckpoint, from, config, splits);
-        using var backbone = models.Backbone;
-        using var head = models.Head;
-        foreach (var p in backbone.parameters()) p.requires_grad = false;
-        backbone.to(device);
-        head.to(device);
-        using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
-        loss.CheckHead(head);
-        double peak = config.Optim.Lr * config.LrFactor;
-        using var optimizer = optim.SGD(head.TrainableParameters(), peak, config.Optim.Momentum,
-            weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
-        var fusion = new HeadToTailFusion(config.Rho);
-
         using var hold = run.Lock();
-        var loop = new EpochLoop(run, observer, "stage2");
-        if (!resume || !File.Exists(run.LastCheckpoint))
-        {
-            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage2", from = fromPath, config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
-            run.Log($"stage2 start from {stageOneCheckpoint}: rho {config.Rho} tail {config.TailSampler} head {config.HeadSampler} shift-bn {config.ShiftBn} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
-        }
-        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
-        var dataJson = from.DataConfig;
-        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson, fromPath);
-        var template = new CheckpointMeta
-        {
-            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson, From = fromPath,
-        };
-        if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
-
-        using var data = StageTwoData.Create(splits, config, device);
-
-        for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            manual_seed(Seeds.Derive(config.Seed, epoch, Seeds.TorchGlobal));
-            double lr = config.Schedule.LrAt(peak, epoch, config.Epochs);
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-            loss.OnEpochStart(epoch, config.Epochs);
-            observer.EpochStarted("stage2", epoch, config.Epochs, data.BatchesPerEpoch);
-            var fusionRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Fusion));
-            // Evaluation leaves both in eval mode; set the training modes once per epoch.
-            if (config.ShiftBn) backbone.train(); else backbone.eval();
-            head.train();
-            var progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, observer);
-            foreach (var (tail, headSide) in data.Epoch(epoch, fuse: config.Rho > 0))
-            {
-                using var t = tail;
-                using var h = headSide;
-                using var scope = NewDisposeScope();
-                Tensor features;
-                using (no_grad())
-                {
-                    var tailMap = backbone.call(t.Images);
-                    if (h is null) features = tailMap;
-                    else
-                    {
-                        var headMap = backbone.call(h.Images);
-                        features = fusion.Fuse(tailMap, headMap, fusionRng, backbone.Experts).Fused;
-                    }
-                }
-                var l = loss.Forward(head, features, t.Labels);
-                optimizer.zero_grad();
-                l.backward();
-                optimizer.step();
-                progress.Add(l.item<float>(), (int)t.Labels.shape[0]);
-                cancel.ThrowIfCancellationRequested();
-            }
-            loop.EndEpoch(epoch, config.Epochs, lr, progress,
-                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, data.Test, splits.NumClasses, splits.Groups) : null,
-                template, backbone, head, optimizer,
-                data.Validation is { } v ? () => Evaluator.Evaluate(backbone, head, v, splits.NumClasses, splits.Groups) : null);
-        }
-        return loop.Metrics;
+        return StageTwoEngine.Run(stageOneCheckpoint, [new StageTwoEngine.MemberSpec(config.Rho, run, config)], splits, device, observer,
+            sweepDir: null, resume, cancel).Metrics[0];
     }
 
     /// <summary>

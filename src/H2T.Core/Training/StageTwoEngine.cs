@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Text.Json;
+using H2T.Data;
+using H2T.Evaluation;
+using H2T.Fusion;
+using H2T.Losses;
+using H2T.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace H2T.Training;
+
+/// <summary>
+/// The one stage-II engine: a frozen backbone, and one classifier per member trained on its outputs. A single
+/// <c>h2t stage2</c> run is one member; a sweep is one member per rho. The frozen backbone's feature maps for a
+/// paired batch do not depend on rho, so they are computed once and every member trains on them, each with its own
+/// channel draw (its own generator, seeded exactly as a single run's), optimizer, loss and run folder. A member's
+/// folder ends up as the single run with that rho makes from the same batches, to float tolerance.
+/// <para>BatchNorm shift: a rho = 0 member forwards only the tail side, a rho &gt; 0 member the tail then the head
+/// side, so their running statistics differ. When the members have both, the running statistics of the rho = 0
+/// members are carried separately: BN's update r' = (1 - m) r + m b is linear, so after the tail forward moved the
+/// shared state from S to T, the rho = 0 state moves from S0 to T + (1 - m)(S0 - S) without another forward.</para>
+/// <para>A loss that draws noise from torch's global generator (GCL) draws it member after member, so such members
+/// are single runs with other noise draws, not the same draws.</para>
+/// <para>Members share every setting but rho (the callers build them so).</para>
+/// </summary>
+internal static class StageTwoEngine
+{
+    /// <summary>One classifier to train: its rho, its run folder (the caller holds its lock) and its config.</summary>
+    public sealed record MemberSpec(double Rho, RunFolder Run, StageTwoConfig Config);
+
+    /// <summary>Every member's metrics (in the order given), the note on the data, and what training and evaluation cost.</summary>
+    public sealed record Outcome(IReadOnlyList<RunMetrics> Metrics, string? Note, double TrainSeconds, double EvalSeconds);
+
+    sealed class Member : IDisposable
+    {
+        public required MemberSpec Spec { get; init; }
+        public double Rho => Spec.Rho;
+        public RunFolder Run => Spec.Run;
+        public StageTwoConfig Config => Spec.Config;
+        public required ClassifierHead Head { get; init; }
+        public required ClassificationLoss Loss { get; init; }
+        public required OptimizerHelper Optimizer { get; init; }
+        public required HeadToTailFusion Fusion { get; init; }
+        public required EpochLoop Loop { get; init; }
+        public Random FusionRng { get; set; } = new(0);
+        public EpochProgress? Progress { get; set; }
+
+        public void Dispose()
+        {
+            Optimizer.Dispose();
+            Loss.Dispose();
+            Head.Dispose();
+        }
+    }
+
+    /// <param name="sweepDir">The sweep folder the members belong to (recorded in their config.json); null for a single run.</param>
+    public static Outcome Run(string stageOneCheckpoint, IReadOnlyList<MemberSpec> specs, DatasetSplits splits, Device device,
+        ITrainingObserver observer, string? sweepDir, bool resume, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        ArgumentNullException.ThrowIfNull(splits);
+        ArgumentNullException.ThrowIfNull(observer);
+        if (specs.Count == 0) throw new ArgumentException("stage II needs at least one member", nameof(specs));
+        var from = Checkpoint.ReadMeta(stageOneCheckpoint);
+        var fromPath = Path.GetFullPath(stageOneCheckpoint);
+        var countNote = StageTwoTrainer.CheckStageOne(stageOneCheckpoint, from, splits);
+        var note = splits.ValidationSplit is { } vs
+            ? vs.Describe(splits.ClassNames) + (countNote is null ? "" : $"; {countNote}")
+            : countNote;
+
+        Backbone? backbone = null;
+        var members = new List<Member>();
+        try
+        {
+            foreach (var spec in specs)
+            {
+                // Each member replays a single run's start exactly; the first one's backbone is kept for all.
+                var c = spec.Config;
+                var (b, head) = StageTwoTrainer.LoadModels(stageOneCheckpoint, from, c, splits);
+                if (backbone is null) backbone = b;
+                else b.Dispose();
+                head.to(device);
+                var loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
+                loss.CheckHead(head);
+                var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
+                    weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
+                members.Add(new Member
+                {
+                    Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = new HeadToTailFusion(spec.Rho),
+                    Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance, "stage2"),
+                });
+            }
+            foreach (var p in backbone!.parameters()) p.requires_grad = false;
+            backbone.to(device);
+            return Train(backbone, members, splits, fromPath, from, device, observer, sweepDir, note, resume, cancel);
+        }
+        finally
+        {
+            foreach (var m in members) m.Dispose();
+            backbone?.Dispose();
+        }
+    }
+
+    static Outcome Train(Backbone backbone, List<Member> members, DatasetSplits splits, string fromPath, CheckpointMeta from,
+        Device device, ITrainingObserver observer, string? sweepDir, string? note, bool resume, CancellationToken cancel)
+    {
+        var c0 = members[0].Config;
+        int inChannels = splits.Train.Shape.Channels;
+        var plain = members.Where(m => m.Rho == 0).ToList();
+        var fused = members.Where(m => m.Rho > 0).ToList();
+        bool twoStates = c0.ShiftBn && plain.Count > 0 && fused.Count > 0;
+        var bn = backbone.modules().OfType<BatchNorm>().ToList();
+        if (twoStates && bn.Count == 0 && backbone.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
+            throw new NotSupportedException($"{backbone.Architecture}: its normalisation layers are not BatchNorm modules; sweep rho = 0 apart from rho > 0");
+
+        // Resume every member; they must all stop at the same epoch (members are checkpointed one after another).
+        int start = -1;
+        BnState? plainState = null;
+        foreach (var m in members)
+        {
+            var configJson = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json);
+            if (!resume || !File.Exists(m.Run.LastCheckpoint))
+            {
+                var record = new Dictionary<string, object?>
+                {
+                    ["stage"] = "stage2", ["from"] = fromPath, ["config"] = m.Config, ["dataset"] = splits.Name,
+                    ["class_counts"] = splits.TrainClassCounts, ["device"] = device.ToString(),
+                };
+                if (sweepDir is not null) record["sweep"] = sweepDir;
+                if (note is not null) record["validation"] = note;
+                AtomicFile.WriteJson(m.Run.ConfigFile, record);
+                m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: rho {m.Rho} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
+                          $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
+                if (note is not null) m.Run.Log($"stage2 data: {note}");
+            }
+            m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, inChannels, splits.NumClasses, configJson, fromPath);
+            if (start >= 0 && m.Loop.StartEpoch != start)
+                throw new ConfigException($"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after {start}; " +
+                                          "a sweep resumes only when all its members stopped at the same epoch (delete the folder to start over)");
+            start = m.Loop.StartEpoch;
+            if (twoStates && m.Rho == 0) plainState = BnState.Capture(bn); // rho = 0 is resumed first (sorted)
+        }
+        if (twoStates) plainState ??= BnState.Capture(bn); // fresh start: both states are the stage-I statistics
+        var template = new CheckpointMeta
+        {
+            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = members[0].Head.Kind,
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = c0.Seed, DataConfig = from.DataConfig, From = fromPath,
+        };
+        double trainSeconds = 0, evalSeconds = 0;
+        try
+        {
+            if (start < c0.Epochs)
+            {
+                using var data = StageTwoData.Create(splits, c0, device);
+                double peak = c0.Optim.Lr * c0.LrFactor;
+
+                for (int epoch = start; epoch < c0.Epochs; epoch++)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    // Anything that draws from torch's global generator (e.g. GCL's logit noise) replays on resume.
+                    manual_seed(Seeds.Derive(c0.Seed, epoch, Seeds.TorchGlobal));
+                    double lr = c0.Schedule.LrAt(peak, epoch, c0.Epochs);
+                    observer.EpochStarted("stage2", epoch, c0.Epochs, data.BatchesPerEpoch);
+                    foreach (var m in members)
+                    {
+                        foreach (var g in m.Optimizer.ParamGroups) g.LearningRate = lr;
+                        m.Loss.OnEpochStart(epoch, c0.Epochs);
+                        m.FusionRng = new Random(Seeds.Derive(c0.Seed, epoch, Seeds.Fusion));
+                        m.Head.train();
+                        m.Progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, m == members[0] ? observer : SilentObserver.Instance);
+                    }
+                    // Evaluation leaves the backbone in eval mode; set its training mode once per epoch.
+                    if (c0.ShiftBn) backbone.train(); else backbone.eval();
+                    var clock = Stopwatch.StartNew();
+                    foreach (var (tail, headSide) in data.Epoch(epoch, fuse: fused.Count > 0))
+                    {
+                        using var t = tail;
+                        using var h = headSide;
+                        using var scope = NewDisposeScope();
+                        Tensor tailMap;
+                        Tensor? headMap = null;
+                        using (no_grad())
+                        {
+                            using var before = twoStates ? BnState.Capture(bn) : null;
+                            tailMap = backbone.call(t.Images);
+                            if (twoStates) plainState!.FollowTailUpdate(bn, before!);
+                            if (h is not null) headMap = backbone.call(h.Images);
+                        }
+                        foreach (var m in members)
+                        {
+                            Tensor features;
+                            using (no_grad())
+                                features = m.Rho == 0 ? tailMap : m.Fusion.Fuse(tailMap, headMap!, m.FusionRng, backbone.Experts).Fused;
+                            var l = m.Loss.Forward(m.Head, features, t.Labels);
+                            m.Optimizer.zero_grad();
+                            l.backward();
+                            m.Optimizer.step();
+                            m.Progress!.Add(l.item<float>(), (int)t.Labels.shape[0]);
+                        }
+                        cancel.ThrowIfCancellationRequested();
+                    }
+                    trainSeconds += clock.Elapsed.TotalSeconds;
+                    clock.Restart();
+                    bool evaluate = c0.ShouldEvaluate(epoch);
+                    // Evaluate and checkpoint each BN state's members with that state loaded into the backbone.
+                    using var fusedState = twoStates ? BnState.Capture(bn) : null;
+                    foreach (var (group, state) in new[] { (plain, plainState), (fused, fusedState) })
+                    {
+                        if (group.Count == 0) continue;
+                        state?.Restore(bn);
+                        var heads = group.Select(m => m.Head).ToList();
+                        var test = evaluate ? Evaluator.EvaluateHeads(backbone, heads, data.Test, splits.NumClasses, splits.Groups) : null;
+                        var val = evaluate && data.Validation is { } v ? Evaluator.EvaluateHeads(backbone, heads, v, splits.NumClasses, splits.Groups) : null;
+                        double secs = clock.Elapsed.TotalSeconds;
+                        for (int k = 0; k < group.Count; k++)
+                        {
+                            var m = group[k];
+                            m.Loop.Complete(epoch, c0.Epochs, lr, m.Progress!.MeanLoss, m.Progress.Seconds, m.Progress.Images, test?[k], secs,
+                                template with { Config = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json) }, backbone, m.Head, m.Optimizer, val?[k]);
+                        }
+                    }
+                    fusedState?.Restore(bn);
+                    evalSeconds += clock.Elapsed.TotalSeconds;
+                }
+            }
+            else foreach (var m in members) m.Loop.CompleteFinishedRun();
+        }
+        finally
+        {
+            plainState?.Dispose();
+        }
+        return new Outcome(members.Select(m => m.Loop.Metrics).ToList(), note, trainSeconds, evalSeconds);
+    }
+
+    /// <summary>A copy of every BatchNorm running mean / variance / batch count.</summary>
+    sealed class BnState : IDisposable
+    {
+        readonly Tensor[] means, vars, counts;
+
+        BnState(Tensor[] means, Tensor[] vars, Tensor[] counts)
+        {
+            this.means = means;
+            this.vars = vars;
+            this.counts = counts;
+        }
+
+        public static BnState Capture(IReadOnlyList<BatchNorm> bn)
+        {
+            using var _ = no_grad();
+            return new BnState(
+                bn.Select(b => b.running_mean!.clone().DetachFromDisposeScope()).ToArray(),
+                bn.Select(b => b.running_var!.clone().DetachFromDisposeScope()).ToArray(),
+                bn.Select(b => b.num_batches_tracked!.clone().DetachFromDisposeScope()).ToArray());
+        }
+
+        public void Restore(IReadOnlyList<BatchNorm> bn)
+        {
+            using var _ = no_grad();
+            for (int i = 0; i < bn.Count; i++)
+            {
+                bn[i].running_mean!.copy_(means[i]);
+                bn[i].running_var!.copy_(vars[i]);
+                bn[i].num_batches_tracked!.copy_(counts[i]);
+            }
+        }
+
+        /// <summary>This (rho = 0) state takes the tail batch's update: S0 &lt;- T + (1 - m)(S0 - S), where S is
+        /// <paramref name="before"/> and T the modules' state after the tail forward.</summary>
+        public void FollowTailUpdate(IReadOnlyList<BatchNorm> bn, BnState before)
+        {
+            using var _ = no_grad();
+            for (int i = 0; i < bn.Count; i++)
+            {
+                double keep = 1 - (bn[i].momentum ?? throw new NotSupportedException("BatchNorm with momentum None (cumulative average) in a sweep"));
+                means[i].sub_(before.means[i]).mul_(keep).add_(bn[i].running_mean!);
+                vars[i].sub_(before.vars[i]).mul_(keep).add_(bn[i].running_var!);
+                counts[i].add_(1);
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in means.Concat(vars).Concat(counts)) t.Dispose();
+        }
+    }
+}
