@@ -195,7 +195,7 @@ public static class PeerBench
         return images / sw.Elapsed.TotalSeconds;
     }
 
-    static JsonElement Python(string script, string arguments)
+    internal static JsonElement Python(string script, string arguments)
     {
         var psi = new ProcessStartInfo("/usr/bin/python3", $"{script} {arguments}")
         {

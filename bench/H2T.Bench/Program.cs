@@ -42,6 +42,13 @@ if (only == "layout") results.AddRange(H2T.Bench.LayoutBench.Run(rounds));
 // --only scaling [--images N] [--scaling-root DIR]: a generated 1,000-class list-file set streamed once; one size per
 // process so the peak memory belongs to that size (not in "all").
 if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Path.Combine(scalingRoot, scalingImages.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+// --only precision: bf16 against fp32 and against PyTorch's autocast + channels-last (needs python3-torch and the
+// shared CIFAR-10 JPEGs); not in "all".
+if (only == "precision")
+{
+    var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
+    results.Add(H2T.Bench.PrecisionBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, pythonDir, rounds, Path.Combine(Path.GetTempPath(), "h2t-precision-runs")));
+}
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {

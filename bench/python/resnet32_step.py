@@ -1,5 +1,8 @@
 """PyTorch peer for H2T.NET's isolated model benchmark: the reference ResNet-32 (option-A shortcuts) train step and
-eval forward at batch 128, CPU, fixed threads. Prints JSON. Usage: python3 resnet32_step.py [--threads 2]"""
+eval forward at batch 128, CPU, fixed threads. Prints JSON.
+Usage: python3 resnet32_step.py [--threads 2] [--channels-last] [--autocast]
+--channels-last puts the model and input in torch.channels_last; --autocast runs the forward (and so the backward)
+under torch.autocast('cpu', dtype=torch.bfloat16): the two lines a speed-minded PyTorch user adds."""
 import argparse, json, statistics, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -42,17 +45,24 @@ class ResNet32(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def bench(cin, size, warmup=5, iters=20):
+def bench(cin, size, channels_last=False, autocast=False, warmup=5, iters=20):
     torch.manual_seed(0)
     m = ResNet32(cin)
-    opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, weight_decay=2e-4)
     x, y = torch.randn(128, cin, size, size), torch.randint(0, 10, (128,))
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, weight_decay=2e-4)
+
+    def forward():
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            return m(x).float()
     train = []
     m.train()
     for i in range(warmup + iters):
         t = time.perf_counter()
         opt.zero_grad()
-        F.cross_entropy(m(x), y).backward()
+        F.cross_entropy(forward(), y).backward()
         opt.step()
         if i >= warmup:
             train.append((time.perf_counter() - t) * 1000)
@@ -61,16 +71,19 @@ def bench(cin, size, warmup=5, iters=20):
     with torch.no_grad():
         for i in range(warmup + iters):
             t = time.perf_counter()
-            m(x).sum().item()
+            forward().sum().item()
             if i >= warmup:
                 ev.append((time.perf_counter() - t) * 1000)
-    return {"name": f"resnet32-step-{cin}x{size}", "batch": 128, "train_step_median_ms": statistics.median(train),
-            "eval_forward_median_ms": statistics.median(ev)}
+    return {"name": f"resnet32-step-{cin}x{size}", "batch": 128, "channels_last": channels_last, "autocast_bf16": autocast,
+            "train_step_median_ms": statistics.median(train), "eval_forward_median_ms": statistics.median(ev)}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--autocast", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": [bench(1, 28), bench(3, 32)]}, indent=1))
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads,
+                      "results": [bench(1, 28, a.channels_last, a.autocast), bench(3, 32, a.channels_last, a.autocast)]}, indent=1))

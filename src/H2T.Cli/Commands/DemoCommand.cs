@@ -2,6 +2,7 @@ using System.ComponentModel;
 using H2T.Data;
 using H2T.Losses;
 using H2T.Reporting;
+using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -33,6 +34,8 @@ public sealed class DemoSettings : GlobalSettings
     public int Seed { get; init; }
     [CommandOption("--resume")] [Description("reuse finished runs in --out and resume an interrupted one")]
     public bool Resume { get; init; }
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
 
     public int StageOneEpochs => Stage1Epochs ?? (Full ? 30 : DemoCommand.DefaultStageOneEpochs);
     public int StageTwoEpochs => Stage2Epochs ?? (Full ? 10 : DemoCommand.DefaultStageTwoEpochs);
@@ -62,6 +65,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
 
     public override int Execute(CommandContext context, DemoSettings settings, CancellationToken cancellationToken)
     {
+        var precision = CommandSupport.Guard(() => MixedPrecision.Parse(settings.Precision), _ => { });
         var rhos = CommandSupport.Guard(() => SweepConfig.ParseRhos(settings.Rho).Where(r => r != 0).Prepend(0).ToArray(),
             r => new SweepConfig(new StageTwoConfig(), r).Validate());
         if (settings.DataPath is null) DatasetInstaller.EnsureFashionMnist(console);
@@ -72,7 +76,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         console.Write(new Rule("[bold]H2T.NET demo[/]: Fashion-MNIST-LT, imbalance factor 100"));
         console.MarkupLineInterpolated($"train {splits.Train.Count} images, counts {string.Join(" ", splits.TrainClassCounts)}; balanced test {splits.Test.Count}");
         console.MarkupLineInterpolated($"{splits.ValidationSplit!.Describe(splits.ClassNames)}");
-        console.MarkupLineInterpolated($"{settings.BackboneName}; stage I {settings.StageOneEpochs} epochs (CE{(settings.MixupAlpha > 0 ? $" + mixup {settings.MixupAlpha}" : "")}, cosine lr 0.1); stage II {settings.StageTwoEpochs} epochs for rho = {string.Join(", ", rhos)} in one pass{(settings.Full ? " (full protocol)" : "; --full for the 30/10-epoch protocol")}");
+        console.MarkupLineInterpolated($"{settings.BackboneName}; stage I {settings.StageOneEpochs} epochs (CE{(settings.MixupAlpha > 0 ? $" + mixup {settings.MixupAlpha}" : "")}, cosine lr 0.1); stage II {settings.StageTwoEpochs} epochs for rho = {string.Join(", ", rhos)} in one pass{(settings.Full ? " (full protocol)" : "; --full for the 30/10-epoch protocol")}{(precision == ComputePrecision.Bf16 ? "; bf16 mixed precision" : "")}");
 
         var stage1 = new StageOneConfig
         {
@@ -84,12 +88,13 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
             Seed = settings.Seed,
             // The demo evaluates once per run (at its end) to stay within minutes; stage1/stage2 default to every epoch.
             EvalEvery = settings.Full ? 1 : 0,
+            Precision = precision,
         };
         var s1 = new RunFolder(Path.Combine(settings.Out, "stage1"));
         var m1 = RunOrReuse(s1, settings.Resume, "stage I", o => StageOneTrainer.Run(stage1, splits, s1, device, o, settings.Resume, cancellationToken));
 
         var sweepDir = Path.GetFullPath(Path.Combine(settings.Out, "stage2"));
-        var sweepConfig = new SweepConfig(new StageTwoConfig { Epochs = settings.StageTwoEpochs, Seed = settings.Seed, EvalEvery = settings.Full ? 1 : 0 },
+        var sweepConfig = new SweepConfig(new StageTwoConfig { Epochs = settings.StageTwoEpochs, Seed = settings.Seed, EvalEvery = settings.Full ? 1 : 0, Precision = precision },
             rhos, settings.ValidationPerClass);
         console.Write(new Rule($"stage II: rho = {string.Join(", ", rhos)} in one pass").LeftJustified());
         var sweep = CommandSupport.Train(() => ConsoleObserver.Run(console, o =>

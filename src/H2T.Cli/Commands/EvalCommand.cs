@@ -21,6 +21,8 @@ public sealed class EvalSettings : GlobalSettings
     public string? Out { get; init; }
     [CommandOption("--batch-size <N>")] [DefaultValue(256)]
     public int BatchSize { get; init; } = 256;
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
 
     public override ValidationResult Validate() =>
         string.IsNullOrWhiteSpace(Checkpoint) ? ValidationResult.Error("--checkpoint: a checkpoint path is required")
@@ -33,6 +35,7 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
         var device = CommandSupport.Start(settings);
+        var precision = CommandSupport.Guard(() => MixedPrecision.Parse(settings.Precision), _ => { });
         var result = CommandSupport.Train(() =>
         {
             var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
@@ -44,9 +47,10 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
             var (_, backbone, head) = models;
             backbone.to(device);
             head.to(device);
+            backbone.Precision = precision;
             using var loader = Evaluator.TestLoader(splits, settings.BatchSize, device);
             var r = Evaluator.Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups);
-            Write(console, meta, splits, r);
+            Write(console, meta, splits, r, precision);
             return r;
         });
         if (settings.Out is not null)
@@ -57,9 +61,10 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
         return 0;
     }
 
-    static void Write(IAnsiConsole console, CheckpointMeta meta, DatasetSplits splits, EvaluationResult r)
+    static void Write(IAnsiConsole console, CheckpointMeta meta, DatasetSplits splits, EvaluationResult r, ComputePrecision precision)
     {
-        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}");
+        var p = MixedPrecision.Name(precision);
+        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in {p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")}");
         var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images", "accuracy %");
         for (int c = 0; c < splits.NumClasses; c++)
             t.AddRow(c.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(splits.ClassNames[c]), splits.Groups.GroupOf(c),

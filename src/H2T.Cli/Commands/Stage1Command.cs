@@ -3,6 +3,7 @@ using H2T.Configuration;
 using H2T.Data;
 using H2T.Losses;
 using H2T.Runtime;
+using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -43,6 +44,8 @@ public sealed class Stage1Settings : DataOptions
     public string? Pretrained { get; init; }
     [CommandOption("--trainable <MODULES>")] [Description("train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode")]
     public string? Trainable { get; init; }
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
     [CommandOption("--classifier <KIND>")] [DefaultValue("linear")] [Description("linear, cosine or lws")]
     public string Classifier { get; init; } = "linear";
     [CommandOption("--sampler <NAME>")] [DefaultValue("instance")]
@@ -67,6 +70,7 @@ public sealed class Stage1Settings : DataOptions
         Data = ToDataConfig(),
         Backbone = Backbone,
         Pretrained = Pretrained,
+        Precision = MixedPrecision.Parse(Precision),
         Trainable = string.IsNullOrWhiteSpace(Trainable) ? null : Trainable.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         Classifier = Classifier,
         Epochs = Epochs,

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using H2T.Configuration;
 using H2T.Data;
 using H2T.Losses;
+using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -68,6 +69,8 @@ public abstract class StageTwoOptions : GlobalSettings
     public bool Resume { get; init; }
     [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
     public int EvalEvery { get; init; } = 1;
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
 
     /// <summary>False when a config names the stage-I checkpoint instead.</summary>
     protected virtual bool FromRequired => true;
@@ -92,6 +95,7 @@ public abstract class StageTwoOptions : GlobalSettings
         Classifier = Classifier.ToLowerInvariant(),
         Seed = Seed,
         EvalEvery = EvalEvery,
+        Precision = MixedPrecision.Parse(Precision),
     };
 
     public override ValidationResult Validate()

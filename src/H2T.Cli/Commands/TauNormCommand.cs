@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Globalization;
 using H2T.Data;
+using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -17,6 +18,8 @@ public sealed class TauNormSettings : GlobalSettings
     public int ValidationPerClass { get; init; } = 100;
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
     public string? DataPath { get; init; }
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
     [CommandOption("--out <CHECKPOINT>")] [Description("write the checkpoint with the chosen tau (default: beside --from, tau-norm.ckpt)")]
     public string? Out { get; init; }
 
@@ -37,11 +40,12 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         });
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
+        var precision = CommandSupport.Guard(() => MixedPrecision.Parse(settings.Precision), _ => { });
         var (rows, selected) = CommandSupport.Train(() =>
         {
             var meta = Checkpoint.ReadMeta(settings.From);
             var data = StageTwoTrainer.DataConfigFor(settings.From, meta, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
-            return TauNormalization.Grid(settings.From, taus, DatasetCatalog.Load(data), device);
+            return TauNormalization.Grid(settings.From, taus, DatasetCatalog.Load(data), device, precision);
         });
         var ci = CultureInfo.InvariantCulture;
         var t = new Table().Border(TableBorder.Rounded).AddColumns("tau", "val All", "Head", "Medium", "Tail", "All", "ECE");

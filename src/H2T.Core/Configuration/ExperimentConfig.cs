@@ -1,6 +1,7 @@
 using System.Globalization;
 using H2T.Data;
 using H2T.Losses;
+using H2T.Models;
 using H2T.Training;
 
 namespace H2T.Configuration;
@@ -110,6 +111,12 @@ public static class ReferenceConfig
         }),
         new("resume", Stages.Both, (b, e) => b.Resume = e.StringOrNull()),
         // Our keys: initialise the backbone from PyTorch weights (torchvision's), and fine-tune only part of it.
+        new("precision", Stages.Both, (b, e) =>
+        {
+            var p = PrecisionOf(e);
+            b.One = b.One with { Precision = p };
+            b.Two = b.Two with { Precision = p };
+        }, "--precision"),
         new("pretrained", Stages.One, (b, e) => b.One = b.One with { Pretrained = e.StringOrNull() }, "--pretrained"),
         new("trainable", Stages.One, (b, e) => b.One = b.One with { Trainable = e.IsNull ? null : e.Strings() }, "--trainable"),
         // optimisation
@@ -393,6 +400,12 @@ public static class ReferenceConfig
         "square" or "sqrt" => Samplers.Names.Contains("sqrt") ? "sqrt" : throw e.Error("balance, reverse or long-tailed"),
         _ => throw e.Error("balance, reverse or long-tailed"),
     };
+
+    static ComputePrecision PrecisionOf(ConfigEntry e)
+    {
+        try { return MixedPrecision.Parse(e.String()); }
+        catch (ArgumentException x) { throw e.Error(x.Message); }
+    }
 
     static ScheduleKind ScheduleKindOf(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
     {

@@ -23,6 +23,12 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     public bool ChannelsLast { get; set; } = Runtime.TorchRuntime.ChannelsLast;
 
     /// <summary>
+    /// The arithmetic of the forward pass (<see cref="MixedPrecision"/>): bf16 casts the input at the stem and
+    /// the feature map back to fp32 at the end. Parameters and buffers stay fp32.
+    /// </summary>
+    public ComputePrecision Precision { get; set; } = ComputePrecision.Fp32;
+
+    /// <summary>
     /// The first convolution, applied in this backbone's layout; every layer after it keeps that layout. The
     /// output is put in the layout again because a one-channel input (Fashion-MNIST) is NCHW- and
     /// channels-last-contiguous at once, and libtorch then stays in NCHW (for more channels that is a no-op).
@@ -30,7 +36,16 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     protected Tensor Stem(Func<Tensor, Tensor> firstConvolution, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(firstConvolution);
+        ArgumentNullException.ThrowIfNull(x);
+        if (Precision == ComputePrecision.Bf16 && x.dtype != ScalarType.BFloat16) x = x.to(ScalarType.BFloat16);
         return ChannelsLast ? MemoryLayout.ToChannelsLast(firstConvolution(MemoryLayout.ToChannelsLast(x))) : firstConvolution(x);
+    }
+
+    /// <summary>The final feature map in fp32, whatever the backbone computed in: everything after it stays fp32.</summary>
+    protected static Tensor Output(Tensor map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        return map.dtype == ScalarType.Float32 ? map : map.to(ScalarType.Float32);
     }
 
     /// <summary>Number of experts (1 for single-branch backbones).</summary>

@@ -56,10 +56,10 @@ public sealed class RideResNetCifar : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var shared = layer1.call(bn1.call(Stem(conv1.call, x)).relu_());
+        var shared = layer1.call(bn1.call(Stem(c => MixedPrecision.Conv(conv1, c), x)).relu_());
         var maps = new Tensor[experts];
         for (int e = 0; e < experts; e++) maps[e] = layer3s[e].call(layer2s[e].call(shared));
-        return cat(maps, 1).MoveToOuterDisposeScope();
+        return Output(cat(maps, 1)).MoveToOuterDisposeScope();
     }
 
 }
@@ -95,7 +95,7 @@ public sealed class ResLtResNetCifar : ResNetCifar
     {
         using var scope = NewDisposeScope();
         var y = Trunk(x);
-        return cat([bnh.call(y), bnm.call(y), bnt.call(y)], 1).MoveToOuterDisposeScope();
+        return Output(cat([bnh.call(y), bnm.call(y), bnt.call(y)], 1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>The branches need their BatchNorms; the trunk-only fold does not apply.</summary>

@@ -55,13 +55,13 @@ public class ResNetCifar : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return Trunk(x).MoveToOuterDisposeScope();
+        return Output(Trunk(x)).MoveToOuterDisposeScope();
     }
 
     /// <summary>The plain ResNet's final map (N x 64 x H/4 x W/4); subclasses add branches after it.</summary>
     protected Tensor Trunk(Tensor x)
     {
-        var y = bn1.call(Stem(conv1.call, x)).relu_();
+        var y = bn1.call(Stem(c => MixedPrecision.Conv(conv1, c), x)).relu_();
         return layer3.call(layer2.call(layer1.call(y)));
     }
 
@@ -75,18 +75,20 @@ public class ResNetCifar : Backbone
         using var _ = no_grad();
         // Intermediates die with the scope; the folded weights are detached from it and owned by the copy.
         using var scope = NewDisposeScope();
-        var stem = FoldedConv.Of(conv1, bn1, 1);
-        var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold()).ToArray();
-        return new FoldedResNetCifar(Architecture, stem, blocks) { ChannelsLast = ChannelsLast };
+        var type = Precision == ComputePrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var stem = FoldedConv.Of(conv1, bn1, 1, type);
+        var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold(type)).ToArray();
+        return new FoldedResNetCifar(Architecture, stem, blocks) { ChannelsLast = ChannelsLast, Precision = Precision };
     }
 
     internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride)
     {
-        public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, long stride)
+        /// <summary>Folded in fp32, then stored in <paramref name="type"/> (the folded network's compute type).</summary>
+        public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, long stride, ScalarType type)
         {
             var scale = bn.weight! / (bn.running_var! + 1e-5).sqrt();
-            var weight = conv.weight!.mul(scale.view(-1, 1, 1, 1)).contiguous().DetachFromDisposeScope();
-            var bias = (bn.bias! - bn.running_mean! * scale).contiguous().DetachFromDisposeScope();
+            var weight = conv.weight!.mul(scale.view(-1, 1, 1, 1)).to(type).contiguous().DetachFromDisposeScope();
+            var bias = (bn.bias! - bn.running_mean! * scale).to(type).contiguous().DetachFromDisposeScope();
             return new(weight, bias, stride);
         }
 
@@ -123,7 +125,7 @@ public class ResNetCifar : Backbone
                     : y;
                 y = z.add_(shortcut).relu_();
             }
-            return y.MoveToOuterDisposeScope();
+            return Output(y).MoveToOuterDisposeScope();
         }
 
         protected override void Dispose(bool disposing)
@@ -137,7 +139,7 @@ public class ResNetCifar : Backbone
     /// <summary>Basic block with the parameter-free option-A shortcut.</summary>
     internal sealed class BasicBlockA : Module<Tensor, Tensor>
     {
-        public FoldedBlock Fold() => new(FoldedConv.Of(conv1, bn1, stride), FoldedConv.Of(conv2, bn2, 1), subsample, stride, padChannels);
+        public FoldedBlock Fold(ScalarType type) => new(FoldedConv.Of(conv1, bn1, stride, type), FoldedConv.Of(conv2, bn2, 1, type), subsample, stride, padChannels);
 
         readonly Conv2d conv1, conv2;
         readonly BatchNorm2d bn1, bn2;
@@ -161,8 +163,8 @@ public class ResNetCifar : Backbone
             using var scope = NewDisposeScope();
             // In place where autograd allows it (BatchNorm's backward keeps its input, ReLU's its output, an add
             // neither): two fewer activation-sized buffers per block.
-            var y = bn1.call(conv1.call(x)).relu_();
-            y = bn2.call(conv2.call(y));
+            var y = bn1.call(MixedPrecision.Conv(conv1, x)).relu_();
+            y = bn2.call(MixedPrecision.Conv(conv2, y));
             var shortcut = subsample
                 ? functional.pad(x[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null, null, stride)],
                     [0, 0, 0, 0, padChannels, padChannels])

@@ -65,15 +65,23 @@ public sealed class ResNetImageNet : Backbone
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = maxpool.call(bn1.call(Stem(conv1.call, x)).relu_());
+        var y = maxpool.call(bn1.call(Stem(c => MixedPrecision.Conv(conv1, c), x)).relu_());
         y = layer4.call(layer3.call(layer2.call(layer1.call(y))));
-        return y.MoveToOuterDisposeScope();
+        return Output(y).MoveToOuterDisposeScope();
     }
 
     static Sequential? Downsample(int inPlanes, int outPlanes, int stride) =>
         stride != 1 || inPlanes != outPlanes
             ? Sequential(("0", Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false)), ("1", BatchNorm2d(outPlanes)))
             : null;
+
+    /// <summary>The shortcut: the identity, or torchvision's downsample (1x1 conv, BatchNorm) in the input's precision.</summary>
+    static Tensor Shortcut(Sequential? downsample, Tensor x)
+    {
+        if (downsample is null) return x;
+        var parts = downsample.children().ToArray();
+        return ((BatchNorm2d)parts[1]).call(MixedPrecision.Conv((Conv2d)parts[0], x));
+    }
 
     sealed class Basic : Module<Tensor, Tensor>
     {
@@ -94,8 +102,8 @@ public sealed class ResNetImageNet : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = bn2.call(conv2.call(bn1.call(conv1.call(x)).relu_()));
-            var identity = downsample is null ? x : downsample.call(x);
+            var y = bn2.call(MixedPrecision.Conv(conv2, bn1.call(MixedPrecision.Conv(conv1, x)).relu_()));
+            var identity = Shortcut(downsample, x);
             return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }
@@ -122,10 +130,10 @@ public sealed class ResNetImageNet : Backbone
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var y = bn1.call(conv1.call(x)).relu_();
-            y = bn2.call(conv2.call(y)).relu_();
-            y = bn3.call(conv3.call(y));
-            var identity = downsample is null ? x : downsample.call(x);
+            var y = bn1.call(MixedPrecision.Conv(conv1, x)).relu_();
+            y = bn2.call(MixedPrecision.Conv(conv2, y)).relu_();
+            y = bn3.call(MixedPrecision.Conv(conv3, y));
+            var identity = Shortcut(downsample, x);
             return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }

@@ -31,6 +31,8 @@ public sealed record CheckpointMeta
     public string? From { get; init; }
     /// <summary>Set when the weights came from a PyTorch checkpoint (<c>h2t import</c>): its full path.</summary>
     public string? ImportedFrom { get; init; }
+    /// <summary>The arithmetic the run computed in ("fp32" or "bf16"); the weights in the file are fp32 either way.</summary>
+    public string Precision { get; init; } = "fp32";
 }
 
 /// <summary>

@@ -34,6 +34,7 @@ public static class StageOneTrainer
         }
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
         loss.CheckHead(head);
+        backbone.Precision = config.Precision;
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();
         if (config.Pretrained is { } pretrained && fresh)
@@ -58,7 +59,7 @@ public static class StageOneTrainer
                 observer.Message(line);
                 run.Log(line);
             }
-            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
+            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
         var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
@@ -67,6 +68,7 @@ public static class StageOneTrainer
         {
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
             ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
+            Precision = MixedPrecision.Name(config.Precision),
         };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 

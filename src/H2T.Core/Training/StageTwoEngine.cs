@@ -94,6 +94,7 @@ internal static class StageTwoEngine
             }
             foreach (var p in backbone!.parameters()) p.requires_grad = false;
             backbone.to(device);
+            backbone.Precision = specs[0].Config.Precision;
             return Train(backbone, members, splits, fromPath, from, device, observer, sweepDir, note, resume, cancel);
         }
         finally
@@ -132,7 +133,8 @@ internal static class StageTwoEngine
                 if (note is not null) record["validation"] = note;
                 AtomicFile.WriteJson(m.Run.ConfigFile, record);
                 m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: rho {m.Rho} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
-                          $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)}");
+                          $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} " +
+                          $"precision {MixedPrecision.Name(backbone.Precision)}" + (from.Precision != MixedPrecision.Name(backbone.Precision) ? $" (stage I ran in {from.Precision})" : ""));
                 if (note is not null) m.Run.Log($"stage2 data: {note}");
             }
             m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, inChannels, splits.NumClasses, configJson, fromPath);
@@ -147,6 +149,7 @@ internal static class StageTwoEngine
         {
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = members[0].Head.Kind,
             ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = c0.Seed, DataConfig = from.DataConfig, From = fromPath,
+            Precision = MixedPrecision.Name(backbone.Precision),
         };
         double trainSeconds = 0, evalSeconds = 0;
         try

@@ -31,11 +31,13 @@ public static class TauNormalization
     public sealed record Row(double Tau, EvaluationResult? Validation, EvaluationResult Test);
 
     /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
-    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device)
+    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device,
+        ComputePrecision precision = ComputePrecision.Fp32)
     {
         using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
         var (backbone, head) = (models.Backbone, Linear(checkpoint, models.Head));
         backbone.to(device);
+        backbone.Precision = precision;
         head.to(device);
         var heads = taus.Select(t => Apply(head, t)).ToList();
         try

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using H2T.Data;
 using H2T.Losses;
+using H2T.Models;
 
 namespace H2T.Training;
 
@@ -73,6 +74,8 @@ public sealed record StageOneConfig
     /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
     /// Null: the whole backbone trains. The classifier always trains.</summary>
     public string[]? Trainable { get; init; }
+    /// <summary>The backbone's arithmetic (<see cref="MixedPrecision"/>); weights and checkpoints stay fp32.</summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Fp32;
 
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
@@ -126,6 +129,8 @@ public sealed record StageTwoConfig
     /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
     /// Null: the whole backbone trains. The classifier always trains.</summary>
     public string[]? Trainable { get; init; }
+    /// <summary>The backbone's arithmetic (<see cref="MixedPrecision"/>); weights and checkpoints stay fp32.</summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Fp32;
 
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 

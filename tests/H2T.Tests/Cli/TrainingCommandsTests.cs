@@ -2,6 +2,7 @@ using System.Diagnostics;
 using H2T.Cli;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
+using H2T.Models;
 using H2T.Training;
 using Spectre.Console.Testing;
 
@@ -185,6 +186,32 @@ public sealed class TrainingCommandsTests : IDisposable
         // Epochs finished before the kill are kept as they were.
         Assert.Equal(before.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss), after.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss));
         Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
+    }
+
+    [Fact]
+    public void AStageTwoAndAnEvaluationInAnotherPrecisionThanStageOneWorkAndSaySo()
+    {
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, output) = Run(Stage1Args(s1, 1));
+        Assert.True(rc == 0, output);
+        Assert.Equal("fp32", Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt")).Precision);
+
+        var s2 = Path.Combine(runs.Path, "s2-bf16");
+        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", s2, "--precision", "bf16");
+        Assert.True(rc == 0, output);
+        Assert.Contains("precision bf16 (stage I ran in fp32)", File.ReadAllText(Path.Combine(s2, "log.txt")));
+        Assert.Contains("\"precision\": \"bf16\"", File.ReadAllText(Path.Combine(s2, "config.json")));
+        Assert.Equal("bf16", Checkpoint.ReadMeta(Path.Combine(s2, "last.ckpt")).Precision);
+        // The weights in a bf16 run's checkpoint are fp32.
+        using (var models = Checkpoint.Open(Path.Combine(s2, "last.ckpt")))
+            Assert.All(models.Head.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.Float32, p.dtype));
+
+        (rc, output) = Run("eval", "--checkpoint", Path.Combine(s1, "last.ckpt"), "--precision", "bf16");
+        Assert.True(rc == 0, output);
+        Assert.Contains("evaluated in bf16 (trained in fp32)", output.ReplaceLineEndings(""));
+        (rc, output) = Run("eval", "--checkpoint", Path.Combine(s1, "last.ckpt"), "--precision", "fp8");
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("expected fp32, bf16 or auto", output);
     }
 
     static Process StartH2t(IEnumerable<string> args)

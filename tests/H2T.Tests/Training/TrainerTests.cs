@@ -86,18 +86,22 @@ public sealed class TrainerTests : IDisposable
         }
     }
 
-    [Fact]
-    public void SameSeedSameRunAndResumeReplaysTheUninterruptedRun()
+    [Theory]
+    [InlineData(ComputePrecision.Fp32)]
+    [InlineData(ComputePrecision.Bf16)]
+    public void SameSeedSameRunAndResumeReplaysTheUninterruptedRun(ComputePrecision precision)
     {
         var a = new RunFolder(Path.Combine(runs.Path, "a"));
         var b = new RunFolder(Path.Combine(runs.Path, "b"));
-        var full = StageOneTrainer.Run(StageOne(epochs: 2), a, CPU, SilentObserver.Instance);
+        var config = StageOne(epochs: 2) with { Precision = precision };
+        var full = StageOneTrainer.Run(config, a, CPU, SilentObserver.Instance);
         // b: stop after the first epoch (cancel at the start of epoch 2), then resume.
         using var cts = new CancellationTokenSource();
         var stopper = new StopAtEpoch(1, cts);
-        Assert.ThrowsAny<OperationCanceledException>(() => StageOneTrainer.Run(StageOne(epochs: 2), b, CPU, stopper, cancel: cts.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => StageOneTrainer.Run(config, b, CPU, stopper, cancel: cts.Token));
         Assert.Single(b.ReadMetrics().Epochs);
-        var resumed = StageOneTrainer.Run(StageOne(epochs: 2), b, CPU, SilentObserver.Instance, resume: true);
+        var resumed = StageOneTrainer.Run(config, b, CPU, SilentObserver.Instance, resume: true);
+        Assert.Equal(MixedPrecision.Name(precision), Checkpoint.ReadMeta(b.LastCheckpoint).Precision);
         Assert.Equal(full.Epochs.Select(e => e.TrainLoss), resumed.Epochs.Select(e => e.TrainLoss));
         Assert.Equal(full.Final!.Top1, resumed.Final!.Top1);
         var wa = Weights(a.LastCheckpoint);
@@ -134,19 +138,21 @@ public sealed class TrainerTests : IDisposable
         Assert.True(File.Exists(run.FinalEvalFile));
     }
 
-    [Fact]
-    public void NoTensorLeaksAcrossEpochs()
+    [Theory]
+    [InlineData(ComputePrecision.Fp32)]
+    [InlineData(ComputePrecision.Bf16)]
+    public void NoTensorLeaksAcrossEpochs(ComputePrecision precision)
     {
         var live = new List<long>();
         var run = new RunFolder(Path.Combine(runs.Path, "leak"));
-        StageOneTrainer.Run(StageOne(epochs: 4, prefetch: 0), run, CPU, new LiveCounter(live));
+        StageOneTrainer.Run(StageOne(epochs: 4, prefetch: 0) with { Precision = precision }, run, CPU, new LiveCounter(live));
         // After the first epoch everything a step makes is disposed: the live count must stay flat.
         Assert.Equal(4, live.Count);
         Assert.True(live.Skip(1).Distinct().Count() == 1, $"live tensors per epoch end: {string.Join(", ", live)}");
 
         var live2 = new List<long>();
         var s2 = new RunFolder(Path.Combine(runs.Path, "leak2"));
-        StageTwoTrainer.Run(run.LastCheckpoint, StageTwo(0.5, epochs: 3) with { Prefetch = 0 }, s2, CPU, new LiveCounter(live2));
+        StageTwoTrainer.Run(run.LastCheckpoint, StageTwo(0.5, epochs: 3) with { Prefetch = 0, Precision = precision }, s2, CPU, new LiveCounter(live2));
         Assert.True(live2.Skip(1).Distinct().Count() == 1, $"stage II live tensors per epoch end: {string.Join(", ", live2)}");
     }
 

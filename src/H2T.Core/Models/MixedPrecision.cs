@@ -1,0 +1,52 @@
+using H2T.Runtime;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace H2T.Models;
+
+/// <summary>The arithmetic a backbone computes in. Weights, optimizer state and checkpoints are fp32 either way.</summary>
+public enum ComputePrecision { Fp32, Bf16 }
+
+/// <summary>
+/// Mixed precision without autocast (TorchSharp 0.107 has none): a bf16 backbone casts its input to bf16 at the
+/// stem, and every convolution then runs in bf16 on a bf16 copy of its fp32 master weight, made per call, so
+/// autograd carries the gradient back to the fp32 master. BatchNorm runs on the bf16 activations with fp32 weights
+/// and fp32 running statistics (libtorch's mixed-type batch norm), and the final feature map is cast back to fp32:
+/// pooling, H2T's fusion, the classifier, softmax, losses, margins and metrics all stay fp32. bf16 keeps fp32's
+/// exponent range, so no loss scaling is needed.
+/// </summary>
+public static class MixedPrecision
+{
+    public static IReadOnlyList<string> Names => ["fp32", "bf16", "auto"];
+
+    /// <summary>What the option means, for the CLI's help.</summary>
+    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where the CPU has bf16 units)";
+
+    public static string Name(ComputePrecision p) => p == ComputePrecision.Bf16 ? "bf16" : "fp32";
+
+    /// <summary>fp32, bf16, or auto: bf16 where the CPU has bf16 units (<see cref="CpuFeatures"/>), else fp32.</summary>
+    public static ComputePrecision Parse(string name, CpuFeatures? cpu = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "fp32" or "float32" or "float" => ComputePrecision.Fp32,
+            "bf16" or "bfloat16" => ComputePrecision.Bf16,
+            "auto" => (cpu ?? CpuFeatures.Host).HasBf16Units ? ComputePrecision.Bf16 : ComputePrecision.Fp32,
+            _ => throw new ArgumentException($"precision '{name}': expected fp32, bf16 or auto"),
+        };
+    }
+
+    /// <summary>A convolution in the input's precision: as the module does in fp32, on a bf16 copy of the weight for a
+    /// bf16 input.</summary>
+    public static Tensor Conv(Conv2d conv, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.dtype != ScalarType.BFloat16) return conv.call(x);
+        using var scope = NewDisposeScope();
+        var w = conv.weight!.to(ScalarType.BFloat16);
+        var b = conv.bias?.to(ScalarType.BFloat16);
+        return nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups).MoveToOuterDisposeScope();
+    }
+}

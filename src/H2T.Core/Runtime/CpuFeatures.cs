@@ -1,0 +1,36 @@
+namespace H2T.Runtime;
+
+/// <summary>
+/// What this CPU offers for bf16, read from <c>/proc/cpuinfo</c> (Linux): its model name and the
+/// <c>avx512_bf16</c> (AMD Zen 4, Intel Cooper Lake on) and <c>amx_bf16</c> (Intel Sapphire Rapids on) flags. oneDNN
+/// runs bf16 convolutions on either; without both, bf16 is emulated and slower than fp32.
+/// </summary>
+public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16)
+{
+    static readonly Lazy<CpuFeatures> Current = new(() => Parse(File.Exists("/proc/cpuinfo") ? File.ReadAllText("/proc/cpuinfo") : ""));
+
+    public static CpuFeatures Host => Current.Value;
+
+    /// <summary>True when the CPU has bf16 units (either flag).</summary>
+    public bool HasBf16Units => Avx512Bf16 || AmxBf16;
+
+    public static CpuFeatures Parse(string cpuinfo)
+    {
+        ArgumentNullException.ThrowIfNull(cpuinfo);
+        string model = "unknown";
+        var flags = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in cpuinfo.Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            if (colon < 0) continue;
+            var key = line[..colon].Trim();
+            var value = line[(colon + 1)..].Trim();
+            if (key == "model name" && model == "unknown") model = value;
+            else if (key == "flags" && flags.Count == 0) flags.UnionWith(value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+        return new CpuFeatures(model, flags.Contains("avx512_bf16"), flags.Contains("amx_bf16"));
+    }
+
+    public override string ToString() =>
+        $"{Model}; avx512_bf16 {(Avx512Bf16 ? "yes" : "no")}, amx_bf16 {(AmxBf16 ? "yes" : "no")}";
+}
