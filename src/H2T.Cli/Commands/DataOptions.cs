@@ -37,25 +37,20 @@ public class DataOptions : GlobalSettings
     public int ValidationPerClass { get; init; }
 
     public DataConfig ToDataConfig() => new(
-        Dataset: Dataset.ToLowerInvariant(),
+        Dataset: DatasetCatalog.Aliases.Parse(Dataset),
         DataPath: DataPath,
         ImbFactor: ImbFactor,
-        ImbType: ImbType.ToLowerInvariant() switch
-        {
-            "exp" => ImbalanceType.Exp,
-            "step" => ImbalanceType.Step,
-            _ => throw new UsageException($"--imb-type {ImbType}: expected exp or step"),
-        },
+        ImbType: ImbalanceTypes.Table.Parse(ImbType),
         LongTailSeed: LongTailSeed,
         ValidationPerClass: ValidationPerClass);
 
     public override Spectre.Console.ValidationResult Validate()
     {
-        if (!DatasetCatalog.Names.Contains(Dataset.ToLowerInvariant()))
-            return Spectre.Console.ValidationResult.Error($"--dataset {Dataset}: expected one of {string.Join(", ", DatasetCatalog.Names)}");
+        if (!DatasetCatalog.Aliases.TryParse(Dataset, out _))
+            return Spectre.Console.ValidationResult.Error($"--dataset {Dataset}: expected {DatasetCatalog.Aliases.Expected}");
         if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
             return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a number >= 1");
-        if (ImbType.ToLowerInvariant() is not ("exp" or "step")) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected exp or step");
+        if (!ImbalanceTypes.Table.TryParse(ImbType, out _)) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected {ImbalanceTypes.Table.Expected}");
         if (ValidationPerClass < 0) return Spectre.Console.ValidationResult.Error($"--val-per-class {ValidationPerClass}: expected a whole number >= 0");
         if (LongTailSeed < 0) return Spectre.Console.ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
         return base.Validate();

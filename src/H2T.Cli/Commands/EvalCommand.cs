@@ -21,8 +21,8 @@ public sealed class EvalSettings : GlobalSettings
     public string? Out { get; init; }
     [CommandOption("--batch-size <N>")] [DefaultValue(256)]
     public int BatchSize { get; init; } = 256;
-    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
-    public string Precision { get; init; } = "fp32";
+    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default: the precision the checkpoint was trained in")]
+    public string? Precision { get; init; }
 
     public override ValidationResult Validate() =>
         string.IsNullOrWhiteSpace(Checkpoint) ? ValidationResult.Error("--checkpoint: a checkpoint path is required")
@@ -35,10 +35,10 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
         var device = CommandSupport.Start(settings);
-        var precision = CommandSupport.Guard(() => MixedPrecision.Parse(settings.Precision), _ => { });
         var result = CommandSupport.Train(() =>
         {
             var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
+            var precision = MixedPrecision.Parse(settings.Precision ?? meta.Precision);
             var data = StageTwoTrainer.DataConfigOf(settings.Checkpoint, meta);
             if (settings.Dataset is not null) data = data with { Dataset = settings.Dataset };
             if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };

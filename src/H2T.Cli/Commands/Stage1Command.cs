@@ -75,21 +75,13 @@ public sealed class Stage1Settings : DataOptions
         Classifier = Classifier,
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),
-        Schedule = new ScheduleConfig(ParseSchedule(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
+        Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
         Loss = new LossConfig(Type: Loss, DrwStartEpoch: DrwEpoch),
         MixupAlpha = Mixup,
         Cmo = Cmo != 0 ? new CmoConfig(Probability: Cmo) : null,
-        Sampler = Sampler,
+        Sampler = Samplers.Aliases.Parse(Sampler),
         Seed = Seed,
         EvalEvery = EvalEvery,
-    };
-
-    internal static ScheduleKind ParseSchedule(string s) => s.ToLowerInvariant() switch
-    {
-        "cosine" => ScheduleKind.Cosine,
-        "multistep" => ScheduleKind.MultiStep,
-        "constant" => ScheduleKind.Constant,
-        _ => throw new UsageException($"--schedule {s}: expected cosine, multistep or constant"),
     };
 
     internal static int[]? ParseInts(string? s, string option)

@@ -80,11 +80,11 @@ public abstract class StageTwoOptions : GlobalSettings
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, false, BatchSize),
         LrFactor = LrFactor,
-        Schedule = new ScheduleConfig(Stage1Settings.ParseSchedule(Schedule)),
+        Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule)),
         Loss = new LossConfig(Type: Loss),
         Rho = rho,
-        TailSampler = Sampler,
-        HeadSampler = HeadSampler,
+        TailSampler = Samplers.Aliases.Parse(Sampler),
+        HeadSampler = Samplers.Aliases.Parse(HeadSampler),
         ShiftBn = ShiftBn.ToLowerInvariant() switch
         {
             "on" or "true" or "1" => true,

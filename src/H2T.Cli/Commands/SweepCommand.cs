@@ -52,7 +52,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
         }
         else
         {
-            baseConfig = settings.ToConfig(0);
+            baseConfig = CommandSupport.Guard(() => settings.ToConfig(0), _ => { });
             if (!File.Exists(from)) throw new UsageException($"--from {from}: checkpoint not found");
         }
         var config = CommandSupport.Guard(() => new SweepConfig(baseConfig, rhos, settings.ValidationPerClass), c => c.Validate());

@@ -18,8 +18,8 @@ public sealed class TauNormSettings : GlobalSettings
     public int ValidationPerClass { get; init; } = 100;
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
     public string? DataPath { get; init; }
-    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
-    public string Precision { get; init; } = "fp32";
+    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default: the precision the checkpoint was trained in")]
+    public string? Precision { get; init; }
     [CommandOption("--out <CHECKPOINT>")] [Description("write the checkpoint with the chosen tau (default: beside --from, tau-norm.ckpt)")]
     public string? Out { get; init; }
 
@@ -40,7 +40,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         });
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
-        var precision = CommandSupport.Guard(() => MixedPrecision.Parse(settings.Precision), _ => { });
+        var precision = CommandSupport.Guard(() => settings.Precision is null ? (ComputePrecision?)null : MixedPrecision.Parse(settings.Precision), _ => { });
         var (rows, selected) = CommandSupport.Train(() =>
         {
             var meta = Checkpoint.ReadMeta(settings.From);

@@ -349,27 +349,13 @@ public static class ReferenceConfig
         return v < 1 ? 1 / v : v;
     }
 
-    static ImbalanceType ImbType(ConfigEntry e) => e.String().ToLowerInvariant() switch
-    {
-        "exp" => ImbalanceType.Exp,
-        "step" => ImbalanceType.Step,
-        _ => throw e.Error("exp or step"),
-    };
+    static ImbalanceType ImbType(ConfigEntry e) => Named(e, ImbalanceTypes.Table);
 
-    static readonly Dictionary<string, string> DatasetAliases = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["cifar10"] = "cifar10", ["cifar-10"] = "cifar10", ["cifar100"] = "cifar100", ["cifar-100"] = "cifar100",
-        ["ImageNet_LT"] = "imagenet-lt", ["imagenet"] = "imagenet-lt", ["Places_LT"] = "places-lt", ["places"] = "places-lt",
-        ["iNaturalist18"] = "inat2018", ["ina2018"] = "inat2018", ["inat"] = "inat2018",
-        ["fashion_mnist"] = "fashion-mnist", ["fashionmnist"] = "fashion-mnist",
-    };
+    /// <summary>A name looked up in its concern's one table; a miss names the file and line.</summary>
+    static T Named<T>(ConfigEntry e, NameTable<T> table) =>
+        table.TryParse(e.String(), out var v) ? v : throw e.Error(table.Expected);
 
-    static string DatasetName(ConfigEntry e)
-    {
-        var s = e.String().Trim();
-        var name = DatasetAliases.TryGetValue(s, out var a) ? a : s.ToLowerInvariant();
-        return DatasetCatalog.Names.Contains(name) ? name : throw e.Error($"one of {string.Join(", ", DatasetCatalog.Names)} (or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
-    }
+    static string DatasetName(ConfigEntry e) => Named(e, DatasetCatalog.Aliases);
 
     /// <summary>The reference names its feature extractors resnet32_fe, resnet50_fe ...: the same backbones here.</summary>
     static string Backbone(ConfigEntry e)
@@ -391,15 +377,7 @@ public static class ReferenceConfig
         var s => throw e.Error($"linear, cosine (FCNorm), lws, ride or reslt; got '{s}'"),
     };
 
-    static string SamplerName(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
-    {
-        "balance" or "balanced" or "class-balanced" => "balanced",
-        "reverse" => "reverse",
-        "long-tailed" or "instance" or "default" => "instance",
-        "class-aware" => "class-aware",
-        "square" or "sqrt" => Samplers.Names.Contains("sqrt") ? "sqrt" : throw e.Error("balance, reverse or long-tailed"),
-        _ => throw e.Error("balance, reverse or long-tailed"),
-    };
+    static string SamplerName(ConfigEntry e) => Named(e, Samplers.Aliases);
 
     static ComputePrecision PrecisionOf(ConfigEntry e)
     {
@@ -407,13 +385,7 @@ public static class ReferenceConfig
         catch (ArgumentException x) { throw e.Error(x.Message); }
     }
 
-    static ScheduleKind ScheduleKindOf(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
-    {
-        "cos" or "cosine" => ScheduleKind.Cosine,
-        "step" or "multistep" or "warmup" => ScheduleKind.MultiStep,
-        "constant" or "none" => ScheduleKind.Constant,
-        _ => throw e.Error("cos, step (with lr_step) or constant"),
-    };
+    static ScheduleKind ScheduleKindOf(ConfigEntry e) => Named(e, ScheduleKinds.Table);
 
     static string LossName(ConfigEntry e)
     {

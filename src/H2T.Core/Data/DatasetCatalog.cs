@@ -47,6 +47,16 @@ public static class DatasetCatalog
     public static IReadOnlyList<string> Names { get; } =
         ["fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "cifar10-jpg", "imagenet-lt", "places-lt", "inat2018"];
 
+    /// <summary>Dataset names and the reference configs' spellings of them (ImageNet_LT, Places_LT, iNaturalist18,
+    /// cifar-10 ...), for --dataset and the dataset key alike.</summary>
+    public static NameTable<string> Aliases { get; } = new("dataset",
+    [
+        .. Names.Select(n => (n, n)),
+        ("cifar-10", "cifar10"), ("cifar-100", "cifar100"), ("fashion_mnist", "fashion-mnist"), ("fashionmnist", "fashion-mnist"),
+        ("ImageNet_LT", "imagenet-lt"), ("imagenet", "imagenet-lt"), ("Places_LT", "places-lt"), ("places", "places-lt"),
+        ("iNaturalist18", "inat2018"), ("ina2018", "inat2018"), ("inat", "inat2018"),
+    ], "one of fashion-mnist, mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018 (or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
+
     /// <summary>What <see cref="DataConfig.DataPath"/> means for each dataset (CLI help, error messages).</summary>
     public static string PathHint(string name) => name switch
     {

@@ -60,6 +60,14 @@ public static class Samplers
     /// <summary>Names accepted by <see cref="Create"/>.</summary>
     public static IReadOnlyList<string> Names { get; } = ["instance", "balanced", "sqrt", "reverse", "class-aware"];
 
+    /// <summary>Sampler names and the reference configs' spellings of them, to the names <see cref="Create"/> takes.</summary>
+    public static NameTable<string> Aliases { get; } = new("sampler",
+    [
+        ("instance", "instance"), ("long-tailed", "instance"), ("default", "instance"),
+        ("balanced", "balanced"), ("balance", "balanced"), ("class-balanced", "balanced"),
+        ("sqrt", "sqrt"), ("square", "sqrt"), ("reverse", "reverse"), ("class-aware", "class-aware"),
+    ], "instance (long-tailed), balanced (balance), sqrt, reverse or class-aware");
+
     /// <summary>A fresh permutation of all items every epoch.</summary>
     public static ISampler Instance(IReadOnlyList<int> labels, int seed) => new InstanceSampler(Check(labels).Count, seed);
 

@@ -35,6 +35,24 @@ public sealed class PyTorchWeights : IDisposable
     public static PyTorchWeights Read(string path)
     {
         var root = TorchSaveReader.ReadDict(path);
+        var all = TorchSaveReader.TensorsIn(root).ToList();
+        try
+        {
+            var weights = Build(path, root);
+            // What the file held besides the weights kept (optimizer state, a second state dict ...) is freed now.
+            var kept = new HashSet<Tensor>(weights.Backbone.Values.Concat(weights.Classifier.Values), ReferenceEqualityComparer.Instance);
+            foreach (var t in all.Where(t => !kept.Contains(t))) t.Dispose();
+            return weights;
+        }
+        catch
+        {
+            foreach (var t in all) t.Dispose();
+            throw;
+        }
+    }
+
+    static PyTorchWeights Build(string path, System.Collections.Hashtable root)
+    {
         int? epoch = root["epoch"] is int or long ? Convert.ToInt32(root["epoch"], CultureInfo.InvariantCulture) : null;
 
         if (root["state_dict_model"] is IDictionary model)
@@ -119,7 +137,7 @@ public sealed class PyTorchWeights : IDisposable
     }
 
     static Tensor LearnedNorm(string path, Dictionary<string, Tensor> lws) =>
-        lws.TryGetValue("learned_norm", out var t) ? t.reshape(-1)
+        lws.TryGetValue("learned_norm", out var t) ? t.reshape(-1).clone()
             : throw new ConfigException($"{path}: state_dict_lws_model has no 'learned_norm' (it has {string.Join(", ", lws.Keys)})");
 
     static Dictionary<string, Tensor> Tensors(string path, IDictionary dict, string what)

@@ -42,7 +42,7 @@ public static partial class TorchSaveReader
         if (!File.Exists(path)) throw new ConfigException($"{path}: file not found");
         lock (Gate)
         {
-            Constructors.Register();
+            using var registered = Constructors.Register();
             using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             Span<byte> head = stackalloc byte[4];
             int n = fs.ReadAtLeast(head, 4, throwOnEndOfStream: false);
@@ -53,12 +53,34 @@ public static partial class TorchSaveReader
                 if (n >= 2 && head[0] == 0x80) return ReadLegacy(path, fs);
             }
             catch (Exception e) when (e is PickleException or InvalidCastException or InvalidDataException or EndOfStreamException
-                                          or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+                                          or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException
+                                          or ArithmeticException or FormatException or NullReferenceException)
             {
                 throw Explain(path, e);
             }
             throw new ConfigException($"{path}: not a torch.save file: expected a zip archive ('PK') or a pickle (0x80) at offset 0, " +
                 $"found {Convert.ToHexString(head[..n])}{(n == 0 ? " (empty file)" : "")}");
+        }
+    }
+
+    /// <summary>Every tensor in an object graph the reader returned (each once), so a caller can free what it does not keep.</summary>
+    public static IEnumerable<Tensor> TensorsIn(object? node)
+    {
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<object?>();
+        stack.Push(node);
+        while (stack.Count > 0)
+        {
+            var n = stack.Pop();
+            if (n is null || !seen.Add(n)) continue;
+            switch (n)
+            {
+                case Tensor t: yield return t; break;
+                case Hashtable h: foreach (var v in h.Values) stack.Push(v); break;
+                case ArrayList l: foreach (var v in l) stack.Push(v); break;
+                case object[] a: foreach (var v in a) stack.Push(v); break;
+                case ClassDict cd: foreach (var v in cd.Values) stack.Push(v); break;
+            }
         }
     }
 
@@ -134,9 +156,11 @@ public static partial class TorchSaveReader
     /// <summary>The pickle library's errors, said in terms of the file.</summary>
     static ConfigException Explain(string path, Exception e)
     {
-        if (e is ConfigException c) return c;
+        static ConfigException InFile(string path, ConfigException c) =>
+            c.Message.StartsWith(path, StringComparison.Ordinal) ? c : new ConfigException($"{path}: {c.Message}");
+        if (e is ConfigException c) return InFile(path, c);
         var inner = e is PickleException { InnerException: { } ie } ? ie : e;
-        if (inner is ConfigException ci) return ci;
+        if (inner is ConfigException ci) return InFile(path, ci);
         if (UnknownClass().Match(e.Message) is { Success: true } m)
         {
             var name = m.Groups[1].Value;
@@ -188,7 +212,8 @@ public static partial class TorchSaveReader
             using var flat = empty(numel, p.Storage.Type);
             if (raw.Length > 0) flat.bytes = raw;
             using var view = flat.as_strided(p.Size, p.Stride, p.Offset + p.Storage.Offset);
-            var t = view.contiguous().clone();
+            using var dense = view.contiguous();
+            var t = dense.clone();
             if (p.RequiresGrad) t.requires_grad_(true);
             return t;
         }
@@ -294,9 +319,38 @@ public static partial class TorchSaveReader
             ("pathlib._local", "WindowsPath", new Make(PathOf)),
         ];
 
-        public static void Register()
+        /// <summary>Puts this reader's constructors in the pickle library's process-wide table until disposed, then
+        /// puts back what was there (another user of the library, e.g. TorchSharp.PyBridge, keeps its own).</summary>
+        public static IDisposable Register() => new Registration();
+
+        sealed class Registration : IDisposable
         {
-            foreach (var (module, name, make) in Table) Unpickler.registerConstructor(module, name, make);
+            readonly List<(string Key, IObjectConstructor? Previous)> saved = [];
+
+            public Registration()
+            {
+                var table = LibraryTable.Constructors;
+                foreach (var (module, name, make) in Table)
+                {
+                    var key = $"{module}.{name}";
+                    saved.Add((key, table.TryGetValue(key, out var previous) ? previous : null));
+                    table[key] = make;
+                }
+            }
+
+            public void Dispose()
+            {
+                var table = LibraryTable.Constructors;
+                foreach (var (key, previous) in saved)
+                    if (previous is null) table.Remove(key);
+                    else table[key] = previous;
+            }
+        }
+
+        /// <summary>The pickle library's constructor table is protected: a subclass may reach it.</summary>
+        sealed class LibraryTable : Unpickler
+        {
+            public static IDictionary<string, IObjectConstructor> Constructors => objectConstructors;
         }
 
         static object PathOf(object[] parts) => string.Join('/', parts.Select(p => p?.ToString())).Replace("//", "/", StringComparison.Ordinal);

@@ -41,11 +41,12 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
         return ChannelsLast ? MemoryLayout.ToChannelsLast(firstConvolution(MemoryLayout.ToChannelsLast(x))) : firstConvolution(x);
     }
 
-    /// <summary>The final feature map in fp32, whatever the backbone computed in: everything after it stays fp32.</summary>
+    /// <summary>The final feature map back in fp32 after a bf16 forward: everything after it stays fp32. (A network
+    /// run in float64, as the layout tests do, stays float64.)</summary>
     protected static Tensor Output(Tensor map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        return map.dtype == ScalarType.Float32 ? map : map.to(ScalarType.Float32);
+        return map.dtype == ScalarType.BFloat16 ? map.to(ScalarType.Float32) : map;
     }
 
     /// <summary>Number of experts (1 for single-branch backbones).</summary>

@@ -37,6 +37,16 @@ public static class MixedPrecision
         };
     }
 
+    /// <summary>A note for the run log when bf16 was asked for on a CPU without bf16 units (there it is emulated and
+    /// slower than fp32), else null.</summary>
+    public static string? Warning(ComputePrecision p, CpuFeatures? cpu = null)
+    {
+        var c = cpu ?? CpuFeatures.Host;
+        return p == ComputePrecision.Bf16 && !c.HasBf16Units
+            ? $"precision bf16 on {c.Model}, which has neither avx512_bf16 nor amx_bf16: bf16 is emulated there and slower than fp32"
+            : null;
+    }
+
     /// <summary>A convolution in the input's precision: as the module does in fp32, on a bf16 copy of the weight for a
     /// bf16 input.</summary>
     public static Tensor Conv(Conv2d conv, Tensor x)

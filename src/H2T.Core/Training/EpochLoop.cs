@@ -54,8 +54,22 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         if (a.ValueKind != System.Text.Json.JsonValueKind.Object || b.ValueKind != System.Text.Json.JsonValueKind.Object)
             return Compact(a) == Compact(b) ? [] : ["config"];
         var keys = a.EnumerateObject().Select(p => p.Name).Union(b.EnumerateObject().Select(p => p.Name));
-        return keys.Where(k => !(a.TryGetProperty(k, out var x) && b.TryGetProperty(k, out var y) && Compact(x) == Compact(y))).ToList();
+        return keys.Where(k => (a.TryGetProperty(k, out var x), b.TryGetProperty(k, out var y)) switch
+        {
+            (true, true) => Compact(x) != Compact(y),
+            // A setting added after the run started (pretrained, trainable, precision) differs only if it is not its default.
+            (false, true) => !IsDefault(y),
+            (true, false) => !IsDefault(x),
+            _ => false,
+        }).ToList();
     }
+
+    static bool IsDefault(System.Text.Json.JsonElement e) => e.ValueKind switch
+    {
+        System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False => true,
+        System.Text.Json.JsonValueKind.String => e.GetString() == "fp32",
+        _ => false,
+    };
 
     /// <summary>A resumed run whose last epoch was already checkpointed: only the completion mark was missing.</summary>
     public RunMetrics CompleteFinishedRun()

@@ -57,7 +57,7 @@ public static class PyTorchCheckpoint
         {
             Stage = weights.LwsScales is null ? "stage1" : "stage2", Epoch = Math.Max(0, epochs - 1), TotalEpochs = epochs,
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, DataConfig = JsonSerializer.SerializeToElement(data, AtomicFile.Json),
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, DataConfig = JsonSerializer.SerializeToElement(data.WithAbsolutePath(), AtomicFile.Json),
             ImportedFrom = Path.GetFullPath(pytorchPath),
         };
         Checkpoint.Save(outPath, meta, backbone, head, null);

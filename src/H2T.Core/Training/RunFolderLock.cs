@@ -8,7 +8,8 @@ namespace H2T.Training;
 /// <c>flock</c> for <see cref="FileShare.None"/> on Unix), so the kernel releases it when the process ends, even by
 /// kill -9, and a later <c>--resume</c> simply takes it again. Who holds it is written beside it in
 /// <c>.lock.owner</c>, since a locked file cannot be read by the process that is refused.
-/// Re-entrant within a process: a demo or sweep that locks a folder its own trainer locks again shares the hold.
+/// Re-entrant within a process: a demo or sweep that locks a folder its own trainer locks again shares the hold
+/// (so two threads of one process are not kept apart: the lock is between processes).
 /// </summary>
 public sealed class RunFolderLock : IDisposable
 {
@@ -25,7 +26,7 @@ public sealed class RunFolderLock : IDisposable
     /// <summary>Takes the folder (creating it) or throws <see cref="RunFolderInUseException"/> naming the holder.</summary>
     public static RunFolderLock Acquire(string folder)
     {
-        var full = Path.GetFullPath(folder);
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
         lock (Held)
         {
             if (Held.TryGetValue(full, out var h))
@@ -43,9 +44,18 @@ public sealed class RunFolderLock : IDisposable
             {
                 throw new RunFolderInUseException(full, ReadOwner(full));
             }
-            var owner = string.Create(CultureInfo.InvariantCulture,
-                $"process {Environment.ProcessId} (started {Process.GetCurrentProcess().StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z)");
-            AtomicFile.WriteText(Path.Combine(full, OwnerFileName), owner + Environment.NewLine);
+            try
+            {
+                using var self = Process.GetCurrentProcess();
+                var owner = string.Create(CultureInfo.InvariantCulture,
+                    $"process {Environment.ProcessId} (started {self.StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z)");
+                AtomicFile.WriteText(Path.Combine(full, OwnerFileName), owner + Environment.NewLine);
+            }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
             Held[full] = (stream, 1);
             return new RunFolderLock(full);
         }

@@ -35,6 +35,7 @@ public static class StageOneTrainer
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
         loss.CheckHead(head);
         backbone.Precision = config.Precision;
+        if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();
         if (config.Pretrained is { } pretrained && fresh)
@@ -62,7 +63,8 @@ public static class StageOneTrainer
             run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
         var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
-        var dataJson = JsonSerializer.SerializeToElement(config.Data, AtomicFile.Json);
+        // The checkpoint's data config has an absolute path, so a later stage started elsewhere finds the data.
+        var dataJson = JsonSerializer.SerializeToElement(config.Data.WithAbsolutePath(), AtomicFile.Json);
         loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson);
         var template = new CheckpointMeta
         {

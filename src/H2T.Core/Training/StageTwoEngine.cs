@@ -81,20 +81,31 @@ internal static class StageTwoEngine
                 var (b, head) = StageTwoTrainer.LoadModels(stageOneCheckpoint, from, c, splits);
                 if (backbone is null) backbone = b;
                 else b.Dispose();
-                head.to(device);
-                var loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
-                loss.CheckHead(head);
-                var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
-                    weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
-                members.Add(new Member
+                ClassificationLoss? loss = null;
+                try
                 {
-                    Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = new HeadToTailFusion(spec.Rho),
-                    Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance, "stage2"),
-                });
+                    head.to(device);
+                    loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
+                    loss.CheckHead(head);
+                    var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
+                        weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
+                    members.Add(new Member
+                    {
+                        Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = new HeadToTailFusion(spec.Rho),
+                        Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance, "stage2"),
+                    });
+                }
+                catch
+                {
+                    loss?.Dispose();
+                    head.Dispose();
+                    throw;
+                }
             }
             foreach (var p in backbone!.parameters()) p.requires_grad = false;
             backbone.to(device);
             backbone.Precision = specs[0].Config.Precision;
+            if (MixedPrecision.Warning(backbone.Precision) is { } warning) observer.Message(warning);
             return Train(backbone, members, splits, fromPath, from, device, observer, sweepDir, note, resume, cancel);
         }
         finally

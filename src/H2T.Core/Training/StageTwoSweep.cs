@@ -95,16 +95,21 @@ public static class StageTwoSweep
             .ToList();
         // The sweep's folder and every member's: no second process may write any of them.
         var holds = new List<RunFolderLock> { RunFolderLock.Acquire(outDir) };
-        StageTwoEngine.Outcome outcome;
         try
         {
             foreach (var spec in specs) holds.Add(spec.Run.Lock());
-            outcome = StageTwoEngine.Run(stageOneCheckpoint, specs, splits, device, observer, Path.GetFullPath(outDir), resume, cancel);
+            var outcome = StageTwoEngine.Run(stageOneCheckpoint, specs, splits, device, observer, Path.GetFullPath(outDir), resume, cancel);
+            return Summarise(specs, outcome, splits, fromPath, config, outDir, wall);
         }
         finally
         {
             foreach (var h in holds) h.Dispose();
         }
+    }
+
+    static SweepResult Summarise(List<StageTwoEngine.MemberSpec> specs, StageTwoEngine.Outcome outcome, DatasetSplits splits, string fromPath,
+        SweepConfig config, string outDir, Stopwatch wall)
+    {
 
         var rows = specs.Zip(outcome.Metrics, (spec, metrics) =>
             new SweepRow(spec.Rho, spec.Run.Path, metrics.FinalValidation, metrics.Final, metrics.SelectedEpoch, metrics.SelectedValidation, metrics.SelectedTest)).ToList();

@@ -47,6 +47,9 @@ public static class StageTwoTrainer
     {
         var data = DataConfigOf(path, meta);
         if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
+        else if (data.DataPath is { } stored && !File.Exists(stored) && !Directory.Exists(stored))
+            throw new ConfigException($"{path}: stage I read its data from {stored}, which is not there any more (moved?); " +
+                                      "pass --data PATH to say where it is now");
         if (validationPerClass is { } v && data.ValidationPerClass == 0) data = data with { ValidationPerClass = v };
         return data;
     }

@@ -32,12 +32,12 @@ public static class TauNormalization
 
     /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
     public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device,
-        ComputePrecision precision = ComputePrecision.Fp32)
+        ComputePrecision? precision = null)
     {
         using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
         var (backbone, head) = (models.Backbone, Linear(checkpoint, models.Head));
         backbone.to(device);
-        backbone.Precision = precision;
+        backbone.Precision = precision ?? MixedPrecision.Parse(models.Meta.Precision);
         head.to(device);
         var heads = taus.Select(t => Apply(head, t)).ToList();
         try

@@ -21,6 +21,17 @@ public sealed record OptimConfig(double Lr = 0.1, double Momentum = 0.9, double 
 [JsonConverter(typeof(JsonStringEnumConverter<ScheduleKind>))]
 public enum ScheduleKind { Cosine, MultiStep, Constant }
 
+/// <summary>Schedule names (the reference's 'cos' and 'step' included), for --schedule and lr_scheduler.type alike.</summary>
+public static class ScheduleKinds
+{
+    public static NameTable<ScheduleKind> Table { get; } = new("schedule",
+    [
+        ("cosine", ScheduleKind.Cosine), ("cos", ScheduleKind.Cosine),
+        ("multistep", ScheduleKind.MultiStep), ("step", ScheduleKind.MultiStep), ("warmup", ScheduleKind.MultiStep),
+        ("constant", ScheduleKind.Constant), ("none", ScheduleKind.Constant),
+    ], "cosine (cos), multistep (step, with milestones) or constant");
+}
+
 /// <summary>
 /// Learning-rate schedule, applied per epoch as the reference does: cosine from the peak to <see cref="MinLr"/>,
 /// or multistep (x gamma at each milestone) with linear warm-up over the first epochs, or constant.
@@ -123,12 +134,6 @@ public sealed record StageTwoConfig
     public int Prefetch { get; init; } = 2;
     /// <summary>Evaluate on the test set every N epochs (the last epoch always); 0: only the last.</summary>
     public int EvalEvery { get; init; } = 1;
-    /// <summary>A torch.save file whose weights initialise the backbone (a torchvision state dict, or any layout
-    /// <c>h2t import</c> reads); the classifier starts fresh for the dataset's classes. Null: random init.</summary>
-    public string? Pretrained { get; init; }
-    /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
-    /// Null: the whole backbone trains. The classifier always trains.</summary>
-    public string[]? Trainable { get; init; }
     /// <summary>The backbone's arithmetic (<see cref="MixedPrecision"/>); weights and checkpoints stay fp32.</summary>
     public ComputePrecision Precision { get; init; } = ComputePrecision.Fp32;
 
@@ -137,7 +142,6 @@ public sealed record StageTwoConfig
     public void Validate()
     {
         RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule, Loss);
-        if (Trainable is { Length: 0 }) throw new ConfigException("trainable: name at least one backbone module (or leave it out to train the whole backbone)");
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
         if (Classifier is not ("keep" or "lws")) throw new ConfigException($"stage-2 classifier must be keep or lws, got '{Classifier}'");

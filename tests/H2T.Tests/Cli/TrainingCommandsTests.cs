@@ -214,9 +214,39 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Contains("expected fp32, bf16 or auto", output);
     }
 
-    static Process StartH2t(IEnumerable<string> args)
+    [Fact]
+    public void ARelativeDataPathIsStoredAbsoluteAndMovedDataIsNamedWithTheWayOut()
+    {
+        // Stage I from one folder with a relative --data, stage II from another.
+        var data = Path.Combine(runs.Path, "data");
+        Directory.CreateDirectory(data);
+        foreach (var f in Directory.GetFiles(set.Path)) File.Copy(f, Path.Combine(data, Path.GetFileName(f)));
+        string[] args = ["stage1", "--dataset", "fashion-mnist", "--data", "data", "--imb-factor", "10", "--epochs", "1", "--backbone", "resnet8",
+            "--batch-size", "32", "--out", "s1", "--threads", "2"];
+        using (var p = StartH2t(args, runs.Path))
+        {
+            var text = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, text);
+        }
+        var ckpt = Path.Combine(runs.Path, "s1", "last.ckpt");
+        Assert.Equal(data, StageTwoTrainer.DataConfigOf(ckpt, Checkpoint.ReadMeta(ckpt)).DataPath);
+        var (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2"));
+        Assert.True(rc == 0, output);
+
+        var moved = Path.Combine(runs.Path, "moved");
+        Directory.Move(data, moved);
+        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2b"));
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
+        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2b"), "--data", moved);
+        Assert.True(rc == 0, output);
+    }
+
+    static Process StartH2t(IEnumerable<string> args, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "h2t.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
