@@ -95,14 +95,10 @@ public sealed class PyTorchCheckpointTests : IDisposable
         Assert.False(File.Exists(ckpt));
 
         // A file without some tensors: strict refuses and names them; --allow-missing lists what stays initialised.
-        var partial = Path.Combine(dir.Path, "partial.pth");
-        using (var c = PyTorchWeights.Read(Fixture("reference_resnet8.pth.tar")))
+        var partial = Altered("partial.pth", c =>
         {
             foreach (var k in c.Backbone.Keys.Where(k => k.StartsWith("bn1.", StringComparison.Ordinal)).ToList()) c.Backbone.Remove(k);
-            var table = new Hashtable { ["state_dict_model"] = c.Backbone, ["state_dict_classifier"] = c.Classifier };
-            using var f = File.Create(partial);
-            PyTorchPickler.PickleStateDict(f, table);
-        }
+        });
         e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(partial, ckpt, "resnet8", "linear", splits, set.Config()));
         Assert.Contains("missing 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var'", e.Message);
         Assert.Contains("--allow-missing", e.Message);
@@ -112,18 +108,26 @@ public sealed class PyTorchCheckpointTests : IDisposable
         Assert.Contains("backbone: missing from the file, left as initialised: 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var'", output.ReplaceLineEndings(""));
 
         // A 7-class classifier against a 10-class dataset: the key and both shapes.
-        var bad = Path.Combine(dir.Path, "bad.pth");
-        using (var c = PyTorchWeights.Read(Fixture("reference_resnet8.pth.tar")))
+        var bad = Altered("bad.pth", c =>
         {
             c.Classifier["fc.weight"] = zeros(7, 64);
             c.Classifier["fc.bias"] = zeros(7);
-            var table = new Hashtable { ["state_dict_model"] = c.Backbone, ["state_dict_classifier"] = c.Classifier };
-            using var f = File.Create(bad);
-            PyTorchPickler.PickleStateDict(f, table);
-        }
+        });
         e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(bad, ckpt, "resnet8", "linear", splits, set.Config()));
         Assert.Contains("'fc.weight' is [7, 64] in the file, [10, 64] in our model", e.Message);
         Assert.Contains("class count", e.Message);
+    }
+
+    /// <summary>The reference fixture with <paramref name="alter"/> applied, pickled again: a deliberately broken file.</summary>
+    string Altered(string name, Action<PyTorchWeights> alter)
+    {
+        var path = Path.Combine(dir.Path, name);
+        using var c = PyTorchWeights.Read(Fixture("reference_resnet8.pth.tar"));
+        alter(c);
+        var table = new Hashtable { ["state_dict_model"] = c.Backbone, ["state_dict_classifier"] = c.Classifier };
+        using var f = File.Create(path);
+        PyTorchPickler.PickleStateDict(f, table);
+        return path;
     }
 
     [Fact]
