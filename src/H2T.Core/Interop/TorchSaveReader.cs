@@ -28,6 +28,18 @@ public static partial class TorchSaveReader
     /// <summary>The constructor table is process-wide in the pickle library, so reads take turns and set it each time.</summary>
     static readonly Lock Gate = new();
 
+    /// <summary>Whether the file starts as torch.save writes: a zip archive ('PK') or a pickle stream (0x80).</summary>
+    public static bool LooksLikeTorchSave(string path)
+    {
+        if (!File.Exists(path)) return false;
+        using var fs = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[2];
+        return IsTorchSaveStart(head[..fs.Read(head)]);
+    }
+
+    static bool IsTorchSaveStart(ReadOnlySpan<byte> head) =>
+        head.Length >= 2 && ((head[0] == (byte)'P' && head[1] == (byte)'K') || head[0] == 0x80);
+
     public static object Read(string path)
     {
         var root = ReadAny(path);
@@ -49,8 +61,7 @@ public static partial class TorchSaveReader
             fs.Position = 0;
             try
             {
-                if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K') return ReadZip(path, fs);
-                if (n >= 2 && head[0] == 0x80) return ReadLegacy(path, fs);
+                if (IsTorchSaveStart(head[..n])) return head[0] == (byte)'P' ? ReadZip(path, fs) : ReadLegacy(path, fs);
             }
             catch (Exception e) when (e is PickleException or InvalidCastException or InvalidDataException or EndOfStreamException
                                           or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException

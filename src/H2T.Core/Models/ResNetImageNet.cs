@@ -70,17 +70,21 @@ public sealed class ResNetImageNet : Backbone
         return Output(y).MoveToOuterDisposeScope();
     }
 
-    static Sequential? Downsample(int inPlanes, int outPlanes, int stride) =>
-        stride != 1 || inPlanes != outPlanes
-            ? Sequential(("0", Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false)), ("1", BatchNorm2d(outPlanes)))
-            : null;
-
-    /// <summary>The shortcut: the identity, or torchvision's downsample (1x1 conv, BatchNorm) in the input's precision.</summary>
-    static Tensor Shortcut(Sequential? downsample, Tensor x)
+    /// <summary>
+    /// torchvision's downsample (1x1 conv, BatchNorm) registered as a Sequential for its state-dict names
+    /// (downsample.0 / .1), with its two layers kept typed: the forward calls them itself, in the input's precision.
+    /// </summary>
+    sealed record DownsamplePath(Sequential Module, Conv2d Conv, BatchNorm2d Norm)
     {
-        if (downsample is null) return x;
-        var parts = downsample.children().ToArray();
-        return ((BatchNorm2d)parts[1]).call(MixedPrecision.Conv((Conv2d)parts[0], x));
+        public static DownsamplePath? For(int inPlanes, int outPlanes, int stride)
+        {
+            if (stride == 1 && inPlanes == outPlanes) return null;
+            var conv = Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false);
+            var norm = BatchNorm2d(outPlanes);
+            return new(Sequential(("0", conv), ("1", norm)), conv, norm);
+        }
+
+        public static Tensor Shortcut(DownsamplePath? path, Tensor x) => path is null ? x : path.Norm.call(MixedPrecision.Conv(path.Conv, x));
     }
 
     sealed class Basic : Module<Tensor, Tensor>
@@ -88,6 +92,7 @@ public sealed class ResNetImageNet : Backbone
         readonly Conv2d conv1, conv2;
         readonly BatchNorm2d bn1, bn2;
         readonly Sequential? downsample;
+        readonly DownsamplePath? shortcut;
 
         public Basic(int inPlanes, int planes, int stride) : base("BasicBlock")
         {
@@ -95,7 +100,8 @@ public sealed class ResNetImageNet : Backbone
             bn1 = BatchNorm2d(planes);
             conv2 = Conv2d(planes, planes, 3, padding: 1, bias: false);
             bn2 = BatchNorm2d(planes);
-            downsample = Downsample(inPlanes, planes, stride);
+            shortcut = DownsamplePath.For(inPlanes, planes, stride);
+            downsample = shortcut?.Module;
             RegisterComponents();
         }
 
@@ -103,7 +109,7 @@ public sealed class ResNetImageNet : Backbone
         {
             using var scope = NewDisposeScope();
             var y = bn2.call(MixedPrecision.Conv(conv2, bn1.call(MixedPrecision.Conv(conv1, x)).relu_()));
-            var identity = Shortcut(downsample, x);
+            var identity = DownsamplePath.Shortcut(shortcut, x);
             return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }
@@ -113,6 +119,7 @@ public sealed class ResNetImageNet : Backbone
         readonly Conv2d conv1, conv2, conv3;
         readonly BatchNorm2d bn1, bn2, bn3;
         readonly Sequential? downsample;
+        readonly DownsamplePath? shortcut;
 
         public Bottleneck(int inPlanes, int planes, int stride, int groups, int widthPerGroup) : base("Bottleneck")
         {
@@ -123,7 +130,8 @@ public sealed class ResNetImageNet : Backbone
             bn2 = BatchNorm2d(width);
             conv3 = Conv2d(width, planes * 4, 1, bias: false);
             bn3 = BatchNorm2d(planes * 4);
-            downsample = Downsample(inPlanes, planes * 4, stride);
+            shortcut = DownsamplePath.For(inPlanes, planes * 4, stride);
+            downsample = shortcut?.Module;
             RegisterComponents();
         }
 
@@ -133,7 +141,7 @@ public sealed class ResNetImageNet : Backbone
             var y = bn1.call(MixedPrecision.Conv(conv1, x)).relu_();
             y = bn2.call(MixedPrecision.Conv(conv2, y)).relu_();
             y = bn3.call(MixedPrecision.Conv(conv3, y));
-            var identity = Shortcut(downsample, x);
+            var identity = DownsamplePath.Shortcut(shortcut, x);
             return y.add_(identity).relu_().MoveToOuterDisposeScope();
         }
     }

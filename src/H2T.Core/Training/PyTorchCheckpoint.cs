@@ -21,14 +21,7 @@ public sealed record ImportResult(CheckpointMeta Meta, string Layout, IReadOnlyL
 public static class PyTorchCheckpoint
 {
     /// <summary>torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle stream.</summary>
-    public static bool LooksLikePyTorch(string path)
-    {
-        if (!File.Exists(path)) return false;
-        using var fs = File.OpenRead(path);
-        Span<byte> head = stackalloc byte[4];
-        int n = fs.Read(head);
-        return n >= 2 && ((head[0] == (byte)'P' && head[1] == (byte)'K') || head[0] == 0x80);
-    }
+    public static bool LooksLikePyTorch(string path) => TorchSaveReader.LooksLikeTorchSave(path);
 
     /// <summary>
     /// Builds our backbone + classifier for <paramref name="splits"/>, loads the PyTorch tensors into them (names and

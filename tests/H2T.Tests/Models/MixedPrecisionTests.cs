@@ -47,7 +47,7 @@ public sealed class MixedPrecisionTests
         Assert.Equal(fp32.shape, bf16.shape);
         // bf16 keeps 8 significant bits; the error grows with depth. PyTorch's own autocast, on torchvision's
         // randomly initialised resnet50 / resnext50 / resnet152 here (eval, 4 x 64 x 64), is off by 2.3% / 0.3% / 4.3%.
-        bool imageNet = ModelFactory.CreateBackbone(arch, channels) is ResNetImageNet;
+        bool imageNet = backbone is ResNetImageNet;
         double tolerance = imageNet ? 1e-1 : 3e-2;
         double e = RelativeError(fp32, bf16);
         Assert.True(e < tolerance, $"{arch} eval: relative error {e:E2}");
