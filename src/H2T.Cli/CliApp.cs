@@ -50,7 +50,9 @@ public static class CliApp
             config.AddCommand<ImportCommand>("import")
                 .WithDescription("PyTorch -> H2T.NET: turn the reference's stage-I checkpoint into one stage2/sweep/eval read.");
             config.AddCommand<ExportCommand>("export")
-                .WithDescription("H2T.NET -> PyTorch: write a checkpoint as a torch.load-able dict of state dicts.");
+                .WithDescription("H2T.NET -> ONNX (--format onnx: a model for ONNX Runtime) or PyTorch (a torch.load-able dict of state dicts).");
+            config.AddCommand<PredictCommand>("predict")
+                .WithDescription("Classify images (files, folders, list files) with a checkpoint or an ONNX model: top-k table, JSONL or CSV.");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
         });

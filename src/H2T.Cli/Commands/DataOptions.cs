@@ -36,13 +36,19 @@ public class DataOptions : GlobalSettings
     [DefaultValue(0)]
     public int ValidationPerClass { get; init; }
 
+    [CommandOption("--image-size <N>")]
+    [Description("crop size of large-image sets (ImageNet-LT, Places-LT, iNaturalist, image folders with images larger than it): test images are resized to N*256/224 and center-cropped")]
+    [DefaultValue(224)]
+    public int ImageSize { get; init; } = 224;
+
     public DataConfig ToDataConfig() => new(
         Dataset: DatasetCatalog.Aliases.Parse(Dataset),
         DataPath: DataPath,
         ImbFactor: ImbFactor,
         ImbType: ImbalanceTypes.Table.Parse(ImbType),
         LongTailSeed: LongTailSeed,
-        ValidationPerClass: ValidationPerClass);
+        ValidationPerClass: ValidationPerClass,
+        ImageSize: ImageSize);
 
     public override Spectre.Console.ValidationResult Validate()
     {
@@ -52,6 +58,7 @@ public class DataOptions : GlobalSettings
             return Spectre.Console.ValidationResult.Error($"--imb-factor {ImbFactor.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a number >= 1");
         if (!ImbalanceTypes.Table.TryParse(ImbType, out _)) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected {ImbalanceTypes.Table.Expected}");
         if (ValidationPerClass < 0) return Spectre.Console.ValidationResult.Error($"--val-per-class {ValidationPerClass}: expected a whole number >= 0");
+        if (ImageSize < 8) return Spectre.Console.ValidationResult.Error($"--image-size {ImageSize}: expected a whole number >= 8");
         if (LongTailSeed < 0) return Spectre.Console.ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
         return base.Validate();
     }

@@ -47,18 +47,34 @@ public sealed class ExportSettings : GlobalSettings
 {
     [CommandArgument(0, "<CHECKPOINT>")] [Description("an H2T.NET checkpoint (stage I or II)")]
     public string Source { get; init; } = "";
-    [CommandOption("--out <FILE>")] [Description("the PyTorch file to write (default: beside the source, .pth)")]
+    [CommandOption("--format <FORMAT>")] [Description("onnx (a model for ONNX Runtime) or pytorch (a torch.load-able dict); default: from --out's extension, else pytorch")]
+    public string? Format { get; init; }
+    [CommandOption("--out <FILE>")] [Description("the file to write (default: beside the source, .onnx or .pth)")]
     public string? Out { get; init; }
+
+    public string ResolvedFormat => (Format ?? (Out?.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) == true ? "onnx" : "pytorch")).ToLowerInvariant();
+
+    public override ValidationResult Validate() =>
+        ResolvedFormat is not ("onnx" or "pytorch") ? ValidationResult.Error($"--format {Format}: expected onnx or pytorch") : base.Validate();
 }
 
-/// <summary>H2T.NET -> PyTorch: torch.load gives {state_dict_model, state_dict_classifier, epoch, best_acc1, h2t_meta}.</summary>
+/// <summary>H2T.NET -> ONNX (<see cref="H2T.Export.OnnxExporter"/>) or PyTorch (torch.load gives {state_dict_model,
+/// state_dict_classifier, epoch, best_acc1, h2t_meta}).</summary>
 public sealed class ExportCommand(IAnsiConsole console) : Command<ExportSettings>
 {
     public override int Execute(CommandContext context, ExportSettings settings, CancellationToken cancellationToken)
     {
         if (!File.Exists(settings.Source)) throw new UsageException($"{settings.Source}: checkpoint not found");
         CommandSupport.Start(settings);
-        var output = settings.Out ?? Path.ChangeExtension(settings.Source, ".pth");
+        bool onnx = settings.ResolvedFormat == "onnx";
+        var output = settings.Out ?? Path.ChangeExtension(settings.Source, onnx ? ".onnx" : ".pth");
+        if (onnx)
+        {
+            var r = CommandSupport.Train(() => H2T.Export.OnnxExporter.Export(settings.Source, output));
+            console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (ONNX opset {H2T.Export.OnnxExporter.Opset}, {r.Nodes} nodes, {r.Bytes / 1e6:F1} MB; input 'image' float32 [[batch, C, H, W]] in [[0, 1]]; outputs 'logits', 'probabilities')");
+            console.MarkupLineInterpolated($"next: h2t predict --onnx {output} IMAGES...");
+            return 0;
+        }
         CommandSupport.Train(() => { PyTorchCheckpoint.Export(settings.Source, output); return 0; });
         console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (torch.load: state_dict_model, state_dict_classifier, epoch, best_acc1, h2t_meta)");
         return 0;

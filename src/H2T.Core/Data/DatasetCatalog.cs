@@ -19,6 +19,9 @@ public sealed record DatasetSplits
     public required ClassGroups Groups { get; init; }
     /// <summary>The dataset's default training augmentation.</summary>
     public required AugmentConfig TrainAugment { get; init; }
+    /// <summary>How a test image file becomes the model's input (default: decode at the test split's size).</summary>
+    public DecodePlan TestPlan { get => testPlan ?? new DecodePlan(Test.Shape); init => testPlan = value; }
+    readonly DecodePlan? testPlan;
 
     public static int[] CountPerClass(IReadOnlyList<int> labels, int numClasses)
     {
@@ -183,6 +186,7 @@ public static class DatasetCatalog
         // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
         return splits with
         {
+            TestPlan = testPlan,
             Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
             Validation = splits.Validation is { } v ? DecodedCache.DecodeIfSmall(v) : null,
         };
@@ -217,6 +221,7 @@ public static class DatasetCatalog
         {
             Name = name, Train = train, Test = new FileImageSource(tep, tel, testPlan, teo), ClassNames = classNames,
             Norm = Normalization.ImageNet, TrainClassCounts = counts, Groups = Groups(config, counts), TrainAugment = augment,
+            TestPlan = testPlan,
         };
     }
 }

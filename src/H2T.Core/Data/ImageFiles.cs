@@ -63,15 +63,62 @@ public static class ImageDecoder
     public static void Decode(string path, DecodePlan plan, Span<byte> chw, string? what = null)
     {
         what ??= path;
-        var (c, h, w) = plan.Output;
-        if (chw.Length != plan.Output.Size) throw new ArgumentException($"buffer holds {chw.Length} bytes, the image {plan.Output.Size}");
         using var codec = Open(path, what);
+        Decode(codec, plan, chw, what);
+    }
+
+    /// <summary>An encoded image (JPEG or PNG bytes) in memory, decoded as a file would be.</summary>
+    public static void Decode(ReadOnlySpan<byte> encoded, DecodePlan plan, Span<byte> chw, string what)
+    {
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data)
+            ?? throw new DataFormatException($"{what}: not a decodable image: expected JPEG or PNG bytes");
+        Decode(codec, plan, chw, what);
+    }
+
+    /// <summary>Interleaved 8-bit RGB pixels (row-major, <paramref name="width"/> x <paramref name="height"/>) through the
+    /// same resize / crop / channel conversion as a decoded file.</summary>
+    public static void FromRgb(ReadOnlySpan<byte> rgb, int width, int height, DecodePlan plan, Span<byte> chw)
+    {
+        if (width < 1 || height < 1) throw new ArgumentException($"image size {width}x{height}: expected positive");
+        if (rgb.Length != checked(width * height * 3))
+            throw new ArgumentException($"{rgb.Length} bytes of RGB pixels for a {width}x{height} image: expected {width * height * 3}");
+        using var full = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var dst = full.GetPixelSpan();
+        int rowBytes = full.RowBytes;
+        for (int y = 0; y < height; y++)
+        {
+            var src = rgb.Slice(y * width * 3, width * 3);
+            var row = dst.Slice(y * rowBytes, width * 4);
+            for (int x = 0; x < width; x++)
+            {
+                row[4 * x] = src[3 * x];
+                row[4 * x + 1] = src[3 * x + 1];
+                row[4 * x + 2] = src[3 * x + 2];
+                row[4 * x + 3] = 255;
+            }
+        }
+        Transform(full, plan, chw, "RGB pixels");
+    }
+
+    // Pixels as PIL's Image.open(...).convert("RGB") gives them: colour types (grey, palette, CMYK, 16-bit) become
+    // 8-bit RGB(A) unpremultiplied, alpha is dropped, and EXIF orientation is NOT applied (torchvision's loaders do
+    // not apply it either).
+    static void Decode(SKCodec codec, DecodePlan plan, Span<byte> chw, string what)
+    {
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var full = new SKBitmap(info);
         var rc = codec.GetPixels(info, full.GetPixels());
         if (rc is not SKCodecResult.Success)
             throw new DataFormatException($"{what}: image does not decode ({rc}): the file is truncated or corrupt");
+        Transform(full, plan, chw, what);
+    }
 
+    static void Transform(SKBitmap full, DecodePlan plan, Span<byte> chw, string what)
+    {
+        var (c, h, w) = plan.Output;
+        if (chw.Length != plan.Output.Size) throw new ArgumentException($"buffer holds {chw.Length} bytes, the image {plan.Output.Size}");
+        var info = full.Info;
         SKBitmap? scaled = null;
         try
         {

@@ -67,6 +67,8 @@ public sealed class CosineHead : ClassifierHead
     }
 
     public override string Kind => "cosine";
+    /// <summary>The factor on the cosines (1 unless a loss asked for another).</summary>
+    public double Scale => scale;
 
     public override Tensor Logits(Tensor pooled)
     {

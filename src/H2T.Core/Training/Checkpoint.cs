@@ -33,6 +33,10 @@ public sealed record CheckpointMeta
     public string? ImportedFrom { get; init; }
     /// <summary>The arithmetic the run computed in ("fp32" or "bf16"); the weights in the file are fp32 either way.</summary>
     public string Precision { get; init; } = "fp32";
+    /// <summary>The class names, index order (checkpoints before 0.1.1 lack them: null).</summary>
+    public string[]? ClassNames { get; init; }
+    /// <summary>The evaluation transform the model expects (null in older checkpoints: derived from the data config).</summary>
+    public H2T.Data.ImagePreprocessing? Preprocessing { get; init; }
 }
 
 /// <summary>

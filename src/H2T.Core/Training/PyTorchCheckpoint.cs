@@ -51,7 +51,7 @@ public static class PyTorchCheckpoint
             Stage = weights.LwsScales is null ? "stage1" : "stage2", Epoch = Math.Max(0, epochs - 1), TotalEpochs = epochs,
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
             ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, DataConfig = JsonSerializer.SerializeToElement(data.WithAbsolutePath(), AtomicFile.Json),
-            ImportedFrom = Path.GetFullPath(pytorchPath),
+            ImportedFrom = Path.GetFullPath(pytorchPath), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
         };
         Checkpoint.Save(outPath, meta, backbone, head, null);
         return new ImportResult(meta, weights.Layout, lines);

@@ -70,7 +70,7 @@ public static class StageOneTrainer
         {
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
             ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
-            Precision = MixedPrecision.Name(config.Precision),
+            Precision = MixedPrecision.Name(config.Precision), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
         };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 

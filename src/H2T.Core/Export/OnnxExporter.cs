@@ -1,0 +1,312 @@
+using System.Text.Json;
+using Google.Protobuf;
+using H2T.Data;
+using H2T.Inference;
+using H2T.Models;
+using H2T.Training;
+using Onnx;
+using static H2T.Export.OnnxGraph;
+using static TorchSharp.torch;
+
+namespace H2T.Export;
+
+/// <summary>What an export wrote.</summary>
+public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int Initializers, string Input, IReadOnlyList<string> Outputs);
+
+/// <summary>
+/// A checkpoint as an ONNX model (opset 17, IR 8): input <c>image</c>, float32 N x C x H x W, RGB (or grey) in [0, 1]
+/// after the checkpoint's resize / crop; normalisation, the backbone with every BatchNorm folded into the convolution
+/// before it (ResLT's branch BatchNorms become per-channel affine maps), global pooling and the classifier exactly as
+/// evaluation computes it (cosine, LWS scales folded into the weights, tau-normalised weights, RIDE's expert mean,
+/// ResLT's branch sum). Outputs <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
+/// Class names and preprocessing are in the metadata (<see cref="ModelCard.MetadataKeys"/>). Always fp32.
+/// </summary>
+public static class OnnxExporter
+{
+    public const int Opset = 17;
+    public const long IrVersion = 8; // what opset 17 pairs with (onnx 1.12 reads it)
+    const double BnEps = 1e-5;       // every BatchNorm2d here is built with PyTorch's default eps
+
+    public static OnnxExportResult Export(string checkpointPath, string outPath)
+    {
+        var card = ModelCard.FromCheckpoint(checkpointPath);
+        using var models = Checkpoint.Open(checkpointPath);
+        return Export(models.Backbone, models.Head, card, outPath);
+    }
+
+    public static OnnxExportResult Export(Backbone backbone, ClassifierHead head, ModelCard card, string outPath)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        ArgumentNullException.ThrowIfNull(head);
+        ArgumentNullException.ThrowIfNull(card);
+        var p = card.Preprocessing;
+        var weights = new Weights(backbone, head);
+        var g = new OnnxGraph();
+        using (no_grad())
+        {
+            var x = g.Node("Sub", ["image", g.Floats("mean", p.Mean, 1, p.Channels, 1, 1)]);
+            x = g.Node("Div", [x, g.Floats("std", p.Std, 1, p.Channels, 1, 1)]);
+            var maps = backbone switch
+            {
+                RideResNetCifar => RideMaps(g, weights, x, backbone.Experts),
+                ResLtResNetCifar => ResLtMaps(g, weights, CifarTrunk(g, weights, x)),
+                ResNetCifar => [CifarTrunk(g, weights, x)],
+                ResNetImageNet => [ImageNetTrunk(g, weights, x)],
+                _ => throw new NotSupportedException($"ONNX export does not know the {backbone.Architecture} backbone"),
+            };
+            var pooled = maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis", 1))).ToArray();
+            Head(g, weights, head, pooled);
+        }
+        g.NameLastOutput("logits");
+        g.Node("Softmax", ["logits"], Int("axis", 1));
+        g.NameLastOutput("probabilities");
+
+        var graph = g.Proto;
+        graph.DocString = $"H2T.NET {card.Architecture} + {card.Classifier} classifier; input: {ModelCard.InputDescription}";
+        graph.Input.Add(BatchedFloat("image", ModelCard.InputDescription, p.Channels, p.Height, p.Width));
+        graph.Output.Add(BatchedFloat("logits", "classifier logits, one per class", card.ClassNames.Count));
+        graph.Output.Add(BatchedFloat("probabilities", "softmax of the logits", card.ClassNames.Count));
+        var model = new ModelProto
+        {
+            IrVersion = IrVersion, ProducerName = "H2T.NET", ProducerVersion = ModelCard.LibraryVersion,
+            Domain = "net.h2t", ModelVersion = 1, DocString = graph.DocString, Graph = graph,
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        foreach (var (k, v) in card.ToMetadata()) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
+        AtomicFile.Write(outPath, s => model.WriteTo(s));
+        return new OnnxExportResult(Path.GetFullPath(outPath), new FileInfo(outPath).Length, graph.Node.Count, graph.Initializer.Count, "image", ["logits", "probabilities"]);
+    }
+
+    /// <summary>The modules' tensors by state-dict name, as float32 arrays.</summary>
+    sealed class Weights(Backbone backbone, ClassifierHead head)
+    {
+        readonly Dictionary<string, Tensor> b = backbone.state_dict();
+        readonly Dictionary<string, Tensor> h = head.state_dict();
+
+        public bool Has(string key) => b.ContainsKey(key);
+        public (float[] Data, long[] Shape) Backbone(string key) => Read(b, key, "backbone");
+        public (float[] Data, long[] Shape) Head(string key) => Read(h, key, "classifier");
+
+        static (float[], long[]) Read(Dictionary<string, Tensor> d, string key, string what)
+        {
+            if (!d.TryGetValue(key, out var t)) throw new InvalidOperationException($"ONNX export: the {what} has no tensor '{key}'");
+            using var f = t.detach().to(ScalarType.Float32).cpu().contiguous();
+            return (f.data<float>().ToArray(), f.shape);
+        }
+
+        /// <summary>BatchNorm <paramref name="bn"/> as y = x * scale + shift (eval mode: running statistics).</summary>
+        public (double[] Scale, double[] Shift) Norm(string bn)
+        {
+            var (gamma, _) = Backbone(bn + ".weight");
+            var (beta, _) = Backbone(bn + ".bias");
+            var (mean, _) = Backbone(bn + ".running_mean");
+            var (variance, _) = Backbone(bn + ".running_var");
+            var scale = new double[gamma.Length];
+            var shift = new double[gamma.Length];
+            for (int c = 0; c < gamma.Length; c++)
+            {
+                scale[c] = gamma[c] / Math.Sqrt(variance[c] + BnEps);
+                shift[c] = beta[c] - mean[c] * scale[c];
+            }
+            return (scale, shift);
+        }
+    }
+
+    /// <summary>conv (no bias) then BatchNorm, folded into one Conv: W' = W * g / sqrt(v + eps), b' = beta - m * g / sqrt(v + eps).</summary>
+    static string ConvBn(OnnxGraph g, Weights w, string x, string conv, string bn, int stride, int padding, int inChannels)
+    {
+        var (weight, shape) = w.Backbone(conv + ".weight");
+        var (scale, shift) = w.Norm(bn);
+        long perOut = weight.Length / shape[0];
+        var folded = new float[weight.Length];
+        for (int o = 0; o < shape[0]; o++)
+            for (long i = 0; i < perOut; i++) folded[o * perOut + i] = (float)(weight[o * perOut + i] * scale[o]);
+        int groups = checked((int)(inChannels / shape[1]));
+        return g.Node("Conv", [x, g.Floats(conv.Replace('.', '_') + "_w", folded, shape), g.Floats(conv.Replace('.', '_') + "_b", [.. shift.Select(v => (float)v)], shape[0])],
+            Ints("kernel_shape", shape[2], shape[3]), Ints("strides", stride, stride), Ints("pads", padding, padding, padding, padding),
+            Int("group", groups), Ints("dilations", 1, 1));
+    }
+
+    static string Relu(OnnxGraph g, string x) => g.Node("Relu", [x]);
+
+    // ---- CIFAR ResNets (option-A shortcuts) ----
+
+    static string CifarTrunk(OnnxGraph g, Weights w, string x)
+    {
+        int channels = Channels(w, "conv1.weight", 1);
+        var y = Relu(g, ConvBn(g, w, x, "conv1", "bn1", 1, 1, channels));
+        int planes = 16;
+        for (int stage = 1; stage <= 3; stage++) y = CifarStage(g, w, y, $"layer{stage}", ref planes, stage == 1 ? 1 : 2);
+        return y;
+    }
+
+    static string[] RideMaps(OnnxGraph g, Weights w, string x, int experts)
+    {
+        int channels = Channels(w, "conv1.weight", 1);
+        var shared = Relu(g, ConvBn(g, w, x, "conv1", "bn1", 1, 1, channels));
+        int planes = 16;
+        shared = CifarStage(g, w, shared, "layer1", ref planes, 1);
+        var maps = new string[experts];
+        for (int e = 0; e < experts; e++)
+        {
+            int p = planes;
+            var y = CifarStage(g, w, shared, $"layer2s.{e}", ref p, 2);
+            maps[e] = CifarStage(g, w, y, $"layer3s.{e}", ref p, 2);
+        }
+        return maps;
+    }
+
+    static string[] ResLtMaps(OnnxGraph g, Weights w, string trunk) =>
+        [.. new[] { "BNH", "BNM", "BNT" }.Select(bn =>
+        {
+            var (scale, shift) = w.Norm(bn);
+            var y = g.Node("Mul", [trunk, g.Floats(bn + "_scale", [.. scale.Select(v => (float)v)], 1, scale.Length, 1, 1)]);
+            return g.Node("Add", [y, g.Floats(bn + "_shift", [.. shift.Select(v => (float)v)], 1, shift.Length, 1, 1)]);
+        })];
+
+    static string CifarStage(OnnxGraph g, Weights w, string x, string prefix, ref int inPlanes, int stride)
+    {
+        for (int i = 0; w.Has($"{prefix}.{i}.conv1.weight"); i++)
+        {
+            var block = $"{prefix}.{i}";
+            int planes = Channels(w, block + ".conv1.weight", 0);
+            int s = i == 0 ? stride : 1;
+            var y = Relu(g, ConvBn(g, w, x, block + ".conv1", block + ".bn1", s, 1, inPlanes));
+            y = ConvBn(g, w, y, block + ".conv2", block + ".bn2", 1, 1, planes);
+            var shortcut = x;
+            if (s != 1 || inPlanes != planes)
+            {
+                // x[:, :, ::s, ::s] then zero channels on both sides: the parameter-free option-A shortcut.
+                shortcut = g.Node("Slice", [x, g.Int64s("starts", 0, 0), g.Int64s("ends", long.MaxValue, long.MaxValue), g.Int64s("axes", 2, 3), g.Int64s("steps", s, s)]);
+                long pad = (planes - inPlanes) / 2;
+                shortcut = g.Node("Pad", [shortcut, g.Int64s("pads", 0, pad, 0, 0, 0, pad, 0, 0)], String("mode", "constant"));
+            }
+            x = Relu(g, g.Node("Add", [y, shortcut]));
+            inPlanes = planes;
+        }
+        return x;
+    }
+
+    // ---- ImageNet-style ResNets / ResNeXt (torchvision layout) ----
+
+    static string ImageNetTrunk(OnnxGraph g, Weights w, string x)
+    {
+        int channels = Channels(w, "conv1.weight", 1);
+        var y = Relu(g, ConvBn(g, w, x, "conv1", "bn1", 2, 3, channels));
+        y = g.Node("MaxPool", [y], Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1));
+        int inPlanes = 64;
+        for (int stage = 1; stage <= 4; stage++)
+            for (int i = 0; w.Has($"layer{stage}.{i}.conv1.weight"); i++)
+            {
+                var block = $"layer{stage}.{i}";
+                int s = i == 0 && stage > 1 ? 2 : 1;
+                bool bottleneck = w.Has(block + ".conv3.weight");
+                string z;
+                int outPlanes;
+                if (bottleneck)
+                {
+                    int width = Channels(w, block + ".conv1.weight", 0);
+                    z = Relu(g, ConvBn(g, w, y, block + ".conv1", block + ".bn1", 1, 0, inPlanes));
+                    z = Relu(g, ConvBn(g, w, z, block + ".conv2", block + ".bn2", s, 1, width));
+                    z = ConvBn(g, w, z, block + ".conv3", block + ".bn3", 1, 0, width);
+                    outPlanes = Channels(w, block + ".conv3.weight", 0);
+                }
+                else
+                {
+                    int planes = Channels(w, block + ".conv1.weight", 0);
+                    z = Relu(g, ConvBn(g, w, y, block + ".conv1", block + ".bn1", s, 1, inPlanes));
+                    z = ConvBn(g, w, z, block + ".conv2", block + ".bn2", 1, 1, planes);
+                    outPlanes = planes;
+                }
+                var identity = w.Has(block + ".downsample.0.weight")
+                    ? ConvBn(g, w, y, block + ".downsample.0", block + ".downsample.1", s, 0, inPlanes)
+                    : y;
+                y = Relu(g, g.Node("Add", [z, identity]));
+                inPlanes = outPlanes;
+            }
+        return y;
+    }
+
+    static int Channels(Weights w, string key, int axis) => checked((int)w.Backbone(key).Shape[axis]);
+
+    // ---- classifiers, on pooled features N x C (one per expert) ----
+
+    static void Head(OnnxGraph g, Weights w, ClassifierHead head, string[] pooled)
+    {
+        switch (head)
+        {
+            case LinearHead:
+                Single(pooled, head);
+                Gemm(g, pooled[0], w.Head("fc.weight"), w.Head("fc.bias").Data, 1f);
+                break;
+            case LwsHead:
+            {
+                Single(pooled, head);
+                var (scales, _) = w.Head("scales");
+                Gemm(g, pooled[0], w.Head("fc.weight"), w.Head("fc.bias").Data, 1f, scales);
+                break;
+            }
+            case CosineHead cosine:
+            {
+                Single(pooled, head);
+                var cos = Cosine(g, pooled[0], w.Head("fc.weight"));
+                if (cosine.Scale != 1.0) g.Node("Mul", [cos, g.Floats("cosine_scale", [(float)cosine.Scale], 1)]);
+                break;
+            }
+            case RideHead ride:
+            {
+                var logits = pooled.Select((f, e) => g.Node("Mul", [Cosine(g, f, w.Head($"linears.{e}.weight")), g.Floats("ride_scale", [(float)RideHead.Scale], 1)])).ToArray();
+                g.Node("Div", [g.Node("Sum", logits), g.Floats("experts", [ride.Experts], 1)]);
+                break;
+            }
+            case ResLtHead:
+            {
+                var (weight, shape) = w.Head("fc.weight");
+                var bias = w.Head("fc.bias").Data;
+                var logits = pooled.Select(f => Gemm(g, f, (weight, shape), bias, 1f)).ToArray();
+                g.Node("Sum", logits);
+                break;
+            }
+            default:
+                throw new NotSupportedException($"ONNX export does not know the '{head.Kind}' classifier");
+        }
+    }
+
+    static void Single(string[] pooled, ClassifierHead head)
+    {
+        if (pooled.Length != 1) throw new InvalidOperationException($"the {head.Kind} classifier takes one feature map, the backbone gives {pooled.Length}");
+    }
+
+    /// <summary>x W^T + b, with per-class <paramref name="classScale"/> (LWS) folded into W and b.</summary>
+    static string Gemm(OnnxGraph g, string x, (float[] Data, long[] Shape) weight, float[] bias, float alpha, float[]? classScale = null)
+    {
+        var (wd, shape) = weight;
+        var wf = (float[])wd.Clone();
+        var bf = (float[])bias.Clone();
+        if (classScale is not null)
+            for (int k = 0; k < shape[0]; k++)
+            {
+                for (long i = 0; i < shape[1]; i++) wf[k * shape[1] + i] *= classScale[k];
+                bf[k] *= classScale[k];
+            }
+        return g.Node("Gemm", [x, g.Floats("fc_w", wf, shape), g.Floats("fc_b", bf, shape[0])], Int("transB", 1), Float("alpha", alpha));
+    }
+
+    /// <summary>normalize(x, dim 1) @ normalize(W, dim 0) for W stored in x classes (NormedLinear), eps 1e-12 as F.normalize.</summary>
+    static string Cosine(OnnxGraph g, string x, (float[] Data, long[] Shape) weight)
+    {
+        var (wd, shape) = weight;
+        long rows = shape[0], cols = shape[1];
+        var unit = new float[wd.Length];
+        for (long k = 0; k < cols; k++)
+        {
+            double sq = 0;
+            for (long i = 0; i < rows; i++) sq += (double)wd[i * cols + k] * wd[i * cols + k];
+            double norm = Math.Max(Math.Sqrt(sq), 1e-12);
+            for (long i = 0; i < rows; i++) unit[i * cols + k] = (float)(wd[i * cols + k] / norm);
+        }
+        var norm2 = g.Node("ReduceL2", [x], Ints("axes", 1), Int("keepdims", 1));
+        var normalized = g.Node("Div", [x, g.Node("Max", [norm2, g.Floats("eps", [1e-12f], 1)])]);
+        return g.Node("MatMul", [normalized, g.Floats("cos_w", unit, rows, cols)]);
+    }
+}
