@@ -49,6 +49,10 @@ if (only == "precision")
     var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
     results.Add(H2T.Bench.PrecisionBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, pythonDir, rounds, Path.Combine(Path.GetTempPath(), "h2t-precision-runs")));
 }
+// --only predict: h2t predict's throughput, TorchSharp against ONNX Runtime, beside h2t eval's path (needs the
+// shared CIFAR-10 JPEGs); not in "all".
+if (only == "predict")
+    results.Add(H2T.Bench.PredictBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-predict-bench")));
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {

@@ -51,12 +51,31 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             var inputs = PredictionInputs.Resolve(settings.Inputs, model.ClassNames);
             console.MarkupLineInterpolated($"[bold]{model.Card}[/] on {model.Engine}");
             using var writer = settings.Out is null ? null : new PredictionWriter(settings.Out);
-            var s = PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row =>
+            if (writer is null)
+                return (PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row => PredictionWriter.Print(console, row), cancellationToken), model.Engine);
+            // Into a file: a progress bar on a terminal, a status line every 10 s in a log.
+            PredictionSummary s;
+            if (console.Profile.Capabilities.Interactive)
+                s = console.Progress().Start(ctx =>
+                {
+                    var task = ctx.AddTask("predict", maxValue: Math.Max(1, inputs.Count()));
+                    return PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row => { writer.Write(row); task.Increment(1); }, cancellationToken);
+                });
+            else
             {
-                if (writer is not null) writer.Write(row);
-                else PredictionWriter.Print(console, row);
-            }, cancellationToken);
-            writer?.Commit();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                int done = 0;
+                s = PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row =>
+                {
+                    writer.Write(row);
+                    if (++done % 256 == 0 && clock.Elapsed.TotalSeconds >= 10)
+                    {
+                        console.MarkupLineInterpolated($"  {done} images ...");
+                        clock.Restart();
+                    }
+                }, cancellationToken);
+            }
+            writer.Commit();
             return (s, model.Engine);
         });
         var acc = summary.Accuracy is { } a ? $", top-1 accuracy {a:F2}% over {summary.Labelled} labelled" : "";

@@ -76,7 +76,7 @@ public sealed class Stage1Settings : DataOptions
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),
         Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
-        Loss = new LossConfig(Type: Loss, DrwStartEpoch: DrwEpoch),
+        Loss = new LossConfig(Loss) { DrwStartEpoch = DrwEpoch },
         MixupAlpha = Mixup,
         Cmo = Cmo != 0 ? new CmoConfig(Probability: Cmo) : null,
         Sampler = Samplers.Aliases.Parse(Sampler),

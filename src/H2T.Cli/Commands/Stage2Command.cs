@@ -81,7 +81,7 @@ public abstract class StageTwoOptions : GlobalSettings
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, false, BatchSize),
         LrFactor = LrFactor,
         Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule)),
-        Loss = new LossConfig(Type: Loss),
+        Loss = new LossConfig(Loss),
         Rho = rho,
         TailSampler = Samplers.Aliases.Parse(Sampler),
         HeadSampler = Samplers.Aliases.Parse(HeadSampler),
@@ -110,98 +110,33 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
     public override int Execute(CommandContext context, Stage2Settings settings, CancellationToken cancellationToken)
     {
         ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
-        if (settings.Config is { } file) return RunFromConfig(context, settings, file, cancellationToken);
-        var config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
-        if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
-        if (PyTorchCheckpoint.LooksLikePyTorch(settings.From))
-            throw new UsageException($"--from {settings.From}: a PyTorch checkpoint; convert it with `h2t import {settings.From} --dataset ... --backbone ... --out stage1.ckpt`, " +
-                "or run a config whose 'resume' names it (h2t stage2 --config FILE)");
-        var device = CommandSupport.Start(settings);
-        // Default: inside the stage-I run, so stage-II runs of different backbones never share a folder.
-        var run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
-            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{settings.Rho:0.##}-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}")));
-        console.MarkupLineInterpolated($"[bold]stage II[/] from {settings.From}: rho {config.Rho}, tail sampler {config.TailSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
-        var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(settings.From, config, run, device, o, settings.DataPath, settings.Resume,
-            settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null, cancellationToken)));
-        CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
-        return 0;
-    }
-
-    /// <summary>
-    /// Stage II from a config: 'resume' (or --from) is the stage-I checkpoint. A PyTorch one (the reference's
-    /// .pth.tar) is imported first into the run folder, using the config's dataset and backbone; an H2T.NET one must
-    /// agree with the config's data keys.
-    /// </summary>
-    int RunFromConfig(CommandContext context, Stage2Settings settings, string file, CancellationToken cancellationToken)
-    {
-        var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, context.Arguments);
-        var config = CommandSupport.Guard(() => experiment.StageTwo, c => c.Validate());
-        var from = StageOneCheckpoint(experiment, file, settings.From);
-        ConfigSupport.PrintIgnored(console, experiment, file);
-        var device = CommandSupport.Start(settings);
-        var run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
-        var metrics = CommandSupport.Train(() =>
+        StageTwoConfig config;
+        RunFolder run;
+        Func<StageTwoStart> start;
+        if (settings.Config is { } file)
         {
-            var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;
-            DatasetSplits splits;
-            if (PyTorchCheckpoint.LooksLikePyTorch(from))
-            {
-                var data = experiment.Data with { DataPath = settings.DataPath ?? experiment.Data.DataPath, ValidationPerClass = valPerClass };
-                splits = DatasetCatalog.Load(data);
-                experiment.CheckNumClasses(splits.NumClasses, splits.Name);
-                var imported = Path.Combine(run.Path, "imported-stage1.ckpt");
-                console.MarkupLineInterpolated($"importing the PyTorch checkpoint {from} as {experiment.StageOne.Backbone} + {experiment.StageOne.Classifier} -> {imported}");
-                PyTorchCheckpoint.Import(from, imported, experiment.StageOne.Backbone, experiment.StageOne.Classifier, splits, data with { ValidationPerClass = 0 });
-                from = imported;
-            }
-            else splits = DatasetCatalog.Load(DataForCheckpoint(experiment, from, settings.DataPath, valPerClass));
-            console.MarkupLineInterpolated($"[bold]stage II[/] from {from} ({file}): rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
-            return CommandSupport.Observed(console, run.Path, settings.TensorBoard, o => StageTwoTrainer.Run(from, config, splits, run, device, o, settings.Resume, cancellationToken));
-        });
-        CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
-        return 0;
-    }
-
-    /// <summary>The stage-I checkpoint of a stage-2 config run: --from when given, else the config's 'resume'; it must exist.</summary>
-    internal static string StageOneCheckpoint(ExperimentConfig experiment, string file, string? fromFlag)
-    {
-        if (!string.IsNullOrWhiteSpace(fromFlag))
-            return File.Exists(fromFlag) ? fromFlag : throw new UsageException($"--from {fromFlag}: checkpoint not found");
-        var from = experiment.Resume ?? throw new UsageException($"{file}: resume: the stage-I checkpoint is required (or pass --from)");
-        return File.Exists(from) ? from : throw new UsageException($"{file}: resume: stage-I checkpoint '{from}' not found");
-    }
-
-    /// <summary>
-    /// The data of an H2T.NET stage-I checkpoint, checked against a stage-2 config: its dataset, imbalance, long-tail
-    /// seed, backbone and class count must be the checkpoint's; its class groups apply.
-    /// </summary>
-    internal static DataConfig DataForCheckpoint(ExperimentConfig experiment, string from, string? dataPath, int valPerClass)
-    {
-        var meta = Checkpoint.ReadMeta(from);
-        var data = StageTwoTrainer.DataConfigFor(from, meta, dataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
-        CheckAgainstCheckpoint(experiment, data, from);
-        if (experiment.BackboneEntry is { } be && !string.Equals(experiment.StageOne.Backbone, meta.Architecture, StringComparison.OrdinalIgnoreCase))
-            throw be.Error($"the stage-I checkpoint {from} is a {meta.Architecture}, the config says {experiment.StageOne.Backbone}");
-        if (experiment.Data.Groups is { } groups) data = data with { Groups = groups };
-        experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
-        return data;
-    }
-
-    /// <summary>The config's dataset, imbalance and long-tail seed must be the ones stage I trained on.</summary>
-    static void CheckAgainstCheckpoint(ExperimentConfig experiment, DataConfig fromCheckpoint, string path)
-    {
-        foreach (var e in experiment.DataEntries)
-        {
-            var (mine, theirs) = e.Key switch
-            {
-                "dataset" => ((object)experiment.Data.Dataset, (object)fromCheckpoint.Dataset),
-                "imb_factor" => (experiment.Data.ImbFactor, fromCheckpoint.ImbFactor),
-                "imb_type" => (experiment.Data.ImbType, fromCheckpoint.ImbType),
-                "lt_seed" => (experiment.Data.LongTailSeed, fromCheckpoint.LongTailSeed),
-                _ => ((object)0, (object)0),
-            };
-            if (!Equals(mine, theirs))
-                throw e.Error($"the stage-I checkpoint {path} was trained with {e.Key} {theirs}, the config says {mine}");
+            var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, context.Arguments);
+            config = CommandSupport.Guard(() => experiment.StageTwo, c => c.Validate());
+            ConfigSupport.PrintIgnored(console, experiment, file);
+            run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));
+            // A PyTorch stage-I checkpoint (the reference's .pth.tar) is imported into the run folder first.
+            start = () => StageTwoStart.FromConfig(experiment, file, settings.From, settings.DataPath, settings.ValidationPerClass,
+                Path.Combine(run.Path, "imported-stage1.ckpt"), line => console.MarkupLineInterpolated($"{line}"));
         }
+        else
+        {
+            config = CommandSupport.Guard(settings.ToConfig, c => c.Validate());
+            // Default: inside the stage-I run, so stage-II runs of different backbones never share a folder.
+            run = new RunFolder(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!,
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"stage2-rho{settings.Rho:0.##}-{settings.Loss}-e{settings.Epochs}-s{settings.Seed}")));
+            start = () => StageTwoStart.FromCheckpoint(settings.From, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
+        }
+        var device = CommandSupport.Start(settings);
+        var from = CommandSupport.Train(start);
+        console.MarkupLineInterpolated($"[bold]stage II[/] from {from.StageOneCheckpoint}: rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
+        var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard,
+            o => StageTwoTrainer.Run(from.StageOneCheckpoint, config, DatasetCatalog.Load(from.Data), run, device, o, settings.Resume, cancellationToken)));
+        CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
+        return 0;
     }
 }

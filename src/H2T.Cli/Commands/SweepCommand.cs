@@ -33,8 +33,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
         ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
         var rhos = CommandSupport.Guard(() => SweepConfig.ParseRhos(settings.Rho), _ => { });
         StageTwoConfig baseConfig;
-        string from = settings.From;
-        DataConfig? configData = null;
+        Func<StageTwoStart> start;
         if (settings.Config is { } file)
         {
             // The sweep's own options (--rho is a list here, not the config's single H2T value) stay out of the config.
@@ -44,25 +43,21 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
             var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, args);
             ConfigSupport.PrintIgnored(console, experiment, file);
             baseConfig = experiment.StageTwo;
-            from = Stage2Command.StageOneCheckpoint(experiment, file, settings.From);
-            if (PyTorchCheckpoint.LooksLikePyTorch(from))
-                throw new UsageException($"{from}: a PyTorch checkpoint; import it first (h2t import) or run h2t stage2 --config, which imports it");
-            var valPerClass = experiment.Data.ValidationPerClass > 0 ? experiment.Data.ValidationPerClass : settings.ValidationPerClass;
-            configData = CommandSupport.Guard(() => Stage2Command.DataForCheckpoint(experiment, from, settings.DataPath, valPerClass), _ => { });
+            start = () => StageTwoStart.FromConfig(experiment, file, settings.From, settings.DataPath, settings.ValidationPerClass);
         }
         else
         {
             baseConfig = CommandSupport.Guard(() => settings.ToConfig(0), _ => { });
-            if (!File.Exists(from)) throw new UsageException($"--from {from}: checkpoint not found");
+            start = () => StageTwoStart.FromCheckpoint(settings.From, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
         }
         var config = CommandSupport.Guard(() => new SweepConfig(baseConfig, rhos, settings.ValidationPerClass), c => c.Validate());
         var device = CommandSupport.Start(settings);
-        var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from))!,
+        var from = CommandSupport.Train(start);
+        var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from.StageOneCheckpoint))!,
             $"sweep-{baseConfig.Loss.Type}-e{baseConfig.Epochs}-s{baseConfig.Seed}"));
-        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from}: rho {string.Join(", ", config.Rhos)} in one pass, {baseConfig.Epochs} epochs -> {outDir}");
-        var result = CommandSupport.Train(() => ConsoleObserver.Run(console, o => configData is null
-            ? StageTwoSweep.Run(from, config, outDir, device, o, settings.DataPath, settings.Resume, cancellationToken)
-            : StageTwoSweep.Run(from, config, DatasetCatalog.Load(configData), outDir, device, o, settings.Resume, cancellationToken)));
+        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from.StageOneCheckpoint}: rho {string.Join(", ", config.Rhos)} in one pass, {baseConfig.Epochs} epochs -> {outDir}");
+        var result = CommandSupport.Train(() => ConsoleObserver.Run(console,
+            o => StageTwoSweep.Run(from.StageOneCheckpoint, config, DatasetCatalog.Load(from.Data), outDir, device, o, settings.Resume, cancellationToken)));
         Write(console, result, outDir);
         return 0;
     }

@@ -79,16 +79,13 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         return Metrics;
     }
 
-    /// <summary>Ends an epoch: evaluates if asked, then <see cref="Complete"/>.</summary>
-    public void EndEpoch(int epoch, int totalEpochs, double lr, EpochProgress progress, Func<EvaluationResult>? evaluate,
-        CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, Func<EvaluationResult>? validate = null)
+    /// <summary>Ends an epoch: evaluates if asked (validation only alongside test), then <see cref="Complete"/>.</summary>
+    public void EndEpoch(EpochSchedule at, EpochProgress progress, Func<EvaluationResult>? evaluate, Func<EvaluationResult>? validate, RunState state)
     {
-        double trainSeconds = progress.Seconds;
         var clock = Stopwatch.StartNew();
         var test = evaluate?.Invoke();
         var validation = evaluate is null ? null : validate?.Invoke();
-        Complete(epoch, totalEpochs, lr, progress.MeanLoss, trainSeconds, progress.Images, test, clock.Elapsed.TotalSeconds,
-            template, backbone, head, optimizer, validation);
+        Complete(new EpochOutcome(at, progress.MeanLoss, progress.Seconds, progress.Images, test, validation, clock.Elapsed.TotalSeconds), state);
     }
 
     /// <summary>
@@ -96,10 +93,13 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     /// final-eval.json, then last.ckpt (the commit point a resume starts from), then the completion mark.
     /// best.ckpt is the best epoch on validation when there is a validation split, else (labelled so) on test.
     /// </summary>
-    public void Complete(int epoch, int totalEpochs, double lr, double trainLoss, double trainSeconds, long images,
-        EvaluationResult? test, double evalSeconds, CheckpointMeta template, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer,
-        EvaluationResult? validation = null)
+    public void Complete(EpochOutcome outcome, RunState state)
     {
+        ArgumentNullException.ThrowIfNull(outcome);
+        ArgumentNullException.ThrowIfNull(state);
+        var (at, trainLoss, trainSeconds, images, test, validation, evalSeconds) = outcome;
+        var (epoch, totalEpochs, lr) = at;
+        var (template, backbone, head, optimizer) = state;
         var testSummary = test is null ? null : EvaluationSummary.From(test);
         var valSummary = validation is null ? null : EvaluationSummary.From(validation);
         // Resident memory at the end of every epoch: a leak shows as drift across epochs (docs/performance.md).
@@ -147,6 +147,16 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
 }
 
 /// <summary>Running loss and throughput of one epoch, reported to the observer after every batch.</summary>
+/// <summary>Which epoch of how many, at which learning rate.</summary>
+internal sealed record EpochSchedule(int Epoch, int TotalEpochs, double Lr);
+
+/// <summary>What one epoch produced: its training figures and, when evaluated, the test (and validation) results.</summary>
+internal sealed record EpochOutcome(EpochSchedule At, double TrainLoss, double TrainSeconds, long Images, EvaluationResult? Test,
+    EvaluationResult? Validation, double EvalSeconds);
+
+/// <summary>What a checkpoint of the run holds: the metadata template and the modules and optimizer to save.</summary>
+internal sealed record RunState(CheckpointMeta Template, Backbone Backbone, ClassifierHead Head, OptimizerHelper Optimizer);
+
 internal sealed class EpochProgress(string stage, int epoch, int batches, double lr, ITrainingObserver observer)
 {
     readonly Stopwatch clock = Stopwatch.StartNew();

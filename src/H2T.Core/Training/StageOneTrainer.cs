@@ -129,10 +129,10 @@ public static class StageOneTrainer
                 progress.Add(l.item<float>(), (int)b.Labels.shape[0]);
                 cancel.ThrowIfCancellationRequested();
             }
-            loop.EndEpoch(epoch, config.Epochs, lr, progress,
+            loop.EndEpoch(new EpochSchedule(epoch, config.Epochs, lr), progress,
                 config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
-                template, backbone, head, optimizer,
-                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups));
+                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups),
+                new RunState(template, backbone, head, optimizer));
         }
         return loop.Metrics;
     }

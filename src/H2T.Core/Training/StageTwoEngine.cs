@@ -231,8 +231,8 @@ internal static class StageTwoEngine
                         for (int k = 0; k < group.Count; k++)
                         {
                             var m = group[k];
-                            m.Loop.Complete(epoch, c0.Epochs, lr, m.Progress!.MeanLoss, m.Progress.Seconds, m.Progress.Images, test?[k], secs,
-                                template with { Config = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json) }, backbone, m.Head, m.Optimizer, val?[k]);
+                            m.Loop.Complete(new EpochOutcome(new EpochSchedule(epoch, c0.Epochs, lr), m.Progress!.MeanLoss, m.Progress.Seconds, m.Progress.Images, test?[k], val?[k], secs),
+                                new RunState(template with { Config = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json) }, backbone, m.Head, m.Optimizer));
                         }
                     }
                     fusedState?.Restore(bn);

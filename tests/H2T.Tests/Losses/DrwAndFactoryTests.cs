@@ -19,7 +19,7 @@ public sealed class DrwAndFactoryTests
     [Fact]
     public void LdamDrwSwitchesToClassBalancedWeightsAtTheStartEpoch()
     {
-        using var loss = LossFactory.Create(new LossConfig("ldam", DrwStartEpoch: 3), Counts);
+        using var loss = LossFactory.Create(new LossConfig("ldam") { DrwStartEpoch = 3 }, Counts);
         Assert.Equal("ldam-drw", loss.Name);
         var counted = Assert.IsAssignableFrom<ClassCountLoss>(loss);
         // numpy values: unweighted LDAM and LDAM with the beta = 0.9999 weights (weighted-mean reduction).
@@ -41,7 +41,7 @@ public sealed class DrwAndFactoryTests
     [Fact]
     public void CeDrwMatchesCbCeOnceSwitched()
     {
-        using var drw = LossFactory.Create(new LossConfig("ce", DrwStartEpoch: 1), Counts);
+        using var drw = LossFactory.Create(new LossConfig("ce") { DrwStartEpoch = 1 }, Counts);
         using var cb = LossFactory.Create(new LossConfig("cb-ce"), Counts);
         Assert.Equal("ce-drw", drw.Name);
         Assert.Equal("cb-ce", cb.Name);
@@ -65,15 +65,15 @@ public sealed class DrwAndFactoryTests
         Assert.Equal(expected.Keys.Order(), LossFactory.CanonicalNames.Order());
         foreach (var (name, type) in expected)
         {
-            using var loss = LossFactory.Create(new LossConfig(name, LogitAdjustTau: 0.5), Counts);
+            using var loss = LossFactory.Create(new LossConfig(name) { LogitAdjustTau = 0.5 }, Counts);
             Assert.IsType(type, loss);
             Assert.Equal(name, loss.Name);
         }
-        using var focal = (FocalLoss)LossFactory.Create(new LossConfig("focal", FocalGamma: 2.5), Counts);
+        using var focal = (FocalLoss)LossFactory.Create(new LossConfig("focal") { FocalGamma = 2.5 }, Counts);
         Assert.Equal(2.5, focal.Gamma);
-        using var gcl = (GclLoss)LossFactory.Create(new LossConfig("GCL", GclNoiseMul: 0.7, GclScale: 20, GclMaxMargin: 0.1, GclFocalGamma: 1), Counts);
+        using var gcl = (GclLoss)LossFactory.Create(new LossConfig("GCL") { GclNoiseMul = 0.7, GclScale = 20, GclMaxMargin = 0.1, GclFocalGamma = 1 }, Counts);
         Assert.Equal((0.7, 20.0, 0.1, (double?)1.0), (gcl.NoiseMul, gcl.Scale, gcl.Margin, gcl.FocalGamma));
-        using var las = (LabelAwareSmoothingLoss)LossFactory.Create(new LossConfig("las", SmoothShape: "Convex", SmoothHead: 0.3, SmoothTail: 0.0), Counts);
+        using var las = (LabelAwareSmoothingLoss)LossFactory.Create(new LossConfig("las") { SmoothShape = "Convex", SmoothHead = 0.3, SmoothTail = 0.0 }, Counts);
         Assert.Equal(SmoothingShape.Convex, las.Shape);
         Assert.Equal(0.3, las.Smoothing[0], 1e-12);
     }
@@ -101,13 +101,13 @@ public sealed class DrwAndFactoryTests
         Assert.Contains("'hinge'", e.Message);
         foreach (var n in LossFactory.CanonicalNames)
             Assert.Contains(n, e.Message);
-        Assert.Throws<ArgumentException>(() => LossFactory.Create(new LossConfig("las", SmoothShape: "wavy"), Counts));
+        Assert.Throws<ArgumentException>(() => LossFactory.Create(new LossConfig("las") { SmoothShape = "wavy" }, Counts));
         Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("1"));
         Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("concave, linear"));
         Assert.Equal(SmoothingShape.Exp, LabelAwareSmoothingLoss.ParseShape(" EXP "));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("ce", DrwStartEpoch: -2), Counts));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("cb-ce", CbBeta: 1.0), Counts));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("focal", FocalGamma: -1), Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("ce") { DrwStartEpoch = -2 }, Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("cb-ce") { CbBeta = 1.0 }, Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("focal") { FocalGamma = -1 }, Counts));
     }
 
     [Fact]

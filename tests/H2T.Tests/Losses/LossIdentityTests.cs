@@ -151,7 +151,7 @@ public sealed class LossIdentityTests
         using var scope = NewDisposeScope();
         var (z, y) = RandomBatch(32, 6, seed: 14);
         var losses = LossFactory.CanonicalNames
-            .Select(t => LossFactory.Create(new LossConfig(t, DrwStartEpoch: t == "reslt" ? -1 : 0), LongTail)).ToList(); // ResLT takes no re-weighting
+            .Select(t => LossFactory.Create(new LossConfig(t) { DrwStartEpoch = t == "reslt" ? -1 : 0 }, LongTail)).ToList(); // ResLT takes no re-weighting
         void Step()
         {
             using var step = NewDisposeScope();

@@ -163,7 +163,7 @@ public sealed class MultiExpertTests : IDisposable
         long[] y = [0, 3, 2, 1, 3];
         var logits = tensor(z.Cast<double>().ToArray()).view(5, 3, 4).to(ScalarType.Float32);
         var targets = tensor(y);
-        using var loss = (RideLoss)LossFactory.Create(new LossConfig("RIDELoss", DrwStartEpoch: 2), counts);
+        using var loss = (RideLoss)LossFactory.Create(new LossConfig("RIDELoss") { DrwStartEpoch = 2 }, counts);
         var unweighted = RideReference(z, y, counts, 0.5, 30, -0.2, null, null);
         loss.OnEpochStart(0, 4);
         Assert.Equal(unweighted, loss.ForwardExperts(logits, targets).item<float>(), 3);
@@ -177,7 +177,7 @@ public sealed class MultiExpertTests : IDisposable
         Assert.Equal(1.0, loss.ClassTemperatures[0], 6);
         Assert.True(loss.ClassTemperatures[3] < loss.ClassTemperatures[0]);
         // Without the diversity term each expert's loss is the ensemble's LDAM loss.
-        using var noDiversity = (RideLoss)LossFactory.Create(new LossConfig("ride", RideDiversityFactor: 0), counts);
+        using var noDiversity = (RideLoss)LossFactory.Create(new LossConfig("ride") { RideDiversityFactor = 0 }, counts);
         var mean = new double[5, 1, 4];
         for (int i = 0; i < 5; i++) for (int c = 0; c < 4; c++) mean[i, 0, c] = (z[i, 0, c] + z[i, 1, c] + z[i, 2, c]) / 3;
         Assert.Equal(3 * RideReference(mean, y, counts, 0.5, 30, 0, null, null), noDiversity.ForwardExperts(logits, targets).item<float>(), 3);
