@@ -34,7 +34,18 @@ public static class ModelFactory
     };
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
-    public static IReadOnlyList<string> HeadNames => ["linear", "cosine", "lws", "ride", "reslt"];
+    /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this table.</summary>
+    static readonly (string Name, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
+    [
+        ("linear", (c, k, _, _) => new LinearHead(c, k)),
+        ("cosine", (c, k, s, _) => new CosineHead(c, k, s)),
+        ("normed", (c, k, s, _) => new CosineHead(c, k, s)),
+        ("lws", (c, k, _, _) => new LwsHead(c, k)),
+        ("ride", (c, k, _, e) => new RideHead(c, k, e)),
+        ("reslt", (c, k, _, e) => new ResLtHead(c, k, e)),
+    ];
+
+    public static IReadOnlyList<string> HeadNames => [.. Heads.Select(h => h.Name).Where(n => n != "normed")];
 
     public static Backbone CreateBackbone(string name, int inChannels)
     {
@@ -66,13 +77,11 @@ public static class ModelFactory
         return CreateHead(k, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
     }
 
-    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1) => kind.ToLowerInvariant() switch
+    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1)
     {
-        "linear" => new LinearHead(inFeatures, numClasses),
-        "cosine" or "normed" => new CosineHead(inFeatures, numClasses, cosineScale),
-        "lws" => new LwsHead(inFeatures, numClasses),
-        "ride" => new RideHead(inFeatures, numClasses, experts),
-        "reslt" => new ResLtHead(inFeatures, numClasses, experts),
-        _ => throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}"),
-    };
+        ArgumentNullException.ThrowIfNull(kind);
+        var entry = Heads.FirstOrDefault(h => string.Equals(h.Name, kind, StringComparison.OrdinalIgnoreCase));
+        return entry.Make is { } make ? make(inFeatures, numClasses, cosineScale, experts)
+            : throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}");
+    }
 }

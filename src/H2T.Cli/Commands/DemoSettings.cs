@@ -1,0 +1,51 @@
+using System.ComponentModel;
+using H2T.Data;
+using H2T.Losses;
+using H2T.Reporting;
+using H2T.Models;
+using H2T.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace H2T.Cli.Commands;
+
+public sealed class DemoSettings : GlobalSettings
+{
+    [CommandOption("--full")] [Description("the full CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10")]
+    public bool Full { get; init; }
+    [CommandOption("--backbone <NAME>")] [Description("default resnet8 (resnet32 with --full)")]
+    public string? Backbone { get; init; }
+    [CommandOption("--stage1-epochs <E>")] [Description("override stage-I epochs")]
+    public int? Stage1Epochs { get; init; }
+    [CommandOption("--stage2-epochs <E>")] [Description("override stage-II epochs")]
+    public int? Stage2Epochs { get; init; }
+    [CommandOption("--mixup <ALPHA>")] [DefaultValue(1.0)] [Description("stage-I mixup alpha (0: plain CE)")]
+    public double Mixup { get; init; } = 1.0;
+    [CommandOption("--rho <SPEC>")] [DefaultValue(DemoPlan.DefaultRhoSpec)]
+    [Description("H2T fusion ratios trained beside rho = 0 in the same pass (comma list or start:stop:step)")]
+    public string Rho { get; init; } = DemoPlan.DefaultRhoSpec;
+    [CommandOption("--val-per-class <N>")] [DefaultValue(100)] [Description("validation images per class (choose rho without the test set)")]
+    public int ValidationPerClass { get; init; } = 100;
+    [CommandOption("--data <PATH>")] [Description("folder with the Fashion-MNIST IDX files (default: the Debian package's)")]
+    public string? DataPath { get; init; }
+    [CommandOption("--out <DIR>")] [DefaultValue("runs/demo")]
+    public string Out { get; init; } = "runs/demo";
+    [CommandOption("--seed <N>")] [DefaultValue(0)]
+    public int Seed { get; init; }
+    [CommandOption("--resume")] [Description("reuse finished runs in --out and resume an interrupted one")]
+    public bool Resume { get; init; }
+    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
+    public string Precision { get; init; } = "fp32";
+
+    public DemoOptions ToOptions() => new()
+    {
+        Full = Full, Backbone = Backbone, StageOneEpochs = Stage1Epochs, StageTwoEpochs = Stage2Epochs, MixupAlpha = Mixup,
+        Rhos = SweepConfig.ParseRhos(Rho), ValidationPerClass = ValidationPerClass, DataPath = DataPath, Seed = Seed,
+        Precision = MixedPrecision.Parse(Precision),
+    };
+
+    public override ValidationResult Validate() =>
+        Stage1Epochs < 1 || Stage2Epochs < 1 ? ValidationResult.Error("epochs must be >= 1")
+        : ValidationPerClass < 1 ? ValidationResult.Error("--val-per-class must be >= 1")
+        : base.Validate();
+}

@@ -1,0 +1,41 @@
+using H2T.Training;
+using static TorchSharp.torch;
+
+namespace H2T.Reporting;
+
+/// <summary>
+/// The demo's OUT/report.md: the comparison table, group bars and per-class accuracy against count (report.png,
+/// report-per-class.png) and the paper's Figure 4 for rho = 0 against H2T (embedding.png: head class 0, tail class 9).
+/// </summary>
+public static class DemoReport
+{
+    /// <summary>Writes the report; plots that fail are left out and their reason returned (the report is still written).</summary>
+    public static (string Path, IReadOnlyList<string> Warnings) Write(string outDir, string stageOne, SweepResult sweep, SweepRow h2tRow, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(sweep);
+        ArgumentNullException.ThrowIfNull(h2tRow);
+        var dir = System.IO.Path.GetFullPath(outDir);
+        var rows = new List<RunRow> { ComparisonReport.Load(stageOne) with { Name = "stage I" } };
+        rows.AddRange(sweep.Rows.Select(r => ComparisonReport.Load(r.RunFolder) with
+            { Name = r.Rho == 0 ? "stage II rho=0" : $"stage II rho={r.Rho} (H2T)" }));
+        var images = new List<string>();
+        var warnings = new List<string>();
+        try
+        {
+            images.AddRange(ComparisonReport.Plots(rows, System.IO.Path.Combine(dir, "report.png"), "Fashion-MNIST-LT: test accuracy by group"));
+            var rho0 = sweep.Rows.First(r => r.Rho == 0);
+            var embedding = System.IO.Path.Combine(dir, "embedding.png");
+            EmbeddingPlot.Write([("rho = 0 (re-balancing)", System.IO.Path.Combine(rho0.RunFolder, "last.ckpt")),
+                ($"H2T, rho = {h2tRow.Rho}", System.IO.Path.Combine(h2tRow.RunFolder, "last.ckpt"))], 0, 9, embedding, device);
+            images.Add(embedding);
+        }
+        catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException)
+        {
+            warnings.Add($"plots not written: {e.Message}");
+        }
+        var path = System.IO.Path.Combine(dir, "report.md");
+        AtomicFile.WriteText(path, ComparisonReport.Markdown(rows, "H2T.NET demo: Fashion-MNIST-LT, IF = 100", images, dir,
+            $"rho selected on validation: {sweep.SelectedRho}; the sweep's own table: stage2/sweep.md. Each run folder has its report.md (curves, per-class, reliability)."));
+        return (path, warnings);
+    }
+}
