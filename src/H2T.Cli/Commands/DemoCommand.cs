@@ -1,7 +1,4 @@
-using System.ComponentModel;
 using H2T.Data;
-using H2T.Losses;
-using H2T.Reporting;
 using H2T.Models;
 using H2T.Training;
 using Spectre.Console;

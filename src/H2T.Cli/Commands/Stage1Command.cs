@@ -1,9 +1,5 @@
-using System.ComponentModel;
 using H2T.Configuration;
 using H2T.Data;
-using H2T.Losses;
-using H2T.Runtime;
-using H2T.Models;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using H2T.Configuration;
 using H2T.Data;
 using H2T.Losses;
 using H2T.Models;
