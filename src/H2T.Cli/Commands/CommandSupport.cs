@@ -58,6 +58,17 @@ internal static class CommandSupport
         }
     }
 
+    /// <summary>An optional extra (a plot) that must never fail the finished run: its failure is one yellow line, and null.</summary>
+    public static T? Try<T>(Spectre.Console.IAnsiConsole console, string what, Func<T> make) where T : class
+    {
+        try { return make(); }
+        catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException or ArgumentException)
+        {
+            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"[yellow]{what}:[/] {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>Bad input found while loading data or checkpoints is the user's to fix: exit code 2.</summary>
     public static T Train<T>(Func<T> work)
     {

@@ -47,7 +47,9 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
                                "(docs/experiments.md, section 2). [bold]--full[/] runs the 30 + 10 epoch ResNet-32 protocol.");
         SweepCommand.Write(console, sweep, sweepDir);
         CommandSupport.WriteRunReport(console, s1.Path, "stage I");
-        var (report, warnings) = H2T.Reporting.DemoReport.Write(settings.Out, s1.Path, sweep, h2tRow, device);
+        var embedding = CommandSupport.Try(console, "embedding plot not written", () => H2T.Inference.FeatureProjection.Compute(
+            [("rho = 0 (re-balancing)", Path.Combine(sweep.Rows[0].RunFolder, "last.ckpt")), ($"H2T, rho = {h2tRow.Rho}", Path.Combine(h2tRow.RunFolder, "last.ckpt"))], 0, 9, device));
+        var (report, warnings) = H2T.Reporting.DemoReport.Write(settings.Out, s1.Path, sweep, embedding);
         foreach (var w in warnings) console.MarkupLineInterpolated($"[yellow]{w}[/]");
         console.MarkupLineInterpolated($"runs, metrics, checkpoints: {Path.GetFullPath(settings.Out)}; report with plots: {report}");
         return 0;

@@ -45,7 +45,7 @@ public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings
             var path = Path.Combine(baseDir, "embedding.png");
             var runs = rows.Select(r => (r.Name, Path.Combine(r.Folder, "last.ckpt"))).ToList();
             var device = CommandSupport.Start(settings);
-            CommandSupport.Train(() => { EmbeddingPlot.Write(runs, classes.Item1, classes.Item2, path, device, settings.DataPath); return 0; });
+            CommandSupport.Train(() => { EmbeddingPlot.Write(H2T.Inference.FeatureProjection.Compute(runs, classes.Item1, classes.Item2, device, settings.DataPath), path); return 0; });
             images.Add(path);
             console.MarkupLineInterpolated($"embedding: {path}");
         }

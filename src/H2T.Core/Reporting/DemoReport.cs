@@ -1,5 +1,4 @@
 using H2T.Training;
-using static TorchSharp.torch;
 
 namespace H2T.Reporting;
 
@@ -10,10 +9,11 @@ namespace H2T.Reporting;
 public static class DemoReport
 {
     /// <summary>Writes the report; plots that fail are left out and their reason returned (the report is still written).</summary>
-    public static (string Path, IReadOnlyList<string> Warnings) Write(string outDir, string stageOne, SweepResult sweep, SweepRow h2tRow, Device device)
+    /// <param name="embedding">Figure 4's panels (rho = 0 and the H2T row, from <see cref="H2T.Inference.FeatureProjection"/>), or
+    /// null when they could not be computed.</param>
+    public static (string Path, IReadOnlyList<string> Warnings) Write(string outDir, string stageOne, SweepResult sweep, H2T.Inference.EmbeddingProjection? embedding)
     {
         ArgumentNullException.ThrowIfNull(sweep);
-        ArgumentNullException.ThrowIfNull(h2tRow);
         var dir = System.IO.Path.GetFullPath(outDir);
         var rows = new List<RunRow> { ComparisonReport.Load(stageOne) with { Name = "stage I" } };
         rows.AddRange(sweep.Rows.Select(r => ComparisonReport.Load(r.RunFolder) with
@@ -23,11 +23,12 @@ public static class DemoReport
         try
         {
             images.AddRange(ComparisonReport.Plots(rows, System.IO.Path.Combine(dir, "report.png"), "Fashion-MNIST-LT: test accuracy by group"));
-            var rho0 = sweep.Rows.First(r => r.Rho == 0);
-            var embedding = System.IO.Path.Combine(dir, "embedding.png");
-            EmbeddingPlot.Write([("rho = 0 (re-balancing)", System.IO.Path.Combine(rho0.RunFolder, "last.ckpt")),
-                ($"H2T, rho = {h2tRow.Rho}", System.IO.Path.Combine(h2tRow.RunFolder, "last.ckpt"))], 0, 9, embedding, device);
-            images.Add(embedding);
+            if (embedding is not null)
+            {
+                var png = System.IO.Path.Combine(dir, "embedding.png");
+                EmbeddingPlot.Write(embedding, png);
+                images.Add(png);
+            }
         }
         catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException)
         {
