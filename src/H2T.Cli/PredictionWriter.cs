@@ -71,6 +71,42 @@ internal sealed class PredictionWriter : IDisposable
         if (!committed && File.Exists(tmp)) File.Delete(tmp);
     }
 
+    /// <summary>
+    /// The terminal's output: up to <see cref="TableRows"/> images as one table at the end; a longer run streams one
+    /// line per image from the first row past that (the rows so far included), so memory stays bounded.
+    /// </summary>
+    internal sealed class Terminal(IAnsiConsole console)
+    {
+        public const int TableRows = 200;
+        readonly List<PredictionRow> held = [];
+        bool streaming;
+
+        public void Add(PredictionRow row)
+        {
+            if (streaming) { Print(console, row); return; }
+            held.Add(row);
+            if (held.Count <= TableRows) return;
+            streaming = true;
+            foreach (var r in held) Print(console, r);
+            held.Clear();
+        }
+
+        public void Finish()
+        {
+            if (streaming || held.Count == 0) return;
+            var t = new Table().Border(TableBorder.Rounded).AddColumns("image", "top-k (probability)", "label");
+            foreach (var r in held)
+            {
+                var top = r.Prediction is { } p
+                    ? Markup.Escape(string.Join("  ", p.Top.Select(x => $"{x.Name} {x.Probability.ToString("0.000", CultureInfo.InvariantCulture)}")))
+                    : $"[red]error:[/] {Markup.Escape(r.Error ?? "")}";
+                var label = r.Correct switch { true => "[green]right[/]", false => "[red]wrong[/]", null => "" };
+                t.AddRow(Markup.Escape(r.Input.Display), top, label);
+            }
+            console.Write(t);
+        }
+    }
+
     public static void Print(IAnsiConsole console, PredictionRow row)
     {
         if (row.Prediction is not { } p)

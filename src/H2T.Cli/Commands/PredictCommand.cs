@@ -52,7 +52,12 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             console.MarkupLineInterpolated($"[bold]{model.Card}[/] on {model.Engine}");
             using var writer = settings.Out is null ? null : new PredictionWriter(settings.Out);
             if (writer is null)
-                return (PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row => PredictionWriter.Print(console, row), cancellationToken), model.Engine);
+            {
+                var terminal = new PredictionWriter.Terminal(console);
+                var printed = PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, terminal.Add, cancellationToken);
+                terminal.Finish();
+                return (printed, model.Engine);
+            }
             // Into a file: a progress bar on a terminal, a status line every 10 s in a log.
             PredictionSummary s;
             if (console.Profile.Capabilities.Interactive)

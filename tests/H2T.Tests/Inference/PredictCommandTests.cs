@@ -122,6 +122,22 @@ public sealed class PredictCommandTests : IDisposable
     }
 
     [Fact]
+    public void TheTerminalShowsATableAndStreamsLongRuns()
+    {
+        var ckpt = Train("s1", "resnet8");
+        var (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, Path.Combine(Sample, "test", "cat"), "--top-k", "2");
+        Assert.True(rc == 0, output);
+        Assert.Contains("top-k (probability)", output);                         // one table for a short run
+        Assert.Equal(10, output.Split('\n').Count(l => l.Contains("│ ") && l.Contains("cat/00")));
+        // 300 images (train + test): past the table's 200 rows every image gets its own line, none is lost.
+        (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, Sample, "--top-k", "1", "--batch-size", "128");
+        Assert.True(rc == 0, output);
+        Assert.DoesNotContain("top-k (probability)", output);
+        Assert.Equal(300, output.Split('\n').Count(l => l.Contains(".jpg  ", StringComparison.Ordinal)));
+        Assert.Contains("300 image(s), 0 failed", output);
+    }
+
+    [Fact]
     public void BadModelsAndPathsGetOneLineAndExitTwo()
     {
         var junk = Path.Combine(dir.Path, "junk.onnx");
