@@ -98,12 +98,13 @@ public static class PeerBench
         Evaluator.Evaluate(models.Backbone, models.Head, testLoader, splits.NumClasses, splits.Groups);
         double evalSeconds = sw.Elapsed.TotalSeconds;
 
-        using var loader = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm, null, 0, dropLast: true);
+        using var tails = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm, null, 0, dropLast: true);
+        using var heads = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 1), 128, splits.Norm, null, 1, dropLast: true);
         var fusion = new HeadToTailFusion(0.25);
         var rng = new Random(0);
         var times = new List<double>();
         using (no_grad())
-            foreach (var (t, h) in loader.Epoch(0).Zip(loader.Epoch(1)).Take(20))
+            foreach (var (t, h) in tails.Epoch(0).Zip(heads.Epoch(0)).Take(20))
             {
                 using var tb = t;
                 using var hb = h;

@@ -97,9 +97,7 @@ internal sealed class PredictionWriter : IDisposable
             var t = new Table().Border(TableBorder.Rounded).AddColumns("image", "top-k (probability)", "label");
             foreach (var r in held)
             {
-                var top = r.Prediction is { } p
-                    ? Markup.Escape(string.Join("  ", p.Top.Select(x => $"{x.Name} {x.Probability.ToString("0.000", CultureInfo.InvariantCulture)}")))
-                    : $"[red]error:[/] {Markup.Escape(r.Error ?? "")}";
+                var top = r.Prediction is { } p ? Markup.Escape(TopText(p)) : $"[red]error:[/] {Markup.Escape(r.Error ?? "")}";
                 var label = r.Correct switch { true => "[green]right[/]", false => "[red]wrong[/]", null => "" };
                 t.AddRow(Markup.Escape(r.Input.Display), top, label);
             }
@@ -115,7 +113,8 @@ internal sealed class PredictionWriter : IDisposable
             return;
         }
         var mark = row.Correct switch { true => " [green]right[/]", false => " [red]wrong[/]", null => "" };
-        var top = string.Join("  ", p.Top.Select(t => $"{Markup.Escape(t.Name)} {t.Probability.ToString("0.000", CultureInfo.InvariantCulture)}"));
-        console.MarkupLine($"{Markup.Escape(row.Input.Display)}  {top}{mark}");
+        console.MarkupLine($"{Markup.Escape(row.Input.Display)}  {Markup.Escape(TopText(p))}{mark}");
     }
+
+    static string TopText(Prediction p) => string.Join("  ", p.Top.Select(t => $"{t.Name} {t.Probability.ToString("0.000", CultureInfo.InvariantCulture)}"));
 }

@@ -27,6 +27,11 @@ public sealed record Normalization(float[] Mean, float[] Std)
     public static Normalization Cifar { get; } = new([0.4914f, 0.4822f, 0.4465f], [0.2023f, 0.1994f, 0.2010f]);
     public static Normalization ImageNet { get; } = new([0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
 
+    /// <summary>Per-channel (scale, shift) with x * scale - shift == (x / 255 - mean) / std for uint8 pixels x: the one
+    /// normalisation the data loader and <c>h2t predict</c> both apply, so their inputs agree bit for bit.</summary>
+    public (float[] Scale, float[] Shift) ForBytes() =>
+        ([.. Std.Select(s => 1f / (255f * s))], [.. Mean.Zip(Std, (m, s) => m / s)]);
+
     internal void Validate(int channels)
     {
         if (Mean.Length != channels || Std.Length != channels)

@@ -92,8 +92,9 @@ public sealed class BatchLoader : IDisposable
             throw new ArgumentException($"sampler length {sampler.Length} gives no batch of {batchSize} with dropLast");
         using (NewDisposeScope())
         {
-            scale = tensor(norm.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, c, 1, 1).to(this.device).DetachFromDisposeScope();
-            shift = tensor(norm.Mean.Zip(norm.Std, (m, s) => m / s).ToArray()).reshape(1, c, 1, 1).to(this.device).DetachFromDisposeScope();
+            var (s, m) = norm.ForBytes();
+            scale = tensor(s).reshape(1, c, 1, 1).to(this.device).DetachFromDisposeScope();
+            shift = tensor(m).reshape(1, c, 1, 1).to(this.device).DetachFromDisposeScope();
         }
     }
 

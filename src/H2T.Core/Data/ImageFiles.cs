@@ -67,10 +67,14 @@ public static class ImageDecoder
         Decode(codec, plan, chw, what);
     }
 
-    /// <summary>An encoded image (JPEG or PNG bytes) in memory, decoded as a file would be.</summary>
-    public static void Decode(ReadOnlySpan<byte> encoded, DecodePlan plan, Span<byte> chw, string what)
+    /// <summary>An encoded image (JPEG or PNG bytes) from a stream, decoded as a file would be (read once into Skia's buffer).</summary>
+    public static void Decode(Stream encoded, DecodePlan plan, Span<byte> chw, string what)
     {
-        using var data = SKData.CreateCopy(encoded);
+        ArgumentNullException.ThrowIfNull(encoded);
+        using var copy = encoded.CanSeek ? null : new MemoryStream(); // Skia needs the length up front
+        if (copy is not null) { encoded.CopyTo(copy); copy.Position = 0; }
+        using var data = SKData.Create(copy ?? encoded)
+            ?? throw new DataFormatException($"{what}: the stream could not be read");
         using var codec = SKCodec.Create(data)
             ?? throw new DataFormatException($"{what}: not a decodable image: expected JPEG or PNG bytes");
         Decode(codec, plan, chw, what);

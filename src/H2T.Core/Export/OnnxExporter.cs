@@ -84,6 +84,9 @@ public static class OnnxExporter
         readonly Dictionary<string, Tensor> h = head.state_dict();
 
         public bool Has(string key) => b.ContainsKey(key);
+        /// <summary>A backbone tensor's shape, without copying its data out.</summary>
+        public long[] Shape(string key) => b.TryGetValue(key, out var t) ? t.shape
+            : throw new InvalidOperationException($"ONNX export: the backbone has no tensor '{key}'");
         public (float[] Data, long[] Shape) Backbone(string key) => Read(b, key, "backbone");
         public (float[] Data, long[] Shape) Head(string key) => Read(h, key, "classifier");
 
@@ -227,7 +230,7 @@ public static class OnnxExporter
         return y;
     }
 
-    static int Channels(Weights w, string key, int axis) => checked((int)w.Backbone(key).Shape[axis]);
+    static int Channels(Weights w, string key, int axis) => checked((int)w.Shape(key)[axis]);
 
     // ---- classifiers, on pooled features N x C (one per expert) ----
 

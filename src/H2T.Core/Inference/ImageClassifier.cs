@@ -39,15 +39,12 @@ public sealed class ImageClassifier : IDisposable
             : new OnnxModelRunner(path, options.Threads));
     }
 
-    /// <summary>H2T.NET checkpoints start with their magic; a zip is a torch.save file; anything else goes to ONNX Runtime.</summary>
+    /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX Runtime.</summary>
     static bool IsCheckpoint(string path)
     {
-        Span<byte> head = stackalloc byte[7];
-        int n;
-        using (var fs = File.OpenRead(path)) n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (n == 7 && head.SequenceEqual("H2TCKPT"u8)) return true;
-        if (n >= 2 && head[0] == (byte)'P' && head[1] == (byte)'K')
-            throw new DataFormatException($"{path}: a zip file, as torch.save writes: bring a PyTorch checkpoint in with 'h2t import' first");
+        if (H2T.Training.Checkpoint.HasMagic(path)) return true;
+        if (H2T.Interop.TorchSaveReader.LooksLikeTorchSave(path))
+            throw new DataFormatException($"{path}: a PyTorch file (torch.save): bring it in with 'h2t import' first, then predict with the checkpoint it writes");
         return false;
     }
 
@@ -61,10 +58,8 @@ public sealed class ImageClassifier : IDisposable
     public Prediction Predict(Stream image, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(image);
-        using var copy = new MemoryStream();
-        image.CopyTo(copy);
         var pixels = new byte[Card.Preprocessing.Shape.Size];
-        ImageDecoder.Decode(copy.GetBuffer().AsSpan(0, (int)copy.Length), Card.Preprocessing.Plan, pixels, "image stream");
+        ImageDecoder.Decode(image, Card.Preprocessing.Plan, pixels, "image stream");
         return FromPixels(pixels, 1, topK)[0];
     }
 
@@ -83,10 +78,8 @@ public sealed class ImageClassifier : IDisposable
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
         if (imagePaths.Count == 0) return [];
-        int size = Card.Preprocessing.Shape.Size;
-        var pixels = new byte[imagePaths.Count * size];
-        var plan = Card.Preprocessing.Plan;
-        Parallel.For(0, imagePaths.Count, i => ImageDecoder.Decode(imagePaths[i], plan, pixels.AsSpan(i * size, size)));
+        var (pixels, errors) = PredictionJob.DecodeFiles(imagePaths.Count, i => imagePaths[i], i => imagePaths[i], Card.Preprocessing.Plan);
+        if (errors.FirstOrDefault(e => e is not null) is { } first) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
         return FromPixels(pixels, imagePaths.Count, topK);
     }
 

@@ -34,12 +34,18 @@ public static class PredictionJob
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int images = 0, failed = 0, labelled = 0, correct = 0;
         using var batches = inputs.Chunk(batchSize).GetEnumerator();
-        Task<Decoded>? next = batches.MoveNext() ? Task.Run(() => Decode(batches.Current, plan, size)) : null;
+        Task<Decoded>? Next()
+        {
+            if (!batches.MoveNext()) return null;
+            var chunk = batches.Current; // enumerated here, on this thread; decoded on the pool
+            return Task.Run(() => Decode(chunk, plan));
+        }
+        var next = Next();
         while (next is not null)
         {
             cancel.ThrowIfCancellationRequested();
             var current = next.GetAwaiter().GetResult();
-            next = batches.MoveNext() ? Task.Run(() => Decode(batches.Current, plan, size)) : null;
+            next = Next();
             var ok = Enumerable.Range(0, current.Items.Length).Where(i => current.Errors[i] is null).ToArray();
             IReadOnlyList<Prediction> predictions = [];
             if (ok.Length > 0)
@@ -64,19 +70,30 @@ public static class PredictionJob
 
     sealed record Decoded(PredictionInput[] Items, byte[] Pixels, string?[] Errors);
 
-    static Decoded Decode(PredictionInput[] items, DecodePlan plan, int size)
+    static Decoded Decode(PredictionInput[] items, DecodePlan plan)
     {
-        var pixels = new byte[items.Length * size];
-        var errors = new string?[items.Length];
-        Parallel.For(0, items.Length, i =>
+        var (pixels, errors) = DecodeFiles(items.Length, i => items[i].Path, i => items[i].Display, plan);
+        return new Decoded(items, pixels, [.. errors.Select(e => e?.Message)]);
+    }
+
+    /// <summary>
+    /// Image files decoded in parallel (one task per image) into one N x C x H x W buffer. A file that cannot be read
+    /// or decoded leaves zeros and its exception in <c>Errors</c>; anything else (a bug) propagates.
+    /// </summary>
+    internal static (byte[] Pixels, Exception?[] Errors) DecodeFiles(int count, Func<int, string> path, Func<int, string> what, DecodePlan plan)
+    {
+        int size = plan.Output.Size;
+        var pixels = new byte[count * size];
+        var errors = new Exception?[count];
+        Parallel.For(0, count, i =>
         {
-            try { ImageDecoder.Decode(items[i].Path, plan, pixels.AsSpan(i * size, size), items[i].Display); }
-            catch (Exception e) when (e is IOException or DataFormatException or UnauthorizedAccessException or ArgumentException)
+            try { ImageDecoder.Decode(path(i), plan, pixels.AsSpan(i * size, size), what(i)); }
+            catch (Exception e) when (e is IOException or DataFormatException or UnauthorizedAccessException)
             {
-                errors[i] = e.Message;
+                errors[i] = e;
             }
         });
-        return new Decoded(items, pixels, errors);
+        return (pixels, errors);
     }
 
     static byte[] Compact(byte[] pixels, int[] keep, int size)

@@ -31,8 +31,9 @@ internal sealed class TorchModelRunner : IModelRunner
             models.Head.eval();
             using (no_grad()) folded = models.Backbone.FoldedForInference();
             var p = Card.Preprocessing;
-            scale = tensor(p.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, p.Channels, 1, 1).DetachFromDisposeScope();
-            shift = tensor(p.Mean.Zip(p.Std, (m, s) => m / s).ToArray()).reshape(1, p.Channels, 1, 1).DetachFromDisposeScope();
+            var (s, m) = p.Norm.ForBytes();
+            scale = tensor(s).reshape(1, p.Channels, 1, 1).DetachFromDisposeScope();
+            shift = tensor(m).reshape(1, p.Channels, 1, 1).DetachFromDisposeScope();
             Precision = models.Backbone.Precision;
         }
         catch

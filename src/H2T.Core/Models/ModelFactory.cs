@@ -35,17 +35,16 @@ public static class ModelFactory
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
     /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this table.</summary>
-    static readonly (string Name, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
+    static readonly (string Name, string[] Aliases, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
     [
-        ("linear", (c, k, _, _) => new LinearHead(c, k)),
-        ("cosine", (c, k, s, _) => new CosineHead(c, k, s)),
-        ("normed", (c, k, s, _) => new CosineHead(c, k, s)),
-        ("lws", (c, k, _, _) => new LwsHead(c, k)),
-        ("ride", (c, k, _, e) => new RideHead(c, k, e)),
-        ("reslt", (c, k, _, e) => new ResLtHead(c, k, e)),
+        ("linear", [], (c, k, _, _) => new LinearHead(c, k)),
+        ("cosine", ["normed"], (c, k, s, _) => new CosineHead(c, k, s)),
+        ("lws", [], (c, k, _, _) => new LwsHead(c, k)),
+        ("ride", [], (c, k, _, e) => new RideHead(c, k, e)),
+        ("reslt", [], (c, k, _, e) => new ResLtHead(c, k, e)),
     ];
 
-    public static IReadOnlyList<string> HeadNames => [.. Heads.Select(h => h.Name).Where(n => n != "normed")];
+    public static IReadOnlyList<string> HeadNames => [.. Heads.Select(h => h.Name)];
 
     public static Backbone CreateBackbone(string name, int inChannels)
     {
@@ -80,7 +79,8 @@ public static class ModelFactory
     public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1)
     {
         ArgumentNullException.ThrowIfNull(kind);
-        var entry = Heads.FirstOrDefault(h => string.Equals(h.Name, kind, StringComparison.OrdinalIgnoreCase));
+        var entry = Heads.FirstOrDefault(h => string.Equals(h.Name, kind, StringComparison.OrdinalIgnoreCase)
+                                               || h.Aliases.Contains(kind, StringComparer.OrdinalIgnoreCase));
         return entry.Make is { } make ? make(inFeatures, numClasses, cosineScale, experts)
             : throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}");
     }

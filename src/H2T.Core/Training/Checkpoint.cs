@@ -73,6 +73,15 @@ public static class Checkpoint
         });
     }
 
+    /// <summary>Whether the file starts with this format's magic (any format digit); reads 7 bytes, loads nothing.</summary>
+    public static bool HasMagic(string path)
+    {
+        if (!File.Exists(path)) return false;
+        Span<byte> head = stackalloc byte[7];
+        using var fs = File.OpenRead(path);
+        return fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false) == head.Length && head.SequenceEqual(MagicStem);
+    }
+
     public static CheckpointMeta ReadMeta(string path)
     {
         using var fs = OpenChecked(path);

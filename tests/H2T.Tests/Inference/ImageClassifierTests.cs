@@ -34,6 +34,13 @@ public sealed class ImageClassifierTests : IDisposable
         var fromFile = model.Predict(path, topK: 3);
         using var stream = File.OpenRead(path);
         var fromStream = model.Predict(stream, topK: 3);
+        // A stream that cannot seek (a download, a decompressor) gives the same.
+        var gz = new MemoryStream();
+        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) z.Write(File.ReadAllBytes(path));
+        gz.Position = 0;
+        using var unseekable = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionMode.Decompress);
+        Assert.False(unseekable.CanSeek);
+        Assert.Equal(fromFile.Top, model.Predict(unseekable, topK: 3).Top);
         using var bitmap = SKBitmap.Decode(path);
         var rgb = new byte[bitmap.Width * bitmap.Height * 3];
         for (int y = 0; y < bitmap.Height; y++)
