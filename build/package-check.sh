@@ -13,9 +13,13 @@ echo "== pack H2T.Core and H2T.Cli $version -> $work/packages"
 for p in H2T.Core H2T.Cli; do
   dotnet pack "$root/src/$p/$p.csproj" -c Release -o "$work/packages" --nologo -v quiet "-clp:ErrorsOnly;NoSummary"
 done
-for f in README.md LICENSE; do
-  unzip -l "$work/packages/H2T.Core.$version.nupkg" | grep -q " $f\$" || { echo "package-check: H2T.Core.$version.nupkg lacks $f"; exit 1; }
-  unzip -l "$work/packages/H2T.Cli.$version.nupkg" | grep -q " $f\$" || { echo "package-check: H2T.Cli.$version.nupkg lacks $f"; exit 1; }
+# The listing is read whole first: `unzip -l | grep -q` under pipefail fails at random, when grep's early exit
+# sends SIGPIPE to an unzip still writing.
+for p in H2T.Core H2T.Cli; do
+  listing="$(unzip -l "$work/packages/$p.$version.nupkg")"
+  for f in README.md LICENSE; do
+    grep -q " $f\$" <<<"$listing" || { echo "package-check: $p.$version.nupkg lacks $f"; exit 1; }
+  done
 done
 # A package of this version cached by an earlier run would be taken instead of the one just packed.
 nuget_cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
