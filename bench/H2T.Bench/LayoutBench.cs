@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using H2T.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Bench;

@@ -1,4 +1,5 @@
 using H2T.Data;
+using H2T.Settings;
 using H2T.Training;
 
 namespace H2T.Bench;

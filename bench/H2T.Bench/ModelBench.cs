@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using H2T.Models;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 
 namespace H2T.Bench;

@@ -2,10 +2,9 @@ using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Fusion;
-using H2T.Losses;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Bench;

@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using System.Text.Json;
 using H2T.Data;
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Training;
 using static TorchSharp.torch;
 

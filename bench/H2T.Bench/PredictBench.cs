@@ -4,6 +4,7 @@ using H2T.Export;
 using H2T.Inference;
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Training;
 using static TorchSharp.torch;
 

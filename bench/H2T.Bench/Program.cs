@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Runtime;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 
 // Benchmarks live apart from the tests: they time, the tests assert. Each run writes JSON next to its console line.

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using H2T.Data;
+using H2T.Settings;
 using SkiaSharp;
 
 namespace H2T.Bench;

@@ -1,4 +1,5 @@
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Training;
 using TorchSharp;
 

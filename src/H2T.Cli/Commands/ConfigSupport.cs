@@ -1,4 +1,5 @@
 using H2T.Configuration;
+using H2T.Settings;
 using Spectre.Console;
 
 namespace H2T.Cli.Commands;
@@ -25,7 +26,7 @@ public static class ConfigSupport
             entries.AddRange(FlagEntries(arguments));
             return ReferenceConfig.Bind(mode, entries);
         }
-        catch (Training.ConfigException e) { throw new UsageException(e.Message); }
+        catch (ConfigException e) { throw new UsageException(e.Message); }
     }
 
     /// <summary>Flags typed on the command line, as config entries (named after the flag in errors).</summary>
@@ -45,7 +46,7 @@ public static class ConfigSupport
                 yield return new ConfigEntry(key, value, null, $"flag {flag}");
             else if (!RunOptions.Contains(flag))
                 // Never drop a typed flag silently: every setting flag must have its config key.
-                throw new Training.ConfigException($"flag {flag}: has no config key, so it cannot be combined with --config; set it in the file");
+                throw new ConfigException($"flag {flag}: has no config key, so it cannot be combined with --config; set it in the file");
         }
     }
 

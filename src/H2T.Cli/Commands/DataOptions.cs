@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using H2T.Data;
+using H2T.Settings;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;

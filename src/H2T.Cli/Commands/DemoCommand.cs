@@ -1,5 +1,5 @@
 using H2T.Data;
-using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -9,20 +10,16 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class EvalSettings : GlobalSettings
+public sealed class EvalSettings : CheckpointDataSettings
 {
     [CommandOption("--checkpoint <PATH>")] [Description("a stage1 or stage2 checkpoint")]
     public string Checkpoint { get; init; } = "";
     [CommandOption("--dataset <NAME>")] [Description("evaluate on another dataset with the same classes (default: the checkpoint's)")]
     public string? Dataset { get; init; }
-    [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
-    public string? DataPath { get; init; }
     [CommandOption("--out <FILE>")] [Description("write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
     public string? Out { get; init; }
     [CommandOption("--batch-size <N>")] [DefaultValue(256)]
     public int BatchSize { get; init; } = 256;
-    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default: the precision the checkpoint was trained in")]
-    public string? Precision { get; init; }
 
     public override ValidationResult Validate() =>
         string.IsNullOrWhiteSpace(Checkpoint) ? ValidationResult.Error("--checkpoint: a checkpoint path is required")
@@ -39,7 +36,7 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
         {
             var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
             var precision = MixedPrecision.Parse(settings.Precision ?? meta.Precision);
-            var data = StageTwoTrainer.DataConfigOf(settings.Checkpoint, meta);
+            var data = CheckpointData.Of(settings.Checkpoint, meta);
             if (settings.Dataset is not null) data = data with { Dataset = settings.Dataset };
             if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };
             var splits = DatasetCatalog.Load(data);

@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class PredictSettings : GlobalSettings
+public sealed class PredictSettings : ComputeSettings
 {
     [CommandArgument(0, "<PATH>")] [Description("image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [label]' lines)")]
     public string[] Inputs { get; init; } = [];
@@ -22,8 +22,6 @@ public sealed class PredictSettings : GlobalSettings
     public string? Out { get; init; }
     [CommandOption("--strict")] [Description("exit 2 if any image fails to decode (default: report it and go on)")]
     public bool Strict { get; init; }
-    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default: the checkpoint's (TorchSharp only)")]
-    public string? Precision { get; init; }
 
     public override ValidationResult Validate() =>
         (Checkpoint is null) == (Onnx is null) ? ValidationResult.Error("give exactly one of --checkpoint CKPT or --onnx MODEL")
@@ -45,7 +43,7 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             var options = new ClassifierOptions
             {
                 Threads = settings.Threads,
-                Precision = settings.Precision is null ? null : MixedPrecision.Parse(settings.Precision),
+                Precision = settings.PrecisionAsked,
             };
             using var model = ImageClassifier.Load(settings.Checkpoint ?? settings.Onnx!, options);
             var inputs = PredictionInputs.Resolve(settings.Inputs, model.ClassNames);

@@ -1,8 +1,7 @@
 using System.ComponentModel;
 using H2T.Data;
-using H2T.Losses;
 using H2T.Models;
-using H2T.Training;
+using H2T.Settings;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -1,5 +1,6 @@
 using H2T.Configuration;
 using H2T.Data;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -36,7 +37,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         var from = CommandSupport.Train(start);
         console.MarkupLineInterpolated($"[bold]stage II[/] from {from.StageOneCheckpoint}: rho {config.Rho}, tail sampler {config.TailSampler}, head sampler {config.HeadSampler}, shift-BN {(config.ShiftBn ? "on" : "off")}, {config.Epochs} epochs -> {run.Path}");
         var metrics = CommandSupport.Train(() => CommandSupport.Observed(console, run.Path, settings.TensorBoard,
-            o => StageTwoTrainer.Run(from.StageOneCheckpoint, config, DatasetCatalog.Load(from.Data), run, device, o, settings.Resume, cancellationToken)));
+            o => StageTwoTrainer.Run(from.StageOneCheckpoint, config, from.LoadSplits(), run, device, o, settings.Resume, cancellationToken)));
         CommandSupport.Finish(console, run, $"stage II rho={config.Rho}", metrics);
         return 0;
     }

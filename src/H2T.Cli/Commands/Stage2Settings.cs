@@ -1,8 +1,7 @@
 using System.ComponentModel;
 using H2T.Data;
-using H2T.Losses;
 using H2T.Models;
-using H2T.Training;
+using H2T.Settings;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -30,7 +29,7 @@ public sealed class Stage2Settings : StageTwoOptions
 }
 
 /// <summary>The stage-II options <c>stage2</c> and <c>sweep</c> share.</summary>
-public abstract class StageTwoOptions : GlobalSettings
+public abstract class StageTwoOptions : CheckpointDataSettings
 {
     [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
     public string From { get; init; } = "";
@@ -62,14 +61,10 @@ public abstract class StageTwoOptions : GlobalSettings
     public string Classifier { get; init; } = "keep";
     [CommandOption("--seed <N>")] [DefaultValue(0)]
     public int Seed { get; init; }
-    [CommandOption("--data <PATH>")] [Description("dataset files, if not where stage I found them")]
-    public string? DataPath { get; init; }
     [CommandOption("--resume")]
     public bool Resume { get; init; }
     [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
     public int EvalEvery { get; init; } = 1;
-    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
-    public string Precision { get; init; } = "fp32";
 
     /// <summary>False when a config names the stage-I checkpoint instead.</summary>
     protected virtual bool FromRequired => true;
@@ -94,7 +89,7 @@ public abstract class StageTwoOptions : GlobalSettings
         Classifier = Classifier.ToLowerInvariant(),
         Seed = Seed,
         EvalEvery = EvalEvery,
-        Precision = MixedPrecision.Parse(Precision),
+        Precision = PrecisionOr(ComputePrecision.Fp32),
     };
 
     public override ValidationResult Validate()

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using H2T.Configuration;
 using H2T.Data;
 using H2T.Reporting;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -57,7 +58,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
             $"sweep-{baseConfig.Loss.Type}-e{baseConfig.Epochs}-s{baseConfig.Seed}"));
         console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from.StageOneCheckpoint}: rho {string.Join(", ", config.Rhos)} in one pass, {baseConfig.Epochs} epochs -> {outDir}");
         var result = CommandSupport.Train(() => ConsoleObserver.Run(console,
-            o => StageTwoSweep.Run(from.StageOneCheckpoint, config, DatasetCatalog.Load(from.Data), outDir, device, o, settings.Resume, cancellationToken)));
+            o => StageTwoSweep.Run(from.StageOneCheckpoint, config, from.LoadSplits(), outDir, device, o, settings.Resume, cancellationToken)));
         Write(console, result, outDir);
         return 0;
     }

@@ -2,13 +2,14 @@ using System.ComponentModel;
 using System.Globalization;
 using H2T.Data;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class TauNormSettings : GlobalSettings
+public sealed class TauNormSettings : CheckpointDataSettings
 {
     [CommandOption("--from <CHECKPOINT>")] [Description("a checkpoint with a linear classifier (stage I for Decouple's tau-norm, or stage II)")]
     public string From { get; init; } = "";
@@ -16,10 +17,6 @@ public sealed class TauNormSettings : GlobalSettings
     public string Tau { get; init; } = "0:2:0.25";
     [CommandOption("--val-per-class <N>")] [DefaultValue(100)] [Description("validation images per class to choose tau on (0: no choice)")]
     public int ValidationPerClass { get; init; } = 100;
-    [CommandOption("--data <PATH>")] [Description("dataset files, if not where training found them")]
-    public string? DataPath { get; init; }
-    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default: the precision the checkpoint was trained in")]
-    public string? Precision { get; init; }
     [CommandOption("--out <CHECKPOINT>")] [Description("write the checkpoint with the chosen tau (default: beside --from, tau-norm.ckpt)")]
     public string? Out { get; init; }
 
@@ -40,11 +37,11 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         });
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
-        var precision = CommandSupport.Guard(() => settings.Precision is null ? (ComputePrecision?)null : MixedPrecision.Parse(settings.Precision), _ => { });
+        var precision = CommandSupport.Guard(() => settings.PrecisionAsked, _ => { });
         var (rows, selected) = CommandSupport.Train(() =>
         {
             var meta = Checkpoint.ReadMeta(settings.From);
-            var data = StageTwoTrainer.DataConfigFor(settings.From, meta, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
+            var data = CheckpointData.Resolve(settings.From, meta, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
             return TauNormalization.Grid(settings.From, taus, DatasetCatalog.Load(data), device, precision);
         });
         var ci = CultureInfo.InvariantCulture;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using H2T.Training;
+using H2T.Settings;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using H2T.Data;
 using H2T.Losses;
 using H2T.Models;
-using H2T.Training;
+using H2T.Settings;
 
 namespace H2T.Configuration;
 

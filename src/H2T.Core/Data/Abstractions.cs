@@ -41,14 +41,6 @@ public sealed record Normalization(float[] Mean, float[] Std)
     }
 }
 
-public enum ImbalanceType { Exp, Step }
-
-/// <summary>The names of the long-tail profiles, for flags and config keys alike.</summary>
-public static class ImbalanceTypes
-{
-    public static NameTable<ImbalanceType> Table { get; } = new("imbalance type", [("exp", ImbalanceType.Exp), ("step", ImbalanceType.Step)]);
-}
-
 /// <summary>Training-time augmentation, applied per batch by <see cref="BatchLoader"/>.
 /// RandomResizedCrop (scale 0.08..1, ratio 3/4..4/3, bilinear) resamples to <see cref="OutputSize"/>; without it
 /// the output has the source's size.</summary>
@@ -58,19 +50,6 @@ public sealed record AugmentConfig(bool RandomCrop = false, int Padding = 4, boo
     /// <summary>Random crop with 4-pixel zero padding + horizontal flip: the CIFAR / Fashion-MNIST recipe.</summary>
     public static AugmentConfig CropFlip { get; } = new(RandomCrop: true, Padding: 4, HorizontalFlip: true);
     public static AugmentConfig None { get; } = new();
-}
-
-/// <summary>Options that select and shape a dataset. <see cref="ImbFactor"/> and <see cref="ImbType"/> apply to the
-/// balanced sets (MNIST, Fashion-MNIST, CIFAR, image folders); the list-file sets are long-tailed already.
-/// <see cref="ImageSize"/> is the crop size for large-image sets (ImageNet-LT style). <see cref="ValidationPerClass"/>
-/// &gt; 0 builds a balanced validation split (<see cref="ValidationSplit"/>); 0 keeps the reference's training set.</summary>
-public sealed record DataConfig(string Dataset = "fashion-mnist", string? DataPath = null, double ImbFactor = 100,
-    ImbalanceType ImbType = ImbalanceType.Exp, int LongTailSeed = 0, int ImageSize = 224, ClassGroups? Groups = null,
-    int ValidationPerClass = 0)
-{
-    /// <summary>This config with <see cref="DataPath"/> made absolute, as checkpoints store it: a later stage started
-    /// from another folder then still finds the data.</summary>
-    public DataConfig WithAbsolutePath() => DataPath is null ? this : this with { DataPath = Path.GetFullPath(DataPath) };
 }
 
 /// <summary>A data file is malformed, truncated or inconsistent. The message names the file and where.</summary>

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Data;

@@ -1,3 +1,5 @@
+using H2T.Settings;
+
 namespace H2T.Data;
 
 /// <summary>What a dataset load returns: long-tailed train split, balanced test split and their metadata.</summary>

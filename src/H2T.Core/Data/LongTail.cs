@@ -1,3 +1,5 @@
+using H2T.Settings;
+
 namespace H2T.Data;
 
 /// <summary>Long-tailed versions of balanced training sets, as the reference codebases build them.</summary>

@@ -1,3 +1,5 @@
+using H2T.Settings;
+
 namespace H2T.Data;
 
 /// <summary>Indices into a source for one epoch; deterministic in (seed, epoch).</summary>

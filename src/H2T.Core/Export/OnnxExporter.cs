@@ -1,6 +1,4 @@
-using System.Text.Json;
 using Google.Protobuf;
-using H2T.Data;
 using H2T.Inference;
 using H2T.Models;
 using H2T.Training;

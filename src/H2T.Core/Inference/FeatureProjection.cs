@@ -1,5 +1,6 @@
 using H2T.Data;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -34,7 +35,7 @@ public static class FeatureProjection
     {
         if (runs.Count == 0) throw new ArgumentException("no runs to plot");
         var meta0 = Checkpoint.ReadMeta(runs[0].Checkpoint);
-        var data = StageTwoTrainer.DataConfigFor(runs[0].Checkpoint, meta0, dataPath, null) with { ValidationPerClass = 0 };
+        var data = CheckpointData.Resolve(runs[0].Checkpoint, meta0, dataPath, null) with { ValidationPerClass = 0 };
         var splits = DatasetCatalog.Load(data);
         foreach (var c in new[] { classA, classB })
             if (c < 0 || c >= splits.NumClasses) throw new ConfigException($"class {c}: expected 0..{splits.NumClasses - 1}");

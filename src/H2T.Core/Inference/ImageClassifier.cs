@@ -1,5 +1,5 @@
 using H2T.Data;
-using H2T.Models;
+using H2T.Settings;
 
 namespace H2T.Inference;
 

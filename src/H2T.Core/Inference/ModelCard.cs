@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using H2T.Data;
+using H2T.Settings;
 using H2T.Training;
 
 namespace H2T.Inference;
@@ -44,7 +45,7 @@ public sealed record ModelCard(string Architecture, string Classifier, string Da
         if (names is null || pre is null)
         {
             DatasetSplits splits;
-            try { splits = DatasetCatalog.Load(StageTwoTrainer.DataConfigOf(path, meta)); }
+            try { splits = DatasetCatalog.Load(CheckpointData.Of(path, meta)); }
             catch (Exception e) when (e is IOException or DataFormatException or ArgumentException)
             {
                 throw new ConfigException($"{path}: this checkpoint predates recorded class names and preprocessing, and its training data " +

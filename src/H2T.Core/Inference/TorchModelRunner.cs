@@ -1,5 +1,6 @@
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Training;
 using static TorchSharp.torch;
 

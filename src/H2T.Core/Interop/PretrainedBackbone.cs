@@ -1,4 +1,5 @@
 using H2T.Models;
+using H2T.Settings;
 
 namespace H2T.Interop;
 
@@ -15,7 +16,7 @@ public static class PretrainedBackbone
     {
         ArgumentNullException.ThrowIfNull(backbone);
         if (!File.Exists(path))
-            throw new Training.ConfigException($"pretrained: {path}: file not found (expected a torch.save file of weights, e.g. torchvision's resnet152 state dict)");
+            throw new ConfigException($"pretrained: {path}: file not found (expected a torch.save file of weights, e.g. torchvision's resnet152 state dict)");
         using var weights = PyTorchWeights.Read(path);
         var lines = new List<string> { $"pretrained: {Path.GetFullPath(path)} ({weights.Layout})" };
         lines.AddRange(StateDictLoader.Load(path, "pretrained backbone", weights.Backbone, backbone).Lines());

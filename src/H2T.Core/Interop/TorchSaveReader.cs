@@ -3,10 +3,9 @@ using System.IO.Compression;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
-using H2T.Training;
+using H2T.Settings;
 using Razorvine.Pickle;
 using Razorvine.Pickle.Objects;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Interop;

@@ -1,5 +1,4 @@
 using H2T.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Losses;

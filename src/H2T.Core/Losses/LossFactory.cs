@@ -1,3 +1,5 @@
+using H2T.Settings;
+
 namespace H2T.Losses;
 
 /// <summary>The one place where a loss name becomes a loss object: an explicit table, no reflection.</summary>

@@ -1,4 +1,5 @@
-using TorchSharp;
+using H2T.Settings;
+
 using static TorchSharp.torch;
 
 namespace H2T.Models;

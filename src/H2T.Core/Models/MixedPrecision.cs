@@ -1,11 +1,10 @@
 using H2T.Runtime;
+using H2T.Settings;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace H2T.Models;
 
-/// <summary>The arithmetic a backbone computes in. Weights, optimizer state and checkpoints are fp32 either way.</summary>
-public enum ComputePrecision { Fp32, Bf16 }
 
 /// <summary>
 /// Mixed precision without autocast (TorchSharp 0.107 has none): a bf16 backbone casts its input to bf16 at the

@@ -1,4 +1,5 @@
-using TorchSharp;
+using H2T.Settings;
+
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;

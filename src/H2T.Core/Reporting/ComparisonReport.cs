@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using H2T.Settings;
 using H2T.Training;
 using ScottPlot;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using H2T.Evaluation;
+using H2T.Settings;
 using H2T.Training;
 using ScottPlot;
 

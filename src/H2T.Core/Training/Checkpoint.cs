@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using H2T.Models;
-using TorchSharp;
+using H2T.Settings;
 using TorchSharp.Modules;
 
 namespace H2T.Training;

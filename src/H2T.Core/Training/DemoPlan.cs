@@ -1,6 +1,7 @@
-using H2T.Data;
+using H2T.Configuration;
 using H2T.Losses;
 using H2T.Models;
+using H2T.Settings;
 
 namespace H2T.Training;
 

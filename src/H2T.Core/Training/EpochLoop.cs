@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using H2T.Evaluation;
 using H2T.Models;
+using H2T.Settings;
 using TorchSharp.Modules;
 
 namespace H2T.Training;

@@ -1,7 +1,7 @@
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 
 namespace H2T.Training;

@@ -2,8 +2,8 @@ using System.Collections;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Models;
-using TorchSharp;
 using H2T.Interop;
+using H2T.Settings;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 

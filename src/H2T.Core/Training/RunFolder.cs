@@ -1,5 +1,6 @@
 using System.Text.Json;
 using H2T.Evaluation;
+using H2T.Settings;
 
 namespace H2T.Training;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using H2T.Settings;
 
 namespace H2T.Training;
 

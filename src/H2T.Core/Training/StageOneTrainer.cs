@@ -1,8 +1,10 @@
 using System.Text.Json;
+using H2T.Configuration;
 using H2T.Data;
 using H2T.Interop;
 using H2T.Losses;
 using H2T.Models;
+using H2T.Settings;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -47,8 +49,7 @@ public static class StageOneTrainer
         }
         backbone.to(device);
         head.to(device);
-        using var optimizer = optim.SGD(backbone.parameters().Where(p => p.requires_grad).Concat(head.parameters()), config.Optim.Lr, config.Optim.Momentum,
-            weight_decay: config.Optim.WeightDecay, nesterov: config.Optim.Nesterov);
+        using var optimizer = EpochTraining.Sgd(backbone.parameters().Where(p => p.requires_grad).Concat(head.parameters()), config.Optim, config.Optim.Lr);
 
         using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage1");
@@ -84,15 +85,20 @@ public static class StageOneTrainer
         using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
         using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
 
+        // A training batch with, in the epochs where CMO can fire, a minority batch (assembled only then).
+        IEnumerable<BatchPair> Batches(int epoch, bool cmoActive)
+        {
+            using var minority = cmoActive ? minorityLoader?.Epoch(epoch).GetEnumerator() : null;
+            foreach (var b in trainLoader.Epoch(epoch))
+                yield return new BatchPair(b, minority is not null && minority.MoveNext() ? minority.Current : null);
+        }
+
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
-            cancel.ThrowIfCancellationRequested();
-            // Anything that draws from torch's global generator (e.g. GCL's logit noise) replays on resume.
-            manual_seed(Seeds.Derive(config.Seed, epoch, Seeds.TorchGlobal));
+            EpochTraining.Begin("stage1", epoch, config.Epochs, config.Seed, trainLoader.BatchesPerEpoch, observer, cancel);
             double lr = config.Schedule.LrAt(config.Optim.Lr, epoch, config.Epochs);
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            EpochTraining.SetLearningRate(optimizer, lr);
             loss.OnEpochStart(epoch, config.Epochs);
-            observer.EpochStarted("stage1", epoch, config.Epochs, trainLoader.BatchesPerEpoch);
 
             backbone.TrainKeepingFrozenInEval(config.Trainable);
             head.train();
@@ -100,14 +106,9 @@ public static class StageOneTrainer
             using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));
             var progress = new EpochProgress("stage1", epoch, trainLoader.BatchesPerEpoch, lr, observer);
             var cmoRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Cmo));
-            bool cmoActive = config.Cmo?.ActiveAt(epoch, config.Epochs) == true;
-            // Minority batches are assembled only in the epochs where CMO can fire.
-            using var minority = cmoActive ? minorityLoader?.Epoch(epoch).GetEnumerator() : null;
-            foreach (var batch in trainLoader.Epoch(epoch))
+            EpochTraining.Run(Batches(epoch, config.Cmo?.ActiveAt(epoch, config.Epochs) == true), pair =>
             {
-                using var b = batch;
-                using var m = minority is not null && minority.MoveNext() ? minority.Current : null;
-                using var scope = NewDisposeScope();
+                var (b, m) = pair;
                 Tensor l;
                 if (m is not null && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
                 {
@@ -123,12 +124,8 @@ public static class StageOneTrainer
                 {
                     l = loss.Forward(head, backbone.call(b.Images), b.Labels);
                 }
-                optimizer.zero_grad();
-                l.backward();
-                optimizer.step();
-                progress.Add(l.item<float>(), (int)b.Labels.shape[0]);
-                cancel.ThrowIfCancellationRequested();
-            }
+                progress.Add(EpochTraining.Step(optimizer, l), (int)b.Labels.shape[0]);
+            }, cancel);
             loop.EndEpoch(new EpochSchedule(epoch, config.Epochs, lr), progress,
                 config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
                 validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups),

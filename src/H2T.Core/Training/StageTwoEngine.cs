@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
-using H2T.Evaluation;
 using H2T.Fusion;
 using H2T.Losses;
 using H2T.Models;
+using H2T.Settings;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -87,8 +87,7 @@ internal static class StageTwoEngine
                     head.to(device);
                     loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
                     loss.CheckHead(head);
-                    var optimizer = optim.SGD(head.TrainableParameters(), c.Optim.Lr * c.LrFactor, c.Optim.Momentum,
-                        weight_decay: c.Optim.WeightDecay, nesterov: c.Optim.Nesterov);
+                    var optimizer = EpochTraining.Sgd(head.TrainableParameters(), c.Optim, c.Optim.Lr * c.LrFactor);
                     members.Add(new Member
                     {
                         Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = new HeadToTailFusion(spec.Rho),
@@ -172,14 +171,11 @@ internal static class StageTwoEngine
 
                 for (int epoch = start; epoch < c0.Epochs; epoch++)
                 {
-                    cancel.ThrowIfCancellationRequested();
-                    // Anything that draws from torch's global generator (e.g. GCL's logit noise) replays on resume.
-                    manual_seed(Seeds.Derive(c0.Seed, epoch, Seeds.TorchGlobal));
+                    EpochTraining.Begin("stage2", epoch, c0.Epochs, c0.Seed, data.BatchesPerEpoch, observer, cancel);
                     double lr = c0.Schedule.LrAt(peak, epoch, c0.Epochs);
-                    observer.EpochStarted("stage2", epoch, c0.Epochs, data.BatchesPerEpoch);
                     foreach (var m in members)
                     {
-                        foreach (var g in m.Optimizer.ParamGroups) g.LearningRate = lr;
+                        EpochTraining.SetLearningRate(m.Optimizer, lr);
                         m.Loss.OnEpochStart(epoch, c0.Epochs);
                         m.FusionRng = new Random(Seeds.Derive(c0.Seed, epoch, Seeds.Fusion));
                         m.Head.train();
@@ -188,11 +184,9 @@ internal static class StageTwoEngine
                     // Evaluation leaves the backbone in eval mode; set its training mode once per epoch.
                     if (c0.ShiftBn) backbone.train(); else backbone.eval();
                     var clock = Stopwatch.StartNew();
-                    foreach (var (tail, headSide) in data.Epoch(epoch, fuse: fused.Count > 0))
+                    EpochTraining.Run(data.Epoch(epoch, fuse: fused.Count > 0), pair =>
                     {
-                        using var t = tail;
-                        using var h = headSide;
-                        using var scope = NewDisposeScope();
+                        var (t, h) = pair;
                         Tensor tailMap;
                         Tensor? headMap = null;
                         using (no_grad())
@@ -207,14 +201,9 @@ internal static class StageTwoEngine
                             Tensor features;
                             using (no_grad())
                                 features = m.Rho == 0 ? tailMap : m.Fusion.Fuse(tailMap, headMap!, m.FusionRng, backbone.Experts).Fused;
-                            var l = m.Loss.Forward(m.Head, features, t.Labels);
-                            m.Optimizer.zero_grad();
-                            l.backward();
-                            m.Optimizer.step();
-                            m.Progress!.Add(l.item<float>(), (int)t.Labels.shape[0]);
+                            m.Progress!.Add(EpochTraining.Step(m.Optimizer, m.Loss.Forward(m.Head, features, t.Labels)), (int)t.Labels.shape[0]);
                         }
-                        cancel.ThrowIfCancellationRequested();
-                    }
+                    }, cancel);
                     trainSeconds += clock.Elapsed.TotalSeconds;
                     clock.Restart();
                     bool evaluate = c0.ShouldEvaluate(epoch);

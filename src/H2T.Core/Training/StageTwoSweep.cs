@@ -1,46 +1,10 @@
 using System.Diagnostics;
-using System.Globalization;
+using H2T.Configuration;
 using H2T.Data;
-using H2T.Evaluation;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 
 namespace H2T.Training;
-
-/// <summary>A stage-II sweep: one <see cref="StageTwoConfig"/> (its Rho ignored) trained for every value in
-/// <see cref="Rhos"/> at once. <see cref="ValidationPerClass"/> adds a validation split when stage I had none.</summary>
-public sealed record SweepConfig(StageTwoConfig StageTwo, double[] Rhos, int ValidationPerClass = 100)
-{
-    public void Validate()
-    {
-        if (Rhos.Length == 0) throw new ConfigException("rho: the sweep needs at least one value");
-        foreach (var r in Rhos) (StageTwo with { Rho = r }).Validate();
-        if (Rhos.Distinct().Count() != Rhos.Length) throw new ConfigException($"rho: values repeat in [{string.Join(", ", Rhos)}]");
-        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}");
-    }
-
-    /// <summary>"0:1:0.1" (start:stop:step, stop included) or "0,0.25,0.5".</summary>
-    public static double[] ParseRhos(string spec)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        static double Num(string s, string spec) =>
-            double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)
-                ? v : throw new ConfigException($"rho '{spec}': '{s}' is not a number (expected start:stop:step or a comma list)");
-        var parts = spec.Split(':', StringSplitOptions.TrimEntries);
-        if (parts.Length == 3)
-        {
-            double a = Num(parts[0], spec), b = Num(parts[1], spec), step = Num(parts[2], spec);
-            if (!(step > 0) || b < a) throw new ConfigException($"rho '{spec}': expected start <= stop and step > 0");
-            int n = (int)Math.Floor((b - a) / step + 1e-9) + 1;
-            // Rounded to 10 decimals so 0.1 * 3 is 0.3, the value a user typed, not 0.30000000000000004.
-            return Enumerable.Range(0, n).Select(i => Math.Round(a + i * step, 10)).ToArray();
-        }
-        if (parts.Length != 1) throw new ConfigException($"rho '{spec}': expected start:stop:step or a comma list");
-        return spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(s => Num(s, spec)).ToArray();
-    }
-
-    public static string FolderName(double rho) => string.Create(CultureInfo.InvariantCulture, $"rho{rho:0.###}");
-}
 
 /// <summary>One rho of a sweep at its final epoch, and at the epoch validation selects.</summary>
 public sealed record SweepRow(double Rho, string RunFolder, EvaluationSummary? FinalValidation, EvaluationSummary? FinalTest,
@@ -74,10 +38,8 @@ public static class StageTwoSweep
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
-        var meta = Checkpoint.ReadMeta(stageOneCheckpoint);
-        var data = StageTwoTrainer.DataConfigFor(stageOneCheckpoint, meta, dataPathOverride, config.ValidationPerClass > 0 ? config.ValidationPerClass : null);
-        var splits = DatasetCatalog.Load(data);
-        return Run(stageOneCheckpoint, config, splits, outDir, device, observer, resume, cancel);
+        var start = StageTwoStart.FromCheckpoint(stageOneCheckpoint, dataPathOverride, config.ValidationPerClass > 0 ? config.ValidationPerClass : null);
+        return Run(start.StageOneCheckpoint, config, start.LoadSplits(), outDir, device, observer, resume, cancel);
     }
 
     public static SweepResult Run(string stageOneCheckpoint, SweepConfig config, DatasetSplits splits, string outDir, Device device,

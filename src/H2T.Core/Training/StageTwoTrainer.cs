@@ -1,7 +1,8 @@
 using System.Text.Json;
+using H2T.Configuration;
 using H2T.Data;
 using H2T.Models;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 
 namespace H2T.Training;
@@ -18,9 +19,8 @@ public static class StageTwoTrainer
         string? dataPathOverride = null, bool resume = false, int? validationPerClass = null, CancellationToken cancel = default)
     {
         config.Validate();
-        var meta = Checkpoint.ReadMeta(stageOneCheckpoint);
-        var splits = DatasetCatalog.Load(DataConfigFor(stageOneCheckpoint, meta, dataPathOverride, validationPerClass));
-        return Run(stageOneCheckpoint, config, splits, run, device, observer, resume, cancel);
+        var start = StageTwoStart.FromCheckpoint(stageOneCheckpoint, dataPathOverride, validationPerClass);
+        return Run(start.StageOneCheckpoint, config, start.LoadSplits(), run, device, observer, resume, cancel);
     }
 
     /// <summary>
@@ -39,25 +39,6 @@ public static class StageTwoTrainer
         if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
             return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint has no validation split); they are held out of stage II only";
         throw new ConfigException($"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
-    }
-
-    /// <summary>The data config for stage II: the stage-I checkpoint's, with a validation split of
-    /// <paramref name="validationPerClass"/> images per class when asked and stage I had none.</summary>
-    public static DataConfig DataConfigFor(string path, CheckpointMeta meta, string? dataPathOverride, int? validationPerClass)
-    {
-        var data = DataConfigOf(path, meta);
-        if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
-        else if (data.DataPath is { } stored && !File.Exists(stored) && !Directory.Exists(stored))
-            throw new ConfigException($"{path}: stage I read its data from {stored}, which is not there any more (moved?); " +
-                                      "pass --data PATH to say where it is now");
-        if (validationPerClass is { } v && data.ValidationPerClass == 0) data = data with { ValidationPerClass = v };
-        return data;
-    }
-
-    public static DataConfig DataConfigOf(string path, CheckpointMeta meta)
-    {
-        if (meta.DataConfig is not { } json) throw new ConfigException($"{path}: checkpoint has no data config; pass the dataset explicitly");
-        return json.Deserialize<DataConfig>(AtomicFile.Json) ?? throw new ConfigException($"{path}: unreadable data config");
     }
 
     /// <summary>A single stage-II run: the engine with one member, in <paramref name="run"/>.</summary>
@@ -144,15 +125,15 @@ internal sealed class StageTwoData : IDisposable
 
     /// <summary>Paired batches; without fusion only the tail side, as the reference does for rho = 0 (the head side is
     /// not even loaded).</summary>
-    public IEnumerable<(Batch Tail, Batch? Head)> Epoch(int epoch, bool fuse)
+    public IEnumerable<BatchPair> Epoch(int epoch, bool fuse)
     {
         if (fuse)
         {
-            foreach (var (t, h) in paired.Epoch(epoch)) yield return (t, h);
+            foreach (var (t, h) in paired.Epoch(epoch)) yield return new BatchPair(t, h);
         }
         else
         {
-            foreach (var t in tail.Epoch(epoch)) yield return (t, null);
+            foreach (var t in tail.Epoch(epoch)) yield return new BatchPair(t, null);
         }
     }
 

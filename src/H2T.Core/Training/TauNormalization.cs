@@ -2,6 +2,7 @@ using System.Globalization;
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;
+using H2T.Settings;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,9 +1,9 @@
 using System.Text.Json;
 using H2T.Cli;
+using H2T.Settings;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
 using H2T.Training;
-using Spectre.Console.Testing;
 
 namespace H2T.Tests.Cli;
 

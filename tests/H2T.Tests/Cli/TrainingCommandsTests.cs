@@ -2,9 +2,7 @@ using System.Diagnostics;
 using H2T.Cli;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
-using H2T.Models;
 using H2T.Training;
-using Spectre.Console.Testing;
 
 namespace H2T.Tests.Cli;
 
@@ -230,7 +228,7 @@ public sealed class TrainingCommandsTests : IDisposable
             Assert.True(p.ExitCode == 0, text);
         }
         var ckpt = Path.Combine(runs.Path, "s1", "last.ckpt");
-        Assert.Equal(data, StageTwoTrainer.DataConfigOf(ckpt, Checkpoint.ReadMeta(ckpt)).DataPath);
+        Assert.Equal(data, CheckpointData.Of(ckpt, Checkpoint.ReadMeta(ckpt)).DataPath);
         var (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2"));
         Assert.True(rc == 0, output);
 

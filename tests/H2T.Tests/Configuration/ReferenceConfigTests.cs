@@ -1,7 +1,7 @@
 using H2T.Configuration;
 using H2T.Data;
+using H2T.Settings;
 using H2T.Tests.Data;
-using H2T.Training;
 
 namespace H2T.Tests.Configuration;
 

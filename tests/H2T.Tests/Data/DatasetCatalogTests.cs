@@ -1,5 +1,6 @@
 using H2T.Cli;
 using H2T.Data;
+using H2T.Settings;
 using Spectre.Console.Testing;
 
 namespace H2T.Tests.Data;

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using H2T.Data;
+using H2T.Settings;
 
 namespace H2T.Tests.Data;
 

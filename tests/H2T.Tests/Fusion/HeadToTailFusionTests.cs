@@ -1,6 +1,5 @@
 using H2T.Fusion;
 using H2T.Runtime;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Fusion;

@@ -1,5 +1,4 @@
 using H2T.Data;
-using H2T.Inference;
 using H2T.Models;
 using H2T.Tests.Data;
 using H2T.Training;

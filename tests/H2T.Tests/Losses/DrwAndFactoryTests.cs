@@ -1,5 +1,5 @@
 using H2T.Losses;
-using TorchSharp;
+using H2T.Settings;
 using static TorchSharp.torch;
 using static H2T.Tests.Losses.LossFixture;
 

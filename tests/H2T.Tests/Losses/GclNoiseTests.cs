@@ -1,5 +1,4 @@
 using H2T.Losses;
-using TorchSharp;
 using static TorchSharp.torch;
 using static H2T.Tests.Losses.LossFixture;
 

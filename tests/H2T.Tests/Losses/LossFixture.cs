@@ -1,5 +1,4 @@
 using H2T.Runtime;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Losses;

@@ -1,4 +1,5 @@
 using H2T.Losses;
+using H2T.Settings;
 using TorchSharp;
 using static TorchSharp.torch;
 using static H2T.Tests.Losses.LossFixture;

@@ -1,7 +1,8 @@
 using H2T.Cli;
-using H2T.Data;
+using H2T.Configuration;
 using H2T.Losses;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
 using H2T.Training;

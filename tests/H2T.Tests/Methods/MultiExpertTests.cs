@@ -3,11 +3,11 @@ using H2T.Fusion;
 using H2T.Losses;
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
 using H2T.Training;
 using Spectre.Console.Testing;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Methods;

@@ -1,8 +1,8 @@
 using H2T.Configuration;
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Tests.Data;
-using H2T.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,15 +1,12 @@
 using System.Buffers.Binary;
 using System.Text;
 using H2T.Cli;
-using H2T.Data;
 using H2T.Evaluation;
-using H2T.Reporting;
 using H2T.Tests.Cli;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
 using H2T.Training;
 using SkiaSharp;
-using Spectre.Console.Testing;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Reporting;

@@ -1,6 +1,5 @@
 using H2T.NativeCompat;
 using H2T.Runtime;
-using TorchSharp;
 
 namespace H2T.Tests.Runtime;
 

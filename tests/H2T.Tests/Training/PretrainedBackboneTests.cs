@@ -1,6 +1,7 @@
 using H2T.Configuration;
 using H2T.Interop;
 using H2T.Models;
+using H2T.Settings;
 using H2T.Tests.Cli;
 using H2T.Tests.Data;
 using H2T.Training;

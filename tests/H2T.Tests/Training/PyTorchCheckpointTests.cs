@@ -2,7 +2,7 @@ using System.Collections;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Interop;
-using H2T.Models;
+using H2T.Settings;
 using H2T.Tests.Cli;
 using H2T.Tests.Data;
 using H2T.Training;

@@ -1,3 +1,5 @@
+using H2T.Settings;
+
 using H2T.Training;
 
 namespace H2T.Tests.Training;

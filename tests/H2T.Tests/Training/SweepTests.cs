@@ -1,9 +1,10 @@
+using H2T.Configuration;
 using H2T.Data;
 using H2T.Models;
 using H2T.Runtime;
+using H2T.Settings;
 using H2T.Tests.Data;
 using H2T.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Training;

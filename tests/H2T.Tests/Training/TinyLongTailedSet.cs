@@ -1,4 +1,4 @@
-using H2T.Data;
+using H2T.Settings;
 using H2T.Tests.Data;
 
 namespace H2T.Tests.Training;

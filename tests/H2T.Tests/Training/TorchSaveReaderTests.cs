@@ -1,9 +1,8 @@
 using System.Collections;
 using System.Text.Json;
 using H2T.Interop;
-using H2T.Models;
+using H2T.Settings;
 using H2T.Tests.Data;
-using H2T.Training;
 using static TorchSharp.torch;
 
 namespace H2T.Tests.Training;

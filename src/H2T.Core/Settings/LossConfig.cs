@@ -1,7 +1,7 @@
-namespace H2T.Losses;
+namespace H2T.Settings;
 
 /// <summary>
-/// The stage-I/II loss settings. <paramref name="Type"/> is a name or alias from <see cref="LossFactory.Names"/>.
+/// The stage-I/II loss settings. <paramref name="Type"/> is a name or alias from H2T.Losses.LossFactory.Names.
 /// </summary>
 /// <remarks>Settings a loss type does not read are ignored; each has the reference's default.</remarks>
 public sealed record LossConfig(string Type = "ce")

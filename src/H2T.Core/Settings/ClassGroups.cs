@@ -1,4 +1,4 @@
-namespace H2T.Data;
+namespace H2T.Settings;
 
 /// <summary>Head / Medium / Tail (Many / Medium / Few) class groups for per-group accuracy.</summary>
 public sealed record ClassGroups(int[] Head, int[] Medium, int[] Tail)

@@ -1,7 +1,8 @@
+using H2T.Configuration;
 using H2T.Data;
-using H2T.Training;
+using H2T.Settings;
 
-namespace H2T.Configuration;
+namespace H2T.Training;
 
 /// <summary>
 /// Where a stage-II run (stage2, sweep) starts: the H2T.NET stage-I checkpoint and the data it is trained on. The one
@@ -21,7 +22,7 @@ public sealed record StageTwoStart(string StageOneCheckpoint, DataConfig Data)
             throw new ConfigException($"--from {from}: a PyTorch checkpoint; convert it with `h2t import {from} --dataset ... --backbone ... --out stage1.ckpt`, " +
                 "or run a config whose 'resume' names it (h2t stage2 --config FILE)");
         var meta = Checkpoint.ReadMeta(from);
-        return new(from, StageTwoTrainer.DataConfigFor(from, meta, dataPath, validationPerClass));
+        return new(from, CheckpointData.Resolve(from, meta, dataPath, validationPerClass));
     }
 
     /// <summary>
@@ -49,7 +50,7 @@ public sealed record StageTwoStart(string StageOneCheckpoint, DataConfig Data)
             return new(importTo, data);
         }
         var meta = Checkpoint.ReadMeta(from);
-        var fromData = StageTwoTrainer.DataConfigFor(from, meta, dataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
+        var fromData = CheckpointData.Resolve(from, meta, dataPath ?? experiment.Data.DataPath, valPerClass > 0 ? valPerClass : null);
         CheckAgainstCheckpoint(experiment, fromData, from);
         if (experiment.BackboneEntry is { } be && !string.Equals(experiment.StageOne.Backbone, meta.Architecture, StringComparison.OrdinalIgnoreCase))
             throw be.Error($"the stage-I checkpoint {from} is a {meta.Architecture}, the config says {experiment.StageOne.Backbone}");
@@ -57,6 +58,9 @@ public sealed record StageTwoStart(string StageOneCheckpoint, DataConfig Data)
         experiment.CheckNumClasses(meta.NumClasses, meta.Dataset);
         return new(from, fromData);
     }
+
+    /// <summary>The data, loaded (with its validation split when the start asks for one).</summary>
+    public DatasetSplits LoadSplits() => DatasetCatalog.Load(Data);
 
     static string RequireFile(string path, string what) =>
         File.Exists(path) ? path : throw new ConfigException($"{what} {path}: checkpoint not found");

@@ -1,4 +1,4 @@
-namespace H2T.Data;
+namespace H2T.Settings;
 
 /// <summary>
 /// One concern's names (with aliases, case-insensitive) and the values they stand for: the single table a command-line

@@ -1,0 +1,54 @@
+using H2T.Data;
+using H2T.Losses;
+using H2T.Models;
+using H2T.Settings;
+
+namespace H2T.Configuration;
+
+/// <summary>
+/// A run config's whole check: its values (the records' own <c>ValidateValues</c>, in Settings, which knows no table)
+/// and then its names against the one table of each concern (backbones and heads in Models, losses in Losses,
+/// samplers in Data). Trainers and commands call this before any run folder exists.
+/// </summary>
+public static class RunConfigChecks
+{
+    public static void Validate(this StageOneConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.ValidateValues();
+        CheckLoss(config.Loss);
+        CheckSampler(config.Sampler, "sampler");
+        if (!ModelFactory.BackboneNames.Contains(config.Backbone, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown backbone '{config.Backbone}'; expected one of: {string.Join(", ", ModelFactory.BackboneNames)}");
+        if (!ModelFactory.HeadNames.Contains(config.Classifier, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown classifier '{config.Classifier}'; expected one of: {string.Join(", ", ModelFactory.HeadNames)}");
+    }
+
+    public static void Validate(this StageTwoConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.ValidateValues();
+        CheckLoss(config.Loss);
+        CheckSampler(config.TailSampler, "tail sampler");
+        CheckSampler(config.HeadSampler, "head sampler");
+    }
+
+    public static void Validate(this SweepConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.ValidateValues();
+        config.StageTwo.Validate();
+    }
+
+    static void CheckLoss(LossConfig loss)
+    {
+        if (!LossFactory.Names.Contains(loss.Type, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown loss '{loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+    }
+
+    static void CheckSampler(string name, string what)
+    {
+        if (!Samplers.Names.Contains(name))
+            throw new ConfigException($"unknown {what} '{name}'; expected one of: {string.Join(", ", Samplers.Names)}");
+    }
+}

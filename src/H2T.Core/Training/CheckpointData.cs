@@ -1,0 +1,28 @@
+using System.Text.Json;
+using H2T.Settings;
+
+namespace H2T.Training;
+
+/// <summary>The data a checkpoint was trained on, as its metadata records it (absolute paths since format 2), and
+/// where that data is now: the one place eval, stage II, tau-norm, predict and the embedding plot read it.</summary>
+public static class CheckpointData
+{
+    /// <summary>The data config for a later stage: the stage-I checkpoint's, with a validation split of
+    /// <paramref name="validationPerClass"/> images per class when asked and stage I had none.</summary>
+    public static DataConfig Resolve(string path, CheckpointMeta meta, string? dataPathOverride, int? validationPerClass)
+    {
+        var data = Of(path, meta);
+        if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
+        else if (data.DataPath is { } stored && !File.Exists(stored) && !Directory.Exists(stored))
+            throw new ConfigException($"{path}: stage I read its data from {stored}, which is not there any more (moved?); " +
+                                      "pass --data PATH to say where it is now");
+        if (validationPerClass is { } v && data.ValidationPerClass == 0) data = data with { ValidationPerClass = v };
+        return data;
+    }
+
+    public static DataConfig Of(string path, CheckpointMeta meta)
+    {
+        if (meta.DataConfig is not { } json) throw new ConfigException($"{path}: checkpoint has no data config; pass the dataset explicitly");
+        return json.Deserialize<DataConfig>(AtomicFile.Json) ?? throw new ConfigException($"{path}: unreadable data config");
+    }
+}

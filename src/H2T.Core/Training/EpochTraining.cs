@@ -1,0 +1,67 @@
+using H2T.Data;
+using H2T.Settings;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace H2T.Training;
+
+/// <summary>A training batch and the second batch drawn beside it: stage II's head side, stage I's CMO minority
+/// batch, or none.</summary>
+internal sealed record BatchPair(Batch First, Batch? Second) : IDisposable
+{
+    public void Dispose()
+    {
+        First.Dispose();
+        Second?.Dispose();
+    }
+}
+
+/// <summary>
+/// The train-one-epoch seam both stages use (as torchvision's references share <c>train_one_epoch</c>): the one SGD
+/// factory, the epoch's start (torch's global generator seeded for the epoch, so anything drawing from it, such as
+/// GCL's logit noise, replays on resume), the batch loop (one dispose scope per batch, cancellation between batches)
+/// and the optimisation step. What a stage does with a batch is its own; evaluation and checkpoints are
+/// <see cref="EpochLoop"/>'s.
+/// </summary>
+internal static class EpochTraining
+{
+    /// <summary>SGD over <paramref name="parameters"/> with the run's momentum, weight decay and Nesterov, starting
+    /// at <paramref name="lr"/> (the schedule sets it every epoch).</summary>
+    public static SGD Sgd(IEnumerable<Parameter> parameters, OptimConfig settings, double lr) =>
+        optim.SGD(parameters, lr, settings.Momentum, weight_decay: settings.WeightDecay, nesterov: settings.Nesterov);
+
+    public static void SetLearningRate(OptimizerHelper optimizer, double lr)
+    {
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+    }
+
+    /// <summary>Starts an epoch: seeds torch's global generator for it and tells the observer.</summary>
+    public static void Begin(string stage, int epoch, int totalEpochs, int seed, int batches, ITrainingObserver observer, CancellationToken cancel)
+    {
+        cancel.ThrowIfCancellationRequested();
+        manual_seed(Seeds.Derive(seed, epoch, Seeds.TorchGlobal));
+        observer.EpochStarted(stage, epoch, totalEpochs, batches);
+    }
+
+    /// <summary>Runs <paramref name="step"/> on every batch, each batch and every tensor the step makes disposed
+    /// before the next batch, and stops between batches when cancelled.</summary>
+    public static void Run(IEnumerable<BatchPair> batches, Action<BatchPair> step, CancellationToken cancel)
+    {
+        foreach (var batch in batches)
+        {
+            using var pair = batch;
+            using var scope = NewDisposeScope();
+            step(pair);
+            cancel.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>One optimisation step on <paramref name="loss"/>; returns its value for the epoch's progress.</summary>
+    public static float Step(OptimizerHelper optimizer, Tensor loss)
+    {
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        return loss.item<float>();
+    }
+}
