@@ -25,7 +25,7 @@ public static class LoopBench
     }
 
     /// <summary>One epoch of each real trainer (no evaluation), as images per second from its own metrics.</summary>
-    public static (double Stage1, double Stage2) Epochs(DatasetSplits splits, string dir, int prefetch = 2)
+    public static (double StageOne, double StageTwo) Epochs(DatasetSplits splits, string dir, int prefetch = 2)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var run1 = new RunFolder(Path.Combine(dir, "s1"));

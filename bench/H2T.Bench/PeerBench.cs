@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Fusion;
-using H2T.Models;
 using H2T.Settings;
 using H2T.Training;
 using static TorchSharp.torch;
@@ -49,8 +48,8 @@ public static class PeerBench
             var figures = new[]
             {
                 Figure("resnet32 train step, batch 128, 3x32x32 (ms)", ourStepMs, Get(peerStep3, "train_step_median_ms"), lowerIsBetter: true, target: "<= 1.0"),
-                Figure("stage I: h2t's stage1 trainer, one whole epoch incl. loading + augmentation, against the peer's loop (img/s)", ours.Stage1, peerS1, lowerIsBetter: false, target: ">= 1.2"),
-                Figure("stage II: h2t's stage2 trainer (H2T rho 0.25), one whole epoch, against the peer's loop (img/s)", ours.Stage2, peerS2, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("stage I: h2t's stage1 trainer, one whole epoch incl. loading + augmentation, against the peer's loop (img/s)", ours.StageOne, peerS1, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("stage II: h2t's stage2 trainer (H2T rho 0.25), one whole epoch, against the peer's loop (img/s)", ours.StageTwo, peerS2, lowerIsBetter: false, target: ">= 1.2"),
                 Figure("evaluation of the 10,000 test images (s)", ours.EvalSeconds, Get(peer, "eval_seconds"), lowerIsBetter: true, target: "<= 1.0"),
                 Figure("fusion share of the stage-II step", ours.FusionShare, Get(peer, "fusion_share_of_stage2_step"), lowerIsBetter: true, target: "ours < 0.02"),
             };
@@ -75,7 +74,7 @@ public static class PeerBench
     }
 
 
-    sealed record Figures(double Stage1, double Stage2, double EvalSeconds, double FusionShare);
+    sealed record Figures(double StageOne, double StageTwo, double EvalSeconds, double FusionShare);
 
     sealed record PeerFigure(string name, double ours, double pytorch, double ratio, string ratio_meaning, string target);
 

@@ -37,9 +37,9 @@ public static class CliApp
                 .WithDescription("Load a dataset as training would: per-class train/test counts, head/medium/tail groups, totals.");
             config.AddCommand<DemoCommand>("demo")
                 .WithDescription("Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table.");
-            config.AddCommand<Stage1Command>("stage1")
+            config.AddCommand<StageOneCommand>("stage1")
                 .WithDescription("Stage I: train backbone + classifier on a long-tailed set.");
-            config.AddCommand<Stage2Command>("stage2")
+            config.AddCommand<StageTwoCommand>("stage2")
                 .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
             config.AddCommand<SweepCommand>("sweep")
                 .WithDescription("Stage II for many rho values in one backbone pass; picks rho on a validation split, writes a table and plot.");

@@ -45,6 +45,15 @@ internal static class CommandSupport
         Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
     }
 
+    /// <summary>A finished sweep: sweep.md and sweep.png in its folder, its table, every member's report.</summary>
+    public static void WriteSweep(Spectre.Console.IAnsiConsole console, SweepResult result, string outDir)
+    {
+        var (markdown, png) = H2T.Reporting.SweepReport.Write(result, outDir);
+        ResultsTable.WriteSweep(console, result);
+        foreach (var row in result.Rows) WriteRunReport(console, row.RunFolder);
+        Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"sweep: {markdown} (plot {png}); {result.WallSeconds:F0} s for {result.Rows.Count} values");
+    }
+
     /// <summary>report.md and its plots in the run folder; a failure to plot never fails the finished run.</summary>
     public static void WriteRunReport(Spectre.Console.IAnsiConsole console, string runPath, string? title = null)
     {

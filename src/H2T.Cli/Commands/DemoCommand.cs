@@ -45,7 +45,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
                                "moves little, as in the authors' code on this dataset (shared/notes/reference-results.md). The gain in All shows " +
                                "on harder data: with a 100-epoch CIFAR-10-LT backbone H2T adds +3.1 All and +14.0 tail points over rho = 0 " +
                                "(docs/experiments.md, section 2). [bold]--full[/] runs the 30 + 10 epoch ResNet-32 protocol.");
-        SweepCommand.Write(console, sweep, sweepDir);
+        CommandSupport.WriteSweep(console, sweep, sweepDir);
         CommandSupport.WriteRunReport(console, s1.Path, "stage I");
         var embedding = CommandSupport.Try(console, "embedding plot not written", () => H2T.Inference.FeatureProjection.Compute(
             [("rho = 0 (re-balancing)", Path.Combine(sweep.Rows[0].RunFolder, "last.ckpt")), ($"H2T, rho = {h2tRow.Rho}", Path.Combine(h2tRow.RunFolder, "last.ckpt"))], 0, 9, device));

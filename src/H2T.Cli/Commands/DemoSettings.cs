@@ -14,9 +14,9 @@ public sealed class DemoSettings : GlobalSettings
     [CommandOption("--backbone <NAME>")] [Description("default resnet8 (resnet32 with --full)")]
     public string? Backbone { get; init; }
     [CommandOption("--stage1-epochs <E>")] [Description("override stage-I epochs")]
-    public int? Stage1Epochs { get; init; }
+    public int? StageOneEpochs { get; init; }
     [CommandOption("--stage2-epochs <E>")] [Description("override stage-II epochs")]
-    public int? Stage2Epochs { get; init; }
+    public int? StageTwoEpochs { get; init; }
     [CommandOption("--mixup <ALPHA>")] [DefaultValue(1.0)] [Description("stage-I mixup alpha (0: plain CE)")]
     public double Mixup { get; init; } = 1.0;
     [CommandOption("--rho <SPEC>")] [DefaultValue(DemoPlan.DefaultRhoSpec)]
@@ -37,13 +37,13 @@ public sealed class DemoSettings : GlobalSettings
 
     public DemoOptions ToOptions() => new()
     {
-        Full = Full, Backbone = Backbone, StageOneEpochs = Stage1Epochs, StageTwoEpochs = Stage2Epochs, MixupAlpha = Mixup,
+        Full = Full, Backbone = Backbone, StageOneEpochs = StageOneEpochs, StageTwoEpochs = StageTwoEpochs, MixupAlpha = Mixup,
         Rhos = SweepConfig.ParseRhos(Rho), ValidationPerClass = ValidationPerClass, DataPath = DataPath, Seed = Seed,
         Precision = MixedPrecision.Parse(Precision),
     };
 
     public override ValidationResult Validate() =>
-        Stage1Epochs < 1 || Stage2Epochs < 1 ? ValidationResult.Error("epochs must be >= 1")
+        StageOneEpochs < 1 || StageTwoEpochs < 1 ? ValidationResult.Error("epochs must be >= 1")
         : ValidationPerClass < 1 ? ValidationResult.Error("--val-per-class must be >= 1")
         : base.Validate();
 }

@@ -5,7 +5,6 @@ using H2T.Models;
 using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
-using TorchSharp;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
@@ -32,27 +31,12 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
         var device = CommandSupport.Start(settings);
-        var result = CommandSupport.Train(() =>
-        {
-            var meta = H2T.Training.Checkpoint.ReadMeta(settings.Checkpoint);
-            var precision = MixedPrecision.Parse(settings.Precision ?? meta.Precision);
-            var data = CheckpointData.Of(settings.Checkpoint, meta);
-            if (settings.Dataset is not null) data = data with { Dataset = settings.Dataset };
-            if (settings.DataPath is not null) data = data with { DataPath = settings.DataPath };
-            var splits = DatasetCatalog.Load(data);
-            using var models = H2T.Training.Checkpoint.Open(settings.Checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
-            var (_, backbone, head) = models;
-            backbone.to(device);
-            head.to(device);
-            backbone.Precision = precision;
-            using var loader = Evaluator.TestLoader(splits, settings.BatchSize, device);
-            var r = Evaluator.Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups);
-            Write(console, meta, splits, r, precision);
-            return r;
-        });
+        var evaluation = CommandSupport.Train(() =>
+            Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.BatchSize));
+        Write(console, evaluation.Meta, evaluation.Splits, evaluation.Result, evaluation.Precision);
         if (settings.Out is not null)
         {
-            AtomicFile.WriteJson(settings.Out, result);
+            AtomicFile.WriteJson(settings.Out, evaluation.Result);
             console.MarkupLineInterpolated($"wrote {settings.Out}");
         }
         return 0;

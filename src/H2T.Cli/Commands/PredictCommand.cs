@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using H2T.Inference;
-using H2T.Models;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using H2T.Configuration;
-using H2T.Data;
 using H2T.Reporting;
 using H2T.Settings;
 using H2T.Training;
@@ -41,7 +40,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
             var args = context.Arguments.ToList();
             int at = args.FindIndex(a => a == "--rho" || a.StartsWith("--rho=", StringComparison.Ordinal));
             if (at >= 0) args.RemoveRange(at, args[at].Contains('=', StringComparison.Ordinal) ? 1 : Math.Min(2, args.Count - at));
-            var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, args);
+            var experiment = ConfigSupport.Load(StageMode.StageTwo, file, settings.Overrides, args);
             ConfigSupport.PrintIgnored(console, experiment, file);
             baseConfig = experiment.StageTwo;
             start = () => StageTwoStart.FromConfig(experiment, file, settings.From, settings.DataPath, settings.ValidationPerClass);
@@ -59,18 +58,7 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
         console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from.StageOneCheckpoint}: rho {string.Join(", ", config.Rhos)} in one pass, {baseConfig.Epochs} epochs -> {outDir}");
         var result = CommandSupport.Train(() => ConsoleObserver.Run(console,
             o => StageTwoSweep.Run(from.StageOneCheckpoint, config, from.LoadSplits(), outDir, device, o, settings.Resume, cancellationToken)));
-        Write(console, result, outDir);
+        CommandSupport.WriteSweep(console, result, outDir);
         return 0;
-    }
-
-    /// <summary>Table on the console, sweep.md and sweep.png in the folder.</summary>
-    internal static void Write(IAnsiConsole console, SweepResult result, string outDir)
-    {
-        var png = Path.Combine(outDir, "sweep.png");
-        SweepReport.Plot(result, png);
-        AtomicFile.WriteText(Path.Combine(outDir, "sweep.md"), SweepReport.Markdown(result, "sweep.png"));
-        ResultsTable.WriteSweep(console, result);
-        foreach (var row in result.Rows) CommandSupport.WriteRunReport(console, row.RunFolder);
-        console.MarkupLineInterpolated($"sweep: {Path.Combine(outDir, "sweep.md")} (plot {png}); {result.WallSeconds:F0} s for {result.Rows.Count} values");
     }
 }

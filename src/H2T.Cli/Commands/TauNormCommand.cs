@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.Globalization;
-using H2T.Data;
 using H2T.Models;
 using H2T.Settings;
 using H2T.Training;
@@ -38,12 +37,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
         var precision = CommandSupport.Guard(() => settings.PrecisionAsked, _ => { });
-        var (rows, selected) = CommandSupport.Train(() =>
-        {
-            var meta = Checkpoint.ReadMeta(settings.From);
-            var data = CheckpointData.Resolve(settings.From, meta, settings.DataPath, settings.ValidationPerClass > 0 ? settings.ValidationPerClass : null);
-            return TauNormalization.Grid(settings.From, taus, DatasetCatalog.Load(data), device, precision);
-        });
+        var (rows, selected) = CommandSupport.Train(() => TauNormalization.Grid(settings.From, taus, settings.DataPath, settings.ValidationPerClass, device, precision));
         var ci = CultureInfo.InvariantCulture;
         var t = new Table().Border(TableBorder.Rounded).AddColumns("tau", "val All", "Head", "Medium", "Tail", "All", "ECE");
         foreach (var r in rows)

@@ -41,12 +41,7 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
         throw Bad("a whole number");
     }
 
-    public bool Bool() => Scalar?.ToLowerInvariant() switch
-    {
-        "true" or "yes" or "on" => true,
-        "false" or "no" or "off" => false,
-        _ => throw Bad("true or false"),
-    };
+    public bool Bool() => Switches.Table.TryParse(Scalar, out var on) ? on : throw Bad("true or false");
 
     /// <summary>A class-index range [start, end) written as a two-element list.</summary>
     public (int Start, int End) Range()

@@ -7,7 +7,7 @@ using H2T.Settings;
 namespace H2T.Configuration;
 
 /// <summary>Which stage a config describes (the reference's <c>mode</c> key).</summary>
-public enum StageMode { Stage1, Stage2 }
+public enum StageMode { StageOne, StageTwo }
 
 /// <summary>
 /// Everything one config file (plus overrides) says about a run, as the same typed records the CLI flags build:
@@ -96,7 +96,7 @@ public static class ReferenceConfig
         {
             var kind = Classifier(e);
             b.One = b.One with { Classifier = kind };
-            if (b.Mode == StageMode.Stage2) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
+            if (b.Mode == StageMode.StageTwo) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
         }, "--classifier"),
         new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }),
         // RIDE's model keys: the expert count is the backbone's (ride_* and reslt_* have 3), checked in Finish.
@@ -151,7 +151,7 @@ public static class ReferenceConfig
         new("cmo.beta", Stages.One, (b, e) => SetCmo(b, c => c with { Beta = Positive(e) })),
         new("cmo.start_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { StartEpoch = NonNegative(e) })),
         new("cmo.end_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { EndMargin = NonNegative(e) })),
-        new("cmo.sampler", Stages.One, (b, e) => SetCmo(b, c => c with { Sampler = SamplerName(e) is var s && s is "reverse" or "balanced" or "sqrt" ? s : throw e.Error("reverse, balance or sqrt") })),
+        new("cmo.sampler", Stages.One, (b, e) => SetCmo(b, c => c with { Sampler = SamplerName(e) is var s && CmoConfig.SamplerNames.Contains(s) ? s : throw e.Error("reverse, balance or sqrt") })),
         new("lr_scheduler.type", Stages.Both, (b, e) => SetSchedule(b, s => s with { Kind = ScheduleKindOf(e) }), "--schedule"),
         new("lr_scheduler.lr_factor", Stages.Two, (b, e) => b.Two = b.Two with { LrFactor = Positive(e) }, "--lr-factor"),
         new("lr_scheduler.lr_step", Stages.Both, (b, e) =>
@@ -241,9 +241,9 @@ public static class ReferenceConfig
         {
             if (!ByName.TryGetValue(e.Key, out var key))
                 throw new ConfigException($"{e.Where}: unknown key '{e.Key}'{Suggest(e.Key)}");
-            var want = mode == StageMode.Stage1 ? Stages.One : Stages.Two;
+            var want = mode == StageMode.StageOne ? Stages.One : Stages.Two;
             if ((key.Stages & want) == 0)
-                throw e.Error($"applies to {(want == Stages.One ? "stage 2" : "stage 1")} only (this is a {(mode == StageMode.Stage1 ? "stage-1" : "stage-2")} run)");
+                throw e.Error($"applies to {(want == Stages.One ? "stage 2" : "stage 1")} only (this is a {(mode == StageMode.StageOne ? "stage-1" : "stage-2")} run)");
             key.Apply(b, e);
         }
         return Finish(b);
@@ -254,7 +254,7 @@ public static class ReferenceConfig
         if (b.ModeKey is { } mk)
         {
             var m = mk.String().Trim().ToLowerInvariant();
-            var expected = b.Mode == StageMode.Stage1 ? "stage1" : "stage2";
+            var expected = b.Mode == StageMode.StageOne ? "stage1" : "stage2";
             if (m is not ("stage1" or "stage2")) throw mk.Error("'stage1' or 'stage2'");
             if (m != expected) throw mk.Error($"'{expected}' for this command (the config describes {m}; run `h2t {m} --config ...`)");
         }
@@ -271,17 +271,17 @@ public static class ReferenceConfig
 
         if (b.Mixup is { } mix)
         {
-            if (b.Mode == StageMode.Stage2 && mix) throw b.MixupKey!.Error("false in stage 2 (stage II re-trains the classifier without mixup)");
+            if (b.Mode == StageMode.StageTwo && mix) throw b.MixupKey!.Error("false in stage 2 (stage II re-trains the classifier without mixup)");
             if (mix && b.Alpha is null) throw b.MixupKey!.Error("an 'alpha' (mixup's Beta parameter) when mixup is true");
             b.One = b.One with { MixupAlpha = mix ? b.Alpha!.Value : 0 };
         }
         else if (b.Alpha is { } a) b.One = b.One with { MixupAlpha = a };
-        if (b.Mode == StageMode.Stage2 && b.DualSample == false && b.Two.Rho > 0)
+        if (b.Mode == StageMode.StageTwo && b.DualSample == false && b.Two.Rho > 0)
             throw b.DualSampleKey!.Error("true when H2T > 0 (fusion needs the second, head-side sampler)");
         if (b.One.Schedule.Kind == ScheduleKind.MultiStep && b.One.Schedule.Milestones is null)
             throw new ConfigException("lr_scheduler.type: a step schedule needs lr_scheduler.lr_step (the epochs where lr drops)");
 
-        if (b.NumExpertsKey is { } ne && (b.Mode == StageMode.Stage1 || b.BackboneKey is not null))
+        if (b.NumExpertsKey is { } ne && (b.Mode == StageMode.StageOne || b.BackboneKey is not null))
         {
             // The backbone fixes the expert count.
             int experts = Models.ModelFactory.ExpertCount(b.One.Backbone);
@@ -366,16 +366,12 @@ public static class ReferenceConfig
             ? s : throw e.Error($"one of {string.Join(", ", Models.ModelFactory.BackboneNames)} (a '_fe' suffix is accepted)");
     }
 
-    static string Classifier(ConfigEntry e) => e.String().Trim().ToLowerInvariant() switch
+    /// <summary>A classifier name or alias from <see cref="Models.ModelFactory"/>'s table, or stage II's "keep".</summary>
+    static string Classifier(ConfigEntry e)
     {
-        "linear" or "fc" or "classifier" => "linear",
-        "cosine" or "normed" or "fcnorm" or "normedlinear" => "cosine",
-        "lws" => "lws",
-        "keep" => "keep",
-        "ride" => "ride",
-        "reslt" => "reslt",
-        var s => throw e.Error($"linear, cosine (FCNorm), lws, ride or reslt; got '{s}'"),
-    };
+        var s = e.String().Trim().ToLowerInvariant();
+        return s == "keep" ? s : Models.ModelFactory.ResolveHead(s) ?? throw e.Error($"linear, cosine (FCNorm), lws, ride or reslt; got '{s}'");
+    }
 
     static string SamplerName(ConfigEntry e) => Named(e, Samplers.Aliases);
 

@@ -6,17 +6,18 @@ using H2T.Settings;
 namespace H2T.Configuration;
 
 /// <summary>
-/// A run config's whole check: its values (the records' own <c>ValidateValues</c>, in Settings, which knows no table)
-/// and then its names against the one table of each concern (backbones and heads in Models, losses in Losses,
-/// samplers in Data). Trainers and commands call this before any run folder exists.
+/// A run config's whole check: its values (the records' own checks, in Settings, which knows no table) and its names
+/// against the one table of each concern (backbones and heads in Models, losses in Losses, samplers in Data), in the
+/// order a single check had them before the split. Trainers and commands call this before any run folder exists.
 /// </summary>
 public static class RunConfigChecks
 {
     public static void Validate(this StageOneConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        config.ValidateValues();
+        config.ValidateRunValues();
         CheckLoss(config.Loss);
+        config.ValidateStageValues();
         CheckSampler(config.Sampler, "sampler");
         if (!ModelFactory.BackboneNames.Contains(config.Backbone, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown backbone '{config.Backbone}'; expected one of: {string.Join(", ", ModelFactory.BackboneNames)}");
@@ -27,8 +28,9 @@ public static class RunConfigChecks
     public static void Validate(this StageTwoConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        config.ValidateValues();
+        config.ValidateRunValues();
         CheckLoss(config.Loss);
+        config.ValidateStageValues();
         CheckSampler(config.TailSampler, "tail sampler");
         CheckSampler(config.HeadSampler, "head sampler");
     }
@@ -36,8 +38,9 @@ public static class RunConfigChecks
     public static void Validate(this SweepConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        // Each member as its single run checks it (the base config's own rho is not used), then the sweep's own.
+        foreach (var rho in config.Rhos) (config.StageTwo with { Rho = rho }).Validate();
         config.ValidateValues();
-        config.StageTwo.Validate();
     }
 
     static void CheckLoss(LossConfig loss)

@@ -19,6 +19,8 @@ public sealed record DatasetSplits
     public ValidationSplit? ValidationSplit { get; init; }
     public int[] TestClassCounts => CountPerClass(Test.Labels, NumClasses);
     public required ClassGroups Groups { get; init; }
+    /// <summary>The config these splits were loaded from (set by <see cref="DatasetCatalog.Load"/>).</summary>
+    public DataConfig? Config { get; init; }
     /// <summary>The dataset's default training augmentation.</summary>
     public required AugmentConfig TrainAugment { get; init; }
     /// <summary>How a test image file becomes the model's input (default: decode at the test split's size).</summary>
@@ -80,7 +82,7 @@ public static class DatasetCatalog
         ArgumentNullException.ThrowIfNull(config);
         if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize, "image size must be >= 8");
         var name = config.Dataset.Trim().ToLowerInvariant();
-        return name switch
+        var splits = name switch
         {
             "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)), FashionClasses,
                 Normalization.FashionMnist, AugmentConfig.CropFlip, config),
@@ -95,6 +97,7 @@ public static class DatasetCatalog
             _ when ListSets.ContainsKey(name) => Listed(name, RequirePath(config, name, null), config),
             _ => throw new ArgumentException($"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
         };
+        return splits with { Config = config };
     }
 
     static string RequirePath(DataConfig config, string name, string? fallback)

@@ -59,16 +59,17 @@ public struct DetRandom
 /// <summary>The samplers long-tail methods use. <c>length</c> defaults to the number of labels (one pass worth).</summary>
 public static class Samplers
 {
-    /// <summary>Names accepted by <see cref="Create"/>.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["instance", "balanced", "sqrt", "reverse", "class-aware"];
-
-    /// <summary>Sampler names and the reference configs' spellings of them, to the names <see cref="Create"/> takes.</summary>
+    /// <summary>The one sampler table: every spelling (the reference configs' included) to its sampler's name; flags,
+    /// YAML and <see cref="Create"/> read it.</summary>
     public static NameTable<string> Aliases { get; } = new("sampler",
     [
         ("instance", "instance"), ("long-tailed", "instance"), ("default", "instance"),
         ("balanced", "balanced"), ("balance", "balanced"), ("class-balanced", "balanced"),
-        ("sqrt", "sqrt"), ("square", "sqrt"), ("reverse", "reverse"), ("class-aware", "class-aware"),
+        ("sqrt", "sqrt"), ("square", "sqrt"), ("square-root", "sqrt"), ("reverse", "reverse"), ("class-aware", "class-aware"),
     ], "instance (long-tailed), balanced (balance), sqrt, reverse or class-aware");
+
+    /// <summary>The samplers' own names (what <see cref="Aliases"/> resolves to), in table order.</summary>
+    public static IReadOnlyList<string> Names { get; } = [.. Aliases.Names.Select(n => Aliases.Parse(n)).Distinct()];
 
     /// <summary>A fresh permutation of all items every epoch.</summary>
     public static ISampler Instance(IReadOnlyList<int> labels, int seed) => new InstanceSampler(Check(labels).Count, seed);
@@ -90,12 +91,13 @@ public static class Samplers
     public static ISampler ClassAware(IReadOnlyList<int> labels, int seed, int? length = null) =>
         new ClassAwareSampler(Check(labels), seed, length);
 
-    public static ISampler Create(string name, IReadOnlyList<int> labels, int seed, int? length = null) => name switch
+    public static ISampler Create(string name, IReadOnlyList<int> labels, int seed, int? length = null) =>
+        (Aliases.TryParse(name, out var kind) ? kind : name) switch
     {
         "instance" => length is null || length == labels.Count ? Instance(labels, seed)
             : throw new ArgumentException($"the instance sampler always covers all {labels.Count} items; length {length} is not supported"),
-        "balanced" or "class-balanced" => ClassBalanced(labels, seed, length),
-        "sqrt" or "square-root" => SquareRoot(labels, seed, length),
+        "balanced" => ClassBalanced(labels, seed, length),
+        "sqrt" => SquareRoot(labels, seed, length),
         "reverse" => Reverse(labels, seed, length),
         "class-aware" => ClassAware(labels, seed, length),
         _ => throw new ArgumentException($"unknown sampler '{name}': expected one of {string.Join(", ", Names)}"),

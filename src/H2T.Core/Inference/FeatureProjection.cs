@@ -11,7 +11,7 @@ namespace H2T.Inference;
 /// when the classifier is not linear).</summary>
 public sealed record EmbeddingPanel(string Title, float[,] Points, int[] Labels, double[]? Boundary);
 
-/// <summary>The panels of the paper's Figure 4, ready to draw (<see cref="H2T.Reporting.EmbeddingPlot"/>).</summary>
+/// <summary>The panels of the paper's Figure 4, ready to draw (Reporting.EmbeddingPlot draws them).</summary>
 public sealed record EmbeddingProjection(IReadOnlyList<EmbeddingPanel> Panels, int ClassA, int ClassB, IReadOnlyList<string> ClassNames);
 
 /// <summary>

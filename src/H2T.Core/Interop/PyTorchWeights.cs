@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Globalization;
 using H2T.Settings;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Interop;

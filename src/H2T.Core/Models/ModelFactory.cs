@@ -37,14 +37,19 @@ public static class ModelFactory
     /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this table.</summary>
     static readonly (string Name, string[] Aliases, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
     [
-        ("linear", [], (c, k, _, _) => new LinearHead(c, k)),
-        ("cosine", ["normed"], (c, k, s, _) => new CosineHead(c, k, s)),
+        ("linear", ["fc", "classifier"], (c, k, _, _) => new LinearHead(c, k)),
+        ("cosine", ["normed", "fcnorm", "normedlinear"], (c, k, s, _) => new CosineHead(c, k, s)),
         ("lws", [], (c, k, _, _) => new LwsHead(c, k)),
         ("ride", [], (c, k, _, e) => new RideHead(c, k, e)),
         ("reslt", [], (c, k, _, e) => new ResLtHead(c, k, e)),
     ];
 
     public static IReadOnlyList<string> HeadNames => [.. Heads.Select(h => h.Name)];
+
+    /// <summary>The classifier kind a name or alias stands for (case-insensitive), or null.</summary>
+    public static string? ResolveHead(string? name) =>
+        name is null ? null : Heads.FirstOrDefault(h => string.Equals(h.Name, name.Trim(), StringComparison.OrdinalIgnoreCase)
+                                                         || h.Aliases.Contains(name.Trim(), StringComparer.OrdinalIgnoreCase)).Name;
 
     public static Backbone CreateBackbone(string name, int inChannels)
     {
@@ -79,8 +84,8 @@ public static class ModelFactory
     public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1)
     {
         ArgumentNullException.ThrowIfNull(kind);
-        var entry = Heads.FirstOrDefault(h => string.Equals(h.Name, kind, StringComparison.OrdinalIgnoreCase)
-                                               || h.Aliases.Contains(kind, StringComparer.OrdinalIgnoreCase));
+        var name = ResolveHead(kind);
+        var entry = Heads.FirstOrDefault(h => h.Name == name);
         return entry.Make is { } make ? make(inFeatures, numClasses, cosineScale, experts)
             : throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}");
     }

@@ -11,6 +11,16 @@ public static class SweepReport
 {
     static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
+    /// <summary>sweep.png and sweep.md (which shows it) in <paramref name="outDir"/>; returns both paths.</summary>
+    public static (string Markdown, string Plot) Write(SweepResult sweep, string outDir)
+    {
+        var png = Path.Combine(outDir, "sweep.png");
+        Plot(sweep, png);
+        var md = Path.Combine(outDir, "sweep.md");
+        AtomicFile.WriteText(md, Markdown(sweep, "sweep.png"));
+        return (md, png);
+    }
+
     public static string Markdown(SweepResult sweep, string? plotFile = null)
     {
         ArgumentNullException.ThrowIfNull(sweep);

@@ -11,6 +11,9 @@ namespace H2T.Settings;
 /// </summary>
 public sealed record CmoConfig(double Probability = 0.5, double Beta = 1.0, int StartEpoch = 3, int EndMargin = 3, string Sampler = "reverse")
 {
+    /// <summary>The minority-side samplers CMO supports.</summary>
+    public static IReadOnlyList<string> SamplerNames { get; } = ["reverse", "balanced", "sqrt"];
+
     public bool ActiveAt(int epoch, int totalEpochs) => Probability > 0 && epoch >= StartEpoch && epoch < totalEpochs - EndMargin;
 
     public void Validate()
@@ -18,6 +21,6 @@ public sealed record CmoConfig(double Probability = 0.5, double Beta = 1.0, int 
         if (Probability is < 0 or > 1 || double.IsNaN(Probability)) throw new ArgumentException($"cmo probability must lie in [0, 1], got {Probability}");
         if (!(Beta > 0)) throw new ArgumentException($"cmo beta must be > 0, got {Beta}");
         if (StartEpoch < 0 || EndMargin < 0) throw new ArgumentException("cmo start_data_aug and end_data_aug must be >= 0 epochs");
-        if (Sampler is not ("reverse" or "balanced" or "sqrt")) throw new ArgumentException($"cmo sampler must be reverse, balanced or sqrt, got '{Sampler}'");
+        if (!SamplerNames.Contains(Sampler)) throw new ArgumentException($"cmo sampler must be reverse, balanced or sqrt, got '{Sampler}'");
     }
 }

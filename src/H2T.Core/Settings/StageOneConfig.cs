@@ -32,10 +32,18 @@ public sealed record StageOneConfig
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     /// <summary>The value checks; names (backbone, classifier, loss, sampler) are checked against their tables by
-    /// <c>H2T.Configuration.RunConfigChecks.Validate</c>, which runs these first.</summary>
+    /// <c>H2T.Configuration.RunConfigChecks.Validate</c>, which runs these too.</summary>
     public void ValidateValues()
     {
-        RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule);
+        ValidateRunValues();
+        ValidateStageValues();
+    }
+
+    /// <summary>What every run checks: epochs, evaluation cadence, prefetch, optimizer, schedule.</summary>
+    internal void ValidateRunValues() => RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule);
+
+    internal void ValidateStageValues()
+    {
         if (Trainable is { Length: 0 }) throw new ConfigException("trainable: name at least one backbone module (or leave it out to train the whole backbone)");
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}");
         if (Cmo is { } cmo)

@@ -31,10 +31,18 @@ public sealed record StageTwoConfig
     public bool ShouldEvaluate(int epoch) => RunChecks.ShouldEvaluate(epoch, Epochs, EvalEvery);
 
     /// <summary>The value checks; names (loss, samplers) are checked against their tables by
-    /// <c>H2T.Configuration.RunConfigChecks.Validate</c>, which runs these first.</summary>
+    /// <c>H2T.Configuration.RunConfigChecks.Validate</c>, which runs these too.</summary>
     public void ValidateValues()
     {
-        RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule);
+        ValidateRunValues();
+        ValidateStageValues();
+    }
+
+    /// <summary>What every run checks: epochs, evaluation cadence, prefetch, optimizer, schedule.</summary>
+    internal void ValidateRunValues() => RunChecks.Validate(Epochs, EvalEvery, Prefetch, Optim, Schedule);
+
+    internal void ValidateStageValues()
+    {
         if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
         if (Classifier is not ("keep" or "lws")) throw new ConfigException($"stage-2 classifier must be keep or lws, got '{Classifier}'");

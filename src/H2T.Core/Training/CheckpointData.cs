@@ -14,10 +14,22 @@ public static class CheckpointData
         var data = Of(path, meta);
         if (dataPathOverride is not null) data = data with { DataPath = dataPathOverride };
         else if (data.DataPath is { } stored && !File.Exists(stored) && !Directory.Exists(stored))
-            throw new ConfigException($"{path}: stage I read its data from {stored}, which is not there any more (moved?); " +
+            throw new ConfigException($"{path}: {(meta.Stage == "stage2" ? "stage II" : "stage I")} read its data from {stored}, which is not there any more (moved?); " +
                                       "pass --data PATH to say where it is now");
         if (validationPerClass is { } v && data.ValidationPerClass == 0) data = data with { ValidationPerClass = v };
         return data;
+    }
+
+    /// <summary>The data config a later checkpoint records: <paramref name="from"/>'s, with the absolute path the data
+    /// was read from this time (it may have moved since, and been found with --data). Unchanged: the same JSON.</summary>
+    public static JsonElement? Recorded(CheckpointMeta from, DataConfig? readFrom)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        if (from.DataConfig is not { } json || readFrom?.DataPath is not { } path) return from.DataConfig;
+        var stored = json.Deserialize<DataConfig>(AtomicFile.Json);
+        var absolute = Path.GetFullPath(path);
+        return stored is null || stored.DataPath == absolute ? from.DataConfig
+            : JsonSerializer.SerializeToElement(stored with { DataPath = absolute }, AtomicFile.Json);
     }
 
     public static DataConfig Of(string path, CheckpointMeta meta)

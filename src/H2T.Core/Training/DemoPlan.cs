@@ -1,5 +1,4 @@
 using H2T.Configuration;
-using H2T.Losses;
 using H2T.Models;
 using H2T.Settings;
 

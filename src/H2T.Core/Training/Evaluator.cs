@@ -2,13 +2,40 @@ using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;
 using H2T.Settings;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace H2T.Training;
 
+/// <summary>A checkpoint evaluated on its test set: what <c>h2t eval</c> prints and writes.</summary>
+public sealed record CheckpointEvaluation(CheckpointMeta Meta, DatasetSplits Splits, EvaluationResult Result, ComputePrecision Precision);
+
 /// <summary>Plain forward over a loader (no fusion at test time), under eval mode and no_grad.</summary>
 public static class Evaluator
 {
+    /// <summary>
+    /// Evaluates <paramref name="checkpoint"/> on the test set of the data it was trained on, or of
+    /// <paramref name="dataset"/> (another dataset with the same classes), read from <paramref name="dataPath"/> when
+    /// the files are elsewhere; in <paramref name="precision"/> (default: the checkpoint's).
+    /// </summary>
+    public static CheckpointEvaluation EvaluateCheckpoint(string checkpoint, Device device, string? dataset = null, string? dataPath = null,
+        ComputePrecision? precision = null, int batchSize = 256)
+    {
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        var run = precision ?? MixedPrecision.Parse(meta.Precision);
+        // Its own data, if moved, is named with the way out (--data); another dataset is read from the path given.
+        var own = CheckpointData.Of(checkpoint, meta);
+        var data = dataset is null ? CheckpointData.Resolve(checkpoint, meta, dataPath, null) : own with { Dataset = dataset, DataPath = dataPath ?? own.DataPath };
+        var splits = DatasetCatalog.Load(data);
+        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
+        var (_, backbone, head) = models;
+        backbone.to(device);
+        head.to(device);
+        backbone.Precision = run;
+        using var loader = TestLoader(splits, batchSize, device);
+        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), run);
+    }
+
     public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups) =>
         EvaluateHeads(backbone, [head], loader, numClasses, groups)[0];
 

@@ -90,7 +90,12 @@ public static class StageOneTrainer
         {
             using var minority = cmoActive ? minorityLoader?.Epoch(epoch).GetEnumerator() : null;
             foreach (var b in trainLoader.Epoch(epoch))
-                yield return new BatchPair(b, minority is not null && minority.MoveNext() ? minority.Current : null);
+            {
+                Batch? m = null;
+                try { if (minority is not null && minority.MoveNext()) m = minority.Current; }
+                catch { b.Dispose(); throw; }
+                yield return new BatchPair(b, m);
+            }
         }
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)

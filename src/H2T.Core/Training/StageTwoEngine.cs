@@ -158,7 +158,7 @@ internal static class StageTwoEngine
         var template = new CheckpointMeta
         {
             Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = members[0].Head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = c0.Seed, DataConfig = from.DataConfig, From = fromPath,
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = c0.Seed, DataConfig = CheckpointData.Recorded(from, splits.Config), From = fromPath,
             Precision = MixedPrecision.Name(backbone.Precision), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
         };
         double trainSeconds = 0, evalSeconds = 0;

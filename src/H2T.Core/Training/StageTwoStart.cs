@@ -21,9 +21,13 @@ public sealed record StageTwoStart(string StageOneCheckpoint, DataConfig Data)
         if (PyTorchCheckpoint.LooksLikePyTorch(from))
             throw new ConfigException($"--from {from}: a PyTorch checkpoint; convert it with `h2t import {from} --dataset ... --backbone ... --out stage1.ckpt`, " +
                 "or run a config whose 'resume' names it (h2t stage2 --config FILE)");
-        var meta = Checkpoint.ReadMeta(from);
-        return new(from, CheckpointData.Resolve(from, meta, dataPath, validationPerClass));
+        return Of(from, dataPath, validationPerClass);
     }
+
+    /// <summary>From the library: an H2T.NET checkpoint and the data it records (found at <paramref name="dataPath"/>
+    /// when it moved), with a validation split when asked; errors name the file, not a command-line option.</summary>
+    public static StageTwoStart Of(string stageOneCheckpoint, string? dataPath, int? validationPerClass) =>
+        new(stageOneCheckpoint, CheckpointData.Resolve(stageOneCheckpoint, Checkpoint.ReadMeta(stageOneCheckpoint), dataPath, validationPerClass));
 
     /// <summary>
     /// From a stage-2 config: --from when given, else its <c>resume</c>. An H2T.NET checkpoint must agree with the

@@ -38,7 +38,7 @@ public static class StageTwoSweep
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
-        var start = StageTwoStart.FromCheckpoint(stageOneCheckpoint, dataPathOverride, config.ValidationPerClass > 0 ? config.ValidationPerClass : null);
+        var start = StageTwoStart.Of(stageOneCheckpoint, dataPathOverride, config.ValidationPerClass > 0 ? config.ValidationPerClass : null);
         return Run(start.StageOneCheckpoint, config, start.LoadSplits(), outDir, device, observer, resume, cancel);
     }
 

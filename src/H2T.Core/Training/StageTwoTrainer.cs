@@ -1,4 +1,3 @@
-using System.Text.Json;
 using H2T.Configuration;
 using H2T.Data;
 using H2T.Models;
@@ -19,7 +18,7 @@ public static class StageTwoTrainer
         string? dataPathOverride = null, bool resume = false, int? validationPerClass = null, CancellationToken cancel = default)
     {
         config.Validate();
-        var start = StageTwoStart.FromCheckpoint(stageOneCheckpoint, dataPathOverride, validationPerClass);
+        var start = StageTwoStart.Of(stageOneCheckpoint, dataPathOverride, validationPerClass);
         return Run(start.StageOneCheckpoint, config, start.LoadSplits(), run, device, observer, resume, cancel);
     }
 

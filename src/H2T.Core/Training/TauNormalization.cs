@@ -31,6 +31,15 @@ public static class TauNormalization
 
     public sealed record Row(double Tau, EvaluationResult? Validation, EvaluationResult Test);
 
+    /// <summary>The grid on the data <paramref name="checkpoint"/> was trained on (or at <paramref name="dataPath"/>),
+    /// with a validation split of <paramref name="validationPerClass"/> images per class when it has none (0: none).</summary>
+    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass,
+        Device device, ComputePrecision? precision = null)
+    {
+        var data = CheckpointData.Resolve(checkpoint, Checkpoint.ReadMeta(checkpoint), dataPath, validationPerClass > 0 ? validationPerClass : null);
+        return Grid(checkpoint, taus, DatasetCatalog.Load(data), device, precision);
+    }
+
     /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
     public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device,
         ComputePrecision? precision = null)

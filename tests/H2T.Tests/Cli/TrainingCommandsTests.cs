@@ -14,7 +14,7 @@ public sealed class TrainingCommandsTests : IDisposable
 
     static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
-    string[] Stage1Args(string outDir, int epochs) =>
+    string[] StageOneArgs(string outDir, int epochs) =>
         ["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),
          "--backbone", "resnet20", "--batch-size", "32", "--lr", "0.05", "--out", outDir, "--threads", "2"];
 
@@ -22,7 +22,7 @@ public sealed class TrainingCommandsTests : IDisposable
     public void Stage1Stage2AndEvalRunFromTheCommandLine()
     {
         var s1 = Path.Combine(runs.Path, "s1");
-        var (rc, output) = Run(Stage1Args(s1, 2));
+        var (rc, output) = Run(StageOneArgs(s1, 2));
         Assert.True(rc == 0, output);
         Assert.Contains("stage I", output);
         Assert.Contains("Head", output);
@@ -44,7 +44,7 @@ public sealed class TrainingCommandsTests : IDisposable
     public void SweepTrainsEveryRhoInOnePassAndWritesTableAndPlot()
     {
         var s1 = Path.Combine(runs.Path, "s1");
-        var (rc, output) = Run(Stage1Args(s1, 1));
+        var (rc, output) = Run(StageOneArgs(s1, 1));
         Assert.True(rc == 0, output);
         var sweep = Path.Combine(runs.Path, "sweep");
         (rc, output) = Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0:0.5:0.25", "--epochs", "1", "--batch-size", "32",
@@ -75,7 +75,7 @@ public sealed class TrainingCommandsTests : IDisposable
     [InlineData("--imb-type", "linear", "--imb-type")]
     public void BadStage1OptionsExitWithTwoAndOneMessage(string option, string value, string message)
     {
-        var args = Stage1Args(Path.Combine(runs.Path, "bad"), 1).ToList();
+        var args = StageOneArgs(Path.Combine(runs.Path, "bad"), 1).ToList();
         int at = args.IndexOf(option);
         if (at >= 0) args[at + 1] = value; else args.AddRange([option, value]);
         var (rc, output) = Run([.. args]);
@@ -131,7 +131,7 @@ public sealed class TrainingCommandsTests : IDisposable
         foreach (var f in Directory.GetFiles(set.Path)) File.Copy(f, broken.File(Path.GetFileName(f)));
         File.WriteAllBytes(broken.File("train-images-idx3-ubyte.gz"), DataTestFiles.Gzip([0, 0, 8, 3, 0, 0])); // truncated header
         var outDir = Path.Combine(runs.Path, "corrupt");
-        var args = Stage1Args(outDir, 1);
+        var args = StageOneArgs(outDir, 1);
         args[Array.IndexOf(args, "--data") + 1] = broken.Path;
         var (rc, output) = Run(args);
         Assert.Equal(CliApp.UsageError, rc);
@@ -152,7 +152,7 @@ public sealed class TrainingCommandsTests : IDisposable
         const int epochs = 4;
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(h2t);
-        foreach (var a in Stage1Args(s1, epochs)) psi.ArgumentList.Add(a);
+        foreach (var a in StageOneArgs(s1, epochs)) psi.ArgumentList.Add(a);
         using (var p = Process.Start(psi)!)
         {
             p.OutputDataReceived += (_, _) => { };
@@ -175,7 +175,7 @@ public sealed class TrainingCommandsTests : IDisposable
         // metrics.json is written before the checkpoint, so a kill between the two leaves one extra epoch there.
         Assert.InRange(meta.Epoch, before.Epochs.Count - 2, before.Epochs.Count - 1);
 
-        var (rc, output) = Run([.. Stage1Args(s1, epochs), "--resume"]);
+        var (rc, output) = Run([.. StageOneArgs(s1, epochs), "--resume"]);
         Assert.True(rc == 0, output);
         Assert.Contains("resuming", output);
         var after = new RunFolder(s1).ReadMetrics();
@@ -190,7 +190,7 @@ public sealed class TrainingCommandsTests : IDisposable
     public void AStageTwoAndAnEvaluationInAnotherPrecisionThanStageOneWorkAndSaySo()
     {
         var s1 = Path.Combine(runs.Path, "s1");
-        var (rc, output) = Run(Stage1Args(s1, 1));
+        var (rc, output) = Run(StageOneArgs(s1, 1));
         Assert.True(rc == 0, output);
         Assert.Equal("fp32", Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt")).Precision);
 
@@ -239,6 +239,22 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
         (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2b"), "--data", moved);
         Assert.True(rc == 0, output);
+        // eval names the way out too; the stage-II checkpoint records where its data was read, so it needs no --data.
+        (rc, output) = Run("eval", "--checkpoint", ckpt);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
+        var s2b = Path.Combine(runs.Path, "s2b", "last.ckpt");
+        Assert.Equal(moved, CheckpointData.Of(s2b, Checkpoint.ReadMeta(s2b)).DataPath);
+        (rc, output) = Run("eval", "--checkpoint", s2b);
+        Assert.True(rc == 0, output);
+        // A stage-II checkpoint whose data then moves says so as stage II.
+        var movedAgain = Path.Combine(runs.Path, "moved-again");
+        Directory.Move(moved, movedAgain);
+        (rc, output) = Run("eval", "--checkpoint", s2b);
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains($"stage II read its data from {moved}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
+        (rc, output) = Run("eval", "--checkpoint", s2b, "--data", movedAgain);
+        Assert.True(rc == 0, output);
     }
 
     static Process StartH2t(IEnumerable<string> args, string? workingDirectory = null)
@@ -255,12 +271,12 @@ public sealed class TrainingCommandsTests : IDisposable
     {
         // A finished stage I to start the stage-II commands from.
         var done = Path.Combine(runs.Path, "done");
-        var (rc, output) = Run(Stage1Args(done, 1));
+        var (rc, output) = Run(StageOneArgs(done, 1));
         Assert.True(rc == 0, output);
         var ckpt = Path.Combine(done, "last.ckpt");
 
         var busy = Path.Combine(runs.Path, "busy");
-        using var first = StartH2t(Stage1Args(busy, 200));
+        using var first = StartH2t(StageOneArgs(busy, 200));
         var firstOut = new System.Text.StringBuilder();
         first.OutputDataReceived += (_, e) => { lock (firstOut) firstOut.AppendLine(e.Data); };
         first.ErrorDataReceived += (_, _) => { };
@@ -274,7 +290,7 @@ public sealed class TrainingCommandsTests : IDisposable
 
             // A second real process on the same folder: exit 2, the holder named, nothing of the first run touched.
             var logBefore = File.ReadAllText(Path.Combine(busy, "log.txt"));
-            using (var second = StartH2t(Stage1Args(busy, 200)))
+            using (var second = StartH2t(StageOneArgs(busy, 200)))
             {
                 var secondOut = second.StandardOutput.ReadToEnd();
                 second.WaitForExit();

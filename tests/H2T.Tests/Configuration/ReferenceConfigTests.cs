@@ -26,7 +26,7 @@ public sealed class ReferenceConfigTests : IDisposable
     [Fact]
     public void TheAuthorsStageOneConfigBindsUnchanged()
     {
-        var c = Bind(StageMode.Stage1, Reference("cifar100_imb001_stage1_ce_mixup.yaml"));
+        var c = Bind(StageMode.StageOne, Reference("cifar100_imb001_stage1_ce_mixup.yaml"));
         Assert.Equal("cifar100_imb001_stage1_ce_mixup", c.Name);
         Assert.Equal("cifar100", c.Data.Dataset);
         Assert.Equal("./data/cifar100", c.Data.DataPath);
@@ -50,7 +50,7 @@ public sealed class ReferenceConfigTests : IDisposable
     [Fact]
     public void TheAuthorsStageTwoConfigBindsUnchanged()
     {
-        var c = Bind(StageMode.Stage2, Reference("cifar100_imb001_stage2_ce_H2T.yaml"));
+        var c = Bind(StageMode.StageTwo, Reference("cifar100_imb001_stage2_ce_H2T.yaml"));
         var two = c.StageTwo;
         Assert.Equal(0.25, two.Rho);
         Assert.True(two.ShiftBn);
@@ -68,7 +68,7 @@ public sealed class ReferenceConfigTests : IDisposable
     [Fact]
     public void OverridesUseDottedKeysAndWinOverTheFile()
     {
-        var c = Bind(StageMode.Stage2, Reference("cifar100_imb001_stage2_ce_H2T.yaml"),
+        var c = Bind(StageMode.StageTwo, Reference("cifar100_imb001_stage2_ce_H2T.yaml"),
             "H2T=0.5", "lr_scheduler.lr_factor=0.1", "sampler.weighted_sampler.type=reverse", "head_class_idx=[0,30]", "med_class_idx=[30,70]", "tail_class_idx=[70,100]");
         Assert.Equal(0.5, c.StageTwo.Rho);
         Assert.Equal(0.1, c.StageTwo.LrFactor);
@@ -89,10 +89,27 @@ public sealed class ReferenceConfigTests : IDisposable
         ];
         foreach (var p in pairs)
         {
-            var viaFlag = ReferenceConfig.Bind(StageMode.Stage2, [.. ConfigReader.ReadFile(empty), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["stage2", p[0], p[1]])]);
-            var viaKey = Bind(StageMode.Stage2, empty, p[2]);
+            var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo, [.. ConfigReader.ReadFile(empty), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["stage2", p[0], p[1]])]);
+            var viaKey = Bind(StageMode.StageTwo, empty, p[2]);
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(viaKey.StageTwo), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
             Assert.NotEqual(System.Text.Json.JsonSerializer.Serialize(new StageTwoConfig()), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
+        }
+    }
+
+    [Fact]
+    public void ClassifierAndSwitchSpellingsComeFromOneTableForFlagsAndKeysAlike()
+    {
+        var one = Write("mode: stage1\n", "one.yaml");
+        foreach (var (alias, kind) in new[] { ("fc", "linear"), ("FCNorm", "cosine"), ("normed", "cosine"), ("normedlinear", "cosine"), ("lws", "lws") })
+        {
+            Assert.Equal(kind, Bind(StageMode.StageOne, one, $"classifier={alias}").StageOne.Classifier);
+            Assert.Equal(kind, new H2T.Cli.Commands.StageOneSettings { Classifier = alias }.ToConfig().Classifier);
+        }
+        var two = Write("mode: stage2\n", "two.yaml");
+        foreach (var (spelling, on) in new[] { ("on", true), ("1", true), ("yes", true), ("off", false), ("0", false), ("no", false) })
+        {
+            Assert.Equal(on, Bind(StageMode.StageTwo, two, $"shift_bn={spelling}").StageTwo.ShiftBn);
+            Assert.Equal(on, new H2T.Cli.Commands.StageTwoSettings { ShiftBn = spelling }.ToConfig(0).ShiftBn);
         }
     }
 
@@ -100,9 +117,9 @@ public sealed class ReferenceConfigTests : IDisposable
     public void TheMixupFlagMapsToItsKeyAndAFlagWithoutAKeyIsRefused()
     {
         var file = Write("mode: stage1\nmixup: True\nalpha: 1.0\n");
-        var c = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup", "0"])]);
+        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup", "0"])]);
         Assert.Equal(0, c.StageOne.MixupAlpha);
-        c = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup=0.3", "--out", "x", "--resume"])]);
+        c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup=0.3", "--out", "x", "--resume"])]);
         Assert.Equal(0.3, c.StageOne.MixupAlpha);
         var e = Assert.Throws<ConfigException>(() => H2T.Cli.Commands.ConfigSupport.FlagEntries(["--full"]).ToList());
         Assert.Contains("flag --full: has no config key", e.Message);
@@ -129,7 +146,7 @@ public sealed class ReferenceConfigTests : IDisposable
     public void BadConfigsNameTheFileLineAndKey(string yaml, string where, string what)
     {
         var path = Write(yaml);
-        var e = Assert.Throws<ConfigException>(() => Bind(StageMode.Stage1, path));
+        var e = Assert.Throws<ConfigException>(() => Bind(StageMode.StageOne, path));
         Assert.Contains(path + where[6..], e.Message);
         Assert.Contains(what, e.Message);
     }
@@ -138,12 +155,12 @@ public sealed class ReferenceConfigTests : IDisposable
     public void BadOverridesNameTheOverride()
     {
         var path = Write("lr: 0.1\n");
-        var e = Assert.Throws<ConfigException>(() => Bind(StageMode.Stage1, path, "lr_sceduler.type=cos"));
+        var e = Assert.Throws<ConfigException>(() => Bind(StageMode.StageOne, path, "lr_sceduler.type=cos"));
         Assert.Contains("override 'lr_sceduler.type=cos'", e.Message);
         Assert.Contains("did you mean 'lr_scheduler.type'", e.Message);
-        e = Assert.Throws<ConfigException>(() => Bind(StageMode.Stage1, path, "batch_size"));
+        e = Assert.Throws<ConfigException>(() => Bind(StageMode.StageOne, path, "batch_size"));
         Assert.Contains("expected key=value", e.Message);
-        e = Assert.Throws<ConfigException>(() => Bind(StageMode.Stage1, path, "batch_size=-4"));
+        e = Assert.Throws<ConfigException>(() => Bind(StageMode.StageOne, path, "batch_size=-4"));
         Assert.Contains("batch_size", e.Message);
     }
 
@@ -154,9 +171,9 @@ public sealed class ReferenceConfigTests : IDisposable
         Assert.NotEmpty(configs);
         foreach (var f in configs)
         {
-            var mode = Path.GetFileName(f).Contains("stage2", StringComparison.Ordinal) ? StageMode.Stage2 : StageMode.Stage1;
+            var mode = Path.GetFileName(f).Contains("stage2", StringComparison.Ordinal) ? StageMode.StageTwo : StageMode.StageOne;
             var c = Bind(mode, f);
-            if (mode == StageMode.Stage1) c.StageOne.Validate(); else c.StageTwo.Validate();
+            if (mode == StageMode.StageOne) c.StageOne.Validate(); else c.StageTwo.Validate();
             Assert.True(DatasetCatalog.Names.Contains(c.Data.Dataset), f);
         }
     }

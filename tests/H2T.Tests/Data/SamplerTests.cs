@@ -95,6 +95,14 @@ public sealed class SamplerTests
     {
         foreach (var name in Samplers.Names)
             Assert.Equal(Labels.Length, Samplers.Create(name, Labels, 0).Length);
+        // One table: every spelling flags and YAML accept builds the sampler its name stands for, with the same draws.
+        foreach (var alias in Samplers.Aliases.Names)
+        {
+            var name = Samplers.Aliases.Parse(alias);
+            Assert.Contains(name, Samplers.Names);
+            if (name != "instance") Assert.Equal(Samplers.Create(name, Labels, 3, 40).Indices(0), Samplers.Create(alias, Labels, 3, 40).Indices(0));
+        }
+        Assert.Equal(["instance", "balanced", "sqrt", "reverse", "class-aware"], Samplers.Names);
         var e = Assert.Throws<ArgumentException>(() => Samplers.Create("random", Labels, 0));
         Assert.Contains("instance, balanced, sqrt, reverse, class-aware", e.Message);
         Assert.Throws<ArgumentException>(() => Samplers.Instance([], 0));

@@ -3,7 +3,6 @@ using H2T.Models;
 using H2T.Runtime;
 using H2T.Settings;
 using H2T.Tests.Data;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -136,13 +135,13 @@ public sealed class MixedPrecisionTests
     {
         using var dir = new TempDir();
         var yaml = dir.Write("c.yaml", "dataset: cifar10\nbackbone: resnet32\nprecision: bf16\n"u8.ToArray());
-        var one = ReferenceConfig.Bind(StageMode.Stage1, ConfigReader.ReadFile(yaml));
+        var one = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml));
         Assert.Equal(ComputePrecision.Bf16, one.StageOne.Precision);
-        Assert.Equal(ComputePrecision.Bf16, ReferenceConfig.Bind(StageMode.Stage2, ConfigReader.ReadFile(yaml)).StageTwo.Precision);
-        var flag = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--precision", "fp32"])]);
+        Assert.Equal(ComputePrecision.Bf16, ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml)).StageTwo.Precision);
+        var flag = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--precision", "fp32"])]);
         Assert.Equal(ComputePrecision.Fp32, flag.StageOne.Precision);
         var bad = dir.Write("bad.yaml", "dataset: cifar10\nprecision: fp8\n"u8.ToArray());
-        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.Stage1, ConfigReader.ReadFile(bad)));
+        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(bad)));
         Assert.Contains("bad.yaml:2", e.Message);
         Assert.Contains("expected fp32, bf16 or auto", e.Message);
     }

@@ -83,10 +83,10 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         using var dir = new TempDir();
         var weights = dir.Write("w.pth", [0x50, 0x4B, 3, 4]);
         var yaml = dir.Write("c.yaml", System.Text.Encoding.UTF8.GetBytes($"dataset: cifar10\nbackbone: resnet50\npretrained: {weights}\ntrainable: [layer4.2]\n"));
-        var c = ReferenceConfig.Bind(StageMode.Stage1, ConfigReader.ReadFile(yaml)).StageOne;
+        var c = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml)).StageOne;
         Assert.Equal(weights, c.Pretrained);
         Assert.Equal(["layer4.2"], c.Trainable!);
-        var viaFlags = ReferenceConfig.Bind(StageMode.Stage1, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--trainable", "layer3,layer4"])]).StageOne;
+        var viaFlags = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--trainable", "layer3,layer4"])]).StageOne;
         Assert.Equal(["layer3", "layer4"], viaFlags.Trainable!);
         using var backbone = ModelFactory.CreateBackbone("resnet8", 1);
         Assert.Contains("pretrained: /nowhere.pth: file not found", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);

@@ -1,5 +1,4 @@
 using H2T.Configuration;
-using H2T.Data;
 using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
@@ -7,9 +6,9 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings>
+public sealed class StageTwoCommand(IAnsiConsole console) : Command<StageTwoSettings>
 {
-    public override int Execute(CommandContext context, Stage2Settings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, StageTwoSettings settings, CancellationToken cancellationToken)
     {
         ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
         StageTwoConfig config;
@@ -17,7 +16,7 @@ public sealed class Stage2Command(IAnsiConsole console) : Command<Stage2Settings
         Func<StageTwoStart> start;
         if (settings.Config is { } file)
         {
-            var experiment = ConfigSupport.Load(StageMode.Stage2, file, settings.Overrides, context.Arguments);
+            var experiment = ConfigSupport.Load(StageMode.StageTwo, file, settings.Overrides, context.Arguments);
             config = CommandSupport.Guard(() => experiment.StageTwo, c => c.Validate());
             ConfigSupport.PrintIgnored(console, experiment, file);
             run = new RunFolder(settings.Out ?? Path.Combine("runs", experiment.Name ?? Path.GetFileNameWithoutExtension(file)));

@@ -1,13 +1,12 @@
 using System.ComponentModel;
 using H2T.Data;
-using H2T.Models;
 using H2T.Settings;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class Stage2Settings : StageTwoOptions
+public sealed class StageTwoSettings : StageTwoOptions
 {
     [CommandOption("--rho <RHO>")] [DefaultValue(0.25)] [Description("H2T fusion ratio in [0, 1]; 0 = plain class-balanced re-training")]
     public double Rho { get; init; } = 0.25;
@@ -79,12 +78,7 @@ public abstract class StageTwoOptions : CheckpointDataSettings
         Rho = rho,
         TailSampler = Samplers.Aliases.Parse(Sampler),
         HeadSampler = Samplers.Aliases.Parse(HeadSampler),
-        ShiftBn = ShiftBn.ToLowerInvariant() switch
-        {
-            "on" or "true" or "1" => true,
-            "off" or "false" or "0" => false,
-            _ => throw new UsageException($"--shift-bn {ShiftBn}: expected on or off"),
-        },
+        ShiftBn = Switches.Table.TryParse(ShiftBn, out var shift) ? shift : throw new UsageException($"--shift-bn {ShiftBn}: expected on or off"),
         ReinitClassifier = Reinit,
         Classifier = Classifier.ToLowerInvariant(),
         Seed = Seed,

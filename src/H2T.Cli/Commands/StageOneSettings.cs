@@ -7,7 +7,7 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class Stage1Settings : DataOptions
+public sealed class StageOneSettings : DataOptions
 {
     [CommandOption("--epochs <E>")] [DefaultValue(30)] [Description("training epochs")]
     public int Epochs { get; init; } = 30;
@@ -69,7 +69,7 @@ public sealed class Stage1Settings : DataOptions
         Pretrained = Pretrained,
         Precision = MixedPrecision.Parse(Precision),
         Trainable = string.IsNullOrWhiteSpace(Trainable) ? null : Trainable.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-        Classifier = Classifier,
+        Classifier = ModelFactory.ResolveHead(Classifier) ?? Classifier,
         Epochs = Epochs,
         Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),
         Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule), Warmup, ParseInts(Milestones, "--milestones")),

@@ -6,9 +6,9 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings>
+public sealed class StageOneCommand(IAnsiConsole console) : Command<StageOneSettings>
 {
-    public override int Execute(CommandContext context, Stage1Settings settings, CancellationToken cancellationToken)
+    public override int Execute(CommandContext context, StageOneSettings settings, CancellationToken cancellationToken)
     {
         ConfigSupport.RequireConfigFor(settings.Overrides, settings.Config);
         if (settings.Config is { } file) return RunFromConfig(context, settings, file, cancellationToken);
@@ -22,9 +22,9 @@ public sealed class Stage1Command(IAnsiConsole console) : Command<Stage1Settings
         return 0;
     }
 
-    int RunFromConfig(CommandContext context, Stage1Settings settings, string file, CancellationToken cancellationToken)
+    int RunFromConfig(CommandContext context, StageOneSettings settings, string file, CancellationToken cancellationToken)
     {
-        var experiment = ConfigSupport.Load(StageMode.Stage1, file, settings.Overrides, context.Arguments);
+        var experiment = ConfigSupport.Load(StageMode.StageOne, file, settings.Overrides, context.Arguments);
         var config = CommandSupport.Guard(() => experiment.StageOne, c => c.Validate());
         ConfigSupport.PrintIgnored(console, experiment, file);
         var device = CommandSupport.Start(settings);
