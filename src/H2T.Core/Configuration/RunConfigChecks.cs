@@ -14,10 +14,7 @@ public static class RunConfigChecks
 {
     public static void Validate(this StageOneConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        config.ValidateRunValues();
-        CheckLoss(config.Loss);
-        config.ValidateStageValues();
+        CheckValuesAndLoss(config);
         CheckSampler(config.Sampler, "sampler");
         if (!ModelFactory.BackboneNames.Contains(config.Backbone, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown backbone '{config.Backbone}'; expected one of: {string.Join(", ", ModelFactory.BackboneNames)}");
@@ -27,10 +24,7 @@ public static class RunConfigChecks
 
     public static void Validate(this StageTwoConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        config.ValidateRunValues();
-        CheckLoss(config.Loss);
-        config.ValidateStageValues();
+        CheckValuesAndLoss(config);
         CheckSampler(config.TailSampler, "tail sampler");
         CheckSampler(config.HeadSampler, "head sampler");
     }
@@ -43,10 +37,14 @@ public static class RunConfigChecks
         config.ValidateValues();
     }
 
-    static void CheckLoss(LossConfig loss)
+    /// <summary>The run's values, the loss name, then the stage's values: the order of the one check before the split.</summary>
+    static void CheckValuesAndLoss(RunConfig config)
     {
-        if (!LossFactory.Names.Contains(loss.Type, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown loss '{loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+        ArgumentNullException.ThrowIfNull(config);
+        config.ValidateRunValues();
+        if (!LossFactory.Names.Contains(config.Loss.Type, StringComparer.OrdinalIgnoreCase))
+            throw new ConfigException($"unknown loss '{config.Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}");
+        config.ValidateStageValues();
     }
 
     static void CheckSampler(string name, string what)
