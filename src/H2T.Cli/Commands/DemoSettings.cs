@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using H2T.Models;
 using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;
@@ -7,7 +6,7 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class DemoSettings : GlobalSettings
+public sealed class DemoSettings : ComputeSettings
 {
     [CommandOption("--full")] [Description("the full CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10")]
     public bool Full { get; init; }
@@ -32,14 +31,12 @@ public sealed class DemoSettings : GlobalSettings
     public int Seed { get; init; }
     [CommandOption("--resume")] [Description("reuse finished runs in --out and resume an interrupted one")]
     public bool Resume { get; init; }
-    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
-    public string Precision { get; init; } = "fp32";
 
     public DemoOptions ToOptions() => new()
     {
         Full = Full, Backbone = Backbone, StageOneEpochs = StageOneEpochs, StageTwoEpochs = StageTwoEpochs, MixupAlpha = Mixup,
         Rhos = SweepConfig.ParseRhos(Rho), ValidationPerClass = ValidationPerClass, DataPath = DataPath, Seed = Seed,
-        Precision = MixedPrecision.Parse(Precision),
+        Precision = PrecisionOr(ComputePrecision.Fp32),
     };
 
     public override ValidationResult Validate() =>
