@@ -76,24 +76,10 @@ public class ResNetCifar : Backbone
         using var _ = no_grad();
         // Intermediates die with the scope; the folded weights are detached from it and owned by the copy.
         using var scope = NewDisposeScope();
-        var type = Precision == ComputePrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        var stem = FoldedConv.Of(conv1, bn1, 1, type);
+        var type = FoldedConv.TypeFor(Precision);
+        var stem = FoldedConv.Of(conv1, bn1, type, stride: 1, padding: 1);
         var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold(type)).ToArray();
         return new FoldedResNetCifar(Architecture, stem, blocks) { ChannelsLast = ChannelsLast, Precision = Precision };
-    }
-
-    internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride)
-    {
-        /// <summary>Folded in fp32, then stored in <paramref name="type"/> (the folded network's compute type).</summary>
-        public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, long stride, ScalarType type)
-        {
-            var scale = bn.weight! / (bn.running_var! + 1e-5).sqrt();
-            var weight = conv.weight!.mul(scale.view(-1, 1, 1, 1)).to(type).contiguous().DetachFromDisposeScope();
-            var bias = (bn.bias! - bn.running_mean! * scale).to(type).contiguous().DetachFromDisposeScope();
-            return new(weight, bias, stride);
-        }
-
-        public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [1, 1]);
     }
 
     internal sealed record FoldedBlock(FoldedConv First, FoldedConv Second, bool Subsample, int Stride, int PadChannels);
@@ -132,7 +118,7 @@ public class ResNetCifar : Backbone
         protected override void Dispose(bool disposing)
         {
             if (disposing)
-                foreach (var c in blocks.SelectMany(b => new[] { b.First, b.Second }).Prepend(stem)) { c.Weight.Dispose(); c.Bias.Dispose(); }
+                foreach (var c in blocks.SelectMany(b => new[] { b.First, b.Second }).Prepend(stem)) c.Dispose();
             base.Dispose(disposing);
         }
     }
@@ -140,7 +126,8 @@ public class ResNetCifar : Backbone
     /// <summary>Basic block with the parameter-free option-A shortcut.</summary>
     internal sealed class BasicBlockA : Module<Tensor, Tensor>
     {
-        public FoldedBlock Fold(ScalarType type) => new(FoldedConv.Of(conv1, bn1, stride, type), FoldedConv.Of(conv2, bn2, 1, type), subsample, stride, padChannels);
+        public FoldedBlock Fold(ScalarType type) =>
+            new(FoldedConv.Of(conv1, bn1, type, stride, padding: 1), FoldedConv.Of(conv2, bn2, type, stride: 1, padding: 1), subsample, stride, padChannels);
 
         readonly Conv2d conv1, conv2;
         readonly BatchNorm2d bn1, bn2;

@@ -101,12 +101,15 @@ public sealed class ResNetTests
     }
 
     [Theory]
-    [InlineData(8, 1, 28)]
-    [InlineData(20, 3, 32)]
-    public void FoldedBatchNormGivesTheEvalModeOutputsAndLeaksNothing(int depth, int channels, int size)
+    [InlineData("resnet8", 1, 28)]
+    [InlineData("resnet20", 3, 32)]
+    [InlineData("resnet10", 3, 64)]          // ImageNet basic blocks, 7x7 stem, max-pool, 1x1 downsample
+    [InlineData("resnet50", 3, 64)]          // bottlenecks
+    [InlineData("resnext50_32x4d", 3, 64)]   // grouped 3x3 convolutions
+    public void FoldedBatchNormGivesTheEvalModeOutputsAndLeaksNothing(string arch, int channels, int size)
     {
         manual_seed(3);
-        using var backbone = new ResNetCifar(depth, channels);
+        using var backbone = ModelFactory.CreateBackbone(arch, channels);
         // Train-mode passes move every running mean and variance away from 0 / 1, and give BN non-trivial affines.
         using (var _ = no_grad())
         {
