@@ -42,6 +42,11 @@ public class DataOptions : GlobalSettings
     [DefaultValue(224)]
     public int ImageSize { get; init; } = 224;
 
+    [CommandOption("--resize <N>")]
+    [Description("decode every image of a folder set (imagefolder, cifar10-jpg) at N x N, small images upsampled (bilinear), e.g. 32-px CIFAR at 112 for a pretrained ImageNet network; 0: native size")]
+    [DefaultValue(0)]
+    public int Resize { get; init; }
+
     public DataConfig ToDataConfig() => new(
         Dataset: DatasetCatalog.Aliases.Parse(Dataset),
         DataPath: DataPath,
@@ -49,7 +54,8 @@ public class DataOptions : GlobalSettings
         ImbType: ImbalanceTypes.Table.Parse(ImbType),
         LongTailSeed: LongTailSeed,
         ValidationPerClass: ValidationPerClass,
-        ImageSize: ImageSize);
+        ImageSize: ImageSize,
+        Resize: Resize);
 
     public override Spectre.Console.ValidationResult Validate()
     {
@@ -60,6 +66,7 @@ public class DataOptions : GlobalSettings
         if (!ImbalanceTypes.Table.TryParse(ImbType, out _)) return Spectre.Console.ValidationResult.Error($"--imb-type {ImbType}: expected {ImbalanceTypes.Table.Expected}");
         if (ValidationPerClass < 0) return Spectre.Console.ValidationResult.Error($"--val-per-class {ValidationPerClass}: expected a whole number >= 0");
         if (ImageSize < 8) return Spectre.Console.ValidationResult.Error($"--image-size {ImageSize}: expected a whole number >= 8");
+        if (Resize is not 0 and < 8) return Spectre.Console.ValidationResult.Error($"--resize {Resize}: expected 0 (native size) or a whole number >= 8");
         if (LongTailSeed < 0) return Spectre.Console.ValidationResult.Error($"--lt-seed {LongTailSeed}: expected a whole number >= 0");
         return base.Validate();
     }

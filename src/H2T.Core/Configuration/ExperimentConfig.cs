@@ -87,6 +87,18 @@ public static class ReferenceConfig
         new("imb_type", Stages.Both, (b, e) => { b.Data = b.Data with { ImbType = ImbType(e) }; b.DataEntries.Add(e); }, "--imb-type"),
         new("lt_seed", Stages.Both, (b, e) => { b.Data = b.Data with { LongTailSeed = NonNegative(e) }; b.DataEntries.Add(e); }, "--lt-seed"),
         new("val_per_class", Stages.Both, (b, e) => b.Data = b.Data with { ValidationPerClass = NonNegative(e) }, "--val-per-class"),
+        new("image_size", Stages.Both, (b, e) =>
+        {
+            var n = e.Int();
+            if (n < 8) throw e.Error($"a crop size >= 8, got {n}");
+            b.Data = b.Data with { ImageSize = n };
+        }, "--image-size"),
+        new("resize", Stages.Both, (b, e) =>
+        {
+            var n = e.Int();
+            if (n is not 0 and < 8) throw e.Error($"0 (native size) or a size >= 8, got {n}");
+            b.Data = b.Data with { Resize = n };
+        }, "--resize"),
         new("head_class_idx", Stages.Both, (b, e) => { b.HeadRange = e.Range(); b.GroupKey = e; }),
         new("med_class_idx", Stages.Both, (b, e) => { b.MedRange = e.Range(); b.GroupKey = e; }),
         new("tail_class_idx", Stages.Both, (b, e) => { b.TailRange = e.Range(); b.GroupKey = e; }),

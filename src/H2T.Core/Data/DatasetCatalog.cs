@@ -82,6 +82,8 @@ public static class DatasetCatalog
         ArgumentNullException.ThrowIfNull(config);
         if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize, "image size must be >= 8");
         var name = config.Dataset.Trim().ToLowerInvariant();
+        if (config.Resize != 0 && (config.Resize < 8 || name is not ("imagefolder" or "cifar10-jpg")))
+            throw new ArgumentException($"resize {config.Resize}: expected 0 (native size) or a size >= 8, for image-folder sets (imagefolder, cifar10-jpg); {name} is not one");
         var splits = name switch
         {
             "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)), FashionClasses,
@@ -97,6 +99,13 @@ public static class DatasetCatalog
             _ when ListSets.ContainsKey(name) => Listed(name, RequirePath(config, name, null), config),
             _ => throw new ArgumentException($"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
         };
+        if (config.Mean is not null || config.Std is not null)
+        {
+            int channels = splits.Train.Shape.Channels;
+            if (config.Mean?.Length != channels || config.Std?.Length != channels || config.Std.Any(v => !(v > 0)))
+                throw new ArgumentException($"normalisation mean / std: expected {channels} value(s) each (std > 0) for {name}'s {channels}-channel images");
+            splits = splits with { Norm = new Normalization(config.Mean, config.Std) };
+        }
         return splits with { Config = config };
     }
 
@@ -180,7 +189,13 @@ public static class DatasetCatalog
         var (w, h) = ImageDecoder.Probe(trainPaths[0]);
         DecodePlan trainPlan, testPlan;
         AugmentConfig augment;
-        if (w <= config.ImageSize && h <= config.ImageSize)
+        if (config.Resize > 0)
+        {
+            // Every image stretched to Resize x Resize (bilinear), then CIFAR's crop with padding of an eighth and flips.
+            trainPlan = testPlan = new DecodePlan(new ImageShape(3, config.Resize, config.Resize));
+            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, config.Resize / 8), HorizontalFlip: true);
+        }
+        else if (w <= config.ImageSize && h <= config.ImageSize)
         {
             trainPlan = testPlan = new DecodePlan(new ImageShape(3, h, w));
             augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, Math.Min(w, h) / 8), HorizontalFlip: true);

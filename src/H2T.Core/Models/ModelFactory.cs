@@ -27,6 +27,10 @@ public static class ModelFactory
         ["reslt_resnet44"] = new(c => new ResLtResNetCifar(44, c), 3),
         ["reslt_resnet56"] = new(c => new ResLtResNetCifar(56, c), 3),
         ["resnet10"] = new(ResNetImageNet.ResNet10),
+        ["resnet18"] = new(ResNetImageNet.ResNet18),
+        ["resnet34"] = new(ResNetImageNet.ResNet34),
+        // CNTK's ImageNet ResNet-18 (ML.NET's DnnImageFeaturizer.ResNet18 package): 2, 2, 2, 3 blocks, "same" padding.
+        ["resnet18_cntk"] = new(ResNetImageNet.ResNet18Cntk),
         ["resnet50"] = new(ResNetImageNet.ResNet50),
         ["resnext50"] = new(ResNetImageNet.ResNeXt50),
         ["resnext50_32x4d"] = new(ResNetImageNet.ResNeXt50),

@@ -8,6 +8,10 @@ namespace H2T.Models;
 /// ImageNet-style ResNet / ResNeXt for 224-pixel sets (ImageNet-LT, iNaturalist 2018, Places-LT), returning the
 /// stage-4 feature map. State-dict names match torchvision's (conv1, bn1, layer1..4, downsample.0/.1) so torchvision
 /// weights load by name; the classifier lives in a separate head.
+/// <para><c>resnet18_cntk</c> is the ImageNet ResNet-18 that CNTK 2.6 exported (ML.NET's DnnImageFeaturizer package):
+/// basic blocks 2, 2, 2, 3, an extra <c>layer4.2</c>. Its file pads strided windows p before and p - 1 after, fixed
+/// for its 224-px input; at even sizes that gives the numbers symmetric padding gives, and CNTK's "same" rule at odd
+/// sizes is symmetric padding, so it pads as torchvision does (tested against ONNX Runtime at 224 and 112 px).</para>
 /// </summary>
 public sealed class ResNetImageNet : Backbone
 {
@@ -54,6 +58,9 @@ public sealed class ResNetImageNet : Backbone
     }
 
     public static ResNetImageNet ResNet10(int inChannels = 3) => new("resnet10", false, [1, 1, 1, 1], 1, 64, inChannels);
+    public static ResNetImageNet ResNet18(int inChannels = 3) => new("resnet18", false, [2, 2, 2, 2], 1, 64, inChannels);
+    public static ResNetImageNet ResNet34(int inChannels = 3) => new("resnet34", false, [3, 4, 6, 3], 1, 64, inChannels);
+    public static ResNetImageNet ResNet18Cntk(int inChannels = 3) => new("resnet18_cntk", false, [2, 2, 2, 3], 1, 64, inChannels);
     public static ResNetImageNet ResNet50(int inChannels = 3) => new("resnet50", true, [3, 4, 6, 3], 1, 64, inChannels);
     public static ResNetImageNet ResNeXt50(int inChannels = 3) => new("resnext50_32x4d", true, [3, 4, 6, 3], 32, 4, inChannels);
     public static ResNetImageNet ResNet152(int inChannels = 3) => new("resnet152", true, [3, 8, 36, 3], 1, 64, inChannels);

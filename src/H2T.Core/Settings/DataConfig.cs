@@ -6,8 +6,12 @@ namespace H2T.Settings;
 /// &gt; 0 builds a balanced validation split (Data.ValidationSplit); 0 keeps the reference's training set.</summary>
 public sealed record DataConfig(string Dataset = "fashion-mnist", string? DataPath = null, double ImbFactor = 100,
     ImbalanceType ImbType = ImbalanceType.Exp, int LongTailSeed = 0, int ImageSize = 224, ClassGroups? Groups = null,
-    int ValidationPerClass = 0)
+    int ValidationPerClass = 0, int Resize = 0, float[]? Mean = null, float[]? Std = null)
 {
+    // Resize > 0: every image of a folder set is decoded at Resize x Resize (small images upsampled, bilinear), so a
+    // pretrained ImageNet network sees objects at a scale it knows. Mean / Std (x in [0, 1], per channel) replace the
+    // dataset's normalisation: a pretrained network's own, recorded in checkpoints with the rest of this config.
+
     /// <summary>This config with <see cref="DataPath"/> made absolute, as checkpoints store it: a later stage started
     /// from another folder then still finds the data.</summary>
     public DataConfig WithAbsolutePath() => DataPath is null ? this : this with { DataPath = Path.GetFullPath(DataPath) };

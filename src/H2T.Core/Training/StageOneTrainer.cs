@@ -40,8 +40,21 @@ public static class StageOneTrainer
         if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();
-        if (config.Pretrained is { } pretrained && fresh)
-            initialisation.AddRange(PretrainedBackbone.Load(pretrained, backbone, splits.NumClasses));
+        if (config.Pretrained is { } pretrained)
+        {
+            var source = PretrainedBackbone.Resolve(pretrained, new Progress(observer));
+            // The images are normalised as the pretrained network was trained (unless the config says otherwise); the
+            // data config records it, so stage II, evaluation, predict and the export see the same input.
+            if (config.Data.Mean is null && PretrainedBackbone.InputNormalization(source, backbone) is { } norm)
+            {
+                if (norm.Mean.Length != inChannels)
+                    throw new ConfigException($"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has {inChannels}");
+                config = config with { Data = config.Data with { Mean = norm.Mean, Std = norm.Std } };
+                splits = splits with { Norm = norm };
+                initialisation.Add($"pretrained: images normalised as the network was trained: mean [{string.Join(", ", norm.Mean.Select(m => m.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture)))}], std [{string.Join(", ", norm.Std.Select(m => m.ToString("0.#####", System.Globalization.CultureInfo.InvariantCulture)))}] (x in [0, 1])");
+            }
+            if (fresh) initialisation.AddRange(PretrainedBackbone.Load(source, backbone, splits.NumClasses));
+        }
         if (config.Trainable is { } trainable)
         {
             int frozen = backbone.FreezeAllBut(trainable);
@@ -137,5 +150,11 @@ public static class StageOneTrainer
                 new RunState(template, backbone, head, optimizer));
         }
         return loop.Metrics;
+    }
+
+    /// <summary>A weight download's progress, as observer lines (synchronous: the download runs on this thread).</summary>
+    sealed class Progress(ITrainingObserver observer) : IProgress<DownloadProgress>
+    {
+        public void Report(DownloadProgress value) => observer.Message(PretrainedBackbone.Describe(value));
     }
 }

@@ -20,6 +20,8 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
     [InlineData("resnet50")]
     [InlineData("resnext50_32x4d")]
     [InlineData("resnet152")]
+    [InlineData("resnet18")]
+    [InlineData("resnet34")]
     public void TorchvisionWeightsGiveTorchvisionsLogitsOnRealImages(string arch)
     {
         var dir = PyTorchFixtures.TorchvisionFolder();
@@ -28,11 +30,11 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         var lines = PretrainedBackbone.Load(file, backbone, 10);
         Assert.Contains(lines, l => l.Contains("a plain state dict (torchvision style)", StringComparison.Ordinal));
         Assert.Contains(lines, l => l == $"pretrained backbone: {backbone.state_dict().Count} tensor(s) loaded");
-        Assert.Contains(lines, l => l.Contains("its fc is [1000, 2048]", StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains($"its fc is [1000, {backbone.FeatureChannels}]", StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
 
         // torchvision's fc into a 1000-class linear head, to compare whole-model logits.
         using var weights = PyTorchWeights.Read(file);
-        using var head = new LinearHead(2048, 1000);
+        using var head = new LinearHead(backbone.FeatureChannels, 1000);
         StateDictLoader.Load(file, "classifier", weights.Classifier, head);
         var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
         using var input = (Tensor)io["input"]!;

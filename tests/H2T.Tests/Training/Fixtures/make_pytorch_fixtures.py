@@ -4,9 +4,12 @@ them. Run with Debian's python3-torch (1.13) and python3-torchvision (0.14): /us
 
   make_pytorch_fixtures.py            the small committed fixtures, into this folder
   make_pytorch_fixtures.py --torchvision OUT IMAGES...
-                                      torchvision resnet50 / resnext50_32x4d / resnet152 state dicts (as torchvision's
-                                      own weight files are: model.state_dict(), a plain OrderedDict with fc.*) and
-                                      their eval-mode logits on real images; too large to commit, made by the test
+                                      torchvision resnet50 / resnext50_32x4d / resnet152 / resnet18 / resnet34 state
+                                      dicts (as torchvision's own weight files are: model.state_dict(), a plain
+                                      OrderedDict with fc.*) and their eval-mode logits on real images; torch.onnx.export
+                                      files of resnet18 and resnet50 (BatchNorm folded) and of resnet18 (BatchNorm kept);
+                                      resnet18's state dict as the hub's model.safetensors; too large to commit, made
+                                      by the test
   make_pytorch_fixtures.py --check EXPORTED IO
                                       loads an H2T.NET export into the reference's network, prints logits as JSON
 
@@ -243,7 +246,7 @@ def torchvision_fixtures(out, images):
                                          torchvision.transforms.ToTensor(),
                                          torchvision.transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     x = torch.stack([tf(Image.open(p).convert('RGB')) for p in images])
-    for i, arch in enumerate(['resnet50', 'resnext50_32x4d', 'resnet152']):
+    for i, arch in enumerate(['resnet50', 'resnext50_32x4d', 'resnet152', 'resnet18', 'resnet34']):
         torch.manual_seed(100 + i)
         model = getattr(torchvision.models, arch)()
         with torch.no_grad():  # train-mode passes give BatchNorm running statistics that are not 0 / 1
@@ -255,6 +258,39 @@ def torchvision_fixtures(out, images):
             logits = model(x)
         torch.save(model.state_dict(), f'{out}/{arch}.pth')
         torch.save({'input': x, 'logits': logits}, f'{out}/{arch}_io.pth')
+        if arch in ('resnet18', 'resnet50'):
+            # torch.onnx.export as users run it: eval mode folds every BatchNorm into its Conv ...
+            torch.onnx.export(model, x[:1], f'{out}/{arch}.onnx', opset_version=13, input_names=['input'],
+                              output_names=['logits'], dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}})
+        if arch == 'resnet18':
+            # timm's resnet18.tv_in1k is torchvision's network under the same names; the hub serves its state dict.
+            save_safetensors(model.state_dict(), f'{out}/resnet18.safetensors', {'format': 'pt'})
+            # ... and TrainingMode.PRESERVE keeps the BatchNormalization nodes.
+            torch.onnx.export(model, x[:1], f'{out}/{arch}_bn.onnx', opset_version=13, input_names=['input'],
+                              output_names=['logits'], dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}},
+                              training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+
+
+def save_safetensors(tensors, path, metadata):
+    """safetensors as safetensors.torch.save_file writes it (Debian has no package of it): an 8-byte little-endian
+    header length, a JSON header ({"__metadata__": {...}, name: {dtype, shape, data_offsets}}) padded with spaces to a
+    multiple of 8, then the tensors' little-endian bytes, largest dtype first, then by name."""
+    import struct
+    dtypes = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64', torch.int64: 'I64'}
+    items = sorted(tensors.items(), key=lambda kv: (-kv[1].element_size(), kv[0]))
+    header, blobs, offset = {'__metadata__': metadata}, [], 0
+    for name, t in items:
+        data = t.detach().contiguous().cpu().numpy().tobytes()
+        header[name] = {'dtype': dtypes[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(',', ':')).encode()
+    text += b' ' * (-len(text) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
 
 
 def check(exported, io):
