@@ -190,7 +190,8 @@ public static class PretrainedBackbone
         var cached = System.IO.Path.Combine(root, MlNetPackage, MlNetVersion, inPackage);
         return new[] { bundled, cached }.FirstOrDefault(File.Exists)
             ?? throw new ConfigException($"pretrained mlnet:resnet18: {name} not found at {bundled} nor {cached}; it comes with the NuGet package " +
-                                         $"Microsoft.ML.DnnImageFeaturizer.ResNet18 {MlNetVersion}, which `dotnet build` restores");
+                                         $"Microsoft.ML.DnnImageFeaturizer.ResNet18 {MlNetVersion}, which this repository's build restores and copies; a project of yours that uses H2T.Core from NuGet adds " +
+                                         $"<PackageDownload Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" Version=\"[{MlNetVersion}]\" /> to restore it");
     }
 
     /// <summary>

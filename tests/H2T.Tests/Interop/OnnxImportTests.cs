@@ -105,6 +105,62 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Pooled features of the images under split/class/ of the committed CIFAR-10 sample, at 112 px.</summary>
+    static (Tensor Features, Tensor Labels) Features(Backbone net, Normalization norm, string split)
+    {
+        const int size = 112;
+        var files = InferenceFixtures.CifarClasses.SelectMany((c, i) => Directory.GetFiles(Path.Combine(DataTestFiles.CifarJpgSample, split, c)).Order(StringComparer.Ordinal).Select(f => (f, i))).ToList();
+        var plan = new DecodePlan(new ImageShape(3, size, size));
+        var images = files.Select(f => { var b = new byte[3 * size * size]; ImageDecoder.Decode(f.f, plan, b); return b; }).ToArray();
+        using var _ = no_grad();
+        using var x = OurInput(images, size, norm);
+        using var map = net.call(x);
+        return (map.mean([2, 3]), tensor(files.Select(f => (long)f.i).ToArray()));
+    }
+
+    /// <summary>Test accuracy of a logistic regression on standardised features (full batch, Adam, weight decay).</summary>
+    static double Probe(Tensor train, Tensor trainY, Tensor test, Tensor testY)
+    {
+        using var scope = NewDisposeScope();
+        var mean = train.mean([0], keepdim: true);
+        var std = train.std(0, keepdim: true) + 1e-6;
+        var a = (train - mean) / std;
+        var b = (test - mean) / std;
+        manual_seed(0);
+        using var linear = nn.Linear(a.shape[1], 10);
+        using var opt = optim.Adam(linear.parameters(), 0.01, weight_decay: 1e-3);
+        for (int step = 0; step < 300; step++)
+        {
+            using var stepScope = NewDisposeScope();
+            opt.zero_grad();
+            nn.functional.cross_entropy(linear.call(a), trainY).backward();
+            opt.step();
+        }
+        using var __ = no_grad();
+        return linear.call(b).argmax(1).eq(testY).to(ScalarType.Float32).mean().item<float>() * 100;
+    }
+
+    [Fact]
+    public void ALinearProbeOnTheNuGetWeightsBeatsTheSameProbeOnRandomInitByAWideMargin()
+    {
+        // 200 training and 100 test images of the committed CIFAR-10 sample, at 112 px, frozen features.
+        var source = PretrainedBackbone.Resolve("mlnet:resnet18");
+        double Accuracy(bool pretrained)
+        {
+            manual_seed(1);
+            using var net = ModelFactory.CreateBackbone("resnet18_cntk", 3);
+            if (pretrained) PretrainedBackbone.Load(source, net, 10);
+            net.eval();
+            var (train, trainY) = Features(net, source.Norm!, "train");
+            var (test, testY) = Features(net, source.Norm!, "test");
+            using (train) using (trainY) using (test) using (testY)
+                return Probe(train, trainY, test, testY);
+        }
+        double withWeights = Accuracy(true), random = Accuracy(false);
+        output.WriteLine($"linear probe, 200 train / 100 test CIFAR-10 images at 112 px: ImageNet weights {withWeights:F1}%, random init {random:F1}%");
+        Assert.True(withWeights >= random + 15, $"pretrained {withWeights}% vs random {random}%");
+    }
+
     [Fact]
     public void CntkPaddingMatchesOnnxRuntimeAtAnOddSize()
     {
