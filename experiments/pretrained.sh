@@ -5,24 +5,27 @@
 #   Then from each final checkpoint, cRT and MiSLAS stage II, each swept over rho in one pass, rho chosen on a
 #   class-balanced validation split (rho = 0 is the method without H2T).
 # Usage: experiments/pretrained.sh [SEED]. Resumable: re-run it after an interruption.
+# SIZE=N (default 64): the image size (resize=N over the configs'); STARTS (default "pretrained scratch"): which stage-I starts.
 # PRECISION=bf16|fp32 (default bf16: measured faster on the AMD EPYC (Zen 4, avx512_bf16) this ran on; see
 # docs/performance.md before using it on a CPU without AMX), OUT=DIR (default runs/pretrained-cifar10-imb100-sSEED), H2T=<cmd>.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seed="${1:-0}"
 precision="${PRECISION:-bf16}"
+size="${SIZE:-64}"
+starts="${STARTS:-pretrained scratch}"
 h2t="${H2T:-$root/h2t}"
 out="${OUT:-$root/runs/pretrained-cifar10-imb100-s$seed}"
 cfg="$root/configs/pretrained/cifar10jpg_imb100_r18cntk"
 cd "$root"
 mkdir -p "$out"
 done_run() { [ -f "$1/metrics.json" ] && grep -q '"completed": true' "$1/metrics.json"; }
-for start in pretrained scratch; do
+for start in $starts; do
   s1="$out/$start/stage1"
   file="${cfg}_stage1.yaml"; [ "$start" = scratch ] && file="${cfg}_scratch_stage1.yaml"
   if ! done_run "$s1"; then
     t0=$SECONDS
-    $h2t stage1 --config "$file" --seed "$seed" --precision "$precision" --out "$s1" --resume
+    $h2t stage1 --config "$file" "resize=$size" --seed "$seed" --precision "$precision" --out "$s1" --resume
     echo "$start stage1: $((SECONDS - t0)) s wall (this invocation)" >> "$out/wall.txt"
   fi
   for method in crt las; do
