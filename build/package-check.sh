@@ -28,6 +28,11 @@ echo "== dotnet tool install H2T.Cli from the folder; h2t stage1 on the committe
 dotnet tool install H2T.Cli --version "$version" --tool-path "$work/tool" --add-source "$work/packages" >/dev/null
 "$work/tool/h2t" info | grep -E "native fix"
 "$work/tool/h2t" stage1 --dataset cifar10-jpg --data "$sample" --imb-factor 2 --backbone resnet8 --epochs 1 --out "$work/run" >/dev/null
+echo "== the installed tool finds the NuGet ImageNet ResNet-18 it ships (--pretrained mlnet:resnet18)"
+"$work/tool/h2t" stage1 --dataset cifar10-jpg --data "$sample" --imb-factor 2 --backbone resnet18_cntk --pretrained mlnet:resnet18 \
+  --trainable layer4 --epochs 1 --batch-size 32 --out "$work/run-pretrained" >/dev/null
+grep -q "pretrained backbone: 110 tensor(s) loaded" "$work/run-pretrained/log.txt" \
+  || { echo "package-check: the tool did not load mlnet:resnet18"; cat "$work/run-pretrained/log.txt"; exit 1; }
 "$work/tool/h2t" predict --checkpoint "$work/run/last.ckpt" "$sample/test/cat/0000.jpg" --top-k 2
 
 echo "== a scratch project restores H2T.Core $version from the folder and predicts"
