@@ -154,6 +154,22 @@ public static class OnnxResNetReader
             width = outWidth;
         }
         bool bottleneck = blocks[0].Main.Count == 3;
+        // torchvision's layout (ResNet v1.5): a stage's first block strides on its 3x3 convolution (conv2 of a
+        // bottleneck, conv1 of a basic block) and its projection; everything else has stride 1. A graph that strides
+        // elsewhere (v1 bottlenecks stride on their first 1x1) computes something else and is refused.
+        for (int st = 0; st < stages.Count; st++)
+            for (int i = 0; i < stages[st].Count; i++)
+            {
+                var block = stages[st][i];
+                long want = st > 0 && i == 0 ? 2 : 1;
+                int strided = block.Main.Count == 3 ? 1 : 0;
+                for (int u = 0; u < block.Main.Count; u++)
+                    if (block.Main[u].Window.Stride != (u == strided ? want : 1))
+                        throw graph.Misfit(block.Main[u].ConvIndex, $"stride {block.Main[u].Window.Stride}, where layer{st + 1}.{i}.conv{u + 1} has stride {(u == strided ? want : 1)} " +
+                            $"(torchvision's layout strides a stage's first block on its {(block.Main.Count == 3 ? "3x3 conv2" : "conv1")} and its projection only)");
+                if (block.Shortcut is { } sc && sc.Window.Stride != want)
+                    throw graph.Misfit(sc.ConvIndex, $"stride {sc.Window.Stride}: layer{st + 1}.{i}'s projection strides {want}");
+            }
         if (blocks.Any(b => b.Main.Count != blocks[0].Main.Count))
             throw graph.Misfit(blocks.First(b => b.Main.Count != blocks[0].Main.Count).Main[0].ConvIndex, "every block of the network has the same kind (basic or bottleneck)");
         long groups = bottleneck ? blocks[0].Main[1].Window.Group : 1;
@@ -252,7 +268,12 @@ public static class OnnxResNetReader
             var inputs = g.Input.Select(i => i.Name).Where(n => !constants.ContainsKey(n)).ToList();
             if (inputs.Count != 1) throw new DataFormatException($"{path}: expected one image input, found {inputs.Count} ({string.Join(", ", inputs)})");
             DataInput = inputs[0];
+            var dim = g.Input.First(i => i.Name == DataInput).Type?.TensorType?.Shape?.Dim;
+            InputChannels = dim is { Count: 4 } && dim[1].DimValue > 0 ? (int)dim[1].DimValue : 3;
         }
+
+        /// <summary>The image input's channel count (its declared shape), 3 when not declared.</summary>
+        public int InputChannels { get; }
 
         public string Resolve(string value)
         {
@@ -322,12 +343,20 @@ public static class OnnxResNetReader
             while (producers.TryGetValue(value, out var p) && p.Node.OpType is "Sub" or "Div" or "Mul" or "Add")
             {
                 var n = p.Node;
-                if (!IsConstant(n.Input[1])) throw Misfit(p.Index, "an input transform by a constant (per channel or scalar)");
-                ops.Insert(0, (n.OpType, Floats(Constant(n.Input[1], p.Index))));
-                value = Resolve(n.Input[0]);
+                // Commutative ops may carry their constant first.
+                int c = IsConstant(n.Input[1]) ? 1 : n.OpType is "Mul" or "Add" && IsConstant(n.Input[0]) ? 0 : -1;
+                if (c < 0) throw Misfit(p.Index, "an input transform by a constant (per channel or scalar)");
+                var t = Constant(n.Input[c], p.Index);
+                // Per channel means [C, 1, 1] or [1, C, 1, 1]; a scalar is every channel's.
+                var dims = t.Dims.ToArray();
+                if (!(dims.Length == 0 || dims.All(d => d == 1) || (dims.Length >= 3 && dims[^1] == 1 && dims[^2] == 1 && dims.Take(dims.Length - 3).All(d => d == 1))))
+                    throw Misfit(p.Index, $"a constant of shape [{string.Join(", ", dims)}]: an input transform is per channel ([C, 1, 1]) or scalar");
+                ops.Insert(0, (n.OpType, Floats(t)));
+                value = Resolve(n.Input[1 - c]);
             }
             if (ops.Count == 0) return (value, null);
             int channels = ops.Max(o => o.C.Length);
+            if (channels == 1) channels = InputChannels;
             scale = [.. Enumerable.Repeat(1.0, channels)];
             shift = new double[channels];
             foreach (var (op, c) in ops)
@@ -342,8 +371,11 @@ public static class OnnxResNetReader
                         default: scale[ch] /= k; shift[ch] /= k; break;
                     }
                 }
-            return (value, new Normalization([.. Enumerable.Range(0, channels).Select(ch => (float)(-shift[ch] / scale[ch]))],
-                [.. scale.Select(s => (float)(1 / s))]));
+            var mean = Enumerable.Range(0, channels).Select(ch => -shift[ch] / scale[ch]).ToArray();
+            var std = scale.Select(s => 1 / s).ToArray();
+            // A graph that takes 0..255 (a mean above 1.5) is the same map on x / 255 with mean and std / 255.
+            double unit = mean.Any(m => Math.Abs(m) > 1.5) ? 255 : 1;
+            return (value, new Normalization([.. mean.Select(m => (float)(m / unit))], [.. std.Select(v => (float)(v / unit))]));
         }
 
         TensorProto Constant(string value, int index) =>
@@ -360,7 +392,17 @@ public static class OnnxResNetReader
         Tensor ToTensor(string value, int index)
         {
             var t = Constant(value, index);
-            return tensor(Floats(t), [.. t.Dims]);
+            try
+            {
+                var data = Floats(t);
+                if (data.LongLength != t.Dims.Aggregate(1L, (a, b) => a * b))
+                    throw new DataFormatException($"{data.LongLength} values for shape [{string.Join(", ", t.Dims)}]");
+                return tensor(data, [.. t.Dims]);
+            }
+            catch (DataFormatException e)
+            {
+                throw Misfit(index, $"its tensor '{t.Name}' cannot be read: {e.Message}");
+            }
         }
 
         /// <summary>One unit's tensors under our names; returns whether its BatchNorm was folded into the Conv.</summary>
@@ -380,7 +422,8 @@ public static class OnnxResNetReader
                 into[bn + ".running_mean"] = bias is null ? mean : mean.sub(bias).DetachFromDisposeScope();
                 if (bias is not null) mean.Dispose();
                 var variance = ToTensor(n.Input[4], ni);
-                into[bn + ".running_var"] = Math.Abs(eps - OurEps) < 1e-12 ? variance : variance.add(eps - OurEps).DetachFromDisposeScope();
+                // A smaller eps than ours could make the variance negative: clamped at 0 (then ours alone remains).
+                into[bn + ".running_var"] = Math.Abs(eps - OurEps) < 1e-12 ? variance : variance.add(eps - OurEps).clamp_min_(0).DetachFromDisposeScope();
                 if (Math.Abs(eps - OurEps) >= 1e-12) variance.Dispose();
                 return false;
             }

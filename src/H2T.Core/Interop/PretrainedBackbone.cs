@@ -67,6 +67,8 @@ public static class PretrainedBackbone
             }
             return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null, null, null, $"{model.ProducerName} {model.ProducerVersion} ONNX".Trim());
         }
+        if (!TorchSaveReader.LooksLikeTorchSave(given))
+            throw new ConfigException($"pretrained: {given}: neither ONNX, safetensors nor a torch.save file (expected {Names.Expected})");
         return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "torch.save", null, null, null, "torch.save file");
     }
 
@@ -213,7 +215,9 @@ public static class PretrainedBackbone
         var meanName = sub.Input[1];
         var mean = g.Initializer.FirstOrDefault(t => t.Name == meanName)
             ?? throw new DataFormatException($"{path}: the Sub's second input '{meanName}' is not an initializer");
-        var values = OnnxResNetReaderFloats(mean);
+        if (!sub.Input[0].Equals(concat.Output[0], StringComparison.Ordinal) || concat.Attribute.FirstOrDefault(a => a.Name == "axis")?.I != 1)
+            throw new DataFormatException($"{path}: expected the Sub to take the channel Concat (axis 1) of the Split input");
+        var values = OnnxResNetReader.FloatsOf(mean);
         long perChannel = values.Length / 3;
         var rgbMean = new float[3];
         for (int j = 0; j < 3; j++)
@@ -224,6 +228,4 @@ public static class PretrainedBackbone
         }
         return (order, new Normalization(rgbMean, [1f / 255, 1f / 255, 1f / 255]));
     }
-
-    static float[] OnnxResNetReaderFloats(TensorProto t) => OnnxResNetReader.FloatsOf(t);
 }

@@ -83,6 +83,7 @@ public static partial class WeightDownloads
         var dir = Path.Combine(TorchHome(), "hub", "checkpoints");
         var target = Path.Combine(dir, file);
         var prefix = HashPrefix().Match(file).Groups[1].Value;
+        if (prefix.Length < 8) throw new ConfigException($"pretrained {given}: {file} carries no sha256 prefix (8 or more hex digits) to check it against");
         var baseUrl = (Environment.GetEnvironmentVariable("H2T_TORCHVISION_URL") is { Length: > 0 } b ? b : "https://download.pytorch.org/models").TrimEnd('/');
         var url = $"{baseUrl}/{file}";
         if (File.Exists(target))
@@ -104,8 +105,9 @@ public static partial class WeightDownloads
         const string file = "model.safetensors";
         var folder = Path.Combine(HubCache(), "models--" + repo.Replace("/", "--", StringComparison.Ordinal));
         var refFile = Path.Combine(folder, "refs", "main");
+        // A snapshot link whose blob was deleted is not a cached file (File.Exists follows the link).
         if (File.Exists(refFile) && File.ReadAllText(refFile).Trim() is { Length: > 0 } commit
-            && Path.Combine(folder, "snapshots", commit, file) is var cached && File.Exists(cached))
+            && Path.Combine(folder, "snapshots", commit, file) is var cached && Present(cached))
             return cached;
 
         var endpoint = (Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } e ? e : "https://huggingface.co").TrimEnd('/');
@@ -121,18 +123,24 @@ public static partial class WeightDownloads
             if ((int)head.StatusCode is not (200 or 301 or 302 or 303 or 307 or 308))
                 throw new ConfigException($"pretrained {given}: {url} answered HTTP {(int)head.StatusCode} {head.ReasonPhrase}");
         }
-        repoCommit ??= "main";
+        if (repoCommit is not { Length: > 0 })
+            throw new ConfigException($"pretrained {given}: {url} did not say which commit it serves (no X-Repo-Commit header): not the Hugging Face hub's answer");
         bool shaKnown = sha is { Length: 64 } && sha.All(Uri.IsHexDigit);
-        var blob = Path.Combine(folder, "blobs", shaKnown ? sha! : $"download-{repoCommit}");
+        var blob = Path.Combine(folder, "blobs", sha ?? "");
         var snapshot = Path.Combine(folder, "snapshots", repoCommit, file);
+        if (!shaKnown)
+            throw new ConfigException($"pretrained {given}: {url} gave no sha256 for the file (no LFS ETag), so it cannot be verified; download it by hand into {Path.Combine(folder, "snapshots", repoCommit, file)} and write {repoCommit} into {refFile}");
+        // The file of the commit just named, not of whatever main is by the time the body is asked for.
+        url = $"{endpoint}/{repo}/resolve/{repoCommit}/{file}";
         if (!File.Exists(blob))
-            Download(url, blob, expected: h => !shaKnown || string.Equals(h, sha, StringComparison.OrdinalIgnoreCase) ? null : $"sha256 {h} is not the hub's {sha}", progress, cancel, snapshot);
+            Download(url, blob, expected: h => string.Equals(h, sha, StringComparison.OrdinalIgnoreCase) ? null : $"sha256 {h} is not the hub's {sha}", progress, cancel, snapshot);
         Directory.CreateDirectory(Path.GetDirectoryName(snapshot)!);
-        if (!File.Exists(snapshot))
+        if (!Present(snapshot)) // also a link left broken by a deleted blob: made again
         {
             var temp = snapshot + $".{Environment.ProcessId}.tmp";
-            if (File.Exists(temp)) File.Delete(temp);
-            File.CreateSymbolicLink(temp, Path.GetRelativePath(Path.GetDirectoryName(snapshot)!, blob));
+            if (File.Exists(temp) || new FileInfo(temp).LinkTarget is not null) File.Delete(temp);
+            try { File.CreateSymbolicLink(temp, Path.GetRelativePath(Path.GetDirectoryName(snapshot)!, blob)); }
+            catch (Exception failed) when (failed is IOException or UnauthorizedAccessException) { File.Copy(blob, temp); } // no symlinks (Windows without the right): a copy, as huggingface_hub does
             File.Move(temp, snapshot, overwrite: true);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(refFile)!);
@@ -193,7 +201,8 @@ public static partial class WeightDownloads
                 try
                 {
                     int n;
-                    while ((n = body.Read(buffer)) > 0)
+                    // A stalled body (no byte for 60 s) ends the download instead of hanging it.
+                    while ((n = ReadWithin(body, buffer, TimeSpan.FromSeconds(60), cancel)) > 0)
                     {
                         cancel.ThrowIfCancellationRequested();
                         file.Write(buffer, 0, n);
@@ -226,6 +235,28 @@ public static partial class WeightDownloads
         }
     }
 
+    /// <summary>A file, or a symlink whose target is there.</summary>
+    static bool Present(string path)
+    {
+        var info = new FileInfo(path);
+        return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+    }
+
+    static int ReadWithin(Stream body, byte[] buffer, TimeSpan idle, CancellationToken cancel)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timer.CancelAfter(idle);
+        try
+        {
+            return body.ReadAsync(buffer, timer.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            throw new IOException($"no data for {idle.TotalSeconds:0} s");
+        }
+    }
+
+    // Interop sits above Training's AtomicFile in the layers, hence this small copy of its text write.
     static void AtomicWrite(string path, string text)
     {
         var temp = path + $".{Environment.ProcessId}.tmp";

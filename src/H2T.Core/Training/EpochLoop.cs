@@ -57,7 +57,9 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         var keys = a.EnumerateObject().Select(p => p.Name).Union(b.EnumerateObject().Select(p => p.Name));
         return keys.Where(k => (a.TryGetProperty(k, out var x), b.TryGetProperty(k, out var y)) switch
         {
-            (true, true) => Compact(x) != Compact(y),
+            // Nested objects (the data config) compare key by key, so a key added later at its default is no difference.
+            (true, true) => x.ValueKind == System.Text.Json.JsonValueKind.Object && y.ValueKind == System.Text.Json.JsonValueKind.Object
+                ? DifferingKeys(x, y).Count > 0 : Compact(x) != Compact(y),
             // A setting added after the run started (pretrained, trainable, precision) differs only if it is not its default.
             (false, true) => !IsDefault(y),
             (true, false) => !IsDefault(x),
@@ -68,6 +70,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     static bool IsDefault(System.Text.Json.JsonElement e) => e.ValueKind switch
     {
         System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False => true,
+        System.Text.Json.JsonValueKind.Number => e.GetDouble() == 0, // resize: 0 (native size)
         System.Text.Json.JsonValueKind.String => e.GetString() == "fp32",
         _ => false,
     };

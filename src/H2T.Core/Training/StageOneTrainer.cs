@@ -42,18 +42,22 @@ public static class StageOneTrainer
         var initialisation = new List<string>();
         if (config.Pretrained is { } pretrained)
         {
-            var source = PretrainedBackbone.Resolve(pretrained, new Progress(observer));
+            // A resumed run takes its weights and their normalisation from its own checkpoint: the source is not read again.
+            var recorded = fresh ? null : CheckpointData.Of(run.LastCheckpoint, Checkpoint.ReadMeta(run.LastCheckpoint));
+            var source = fresh ? PretrainedBackbone.Resolve(pretrained, new Progress(observer)) : null;
             // The images are normalised as the pretrained network was trained (unless the config says otherwise); the
             // data config records it, so stage II, evaluation, predict and the export see the same input.
-            if (config.Data.Mean is null && PretrainedBackbone.InputNormalization(source, backbone) is { } norm)
+            var norm = recorded is { Mean: { } m, Std: { } sd } ? new Normalization(m, sd)
+                : source is not null ? PretrainedBackbone.InputNormalization(source, backbone) : null;
+            if (config.Data.Mean is null && norm is not null)
             {
                 if (norm.Mean.Length != inChannels)
                     throw new ConfigException($"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has {inChannels}");
                 config = config with { Data = config.Data with { Mean = norm.Mean, Std = norm.Std } };
-                splits = splits with { Norm = norm };
+                splits = splits with { Norm = norm, Config = config.Data };
                 initialisation.Add($"pretrained: images normalised as the network was trained: mean [{string.Join(", ", norm.Mean.Select(m => m.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture)))}], std [{string.Join(", ", norm.Std.Select(m => m.ToString("0.#####", System.Globalization.CultureInfo.InvariantCulture)))}] (x in [0, 1])");
             }
-            if (fresh) initialisation.AddRange(PretrainedBackbone.Load(source, backbone, splits.NumClasses));
+            if (source is not null) initialisation.AddRange(PretrainedBackbone.Load(source, backbone, splits.NumClasses));
         }
         if (config.Trainable is { } trainable)
         {

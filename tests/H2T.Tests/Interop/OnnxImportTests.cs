@@ -278,6 +278,28 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         output.WriteLine(message);
         Assert.Contains("does not fit a ResNet", message);
 
+        // ResNet v1's bottleneck strides on its first 1x1, not on the 3x3: same shapes, other numbers, refused.
+        var ckpt50 = InferenceFixtures.Checkpoint(dir.Path, "resnet50", "linear", seed: 5, new ImagePreprocessing(3, 32, 32, 0, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]));
+        var onnx50 = Path.Combine(dir.Path, "r50.onnx");
+        OnnxExporter.Export(ckpt50, onnx50);
+        var v1 = OnnxResNetReader.Parse(onnx50);
+        var convs = v1.Graph.Node.Where(n => n.OpType == "Conv").ToList();
+        var strided = convs.First(n => n.Attribute.First(a => a.Name == "strides").Ints[0] == 2 && n.Attribute.First(a => a.Name == "kernel_shape").Ints[0] == 3 && convs.IndexOf(n) > 0);
+        var first = convs[convs.IndexOf(strided) - 1];
+        foreach (var (n, v) in new[] { (strided, 1L), (first, 2L) })
+        {
+            var st = n.Attribute.First(a => a.Name == "strides");
+            st.Ints[0] = v;
+            st.Ints[1] = v;
+        }
+        File.WriteAllBytes(Path.Combine(dir.Path, "v1.onnx"), v1.ToByteArray());
+        using (var r50 = ModelFactory.CreateBackbone("resnet50", 3))
+        {
+            message = Assert.ThrowsAny<Exception>(() => PretrainedBackbone.Load(Path.Combine(dir.Path, "v1.onnx"), r50, 10)).Message;
+            output.WriteLine(message);
+            Assert.Contains("stride 2, where layer2.0.conv1 has stride 1", message);
+        }
+
         // Blocks per stage that no architecture has: resnet10's graph into resnet18.
         using var other = ModelFactory.CreateBackbone("resnet18", 3);
         message = Assert.Throws<H2T.Settings.ConfigException>(() => PretrainedBackbone.Load(onnx, other, 10)).Message;

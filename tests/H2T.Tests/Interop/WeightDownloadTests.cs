@@ -193,6 +193,8 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
             // As the hub does: the resolve URL carries the commit and the LFS sha256, and redirects to storage.
             ["/timm/resnet18.tv_in1k/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"", ["ETag"] = "\"abc\"" }),
             [$"/cdn/{sha}"] = File200(st),
+            [$"/timm/resnet18.tv_in1k/resolve/{commit}/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"" }),
+            [$"/timm/broken/resolve/{commit}/model.safetensors"] = Redirect($"/cdn/{sha}"),
             ["/timm/broken/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{new string('0', 64)}\"" }),
         });
         using var env = new Env(("HF_HOME", home.Path), ("HF_HUB_CACHE", null), ("HF_ENDPOINT", server.Url));
@@ -220,6 +222,12 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         int before = server.Requests.Count;
         Assert.Equal(source.Path, PretrainedBackbone.Resolve("hf-hub:timm/resnet18.tv_in1k").Path);
         Assert.Equal(before, server.Requests.Count);
+
+        // A deleted blob leaves the snapshot link broken: fetched again, not returned.
+        File.Delete(Path.Combine(folder, "blobs", sha));
+        Assert.Equal(source.Path, PretrainedBackbone.Resolve("hf-hub:timm/resnet18.tv_in1k").Path);
+        Assert.Equal(File.ReadAllBytes(st), File.ReadAllBytes(source.Path));
+        Assert.Contains($"GET /timm/resnet18.tv_in1k/resolve/{commit}/model.safetensors", server.Requests);
 
         var wrong = Assert.Throws<ConfigException>(() => PretrainedBackbone.Resolve("hf-hub:timm/broken")).Message;
         output.WriteLine(wrong);
