@@ -327,19 +327,6 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         Assert.Equal(folded, lines.Any(l => l.Contains("folded into its convolutions", StringComparison.Ordinal)));
         Assert.Equal(Normalization.ImageNet.Mean, PretrainedBackbone.InputNormalization(source, backbone)!.Mean);
 
-        using var weights = PyTorchWeights.Read(Path.Combine(dir, arch + ".pth"));
-        using var head = new LinearHead(backbone.FeatureChannels, 1000);
-        StateDictLoader.Load(file, "classifier", weights.Classifier, head);
-        var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
-        using var input = (Tensor)io["input"]!;
-        using var want = (Tensor)io["logits"]!;
-        backbone.eval();
-        head.eval();
-        using var _ = no_grad();
-        using var fmap = backbone.call(input);
-        using var logits = head.call(fmap);
-        float scale = want.abs().max().item<float>(), diff = (logits - want).abs().max().item<float>();
-        output.WriteLine($"{file}: max |ours - torchvision| {diff:E2} of {scale:F3} (relative {diff / scale:E2})");
-        Assert.True(diff <= 1e-4 * scale, $"{file}: {diff} of {scale}");
+        using var logits = PretrainedBackboneTests.TorchvisionLogits(backbone, dir, arch, file, output);
     }
 }

@@ -32,22 +32,10 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         Assert.Contains(lines, l => l == $"pretrained backbone: {backbone.state_dict().Count} tensor(s) loaded");
         Assert.Contains(lines, l => l.Contains($"its fc is [1000, {backbone.FeatureChannels}]", StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
 
-        // torchvision's fc into a 1000-class linear head, to compare whole-model logits.
-        using var weights = PyTorchWeights.Read(file);
-        using var head = new LinearHead(backbone.FeatureChannels, 1000);
-        StateDictLoader.Load(file, "classifier", weights.Classifier, head);
+        using var logits = TorchvisionLogits(backbone, dir, arch, arch, output);
         var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
-        using var input = (Tensor)io["input"]!;
         using var want = (Tensor)io["logits"]!;
-        backbone.eval();
-        head.eval();
-        using var _ = no_grad();
-        using var fmap = backbone.call(input);
-        using var logits = head.call(fmap);
-        var scale = want.abs().max().item<float>();
-        var diff = (logits - want).abs().max().item<float>();
-        output.WriteLine($"{arch}: max |ours - torchvision| = {diff:E2} on logits up to {scale:F3} (relative {diff / scale:E2})");
-        Assert.True(diff <= 1e-4 * scale, $"{arch}: max |diff| {diff} (logits up to {scale})");
+        ((Tensor)io["input"]!).Dispose();
         using var top = logits.argmax(1);
         using var topWant = want.argmax(1);
         Assert.True((top == topWant).all().item<bool>());
@@ -93,5 +81,27 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         using var backbone = ModelFactory.CreateBackbone("resnet8", 1);
         Assert.Contains("pretrained: /nowhere.pth: file not found", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);
         Assert.Contains("'layer9' is not a module of resnet8", Assert.Throws<ArgumentException>(() => backbone.FreezeAllBut(["layer9"])).Message);
+    }
+
+    /// <summary>The backbone with torchvision's fc of <paramref name="arch"/> on top, in eval mode, on the fixture's
+    /// real images; asserts its logits equal torchvision's to 1e-4 of the largest, and returns them.</summary>
+    internal static Tensor TorchvisionLogits(Backbone backbone, string dir, string arch, string what, ITestOutputHelper output)
+    {
+        var file = Path.Combine(dir, arch + ".pth");
+        using var weights = PyTorchWeights.Read(file);
+        using var head = new LinearHead(backbone.FeatureChannels, 1000);
+        StateDictLoader.Load(file, "classifier", weights.Classifier, head);
+        var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
+        using var input = (Tensor)io["input"]!;
+        using var want = (Tensor)io["logits"]!;
+        backbone.eval();
+        head.eval();
+        using var _ = no_grad();
+        using var fmap = backbone.call(input);
+        var logits = head.call(fmap);
+        float scale = want.abs().max().item<float>(), diff = (logits - want).abs().max().item<float>();
+        output.WriteLine($"{what}: max |ours - torchvision| = {diff:E2} on logits up to {scale:F3} (relative {diff / scale:E2})");
+        Assert.True(diff <= 1e-4 * scale, $"{what}: max |diff| {diff} (logits up to {scale})");
+        return logits;
     }
 }
