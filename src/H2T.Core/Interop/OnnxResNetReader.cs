@@ -87,6 +87,19 @@ public static class OnnxResNetReader
         }
     }
 
+    /// <summary>
+    /// The per-channel map a ResNet graph applies to its input before its first convolution (<see
+    /// cref="OnnxResNet.InputTransform"/>), found without reading the weights; null when there is none.
+    /// </summary>
+    public static Normalization? InputTransformOf(string path, ModelProto model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var graph = new Graph(path, model.Graph);
+        var stem = graph.Nodes.FirstOrDefault(n => n.OpType == "Conv")
+            ?? throw new DataFormatException($"{path}: no Conv node: not a ResNet");
+        return graph.InputTransform(graph.Resolve(stem.Input[0])).Transform;
+    }
+
     public static OnnxResNet Read(string path)
     {
         var model = Parse(path);

@@ -14,7 +14,8 @@ namespace H2T.Interop;
 /// </summary>
 public sealed record PretrainedSource(string Given, string Path, string Kind, string? Architecture, Normalization? Norm, int[]? ChannelOrder, string Origin)
 {
-    /// <summary>Input channels of the file's network in terms of RGB (CNTK's is BGR: [2, 1, 0]); null when RGB.</summary>
+    /// <summary>Whether the file's network takes its channels in another order than RGB (<see cref="ChannelOrder"/>:
+    /// network channel j is RGB channel order[j]; CNTK's is BGR, [2, 1, 0]).</summary>
     public bool Reordered => ChannelOrder is { } o && !o.SequenceEqual(Enumerable.Range(0, o.Length));
 }
 
@@ -65,7 +66,9 @@ public static class PretrainedBackbone
                 var (order, norm) = ReadCntkPreprocessing(prep);
                 return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null, norm, order, $"{model.ProducerName} {model.ProducerVersion} ONNX, preprocessing from {System.IO.Path.GetFullPath(prep)}");
             }
-            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null, null, null, $"{model.ProducerName} {model.ProducerVersion} ONNX".Trim());
+            // The graph's own input map (our exports carry it), else ImageNet's: torch exports of torchvision have none.
+            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null,
+                OnnxResNetReader.InputTransformOf(given, model) ?? Normalization.ImageNet, null, $"{model.ProducerName} {model.ProducerVersion} ONNX".Trim());
         }
         if (!TorchSaveReader.LooksLikeTorchSave(given))
             throw new ConfigException($"pretrained: {given}: neither ONNX, safetensors nor a torch.save file (expected {Names.Expected})");
@@ -73,21 +76,14 @@ public static class PretrainedBackbone
     }
 
     /// <summary>
-    /// The normalisation the pretrained network was trained with, in our terms ((x / 255 - mean) / std on RGB): CNTK's
-    /// from its preprocessing graph, an ONNX model's from the Sub / Div before its stem (our exports) or ImageNet's
-    /// (torch exports of torchvision), a torch.save file's ImageNet's for the ImageNet ResNets; null: the dataset's.
+    /// The normalisation the pretrained network was trained with, in our terms ((x / 255 - mean) / std on RGB): the
+    /// one <see cref="Resolve"/> found (CNTK's from its preprocessing graph, an ONNX model's from the Sub / Div before
+    /// its stem, else ImageNet's), a weight file's ImageNet's for the ImageNet ResNets; null: the dataset's.
     /// </summary>
     public static Normalization? InputNormalization(PretrainedSource source, Backbone backbone)
     {
         ArgumentNullException.ThrowIfNull(source);
-        if (source.Norm is not null) return source.Norm;
-        if (backbone is not ResNetImageNet) return null;
-        if (source.Kind == "onnx")
-        {
-            using var onnx = OnnxResNetReader.Read(source.Path);
-            if (onnx.InputTransform is { } t) return t;
-        }
-        return Normalization.ImageNet;
+        return source.Norm ?? (backbone is ResNetImageNet ? Normalization.ImageNet : null);
     }
 
     /// <summary>Loads the weights; returns the lines that say what was loaded and what was not used.</summary>
@@ -110,8 +106,8 @@ public static class PretrainedBackbone
         var (tensors, metadata) = SafeTensors.Read(source.Path);
         try
         {
-            // timm's ResNets name their layers as torchvision does; fc.* is the classifier, not used.
-            var body = tensors.Where(kv => !kv.Key.StartsWith("fc.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+            // timm's ResNets name their layers as torchvision does; the classifier (fc.*) is not used.
+            var (body, _) = PyTorchWeights.SplitClassifier(tensors);
             var lines = new List<string> { $"pretrained: {source.Given} -> {source.Path} ({source.Origin}{(metadata.TryGetValue("format", out var f) ? $", format {f}" : "")})" };
             lines.AddRange(StateDictLoader.Load(source.Path, "pretrained backbone", body, backbone).Lines());
             var fc = tensors.TryGetValue("fc.weight", out var w) ? $"the file's classifier is not used (its fc is [{string.Join(", ", w.shape)}]); " : "";

@@ -111,7 +111,7 @@ public sealed class PyTorchWeights : IDisposable
     }
 
     /// <summary>A whole model's classifier is fc.* (torchvision, ResNet_s) or linear.*; RIDE's experts are linears.{e}.*.</summary>
-    static (Dictionary<string, Tensor> Backbone, Dictionary<string, Tensor> Classifier) SplitClassifier(Dictionary<string, Tensor> all)
+    internal static (Dictionary<string, Tensor> Backbone, Dictionary<string, Tensor> Classifier) SplitClassifier(Dictionary<string, Tensor> all)
     {
         var backbone = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var classifier = new Dictionary<string, Tensor>(StringComparer.Ordinal);
