@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Data;
 using H2T.Fusion;
 using H2T.Settings;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using H2T.Runs;
 using H2T.Data;
 using H2T.Models;
 using H2T.Runtime;

@@ -1,6 +1,7 @@
 // H2T.NET as a library, the way an application uses it:
 //   dotnet run --project examples/QuickStart -- [IMAGE_ROOT] [OUT]
 // IMAGE_ROOT holds train/<class>/*.jpg and test/<class>/*.jpg (default: the CIFAR-10 sample committed with the tests).
+using H2T.Runs;
 using H2T.Export;
 using H2T.Inference;
 using H2T.Runtime;

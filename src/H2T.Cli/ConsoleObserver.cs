@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using H2T.Runs;
 using H2T.Training;
 using Spectre.Console;
 

@@ -1,3 +1,4 @@
+using H2T.Runs;
 using H2T.Training;
 using Spectre.Console;
 

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using H2T.Runs;
 using H2T.Settings;
 using H2T.Training;
 using Spectre.Console;

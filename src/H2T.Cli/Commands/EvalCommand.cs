@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using H2T.Runs;
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;

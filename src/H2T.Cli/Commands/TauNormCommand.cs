@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using H2T.Runs;
 using H2T.Models;
 using H2T.Settings;
 using H2T.Training;

@@ -1,7 +1,7 @@
 using Google.Protobuf;
+using H2T.Runs;
 using H2T.Inference;
 using H2T.Models;
-using H2T.Training;
 using Onnx;
 using static H2T.Export.OnnxGraph;
 using static TorchSharp.torch;

@@ -42,7 +42,7 @@ public sealed class ImageClassifier : IDisposable
     /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX Runtime.</summary>
     static bool IsCheckpoint(string path)
     {
-        if (H2T.Training.Checkpoint.HasMagic(path)) return true;
+        if (H2T.Runs.Checkpoint.HasMagic(path)) return true;
         if (H2T.Interop.TorchSaveReader.LooksLikeTorchSave(path))
             throw new DataFormatException($"{path}: a PyTorch file (torch.save): bring it in with 'h2t import' first, then predict with the checkpoint it writes");
         return false;

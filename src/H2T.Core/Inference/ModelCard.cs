@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Data;
 using H2T.Settings;
-using H2T.Training;
 
 namespace H2T.Inference;
 

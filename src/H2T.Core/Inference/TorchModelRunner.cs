@@ -1,7 +1,7 @@
+using H2T.Runs;
 using H2T.Models;
 using H2T.Runtime;
 using H2T.Settings;
-using H2T.Training;
 using static TorchSharp.torch;
 
 namespace H2T.Inference;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
+using H2T.Runs;
 using H2T.Settings;
-using H2T.Training;
 using ScottPlot;
 
 namespace H2T.Reporting;

@@ -1,6 +1,6 @@
+using H2T.Runs;
 using H2T.Settings;
 
-using H2T.Training;
 
 namespace H2T.Reporting;
 

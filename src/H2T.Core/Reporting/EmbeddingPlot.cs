@@ -1,6 +1,6 @@
 using System.Globalization;
+using H2T.Runs;
 using H2T.Inference;
-using H2T.Training;
 using ScottPlot;
 using SkiaSharp;
 

@@ -1,4 +1,4 @@
-using H2T.Training;
+using H2T.Runs;
 using ScottPlot;
 
 namespace H2T.Reporting;

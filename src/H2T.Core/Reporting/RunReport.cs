@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Evaluation;
 using H2T.Settings;
-using H2T.Training;
 using ScottPlot;
 
 namespace H2T.Reporting;

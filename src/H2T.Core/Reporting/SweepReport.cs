@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using H2T.Training;
+using H2T.Runs;
 using ScottPlot;
 
 namespace H2T.Reporting;

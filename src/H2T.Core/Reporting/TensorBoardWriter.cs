@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Text;
-using H2T.Training;
+using H2T.Runs;
 
 namespace H2T.Reporting;
 

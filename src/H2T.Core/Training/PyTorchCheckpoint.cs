@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Data;
 using H2T.Models;
 using H2T.Interop;

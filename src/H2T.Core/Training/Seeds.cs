@@ -1,3 +1,4 @@
+using H2T.Runs;
 namespace H2T.Training;
 
 /// <summary>

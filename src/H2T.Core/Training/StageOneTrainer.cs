@@ -1,4 +1,5 @@
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Configuration;
 using H2T.Data;
 using H2T.Interop;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using H2T.Runs;
 using H2T.Cli;
 using H2T.Settings;
 using H2T.Tests.Data;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using H2T.Runs;
 using H2T.Cli;
 using H2T.Tests.Data;
 using H2T.Tests.Training;

@@ -1,3 +1,4 @@
+using H2T.Runs;
 using H2T.Data;
 using H2T.Models;
 using H2T.Tests.Data;
@@ -46,7 +47,7 @@ internal static class InferenceFixtures
             Preprocessing = pre,
         };
         var path = Path.Combine(dir, $"{architecture}-{head}.ckpt");
-        H2T.Training.Checkpoint.Save(path, meta, backbone, final, null);
+        H2T.Runs.Checkpoint.Save(path, meta, backbone, final, null);
         if (!ReferenceEquals(final, made)) made.Dispose();
         final.Dispose();
         return path;

@@ -1,3 +1,4 @@
+using H2T.Runs;
 using System.Diagnostics;
 using System.Text.Json;
 using H2T.Tests.Cli;

@@ -219,7 +219,7 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
             var ckpt = InferenceFixtures.Checkpoint(dir.Path, arch, "linear", seed: 3, pre);
             var onnx = Path.Combine(dir.Path, arch + ".onnx");
             OnnxExporter.Export(ckpt, onnx);
-            using var original = H2T.Training.Checkpoint.Open(ckpt);
+            using var original = H2T.Runs.Checkpoint.Open(ckpt);
             using var imported = ModelFactory.CreateBackbone(arch, 3);
             var source = PretrainedBackbone.Resolve(onnx);
             PretrainedBackbone.Load(source, imported, 10);

@@ -1,3 +1,4 @@
+using H2T.Runs;
 using H2T.Cli;
 using H2T.Fusion;
 using H2T.Losses;

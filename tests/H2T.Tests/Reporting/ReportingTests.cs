@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using H2T.Runs;
 using H2T.Cli;
 using H2T.Evaluation;
 using H2T.Tests.Cli;

@@ -1,3 +1,4 @@
+using H2T.Runs;
 using H2T.Configuration;
 using H2T.Data;
 using H2T.Models;

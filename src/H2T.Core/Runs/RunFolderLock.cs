@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using H2T.Settings;
 
-namespace H2T.Training;
+namespace H2T.Runs;
 
 /// <summary>
 /// One writer per run folder. The writer holds an exclusive OS lock on <c>.lock</c> in the folder (.NET takes

@@ -2,7 +2,7 @@ using System.Text.Json;
 using H2T.Evaluation;
 using H2T.Settings;
 
-namespace H2T.Training;
+namespace H2T.Runs;
 
 /// <summary>
 /// A run's folder: config.json (resolved config), log.txt, metrics.json (per epoch + final), last.ckpt, best.ckpt,
@@ -52,24 +52,4 @@ public sealed class RunFolder
         try { return JsonSerializer.Deserialize<EvaluationResult>(File.ReadAllText(FinalEvalFile), AtomicFile.Json); }
         catch (JsonException e) { throw new ConfigException($"{FinalEvalFile}: unreadable evaluation ({e.Message})"); }
     }
-}
-
-/// <summary>metrics.json: every epoch, then the final evaluation (final epoch) and the best-on-test epoch, labelled.</summary>
-public sealed record RunMetrics
-{
-    public string Stage { get; init; } = "";
-    public List<EpochRecord> Epochs { get; init; } = [];
-    public EvaluationSummary? Final { get; init; }
-    public int FinalEpoch { get; init; } = -1;
-    /// <summary>Best test top-1 over epochs: optimistic (selected on the test set), reported beside, never instead.</summary>
-    public EvaluationSummary? BestOnTest { get; init; }
-    public int BestOnTestEpoch { get; init; } = -1;
-    public double[]? FinalPerClassAccuracy { get; init; }
-    /// <summary>Final-epoch validation figures, when the data has a validation split.</summary>
-    public EvaluationSummary? FinalValidation { get; init; }
-    /// <summary>The epoch with the best validation top-1 (the honest choice), and the test figures there.</summary>
-    public int SelectedEpoch { get; init; } = -1;
-    public EvaluationSummary? SelectedValidation { get; init; }
-    public EvaluationSummary? SelectedTest { get; init; }
-    public bool Completed { get; init; }
 }

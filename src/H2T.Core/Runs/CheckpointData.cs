@@ -1,7 +1,7 @@
 using System.Text.Json;
 using H2T.Settings;
 
-namespace H2T.Training;
+namespace H2T.Runs;
 
 /// <summary>The data a checkpoint was trained on, as its metadata records it (absolute paths since format 2), and
 /// where that data is now: the one place eval, stage II, tau-norm, predict and the embedding plot read it.</summary>

@@ -1,6 +1,4 @@
-using H2T.Evaluation;
-
-namespace H2T.Training;
+namespace H2T.Runs;
 
 /// <summary>What a training loop reports as it goes; the CLI renders it, tests record it.</summary>
 public interface ITrainingObserver
@@ -9,26 +7,6 @@ public interface ITrainingObserver
     void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond);
     void EpochCompleted(EpochRecord record);
     void Message(string text);
-}
-
-/// <summary>One epoch's figures, as they go into metrics.json.</summary>
-public sealed record EpochRecord(
-    string Stage,
-    int Epoch,
-    double Lr,
-    double TrainLoss,
-    double TrainSeconds,
-    double ImagesPerSecond,
-    double EvalSeconds,
-    EvaluationSummary? Test,
-    EvaluationSummary? Validation = null,
-    double ResidentMb = 0,
-    double PeakResidentMb = 0);
-
-/// <summary>EvaluationResult without the big arrays, for per-epoch logs.</summary>
-public sealed record EvaluationSummary(double Top1, double Top5, double Head, double Medium, double Tail, double Ece, double Nll)
-{
-    public static EvaluationSummary From(EvaluationResult r) => new(r.Top1, r.Top5, r.Head, r.Medium, r.Tail, r.Ece, r.Nll);
 }
 
 /// <summary>Observer that does nothing (library use without a console).</summary>

@@ -4,7 +4,7 @@ using H2T.Models;
 using H2T.Settings;
 using TorchSharp.Modules;
 
-namespace H2T.Training;
+namespace H2T.Runs;
 
 /// <summary>What a checkpoint says about itself, readable without loading any tensor.</summary>
 public sealed record CheckpointMeta
