@@ -2,9 +2,9 @@ using System.Text.Json;
 using H2T.Runs;
 using H2T.Cli;
 using H2T.Settings;
+using H2T.Training;
 using H2T.Tests.Data;
 using H2T.Tests.Training;
-using H2T.Training;
 
 namespace H2T.Tests.Cli;
 
@@ -16,7 +16,7 @@ public sealed class ConfigCommandsTests : IDisposable
 
     static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
-    static string Fixture(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Training", "Fixtures", name);
+    static string Fixture(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Interop", "Fixtures", name);
 
     string Yaml(string name, string text)
     {

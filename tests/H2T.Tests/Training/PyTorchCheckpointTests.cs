@@ -4,11 +4,14 @@ using H2T.Runs;
 using H2T.Data;
 using H2T.Interop;
 using H2T.Settings;
-using H2T.Tests.Cli;
-using H2T.Tests.Data;
 using H2T.Training;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
+using H2T.Tests.Export;
+using H2T.Tests.Inference;
+using H2T.Tests.Interop;
 
 namespace H2T.Tests.Training;
 

@@ -5,13 +5,13 @@ using H2T.Losses;
 using H2T.Models;
 using H2T.Runtime;
 using H2T.Settings;
-using H2T.Tests.Data;
-using H2T.Tests.Training;
 using H2T.Training;
 using Spectre.Console.Testing;
 using static TorchSharp.torch;
+using H2T.Tests.Data;
+using H2T.Tests.Training;
 
-namespace H2T.Tests.Methods;
+namespace H2T.Tests.Training;
 
 /// <summary>RIDE and ResLT: their backbones, classifiers, losses, per-expert H2T and their configs end to end.</summary>
 public sealed class MultiExpertTests : IDisposable

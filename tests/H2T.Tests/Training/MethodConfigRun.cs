@@ -1,10 +1,10 @@
 using H2T.Runs;
 using H2T.Cli;
-using H2T.Tests.Data;
 using H2T.Training;
 using Spectre.Console.Testing;
+using H2T.Tests.Data;
 
-namespace H2T.Tests.Methods;
+namespace H2T.Tests.Training;
 
 /// <summary>Runs a method's shipped stage-1 and stage-2 configs from the CLI on a tiny set, shortened by overrides.</summary>
 internal sealed class MethodConfigRun(string dataPath, string workDir, string backbone)

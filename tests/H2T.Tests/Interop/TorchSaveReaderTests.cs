@@ -2,10 +2,10 @@ using System.Collections;
 using System.Text.Json;
 using H2T.Interop;
 using H2T.Settings;
-using H2T.Tests.Data;
 using static TorchSharp.torch;
+using H2T.Tests.Data;
 
-namespace H2T.Tests.Training;
+namespace H2T.Tests.Interop;
 
 /// <summary>The torch.save reader on real PyTorch 1.13 files: every dtype, views, numpy objects, builtins, refusals.</summary>
 public sealed class TorchSaveReaderTests

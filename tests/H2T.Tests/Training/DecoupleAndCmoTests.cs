@@ -4,13 +4,13 @@ using H2T.Configuration;
 using H2T.Losses;
 using H2T.Models;
 using H2T.Settings;
-using H2T.Tests.Data;
-using H2T.Tests.Training;
 using H2T.Training;
 using Spectre.Console.Testing;
 using static TorchSharp.torch;
+using H2T.Tests.Data;
+using H2T.Tests.Training;
 
-namespace H2T.Tests.Methods;
+namespace H2T.Tests.Training;
 
 /// <summary>CMO's minority CutMix and Decouple's tau-normalised classifier.</summary>
 public sealed class DecoupleAndCmoTests : IDisposable

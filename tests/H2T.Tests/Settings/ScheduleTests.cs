@@ -3,7 +3,7 @@ using H2T.Settings;
 
 using H2T.Training;
 
-namespace H2T.Tests.Training;
+namespace H2T.Tests.Settings;
 
 public sealed class ScheduleTests
 {

@@ -1,10 +1,13 @@
 using H2T.Export;
 using H2T.Inference;
-using H2T.Tests.Data;
-using H2T.Tests.Training;
 using Xunit.Abstractions;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
+using H2T.Tests.Inference;
+using H2T.Tests.Interop;
+using H2T.Tests.Training;
 
-namespace H2T.Tests.Inference;
+namespace H2T.Tests.Export;
 
 /// <summary>
 /// Every backbone and classifier exported to ONNX and run by ONNX Runtime (Microsoft.ML.OnnxRuntime, a real runtime)

@@ -3,13 +3,13 @@ using H2T.Configuration;
 using H2T.Interop;
 using H2T.Models;
 using H2T.Settings;
-using H2T.Tests.Cli;
-using H2T.Tests.Data;
 using H2T.Training;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
 
-namespace H2T.Tests.Training;
+namespace H2T.Tests.Interop;
 
 /// <summary>
 /// torchvision's own models (Debian's python3-torchvision 0.14) as the pretrained start: their state dicts load into

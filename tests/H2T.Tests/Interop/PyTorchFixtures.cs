@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using H2T.Tests.Data;
 
-namespace H2T.Tests.Training;
+namespace H2T.Tests.Interop;
 
 /// <summary>
 /// Debian's python3-torch / python3-torchvision, when installed (<c>.ci/run</c> installs them): the real producer of
@@ -13,7 +13,7 @@ public static class PyTorchFixtures
 {
     public const string Python = "/usr/bin/python3";
 
-    public static string Folder => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Training", "Fixtures");
+    public static string Folder => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Interop", "Fixtures");
     public static string Script => Path.Combine(Folder, "make_pytorch_fixtures.py");
     public static string Committed(string name) => Path.Combine(Folder, name);
 
