@@ -71,7 +71,7 @@ public static class PeerBench
         foreach (var f in summary)
             Console.WriteLine($"median over {rounds} rounds: {f.name}: ratio {f.ratio_median:F2} (rounds: {string.Join(", ", f.ratios.Select(x => x.ToString("F2", ci)))}); " +
                               $"ours {f.ours_median:G4}, pytorch {f.pytorch_median:G4}; target {f.target}");
-        return new { name = "peer-cifar10-lt", batches, threads, rounds, channels_last = Runtime.TorchRuntime.ChannelsLast, summary, per_round = perRound, pytorch = rawPeers };
+        return new { name = "peer-cifar10-lt", batches, threads, rounds, channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound, pytorch = rawPeers };
     }
 
 

@@ -48,7 +48,7 @@ public static class PrecisionBench
         }
         var summary = perRound[0].Keys.ToDictionary(k => k, k => new { median = BenchStats.Median(perRound.Select(p => p[k])), rounds = perRound.Select(p => p[k]).ToArray() });
         foreach (var (k, v) in summary) Console.WriteLine($"median over {rounds} rounds: {k}: {v.median:G4}");
-        return new { name = "precision-cifar10-lt", threads, rounds, cpu = CpuFeatures.Host.ToString(), channels_last = TorchRuntime.ChannelsLast, summary, per_round = perRound };
+        return new { name = "precision-cifar10-lt", threads, rounds, cpu = CpuFeatures.Host.ToString(), channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound };
 
         void Peer(Dictionary<string, double> f)
         {

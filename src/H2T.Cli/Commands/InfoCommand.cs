@@ -1,3 +1,4 @@
+using H2T.Settings;
 using System.Runtime.InteropServices;
 using H2T.Models;
 using H2T.Runtime;
@@ -31,7 +32,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
         table.AddRow("native fix", Markup.Escape(fix.State));
         table.AddRow("native fix detail", Markup.Escape(fix.Detail));
         table.AddRow("malloc tuning", Markup.Escape(TorchRuntime.MallocTuning));
-        table.AddRow("feature maps", $"{MemoryLayout.Name(TorchRuntime.ChannelsLast)} (H2T_CHANNELS_LAST: 0 for NCHW)");
+        table.AddRow("feature maps", $"{ComputeNames.Name(new StageOneConfig().Layout)} by default (--memory-layout nchw or memory_layout: nchw for NCHW)");
         table.AddRow("native library", Markup.Escape(fix.LibraryPath ?? "-"));
         table.AddRow(".NET", RuntimeInformation.FrameworkDescription);
         table.AddRow("OS", Markup.Escape(RuntimeInformation.OSDescription));

@@ -31,7 +31,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
 {
     public override int Execute(CommandContext context, TauNormSettings settings, CancellationToken cancellationToken)
     {
-        var taus = CommandSupport.Guard(() => SweepConfig.ParseRhos(settings.Tau), t =>
+        var taus = CommandSupport.Guard(() => ValueGrid.Parse(settings.Tau, "tau"), t =>
         {
             if (t.Length == 0 || t.Any(x => x < 0)) throw new ConfigException($"--tau {settings.Tau}: expected values >= 0");
         });

@@ -166,14 +166,6 @@ public static class Samplers
 
         public int Length { get; }
 
-        /// <summary>Probability of drawing each class (index = class id).</summary>
-        public double[] ClassProbabilities()
-        {
-            var p = new double[classOf.Max() + 1];
-            for (int k = 0; k < classOf.Length; k++) p[classOf[k]] = cumulative[k] - (k == 0 ? 0 : cumulative[k - 1]);
-            return p;
-        }
-
         public int[] Indices(int epoch)
         {
             var rng = new DetRandom(WeightedSalt, seed, epoch);

@@ -27,7 +27,7 @@ internal sealed class TorchModelRunner : IModelRunner
         models = Checkpoint.Open(checkpoint);
         try
         {
-            models.Backbone.Precision = precision ?? MixedPrecision.Parse(models.Meta.Precision);
+            if (precision is { } asked) models.Backbone.Precision = asked;
             models.Backbone.eval();
             models.Head.eval();
             using (no_grad()) folded = models.Backbone.FoldedForInference();

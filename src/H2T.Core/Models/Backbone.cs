@@ -18,10 +18,10 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
 
     /// <summary>
     /// Whether <c>forward</c> turns its input channels-last first, so every feature map after it is channels-last
-    /// (<see cref="MemoryLayout"/>). Defaults to the process setting; the maps' values do not depend on it beyond
-    /// float rounding.
+    /// (<see cref="MemoryLayout"/>). Channels-last by default; trainers set it from the run config
+    /// (<c>memory_layout</c>) and checkpoints record it. The maps' values do not depend on it beyond float rounding.
     /// </summary>
-    public bool ChannelsLast { get; set; } = Runtime.TorchRuntime.ChannelsLast;
+    public bool ChannelsLast { get; set; } = true;
 
     /// <summary>
     /// The arithmetic of the forward pass (<see cref="MixedPrecision"/>): bf16 casts the input at the stem and

@@ -6,8 +6,8 @@ namespace H2T.Models;
 /// Channels-last feature maps: the N x C x H x W shape with N x H x W x C strides. oneDNN's convolutions and
 /// batch norms run faster on it than on NCHW (docs/performance.md: ResNet-32 here took 0.85x the NCHW time per
 /// training step and 0.73x per frozen forward). Only the activations change layout; parameters stay
-/// NCHW-contiguous, so checkpoints, optimizer state and PyTorch exports are untouched. The process default is
-/// <see cref="H2T.Runtime.TorchRuntime.ChannelsLast"/>; each <see cref="Backbone"/> can override it.
+/// NCHW-contiguous, so checkpoints, optimizer state and PyTorch exports are untouched. A run chooses it with
+/// <c>memory_layout</c> (Settings.FeatureLayout); each <see cref="Backbone"/> carries it.
 /// </summary>
 public static class MemoryLayout
 {

@@ -16,25 +16,16 @@ namespace H2T.Models;
 /// </summary>
 public static class MixedPrecision
 {
-    public static IReadOnlyList<string> Names => ["fp32", "bf16", "auto"];
-
     /// <summary>What the option means, for the CLI's help.</summary>
     public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where the CPU has bf16 units)";
 
-    public static string Name(ComputePrecision p) => p == ComputePrecision.Bf16 ? "bf16" : "fp32";
+    public static string Name(ComputePrecision p) => ComputeNames.Name(p);
 
-    /// <summary>fp32, bf16, or auto: bf16 where the CPU has bf16 units (<see cref="CpuFeatures"/>), else fp32.</summary>
-    public static ComputePrecision Parse(string name, CpuFeatures? cpu = null)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        return name.Trim().ToLowerInvariant() switch
-        {
-            "fp32" or "float32" or "float" => ComputePrecision.Fp32,
-            "bf16" or "bfloat16" => ComputePrecision.Bf16,
-            "auto" => (cpu ?? CpuFeatures.Host).HasBf16Units ? ComputePrecision.Bf16 : ComputePrecision.Fp32,
-            _ => throw new ArgumentException($"precision '{name}': expected fp32, bf16 or auto"),
-        };
-    }
+    /// <summary>A name from <see cref="ComputeNames.Precisions"/>, "auto" resolved for <paramref name="cpu"/> (the host by default).</summary>
+    public static ComputePrecision Parse(string name, CpuFeatures? cpu = null) => ComputeNames.Precisions.Parse(name) ?? Auto(cpu);
+
+    /// <summary>What "auto" means on a CPU: bf16 where it has bf16 units (<see cref="CpuFeatures"/>), else fp32.</summary>
+    public static ComputePrecision Auto(CpuFeatures? cpu = null) => (cpu ?? CpuFeatures.Host).HasBf16Units ? ComputePrecision.Bf16 : ComputePrecision.Fp32;
 
     /// <summary>A note for the run log when bf16 was asked for on a CPU without bf16 units (there it is emulated and
     /// slower than fp32), else null.</summary>

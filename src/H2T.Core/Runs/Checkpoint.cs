@@ -33,6 +33,8 @@ public sealed record CheckpointMeta
     public string? ImportedFrom { get; init; }
     /// <summary>The arithmetic the run computed in ("fp32" or "bf16"); the weights in the file are fp32 either way.</summary>
     public string Precision { get; init; } = "fp32";
+    /// <summary>The feature-map layout the run used ("channels-last" or "NCHW"; absent before 0.2: channels-last).</summary>
+    public string Layout { get; init; } = "channels-last";
     /// <summary>The class names, index order (checkpoints before 0.1.1 lack them: null).</summary>
     public string[]? ClassNames { get; init; }
     /// <summary>The evaluation transform the model expects (null in older checkpoints: derived from the data config).</summary>
@@ -162,6 +164,10 @@ public static class Checkpoint
         var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
         try
         {
+            // The recorded arithmetic and layout, read here once; a caller may override them after.
+            backbone.Precision = ComputeNames.Recorded(meta.Precision, path);
+            backbone.ChannelsLast = ComputeNames.Layouts.TryParse(meta.Layout, out var layout) ? layout == FeatureLayout.ChannelsLast
+                : throw new ConfigException($"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}");
             Load(path, backbone, head, null, expectedInChannels, expectedClasses);
             return new Models(meta, backbone, head);
         }

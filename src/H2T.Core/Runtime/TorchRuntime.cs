@@ -77,12 +77,6 @@ public static class TorchRuntime
         torch.set_num_threads(n);
     }
 
-    /// <summary>
-    /// Whether new backbones run their feature maps channels-last (see <c>H2T.Models.MemoryLayout</c>). On unless
-    /// H2T_CHANNELS_LAST=0: an escape hatch should a libtorch build be slower, or to reproduce NCHW rounding exactly.
-    /// </summary>
-    public static bool ChannelsLast { get; } = Environment.GetEnvironmentVariable("H2T_CHANNELS_LAST") != "0";
-
     /// <summary>What the malloc tuning did ("off", "applied", or why not); applied once, by <see cref="Initialize"/>.</summary>
     public static string MallocTuning => mallocTuning.Value;
 

@@ -72,7 +72,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     {
         System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False => true,
         System.Text.Json.JsonValueKind.Number => e.GetDouble() == 0, // resize: 0 (native size)
-        System.Text.Json.JsonValueKind.String => e.GetString() == "fp32",
+        System.Text.Json.JsonValueKind.String => e.GetString() is "fp32" or "channels-last", // precision, layout
         _ => false,
     };
 

@@ -23,7 +23,6 @@ public static class Evaluator
         ComputePrecision? precision = null, int batchSize = 256)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
-        var run = precision ?? MixedPrecision.Parse(meta.Precision);
         // Its own data, if moved, is named with the way out (--data); another dataset is read from the path given.
         var own = CheckpointData.Of(checkpoint, meta);
         var data = dataset is null ? CheckpointData.Resolve(checkpoint, meta, dataPath, null) : own with { Dataset = dataset, DataPath = dataPath ?? own.DataPath };
@@ -32,9 +31,9 @@ public static class Evaluator
         var (_, backbone, head) = models;
         backbone.to(device);
         head.to(device);
-        backbone.Precision = run;
+        if (precision is { } asked) backbone.Precision = asked;
         using var loader = TestLoader(splits, batchSize, device);
-        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), run);
+        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), backbone.Precision);
     }
 
     public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups) =>

@@ -38,6 +38,7 @@ public static class StageOneTrainer
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
         loss.CheckHead(head);
         backbone.Precision = config.Precision;
+        backbone.ChannelsLast = config.Layout == FeatureLayout.ChannelsLast;
         if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();
@@ -71,9 +72,14 @@ public static class StageOneTrainer
 
         using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage1");
+        // The checkpoint's data config has an absolute path, so a later stage started elsewhere finds the data.
+        var record = new RunRecord("stage1", config, splits, device.ToString())
+        {
+            DataConfig = JsonSerializer.SerializeToElement(config.Data.WithAbsolutePath(), AtomicFile.Json),
+        };
         if (fresh)
         {
-            AtomicFile.WriteJson(run.ConfigFile, new { stage = "stage1", config, dataset = splits.Name, class_counts = splits.TrainClassCounts, device = device.ToString() });
+            record.WriteConfigFile(run);
             foreach (var line in initialisation)
             {
                 observer.Message(line);
@@ -81,16 +87,8 @@ public static class StageOneTrainer
             }
             run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
-        var configJson = JsonSerializer.SerializeToElement(config, AtomicFile.Json);
-        // The checkpoint's data config has an absolute path, so a later stage started elsewhere finds the data.
-        var dataJson = JsonSerializer.SerializeToElement(config.Data.WithAbsolutePath(), AtomicFile.Json);
-        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, configJson);
-        var template = new CheckpointMeta
-        {
-            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = config.Seed, Config = configJson, DataConfig = dataJson,
-            Precision = MixedPrecision.Name(config.Precision), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
-        };
+        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, record.ConfigJson());
+        var template = record.Meta(backbone, head.Kind);
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;

@@ -47,6 +47,7 @@ internal static class StageTwoEngine
         public required EpochLoop Loop { get; init; }
         public Random FusionRng { get; set; } = new(0);
         public EpochProgress? Progress { get; set; }
+        public RunRecord? Record { get; set; }
 
         public void Dispose()
         {
@@ -105,6 +106,7 @@ internal static class StageTwoEngine
             foreach (var p in backbone!.parameters()) p.requires_grad = false;
             backbone.to(device);
             backbone.Precision = specs[0].Config.Precision;
+            backbone.ChannelsLast = specs[0].Config.Layout == FeatureLayout.ChannelsLast;
             if (MixedPrecision.Warning(backbone.Precision) is { } warning) observer.Message(warning);
             return Train(backbone, members, splits, fromPath, from, device, observer, sweepDir, note, resume, cancel);
         }
@@ -132,17 +134,14 @@ internal static class StageTwoEngine
         BnState? plainState = null;
         foreach (var m in members)
         {
-            var configJson = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json);
+            m.Record = new RunRecord("stage2", m.Config, splits, device.ToString())
+            {
+                From = fromPath, Sweep = sweepDir, Validation = note, DataConfig = CheckpointData.Recorded(from, splits.Config),
+            };
+            var configJson = m.Record.ConfigJson();
             if (!resume || !File.Exists(m.Run.LastCheckpoint))
             {
-                var record = new Dictionary<string, object?>
-                {
-                    ["stage"] = "stage2", ["from"] = fromPath, ["config"] = m.Config, ["dataset"] = splits.Name,
-                    ["class_counts"] = splits.TrainClassCounts, ["device"] = device.ToString(),
-                };
-                if (sweepDir is not null) record["sweep"] = sweepDir;
-                if (note is not null) record["validation"] = note;
-                AtomicFile.WriteJson(m.Run.ConfigFile, record);
+                m.Record.WriteConfigFile(m.Run);
                 m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: rho {m.Rho} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
                           $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} " +
                           $"precision {MixedPrecision.Name(backbone.Precision)}" + (from.Precision != MixedPrecision.Name(backbone.Precision) ? $" (stage I ran in {from.Precision})" : ""));
@@ -156,12 +155,6 @@ internal static class StageTwoEngine
             if (twoStates && m.Rho == 0) plainState = BnState.Capture(bn); // rho = 0 is resumed first (sorted)
         }
         if (twoStates) plainState ??= BnState.Capture(bn); // fresh start: both states are the stage-I statistics
-        var template = new CheckpointMeta
-        {
-            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = members[0].Head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, Seed = c0.Seed, DataConfig = CheckpointData.Recorded(from, splits.Config), From = fromPath,
-            Precision = MixedPrecision.Name(backbone.Precision), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
-        };
         double trainSeconds = 0, evalSeconds = 0;
         try
         {
@@ -222,7 +215,7 @@ internal static class StageTwoEngine
                         {
                             var m = group[k];
                             m.Loop.Complete(new EpochOutcome(new EpochSchedule(epoch, c0.Epochs, lr), m.Progress!.MeanLoss, m.Progress.Seconds, m.Progress.Images, test?[k], val?[k], secs),
-                                new RunState(template with { Config = JsonSerializer.SerializeToElement(m.Config, AtomicFile.Json) }, backbone, m.Head, m.Optimizer));
+                                new RunState(m.Record!.Meta(backbone, m.Head.Kind), backbone, m.Head, m.Optimizer));
                         }
                     }
                     fusedState?.Restore(bn);

@@ -48,7 +48,7 @@ public static class TauNormalization
         using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
         var (backbone, head) = (models.Backbone, Linear(checkpoint, models.Head));
         backbone.to(device);
-        backbone.Precision = precision ?? MixedPrecision.Parse(models.Meta.Precision);
+        if (precision is { } asked) backbone.Precision = asked;
         head.to(device);
         var heads = taus.Select(t => Apply(head, t)).ToList();
         try

@@ -61,7 +61,23 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(LongTail.Counts(40, 10, 2, ImbalanceType.Exp), meta.ClassCounts);
         Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"));
         // The layout changes float rounding, so the run says which one it used.
-        Assert.Contains($"feature maps {(TorchRuntime.ChannelsLast ? "channels-last" : "NCHW")}", File.ReadAllText(run.LogFile));
+        Assert.Contains("feature maps channels-last", File.ReadAllText(run.LogFile));
+        Assert.Equal("channels-last", meta.Layout);
+    }
+
+    [Fact]
+    public void TheMemoryLayoutIsARunSettingRecordedInTheCheckpointAndRestoredFromIt()
+    {
+        var run = new RunFolder(Path.Combine(runs.Path, "nchw"));
+        StageOneTrainer.Run(StageOne(epochs: 1) with { Layout = FeatureLayout.Nchw }, run, CPU, SilentObserver.Instance);
+        Assert.Contains("feature maps NCHW", File.ReadAllText(run.LogFile));
+        Assert.Equal("NCHW", Checkpoint.ReadMeta(run.LastCheckpoint).Layout);
+        using var models = Checkpoint.Open(run.LastCheckpoint);
+        Assert.False(models.Backbone.ChannelsLast);
+        // Stage II takes the layout from its own config, not from stage I or from process state.
+        var s2 = new RunFolder(Path.Combine(runs.Path, "nchw-s2"));
+        StageTwoTrainer.Run(run.LastCheckpoint, new StageTwoConfig { Epochs = 1, Optim = new OptimConfig(BatchSize: 16) }, s2, CPU, SilentObserver.Instance);
+        Assert.Equal("channels-last", Checkpoint.ReadMeta(s2.LastCheckpoint).Layout);
     }
 
     [Fact]
