@@ -1,37 +1,43 @@
 using H2T.Configuration;
 using H2T.Settings;
 using Spectre.Console;
+using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
 /// <summary>
-/// <c>--config FILE [key=value ...]</c> for stage1/stage2. Precedence, lowest first: the settings' defaults, the file,
-/// the <c>key=value</c> overrides, then flags typed on the command line (each flag stands for its config key, see
-/// <see cref="ReferenceConfig.FlagKeys"/>), so <c>h2t stage2 --config x.yaml --rho 0.5</c> runs rho = 0.5.
+/// The command line's side of the one binder. A run's settings come as config entries from, lowest precedence
+/// first: the records' defaults, the <c>--config</c> file, the <c>key=value</c> overrides, then the flags typed
+/// (each flag is the config key <see cref="ReferenceConfig.FlagKey"/> names), so <c>h2t stage2 --config x.yaml --rho 0.5</c>
+/// runs rho = 0.5. <see cref="ReferenceConfig.Bind"/> binds them all and checks the result once.
 /// </summary>
 public static class ConfigSupport
 {
     /// <summary>Flags that take no value.</summary>
-    static readonly HashSet<string> Switches = ["--nesterov", "--reinit", "--resume", "--tensorboard", "--full", "-h", "--help"];
+    static readonly HashSet<string> Switches = ["--nesterov", "--reinit", "--resume", "--tensorboard", "--full", "--allow-missing", "-h", "--help"];
 
     /// <summary>Flags about the run, not its settings: they have no config key.</summary>
-    static readonly HashSet<string> RunOptions = ["--out", "--resume", "--tensorboard", "--config", "--from", "--device", "--threads", "-h", "--help"];
+    static readonly HashSet<string> RunOptions = ["--out", "--resume", "--tensorboard", "--config", "--from", "--device", "--threads", "--allow-missing", "-h", "--help"];
 
-    public static ExperimentConfig Load(StageMode mode, string file, IReadOnlyList<string> overrides, IReadOnlyList<string> arguments)
+    /// <summary>Binds a command's settings: the config file (when given), the overrides, the flags typed.</summary>
+    public static ExperimentConfig Bind(StageMode mode, CommandContext context, string? file = null, IReadOnlyList<string>? overrides = null)
     {
+        ArgumentNullException.ThrowIfNull(context);
         try
         {
-            var entries = new List<ConfigEntry>(ConfigReader.ReadFile(file));
-            entries.AddRange(overrides.Select(ConfigReader.ReadOverride));
-            entries.AddRange(FlagEntries(arguments));
+            var entries = new List<ConfigEntry>();
+            if (file is not null) entries.AddRange(ConfigReader.ReadFile(file));
+            entries.AddRange((overrides ?? []).Select(ConfigReader.ReadOverride));
+            entries.AddRange(FlagEntries(mode, context.Arguments));
             return ReferenceConfig.Bind(mode, entries);
         }
         catch (ConfigException e) { throw new UsageException(e.Message); }
     }
 
     /// <summary>Flags typed on the command line, as config entries (named after the flag in errors).</summary>
-    public static IEnumerable<ConfigEntry> FlagEntries(IReadOnlyList<string> arguments)
+    public static IEnumerable<ConfigEntry> FlagEntries(StageMode mode, IReadOnlyList<string> arguments)
     {
+        ArgumentNullException.ThrowIfNull(arguments);
         for (int i = 0; i < arguments.Count; i++)
         {
             var arg = arguments[i];
@@ -42,24 +48,17 @@ public static class ConfigSupport
             else if (Switches.Contains(flag)) value = "true";
             else if (i + 1 < arguments.Count) value = arguments[++i];
             else continue;
-            if (ReferenceConfig.FlagKeys.TryGetValue(flag, out var key))
-                yield return new ConfigEntry(key, value, null, $"flag {flag}");
+            if (ReferenceConfig.FlagKey(mode, flag) is { } key)
+                yield return new ConfigEntry(key, value, null, $"{flag} {value}");
             else if (!RunOptions.Contains(flag))
-                // Never drop a typed flag silently: every setting flag must have its config key.
-                throw new ConfigException($"flag {flag}: has no config key, so it cannot be combined with --config; set it in the file");
+                // Never drop a typed flag silently: every setting flag has its config key.
+                throw new ConfigException($"flag {flag}: has no config key for this command");
         }
     }
 
-    public static void PrintIgnored(IAnsiConsole console, ExperimentConfig config, string file)
+    public static void PrintIgnored(IAnsiConsole console, ExperimentConfig config, string? file)
     {
-        if (config.Ignored.Count > 0)
+        if (file is not null && config.Ignored.Count > 0)
             console.MarkupLineInterpolated($"[grey]{file}: accepted without effect here: {string.Join("; ", config.Ignored)}[/]");
-    }
-
-    /// <summary>Overrides given without --config would be silently dropped: refuse them.</summary>
-    public static void RequireConfigFor(string[] overrides, string? config)
-    {
-        if (overrides.Length > 0 && config is null)
-            throw new UsageException($"'{overrides[0]}': key=value overrides need --config FILE (use the flags otherwise)");
     }
 }

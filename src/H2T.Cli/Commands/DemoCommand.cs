@@ -18,7 +18,7 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         var device = CommandSupport.Start(settings);
         using var hold = CommandSupport.Train(() => RunFolderLock.Acquire(settings.Out));
         var splits = CommandSupport.Train(() => DatasetCatalog.Load(plan.Data));
-        var (s1Config, sweepConfig) = (plan.StageOne, plan.Sweep);
+        var (s1Config, sweepConfig) = (plan.StageOne.Value, plan.Sweep.Value);
         var rhos = sweepConfig.Rhos;
         console.Write(new Rule("[bold]H2T.NET demo[/]: Fashion-MNIST-LT, imbalance factor 100"));
         console.MarkupLineInterpolated($"train {splits.Train.Count} images, counts {string.Join(" ", splits.TrainClassCounts)}; balanced test {splits.Test.Count}");
@@ -26,11 +26,11 @@ public sealed class DemoCommand(IAnsiConsole console) : Command<DemoSettings>
         console.MarkupLineInterpolated($"{s1Config.Backbone}; stage I {s1Config.Epochs} epochs (CE{(s1Config.MixupAlpha > 0 ? $" + mixup {s1Config.MixupAlpha}" : "")}, cosine lr 0.1); stage II {sweepConfig.StageTwo.Epochs} epochs for rho = {string.Join(", ", rhos)} in one pass{(settings.Full ? " (full protocol)" : "; --full for the 30/10-epoch protocol")}{(s1Config.Precision == ComputePrecision.Bf16 ? "; bf16 mixed precision" : "")}");
 
         var s1 = new RunFolder(Path.Combine(settings.Out, "stage1"));
-        var m1 = RunOrReuse(s1, settings.Resume, "stage I", o => StageOneTrainer.Run(s1Config, splits, s1, device, o, settings.Resume, cancellationToken));
+        var m1 = RunOrReuse(s1, settings.Resume, "stage I", o => StageOneTrainer.Run(plan.StageOne, splits, s1, device, o, settings.Resume, cancellationToken));
         var sweepDir = Path.GetFullPath(Path.Combine(settings.Out, "stage2"));
         console.Write(new Rule($"stage II: rho = {string.Join(", ", rhos)} in one pass").LeftJustified());
         var sweep = CommandSupport.Train(() => ConsoleObserver.Run(console, o =>
-            StageTwoSweep.Run(s1.LastCheckpoint, sweepConfig, splits, sweepDir, device, o, settings.Resume, cancellationToken)));
+            StageTwoSweep.Run(s1.LastCheckpoint, plan.Sweep, splits, sweepDir, device, o, settings.Resume, cancellationToken)));
 
         console.Write(new Rule("[bold]results[/] (Fashion-MNIST-LT test set, 10,000 balanced images)"));
         var rows = new List<(string, RunMetrics)> { ("stage I", m1) };

@@ -11,10 +11,10 @@ public sealed class ImportSettings : DataOptions
 {
     [CommandArgument(0, "<PYTORCH_CHECKPOINT>")] [Description("a torch.save'd file: the reference's {state_dict_model, state_dict_classifier} dict or a state dict")]
     public string Source { get; init; } = "";
-    [CommandOption("--backbone <NAME>")] [DefaultValue("resnet32")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32)")]
-    public string Backbone { get; init; } = "resnet32";
-    [CommandOption("--classifier <KIND>")] [DefaultValue("linear")]
-    public string Classifier { get; init; } = "linear";
+    [CommandOption("--backbone <NAME>")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32; default resnet32) [backbone]")]
+    public string? Backbone { get; init; }
+    [CommandOption("--classifier <KIND>")] [Description("default linear [classifier]")]
+    public string? Classifier { get; init; }
     [CommandOption("--out <CHECKPOINT>")] [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
     public string? Out { get; init; }
     [CommandOption("--allow-missing")] [Description("import even when our model has tensors the file lacks (they stay initialised; each is listed)")]
@@ -27,13 +27,15 @@ public sealed class ImportCommand(IAnsiConsole console) : Command<ImportSettings
     public override int Execute(CommandContext context, ImportSettings settings, CancellationToken cancellationToken)
     {
         if (!File.Exists(settings.Source)) throw new UsageException($"{settings.Source}: checkpoint not found");
-        var data = CommandSupport.Guard(settings.ToDataConfig, _ => { });
+        // The data and model flags are stage-I keys, bound as stage1 binds them.
+        var bound = ConfigSupport.Bind(Configuration.StageMode.StageOne, context);
+        var data = bound.Data;
         CommandSupport.Start(settings);
         var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar", StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");
         var result = CommandSupport.Train(() =>
         {
             var splits = DatasetCatalog.Load(data);
-            return PyTorchCheckpoint.Import(settings.Source, output, settings.Backbone, settings.Classifier, splits, data, settings.AllowMissing);
+            return PyTorchCheckpoint.Import(settings.Source, output, bound.StageOne.Backbone, bound.StageOne.Classifier, splits, data, settings.AllowMissing);
         });
         foreach (var line in result.Report) console.MarkupLineInterpolated($"  {line}");
         var meta = result.Meta;

@@ -1,90 +1,68 @@
 using System.ComponentModel;
-using H2T.Data;
 using H2T.Models;
-using H2T.Settings;
-using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
+/// <summary>stage1's flags. Each setting flag stands for the config key in brackets and is bound by the one binder
+/// (<see cref="ConfigSupport.Bind"/>); defaults live in Settings.StageOneConfig. Run options (--out, --resume,
+/// --tensorboard, --config) are read here.</summary>
 public sealed class StageOneSettings : DataOptions
 {
-    [CommandOption("--epochs <E>")] [DefaultValue(30)] [Description("training epochs")]
-    public int Epochs { get; init; } = 30;
-    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")] [Description("ce, cb-ce, focal, bsce, logit-adjust, ldam, las, gcl, ride (ride_* backbones), reslt (reslt_* backbones) ...")]
-    public string Loss { get; init; } = "ce";
-    [CommandOption("--drw <EPOCH>")] [DefaultValue(-1)] [Description("deferred re-weighting from this epoch (-1: off)")]
-    public int DrwEpoch { get; init; } = -1;
-    [CommandOption("--mixup <ALPHA>")] [DefaultValue(1.0)] [Description("mixup alpha (0: off)")]
-    public double Mixup { get; init; } = 1.0;
-    [CommandOption("--cmo <PROB>")] [DefaultValue(0.0)] [Description("CMO: CutMix minority images (inverse-frequency sampler) onto the batch with this probability (0: off; needs --mixup 0)")]
-    public double Cmo { get; init; }
-    [CommandOption("--lr <LR>")] [DefaultValue(0.1)]
-    public double Lr { get; init; } = 0.1;
-    [CommandOption("--batch-size <N>")] [DefaultValue(128)]
-    public int BatchSize { get; init; } = 128;
-    [CommandOption("--wd <WD>")] [DefaultValue(2e-4)] [Description("weight decay")]
-    public double WeightDecay { get; init; } = 2e-4;
-    [CommandOption("--momentum <M>")] [DefaultValue(0.9)]
-    public double Momentum { get; init; } = 0.9;
-    [CommandOption("--nesterov")]
+    [CommandOption("--epochs <E>")] [Description("training epochs (default 30) [num_epochs]")]
+    public string? Epochs { get; init; }
+    [CommandOption("--loss <LOSS>")] [Description("ce (default), cb-ce, focal, bsce, logit-adjust, ldam, las, gcl, ride (ride_* backbones), reslt (reslt_* backbones) ... [loss.type]")]
+    public string? Loss { get; init; }
+    [CommandOption("--drw <EPOCH>")] [Description("deferred re-weighting from this epoch (-1, default: off) [loss.LDAM.reweight_epoch]")]
+    public string? DrwEpoch { get; init; }
+    [CommandOption("--mixup <ALPHA>")] [Description("mixup alpha (default 1; 0: off) [mixup_alpha]")]
+    public string? Mixup { get; init; }
+    [CommandOption("--cmo <PROB>")] [Description("CMO: CutMix minority images (inverse-frequency sampler) onto the batch with this probability (0, default: off; needs --mixup 0) [cmo.prob]")]
+    public string? Cmo { get; init; }
+    [CommandOption("--lr <LR>")] [Description("peak learning rate (default 0.1) [lr]")]
+    public string? Lr { get; init; }
+    [CommandOption("--batch-size <N>")] [Description("default 128 [batch_size]")]
+    public string? BatchSize { get; init; }
+    [CommandOption("--wd <WD>")] [Description("weight decay (default 2e-4) [weight_decay]")]
+    public string? WeightDecay { get; init; }
+    [CommandOption("--momentum <M>")] [Description("default 0.9 [momentum]")]
+    public string? Momentum { get; init; }
+    [CommandOption("--nesterov")] [Description("Nesterov momentum [nesterov]")]
     public bool Nesterov { get; init; }
-    [CommandOption("--schedule <KIND>")] [DefaultValue("cosine")] [Description("cosine, multistep or constant")]
-    public string Schedule { get; init; } = "cosine";
-    [CommandOption("--warmup <EPOCHS>")] [DefaultValue(0)] [Description("linear warm-up epochs")]
-    public int Warmup { get; init; }
-    [CommandOption("--milestones <LIST>")] [Description("multistep epochs, e.g. 160,180")]
+    [CommandOption("--schedule <KIND>")] [Description("cosine (default), multistep or constant [lr_scheduler.type]")]
+    public string? Schedule { get; init; }
+    [CommandOption("--warmup <EPOCHS>")] [Description("linear warm-up epochs (default 0) [lr_scheduler.warmup_epochs]")]
+    public string? Warmup { get; init; }
+    [CommandOption("--milestones <LIST>")] [Description("multistep epochs, e.g. 160,180 [lr_scheduler.lr_step]")]
     public string? Milestones { get; init; }
-    [CommandOption("--backbone <NAME>")] [DefaultValue("resnet32")]
-    public string Backbone { get; init; } = "resnet32";
-    [CommandOption("--pretrained <FILE>")] [Description("initialise the backbone from a torch.save file (a torchvision state dict, or a checkpoint h2t import reads); the classifier starts fresh")]
+    [CommandOption("--backbone <NAME>")] [Description("default resnet32 [backbone]")]
+    public string? Backbone { get; init; }
+    [CommandOption("--pretrained <SOURCE>")] [Description("initialise the backbone from weights: mlnet:resnet18, torchvision:ARCH, hf-hub:OWNER/REPO, or a file (torch.save, safetensors, ONNX); the classifier starts fresh [pretrained]")]
     public string? Pretrained { get; init; }
-    [CommandOption("--trainable <MODULES>")] [Description("train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode")]
+    [CommandOption("--trainable <MODULES>")] [Description("train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode [trainable]")]
     public string? Trainable { get; init; }
-    [CommandOption("--precision <P>")] [DefaultValue("fp32")] [Description(MixedPrecision.Help)]
-    public string Precision { get; init; } = "fp32";
-    [CommandOption("--classifier <KIND>")] [DefaultValue("linear")] [Description("linear, cosine or lws")]
-    public string Classifier { get; init; } = "linear";
-    [CommandOption("--sampler <NAME>")] [DefaultValue("instance")]
-    public string Sampler { get; init; } = "instance";
-    [CommandOption("--seed <N>")] [DefaultValue(0)] [Description("training seed: sampling, augmentation, init, mixup")]
-    public int Seed { get; init; }
-    [CommandOption("--out <DIR>")] [Description("run folder (default runs/stage1-<dataset>-<loss>-s<seed>)")]
+    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default fp32 [precision]")]
+    public string? Precision { get; init; }
+    [CommandOption("--memory-layout <L>")] [Description("feature maps channels-last (default) or nchw [memory_layout]")]
+    public string? MemoryLayout { get; init; }
+    [CommandOption("--prefetch <N>")] [Description("batches assembled ahead on a background thread (default 2; 0: on the training thread) [prefetch]")]
+    public string? Prefetch { get; init; }
+    [CommandOption("--classifier <KIND>")] [Description("linear (default), cosine or lws [classifier]")]
+    public string? Classifier { get; init; }
+    [CommandOption("--sampler <NAME>")] [Description("instance (default), balanced, reverse, sqrt [sampler.weighted_sampler.type]")]
+    public string? Sampler { get; init; }
+    [CommandOption("--seed <N>")] [Description("training seed: sampling, augmentation, init, mixup (default 0) [seed]")]
+    public string? Seed { get; init; }
+    [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [eval_every]")]
+    public string? EvalEvery { get; init; }
+    [CommandOption("--out <DIR>")] [Description("run folder (default runs/stage1-<dataset>-if<F>-<loss>-mixup<A>-e<E>-s<seed>, or runs/<name> with --config)")]
     public string? Out { get; init; }
     [CommandOption("--resume")] [Description("continue the run in --out from its last checkpoint")]
     public bool Resume { get; init; }
-    [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
-    public int EvalEvery { get; init; } = 1;
     [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
     public bool TensorBoard { get; init; }
-    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); flags typed here override it")]
+    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); overrides and flags typed here override it")]
     public string? Config { get; init; }
-    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value config overrides after --config (dotted keys for nesting, e.g. lr_scheduler.type=cos)")]
+    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value settings, any config key (dotted keys for nesting, e.g. lr_scheduler.type=cos, loss.focal.gamma=2)")]
     public string[] Overrides { get; init; } = [];
-
-    public StageOneConfig ToConfig() => new()
-    {
-        Data = ToDataConfig(),
-        Backbone = Backbone,
-        Pretrained = Pretrained,
-        Precision = MixedPrecision.Parse(Precision),
-        Trainable = string.IsNullOrWhiteSpace(Trainable) ? null : Trainable.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-        Classifier = ModelFactory.ResolveHead(Classifier) ?? Classifier,
-        Epochs = Epochs,
-        Optim = new OptimConfig(Lr, Momentum, WeightDecay, Nesterov, BatchSize),
-        Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule), Warmup, ParseInts(Milestones, "--milestones")),
-        Loss = new LossConfig(Loss) { DrwStartEpoch = DrwEpoch },
-        MixupAlpha = Mixup,
-        Cmo = Cmo != 0 ? new CmoConfig(Probability: Cmo) : null,
-        Sampler = Samplers.Aliases.Parse(Sampler),
-        Seed = Seed,
-        EvalEvery = EvalEvery,
-    };
-
-    internal static int[]? ParseInts(string? s, string option)
-    {
-        if (string.IsNullOrWhiteSpace(s)) return null;
-        try { return s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray(); }
-        catch (FormatException) { throw new UsageException($"{option} {s}: expected comma-separated whole numbers"); }
-    }
 }

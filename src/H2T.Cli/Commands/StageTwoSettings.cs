@@ -1,94 +1,78 @@
 using System.ComponentModel;
-using H2T.Data;
-using H2T.Settings;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
+/// <summary>stage2's own flags (see <see cref="StageTwoOptions"/> for how they are bound).</summary>
 public sealed class StageTwoSettings : StageTwoOptions
 {
-    [CommandOption("--rho <RHO>")] [DefaultValue(0.25)] [Description("H2T fusion ratio in [0, 1]; 0 = plain class-balanced re-training")]
-    public double Rho { get; init; } = 0.25;
-    [CommandOption("--out <DIR>")]
+    [CommandOption("--rho <RHO>")] [Description("H2T fusion ratio in [0, 1] (default 0.25); 0 = plain class-balanced re-training [H2T]")]
+    public string? Rho { get; init; }
+    [CommandOption("--out <DIR>")] [Description("run folder (default: stage2-... inside the stage-I run, or runs/<name> with --config)")]
     public string? Out { get; init; }
-    [CommandOption("--val-per-class <N>")] [DefaultValue(0)]
-    [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept)")]
-    public int ValidationPerClass { get; init; }
+    [CommandOption("--val-per-class <N>")]
+    [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept; default 0) [val_per_class]")]
+    public string? ValidationPerClass { get; init; }
     [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
     public bool TensorBoard { get; init; }
-    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
-    public string? Config { get; init; }
-    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value config overrides after --config (dotted keys for nesting, e.g. H2T=0.5)")]
-    public string[] Overrides { get; init; } = [];
-
-    protected override bool FromRequired => Config is null;
-
-    public StageTwoConfig ToConfig() => ToConfig(Rho);
 }
 
-/// <summary>The stage-II options <c>stage2</c> and <c>sweep</c> share.</summary>
+/// <summary>
+/// The stage-II flags <c>stage2</c> and <c>sweep</c> share. Each setting flag stands for the config key in brackets
+/// and is bound by the one binder (<see cref="ConfigSupport.Bind"/>) with the YAML keys and overrides; defaults live in
+/// Settings.StageTwoConfig. --from, --resume, --config, --device and --threads are run options, read here.
+/// </summary>
 public abstract class StageTwoOptions : CheckpointDataSettings
 {
     [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
     public string From { get; init; } = "";
-    [CommandOption("--epochs <E>")] [DefaultValue(10)]
-    public int Epochs { get; init; } = 10;
-    [CommandOption("--sampler <NAME>")] [DefaultValue("balanced")] [Description("tail side: balanced or reverse")]
-    public string Sampler { get; init; } = "balanced";
-    [CommandOption("--head-sampler <NAME>")] [DefaultValue("instance")]
-    public string HeadSampler { get; init; } = "instance";
-    [CommandOption("--shift-bn <ON|OFF>")] [DefaultValue("on")] [Description("let BatchNorm statistics adapt to stage-II data")]
-    public string ShiftBn { get; init; } = "on";
-    [CommandOption("--loss <LOSS>")] [DefaultValue("ce")]
-    public string Loss { get; init; } = "ce";
-    [CommandOption("--lr <LR>")] [DefaultValue(0.1)]
-    public double Lr { get; init; } = 0.1;
-    [CommandOption("--lr-factor <F>")] [DefaultValue(0.2)] [Description("classifier lr = lr x factor")]
-    public double LrFactor { get; init; } = 0.2;
-    [CommandOption("--wd <WD>")] [DefaultValue(5e-4)]
-    public double WeightDecay { get; init; } = 5e-4;
-    [CommandOption("--momentum <M>")] [DefaultValue(0.9)]
-    public double Momentum { get; init; } = 0.9;
-    [CommandOption("--batch-size <N>")] [DefaultValue(128)]
-    public int BatchSize { get; init; } = 128;
-    [CommandOption("--schedule <KIND>")] [DefaultValue("cosine")]
-    public string Schedule { get; init; } = "cosine";
-    [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it")]
+    [CommandOption("--epochs <E>")] [Description("default 10 [num_epochs]")]
+    public string? Epochs { get; init; }
+    [CommandOption("--sampler <NAME>")] [Description("tail side: balanced (default) or reverse [sampler.weighted_sampler.type]")]
+    public string? Sampler { get; init; }
+    [CommandOption("--head-sampler <NAME>")] [Description("head side: instance (default) [sampler.dual_sample.type]")]
+    public string? HeadSampler { get; init; }
+    [CommandOption("--shift-bn <ON|OFF>")] [Description("let BatchNorm statistics adapt to stage-II data (default on) [shift_bn]")]
+    public string? ShiftBn { get; init; }
+    [CommandOption("--fusion <METHOD>")] [Description("feature augmentation, a name from the stage-II method table (h2t, the default, uses --rho; `h2t info` lists the others and their options, given as key=value) [fusion]")]
+    public string? Fusion { get; init; }
+    [CommandOption("--loss <LOSS>")] [Description("default ce [loss.type]")]
+    public string? Loss { get; init; }
+    [CommandOption("--lr <LR>")] [Description("default 0.1 [lr]")]
+    public string? Lr { get; init; }
+    [CommandOption("--lr-factor <F>")] [Description("classifier lr = lr x factor (default 0.2) [lr_scheduler.lr_factor]")]
+    public string? LrFactor { get; init; }
+    [CommandOption("--wd <WD>")] [Description("default 5e-4 [weight_decay]")]
+    public string? WeightDecay { get; init; }
+    [CommandOption("--momentum <M>")] [Description("default 0.9 [momentum]")]
+    public string? Momentum { get; init; }
+    [CommandOption("--batch-size <N>")] [Description("default 128 [batch_size]")]
+    public string? BatchSize { get; init; }
+    [CommandOption("--schedule <KIND>")] [Description("cosine (default), multistep or constant [lr_scheduler.type]")]
+    public string? Schedule { get; init; }
+    [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it [reinit_classifier]")]
     public bool Reinit { get; init; }
-    [CommandOption("--classifier <KIND>")] [DefaultValue("keep")] [Description("keep (the stage-I classifier) or lws (Decouple's learnable weight scaling)")]
-    public string Classifier { get; init; } = "keep";
-    [CommandOption("--seed <N>")] [DefaultValue(0)]
-    public int Seed { get; init; }
+    [CommandOption("--classifier <KIND>")] [Description("keep (default: the stage-I classifier) or lws (Decouple's learnable weight scaling) [classifier]")]
+    public string? Classifier { get; init; }
+    [CommandOption("--memory-layout <L>")] [Description("feature maps channels-last (default) or nchw [memory_layout]")]
+    public string? MemoryLayout { get; init; }
+    [CommandOption("--prefetch <N>")] [Description("batches assembled ahead (default 2) [prefetch]")]
+    public string? Prefetch { get; init; }
+    [CommandOption("--seed <N>")] [Description("default 0 [seed]")]
+    public string? Seed { get; init; }
     [CommandOption("--resume")]
     public bool Resume { get; init; }
-    [CommandOption("--eval-every <N>")] [DefaultValue(1)] [Description("evaluate on the test set every N epochs (0: only the last)")]
-    public int EvalEvery { get; init; } = 1;
-
-    /// <summary>False when a config names the stage-I checkpoint instead.</summary>
-    protected virtual bool FromRequired => true;
-
-    public StageTwoConfig ToConfig(double rho) => new()
-    {
-        Epochs = Epochs,
-        Optim = new OptimConfig(Lr, Momentum, WeightDecay, false, BatchSize),
-        LrFactor = LrFactor,
-        Schedule = new ScheduleConfig(ScheduleKinds.Table.Parse(Schedule)),
-        Loss = new LossConfig(Loss),
-        Rho = rho,
-        TailSampler = Samplers.Aliases.Parse(Sampler),
-        HeadSampler = Samplers.Aliases.Parse(HeadSampler),
-        ShiftBn = Switches.Table.TryParse(ShiftBn, out var shift) ? shift : throw new UsageException($"--shift-bn {ShiftBn}: expected on or off"),
-        ReinitClassifier = Reinit,
-        Classifier = Classifier.ToLowerInvariant(),
-        Seed = Seed,
-        EvalEvery = EvalEvery,
-        Precision = PrecisionOr(ComputePrecision.Fp32),
-    };
+    [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [eval_every]")]
+    public string? EvalEvery { get; init; }
+    [CommandOption("--config <FILE>")] [Description("a stage-2 YAML config (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
+    public string? Config { get; init; }
+    [CommandArgument(0, "[OVERRIDES]")] [Description("key=value settings, any config key (dotted keys for nesting, e.g. H2T=0.5, feature_mixup.alpha=0.4)")]
+    public string[] Overrides { get; init; } = [];
 
     public override ValidationResult Validate()
     {
-        if (FromRequired && string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
+        if (Config is null && string.IsNullOrWhiteSpace(From)) return ValidationResult.Error("--from: the stage-I checkpoint is required");
         return base.Validate();
     }
 }

@@ -1,17 +1,20 @@
 using System.Globalization;
 using H2T.Data;
+using H2T.Fusion;
 using H2T.Losses;
 using H2T.Models;
 using H2T.Settings;
 
 namespace H2T.Configuration;
 
-/// <summary>Which stage a config describes (the reference's <c>mode</c> key).</summary>
-public enum StageMode { StageOne, StageTwo }
+/// <summary>Which run a config describes: a stage (the reference's <c>mode</c> key) or a stage-II sweep (a stage-2
+/// config whose <c>sweep.rho</c> lists the values).</summary>
+public enum StageMode { StageOne, StageTwo, Sweep }
 
 /// <summary>
-/// Everything one config file (plus overrides) says about a run, as the same typed records the CLI flags build:
-/// the data, the stage's settings, the run's name, and what to resume or start from.
+/// Everything the flags, a config file and overrides say about a run, bound by <see cref="ReferenceConfig.Bind"/> into
+/// the typed records and checked once: the data, the stage's settings (as a <see cref="Checked{T}"/> for the mode
+/// bound), the run's name, and what to resume or start from.
 /// </summary>
 public sealed record ExperimentConfig
 {
@@ -23,8 +26,15 @@ public sealed record ExperimentConfig
     public IReadOnlyList<ConfigEntry> DataEntries { get; init; } = [];
     /// <summary><c>num_classes</c>, checked against the dataset once it is loaded.</summary>
     public ConfigEntry? NumClasses { get; init; }
+    /// <summary>The stage-I record (in stage II only its backbone and classifier names are read, for imports).</summary>
     public StageOneConfig StageOne { get; init; } = new();
     public StageTwoConfig StageTwo { get; init; } = new();
+    /// <summary>The bound mode's config, checked: exactly one of these is set.</summary>
+    public Checked<StageOneConfig>? CheckedStageOne { get; init; }
+    public Checked<StageTwoConfig>? CheckedStageTwo { get; init; }
+    public Checked<SweepConfig>? CheckedSweep { get; init; }
+    /// <summary><c>val_per_class</c> when given (stage II: a validation split for choosing the epoch or rho).</summary>
+    public int? ValidationPerClass { get; init; }
     /// <summary>Stage I: resume the run folder when it has a checkpoint. Stage II: the stage-I checkpoint (H2T.NET or PyTorch).</summary>
     public string? Resume { get; init; }
     /// <summary>The <c>backbone</c> entry, when the config set one (stage II checks it against the checkpoint).</summary>
@@ -41,10 +51,11 @@ public sealed record ExperimentConfig
 }
 
 /// <summary>
-/// Binds config entries (reference keys: <c>dataset</c>, <c>imb_factor</c>, <c>lr_scheduler.lr_factor</c>, <c>H2T</c>,
-/// <c>loss.type</c>, ...) to <see cref="ExperimentConfig"/>. One table maps every key; each key checks its own type
-/// and range and reports errors with the file and line. CLI flags of <c>stage1</c>/<c>stage2</c> map onto the same
-/// keys (<see cref="FlagKeys"/>), so a flag and the config key it stands for set the same field.
+/// The one binder: every setting of a run, whether typed as a flag (<c>--rho 0.5</c>), written in a YAML config
+/// (<c>H2T: 0.5</c>, the reference's keys) or given as an override (<c>H2T=0.5</c>), is a <see cref="ConfigEntry"/> bound
+/// here through one name table (<see cref="Keys"/>: key, the stages it applies to, its flag). Binding parses types and
+/// names only; the values are checked once, by the records' checks (<see cref="RunConfigChecks"/>) at the end of
+/// <see cref="Bind"/>, and an error is reported at the file line, override or flag that set the value.
 /// </summary>
 public static class ReferenceConfig
 {
@@ -57,6 +68,9 @@ public static class ReferenceConfig
         public ConfigEntry? NumClasses;
         public StageOneConfig One = new();
         public StageTwoConfig Two = new();
+        public double[]? SweepRhos;
+        public int? ValPerClass;
+        public Dictionary<string, string> MethodOptions = new(StringComparer.Ordinal);
         public string? Resume;
         public (int, int)? HeadRange, MedRange, TailRange;
         public ConfigEntry? GroupKey;
@@ -69,36 +83,31 @@ public static class ReferenceConfig
         public ConfigEntry? ModeKey;
         public ConfigEntry? BackboneKey;
         public ConfigEntry? NumExpertsKey;
+        /// <summary>The entry that last set each canonical key: where a failed check points.</summary>
+        public Dictionary<string, ConfigEntry> Origins = new(StringComparer.Ordinal);
     }
 
-    [Flags] enum Stages { One = 1, Two = 2, Both = 3 }
+    /// <summary>Where a key applies: stage I, stage II (single runs and sweeps), or sweeps only.</summary>
+    [Flags] enum Stages { One = 1, Two = 2, Both = 3, Sweep = 4 }
 
-    sealed record Key(string Name, Stages Stages, Action<Builder, ConfigEntry> Apply, string? Flag = null);
+    /// <param name="Sets">The canonical key the entry sets, when it is an alias (mix_fea sets H2T): checks name that one.</param>
+    /// <param name="FlagStages">Where the flag exists, when fewer stages than the key (the key may sit in any config).</param>
+    sealed record Key(string Name, Stages Stages, Action<Builder, ConfigEntry> Apply, string? Flag = null, string? Sets = null, Stages? FlagStages = null);
 
     static readonly Key[] Keys =
     [
         new("name", Stages.Both, (b, e) => b.Name = e.String()),
         new("mode", Stages.Both, (b, e) => { b.ModeKey = e; }),
         // data
-        new("dataset", Stages.Both, (b, e) => { b.Data = b.Data with { Dataset = DatasetName(e) }; b.DataEntries.Add(e); }, "--dataset"),
+        new("dataset", Stages.Both, (b, e) => { b.Data = b.Data with { Dataset = Named(e, DatasetCatalog.Aliases) }; b.DataEntries.Add(e); }, "--dataset"),
         new("data_path", Stages.Both, (b, e) => b.Data = b.Data with { DataPath = e.StringOrNull() }, "--data"),
         new("num_classes", Stages.Both, (b, e) => { if (e.Int() < 2) throw e.Error("at least 2 classes"); b.NumClasses = e; }),
         new("imb_factor", Stages.Both, (b, e) => { b.Data = b.Data with { ImbFactor = ImbFactor(e) }; b.DataEntries.Add(e); }, "--imb-factor"),
-        new("imb_type", Stages.Both, (b, e) => { b.Data = b.Data with { ImbType = ImbType(e) }; b.DataEntries.Add(e); }, "--imb-type"),
-        new("lt_seed", Stages.Both, (b, e) => { b.Data = b.Data with { LongTailSeed = NonNegative(e) }; b.DataEntries.Add(e); }, "--lt-seed"),
-        new("val_per_class", Stages.Both, (b, e) => b.Data = b.Data with { ValidationPerClass = NonNegative(e) }, "--val-per-class"),
-        new("image_size", Stages.Both, (b, e) =>
-        {
-            var n = e.Int();
-            if (n < 8) throw e.Error($"a crop size >= 8, got {n}");
-            b.Data = b.Data with { ImageSize = n };
-        }, "--image-size"),
-        new("resize", Stages.Both, (b, e) =>
-        {
-            var n = e.Int();
-            if (n is not 0 and < 8) throw e.Error($"0 (native size) or a size >= 8, got {n}");
-            b.Data = b.Data with { Resize = n };
-        }, "--resize"),
+        new("imb_type", Stages.Both, (b, e) => { b.Data = b.Data with { ImbType = Named(e, ImbalanceTypes.Table) }; b.DataEntries.Add(e); }, "--imb-type"),
+        new("lt_seed", Stages.Both, (b, e) => { b.Data = b.Data with { LongTailSeed = e.Int() }; b.DataEntries.Add(e); }, "--lt-seed"),
+        new("val_per_class", Stages.Both, (b, e) => { b.ValPerClass = e.Int(); b.Data = b.Data with { ValidationPerClass = e.Int() }; }, "--val-per-class"),
+        new("image_size", Stages.Both, (b, e) => b.Data = b.Data with { ImageSize = e.Int() }, "--image-size"),
+        new("resize", Stages.Both, (b, e) => b.Data = b.Data with { Resize = e.Int() }, "--resize"),
         new("head_class_idx", Stages.Both, (b, e) => { b.HeadRange = e.Range(); b.GroupKey = e; }),
         new("med_class_idx", Stages.Both, (b, e) => { b.MedRange = e.Range(); b.GroupKey = e; }),
         new("tail_class_idx", Stages.Both, (b, e) => { b.TailRange = e.Range(); b.GroupKey = e; }),
@@ -108,9 +117,9 @@ public static class ReferenceConfig
         {
             var kind = Classifier(e);
             b.One = b.One with { Classifier = kind };
-            if (b.Mode == StageMode.StageTwo) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
+            if (b.Mode != StageMode.StageOne) b.Two = b.Two with { Classifier = kind == "lws" ? "lws" : "keep" };
         }, "--classifier"),
-        new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }),
+        new("use_norm", Stages.Both, (b, e) => { if (e.Bool()) b.One = b.One with { Classifier = "cosine" }; }, Sets: "classifier"),
         // RIDE's model keys: the expert count is the backbone's (ride_* and reslt_* have 3), checked in Finish.
         new("num_experts", Stages.Both, (b, e) => { if (e.Int() < 1) throw e.Error("at least 1 expert"); b.NumExpertsKey = e; }),
         new("reduce_dimension", Stages.Both, (b, e) =>
@@ -122,58 +131,51 @@ public static class ReferenceConfig
             if (!e.IsNull) throw e.Error("null: every expert is used (RIDE's expert routing is not built)");
         }),
         new("resume", Stages.Both, (b, e) => b.Resume = e.StringOrNull()),
-        // Our keys: initialise the backbone from PyTorch weights (torchvision's), and fine-tune only part of it.
+        // Our keys: arithmetic and layout, pretrained weights, the part of the backbone that trains, loading.
         new("precision", Stages.Both, (b, e) =>
         {
             var p = PrecisionOf(e);
             b.One = b.One with { Precision = p };
             b.Two = b.Two with { Precision = p };
         }, "--precision"),
+        new("memory_layout", Stages.Both, (b, e) =>
+        {
+            var l = Named(e, ComputeNames.Layouts);
+            b.One = b.One with { Layout = l };
+            b.Two = b.Two with { Layout = l };
+        }, "--memory-layout"),
+        new("prefetch", Stages.Both, (b, e) => { var n = e.Int(); b.One = b.One with { Prefetch = n }; b.Two = b.Two with { Prefetch = n }; }, "--prefetch"),
         new("pretrained", Stages.One, (b, e) => b.One = b.One with { Pretrained = e.StringOrNull() }, "--pretrained"),
         new("trainable", Stages.One, (b, e) => b.One = b.One with { Trainable = e.IsNull ? null : e.Strings() }, "--trainable"),
         // optimisation
-        new("lr", Stages.Both, (b, e) => SetOptim(b, o => o with { Lr = Positive(e) }), "--lr"),
-        new("batch_size", Stages.Both, (b, e) => SetOptim(b, o => o with { BatchSize = AtLeastOne(e) }), "--batch-size"),
-        new("weight_decay", Stages.Both, (b, e) => SetOptim(b, o => o with { WeightDecay = NonNegativeDouble(e) }), "--wd"),
-        new("momentum", Stages.Both, (b, e) =>
-        {
-            var m = e.Double();
-            if (m is < 0 or >= 1) throw e.Error($"a momentum in [0, 1), got {m.ToString(CultureInfo.InvariantCulture)}");
-            SetOptim(b, o => o with { Momentum = m });
-        }, "--momentum"),
+        new("lr", Stages.Both, (b, e) => SetOptim(b, o => o with { Lr = e.Double() }), "--lr"),
+        new("batch_size", Stages.Both, (b, e) => SetOptim(b, o => o with { BatchSize = e.Int() }), "--batch-size"),
+        new("weight_decay", Stages.Both, (b, e) => SetOptim(b, o => o with { WeightDecay = e.Double() }), "--wd"),
+        new("momentum", Stages.Both, (b, e) => SetOptim(b, o => o with { Momentum = e.Double() }), "--momentum"),
         new("nesterov", Stages.One, (b, e) => SetOptim(b, o => o with { Nesterov = e.Bool() }), "--nesterov"),
-        new("num_epochs", Stages.Both, (b, e) => { var n = AtLeastOne(e); b.One = b.One with { Epochs = n }; b.Two = b.Two with { Epochs = n }; }, "--epochs"),
-        new("seed", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { Seed = s }; b.Two = b.Two with { Seed = s }; }, "--seed"),
-        new("eval_every", Stages.Both, (b, e) => { var s = NonNegative(e); b.One = b.One with { EvalEvery = s }; b.Two = b.Two with { EvalEvery = s }; }, "--eval-every"),
-        new("mixup", Stages.Both, (b, e) => { b.Mixup = e.Bool(); b.MixupKey = e; }),
+        new("num_epochs", Stages.Both, (b, e) => { var n = e.Int(); b.One = b.One with { Epochs = n }; b.Two = b.Two with { Epochs = n }; }, "--epochs"),
+        new("seed", Stages.Both, (b, e) => { var s = e.Int(); b.One = b.One with { Seed = s }; b.Two = b.Two with { Seed = s }; }, "--seed"),
+        new("eval_every", Stages.Both, (b, e) => { var s = e.Int(); b.One = b.One with { EvalEvery = s }; b.Two = b.Two with { EvalEvery = s }; }, "--eval-every"),
+        new("mixup", Stages.Both, (b, e) => { b.Mixup = e.Bool(); b.MixupKey = e; }, Sets: "alpha"),
         // The CLI's --mixup ALPHA: mixup on with that alpha, or off for 0.
         new("mixup_alpha", Stages.One, (b, e) =>
         {
-            var a = NonNegativeDouble(e);
+            var a = e.Double();
             b.Mixup = a > 0;
             b.Alpha = a > 0 ? a : null;
             b.MixupKey = e;
-        }, "--mixup"),
-        new("alpha", Stages.Both, (b, e) =>
-        {
-            b.Alpha = e.DoubleOrNull();
-            if (b.Alpha is < 0) throw e.Error("a mixup alpha >= 0");
-        }),
-        new("cmo.prob", Stages.One, (b, e) => SetCmo(b, c => c with { Probability = Fraction(e) }), "--cmo"),
-        new("cmo.beta", Stages.One, (b, e) => SetCmo(b, c => c with { Beta = Positive(e) })),
-        new("cmo.start_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { StartEpoch = NonNegative(e) })),
-        new("cmo.end_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { EndMargin = NonNegative(e) })),
+        }, "--mixup", Sets: "alpha"),
+        new("alpha", Stages.Both, (b, e) => b.Alpha = e.DoubleOrNull()),
+        new("cmo.prob", Stages.One, (b, e) => SetCmo(b, c => c with { Probability = e.Double() }), "--cmo"),
+        new("cmo.beta", Stages.One, (b, e) => SetCmo(b, c => c with { Beta = e.Double() })),
+        new("cmo.start_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { StartEpoch = e.Int() })),
+        new("cmo.end_data_aug", Stages.One, (b, e) => SetCmo(b, c => c with { EndMargin = e.Int() })),
         new("cmo.sampler", Stages.One, (b, e) => SetCmo(b, c => c with { Sampler = SamplerName(e) is var s && CmoConfig.SamplerNames.Contains(s) ? s : throw e.Error("reverse, balance or sqrt") })),
-        new("lr_scheduler.type", Stages.Both, (b, e) => SetSchedule(b, s => s with { Kind = ScheduleKindOf(e) }), "--schedule"),
-        new("lr_scheduler.lr_factor", Stages.Two, (b, e) => b.Two = b.Two with { LrFactor = Positive(e) }, "--lr-factor"),
-        new("lr_scheduler.lr_step", Stages.Both, (b, e) =>
-        {
-            var steps = e.Ints();
-            if (steps.Any(s => s < 1)) throw e.Error("epochs >= 1");
-            SetSchedule(b, s => s with { Milestones = steps });
-        }, "--milestones"),
-        new("lr_scheduler.warmup_epochs", Stages.Both, (b, e) => SetSchedule(b, s => s with { WarmupEpochs = NonNegative(e) }), "--warmup"),
-        new("lr_scheduler.gamma", Stages.Both, (b, e) => SetSchedule(b, s => s with { Gamma = Positive(e) })),
+        new("lr_scheduler.type", Stages.Both, (b, e) => SetSchedule(b, s => s with { Kind = Named(e, ScheduleKinds.Table) }), "--schedule"),
+        new("lr_scheduler.lr_factor", Stages.Two, (b, e) => b.Two = b.Two with { LrFactor = e.Double() }, "--lr-factor"),
+        new("lr_scheduler.lr_step", Stages.Both, (b, e) => SetSchedule(b, s => s with { Milestones = e.Ints() }), "--milestones"),
+        new("lr_scheduler.warmup_epochs", Stages.Both, (b, e) => SetSchedule(b, s => s with { WarmupEpochs = e.Int() }), "--warmup"),
+        new("lr_scheduler.gamma", Stages.Both, (b, e) => SetSchedule(b, s => s with { Gamma = e.Double() })),
         // samplers
         new("sampler.type", Stages.Both, (b, e) =>
         {
@@ -181,7 +183,7 @@ public static class ReferenceConfig
             if (t is not (null or "default" or "instance" or "weighted sampler" or "weighted_sampler"))
                 throw e.Error("'weighted sampler' or 'default'");
             if (t is null or "default" or "instance") { b.One = b.One with { Sampler = "instance" }; b.Two = b.Two with { TailSampler = "instance" }; }
-        }),
+        }, Sets: "sampler.weighted_sampler.type"),
         new("sampler.weighted_sampler.type", Stages.Both, (b, e) =>
         {
             var s = SamplerName(e);
@@ -189,37 +191,43 @@ public static class ReferenceConfig
             b.Two = b.Two with { TailSampler = s };
         }, "--sampler"),
         new("sampler.dual_sample.enable", Stages.Both, (b, e) => { b.DualSample = e.Bool(); b.DualSampleKey = e; }),
-        new("sampler.dual_sample.type", Stages.Both, (b, e) => b.Two = b.Two with { HeadSampler = SamplerName(e) }, "--head-sampler"),
-        // stage II
+        new("sampler.dual_sample.type", Stages.Both, (b, e) => b.Two = b.Two with { HeadSampler = SamplerName(e) }, "--head-sampler", FlagStages: Stages.Two),
+        // stage II: the methods (H2T.Fusion.StageTwoMethods' table); a method's own options are keys too (OptionKey)
         new("shift_bn", Stages.Two, (b, e) => b.Two = b.Two with { ShiftBn = e.Bool() }, "--shift-bn"),
         new("H2T", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, "--rho"),
-        new("mix_fea", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }),
+        new("rho", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
+        new("mix_fea", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
+        new("fusion", Stages.Two, (b, e) => b.Two = b.Two with { Fusion = e.String().Trim().ToLowerInvariant() }, "--fusion"),
         new("reinit_classifier", Stages.Two, (b, e) => b.Two = b.Two with { ReinitClassifier = e.Bool() }, "--reinit"),
+        // a sweep: the rho values, a list like any other (start:stop:step, a comma list, or a YAML list)
+        new("sweep.rho", Stages.Sweep, (b, e) => b.SweepRhos = e.Items is { } xs
+            ? xs.Select(x => new ConfigEntry(e.Key, x, null, e.Where).Double()).ToArray()
+            : ValueGrid.Parse(e.String(), "rho"), "--rho"),
         // losses (MisLAS writes its smoothing at the top level)
         new("loss.type", Stages.Both, (b, e) => SetLoss(b, l => l with { Type = LossName(e) }), "--loss"),
-        new("loss.focal.gamma", Stages.Both, (b, e) => SetLoss(b, l => l with { FocalGamma = NonNegativeDouble(e) })),
-        new("loss.CB.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { CbBeta = Fraction(e) })),
-        new("loss.LDAM.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = Positive(e) })),
-        new("loss.LDAM.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = Positive(e) })),
+        new("loss.focal.gamma", Stages.Both, (b, e) => SetLoss(b, l => l with { FocalGamma = e.Double() })),
+        new("loss.CB.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { CbBeta = e.Double() })),
+        new("loss.LDAM.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = e.Double() })),
+        new("loss.LDAM.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = e.Double() })),
         new("loss.LDAM.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() }), "--drw"),
-        new("loss.LA.tau", Stages.Both, (b, e) => SetLoss(b, l => l with { LogitAdjustTau = NonNegativeDouble(e) })),
+        new("loss.LA.tau", Stages.Both, (b, e) => SetLoss(b, l => l with { LogitAdjustTau = e.Double() })),
         new("loss.RIDE.additional_diversity_factor", Stages.Both, (b, e) => SetLoss(b, l => l with { RideDiversityFactor = e.Double() })),
-        new("loss.RIDE.base_diversity_temperature", Stages.Both, (b, e) => SetLoss(b, l => l with { RideDiversityTemperature = Positive(e) })),
-        new("loss.RIDE.reweight_factor", Stages.Both, (b, e) => SetLoss(b, l => l with { RideReweightFactor = NonNegativeDouble(e) })),
-        new("loss.RIDE.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() })),
-        new("loss.RIDE.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = NonNegativeDouble(e) })),
-        new("loss.RIDE.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = Positive(e) })),
-        new("loss.ResLT.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtBeta = Fraction(e) })),
-        new("loss.ResLT.medium_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtMediumStart = NonNegative(e) })),
-        new("loss.ResLT.tail_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtTailStart = NonNegative(e) })),
-        new("loss.GCL.noise_mul", Stages.Both, (b, e) => SetLoss(b, l => l with { GclNoiseMul = NonNegativeDouble(e) })),
-        new("loss.GCL.s", Stages.Both, (b, e) => SetLoss(b, l => l with { GclScale = Positive(e) })),
-        new("loss.GCL.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { GclMaxMargin = NonNegativeDouble(e) })),
+        new("loss.RIDE.base_diversity_temperature", Stages.Both, (b, e) => SetLoss(b, l => l with { RideDiversityTemperature = e.Double() })),
+        new("loss.RIDE.reweight_factor", Stages.Both, (b, e) => SetLoss(b, l => l with { RideReweightFactor = e.Double() })),
+        new("loss.RIDE.reweight_epoch", Stages.Both, (b, e) => SetLoss(b, l => l with { DrwStartEpoch = e.Int() < 0 ? -1 : e.Int() }), Sets: "loss.LDAM.reweight_epoch"),
+        new("loss.RIDE.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamMaxMargin = e.Double() }), Sets: "loss.LDAM.max_m"),
+        new("loss.RIDE.s", Stages.Both, (b, e) => SetLoss(b, l => l with { LdamScale = e.Double() }), Sets: "loss.LDAM.s"),
+        new("loss.ResLT.beta", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtBeta = e.Double() })),
+        new("loss.ResLT.medium_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtMediumStart = e.Int() })),
+        new("loss.ResLT.tail_start", Stages.Both, (b, e) => SetLoss(b, l => l with { ResLtTailStart = e.Int() })),
+        new("loss.GCL.noise_mul", Stages.Both, (b, e) => SetLoss(b, l => l with { GclNoiseMul = e.Double() })),
+        new("loss.GCL.s", Stages.Both, (b, e) => SetLoss(b, l => l with { GclScale = e.Double() })),
+        new("loss.GCL.max_m", Stages.Both, (b, e) => SetLoss(b, l => l with { GclMaxMargin = e.Double() })),
         new("loss.GCL.gamma", Stages.Both, (b, e) => SetLoss(b, l => l with { GclFocalGamma = e.DoubleOrNull() })),
-        new("smooth_head", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothHead = Fraction(e) })),
-        new("smooth_tail", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothTail = Fraction(e) })),
-        new("shape", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothShape = e.String().ToLowerInvariant() })),
-        new("power", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothPower = Positive(e) })),
+        new("smooth_head", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothHead = e.Double() })),
+        new("smooth_tail", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothTail = e.Double() })),
+        new("shape", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothShape = e.String().Trim().ToLowerInvariant() })),
+        new("power", Stages.Both, (b, e) => SetLoss(b, l => l with { SmoothPower = e.Double() })),
         // the reference's runtime keys: accepted, no effect here
         Ignore("print_freq", "progress is shown live"),
         Ignore("workers", "batches are assembled by H2T.NET's prefetching loader"),
@@ -233,30 +241,52 @@ public static class ReferenceConfig
         new("distributed", Stages.Both, (b, e) => { if (e.Bool()) throw e.Error("false: distributed training is not supported"); }),
         new("multiprocessing_distributed", Stages.Both, (b, e) => { if (e.Bool()) throw e.Error("false: distributed training is not supported"); }),
         new("gpu", Stages.Both, (b, e) => { if (!e.IsNull) throw e.Error("null (choose the device with --device cpu|cuda:N)"); }),
+        // every stage-II method's own options, from the method table
+        .. StageTwoMethods.OptionKeys.Select(k => new Key(k, Stages.Two, (b, e) => b.MethodOptions[k] = e.String())),
     ];
 
     static readonly Dictionary<string, Key> ByName = Keys.ToDictionary(k => k.Name, StringComparer.Ordinal);
 
-    /// <summary>The CLI flag each config key stands for (flags without a key are run options: --out, --resume, ...).</summary>
-    public static IReadOnlyDictionary<string, string> FlagKeys { get; } =
-        Keys.Where(k => k.Flag is not null).ToDictionary(k => k.Flag!, k => k.Name);
+    static Stages Wanted(StageMode mode) => mode switch
+    {
+        StageMode.StageOne => Stages.One,
+        StageMode.StageTwo => Stages.Two,
+        _ => Stages.Two | Stages.Sweep,
+    };
+
+    /// <summary>The config key a flag stands for in a command of this mode (a sweep's --rho is sweep.rho, a single
+    /// stage-II run's is H2T), or null for a flag without one (run options: --out, --resume, ...).</summary>
+    public static string? FlagKey(StageMode mode, string flag)
+    {
+        var want = Wanted(mode);
+        // The most specific key first: a sweep-only key over a stage-II one.
+        return Keys.Where(k => k.Flag == flag && ((k.FlagStages ?? k.Stages) & want) != 0).OrderByDescending(k => k.Stages == Stages.Sweep).FirstOrDefault()?.Name;
+    }
+
+    /// <summary>Every flag of a mode with the key it stands for.</summary>
+    public static IReadOnlyDictionary<string, string> Flags(StageMode mode) =>
+        Keys.Where(k => k.Flag is not null).Select(k => k.Flag!).Distinct().Select(f => (f, FlagKey(mode, f))).Where(x => x.Item2 is not null)
+            .ToDictionary(x => x.f, x => x.Item2!, StringComparer.Ordinal);
 
     public static IReadOnlyList<string> KeyNames => [.. Keys.Select(k => k.Name)];
 
     static Key Ignore(string name, string why) => new(name, Stages.Both, (b, e) => b.Ignored.Add($"{name} ({why})"));
 
-    /// <summary>Binds entries in order (a later entry wins) for the given stage, then checks the combination.</summary>
+    /// <summary>Binds entries in order (a later entry wins) for the given mode, then checks the result once.</summary>
     public static ExperimentConfig Bind(StageMode mode, IEnumerable<ConfigEntry> entries)
     {
+        ArgumentNullException.ThrowIfNull(entries);
         var b = new Builder(mode);
+        var want = Wanted(mode);
         foreach (var e in entries)
         {
             if (!ByName.TryGetValue(e.Key, out var key))
                 throw new ConfigException($"{e.Where}: unknown key '{e.Key}'{Suggest(e.Key)}");
-            var want = mode == StageMode.StageOne ? Stages.One : Stages.Two;
             if ((key.Stages & want) == 0)
-                throw e.Error($"applies to {(want == Stages.One ? "stage 2" : "stage 1")} only (this is a {(mode == StageMode.StageOne ? "stage-1" : "stage-2")} run)");
+                throw e.Error(key.Stages == Stages.Sweep ? "applies to h2t sweep only"
+                    : $"applies to {((key.Stages & Stages.One) != 0 ? "stage 1" : "stage 2")} only (this is a {(mode == StageMode.StageOne ? "stage-1" : "stage-2")} run)");
             key.Apply(b, e);
+            b.Origins[key.Sets ?? key.Name] = e;
         }
         return Finish(b);
     }
@@ -283,15 +313,13 @@ public static class ReferenceConfig
 
         if (b.Mixup is { } mix)
         {
-            if (b.Mode == StageMode.StageTwo && mix) throw b.MixupKey!.Error("false in stage 2 (stage II re-trains the classifier without mixup)");
+            if (b.Mode != StageMode.StageOne && mix) throw b.MixupKey!.Error("false in stage 2 (stage II re-trains the classifier without mixup)");
             if (mix && b.Alpha is null) throw b.MixupKey!.Error("an 'alpha' (mixup's Beta parameter) when mixup is true");
             b.One = b.One with { MixupAlpha = mix ? b.Alpha!.Value : 0 };
         }
         else if (b.Alpha is { } a) b.One = b.One with { MixupAlpha = a };
-        if (b.Mode == StageMode.StageTwo && b.DualSample == false && b.Two.Rho > 0)
+        if (b.Mode != StageMode.StageOne && b.DualSample == false && b.Two.Rho > 0)
             throw b.DualSampleKey!.Error("true when H2T > 0 (fusion needs the second, head-side sampler)");
-        if (b.One.Schedule.Kind == ScheduleKind.MultiStep && b.One.Schedule.Milestones is null)
-            throw new ConfigException("lr_scheduler.type: a step schedule needs lr_scheduler.lr_step (the epochs where lr drops)");
 
         if (b.NumExpertsKey is { } ne && (b.Mode == StageMode.StageOne || b.BackboneKey is not null))
         {
@@ -300,12 +328,38 @@ public static class ReferenceConfig
             if (ne.Int() != experts)
                 throw ne.Error($"{experts} for backbone '{b.One.Backbone}' (multi-expert: ride_resnet* or reslt_resnet*, 3 experts)");
         }
+        if (b.MethodOptions.Count > 0) b.Two = b.Two with { MethodOptions = b.MethodOptions };
         var one = b.One with { Data = b.Data };
-        return new ExperimentConfig
+        var result = new ExperimentConfig
         {
             Mode = b.Mode, Name = b.Name, Data = b.Data, DataEntries = b.DataEntries, NumClasses = b.NumClasses,
-            StageOne = one, StageTwo = b.Two, Resume = b.Resume, BackboneEntry = b.BackboneKey, Ignored = b.Ignored,
+            StageOne = one, StageTwo = b.Two, ValidationPerClass = b.ValPerClass, Resume = b.Resume, BackboneEntry = b.BackboneKey, Ignored = b.Ignored,
         };
+        // The one check of the values bound, reported where each was set.
+        try
+        {
+            return b.Mode switch
+            {
+                StageMode.StageOne => result with { CheckedStageOne = one.Check() },
+                StageMode.StageTwo => CheckData(b, result) with { CheckedStageTwo = b.Two.Check() },
+                _ => CheckData(b, result) with
+                {
+                    CheckedSweep = (b.ValPerClass is { } v ? new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos], v)
+                        : new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos])).Check(),
+                },
+            };
+        }
+        catch (ConfigException x) when (x.Key is { } k && b.Origins.TryGetValue(k, out var at))
+        {
+            throw at.Error(x.Message);
+        }
+    }
+
+    /// <summary>Stage II reads its data from the stage-I checkpoint; the data keys it was given are checked here.</summary>
+    static ExperimentConfig CheckData(Builder b, ExperimentConfig result)
+    {
+        b.Data.ValidateValues();
+        return result;
     }
 
     static string Suggest(string key)
@@ -346,12 +400,7 @@ public static class ReferenceConfig
         b.Two = b.Two with { Loss = f(b.Two.Loss) };
     }
 
-    static double Positive(ConfigEntry e) => e.Double() is var v && v > 0 ? v : throw e.Error($"a number > 0, got {e.Scalar}");
-    static double NonNegativeDouble(ConfigEntry e) => e.Double() is var v && v >= 0 ? v : throw e.Error($"a number >= 0, got {e.Scalar}");
-    static double Fraction(ConfigEntry e) => e.Double() is var v && v is >= 0 and <= 1 ? v : throw e.Error($"a number in [0, 1], got {e.Scalar}");
-    static int NonNegative(ConfigEntry e) => e.Int() is var v && v >= 0 ? v : throw e.Error($"a whole number >= 0, got {e.Scalar}");
-    static int AtLeastOne(ConfigEntry e) => e.Int() is var v && v >= 1 ? v : throw e.Error($"a whole number >= 1, got {e.Scalar}");
-    static double Rho(ConfigEntry e) => e.IsNull ? 0 : Fraction(e);
+    static double Rho(ConfigEntry e) => e.IsNull ? 0 : e.Double();
 
     /// <summary>The reference writes imb_factor as n_min / n_max (0.01); the CLI as n_max / n_min (100). Both are accepted.</summary>
     static double ImbFactor(ConfigEntry e)
@@ -361,13 +410,9 @@ public static class ReferenceConfig
         return v < 1 ? 1 / v : v;
     }
 
-    static ImbalanceType ImbType(ConfigEntry e) => Named(e, ImbalanceTypes.Table);
-
     /// <summary>A name looked up in its concern's one table; a miss names the file and line.</summary>
     static T Named<T>(ConfigEntry e, NameTable<T> table) =>
-        table.TryParse(e.String(), out var v) ? v : throw e.Error(table.Expected);
-
-    static string DatasetName(ConfigEntry e) => Named(e, DatasetCatalog.Aliases);
+        table.TryParse(e.String(), out var v) ? v : throw e.Error($"expected {table.Expected}");
 
     /// <summary>The reference names its feature extractors resnet32_fe, resnet50_fe ...: the same backbones here.</summary>
     static string Backbone(ConfigEntry e)
@@ -375,7 +420,7 @@ public static class ReferenceConfig
         var s = e.String().Trim().ToLowerInvariant();
         if (s.EndsWith("_fe", StringComparison.Ordinal)) s = s[..^3];
         return Models.ModelFactory.BackboneNames.Contains(s, StringComparer.OrdinalIgnoreCase)
-            ? s : throw e.Error($"one of {string.Join(", ", Models.ModelFactory.BackboneNames)} (a '_fe' suffix is accepted)");
+            ? s : throw e.Error($"unknown backbone '{s}'; expected one of {string.Join(", ", Models.ModelFactory.BackboneNames)} (a '_fe' suffix is accepted)");
     }
 
     /// <summary>A classifier name or alias from <see cref="Models.ModelFactory"/>'s table, or stage II's "keep".</summary>
@@ -387,17 +432,12 @@ public static class ReferenceConfig
 
     static string SamplerName(ConfigEntry e) => Named(e, Samplers.Aliases);
 
-    static ComputePrecision PrecisionOf(ConfigEntry e)
-    {
-        try { return MixedPrecision.Parse(e.String()); }
-        catch (ArgumentException x) { throw e.Error(x.Message); }
-    }
-
-    static ScheduleKind ScheduleKindOf(ConfigEntry e) => Named(e, ScheduleKinds.Table);
+    /// <summary>A name from <see cref="ComputeNames.Precisions"/>; "auto" is resolved for this CPU (Models.MixedPrecision.Auto).</summary>
+    static ComputePrecision PrecisionOf(ConfigEntry e) => Named(e, ComputeNames.Precisions) ?? MixedPrecision.Auto();
 
     static string LossName(ConfigEntry e)
     {
         var s = e.String().Trim();
-        return LossFactory.Resolve(s) ?? throw e.Error($"one of {string.Join(", ", LossFactory.Names)}");
+        return LossFactory.Resolve(s) ?? throw e.Error($"unknown loss '{s}'; expected one of {string.Join(", ", LossFactory.Names)}");
     }
 }

@@ -7,7 +7,7 @@ namespace H2T.Fusion;
 /// channels drawn once per batch and 1 elsewhere. The fused map keeps the tail sample's label.
 /// Implemented as a channel select (torch.where), so every value comes bit for bit from one of the two maps.
 /// </summary>
-public sealed class HeadToTailFusion
+public sealed class HeadToTailFusion : IStageTwoMethod
 {
     public HeadToTailFusion(double rho)
     {
@@ -102,6 +102,12 @@ public sealed class HeadToTailFusion
         if (tail.dtype != head.dtype) throw new ArgumentException($"H2T fusion needs equal dtypes: {tail.dtype} vs {head.dtype}");
         return (int)tail.shape[1];
     }
+
+    public bool UsesHeadSide => true;
+
+    /// <summary>The stage-II seam: the fused map keeps the tail labels.</summary>
+    public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng, int experts) =>
+        new(Fuse(tailMap, headMap ?? throw new ArgumentException("H2T needs the head-side batch", nameof(headMap)), rng, experts).Fused);
 
     public override string ToString() => $"HeadToTailFusion(rho={Rho})";
 }

@@ -38,6 +38,10 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
     /// <summary>The config as checkpoints and resume compare it.</summary>
     public JsonElement ConfigJson() => JsonSerializer.SerializeToElement(Config, Config.GetType(), AtomicFile.Json);
 
+    /// <summary>The config's record at its defaults: what a run started before a setting existed used for it.</summary>
+    public JsonElement DefaultConfigJson() =>
+        JsonSerializer.SerializeToElement(Activator.CreateInstance(Config.GetType()), Config.GetType(), AtomicFile.Json);
+
     /// <summary>The metadata every checkpoint of this run carries (the epoch is added when it is saved).</summary>
     public CheckpointMeta Meta(Backbone backbone, string classifier)
     {

@@ -18,9 +18,10 @@ public sealed record CmoConfig(double Probability = 0.5, double Beta = 1.0, int 
 
     public void Validate()
     {
-        if (Probability is < 0 or > 1 || double.IsNaN(Probability)) throw new ArgumentException($"cmo probability must lie in [0, 1], got {Probability}");
-        if (!(Beta > 0)) throw new ArgumentException($"cmo beta must be > 0, got {Beta}");
-        if (StartEpoch < 0 || EndMargin < 0) throw new ArgumentException("cmo start_data_aug and end_data_aug must be >= 0 epochs");
-        if (!SamplerNames.Contains(Sampler)) throw new ArgumentException($"cmo sampler must be reverse, balanced or sqrt, got '{Sampler}'");
+        if (Probability is < 0 or > 1 || double.IsNaN(Probability)) throw new ConfigException($"cmo probability must lie in [0, 1], got {Probability}", "cmo.prob");
+        if (!(Beta > 0)) throw new ConfigException($"cmo beta must be > 0, got {Beta}", "cmo.beta");
+        if (StartEpoch < 0) throw new ConfigException("cmo start_data_aug must be >= 0 epochs", "cmo.start_data_aug");
+        if (EndMargin < 0) throw new ConfigException("cmo end_data_aug must be >= 0 epochs", "cmo.end_data_aug");
+        if (!SamplerNames.Contains(Sampler)) throw new ConfigException($"cmo sampler must be reverse, balanced or sqrt, got '{Sampler}'", "cmo.sampler");
     }
 }

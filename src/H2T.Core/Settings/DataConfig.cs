@@ -14,6 +14,16 @@ public sealed record DataConfig(string Dataset = "fashion-mnist", string? DataPa
 
     /// <summary>This config with <see cref="DataPath"/> made absolute, as checkpoints store it: a later stage started
     /// from another folder then still finds the data.</summary>
+    public void ValidateValues()
+    {
+        if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
+            throw new ConfigException($"imbalance factor n_max / n_min must be a number >= 1 (or its inverse, 0.01 for 100), got {ImbFactor}", "imb_factor");
+        if (LongTailSeed < 0) throw new ConfigException($"lt_seed must be >= 0, got {LongTailSeed}", "lt_seed");
+        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}", "val_per_class");
+        if (ImageSize < 8) throw new ConfigException($"image_size must be a crop size >= 8, got {ImageSize}", "image_size");
+        if (Resize is not 0 and < 8) throw new ConfigException($"resize must be 0 (native size) or a size >= 8, got {Resize}", "resize");
+    }
+
     public DataConfig WithAbsolutePath() => DataPath is null ? this : this with { DataPath = Path.GetFullPath(DataPath) };
 }
 

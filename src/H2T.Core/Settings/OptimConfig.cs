@@ -5,10 +5,10 @@ public sealed record OptimConfig(double Lr = 0.1, double Momentum = 0.9, double 
 {
     public void Validate(string prefix = "")
     {
-        if (!(Lr > 0)) throw new ConfigException($"{prefix}lr must be > 0, got {Lr}");
-        if (Momentum is < 0 or >= 1) throw new ConfigException($"{prefix}momentum must lie in [0, 1), got {Momentum}");
-        if (WeightDecay < 0) throw new ConfigException($"{prefix}weight_decay must be >= 0, got {WeightDecay}");
-        if (BatchSize < 1) throw new ConfigException($"{prefix}batch_size must be >= 1, got {BatchSize}");
-        if (Nesterov && Momentum == 0) throw new ConfigException($"{prefix}nesterov needs momentum > 0");
+        if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ConfigException($"{prefix}lr must be > 0, got {Lr}", "lr");
+        if (Momentum is < 0 or >= 1 || double.IsNaN(Momentum)) throw new ConfigException($"{prefix}momentum must lie in [0, 1), got {Momentum}", "momentum");
+        if (!(WeightDecay >= 0)) throw new ConfigException($"{prefix}weight_decay must be >= 0, got {WeightDecay}", "weight_decay");
+        if (BatchSize < 1) throw new ConfigException($"{prefix}batch_size must be >= 1, got {BatchSize}", "batch_size");
+        if (Nesterov && Momentum == 0) throw new ConfigException($"{prefix}nesterov needs momentum > 0", "nesterov");
     }
 }

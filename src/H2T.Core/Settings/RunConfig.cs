@@ -32,9 +32,11 @@ public abstract record RunConfig
     /// <summary>What every run checks: epochs, evaluation cadence, prefetch, optimizer, schedule.</summary>
     internal void ValidateRunValues()
     {
-        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}");
-        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}");
-        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}");
+        if (Epochs < 1) throw new ConfigException($"epochs must be >= 1, got {Epochs}", "num_epochs");
+        if (EvalEvery < 0) throw new ConfigException($"eval_every must be >= 0, got {EvalEvery}", "eval_every");
+        if (Prefetch < 0) throw new ConfigException($"prefetch must be >= 0, got {Prefetch}", "prefetch");
+        if (Seed < 0) throw new ConfigException($"seed must be >= 0, got {Seed}", "seed");
+        Loss.ValidateValues();
         Optim.Validate();
         Schedule.Validate();
     }

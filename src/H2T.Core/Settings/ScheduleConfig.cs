@@ -24,11 +24,11 @@ public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Cosine, int
 {
     public void Validate()
     {
-        if (WarmupEpochs < 0) throw new ConfigException($"warmup must be >= 0 epochs, got {WarmupEpochs}");
+        if (WarmupEpochs < 0) throw new ConfigException($"warmup must be >= 0 epochs, got {WarmupEpochs}", "lr_scheduler.warmup_epochs");
         if (Kind == ScheduleKind.MultiStep && (Milestones is null || Milestones.Length == 0))
-            throw new ConfigException("schedule multistep needs milestones (e.g. --milestones 160,180)");
-        if (Milestones is { } ms && ms.Any(m => m < 1)) throw new ConfigException($"milestones must be epochs >= 1, got {string.Join(",", ms)}");
-        if (!(Gamma > 0)) throw new ConfigException($"gamma must be > 0, got {Gamma}");
+            throw new ConfigException("schedule multistep needs milestones (e.g. --milestones 160,180, or lr_scheduler.lr_step: [160, 180])", "lr_scheduler.type");
+        if (Milestones is { } ms && ms.Any(m => m < 1)) throw new ConfigException($"milestones must be epochs >= 1, got {string.Join(",", ms)}", "lr_scheduler.lr_step");
+        if (!(Gamma > 0)) throw new ConfigException($"gamma must be > 0, got {Gamma}", "lr_scheduler.gamma");
     }
 
     public double LrAt(double peak, int epoch, int totalEpochs)

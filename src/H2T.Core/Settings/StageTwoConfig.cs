@@ -22,12 +22,22 @@ public sealed record StageTwoConfig : RunConfig
     /// <summary>"keep" (the stage-I classifier kind) or "lws": Decouple's learnable weight scaling on the stage-I linear
     /// classifier (its weights frozen, one scale per class learnt).</summary>
     public string Classifier { get; init; } = "keep";
+    /// <summary>The feature augmentation (H2T.Fusion.StageTwoMethods): "h2t" (with <see cref="Rho"/>), "feature-mixup", "none".</summary>
+    public string Fusion { get; init; } = "h2t";
+    /// <summary>The chosen methods' own options by config key (e.g. feature_mixup.alpha); their defaults live in the
+    /// methods. Null: none given.</summary>
+    public IReadOnlyDictionary<string, string>? MethodOptions { get; init; }
+
+    /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value alike.</summary>
+    internal static void CheckRho(double rho, string key)
+    {
+        if (rho is < 0 or > 1 || double.IsNaN(rho)) throw new ConfigException($"rho must lie in [0, 1], got {rho}", key);
+    }
 
     internal override void ValidateStageValues()
     {
-        if (Rho is < 0 or > 1 || double.IsNaN(Rho)) throw new ConfigException($"rho must lie in [0, 1], got {Rho}");
-        if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}");
-        if (Classifier is not ("keep" or "lws")) throw new ConfigException($"stage-2 classifier must be keep or lws, got '{Classifier}'");
-        if (Classifier == "lws" && ReinitClassifier) throw new ConfigException("lws re-scales the stage-I classifier: it cannot be combined with reinit");
+        CheckRho(Rho, "H2T");
+        if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}", "lr_scheduler.lr_factor");
+        if (Classifier == "lws" && ReinitClassifier) throw new ConfigException("lws re-scales the stage-I classifier: it cannot be combined with reinit", "reinit_classifier");
     }
 }

@@ -27,7 +27,7 @@ public sealed record DemoOptions
 /// (CE + mixup), then one stage-II pass that trains rho = 0 (plain class-balanced re-training) and the H2T ratios side
 /// by side on the same backbone outputs, rho picked on validation.
 /// </summary>
-public sealed record DemoPlan(DataConfig Data, StageOneConfig StageOne, SweepConfig Sweep)
+public sealed record DemoPlan(DataConfig Data, Checked<StageOneConfig> StageOne, Checked<SweepConfig> Sweep)
 {
     // Measured on the 2-core machine: ResNet-8 trains about 5x faster than ResNet-32, so 30 mixup epochs (the
     // protocol's length, which H2T needs: on an 8-epoch ResNet-32 it only costs accuracy) fit in about 7 minutes.
@@ -59,10 +59,7 @@ public sealed record DemoPlan(DataConfig Data, StageOneConfig StageOne, SweepCon
             Epochs = options.StageTwoEpochs ?? (options.Full ? 10 : DefaultStageTwoEpochs), Seed = options.Seed,
             EvalEvery = options.Full ? 1 : 0, Precision = options.Precision,
         };
-        var plan = new DemoPlan(data, stageOne, new SweepConfig(stageTwo, rhos, options.ValidationPerClass));
-        plan.StageOne.Validate();
-        plan.Sweep.Validate();
-        return plan;
+        return new DemoPlan(data, stageOne.Check(), new SweepConfig(stageTwo, rhos, options.ValidationPerClass).Check());
     }
 
     /// <summary>The H2T row to set against rho = 0: the selected rho, or (when validation kept rho = 0) the H2T rho best on validation.</summary>

@@ -23,9 +23,12 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     /// Loads last.ckpt if resuming; returns its metadata or null for a fresh start. Refuses to resume a run that was
     /// started with another config or from another stage-I checkpoint.
     /// </summary>
-    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, int inChannels, int numClasses,
-        System.Text.Json.JsonElement config, string? from = null)
+    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, RunRecord record)
     {
+        ArgumentNullException.ThrowIfNull(record);
+        var config = record.ConfigJson();
+        var from = record.From;
+        int inChannels = record.Splits.Train.Shape.Channels, numClasses = record.Splits.NumClasses;
         if (!resume || !File.Exists(run.LastCheckpoint))
         {
             if (resume) observer.Message($"--resume: no {run.LastCheckpoint} yet, starting from epoch 1");
@@ -33,7 +36,7 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         }
         var found = Checkpoint.ReadMeta(run.LastCheckpoint);
         if (found.Stage != stage) throw new ConfigException($"{run.LastCheckpoint}: a {found.Stage} checkpoint cannot resume {stage}");
-        if (found.Config is { } old && DifferingKeys(old, config) is { Count: > 0 } keys)
+        if (found.Config is { } old && DifferingKeys(old, config, record.DefaultConfigJson()) is { Count: > 0 } keys)
             throw new ConfigException($"--resume: {run.Path} was started with another config (differs in: {string.Join(", ", keys)}); " +
                                       "use another --out or the same options");
         if (from is not null && found.From is not null && found.From != from)
@@ -50,29 +53,33 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         return meta;
     }
 
-    static List<string> DifferingKeys(System.Text.Json.JsonElement a, System.Text.Json.JsonElement b)
+    static List<string> DifferingKeys(System.Text.Json.JsonElement a, System.Text.Json.JsonElement b, System.Text.Json.JsonElement? defaults)
     {
         static string Compact(System.Text.Json.JsonElement e) => System.Text.Json.JsonSerializer.Serialize(e);
         if (a.ValueKind != System.Text.Json.JsonValueKind.Object || b.ValueKind != System.Text.Json.JsonValueKind.Object)
             return Compact(a) == Compact(b) ? [] : ["config"];
+        System.Text.Json.JsonElement? DefaultOf(string k) =>
+            defaults is { ValueKind: System.Text.Json.JsonValueKind.Object } d && d.TryGetProperty(k, out var v) ? v : null;
+        // A setting added after a run started (pretrained, precision, layout, fusion, ...) differs only when it is not at
+        // its record's default, which is what the older run used.
+        bool AtDefault(string k, System.Text.Json.JsonElement e) => DefaultOf(k) is { } dv ? Compact(dv) == Compact(e) : IsEmpty(e);
         var keys = a.EnumerateObject().Select(p => p.Name).Union(b.EnumerateObject().Select(p => p.Name));
         return keys.Where(k => (a.TryGetProperty(k, out var x), b.TryGetProperty(k, out var y)) switch
         {
             // Nested objects (the data config) compare key by key, so a key added later at its default is no difference.
             (true, true) => x.ValueKind == System.Text.Json.JsonValueKind.Object && y.ValueKind == System.Text.Json.JsonValueKind.Object
-                ? DifferingKeys(x, y).Count > 0 : Compact(x) != Compact(y),
-            // A setting added after the run started (pretrained, trainable, precision) differs only if it is not its default.
-            (false, true) => !IsDefault(y),
-            (true, false) => !IsDefault(x),
+                ? DifferingKeys(x, y, DefaultOf(k)).Count > 0 : Compact(x) != Compact(y),
+            (false, true) => !AtDefault(k, y),
+            (true, false) => !AtDefault(k, x),
             _ => false,
         }).ToList();
     }
 
-    static bool IsDefault(System.Text.Json.JsonElement e) => e.ValueKind switch
+    /// <summary>A value that stands for "not set" where no default is known (a nested record's field left at null, 0 or false).</summary>
+    static bool IsEmpty(System.Text.Json.JsonElement e) => e.ValueKind switch
     {
         System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False => true,
         System.Text.Json.JsonValueKind.Number => e.GetDouble() == 0, // resize: 0 (native size)
-        System.Text.Json.JsonValueKind.String => e.GetString() is "fp32" or "channels-last", // precision, layout
         _ => false,
     };
 

@@ -14,16 +14,34 @@ namespace H2T.Training;
 /// <summary>Stage I: backbone + classifier on the long-tailed set (instance sampling, optional mixup).</summary>
 public static class StageOneTrainer
 {
+    /// <summary>Checks the config (once), reads its data, trains.</summary>
     public static RunMetrics Run(StageOneConfig config, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
-        config.Validate();
-        var splits = DatasetCatalog.Load(config.Data);
-        return Run(config, splits, run, device, observer, resume, cancel);
+        ArgumentNullException.ThrowIfNull(config);
+        return Run(config.Check(), run, device, observer, resume, cancel);
     }
 
+    /// <summary>Reads the checked config's data and trains.</summary>
+    public static RunMetrics Run(Checked<StageOneConfig> config, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return Run(config, DatasetCatalog.Load(config.Value.Data), run, device, observer, resume, cancel);
+    }
+
+    /// <summary>Checks the config (once) and trains on <paramref name="splits"/>.</summary>
     public static RunMetrics Run(StageOneConfig config, DatasetSplits splits, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
-        config.Validate();
+        ArgumentNullException.ThrowIfNull(config);
+        return Run(config.Check(), splits, run, device, observer, resume, cancel);
+    }
+
+    /// <summary>Trains a checked config on <paramref name="splits"/>; nothing here checks the config again.</summary>
+    public static RunMetrics Run(Checked<StageOneConfig> check, DatasetSplits splits, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        ArgumentNullException.ThrowIfNull(splits);
+        ArgumentNullException.ThrowIfNull(run);
+        var config = check.Value;
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
@@ -87,7 +105,7 @@ public static class StageOneTrainer
             }
             run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
-        loop.TryResume(resume, backbone, head, optimizer, inChannels, splits.NumClasses, record.ConfigJson());
+        loop.TryResume(resume, backbone, head, optimizer, record);
         var template = record.Meta(backbone, head.Kind);
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 

@@ -43,7 +43,8 @@ internal static class StageTwoEngine
         public required ClassifierHead Head { get; init; }
         public required ClassificationLoss Loss { get; init; }
         public required OptimizerHelper Optimizer { get; init; }
-        public required HeadToTailFusion Fusion { get; init; }
+        /// <summary>The member's feature augmentation (StageTwoMethods' fusion slot).</summary>
+        public required IStageTwoMethod Fusion { get; init; }
         public required EpochLoop Loop { get; init; }
         public Random FusionRng { get; set; } = new(0);
         public EpochProgress? Progress { get; set; }
@@ -67,7 +68,7 @@ internal static class StageTwoEngine
         if (specs.Count == 0) throw new ArgumentException("stage II needs at least one member", nameof(specs));
         var from = Checkpoint.ReadMeta(stageOneCheckpoint);
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
-        var countNote = StageTwoTrainer.CheckStageOne(stageOneCheckpoint, from, splits);
+        var countNote = CheckStageOne(stageOneCheckpoint, from, splits);
         var note = splits.ValidationSplit is { } vs
             ? vs.Describe(splits.ClassNames) + (countNote is null ? "" : $"; {countNote}")
             : countNote;
@@ -80,7 +81,7 @@ internal static class StageTwoEngine
             {
                 // Each member replays a single run's start exactly; the first one's backbone is kept for all.
                 var c = spec.Config;
-                var (b, head) = StageTwoTrainer.LoadModels(stageOneCheckpoint, from, c, splits);
+                var (b, head) = LoadModels(stageOneCheckpoint, from, c, splits);
                 if (backbone is null) backbone = b;
                 else b.Dispose();
                 ClassificationLoss? loss = null;
@@ -92,7 +93,7 @@ internal static class StageTwoEngine
                     var optimizer = EpochTraining.Sgd(head.TrainableParameters(), c.Optim, c.Optim.Lr * c.LrFactor);
                     members.Add(new Member
                     {
-                        Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = new HeadToTailFusion(spec.Rho),
+                        Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = StageTwoMethods.Fusion(c),
                         Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance, "stage2"),
                     });
                 }
@@ -122,8 +123,8 @@ internal static class StageTwoEngine
     {
         var c0 = members[0].Config;
         int inChannels = splits.Train.Shape.Channels;
-        var plain = members.Where(m => m.Rho == 0).ToList();
-        var fused = members.Where(m => m.Rho > 0).ToList();
+        var plain = members.Where(m => !m.Fusion.UsesHeadSide).ToList();
+        var fused = members.Where(m => m.Fusion.UsesHeadSide).ToList();
         bool twoStates = c0.ShiftBn && plain.Count > 0 && fused.Count > 0;
         var bn = backbone.modules().OfType<BatchNorm>().ToList();
         if (twoStates && bn.Count == 0 && backbone.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
@@ -138,21 +139,20 @@ internal static class StageTwoEngine
             {
                 From = fromPath, Sweep = sweepDir, Validation = note, DataConfig = CheckpointData.Recorded(from, splits.Config),
             };
-            var configJson = m.Record.ConfigJson();
             if (!resume || !File.Exists(m.Run.LastCheckpoint))
             {
                 m.Record.WriteConfigFile(m.Run);
-                m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: rho {m.Rho} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
+                m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: {(m.Config.Fusion == StageTwoMethods.H2T ? $"rho {m.Rho}" : $"fusion {m.Fusion}")} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
                           $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} " +
                           $"precision {MixedPrecision.Name(backbone.Precision)}" + (from.Precision != MixedPrecision.Name(backbone.Precision) ? $" (stage I ran in {from.Precision})" : ""));
                 if (note is not null) m.Run.Log($"stage2 data: {note}");
             }
-            m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, inChannels, splits.NumClasses, configJson, fromPath);
+            m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, m.Record);
             if (start >= 0 && m.Loop.StartEpoch != start)
                 throw new ConfigException($"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after {start}; " +
                                           "a sweep resumes only when all its members stopped at the same epoch (delete the folder to start over)");
             start = m.Loop.StartEpoch;
-            if (twoStates && m.Rho == 0) plainState = BnState.Capture(bn); // rho = 0 is resumed first (sorted)
+            if (twoStates && !m.Fusion.UsesHeadSide) plainState = BnState.Capture(bn); // rho = 0 is resumed first (sorted)
         }
         if (twoStates) plainState ??= BnState.Capture(bn); // fresh start: both states are the stage-I statistics
         double trainSeconds = 0, evalSeconds = 0;
@@ -192,10 +192,18 @@ internal static class StageTwoEngine
                         }
                         foreach (var m in members)
                         {
-                            Tensor features;
-                            using (no_grad())
-                                features = m.Rho == 0 ? tailMap : m.Fusion.Fuse(tailMap, headMap!, m.FusionRng, backbone.Experts).Fused;
-                            m.Progress!.Add(EpochTraining.Step(m.Optimizer, m.Loss.Forward(m.Head, features, t.Labels)), (int)t.Labels.shape[0]);
+                            Tensor loss;
+                            if (!m.Fusion.UsesHeadSide) loss = m.Loss.Forward(m.Head, tailMap, t.Labels);
+                            else
+                            {
+                                AugmentedBatch a;
+                                using (no_grad()) a = m.Fusion.Augment(tailMap, headMap, t.Labels, h!.Labels, m.FusionRng, backbone.Experts);
+                                // A mixed target (feature mixup): (1 - w) L(tail) + w L(other), mixup's loss.
+                                loss = a.OtherLabels is { } other
+                                    ? m.Loss.ForwardMixed(m.Head, a.Features, t.Labels, other, 1 - a.OtherWeight)
+                                    : m.Loss.Forward(m.Head, a.Features, t.Labels);
+                            }
+                            m.Progress!.Add(EpochTraining.Step(m.Optimizer, loss), (int)t.Labels.shape[0]);
                         }
                     }, cancel);
                     trainSeconds += clock.Elapsed.TotalSeconds;
@@ -229,6 +237,51 @@ internal static class StageTwoEngine
             plainState?.Dispose();
         }
         return new Outcome(members.Select(m => m.Loop.Metrics).ToList(), note, trainSeconds, evalSeconds);
+    }
+
+    /// <summary>
+    /// The checkpoint must be a stage-I one, trained on this training set or on it plus the images a validation
+    /// split held out (a stage-I run made without one): those were seen in stage I and are held out from stage II
+    /// only. Returns a note saying so, or null.
+    /// </summary>
+    static string? CheckStageOne(string path, CheckpointMeta from, DatasetSplits splits)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(splits);
+        if (from.Stage != "stage1")
+            throw new ConfigException($"{path}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
+        if (from.ClassCounts.SequenceEqual(splits.TrainClassCounts)) return null;
+        var held = splits.ValidationSplit?.HeldOutFromTraining;
+        if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
+            return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint has no validation split); they are held out of stage II only";
+        throw new ConfigException($"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
+    }
+
+    /// <summary>
+    /// A stage-II run's models: seed, build backbone and head, load the stage-I weights, optionally re-initialise the
+    /// head. In this order, so that a sweep member (which replays it) starts exactly as the single run does.
+    /// </summary>
+    static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
+    {
+        manual_seed(config.Seed);
+        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses);
+        try
+        {
+            head = StageTwoMethods.Classifier(config).AdaptHead(head, path);
+            if (config.ReinitClassifier)
+            {
+                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone, from.NumClasses);
+                using var _ = no_grad();
+                foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
+            }
+            return (backbone, head);
+        }
+        catch
+        {
+            backbone.Dispose();
+            head.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A copy of every BatchNorm running mean / variance / batch count.</summary>

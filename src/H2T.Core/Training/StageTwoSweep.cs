@@ -17,18 +17,27 @@ public static class StageTwoSweep
         string? dataPathOverride = null, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
-        config.Validate();
+        var check = config.Check(); // before the data is read
         var start = StageTwoStart.Of(stageOneCheckpoint, dataPathOverride, config.ValidationPerClass > 0 ? config.ValidationPerClass : null);
-        return Run(start.StageOneCheckpoint, config, start.LoadSplits(), outDir, device, observer, resume, cancel);
+        return Run(start.StageOneCheckpoint, check, start.LoadSplits(), outDir, device, observer, resume, cancel);
     }
 
+    /// <summary>A sweep from a record the caller has not checked: it is checked here, once.</summary>
     public static SweepResult Run(string stageOneCheckpoint, SweepConfig config, DatasetSplits splits, string outDir, Device device,
         ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
+        return Run(stageOneCheckpoint, config.Check(), splits, outDir, device, observer, resume, cancel);
+    }
+
+    /// <summary>A checked sweep (every rho was checked once, by the binder or <see cref="RunConfigChecks.Check(SweepConfig)"/>).</summary>
+    public static SweepResult Run(string stageOneCheckpoint, Checked<SweepConfig> check, DatasetSplits splits, string outDir, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(check);
         ArgumentNullException.ThrowIfNull(splits);
         ArgumentNullException.ThrowIfNull(observer);
-        config.Validate();
+        var config = check.Value;
         var wall = Stopwatch.StartNew();
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
         // rho = 0 first: its folder is resumed first, so the shared backbone ends up with the fused runs' BN state.

@@ -18,73 +18,30 @@ public static class StageTwoTrainer
     public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, RunFolder run, Device device, ITrainingObserver observer,
         string? dataPathOverride = null, bool resume = false, int? validationPerClass = null, CancellationToken cancel = default)
     {
-        config.Validate();
+        ArgumentNullException.ThrowIfNull(config);
+        var check = config.Check(); // before the data is read
         var start = StageTwoStart.Of(stageOneCheckpoint, dataPathOverride, validationPerClass);
-        return Run(start.StageOneCheckpoint, config, start.LoadSplits(), run, device, observer, resume, cancel);
+        return Run(start.StageOneCheckpoint, check, start.LoadSplits(), run, device, observer, resume, cancel);
     }
 
-    /// <summary>
-    /// The checkpoint must be a stage-I one, trained on this training set or on it plus the images a validation
-    /// split held out (a stage-I run made without one): those were seen in stage I and are held out from stage II
-    /// only. Returns a note saying so, or null.
-    /// </summary>
-    public static string? CheckStageOne(string path, CheckpointMeta from, DatasetSplits splits)
-    {
-        ArgumentNullException.ThrowIfNull(from);
-        ArgumentNullException.ThrowIfNull(splits);
-        if (from.Stage != "stage1")
-            throw new ConfigException($"{path}: a {from.Stage} checkpoint; stage II starts from a stage-I checkpoint");
-        if (from.ClassCounts.SequenceEqual(splits.TrainClassCounts)) return null;
-        var held = splits.ValidationSplit?.HeldOutFromTraining;
-        if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
-            return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint has no validation split); they are held out of stage II only";
-        throw new ConfigException($"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
-    }
-
-    /// <summary>A single stage-II run: the engine with one member, in <paramref name="run"/>.</summary>
+    /// <summary>A single stage-II run from a record the caller has not checked: it is checked here, once.</summary>
     public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, DatasetSplits splits, RunFolder run, Device device,
         ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
-        ArgumentNullException.ThrowIfNull(run);
-        config.Validate();
-        using var hold = run.Lock();
-        return StageTwoEngine.Run(stageOneCheckpoint, [new StageTwoEngine.MemberSpec(config.Rho, run, config)], splits, device, observer,
-            sweepDir: null, resume, cancel).Metrics[0];
+        return Run(stageOneCheckpoint, config.Check(), splits, run, device, observer, resume, cancel);
     }
 
-    /// <summary>
-    /// A stage-II run's models: seed, build backbone and head, load the stage-I weights, optionally re-initialise the
-    /// head. In this order, so that a sweep member (which replays it) starts exactly as the single run does.
-    /// </summary>
-    internal static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
+    /// <summary>A single stage-II run: the engine with one member, in <paramref name="run"/>. The config was checked
+    /// (the binder or <see cref="RunConfigChecks.Check(StageTwoConfig)"/>); nothing here checks it again.</summary>
+    public static RunMetrics Run(string stageOneCheckpoint, Checked<StageTwoConfig> config, DatasetSplits splits, RunFolder run, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
-        manual_seed(config.Seed);
-        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses);
-        try
-        {
-            if (config.Classifier == "lws")
-            {
-                if (head is not LinearHead linear) throw new ConfigException($"{path}: lws needs a stage-I linear classifier, this one is '{head.Kind}'");
-                var lws = new LwsHead(linear.InFeatures, linear.NumClasses);
-                lws.LoadFrom(linear);
-                head.Dispose();
-                head = lws;
-            }
-            if (config.ReinitClassifier)
-            {
-                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone, from.NumClasses);
-                using var _ = no_grad();
-                foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
-            }
-            return (backbone, head);
-        }
-        catch
-        {
-            backbone.Dispose();
-            head.Dispose();
-            throw;
-        }
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(run);
+        using var hold = run.Lock();
+        return StageTwoEngine.Run(stageOneCheckpoint, [new StageTwoEngine.MemberSpec(config.Value.Rho, run, config.Value)], splits, device, observer,
+            sweepDir: null, resume, cancel).Metrics[0];
     }
 }
 

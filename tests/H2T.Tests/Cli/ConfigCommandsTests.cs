@@ -146,9 +146,11 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.Contains("num_classes", output);
         Assert.Contains("has 10", output);
 
-        (rc, output) = Run("stage1", "lr=0.1");
+        // Overrides need no --config (any key is a flag or an override), and a bad one is named before anything runs.
+        (rc, output) = Run("stage1", "lr=-0.1", "--out", Path.Combine(dir.Path, "d"));
         Assert.Equal(CliApp.UsageError, rc);
-        Assert.Contains("need --config", output);
+        Assert.Contains("override 'lr=-0.1': lr: lr must be > 0", output);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "d")));
     }
 
     /// <summary>

@@ -17,6 +17,7 @@ public sealed class InfoCommandTests
         Assert.Matches(@"threads\s+1", console.Output);
         Assert.Matches(@"native fix\s+applied", console.Output);
         Assert.Matches(@"feature maps\s+channels-last by default", console.Output);
+        Assert.Matches(@"stage-II method\s+fusion feature-mixup: Balanced-MixUp", console.Output);
     }
 
     [Fact]

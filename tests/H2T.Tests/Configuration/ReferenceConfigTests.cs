@@ -89,7 +89,7 @@ public sealed class ReferenceConfigTests : IDisposable
         ];
         foreach (var p in pairs)
         {
-            var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo, [.. ConfigReader.ReadFile(empty), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["stage2", p[0], p[1]])]);
+            var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo, [.. ConfigReader.ReadFile(empty), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageTwo, ["stage2", p[0], p[1]])]);
             var viaKey = Bind(StageMode.StageTwo, empty, p[2]);
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(viaKey.StageTwo), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
             Assert.NotEqual(System.Text.Json.JsonSerializer.Serialize(new StageTwoConfig()), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
@@ -103,13 +103,13 @@ public sealed class ReferenceConfigTests : IDisposable
         foreach (var (alias, kind) in new[] { ("fc", "linear"), ("FCNorm", "cosine"), ("normed", "cosine"), ("normedlinear", "cosine"), ("lws", "lws") })
         {
             Assert.Equal(kind, Bind(StageMode.StageOne, one, $"classifier={alias}").StageOne.Classifier);
-            Assert.Equal(kind, new H2T.Cli.Commands.StageOneSettings { Classifier = alias }.ToConfig().Classifier);
+            Assert.Equal(kind, ReferenceConfig.Bind(StageMode.StageOne, H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--classifier", alias])).StageOne.Classifier);
         }
         var two = Write("mode: stage2\n", "two.yaml");
         foreach (var (spelling, on) in new[] { ("on", true), ("1", true), ("yes", true), ("off", false), ("0", false), ("no", false) })
         {
             Assert.Equal(on, Bind(StageMode.StageTwo, two, $"shift_bn={spelling}").StageTwo.ShiftBn);
-            Assert.Equal(on, new H2T.Cli.Commands.StageTwoSettings { ShiftBn = spelling }.ToConfig(0).ShiftBn);
+            Assert.Equal(on, ReferenceConfig.Bind(StageMode.StageTwo, H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageTwo, ["--shift-bn", spelling])).StageTwo.ShiftBn);
         }
     }
 
@@ -117,11 +117,11 @@ public sealed class ReferenceConfigTests : IDisposable
     public void TheMixupFlagMapsToItsKeyAndAFlagWithoutAKeyIsRefused()
     {
         var file = Write("mode: stage1\nmixup: True\nalpha: 1.0\n");
-        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup", "0"])]);
+        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--mixup", "0"])]);
         Assert.Equal(0, c.StageOne.MixupAlpha);
-        c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(["--mixup=0.3", "--out", "x", "--resume"])]);
+        c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--mixup=0.3", "--out", "x", "--resume"])]);
         Assert.Equal(0.3, c.StageOne.MixupAlpha);
-        var e = Assert.Throws<ConfigException>(() => H2T.Cli.Commands.ConfigSupport.FlagEntries(["--full"]).ToList());
+        var e = Assert.Throws<ConfigException>(() => H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--full"]).ToList());
         Assert.Contains("flag --full: has no config key", e.Message);
     }
 

@@ -162,7 +162,7 @@ public sealed class DataCommandTests
 
     [Theory]
     [InlineData("--imb-type", "linear", "--imb-type linear")]
-    [InlineData("--imb-factor", "0.5", "--imb-factor 0.5")]
+    [InlineData("--imb-factor", "-2", "--imb-factor -2")]
     [InlineData("--dataset", "svhn", "--dataset svhn")]
     [InlineData("--data", "/no/such/place", "/no/such/place")]
     [InlineData("--imb-factor", "100000", "ends up with zero training images")]

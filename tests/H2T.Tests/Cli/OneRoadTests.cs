@@ -1,0 +1,125 @@
+using System.Reflection;
+using System.Text.Json;
+using H2T.Cli;
+using H2T.Cli.Commands;
+using H2T.Configuration;
+using H2T.Settings;
+using H2T.Tests.Data;
+using Spectre.Console.Cli;
+
+namespace H2T.Tests.Cli;
+
+/// <summary>One road from the command line to a run: a flag, a YAML key and an override are three spellings of one
+/// config entry, bound by one binder, with the defaults of the records and one check.</summary>
+public sealed class OneRoadTests : IDisposable
+{
+    readonly TempDir dir = new();
+
+    static readonly HashSet<string> RunOptions = ["--out", "--resume", "--tensorboard", "--config", "--from", "--device", "--threads", "--allow-missing"];
+
+    static IEnumerable<string> DeclaredFlags(Type settings) => settings.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+        .Select(p => p.GetCustomAttribute<CommandOptionAttribute>()).Where(a => a is not null).SelectMany(a => a!.LongNames).Select(n => "--" + n);
+
+    static ExperimentConfig BindFlags(StageMode mode, params string[] args) => ReferenceConfig.Bind(mode, ConfigSupport.FlagEntries(mode, args));
+
+    string Write(string text, string name = "c.yaml")
+    {
+        var path = Path.Combine(dir.Path, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Theory]
+    [InlineData(typeof(StageOneSettings), StageMode.StageOne)]
+    [InlineData(typeof(ImportSettings), StageMode.StageOne)]
+    [InlineData(typeof(DataOptions), StageMode.StageOne)]
+    [InlineData(typeof(StageTwoSettings), StageMode.StageTwo)]
+    [InlineData(typeof(SweepSettings), StageMode.Sweep)]
+    public void EveryFlagOfATrainingCommandIsAConfigKeyOrARunOption(Type settings, StageMode mode)
+    {
+        foreach (var flag in DeclaredFlags(settings))
+            Assert.True(ReferenceConfig.FlagKey(mode, flag) is not null || RunOptions.Contains(flag), $"{settings.Name} {flag}: no config key");
+    }
+
+    [Fact]
+    public void EveryStageOneKeyWithAFlagIsDeclaredByStage1()
+    {
+        var declared = DeclaredFlags(typeof(StageOneSettings)).ToHashSet();
+        foreach (var (flag, key) in ReferenceConfig.Flags(StageMode.StageOne))
+            Assert.True(declared.Contains(flag), $"{key}'s flag {flag} is not an option of h2t stage1");
+    }
+
+    [Fact]
+    public void TheDefaultsAreTheRecordsOwn()
+    {
+        static string Json(object o) => JsonSerializer.Serialize(o, o.GetType());
+        Assert.Equal(Json(new StageOneConfig()), Json(BindFlags(StageMode.StageOne).CheckedStageOne!.Value));
+        Assert.Equal(Json(new StageTwoConfig()), Json(BindFlags(StageMode.StageTwo).CheckedStageTwo!.Value));
+        var sweep = BindFlags(StageMode.Sweep).CheckedSweep!.Value;
+        Assert.Equal(SweepConfig.DefaultRhos, sweep.Rhos);
+        Assert.Equal(new SweepConfig(new StageTwoConfig(), [0]).ValidationPerClass, sweep.ValidationPerClass);
+        Assert.Equal(Json(new StageTwoConfig()), Json(sweep.StageTwo));
+    }
+
+    [Fact]
+    public void AFlagAnOverrideAndAYamlKeyAreOneEntry()
+    {
+        var file = Write("mode: stage1\nimage_size: 96\nlr: 0.2\n");
+        // --image-size has its key, so it combines with --config (it used to be refused with "set it in the file").
+        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. ConfigSupport.FlagEntries(StageMode.StageOne, ["--image-size", "64"])]);
+        Assert.Equal(64, c.Data.ImageSize);
+        Assert.Equal(0.2, c.StageOne.Optim.Lr);
+        foreach (var (flag, value, key) in new[] { ("--prefetch", "0", "prefetch"), ("--memory-layout", "nchw", "memory_layout"), ("--resize", "64", "resize"), ("--imb-factor", "0.5", "imb_factor") })
+        {
+            var viaFlag = BindFlags(StageMode.StageOne, flag, value).CheckedStageOne!.Value;
+            var viaOverride = ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride($"{key}={value}")]).CheckedStageOne!.Value;
+            Assert.Equal(JsonSerializer.Serialize(viaOverride), JsonSerializer.Serialize(viaFlag));
+            Assert.NotEqual(JsonSerializer.Serialize(new StageOneConfig()), JsonSerializer.Serialize(viaFlag));
+        }
+        Assert.Equal(FeatureLayout.Nchw, BindFlags(StageMode.StageTwo, "--memory-layout", "nchw").StageTwo.Layout);
+    }
+
+    [Fact]
+    public void ASweepsRhoIsAListEntryLikeAnyOther()
+    {
+        Assert.Equal([0, 0.25, 0.5], BindFlags(StageMode.Sweep, "--rho", "0:0.5:0.25").CheckedSweep!.Value.Rhos);
+        var yaml = Write("mode: stage2\nH2T: 0.3\nsweep:\n  rho: [0, 0.5]\n");
+        Assert.Equal([0, 0.5], ReferenceConfig.Bind(StageMode.Sweep, ConfigReader.ReadFile(yaml)).CheckedSweep!.Value.Rhos);
+        Assert.Equal([0.1, 0.2], ReferenceConfig.Bind(StageMode.Sweep, [ConfigReader.ReadOverride("sweep.rho=[0.1, 0.2]")]).CheckedSweep!.Value.Rhos);
+        // A stage-2 config's single H2T value is the single run's, not the sweep's.
+        var single = Write("mode: stage2\nH2T: 0.3\n", "single.yaml");
+        Assert.Equal(SweepConfig.DefaultRhos, ReferenceConfig.Bind(StageMode.Sweep, ConfigReader.ReadFile(single)).CheckedSweep!.Value.Rhos);
+        Assert.Equal(0.3, ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(single)).CheckedStageTwo!.Value.Rho);
+        Assert.Contains("applies to h2t sweep only", Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml))).Message);
+    }
+
+    [Fact]
+    public void AValueIsCheckedOnceByItsRecordAndTheErrorPointsWhereItWasSet()
+    {
+        var e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.StageTwo, "--rho", "1.5"));
+        Assert.Equal("--rho 1.5: H2T: rho must lie in [0, 1], got 1.5", e.Message);
+        var yaml = Write("mode: stage2\nlr: 0.1\nmix_fea: 2\n");
+        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml)));
+        Assert.StartsWith($"{yaml}:3: mix_fea: rho must lie in [0, 1]", e.Message);
+        e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.Sweep, "--rho", "0,2"));
+        Assert.StartsWith("--rho 0,2: sweep.rho: rho must lie in [0, 1], got 2", e.Message);
+        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.CB.beta=1.5")]));
+        Assert.StartsWith("override 'loss.CB.beta=1.5': loss.CB.beta: loss.CB.beta must lie in [0, 1]", e.Message);
+        e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.StageOne, "--precision", "fp8"));
+        Assert.Contains("--precision fp8: precision: expected fp32, bf16 or auto", e.Message);
+    }
+
+    [Fact]
+    public void OverridesWorkWithoutAConfigAndTauNormErrorsSayTau()
+    {
+        var (rc, output) = CliRunner.Run("stage1", "loss.focal.gamma=-1", "--loss", "focal", "--out", Path.Combine(dir.Path, "x"));
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("override 'loss.focal.gamma=-1': loss.focal.gamma: loss.focal.gamma must be >= 0", output);
+        (rc, output) = CliRunner.Run("tau-norm", "--from", Path.Combine(dir.Path, "none.ckpt"), "--tau", "0:x:1");
+        Assert.Equal(CliApp.UsageError, rc);
+        Assert.Contains("tau '0:x:1'", output);
+        Assert.DoesNotContain("rho", output);
+    }
+
+    public void Dispose() => dir.Dispose();
+}
