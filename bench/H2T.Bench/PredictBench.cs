@@ -101,7 +101,7 @@ public static class PredictBench
         var source = new FileImageSource(paths, labels, pre.Plan);
         var splits = new DatasetSplits
         {
-            Name = "bench", Train = source, Test = source, ClassNames = [.. Enumerable.Range(0, 10).Select(c => c.ToString())], Norm = pre.Norm,
+            Name = "bench", Train = source, Test = source, ClassNames = [.. Enumerable.Range(0, 10).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))], Norm = pre.Norm,
             TrainClassCounts = [.. Enumerable.Repeat(1, 10)], Groups = ClassGroups.Default([.. Enumerable.Repeat(1, 10)]), TrainAugment = AugmentConfig.None,
         };
         using (var warm = Evaluator.TestLoader(splits with { Test = new FileImageSource(paths[..batch], labels[..batch], pre.Plan) }, batch, CPU))

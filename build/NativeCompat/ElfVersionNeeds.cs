@@ -15,6 +15,9 @@ using System.Text;
 
 namespace H2T.NativeCompat
 {
+    // CA1051: these two are plain records of what the patcher read and did (C# 7 syntax: the file is also compiled by
+    // the build-time tool), so fields, not properties.
+#pragma warning disable CA1051
     /// <summary>One version requirement (Elf64_Vernaux) of a shared object.</summary>
     public sealed class VersionNeed
     {
@@ -35,10 +38,12 @@ namespace H2T.NativeCompat
         public List<string> Messages = new List<string>();
         public override string ToString() => string.Join("; ", Messages);
     }
+#pragma warning restore CA1051
 
     public static class ElfVersionNeeds
     {
         public const ushort VerFlagWeak = 0x2;
+        static readonly string[] DefaultLibraryDirs = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib" };
         const uint ShtRela = 4, ShtDynsym = 11, ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe, ShtGnuVersym = 0x6fffffff;
 
         sealed class Section { public uint Type; public long Offset; public long Size; public uint Link; public uint Info; public long EntSize; }
@@ -177,11 +182,14 @@ namespace H2T.NativeCompat
             {
                 if (Directory.Exists("/etc/ld.so.conf.d"))
                     foreach (var conf in Directory.GetFiles("/etc/ld.so.conf.d", "*.conf").OrderBy(f => f, StringComparer.Ordinal))
-                        dirs.AddRange(System.IO.File.ReadAllLines(conf).Select(l => l.Trim()).Where(l => l.StartsWith("/")));
+                        // CA1865: the MSBuild inline task compiles this file against netstandard2.0, which has no StartsWith(char).
+#pragma warning disable CA1865
+                        dirs.AddRange(System.IO.File.ReadAllLines(conf).Select(l => l.Trim()).Where(l => l.StartsWith("/", StringComparison.Ordinal)));
+#pragma warning restore CA1865
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
-            dirs.AddRange(new[] { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib" });
+            dirs.AddRange(DefaultLibraryDirs);
             foreach (var d in dirs)
             {
                 var p = System.IO.Path.Combine(d, soname);

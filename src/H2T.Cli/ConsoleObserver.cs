@@ -68,8 +68,9 @@ public sealed class ConsoleObserver : ITrainingObserver
         console.WriteLine($"  {Describe(loss, lr, imagesPerSecond)}  batch {batch}/{batches}  eta {eta:F0}s");
     }
 
-    public void EpochCompleted(EpochRecord r)
+    public void EpochCompleted(EpochRecord record)
     {
+        var r = record;
         if (task is not null) task.StopTask();
         if (r.Test is not { } t)
         {

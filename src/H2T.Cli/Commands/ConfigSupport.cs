@@ -26,6 +26,10 @@ public static class ConfigSupport
         try
         {
             var entries = new List<ConfigEntry>();
+            // The old spelling of memory_layout (a process-wide switch until 2026-12), kept as an alias of the key at the
+            // lowest precedence: the file, overrides and flags still win.
+            if (Environment.GetEnvironmentVariable("H2T_CHANNELS_LAST") == "0")
+                entries.Add(new ConfigEntry("memory_layout", "nchw", null, "environment H2T_CHANNELS_LAST=0 (an alias of memory_layout: nchw)"));
             if (file is not null) entries.AddRange(ConfigReader.ReadFile(file));
             entries.AddRange((overrides ?? []).Select(ConfigReader.ReadOverride));
             entries.AddRange(FlagEntries(mode, context.Arguments));

@@ -19,6 +19,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
 
     string Shown => Items is { } xs ? $"[{string.Join(", ", xs)}]" : Scalar is null ? "null" : $"'{Scalar}'";
 
+    // CA1720: the readers are named after the value type they read, as JsonElement's GetString / GetDouble are.
+#pragma warning disable CA1720
     public string String()
     {
         if (Scalar is null) throw Bad("a string");
@@ -40,6 +42,7 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
         if (Scalar is not null && int.TryParse(Scalar, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) return v;
         throw Bad("a whole number");
     }
+#pragma warning restore CA1720
 
     public bool Bool() => Switches.Table.TryParse(Scalar, out var on) ? on : throw Bad("true or false");
 

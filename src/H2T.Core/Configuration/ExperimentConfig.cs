@@ -268,8 +268,6 @@ public static class ReferenceConfig
         Keys.Where(k => k.Flag is not null).Select(k => k.Flag!).Distinct().Select(f => (f, FlagKey(mode, f))).Where(x => x.Item2 is not null)
             .ToDictionary(x => x.f, x => x.Item2!, StringComparer.Ordinal);
 
-    public static IReadOnlyList<string> KeyNames => [.. Keys.Select(k => k.Name)];
-
     static Key Ignore(string name, string why) => new(name, Stages.Both, (b, e) => b.Ignored.Add($"{name} ({why})"));
 
     /// <summary>Binds entries in order (a later entry wins) for the given mode, then checks the result once.</summary>

@@ -88,7 +88,7 @@ public static class DatasetCatalog
         {
             "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)), FashionClasses,
                 Normalization.FashionMnist, AugmentConfig.CropFlip, config),
-            "mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, null)), [.. Enumerable.Range(0, 10).Select(d => d.ToString())],
+            "mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, null)), [.. Enumerable.Range(0, 10).Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture))],
                 Normalization.Mnist, new AugmentConfig(RandomCrop: true, Padding: 4), config), // digits: no flips
             "cifar10" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: false), Cifar.Cifar10Classes,
                 Normalization.Cifar, AugmentConfig.CropFlip, config),
@@ -157,7 +157,7 @@ public static class DatasetCatalog
         };
     }
 
-    static void CheckNoEmptyClass(string name, IReadOnlyList<string> classNames, int[] trainCounts, IImageSource source, DataConfig config)
+    static void CheckNoEmptyClass(string name, string[] classNames, int[] trainCounts, IImageSource source, DataConfig config)
     {
         for (int c = 0; c < trainCounts.Length; c++)
         {

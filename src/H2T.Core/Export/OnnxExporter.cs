@@ -157,8 +157,10 @@ public static class OnnxExporter
         return maps;
     }
 
+    static readonly string[] ResLtNorms = ["BNH", "BNM", "BNT"];
+
     static string[] ResLtMaps(OnnxGraph g, Weights w, string trunk) =>
-        [.. new[] { "BNH", "BNM", "BNT" }.Select(bn =>
+        [.. ResLtNorms.Select(bn =>
         {
             var (scale, shift) = w.Norm(bn);
             var y = g.Node("Mul", [trunk, g.Floats(bn + "_scale", [.. scale.Select(v => (float)v)], 1, scale.Length, 1, 1)]);

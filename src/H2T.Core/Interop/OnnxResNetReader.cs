@@ -235,13 +235,13 @@ public static class OnnxResNetReader
     {
         public static Window Of(Graph g, NodeProto node, int index)
         {
-            if (g.Attr(node, "auto_pad") is { } ap && ap.S.ToStringUtf8() is var mode && mode is not ("" or "NOTSET"))
+            if (Graph.Attr(node, "auto_pad") is { } ap && ap.S.ToStringUtf8() is var mode && mode is not ("" or "NOTSET"))
                 throw g.Misfit(index, $"auto_pad {mode}: expected explicit pads");
-            var k = g.Attr(node, "kernel_shape")?.Ints.ToArray() ?? throw g.Misfit(index, "no kernel_shape");
-            var st = g.Attr(node, "strides")?.Ints.ToArray() ?? [1, 1];
-            var pads = g.Attr(node, "pads")?.Ints.ToArray() ?? [0, 0, 0, 0];
-            var dil = g.Attr(node, "dilations")?.Ints.ToArray() ?? [1, 1];
-            long group = g.Attr(node, "group")?.I ?? 1;
+            var k = Graph.Attr(node, "kernel_shape")?.Ints.ToArray() ?? throw g.Misfit(index, "no kernel_shape");
+            var st = Graph.Attr(node, "strides")?.Ints.ToArray() ?? [1, 1];
+            var pads = Graph.Attr(node, "pads")?.Ints.ToArray() ?? [0, 0, 0, 0];
+            var dil = Graph.Attr(node, "dilations")?.Ints.ToArray() ?? [1, 1];
+            long group = Graph.Attr(node, "group")?.I ?? 1;
             if (k.Length != 2 || k[0] != k[1] || st.Length != 2 || st[0] != st[1] || pads.Length != 4 || dil.Any(d => d != 1))
                 throw g.Misfit(index, "expected a square 2-D window, equal strides, no dilation");
             long p = pads[0];
@@ -305,7 +305,7 @@ public static class OnnxResNetReader
             producers.TryGetValue(value, out var p) ? p
                 : throw new DataFormatException($"{path}: {what} '{value}' is {(value == DataInput ? "the graph input" : "not produced by any node")}: not a ResNet of a known shape");
 
-        public AttributeProto? Attr(NodeProto n, string name) => n.Attribute.FirstOrDefault(a => a.Name == name);
+        public static AttributeProto? Attr(NodeProto n, string name) => n.Attribute.FirstOrDefault(a => a.Name == name);
 
         public bool IsConstant(string value) => constants.ContainsKey(Resolve(value));
 

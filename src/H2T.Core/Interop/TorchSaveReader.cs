@@ -363,7 +363,7 @@ public static partial class TorchSaveReader
             public static IDictionary<string, IObjectConstructor> Constructors => objectConstructors;
         }
 
-        static object PathOf(object[] parts) => string.Join('/', parts.Select(p => p?.ToString())).Replace("//", "/", StringComparison.Ordinal);
+        static string PathOf(object[] parts) => string.Join('/', parts.Select(p => p?.ToString())).Replace("//", "/", StringComparison.Ordinal);
 
         sealed class Make(Func<object[], object> make) : IObjectConstructor
         {
@@ -401,7 +401,10 @@ public sealed class PyOrderedDict : Hashtable
 #pragma warning restore CA1010
 {
     /// <summary>BUILD state of a torch state dict: its <c>_metadata</c> (module versions), not needed here.</summary>
+    // CA1707 / CA1822: Razorvine.Pickle calls BUILD's __setstate__ by this exact name, on the instance.
+#pragma warning disable CA1707, CA1822
     public void __setstate__(Hashtable state) { }
+#pragma warning restore CA1707, CA1822
 }
 
 /// <summary>numpy.dtype('f8', False, True) with BUILD state (3, '&lt;', ...): the type code and byte order.</summary>
@@ -410,7 +413,9 @@ public sealed class NumpyDtype(string code)
     public string Code { get; } = code;
     public char ByteOrder { get; private set; } = '|';
 
+#pragma warning disable CA1707 // Razorvine.Pickle calls BUILD's __setstate__ by this exact name
     public void __setstate__(object[] state)
+#pragma warning restore CA1707
     {
         if (state.Length > 1 && state[1] is string s && s.Length == 1) ByteOrder = s[0];
     }
@@ -458,7 +463,9 @@ public sealed class NumpyArray
     byte[] raw = [];
     bool fortran;
 
+#pragma warning disable CA1707 // Razorvine.Pickle calls BUILD's __setstate__ by this exact name
     public void __setstate__(object[] state)
+#pragma warning restore CA1707
     {
         Shape = state[1] is object[] s ? s.Select(v => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [];
         Dtype = state[2] as NumpyDtype;

@@ -12,6 +12,8 @@ public sealed record RunRow(string Name, string Folder, RunMetrics Metrics);
 /// <summary>Side-by-side Markdown table of runs: Head / Medium / Tail / All / ECE at the final epoch, best-on-test beside.</summary>
 public static class ComparisonReport
 {
+    static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
     public static RunRow Load(string folder)
     {
         if (!Directory.Exists(folder)) throw new ConfigException($"{folder}: no such run folder");
@@ -25,7 +27,7 @@ public static class ComparisonReport
         var ci = CultureInfo.InvariantCulture;
         string F(double v) => double.IsNaN(v) ? "-" : v.ToString("F2", ci);
         var sb = new StringBuilder();
-        if (title is not null) sb.AppendLine($"# {title}").AppendLine();
+        if (title is not null) sb.AppendLine(Ci, $"# {title}").AppendLine();
         sb.AppendLine("| run | stage | epochs | Head | Medium | Tail | All | ECE | All at best-validation epoch | All, best on test (epoch) | s/epoch (train) | img/s |");
         sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in rows)
@@ -50,7 +52,7 @@ public static class ComparisonReport
     {
         var sb = new StringBuilder(Markdown(rows, title));
         if (note is not null) sb.AppendLine().AppendLine(note);
-        foreach (var i in images) sb.AppendLine().AppendLine($"![{Path.GetFileNameWithoutExtension(i)}]({Path.GetRelativePath(reportDir, i)})");
+        foreach (var i in images) sb.AppendLine().AppendLine(Ci, $"![{Path.GetFileNameWithoutExtension(i)}]({Path.GetRelativePath(reportDir, i)})");
         return sb.ToString();
     }
 

@@ -34,23 +34,23 @@ public static class RunReport
         if (eval?.Reliability is { } bins) Reliability(bins, eval.Ece, Path.Combine(run.Path, "reliability.png"), name);
 
         var sb = new StringBuilder();
-        sb.AppendLine($"# {name}").AppendLine();
+        sb.AppendLine(Ci, $"# {name}").AppendLine();
         if (meta is not null)
         {
-            sb.AppendLine($"- stage: {meta.Stage}; {meta.Architecture} ({meta.InChannels} input channel(s)), {meta.Classifier} classifier, {meta.NumClasses} classes; dataset {meta.Dataset}; seed {meta.Seed}");
-            if (meta.From is { } from) sb.AppendLine($"- from: {from}");
-            if (meta.ImportedFrom is { } imp) sb.AppendLine($"- imported from PyTorch: {imp}");
-            sb.AppendLine($"- training images per class: {string.Join(" ", meta.ClassCounts)}");
-            if (meta.Config is { } cfg) sb.AppendLine($"- config: `{Compact(cfg)}`");
+            sb.AppendLine(Ci, $"- stage: {meta.Stage}; {meta.Architecture} ({meta.InChannels} input channel(s)), {meta.Classifier} classifier, {meta.NumClasses} classes; dataset {meta.Dataset}; seed {meta.Seed}");
+            if (meta.From is { } from) sb.AppendLine(Ci, $"- from: {from}");
+            if (meta.ImportedFrom is { } imp) sb.AppendLine(Ci, $"- imported from PyTorch: {imp}");
+            sb.AppendLine(Ci, $"- training images per class: {string.Join(" ", meta.ClassCounts)}");
+            if (meta.Config is { } cfg) sb.AppendLine(Ci, $"- config: `{Compact(cfg)}`");
         }
-        sb.AppendLine($"- epochs: {metrics.Epochs.Count}{(metrics.Completed ? "" : " (unfinished)")}; mean train time {metrics.Epochs.Average(e => e.TrainSeconds).ToString("F1", Ci)} s/epoch, {metrics.Epochs.Average(e => e.ImagesPerSecond).ToString("F0", Ci)} img/s; peak resident memory {metrics.Epochs.Max(e => e.PeakResidentMb).ToString("F0", Ci)} MB");
+        sb.AppendLine(Ci, $"- epochs: {metrics.Epochs.Count}{(metrics.Completed ? "" : " (unfinished)")}; mean train time {metrics.Epochs.Average(e => e.TrainSeconds).ToString("F1", Ci)} s/epoch, {metrics.Epochs.Average(e => e.ImagesPerSecond).ToString("F0", Ci)} img/s; peak resident memory {metrics.Epochs.Max(e => e.PeakResidentMb).ToString("F0", Ci)} MB");
         if (MemoryDrift(metrics) is { } drift)
-            sb.AppendLine($"- resident memory: {drift.First.ToString("F0", Ci)} MB after epoch 2, {drift.Last.ToString("F0", Ci)} MB at the end; drift {drift.SlopeMbPerEpoch.ToString("+0.00;-0.00", Ci)} MB per epoch (least-squares slope from epoch 2 on)");
+            sb.AppendLine(Ci, $"- resident memory: {drift.First.ToString("F0", Ci)} MB after epoch 2, {drift.Last.ToString("F0", Ci)} MB at the end; drift {drift.SlopeMbPerEpoch.ToString("+0.00;-0.00", Ci)} MB per epoch (least-squares slope from epoch 2 on)");
         sb.AppendLine();
         sb.AppendLine("| figure | Head | Medium | Tail | All | ECE | NLL |").AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
         void Row(string label, EvaluationSummary? s)
         {
-            if (s is not null) sb.AppendLine($"| {label} | {F(s.Head)} | {F(s.Medium)} | {F(s.Tail)} | {F(s.Top1)} | {F(s.Ece)} | {s.Nll.ToString("F3", Ci)} |");
+            if (s is not null) sb.AppendLine(Ci, $"| {label} | {F(s.Head)} | {F(s.Medium)} | {F(s.Tail)} | {F(s.Top1)} | {F(s.Ece)} | {s.Nll.ToString("F3", Ci)} |");
         }
         Row($"test, final epoch ({metrics.FinalEpoch + 1})", metrics.Final);
         if (metrics.SelectedTest is not null) Row($"test at the best-validation epoch ({metrics.SelectedEpoch + 1})", metrics.SelectedTest);
@@ -61,7 +61,7 @@ public static class RunReport
         {
             sb.AppendLine("| class | training images | test accuracy |").AppendLine("| --- | --- | --- |");
             for (int c = 0; c < eval.PerClassAccuracy.Length; c++)
-                sb.AppendLine($"| {c} | {(meta is { } m && c < m.ClassCounts.Length ? m.ClassCounts[c].ToString(Ci) : "-")} | {F(eval.PerClassAccuracy[c])} |");
+                sb.AppendLine(Ci, $"| {c} | {(meta is { } m && c < m.ClassCounts.Length ? m.ClassCounts[c].ToString(Ci) : "-")} | {F(eval.PerClassAccuracy[c])} |");
             sb.AppendLine();
         }
         sb.AppendLine("![training curves](curves.png)");

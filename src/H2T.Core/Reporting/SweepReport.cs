@@ -26,10 +26,10 @@ public static class SweepReport
         ArgumentNullException.ThrowIfNull(sweep);
         string F(double? v) => v is { } x && !double.IsNaN(x) ? x.ToString("F2", Ci) : "-";
         var sb = new StringBuilder();
-        sb.AppendLine($"# Stage-II sweep over rho ({sweep.Dataset}, {sweep.Epochs} epochs)").AppendLine();
-        sb.AppendLine($"From `{sweep.From}`. {sweep.Rows.Count} values trained in one pass: {sweep.WallSeconds.ToString("F0", Ci)} s wall " +
+        sb.AppendLine(Ci, $"# Stage-II sweep over rho ({sweep.Dataset}, {sweep.Epochs} epochs)").AppendLine();
+        sb.AppendLine(Ci, $"From `{sweep.From}`. {sweep.Rows.Count} values trained in one pass: {sweep.WallSeconds.ToString("F0", Ci)} s wall " +
                       $"({sweep.TrainSeconds.ToString("F0", Ci)} s training, {sweep.EvalSeconds.ToString("F0", Ci)} s evaluation).").AppendLine();
-        if (sweep.ValidationNote is not null) sb.AppendLine($"Validation split: {sweep.ValidationNote}.").AppendLine();
+        if (sweep.ValidationNote is not null) sb.AppendLine(Ci, $"Validation split: {sweep.ValidationNote}.").AppendLine();
         sb.AppendLine(sweep.SelectedRho is { } s
             ? $"**Selected rho = {s.ToString("0.###", Ci)}** ({sweep.SelectedBy}); checkpoint `{sweep.SelectedCheckpoint}`. Its test row is the honest figure; the other test rows are for reading the trend, not for choosing."
             : $"No rho selected: {sweep.SelectedBy}.").AppendLine();
@@ -40,11 +40,11 @@ public static class SweepReport
             var v = r.FinalValidation;
             var t = r.FinalTest;
             var mark = sweep.SelectedRho == r.Rho ? " (selected)" : "";
-            sb.AppendLine($"| {r.Rho.ToString("0.###", Ci)}{mark} | {F(v?.Head)} | {F(v?.Medium)} | {F(v?.Tail)} | {F(v?.Top1)} | " +
+            sb.AppendLine(Ci, $"| {r.Rho.ToString("0.###", Ci)}{mark} | {F(v?.Head)} | {F(v?.Medium)} | {F(v?.Tail)} | {F(v?.Top1)} | " +
                           $"{F(t?.Head)} | {F(t?.Medium)} | {F(t?.Tail)} | {F(t?.Top1)} | {F(t?.Ece)} |");
         }
         sb.AppendLine().AppendLine("Accuracy in % at the final epoch; groups are mean per-class accuracy; validation is class-balanced and disjoint from training and test.");
-        if (plotFile is not null) sb.AppendLine().AppendLine($"![accuracy against rho]({plotFile})");
+        if (plotFile is not null) sb.AppendLine().AppendLine(Ci, $"![accuracy against rho]({plotFile})");
         return sb.ToString();
     }
 

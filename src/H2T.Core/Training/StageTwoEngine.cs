@@ -296,7 +296,7 @@ internal static class StageTwoEngine
             this.counts = counts;
         }
 
-        public static BnState Capture(IReadOnlyList<BatchNorm> bn)
+        public static BnState Capture(List<BatchNorm> bn)
         {
             using var _ = no_grad();
             return new BnState(
@@ -305,7 +305,7 @@ internal static class StageTwoEngine
                 bn.Select(b => b.num_batches_tracked!.clone().DetachFromDisposeScope()).ToArray());
         }
 
-        public void Restore(IReadOnlyList<BatchNorm> bn)
+        public void Restore(List<BatchNorm> bn)
         {
             using var _ = no_grad();
             for (int i = 0; i < bn.Count; i++)
@@ -318,7 +318,7 @@ internal static class StageTwoEngine
 
         /// <summary>This (rho = 0) state takes the tail batch's update: S0 &lt;- T + (1 - m)(S0 - S), where S is
         /// <paramref name="before"/> and T the modules' state after the tail forward.</summary>
-        public void FollowTailUpdate(IReadOnlyList<BatchNorm> bn, BnState before)
+        public void FollowTailUpdate(List<BatchNorm> bn, BnState before)
         {
             using var _ = no_grad();
             for (int i = 0; i < bn.Count; i++)

@@ -6,6 +6,8 @@ namespace H2T.Tests.Data;
 
 public sealed class LoaderTests
 {
+    static readonly bool[] Flips = [false, true];
+
     public LoaderTests() => TorchRuntime.Initialize(threads: 2);
 
     // 20 images of 2x5x6 whose bytes are distinct per (image, position), labels image % 4.
@@ -95,7 +97,7 @@ public sealed class LoaderTests
             var raw = new byte[Shape.Size];
             src.ReadInto(b.Indices[k], raw);
             var got = px.AsSpan(k * Shape.Size, Shape.Size).ToArray().Select(v => (byte)Math.Round(v)).ToArray();
-            var matches = (from dy in Enumerable.Range(-2, 5) from dx in Enumerable.Range(-2, 5) from f in new[] { false, true }
+            var matches = (from dy in Enumerable.Range(-2, 5) from dx in Enumerable.Range(-2, 5) from f in Flips
                            where Reference(raw, dy, dx, f).SequenceEqual(got) select f).ToList();
             Assert.NotEmpty(matches);
             if (matches.All(f => f)) flips++;

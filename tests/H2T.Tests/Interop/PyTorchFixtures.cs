@@ -11,6 +11,8 @@ namespace H2T.Tests.Interop;
 /// </summary>
 public static class PyTorchFixtures
 {
+    static readonly string[] SampleImages = ["test/airplane/0000.jpg", "test/cat/0000.jpg"];
+
     public const string Python = "/usr/bin/python3";
 
     public static string Folder => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Interop", "Fixtures");
@@ -54,7 +56,7 @@ public static class PyTorchFixtures
             if (File.Exists(Path.Combine(dir, ".complete"))) return dir;
             var temp = dir + $".{Environment.ProcessId}.tmp";
             Directory.CreateDirectory(temp);
-            var images = new[] { "test/airplane/0000.jpg", "test/cat/0000.jpg" }.Select(i => Path.Combine(DataTestFiles.CifarJpgSample, i));
+            var images = SampleImages.Select(i => Path.Combine(DataTestFiles.CifarJpgSample, i));
             var (rc, _, err) = Run([Script, "--torchvision", temp, .. images]);
             if (rc != 0) throw new InvalidOperationException($"make_pytorch_fixtures.py --torchvision failed: {err}");
             File.WriteAllText(Path.Combine(temp, ".complete"), hash);

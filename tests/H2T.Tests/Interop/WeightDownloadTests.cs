@@ -16,7 +16,7 @@ namespace H2T.Tests.Interop;
 /// Face cache layout with its sha256 checked; a 404, a wrong hash, a truncated body, a redirect and a refused
 /// connection. The files served are torchvision's resnet18 as torch.save writes it and its state dict as safetensors.
 /// </summary>
-[Collection(EnvironmentCollection.Name)]
+[Collection(ProcessEnvironment.Name)]
 public sealed class WeightDownloadTests(ITestOutputHelper output)
 {
     /// <summary>A loopback server: path to handler; it records the paths asked for.</summary>
@@ -278,7 +278,7 @@ internal sealed class SyncProgress(Action<DownloadProgress> report) : IProgress<
 
 /// <summary>Tests that set process-wide environment variables run one at a time.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class EnvironmentCollection
+public sealed class ProcessEnvironment
 {
     public const string Name = "process environment";
 }
