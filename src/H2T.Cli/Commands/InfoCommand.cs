@@ -35,6 +35,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
         table.AddRow("feature maps", $"{ComputeNames.Name(new StageOneConfig().Layout)} by default (--memory-layout nchw or memory_layout: nchw for NCHW)");
         // The stage-II methods come from their one table, so a new method shows up here without a change.
         foreach (var line in H2T.Fusion.StageTwoMethods.Describe()) table.AddRow("stage-II method", Markup.Escape(line));
+        foreach (var line in H2T.Losses.LossFactory.DescribeOptions()) table.AddRow("loss options", Markup.Escape(line));
         table.AddRow("native library", Markup.Escape(fix.LibraryPath ?? "-"));
         table.AddRow(".NET", RuntimeInformation.FrameworkDescription);
         table.AddRow("OS", Markup.Escape(RuntimeInformation.OSDescription));

@@ -243,6 +243,8 @@ public static class ReferenceConfig
         new("gpu", Stages.Both, (b, e) => { if (!e.IsNull) throw e.Error("null (choose the device with --device cpu|cuda:N)"); }),
         // every stage-II method's own options, from the method table
         .. StageTwoMethods.OptionKeys.Select(k => new Key(k, Stages.Two, (b, e) => b.MethodOptions[k] = e.String())),
+        // and every loss's that declares its own
+        .. LossFactory.OptionKeys.Select(k => new Key(k, Stages.Both, (b, e) => SetLoss(b, l => l with { Options = MethodOptions.With(l.Options, k, e.String()) }))),
     ];
 
     static readonly Dictionary<string, Key> ByName = Keys.ToDictionary(k => k.Name, StringComparer.Ordinal);

@@ -91,6 +91,7 @@ public static class RunConfigChecks
     {
         if (!LossFactory.Names.Contains(config.Loss.Type, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException($"unknown loss '{config.Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}", "loss.type");
+        LossFactory.CheckOptions(config.Loss);
     }
 
     static void CheckSampler(string name, string what, string key)

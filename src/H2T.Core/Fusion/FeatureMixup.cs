@@ -1,4 +1,3 @@
-using System.Globalization;
 using H2T.Settings;
 using static TorchSharp.torch;
 
@@ -30,14 +29,8 @@ public sealed class FeatureMixup(double alpha, bool mixLabels) : IStageTwoMethod
     /// <summary>From a config's method options; the defaults live here, the values are checked here.</summary>
     public static FeatureMixup From(IReadOnlyDictionary<string, string>? options)
     {
-        double alpha = 0.2;
-        bool mix = true;
-        if (options?.TryGetValue("feature_mixup.alpha", out var a) == true)
-            alpha = double.TryParse(a, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 && double.IsFinite(v)
-                ? v : throw new ConfigException($"feature_mixup.alpha must be a number > 0, got '{a}'", "feature_mixup.alpha");
-        if (options?.TryGetValue("feature_mixup.mix_labels", out var m) == true)
-            mix = Switches.Table.TryParse(m, out var on) ? on : throw new ConfigException($"feature_mixup.mix_labels must be true or false, got '{m}'", "feature_mixup.mix_labels");
-        return new FeatureMixup(alpha, mix);
+        return new FeatureMixup(MethodOptions.Number(options, "feature_mixup.alpha", 0.2, v => v > 0, "a number > 0"),
+            MethodOptions.Switch(options, "feature_mixup.mix_labels", true));
     }
 
     /// <summary>One draw of Beta(alpha, 1): U^(1 / alpha).</summary>

@@ -29,9 +29,6 @@ public interface IStageTwoMethod
         new(tailMap.alias());
 }
 
-/// <summary>A stage-II method's own setting: its config key (<c>fusion_options</c> entry) and its check.</summary>
-public sealed record MethodOption(string Key, string Meaning);
-
 /// <summary>
 /// The one table of stage-II methods: each name (the <c>fusion</c> and <c>classifier</c> keys and flags read it), its
 /// options, their check and the factory. A new method is a class and one line here.
@@ -78,11 +75,8 @@ public static class StageTwoMethods
         ArgumentNullException.ThrowIfNull(config);
         var fusion = Find(Slot.Fusion, config.Fusion, "fusion");
         var classifier = Find(Slot.Classifier, config.Classifier, "classifier");
-        var allowed = fusion.Options.Concat(classifier.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
-        foreach (var key in (config.MethodOptions ?? new Dictionary<string, string>()).Keys)
-            if (!allowed.Contains(key))
-                throw new ConfigException($"{key} is an option of another method; fusion '{config.Fusion}' and classifier '{config.Classifier}' take " +
-                                          (allowed.Count == 0 ? "none" : string.Join(", ", allowed)), key);
+        MethodOptions.CheckKnown(config.MethodOptions, fusion.Options.Concat(classifier.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal),
+            $"fusion '{config.Fusion}' and classifier '{config.Classifier}'");
         fusion.Create(config);
         classifier.Create(config);
     }

@@ -38,6 +38,9 @@ public sealed record LossConfig(string Type = "ce")
     public int ResLtMediumStart { get; init; } = -1;
     /// <summary>ResLT: the class rank where tail begins; -1: 70% of the classes.</summary>
     public int ResLtTailStart { get; init; } = -1;
+    /// <summary>Options of losses that declare their own (H2T.Losses.LossFactory's rows: <c>loss.VS.gamma</c>, ...),
+    /// by config key; their defaults live in the loss. Null: none given.</summary>
+    public IReadOnlyDictionary<string, string>? Options { get; init; }
 
     /// <summary>The value checks of every loss setting (a loss reads only its own; all are checked so none is wrong in a config.json).</summary>
     public void ValidateValues()

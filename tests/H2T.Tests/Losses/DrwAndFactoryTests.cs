@@ -62,11 +62,13 @@ public sealed class DrwAndFactoryTests
             ["ldam"] = typeof(LdamLoss), ["las"] = typeof(LabelAwareSmoothingLoss), ["gcl"] = typeof(GclLoss),
             ["ride"] = typeof(RideLoss), ["reslt"] = typeof(ResLtLoss),
         };
-        Assert.Equal(expected.Keys.Order(), LossFactory.CanonicalNames.Order());
-        foreach (var (name, type) in expected)
+        // Every loss of the table builds under its name; the ones listed here are the types they were (a loss added
+        // with its own test, as VsLossTests, needs no line here).
+        Assert.Subset(LossFactory.CanonicalNames.ToHashSet(), expected.Keys.ToHashSet());
+        foreach (var name in LossFactory.CanonicalNames)
         {
             using var loss = LossFactory.Create(new LossConfig(name) { LogitAdjustTau = 0.5 }, Counts);
-            Assert.IsType(type, loss);
+            if (expected.TryGetValue(name, out var type)) Assert.IsType(type, loss);
             Assert.Equal(name, loss.Name);
         }
         using var focal = (FocalLoss)LossFactory.Create(new LossConfig("focal") { FocalGamma = 2.5 }, Counts);
