@@ -15,7 +15,7 @@ public class DataOptions : GlobalSettings
     public string? Dataset { get; init; }
 
     [CommandOption("--data <PATH>")]
-    [Description("dataset files (default: the dataset's standard location) [data_path]")]
+    [Description("dataset files; without it, the dataset's standard location [data_path]")]
     public string? DataPath { get; init; }
 
     [CommandOption("--imb-factor <F>")]

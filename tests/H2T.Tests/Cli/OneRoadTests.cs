@@ -61,6 +61,31 @@ public sealed class OneRoadTests : IDisposable
         Assert.Equal(Json(new StageTwoConfig()), Json(sweep.StageTwo));
     }
 
+    /// <summary>--help says the defaults in words ("default 30", "cosine (default)"); each is checked against the
+    /// records by binding the flag at that value, which must change nothing.</summary>
+    [Theory]
+    [InlineData(typeof(StageOneSettings), StageMode.StageOne)]
+    [InlineData(typeof(StageTwoSettings), StageMode.StageTwo)]
+    [InlineData(typeof(SweepSettings), StageMode.Sweep)]
+    public void TheDefaultsTheHelpSaysAreTheRecordsOwn(Type settings, StageMode mode)
+    {
+        static string Json(ExperimentConfig c) =>
+            JsonSerializer.Serialize((object?)c.CheckedStageOne?.Value ?? (object?)c.CheckedStageTwo?.Value ?? c.CheckedSweep?.Value);
+        var baseline = Json(BindFlags(mode));
+        int said = 0;
+        foreach (var p in settings.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option || p.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>() is not { } d) continue;
+            var m = System.Text.RegularExpressions.Regex.Match(d.Description, @"\(default (?<v>[^;,)\s]+)|default (?<v>[^;,)\s\[]+) \[|(?<v>[\w.:-]+) \(default[):]");
+            if (!m.Success || p.PropertyType == typeof(bool)) continue;
+            var flag = "--" + option.LongNames[0];
+            var value = m.Groups["v"].Value;
+            Assert.True(Json(BindFlags(mode, flag, value)) == baseline, $"{settings.Name} {flag}: the help says the default is {value}, the record's is not");
+            said++;
+        }
+        Assert.True(said >= 10, $"only {said} defaults found in {settings.Name}'s help");
+    }
+
     [Fact]
     public void AFlagAnOverrideAndAYamlKeyAreOneEntry()
     {
