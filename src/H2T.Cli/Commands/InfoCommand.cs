@@ -28,7 +28,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<GlobalSettings>
         table.AddRow("cores", Environment.ProcessorCount.ToString());
         var cpu = CpuFeatures.Host;
         table.AddRow("CPU", Markup.Escape(cpu.Model));
-        table.AddRow("bf16 units", $"avx512_bf16 {(cpu.Avx512Bf16 ? "yes" : "no")}, amx_bf16 {(cpu.AmxBf16 ? "yes" : "no")}; --precision auto gives {MixedPrecision.Name(MixedPrecision.Parse("auto", cpu))}");
+        table.AddRow("bf16 units", $"avx512_bf16 {(cpu.Avx512Bf16 ? "yes" : "no")}, amx_bf16 {(cpu.AmxBf16 ? "yes" : "no")}; --precision auto gives {MixedPrecision.Name(MixedPrecision.Auto(cpu))} ({MixedPrecision.AutoReason(cpu)})");
         table.AddRow("native fix", Markup.Escape(fix.State));
         table.AddRow("native fix detail", Markup.Escape(fix.Detail));
         table.AddRow("malloc tuning", Markup.Escape(TorchRuntime.MallocTuning));

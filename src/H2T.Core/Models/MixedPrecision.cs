@@ -17,15 +17,27 @@ namespace H2T.Models;
 public static class MixedPrecision
 {
     /// <summary>What the option means, for the CLI's help.</summary>
-    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where the CPU has bf16 units)";
+    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where it was measured faster on this kind of CPU: AMX, or AMD Zen 4; `h2t info` says which)";
 
     public static string Name(ComputePrecision p) => ComputeNames.Name(p);
 
     /// <summary>A name from <see cref="ComputeNames.Precisions"/>, "auto" resolved for <paramref name="cpu"/> (the host by default).</summary>
     public static ComputePrecision Parse(string name, CpuFeatures? cpu = null) => ComputeNames.Precisions.Parse(name) ?? Auto(cpu);
 
-    /// <summary>What "auto" means on a CPU: bf16 where it has bf16 units (<see cref="CpuFeatures"/>), else fp32.</summary>
-    public static ComputePrecision Auto(CpuFeatures? cpu = null) => (cpu ?? CpuFeatures.Host).HasBf16Units ? ComputePrecision.Bf16 : ComputePrecision.Fp32;
+    /// <summary>What "auto" means on a CPU: bf16 only where it was measured faster than fp32 (<see cref="AutoReason"/>).</summary>
+    public static ComputePrecision Auto(CpuFeatures? cpu = null) => Rule(cpu ?? CpuFeatures.Host).Precision;
+
+    /// <summary>Why <see cref="Auto"/> picks what it picks on this CPU, with the measurement behind it.</summary>
+    public static string AutoReason(CpuFeatures? cpu = null) => Rule(cpu ?? CpuFeatures.Host).Why;
+
+    // The rule, by CPU kind, from the measurements in docs/performance.md ("What --precision auto picks"): AMX and Intel
+    // without AMX from H2T.Bench --only precision (ResNet-32, CIFAR-10-LT, 2 threads), Zen 4 from stage-I epochs of
+    // the pretrained ResNet-18 protocol.
+    static (ComputePrecision Precision, string Why) Rule(CpuFeatures c) =>
+        c.AmxBf16 ? (ComputePrecision.Bf16, "AMX (amx_bf16): bf16 measured 1.8x-2.4x the speed of fp32")
+        : c.Avx512Bf16 && c.IsAmd ? (ComputePrecision.Bf16, "AMD with avx512_bf16 (Zen 4): bf16 measured 1.57x (training) and 1.74x (evaluation) the speed of fp32")
+        : c.Avx512Bf16 ? (ComputePrecision.Fp32, "Intel avx512_bf16 without AMX: bf16 measured 0.74x-0.78x the speed of fp32")
+        : (ComputePrecision.Fp32, "no bf16 units: bf16 would be emulated, slower than fp32");
 
     /// <summary>A note for the run log when bf16 was asked for on a CPU without bf16 units (there it is emulated and
     /// slower than fp32), else null.</summary>

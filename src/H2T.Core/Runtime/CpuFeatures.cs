@@ -5,7 +5,7 @@ namespace H2T.Runtime;
 /// <c>avx512_bf16</c> (AMD Zen 4, Intel Cooper Lake on) and <c>amx_bf16</c> (Intel Sapphire Rapids on) flags. oneDNN
 /// runs bf16 convolutions on either; without both, bf16 is emulated and slower than fp32.
 /// </summary>
-public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16)
+public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16, string Vendor = "")
 {
     static readonly Lazy<CpuFeatures> Current = new(() => Parse(File.Exists("/proc/cpuinfo") ? File.ReadAllText("/proc/cpuinfo") : ""));
 
@@ -14,10 +14,13 @@ public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16)
     /// <summary>True when the CPU has bf16 units (either flag).</summary>
     public bool HasBf16Units => Avx512Bf16 || AmxBf16;
 
+    /// <summary>An AMD CPU (vendor_id AuthenticAMD, or "AMD" in the model name when no vendor was read).</summary>
+    public bool IsAmd => Vendor == "AuthenticAMD" || (Vendor.Length == 0 && Model.Contains("AMD", StringComparison.Ordinal));
+
     public static CpuFeatures Parse(string cpuinfo)
     {
         ArgumentNullException.ThrowIfNull(cpuinfo);
-        string model = "unknown";
+        string model = "unknown", vendor = "";
         var flags = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in cpuinfo.Split('\n'))
         {
@@ -26,9 +29,10 @@ public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16)
             var key = line[..colon].Trim();
             var value = line[(colon + 1)..].Trim();
             if (key == "model name" && model == "unknown") model = value;
+            else if (key == "vendor_id" && vendor.Length == 0) vendor = value;
             else if (key == "flags" && flags.Count == 0) flags.UnionWith(value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         }
-        return new CpuFeatures(model, flags.Contains("avx512_bf16"), flags.Contains("amx_bf16"));
+        return new CpuFeatures(model, flags.Contains("avx512_bf16"), flags.Contains("amx_bf16"), vendor);
     }
 
     public override string ToString() =>

@@ -126,6 +126,13 @@ public sealed class MixedPrecisionTests
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("auto", amx));
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("auto", zen));
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Parse("auto", old));
+        // Intel's avx512_bf16 without AMX: bf16 is slower than fp32 there (0.74x-0.78x), so auto keeps fp32.
+        var cooper = CpuFeatures.Parse("vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16\n");
+        Assert.Equal(("GenuineIntel", false), (cooper.Vendor, cooper.IsAmd));
+        Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Auto(cooper));
+        Assert.Contains("without AMX", MixedPrecision.AutoReason(cooper));
+        Assert.True(zen.IsAmd);
+        Assert.Contains("Zen 4", MixedPrecision.AutoReason(zen));
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("BF16"));
         Assert.Contains("expected fp32, bf16 or auto", Assert.Throws<ArgumentException>(() => MixedPrecision.Parse("fp8")).Message);
     }
