@@ -338,28 +338,17 @@ public static class ReferenceConfig
         // The one check of the values bound, reported where each was set.
         try
         {
-            return b.Mode switch
-            {
-                StageMode.StageOne => result with { CheckedStageOne = one.Check() },
-                StageMode.StageTwo => CheckData(b, result) with { CheckedStageTwo = b.Two.Check() },
-                _ => CheckData(b, result) with
-                {
-                    CheckedSweep = (b.ValPerClass is { } v ? new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos], v)
-                        : new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos])).Check(),
-                },
-            };
+            if (b.Mode == StageMode.StageOne) return result with { CheckedStageOne = one.Check() }; // its data checks are StageOneConfig's
+            // Stage II reads its data from the stage-I checkpoint; the data keys it was given are checked here.
+            b.Data.ValidateValues();
+            if (b.Mode == StageMode.StageTwo) return result with { CheckedStageTwo = b.Two.Check() };
+            var sweep = new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos]);
+            return result with { CheckedSweep = (b.ValPerClass is { } v ? sweep with { ValidationPerClass = v } : sweep).Check() };
         }
         catch (ConfigException x) when (x.Key is { } k && b.Origins.TryGetValue(k, out var at))
         {
             throw at.Error(x.Message);
         }
-    }
-
-    /// <summary>Stage II reads its data from the stage-I checkpoint; the data keys it was given are checked here.</summary>
-    static ExperimentConfig CheckData(Builder b, ExperimentConfig result)
-    {
-        b.Data.ValidateValues();
-        return result;
     }
 
     static string Suggest(string key)

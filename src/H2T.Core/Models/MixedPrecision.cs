@@ -39,14 +39,13 @@ public static class MixedPrecision
         : c.Avx512Bf16 ? (ComputePrecision.Fp32, "Intel avx512_bf16 without AMX: bf16 measured 0.74x-0.78x the speed of fp32")
         : (ComputePrecision.Fp32, "no bf16 units: bf16 would be emulated, slower than fp32");
 
-    /// <summary>A note for the run log when bf16 was asked for on a CPU without bf16 units (there it is emulated and
-    /// slower than fp32), else null.</summary>
+    /// <summary>A note for the run log when bf16 was asked for on a CPU where the rule behind <see cref="Auto"/> says
+    /// fp32 is faster (no bf16 units, or Intel's avx512_bf16 without AMX), else null.</summary>
     public static string? Warning(ComputePrecision p, CpuFeatures? cpu = null)
     {
         var c = cpu ?? CpuFeatures.Host;
-        return p == ComputePrecision.Bf16 && !c.HasBf16Units
-            ? $"precision bf16 on {c.Model}, which has neither avx512_bf16 nor amx_bf16: bf16 is emulated there and slower than fp32"
-            : null;
+        var (fastest, why) = Rule(c);
+        return p == ComputePrecision.Bf16 && fastest == ComputePrecision.Fp32 ? $"precision bf16 on {c.Model}: {why}" : null;
     }
 
     /// <summary>A convolution in the input's precision: as the module does in fp32, on a bf16 copy of the weight for a

@@ -49,6 +49,8 @@ internal static class StageTwoEngine
         public Random FusionRng { get; set; } = new(0);
         public EpochProgress? Progress { get; set; }
         public RunRecord? Record { get; set; }
+        /// <summary>Its checkpoints' metadata, built once from <see cref="Record"/> (the epoch is set when saved).</summary>
+        public CheckpointMeta? Meta { get; set; }
 
         public void Dispose()
         {
@@ -148,6 +150,7 @@ internal static class StageTwoEngine
                 if (note is not null) m.Run.Log($"stage2 data: {note}");
             }
             m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, m.Record);
+            m.Meta = m.Record.Meta(backbone, m.Head.Kind);
             if (start >= 0 && m.Loop.StartEpoch != start)
                 throw new ConfigException($"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after {start}; " +
                                           "a sweep resumes only when all its members stopped at the same epoch (delete the folder to start over)");
@@ -223,7 +226,7 @@ internal static class StageTwoEngine
                         {
                             var m = group[k];
                             m.Loop.Complete(new EpochOutcome(new EpochSchedule(epoch, c0.Epochs, lr), m.Progress!.MeanLoss, m.Progress.Seconds, m.Progress.Images, test?[k], val?[k], secs),
-                                new RunState(m.Record!.Meta(backbone, m.Head.Kind), backbone, m.Head, m.Optimizer));
+                                new RunState(m.Meta!, backbone, m.Head, m.Optimizer));
                         }
                     }
                     fusedState?.Restore(bn);

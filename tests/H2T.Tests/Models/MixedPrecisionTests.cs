@@ -131,6 +131,11 @@ public sealed class MixedPrecisionTests
         Assert.Equal(("GenuineIntel", false), (cooper.Vendor, cooper.IsAmd));
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Auto(cooper));
         Assert.Contains("without AMX", MixedPrecision.AutoReason(cooper));
+        // Asking for bf16 where the rule says fp32 is faster gets the rule's reason in the run log; where bf16 is faster, nothing.
+        Assert.Contains("measured 0.74x-0.78x", MixedPrecision.Warning(ComputePrecision.Bf16, cooper));
+        Assert.Contains("emulated", MixedPrecision.Warning(ComputePrecision.Bf16, old));
+        Assert.Null(MixedPrecision.Warning(ComputePrecision.Bf16, zen));
+        Assert.Null(MixedPrecision.Warning(ComputePrecision.Fp32, cooper));
         Assert.True(zen.IsAmd);
         Assert.Contains("Zen 4", MixedPrecision.AutoReason(zen));
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("BF16"));
