@@ -37,6 +37,13 @@ public abstract class StageTwoOptions : CheckpointDataSettings
     public string? ShiftBn { get; init; }
     [CommandOption("--fusion <METHOD>")] [Description("feature augmentation, a name from the stage-II method table (h2t, the default, uses --rho; `h2t info` lists the others and their options, given as key=value) [fusion]")]
     public string? Fusion { get; init; }
+    [CommandOption("--feature-cache <ON|OFF>")]
+    [Description("train from the frozen backbone's feature maps computed once (BatchNorm re-estimated once on the balanced sampler; docs/performance.md), default off [feature_cache]")]
+    public string? FeatureCache { get; init; }
+    [CommandOption("--cache-views <N>")] [Description("augmented views cached per training image, default 4 [feature_cache_views]")]
+    public string? CacheViews { get; init; }
+    [CommandOption("--cache-storage <T>")] [Description("cached maps as auto (default: the backbone's arithmetic), bf16 or fp32 [feature_cache_storage]")]
+    public string? CacheStorage { get; init; }
     [CommandOption("--loss <LOSS>")] [Description("default ce [loss.type]")]
     public string? Loss { get; init; }
     [CommandOption("--lr <LR>")] [Description("default 0.1 [lr]")]

@@ -198,6 +198,9 @@ public static class ReferenceConfig
         new("rho", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
         new("mix_fea", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
         new("fusion", Stages.Two, (b, e) => b.Two = b.Two with { Fusion = e.String().Trim().ToLowerInvariant() }, "--fusion"),
+        new("feature_cache", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCache = e.Bool() }, "--feature-cache"),
+        new("feature_cache_views", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCacheViews = e.Int() }, "--cache-views"),
+        new("feature_cache_storage", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCacheStorage = e.String().Trim().ToLowerInvariant() }, "--cache-storage"),
         new("reinit_classifier", Stages.Two, (b, e) => b.Two = b.Two with { ReinitClassifier = e.Bool() }, "--reinit"),
         // a sweep: the rho values, a list like any other (start:stop:step, a comma list, or a YAML list)
         new("sweep.rho", Stages.Sweep, (b, e) => b.SweepRhos = e.Items is { } xs

@@ -50,6 +50,9 @@ public sealed record AugmentConfig(bool RandomCrop = false, int Padding = 4, boo
     /// <summary>Random crop with 4-pixel zero padding + horizontal flip: the CIFAR / Fashion-MNIST recipe.</summary>
     public static AugmentConfig CropFlip { get; } = new(RandomCrop: true, Padding: 4, HorizontalFlip: true);
     public static AugmentConfig None { get; } = new();
+
+    /// <summary>Whether two passes over an image can give different pixels (anything random is switched on).</summary>
+    public bool Draws => (RandomCrop && Padding > 0) || HorizontalFlip || RandomResizedCrop;
 }
 
 /// <summary>A data file is malformed, truncated or inconsistent. The message names the file and where.</summary>

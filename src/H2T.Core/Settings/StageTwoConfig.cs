@@ -27,6 +27,15 @@ public sealed record StageTwoConfig : RunConfig
     /// <summary>The chosen methods' own options by config key (e.g. feature_mixup.alpha); their defaults live in the
     /// methods. Null: none given.</summary>
     public IReadOnlyDictionary<string, string>? MethodOptions { get; init; }
+    /// <summary>Train from the frozen backbone's cached feature maps (H2T.Training.FeatureCache) instead of a backbone
+    /// pass per batch: BatchNorm statistics re-estimated once, <see cref="FeatureCacheViews"/> augmented views.</summary>
+    public bool FeatureCache { get; init; }
+    /// <summary>Augmented views cached per training image; each epoch draws one per sampled position.</summary>
+    public int FeatureCacheViews { get; init; } = 4;
+    /// <summary>"auto" (the backbone's arithmetic: bf16 maps as bf16, fp32 as fp32), "bf16" or "fp32".</summary>
+    public string FeatureCacheStorage { get; init; } = "auto";
+
+    internal static readonly string[] CacheStorages = ["auto", "bf16", "fp32"];
 
     /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value alike.</summary>
     internal static void CheckRho(double rho, string key)
@@ -38,6 +47,9 @@ public sealed record StageTwoConfig : RunConfig
     {
         CheckRho(Rho, "H2T");
         if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}", "lr_scheduler.lr_factor");
+        if (FeatureCacheViews is < 1 or > 256) throw new ConfigException($"feature_cache_views must lie in [1, 256], got {FeatureCacheViews}", "feature_cache_views");
+        if (!CacheStorages.Contains(FeatureCacheStorage))
+            throw new ConfigException($"feature_cache_storage: expected {string.Join(", ", CacheStorages)}, got '{FeatureCacheStorage}'", "feature_cache_storage");
         if (Classifier == "lws" && ReinitClassifier) throw new ConfigException("lws re-scales the stage-I classifier: it cannot be combined with reinit", "reinit_classifier");
     }
 }

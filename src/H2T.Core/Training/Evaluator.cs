@@ -45,18 +45,34 @@ public static class Evaluator
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(heads);
         backbone.eval();
-        foreach (var h in heads) h.eval();
-        var accs = heads.Select(_ => new MetricAccumulator(numClasses)).ToArray();
+        ArgumentNullException.ThrowIfNull(loader);
         using var _ = no_grad();
         // Eval mode makes BatchNorm an affine map: fold it into the convolutions (same outputs, fewer passes).
         using var folded = backbone.FoldedForInference();
         var forward = folded ?? backbone;
-        foreach (var batch in loader.Epoch(0))
+        return Accumulate(heads, loader.Epoch(0), images => forward.call(images), numClasses, groups);
+    }
+
+    /// <summary>Several classifiers on feature maps computed before (stage II's feature cache): batches whose Images are
+    /// the maps.</summary>
+    internal static EvaluationResult[] EvaluateHeadsOnMaps(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> maps, int numClasses, ClassGroups groups)
+    {
+        ArgumentNullException.ThrowIfNull(heads);
+        using var _ = no_grad();
+        return Accumulate(heads, maps, m => m, numClasses, groups);
+    }
+
+    static EvaluationResult[] Accumulate(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> batches, Func<Tensor, Tensor> features,
+        int numClasses, ClassGroups groups)
+    {
+        foreach (var h in heads) h.eval();
+        var accs = heads.Select(_ => new MetricAccumulator(numClasses)).ToArray();
+        foreach (var batch in batches)
         {
             using var b = batch;
             using var scope = NewDisposeScope();
-            var features = forward.call(b.Images);
-            for (int k = 0; k < heads.Count; k++) accs[k].Add(heads[k].call(features), b.Labels);
+            var f = features(b.Images);
+            for (int k = 0; k < heads.Count; k++) accs[k].Add(heads[k].call(f), b.Labels);
         }
         return accs.Select(a => a.Result(groups.Head, groups.Medium, groups.Tail)).ToArray();
     }

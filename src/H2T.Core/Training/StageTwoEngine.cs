@@ -127,7 +127,8 @@ internal static class StageTwoEngine
         int inChannels = splits.Train.Shape.Channels;
         var plain = members.Where(m => !m.Fusion.UsesHeadSide).ToList();
         var fused = members.Where(m => m.Fusion.UsesHeadSide).ToList();
-        bool twoStates = c0.ShiftBn && plain.Count > 0 && fused.Count > 0;
+        // The feature cache freezes BatchNorm after one re-estimation (FeatureCache), so there is one state only.
+        bool twoStates = !c0.FeatureCache && c0.ShiftBn && plain.Count > 0 && fused.Count > 0;
         var bn = backbone.modules().OfType<BatchNorm>().ToList();
         if (twoStates && bn.Count == 0 && backbone.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
             throw new NotSupportedException($"{backbone.Architecture}: its normalisation layers are not BatchNorm modules; sweep rho = 0 apart from rho > 0");
@@ -146,7 +147,8 @@ internal static class StageTwoEngine
                 m.Record.WriteConfigFile(m.Run);
                 m.Run.Log($"stage2 {(sweepDir is null ? "" : "(sweep member) ")}start from {fromPath}: {(m.Config.Fusion == StageTwoMethods.H2T ? $"rho {m.Rho}" : $"fusion {m.Fusion}")} tail {m.Config.TailSampler} head {m.Config.HeadSampler} " +
                           $"shift-bn {m.Config.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} " +
-                          $"precision {MixedPrecision.Name(backbone.Precision)}" + (from.Precision != MixedPrecision.Name(backbone.Precision) ? $" (stage I ran in {from.Precision})" : ""));
+                          $"precision {MixedPrecision.Name(backbone.Precision)}" + (from.Precision != MixedPrecision.Name(backbone.Precision) ? $" (stage I ran in {from.Precision})" : "") +
+                          (m.Config.FeatureCache ? $" feature cache {m.Config.FeatureCacheViews} view(s) storage {m.Config.FeatureCacheStorage}" : ""));
                 if (note is not null) m.Run.Log($"stage2 data: {note}");
             }
             m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, m.Record);
@@ -165,6 +167,17 @@ internal static class StageTwoEngine
             {
                 using var data = StageTwoData.Create(splits, c0, device);
                 double peak = c0.Optim.Lr * c0.LrFactor;
+                // Built on every start, resumed or not: it depends only on the stage-I weights, the data and the seed.
+                using var cache = c0.FeatureCache
+                    ? FeatureCache.Build(backbone, splits, c0, device, sweepDir ?? members[0].Run.Path, observer, cancel)
+                    : null;
+                if (cache is not null)
+                {
+                    trainSeconds += cache.BuildSeconds;
+                    foreach (var m in members)
+                        m.Run.Log($"stage2 feature cache: {cache.Views} view(s), {cache.RowBytes} bytes per map, {cache.TotalBytes / 1048576.0:F0} MiB, built in {cache.BuildSeconds:F1}s" +
+                                  (c0.ShiftBn ? " (BatchNorm statistics re-estimated on one balanced epoch, then frozen)" : ""));
+                }
 
                 for (int epoch = start; epoch < c0.Epochs; epoch++)
                 {
@@ -179,14 +192,18 @@ internal static class StageTwoEngine
                         m.Progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, m == members[0] ? observer : SilentObserver.Instance);
                     }
                     // Evaluation leaves the backbone in eval mode; set its training mode once per epoch.
-                    if (c0.ShiftBn) backbone.train(); else backbone.eval();
+                    if (c0.ShiftBn && cache is null) backbone.train(); else backbone.eval();
                     var clock = Stopwatch.StartNew();
-                    EpochTraining.Run(data.Epoch(epoch, fuse: fused.Count > 0), pair =>
+                    var batches = cache is null
+                        ? data.Epoch(epoch, fuse: fused.Count > 0)
+                        : cache.Epoch(data.TailSampler, data.HeadSampler, c0.Optim.BatchSize, epoch, fuse: fused.Count > 0, device);
+                    EpochTraining.Run(batches, pair =>
                     {
                         var (t, h) = pair;
                         Tensor tailMap;
                         Tensor? headMap = null;
-                        using (no_grad())
+                        if (cache is not null) (tailMap, headMap) = (t.Images, h?.Images); // the batches are maps already
+                        else using (no_grad())
                         {
                             using var before = twoStates ? BnState.Capture(bn) : null;
                             tailMap = backbone.call(t.Images);
@@ -219,8 +236,13 @@ internal static class StageTwoEngine
                         if (group.Count == 0) continue;
                         state?.Restore(bn);
                         var heads = group.Select(m => m.Head).ToList();
-                        var test = evaluate ? Evaluator.EvaluateHeads(backbone, heads, data.Test, splits.NumClasses, splits.Groups) : null;
-                        var val = evaluate && data.Validation is { } v ? Evaluator.EvaluateHeads(backbone, heads, v, splits.NumClasses, splits.Groups) : null;
+                        int evalBatch = data.Test.BatchSize;
+                        var test = !evaluate ? null : cache is null
+                            ? Evaluator.EvaluateHeads(backbone, heads, data.Test, splits.NumClasses, splits.Groups)
+                            : Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: false, evalBatch, device), splits.NumClasses, splits.Groups);
+                        var val = !evaluate || data.Validation is not { } v ? null : cache is null
+                            ? Evaluator.EvaluateHeads(backbone, heads, v, splits.NumClasses, splits.Groups)
+                            : Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: true, evalBatch, device), splits.NumClasses, splits.Groups);
                         double secs = clock.Elapsed.TotalSeconds;
                         for (int k = 0; k < group.Count; k++)
                         {

@@ -55,8 +55,10 @@ internal sealed class StageTwoData : IDisposable
     readonly BatchLoader tail;
     readonly PairedLoader paired;
 
-    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation)
+    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation, ISampler tailSampler, ISampler headSampler)
     {
+        TailSampler = tailSampler;
+        HeadSampler = headSampler;
         this.tail = tail;
         this.paired = paired;
         Test = test;
@@ -64,6 +66,9 @@ internal sealed class StageTwoData : IDisposable
     }
 
     public BatchLoader Test { get; }
+    /// <summary>The two sides' samplers (the feature cache draws its pairs from them, as the loaders do).</summary>
+    public ISampler TailSampler { get; }
+    public ISampler HeadSampler { get; }
     public BatchLoader? Validation { get; }
     public int BatchesPerEpoch => tail.BatchesPerEpoch;
 
@@ -71,13 +76,15 @@ internal sealed class StageTwoData : IDisposable
     {
         var labels = splits.Train.Labels;
         int n = splits.Train.Count;
-        var tail = new BatchLoader(splits.Train, Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
+        var tailSampler = Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n);
+        var headSampler = Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n);
+        var tail = new BatchLoader(splits.Train, tailSampler,
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
-        var head = new BatchLoader(splits.Train, Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n),
+        var head = new BatchLoader(splits.Train, headSampler,
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
         int evalBatch = Math.Max(config.Optim.BatchSize, 256);
         return new StageTwoData(tail, new PairedLoader(tail, head), Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch),
-            Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch));
+            Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch), tailSampler, headSampler);
     }
 
     /// <summary>Paired batches; without fusion only the tail side, as the reference does for rho = 0 (the head side is
