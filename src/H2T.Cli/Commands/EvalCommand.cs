@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using H2T.Runs;
 using H2T.Data;
+using H2T.Inference;
 using H2T.Evaluation;
 using H2T.Models;
 using H2T.Settings;
@@ -10,10 +11,12 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class EvalSettings : CheckpointDataSettings
+public sealed class EvalSettings : InferenceSettings
 {
     [CommandOption("--checkpoint <PATH>")] [Description("a stage1 or stage2 checkpoint")]
     public string Checkpoint { get; init; } = "";
+    [CommandOption("--data <PATH>")] [Description("dataset files, if not where the checkpoint's training found them")]
+    public string? DataPath { get; init; }
     [CommandOption("--dataset <NAME>")] [Description("evaluate on another dataset with the same classes (default: the checkpoint's)")]
     public string? Dataset { get; init; }
     [CommandOption("--out <FILE>")] [Description("write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
@@ -33,8 +36,10 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     {
         var device = CommandSupport.Start(settings);
         var evaluation = CommandSupport.Train(() =>
-            Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.BatchSize));
-        Write(console, evaluation.Meta, evaluation.Splits, evaluation.Result, evaluation.Precision);
+            ImageClassifier.EvaluationEngine(settings.Checkpoint, settings.PrecisionAsked, settings.EngineAsked) == InferenceEngine.OnnxRuntime
+                ? ImageClassifier.EvaluateOnOnnxRuntime(settings.Checkpoint, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.Threads, settings.BatchSize)
+                : Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.BatchSize));
+        Write(console, evaluation);
         if (settings.Out is not null)
         {
             AtomicFile.WriteJson(settings.Out, evaluation.Result);
@@ -43,10 +48,11 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
         return 0;
     }
 
-    static void Write(IAnsiConsole console, CheckpointMeta meta, DatasetSplits splits, EvaluationResult r, ComputePrecision precision)
+    static void Write(IAnsiConsole console, CheckpointEvaluation evaluation)
     {
+        var (meta, splits, r, precision, engine) = evaluation;
         var p = MixedPrecision.Name(precision);
-        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in {p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")}");
+        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in {p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")} on {engine}");
         var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images", "accuracy %");
         for (int c = 0; c < splits.NumClasses; c++)
             t.AddRow(c.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(splits.ClassNames[c]), splits.Groups.GroupOf(c),

@@ -38,6 +38,17 @@ public class ComputeSettings : GlobalSettings
     public ComputePrecision? PrecisionAsked => Precision is null ? null : MixedPrecision.Parse(Precision);
 }
 
+/// <summary>Options of a command that runs a trained model: which engine computes it.</summary>
+public class InferenceSettings : ComputeSettings
+{
+    [CommandOption("--engine <E>")]
+    [Description("auto (default: ONNX Runtime for ImageNet ResNets in fp32, where it is faster; TorchSharp otherwise), torchsharp or onnxruntime (the checkpoint's fp32 export, made in memory)")]
+    public string? Engine { get; init; }
+
+    /// <summary>The engine asked for; null: auto.</summary>
+    public InferenceEngine? EngineAsked => ComputeNames.Engines.Parse(Engine ?? "auto");
+}
+
 /// <summary>Options of a command that reads a checkpoint and the data it was trained on, which may have moved.</summary>
 public class CheckpointDataSettings : ComputeSettings
 {

@@ -5,7 +5,7 @@ using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
-public sealed class PredictSettings : ComputeSettings
+public sealed class PredictSettings : InferenceSettings
 {
     [CommandArgument(0, "<PATH>")] [Description("image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [label]' lines)")]
     public string[] Inputs { get; init; } = [];
@@ -43,6 +43,7 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             {
                 Threads = settings.Threads,
                 Precision = settings.PrecisionAsked,
+                Engine = settings.EngineAsked,
             };
             using var model = ImageClassifier.Load(settings.Checkpoint ?? settings.Onnx!, options);
             var inputs = PredictionInputs.Resolve(settings.Inputs, model.ClassNames);

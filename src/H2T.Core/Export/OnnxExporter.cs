@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using H2T.Runs;
-using H2T.Inference;
 using H2T.Models;
 using Onnx;
 using static H2T.Export.OnnxGraph;

@@ -1,4 +1,7 @@
+using H2T.Runs;
 using H2T.Data;
+using H2T.Evaluation;
+using H2T.Models;
 using H2T.Settings;
 
 namespace H2T.Inference;
@@ -10,6 +13,9 @@ public sealed record ClassifierOptions
     public ComputePrecision? Precision { get; init; }
     /// <summary>Intra-op threads of libtorch or ONNX Runtime (default: all cores / ONNX Runtime's choice).</summary>
     public int? Threads { get; init; }
+    /// <summary>TorchSharp checkpoints: what runs them; null (auto) picks the faster for the model
+    /// (<see cref="ImageClassifier.EngineFor"/>). An ONNX model always runs on ONNX Runtime.</summary>
+    public InferenceEngine? Engine { get; init; }
 }
 
 /// <summary>
@@ -34,10 +40,29 @@ public sealed class ImageClassifier : IDisposable
         options ??= new();
         if (Directory.Exists(path)) throw new DataFormatException($"{path}: is a folder; expected a checkpoint (.ckpt) or an ONNX model (.onnx)");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model not found", path);
-        return new ImageClassifier(IsCheckpoint(path)
-            ? new TorchModelRunner(path, options.Precision, options.Threads)
-            : new OnnxModelRunner(path, options.Threads));
+        if (!IsCheckpoint(path))
+        {
+            if (options.Engine == InferenceEngine.TorchSharp)
+                throw new ConfigException($"{path}: an ONNX model runs on ONNX Runtime only (engine torchsharp is for H2T.NET checkpoints)", "engine");
+            return new ImageClassifier(new OnnxModelRunner(path, options.Threads));
+        }
+        var meta = Checkpoint.ReadMeta(path);
+        var engine = options.Engine ?? EngineFor(meta.Architecture, options.Precision ?? ComputeNames.Recorded(meta.Precision, path));
+        if (engine == InferenceEngine.TorchSharp) return new ImageClassifier(new TorchModelRunner(path, options.Precision, options.Threads));
+        // ONNX Runtime asked for by name runs the fp32 export whatever the checkpoint trained in; bf16 asked for with it is refused.
+        if (options.Precision is { } asked && asked != ComputePrecision.Fp32)
+            throw new ConfigException($"{path}: ONNX Runtime runs the fp32 export; {MixedPrecision.Name(asked)} runs on TorchSharp (--engine torchsharp, or --precision fp32)", "engine");
+        return new ImageClassifier(OnnxModelRunner.FromCheckpoint(path, options.Threads));
     }
+
+    /// <summary>
+    /// What <c>auto</c> runs a checkpoint on: ONNX Runtime for the ImageNet ResNets in fp32, whose forward it runs 1.8x
+    /// to 1.95x faster than libtorch even with BatchNorm folded on both sides (docs/performance.md, "Inference": the gap
+    /// is in libtorch's convolutions); TorchSharp for the CIFAR ResNets (the two are level there) and for bf16, which
+    /// the export does not carry.
+    /// </summary>
+    public static InferenceEngine EngineFor(string architecture, ComputePrecision precision) =>
+        precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
 
     /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX Runtime.</summary>
     static bool IsCheckpoint(string path)
@@ -97,6 +122,65 @@ public sealed class ImageClassifier : IDisposable
         var logits = Logits(pixels, count);
         int k = ClassNames.Count;
         return [.. Enumerable.Range(0, count).Select(i => Prediction.FromLogits(logits.AsSpan(i * k, k), ClassNames, topK))];
+    }
+
+    /// <summary>
+    /// The model on a labelled image source (its pixels already at the model's input size, as a dataset's test source
+    /// is): Head / Medium / Tail / All, per class, ECE. The next batch is read on the thread pool while the model runs.
+    /// </summary>
+    public EvaluationResult Evaluate(IImageSource images, ClassGroups groups, int batchSize = 256)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(groups);
+        if (images.Shape != Card.Preprocessing.Shape)
+            throw new DataFormatException($"{images.Describe(0)}: images of {images.Shape}, the model takes {Card.Preprocessing.Shape}");
+        int size = images.Shape.Size, k = ClassNames.Count;
+        var acc = new MetricAccumulator(k);
+        (byte[] Pixels, long[] Labels) Read(int start)
+        {
+            int n = Math.Min(batchSize, images.Count - start);
+            var pixels = new byte[(long)n * size];
+            Parallel.For(0, n, i => images.ReadInto(start + i, pixels.AsSpan(i * size, size)));
+            return (pixels, [.. Enumerable.Range(start, n).Select(i => (long)images.Labels[i])]);
+        }
+        var next = Task.Run(() => Read(0));
+        for (int start = 0; start < images.Count; start += batchSize)
+        {
+            var (pixels, labels) = next.GetAwaiter().GetResult();
+            if (start + batchSize < images.Count)
+            {
+                int from = start + batchSize;
+                next = Task.Run(() => Read(from));
+            }
+            var logits = Logits(pixels, labels.Length);
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            acc.Add(TorchSharp.torch.tensor(logits, [labels.Length, k]), TorchSharp.torch.tensor(labels));
+        }
+        return acc.Result(groups.Head, groups.Medium, groups.Tail);
+    }
+
+    /// <summary>What <c>h2t eval</c> runs a checkpoint on: <paramref name="engine"/> if given, else
+    /// <see cref="EngineFor"/> its architecture in <paramref name="precision"/> (default: the checkpoint's).</summary>
+    public static InferenceEngine EvaluationEngine(string checkpoint, ComputePrecision? precision, InferenceEngine? engine)
+    {
+        if (engine is { } chosen) return chosen;
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        return EngineFor(meta.Architecture, precision ?? ComputeNames.Recorded(meta.Precision, checkpoint));
+    }
+
+    /// <summary>
+    /// <c>h2t eval</c> on ONNX Runtime: the checkpoint's fp32 export run over the test set of its data (or of
+    /// <paramref name="dataset"/>), with the data found as TorchSharp's path finds it (<see cref="CheckpointData.ForEvaluation"/>).
+    /// </summary>
+    public static CheckpointEvaluation EvaluateOnOnnxRuntime(string checkpoint, string? dataset = null, string? dataPath = null, ComputePrecision? precision = null,
+        int? threads = null, int batchSize = 256)
+    {
+        var meta = Checkpoint.ReadMeta(checkpoint);
+        var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
+        using var model = Load(checkpoint, new ClassifierOptions { Engine = InferenceEngine.OnnxRuntime, Precision = precision, Threads = threads });
+        if (model.ClassNames.Count != splits.NumClasses)
+            throw new ConfigException($"{checkpoint}: {model.ClassNames.Count} classes, {splits.Name} has {splits.NumClasses}");
+        return new CheckpointEvaluation(meta, splits, model.Evaluate(splits.Test, splits.Groups, batchSize), ComputePrecision.Fp32, model.Engine);
     }
 
     public void Dispose() => runner.Dispose();

@@ -1,3 +1,5 @@
+using H2T.Settings;
+using H2T.Runs;
 using H2T.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -13,8 +15,24 @@ internal sealed class OnnxModelRunner : IModelRunner
 {
     readonly InferenceSession session;
 
-    public OnnxModelRunner(string path, int? threads)
+    readonly string engine;
+
+    /// <summary>An H2T.NET checkpoint's ONNX export, made in a temporary file that is gone once ONNX Runtime has read it.</summary>
+    public static OnnxModelRunner FromCheckpoint(string checkpoint, int? threads)
     {
+        var onnx = Path.Combine(Path.GetTempPath(), $"h2t-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            try { H2T.Export.OnnxExporter.Export(checkpoint, onnx); }
+            catch (NotSupportedException e) { throw new ConfigException($"{checkpoint}: {e.Message}; run it on TorchSharp (--engine torchsharp)", "engine"); }
+            return new OnnxModelRunner(onnx, threads, " (the checkpoint's fp32 export, made in memory)");
+        }
+        finally { File.Delete(onnx); }
+    }
+
+    public OnnxModelRunner(string path, int? threads, string engineNote = "")
+    {
+        engine = $"ONNX Runtime {OrtEnv.Instance().GetVersionString()}{engineNote}";
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: ONNX model not found", path);
         var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         if (threads is { } t) options.IntraOpNumThreads = t;
@@ -40,7 +58,7 @@ internal sealed class OnnxModelRunner : IModelRunner
     static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
     public ModelCard Card { get; }
-    public string Engine => $"ONNX Runtime {OrtEnv.Instance().GetVersionString()}";
+    public string Engine => engine;
 
     public float[] Logits(byte[] pixels, int count)
     {

@@ -4,7 +4,7 @@ namespace H2T.Models;
 public static class ModelFactory
 {
     /// <summary>A backbone's constructor (by input channels) and its expert count, known without building it.</summary>
-    sealed record Entry(Func<int, Backbone> Make, int Experts = 1);
+    sealed record Entry(Func<int, Backbone> Make, int Experts = 1, bool ImageNet = false);
 
     static readonly Dictionary<string, Entry> Backbones = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -26,18 +26,21 @@ public static class ModelFactory
         ["reslt_resnet32"] = new(c => new ResLtResNetCifar(32, c), 3),
         ["reslt_resnet44"] = new(c => new ResLtResNetCifar(44, c), 3),
         ["reslt_resnet56"] = new(c => new ResLtResNetCifar(56, c), 3),
-        ["resnet10"] = new(ResNetImageNet.ResNet10),
-        ["resnet18"] = new(ResNetImageNet.ResNet18),
-        ["resnet34"] = new(ResNetImageNet.ResNet34),
+        ["resnet10"] = new(ResNetImageNet.ResNet10, ImageNet: true),
+        ["resnet18"] = new(ResNetImageNet.ResNet18, ImageNet: true),
+        ["resnet34"] = new(ResNetImageNet.ResNet34, ImageNet: true),
         // CNTK's ImageNet ResNet-18 (ML.NET's DnnImageFeaturizer.ResNet18 package): 2, 2, 2, 3 blocks, "same" padding.
-        ["resnet18_cntk"] = new(ResNetImageNet.ResNet18Cntk),
-        ["resnet50"] = new(ResNetImageNet.ResNet50),
-        ["resnext50"] = new(ResNetImageNet.ResNeXt50),
-        ["resnext50_32x4d"] = new(ResNetImageNet.ResNeXt50),
-        ["resnet152"] = new(ResNetImageNet.ResNet152),
+        ["resnet18_cntk"] = new(ResNetImageNet.ResNet18Cntk, ImageNet: true),
+        ["resnet50"] = new(ResNetImageNet.ResNet50, ImageNet: true),
+        ["resnext50"] = new(ResNetImageNet.ResNeXt50, ImageNet: true),
+        ["resnext50_32x4d"] = new(ResNetImageNet.ResNeXt50, ImageNet: true),
+        ["resnet152"] = new(ResNetImageNet.ResNet152, ImageNet: true),
     };
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
+
+    /// <summary>Whether the named backbone is an ImageNet-style ResNet (7x7 stem, four stages), not a CIFAR one.</summary>
+    public static bool IsImageNetResNet(string name) => Backbones.TryGetValue(name, out var e) && e.ImageNet;
     /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this table.</summary>
     static readonly (string Name, string[] Aliases, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
     [

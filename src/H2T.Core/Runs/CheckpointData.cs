@@ -1,4 +1,6 @@
 using System.Text.Json;
+using H2T.Data;
+using H2T.Evaluation;
 using H2T.Settings;
 
 namespace H2T.Runs;
@@ -32,9 +34,20 @@ public static class CheckpointData
             : JsonSerializer.SerializeToElement(stored with { DataPath = absolute }, AtomicFile.Json);
     }
 
+    /// <summary>The data <c>h2t eval</c> tests a checkpoint on: its own (if moved, found with --data), or
+    /// <paramref name="dataset"/>, another dataset with the same classes, read from <paramref name="dataPath"/>.</summary>
+    public static DataConfig ForEvaluation(string path, CheckpointMeta meta, string? dataset, string? dataPath)
+    {
+        var own = Of(path, meta);
+        return dataset is null ? Resolve(path, meta, dataPath, null) : own with { Dataset = dataset, DataPath = dataPath ?? own.DataPath };
+    }
+
     public static DataConfig Of(string path, CheckpointMeta meta)
     {
         if (meta.DataConfig is not { } json) throw new ConfigException($"{path}: checkpoint has no data config; pass the dataset explicitly");
         return json.Deserialize<DataConfig>(AtomicFile.Json) ?? throw new ConfigException($"{path}: unreadable data config");
     }
 }
+
+/// <summary>A checkpoint evaluated on its test set: what <c>h2t eval</c> prints and writes, and which engine computed it.</summary>
+public sealed record CheckpointEvaluation(CheckpointMeta Meta, DatasetSplits Splits, EvaluationResult Result, ComputePrecision Precision, string Engine);

@@ -7,6 +7,10 @@ public enum ComputePrecision { Fp32, Bf16 }
 /// config recorded before this setting existed reads as what it ran with.</summary>
 public enum FeatureLayout { ChannelsLast, Nchw }
 
+/// <summary>What runs a checkpoint for eval and predict: TorchSharp (libtorch) or ONNX Runtime on the checkpoint's
+/// ONNX export, made in memory. Null ("auto"): the faster one for that model (H2T.Inference.ImageClassifier.Engine).</summary>
+public enum InferenceEngine { TorchSharp, OnnxRuntime }
+
 /// <summary>The one spelling of precisions and layouts: a flag, a config key and a checkpoint's record all read these
 /// tables. "auto" stands for no choice (null): Models.MixedPrecision resolves it for the CPU at hand.</summary>
 public static class ComputeNames
@@ -20,6 +24,10 @@ public static class ComputeNames
     public static NameTable<FeatureLayout> Layouts { get; } = new("memory layout",
         [("channels-last", FeatureLayout.ChannelsLast), ("channels_last", FeatureLayout.ChannelsLast), ("nhwc", FeatureLayout.ChannelsLast), ("nchw", FeatureLayout.Nchw)],
         "channels-last or nchw");
+
+    public static NameTable<InferenceEngine?> Engines { get; } = new("engine",
+        [("torchsharp", InferenceEngine.TorchSharp), ("libtorch", InferenceEngine.TorchSharp), ("onnxruntime", InferenceEngine.OnnxRuntime), ("ort", InferenceEngine.OnnxRuntime), ("auto", null)],
+        "auto, torchsharp or onnxruntime");
 
     public static string Name(ComputePrecision p) => p == ComputePrecision.Bf16 ? "bf16" : "fp32";
 

@@ -8,9 +8,6 @@ using static TorchSharp.torch;
 
 namespace H2T.Training;
 
-/// <summary>A checkpoint evaluated on its test set: what <c>h2t eval</c> prints and writes.</summary>
-public sealed record CheckpointEvaluation(CheckpointMeta Meta, DatasetSplits Splits, EvaluationResult Result, ComputePrecision Precision);
-
 /// <summary>Plain forward over a loader (no fusion at test time), under eval mode and no_grad.</summary>
 public static class Evaluator
 {
@@ -23,17 +20,15 @@ public static class Evaluator
         ComputePrecision? precision = null, int batchSize = 256)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
-        // Its own data, if moved, is named with the way out (--data); another dataset is read from the path given.
-        var own = CheckpointData.Of(checkpoint, meta);
-        var data = dataset is null ? CheckpointData.Resolve(checkpoint, meta, dataPath, null) : own with { Dataset = dataset, DataPath = dataPath ?? own.DataPath };
-        var splits = DatasetCatalog.Load(data);
+        var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
         using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
         var (_, backbone, head) = models;
         backbone.to(device);
         head.to(device);
         if (precision is { } asked) backbone.Precision = asked;
         using var loader = TestLoader(splits, batchSize, device);
-        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), backbone.Precision);
+        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), backbone.Precision,
+            $"TorchSharp ({MixedPrecision.Name(backbone.Precision)})");
     }
 
     public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups) =>

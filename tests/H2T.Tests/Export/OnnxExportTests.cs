@@ -1,3 +1,4 @@
+using H2T.Runs;
 using H2T.Export;
 using H2T.Inference;
 using Xunit.Abstractions;

@@ -138,6 +138,62 @@ public sealed class PredictCommandTests : IDisposable
         Assert.Contains("300 image(s), 0 failed", output);
     }
 
+    /// <summary>
+    /// auto runs an ImageNet ResNet in fp32 on ONNX Runtime (the checkpoint's export, made in memory) and a CIFAR ResNet
+    /// on TorchSharp; both engines give the same counts and nearly the same probabilities, in eval and predict.
+    /// </summary>
+    [Fact]
+    public void AutoRunsImageNetResNetsOnOnnxRuntimeAndTheEnginesAgree()
+    {
+        var ckpt = Train("r10", "resnet10", "imagefolder", "--image-size", "24");
+        var test = Path.Combine(Sample, "test");
+        var (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", Path.Combine(dir.Path, "auto.json"));
+        Assert.True(rc == 0, output);
+        Assert.Contains("on ONNX Runtime", output);
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--engine", "torchsharp", "--out", Path.Combine(dir.Path, "torch.json"));
+        Assert.True(rc == 0, output);
+        Assert.Contains("on TorchSharp (fp32)", output);
+        JsonElement Read(string f) => JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, f))).RootElement;
+        Assert.Equal(Read("torch.json").GetProperty("confusion").ToString(), Read("auto.json").GetProperty("confusion").ToString());
+        Assert.Equal(Read("torch.json").GetProperty("top1").GetDouble(), Read("auto.json").GetProperty("top1").GetDouble(), 1e-9);
+        Assert.Equal(Read("torch.json").GetProperty("ece").GetDouble(), Read("auto.json").GetProperty("ece").GetDouble(), 1e-3);
+
+        var viaOrt = Predict(Path.Combine(dir.Path, "ort.jsonl"), "--checkpoint", ckpt, test);
+        var viaTorch = Predict(Path.Combine(dir.Path, "torch.jsonl"), "--checkpoint", ckpt, test, "--engine", "torchsharp");
+        Assert.Equal(100, viaOrt.Count);
+        foreach (var (a, b) in viaOrt.Zip(viaTorch))
+        {
+            Assert.Equal(b.GetProperty("top")[0].GetProperty("index").GetInt32(), a.GetProperty("top")[0].GetProperty("index").GetInt32());
+            Assert.Equal(b.GetProperty("top")[0].GetProperty("probability").GetDouble(), a.GetProperty("top")[0].GetProperty("probability").GetDouble(), 1e-4);
+        }
+        (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, test, "--batch-size", "16");
+        Assert.True(rc == 0, output);
+        Assert.Contains("ONNX Runtime", output);
+        Assert.Contains("the checkpoint's fp32 export", output);
+
+        // A CIFAR ResNet stays on TorchSharp (level there); bf16 too, and ONNX Runtime refuses it.
+        var small = Train("r8", "resnet8");
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", small);
+        Assert.True(rc == 0, output);
+        Assert.Contains("on TorchSharp (fp32)", output);
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", small, "--engine", "onnxruntime");
+        Assert.True(rc == 0, output);
+        Assert.Contains("on ONNX Runtime", output);
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--precision", "bf16");
+        Assert.True(rc == 0, output);
+        Assert.Contains("on TorchSharp (bf16)", output);
+        foreach (var (args, says) in new (string[], string)[]
+        {
+            (["predict", "--checkpoint", ckpt, test, "--engine", "tensorrt"], "expected auto, torchsharp or onnxruntime"),
+            (["eval", "--checkpoint", ckpt, "--engine", "onnxruntime", "--precision", "bf16"], "ONNX Runtime runs the fp32 export; bf16 runs on TorchSharp"),
+        })
+        {
+            (rc, output) = CliRunner.Run(args);
+            Assert.True(rc != 0, $"{string.Join(' ', args)}: exit {rc}\n{output}");
+            Assert.Contains(says, output);
+        }
+    }
+
     [Fact]
     public void BadModelsAndPathsGetOneLineAndExitTwo()
     {

@@ -1,11 +1,10 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
-using H2T.Runs;
 using H2T.Data;
 using H2T.Settings;
 
-namespace H2T.Inference;
+namespace H2T.Runs;
 
 /// <summary>
 /// What a user of a trained model needs besides its weights: the class names, the input transform, and where the
