@@ -81,7 +81,7 @@ public static class PredictBench
 
     static string OnnxVersion() => Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString();
 
-    static void WriteCheckpoint(string path, string arch, ImagePreprocessing pre, string[] classes)
+    internal static void WriteCheckpoint(string path, string arch, ImagePreprocessing pre, string[] classes)
     {
         manual_seed(0);
         using var backbone = ModelFactory.CreateBackbone(arch, 3);

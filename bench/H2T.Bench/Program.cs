@@ -53,6 +53,9 @@ if (only == "precision")
 // shared CIFAR-10 JPEGs); not in "all".
 if (only == "predict")
     results.Add(H2T.Bench.PredictBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-predict-bench")));
+// --only engines: the model alone on TorchSharp fp32 / bf16 and ONNX Runtime, ImageNet ResNet-18/50 at 224 px, batch 1 and
+// 32, and what predict --checkpoint picks by default; not in "all".
+if (only == "engines") results.Add(H2T.Bench.EngineBench.Run(threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-engine-bench")));
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {

@@ -17,7 +17,7 @@ namespace H2T.Models;
 public static class MixedPrecision
 {
     /// <summary>What the option means, for the CLI's help.</summary>
-    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where it was measured faster on this kind of CPU: AMX, or AMD Zen 4; `h2t info` says which)";
+    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where it was measured faster: by `h2t info --calibrate` on this CPU, else on this kind of CPU: AMX, or AMD Zen 5; `h2t info` says which)";
 
     public static string Name(ComputePrecision p) => ComputeNames.Name(p);
 
@@ -30,12 +30,14 @@ public static class MixedPrecision
     /// <summary>Why <see cref="Auto"/> picks what it picks on this CPU, with the measurement behind it.</summary>
     public static string AutoReason(CpuFeatures? cpu = null) => Rule(cpu ?? CpuFeatures.Host).Why;
 
-    // The rule, by CPU kind, from the measurements in docs/performance.md ("What --precision auto picks"): AMX and Intel
-    // without AMX from H2T.Bench --only precision (ResNet-32, CIFAR-10-LT, 2 threads), Zen 4 from stage-I epochs of
-    // the pretrained ResNet-18 protocol.
+    // A calibration of this very CPU by this build (h2t info --calibrate) comes first; then the rule, by CPU kind, from
+    // the measurements in docs/performance.md ("What --precision auto picks"): AMX, Intel without AMX and AMD Zen 5 from
+    // H2T.Bench --only precision (ResNet-32, CIFAR-10-LT, 2 threads). A kind nobody measured keeps fp32.
     static (ComputePrecision Precision, string Why) Rule(CpuFeatures c) =>
-        c.AmxBf16 ? (ComputePrecision.Bf16, "AMX (amx_bf16): bf16 measured 1.8x-2.4x the speed of fp32")
-        : c.Avx512Bf16 && c.IsAmd ? (ComputePrecision.Bf16, "AMD with avx512_bf16 (Zen 4): bf16 measured 1.57x (training) and 1.74x (evaluation) the speed of fp32")
+        PrecisionCalibration.For(c) is { } calibrated ? (calibrated.Choice, calibrated.Why)
+        : c.AmxBf16 ? (ComputePrecision.Bf16, "AMX (amx_bf16): bf16 measured 1.8x-2.4x the speed of fp32")
+        : c.AmdGeneration is "Zen 5" ? (ComputePrecision.Bf16, "AMD Zen 5 (family 26, avx512_bf16): bf16 measured 1.8x (training step) and 2.1x (evaluation) the speed of fp32")
+        : c.AmdGeneration is { } amd ? (ComputePrecision.Fp32, $"AMD {amd} with avx512_bf16: not measured yet, fp32 kept; h2t info --calibrate measures this CPU")
         : c.Avx512Bf16 ? (ComputePrecision.Fp32, "Intel avx512_bf16 without AMX: bf16 measured 0.74x-0.78x the speed of fp32")
         : (ComputePrecision.Fp32, "no bf16 units: bf16 would be emulated, slower than fp32");
 

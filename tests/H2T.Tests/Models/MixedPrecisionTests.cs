@@ -119,7 +119,7 @@ public sealed class MixedPrecisionTests
     public void PrecisionNamesAndAutoFollowTheCpu()
     {
         var amx = CpuFeatures.Parse("model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n");
-        var zen = CpuFeatures.Parse("model name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512f avx512_bf16\n");
+        var zen = CpuFeatures.Parse("vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n");
         var old = CpuFeatures.Parse("model name\t: Intel(R) Xeon(R) CPU E5-2680\nflags\t\t: fpu avx2\n");
         Assert.Equal(("Intel(R) Xeon(R) Processor", true, true), (amx.Model, amx.Avx512Bf16, amx.AmxBf16));
         Assert.Equal((true, false), (zen.Avx512Bf16, zen.AmxBf16));
@@ -137,7 +137,7 @@ public sealed class MixedPrecisionTests
         Assert.Null(MixedPrecision.Warning(ComputePrecision.Bf16, zen));
         Assert.Null(MixedPrecision.Warning(ComputePrecision.Fp32, cooper));
         Assert.True(zen.IsAmd);
-        Assert.Contains("Zen 4", MixedPrecision.AutoReason(zen));
+        Assert.Contains("Zen 5", MixedPrecision.AutoReason(zen));
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("BF16"));
         Assert.Contains("expected fp32, bf16 or auto", Assert.Throws<ArgumentException>(() => MixedPrecision.Parse("fp8")).Message);
     }
