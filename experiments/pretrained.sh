@@ -6,7 +6,7 @@
 #   class-balanced validation split (rho = 0 is the method without H2T).
 # Usage: experiments/pretrained.sh [SEED]. Resumable: re-run it after an interruption.
 # SIZE=N (default 64): the image size (resize=N over the configs'); STARTS (default "pretrained scratch"): which stage-I starts.
-# PRECISION=bf16|fp32 (default bf16: measured faster on the AMD EPYC (Zen 4, avx512_bf16) this ran on; see
+# PRECISION=bf16|fp32 (default bf16: measured faster on the AMD EPYC (family 26, Zen 5, avx512_bf16) this ran on; see
 # docs/performance.md before using it on a CPU without AMX), OUT=DIR (default runs/pretrained-cifar10-imb100-sSEED), H2T=<cmd>.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -42,7 +42,11 @@ public sealed record CalibrationRecord
 public static class PrecisionCalibration
 {
     const string Network = "resnet32 3x32x32 batch 128";
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a file for people to read: '+' as '+'
+    };
 
     /// <summary>The cache file: $H2T_CALIBRATION, else $XDG_CACHE_HOME/h2t (or ~/.cache/h2t)/precision-calibration.json.</summary>
     public static string DefaultPath =>

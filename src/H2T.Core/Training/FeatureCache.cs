@@ -88,6 +88,12 @@ internal sealed class FeatureCache : IDisposable
         var forward = folded ?? backbone;
         var shape = MapShape(forward, splits, device);
         var path = System.IO.Path.Combine(folder, $"feature-cache-{Environment.ProcessId}.tmp");
+        long need = shape.Aggregate(1L, (a, b) => a * b) * (storage == ScalarType.BFloat16 ? 2 : 4)
+                    * ((long)views * splits.Train.Count + splits.Test.Count + (splits.Validation?.Count ?? 0));
+        long free = new DriveInfo(System.IO.Path.GetFullPath(folder)).AvailableFreeSpace;
+        if (need > free)
+            throw new ConfigException($"feature cache: {need / 1048576.0:F0} MiB needed in {folder}, {free / 1048576.0:F0} MiB free; " +
+                                      "use fewer views (feature_cache_views), bf16 storage (feature_cache_storage: bf16) or another --out", "feature_cache");
         var handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose);
         var cache = new FeatureCache(path, handle, shape, storage, views, splits, config.Seed);
         try
@@ -170,6 +176,9 @@ internal sealed class FeatureCache : IDisposable
             using var b = batch;
             using var scope = NewDisposeScope();
             var maps = forward.call(b.Images).to(Storage).contiguous().cpu();
+            if (!maps.shape.AsSpan(1).SequenceEqual(rowShape))
+                throw new DataFormatException($"feature cache: {loader.Source.Describe(b.Indices[0])} gives maps of {string.Join("x", maps.shape[1..])}, " +
+                                              $"the training views {string.Join("x", rowShape)} (test images at another size than the training crops?)");
             // Sequential samplers: the batch is a run of consecutive rows.
             RandomAccess.Write(file, maps.bytes, (firstRow + b.Indices[0]) * RowBytes);
             cancel.ThrowIfCancellationRequested();
