@@ -117,6 +117,18 @@ public sealed class FeatureCacheTests : IDisposable
     }
 
     [Fact]
+    public void ACachedSweepLeavesNoTensorBehindAcrossEpochs()
+    {
+        var s1 = StageOne();
+        var live = new List<long>();
+        var config = StageTwo(cache: true, shiftBn: true) with { Epochs = 4, Prefetch = 0, FeatureCacheStorage = "bf16" };
+        StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(config, [0, 0.5], 2), Path.Combine(runs.Path, "live"), CPU,
+            new TrainerTests.LiveCounter(live), set.Path);
+        Assert.Equal(4, live.Count);
+        Assert.True(live.Skip(1).Distinct().Count() == 1, $"live tensors per epoch end: {string.Join(", ", live)}");
+    }
+
+    [Fact]
     public void TheCommandLineTrainsASweepFromTheCacheAndRecordsIt()
     {
         var s1 = Path.Combine(runs.Path, "cli-s1");
