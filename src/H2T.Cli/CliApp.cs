@@ -53,6 +53,8 @@ public static class CliApp
                 .WithDescription("H2T.NET -> ONNX (--format onnx: a model for ONNX Runtime) or PyTorch (a torch.load-able dict of state dicts).");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Classify images (files, folders, list files) with a checkpoint or an ONNX model: top-k table, JSONL or CSV.");
+            config.AddCommand<ServeCommand>("serve")
+                .WithDescription("Serve a checkpoint or ONNX model over HTTP: POST /v1/predict (dynamic batching), /v1/model, /healthz, /readyz, /metrics.");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
         });
