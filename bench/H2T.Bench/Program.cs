@@ -12,6 +12,8 @@ int? threads = null;
 string? only = null;
 int scalingImages = 10000;
 int rounds = 3;
+int clients = 32;
+double seconds = 20;
 string scalingRoot = Path.Combine(Path.GetTempPath(), "h2t-scaling");
 var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
@@ -22,6 +24,8 @@ for (int i = 0; i < args.Length; i++)
     else if (args[i] == "--images" && i + 1 < args.Length) scalingImages = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--rounds" && i + 1 < args.Length) rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--scaling-root" && i + 1 < args.Length) scalingRoot = args[++i];
+    else if (args[i] == "--clients" && i + 1 < args.Length) clients = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
@@ -56,6 +60,10 @@ if (only == "predict")
 // --only engines: the model alone on TorchSharp fp32 / bf16 and ONNX Runtime, ImageNet ResNet-18/50 at 224 px, batch 1 and
 // 32, and what predict --checkpoint picks by default; not in "all".
 if (only == "engines") results.Add(H2T.Bench.EngineBench.Run(threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-engine-bench")));
+// --only serve [--clients N] [--seconds S]: h2t serve's host under concurrent clients, batching on and off (needs the
+// shared CIFAR-10 JPEGs); not in "all".
+if (only == "serve")
+    results.Add(H2T.Bench.ServeBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, clients, TimeSpan.FromSeconds(seconds), Path.Combine(Path.GetTempPath(), "h2t-serve-bench")));
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {

@@ -168,16 +168,20 @@ internal static class StageTwoEngine
                 using var data = StageTwoData.Create(splits, c0, device);
                 double peak = c0.Optim.Lr * c0.LrFactor;
                 // Built on every start, resumed or not: it depends only on the stage-I weights, the data and the seed.
-                using var cache = c0.FeatureCache
-                    ? FeatureCache.Build(backbone, splits, c0, device, sweepDir ?? members[0].Run.Path, observer, cancel)
-                    : null;
-                if (cache is not null)
+                using var caches = c0.FeatureCache ? CachedMaps.Build(backbone, bn, splits, c0, device, sweepDir ?? members[0].Run.Path, plain.Count > 0, fused.Count > 0, observer, cancel) : null;
+                if (caches is not null)
                 {
-                    trainSeconds += cache.BuildSeconds;
+                    trainSeconds += caches.BuildSeconds;
                     foreach (var m in members)
-                        m.Run.Log($"stage2 feature cache: {cache.Views} view(s), {cache.RowBytes} bytes per map, {cache.TotalBytes / 1048576.0:F0} MiB, built in {cache.BuildSeconds:F1}s" +
-                                  (c0.ShiftBn ? " (BatchNorm statistics re-estimated on one balanced epoch, then frozen)" : ""));
+                    {
+                        var mine = caches.For(m.Fusion.UsesHeadSide);
+                        m.Run.Log($"stage2 feature cache: {mine.Views} view(s), {mine.RowBytes} bytes per map, {caches.TotalBytes / 1048576.0:F0} MiB, built in {caches.BuildSeconds:F1}s" +
+                                  (!c0.ShiftBn ? "" : m.Fusion.UsesHeadSide
+                                      ? " (BatchNorm statistics re-estimated on one epoch of each side, the tail side's maps under the balanced sampler's, the head side's under the instance sampler's, test maps under their mean; then frozen)"
+                                      : " (BatchNorm statistics re-estimated on one balanced epoch, then frozen)"));
+                    }
                 }
+                var cache = caches?.For(fused.Count > 0);
 
                 for (int epoch = start; epoch < c0.Epochs; epoch++)
                 {
@@ -192,17 +196,17 @@ internal static class StageTwoEngine
                         m.Progress = new EpochProgress("stage2", epoch, data.BatchesPerEpoch, lr, m == members[0] ? observer : SilentObserver.Instance);
                     }
                     // Evaluation leaves the backbone in eval mode; set its training mode once per epoch.
-                    if (c0.ShiftBn && cache is null) backbone.train(); else backbone.eval();
+                    if (c0.ShiftBn && caches is null) backbone.train(); else backbone.eval();
                     var clock = Stopwatch.StartNew();
-                    var batches = cache is null
+                    var batches = caches is null
                         ? data.Epoch(epoch, fuse: fused.Count > 0)
-                        : cache.Epoch(data.TailSampler, data.HeadSampler, c0.Optim.BatchSize, epoch, fuse: fused.Count > 0, device);
+                        : caches.Epoch(data.TailSampler, data.HeadSampler, c0.Optim.BatchSize, epoch, fused.Count > 0, device);
                     EpochTraining.Run(batches, pair =>
                     {
                         var (t, h) = pair;
                         Tensor tailMap;
                         Tensor? headMap = null;
-                        if (cache is not null) (tailMap, headMap) = (t.Images, h?.Images); // the batches are maps already
+                        if (caches is not null) (tailMap, headMap) = (t.Images, h?.Images); // the batches are maps already
                         else using (no_grad())
                         {
                             using var before = twoStates ? BnState.Capture(bn) : null;
@@ -231,10 +235,11 @@ internal static class StageTwoEngine
                     bool evaluate = c0.ShouldEvaluate(epoch);
                     // Evaluate and checkpoint each BN state's members with that state loaded into the backbone.
                     using var fusedState = twoStates ? BnState.Capture(bn) : null;
-                    foreach (var (group, state) in new[] { (plain, plainState), (fused, fusedState) })
+                    foreach (var (group, state) in new[] { (plain, caches is null ? plainState : caches.PlainBn), (fused, caches is null ? fusedState : caches.FusedBn) })
                     {
                         if (group.Count == 0) continue;
                         state?.Restore(bn);
+                        cache = caches?.For(group == fused);
                         var heads = group.Select(m => m.Head).ToList();
                         int evalBatch = data.Test.BatchSize;
                         var test = !evaluate ? null : cache is null
@@ -309,6 +314,71 @@ internal static class StageTwoEngine
         }
     }
 
+    /// <summary>
+    /// The feature caches of a run. Without shift-BN one: the backbone is the same map for every member. With shift-BN
+    /// the exact path normalises each batch by its own statistics in training, so the tail side's maps follow the
+    /// balanced sampler's statistics and the head side's the instance sampler's; its fused members are then evaluated
+    /// with running statistics that mixed both sides, and its rho = 0 members with the tail side's. The caches follow
+    /// that: training views under the tail side's statistics (and, for fused members, the head side's), test maps under
+    /// the tail side's (rho = 0) and under the mean of the two (fused members; equal to re-estimating on the pairs,
+    /// since train-mode BatchNorm statistics depend on the batches only). Each group's state is loaded into the
+    /// backbone before its members' checkpoints.
+    /// </summary>
+    sealed class CachedMaps : IDisposable
+    {
+        FeatureCache? plain, head, fusedEval;
+
+        public BnState? PlainBn { get; private set; }
+        public BnState? FusedBn { get; private set; }
+        IEnumerable<FeatureCache> All => new[] { plain, head, fusedEval }.OfType<FeatureCache>().Distinct();
+        public double BuildSeconds => All.Sum(c => c.BuildSeconds);
+        public long TotalBytes => All.Sum(c => c.TotalBytes);
+
+        /// <summary>The cache a group of members is evaluated (and, for rho = 0, trained) from.</summary>
+        public FeatureCache For(bool fusedMember) => (fusedMember ? fusedEval ?? plain : plain)!;
+
+        public static CachedMaps Build(Backbone backbone, List<BatchNorm> bn, DatasetSplits splits, StageTwoConfig c, Device device, string folder,
+            bool anyPlain, bool anyFused, ITrainingObserver observer, CancellationToken cancel)
+        {
+            var maps = new CachedMaps();
+            try
+            {
+                maps.plain = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.TailSide,
+                    evalSets: anyPlain || !c.ShiftBn, name: "-tail");
+                if (!c.ShiftBn || !anyFused) return maps;
+                using var tailSide = BnState.Capture(bn);
+                maps.head = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.HeadSide, evalSets: false, name: "-head");
+                using var headSide = BnState.Capture(bn);
+                BnState.Mean(bn, tailSide, headSide);
+                maps.fusedEval = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.Keep, trainViews: false, name: "-eval");
+                maps.FusedBn = BnState.Capture(bn);
+                if (anyPlain) maps.PlainBn = tailSide.Copy();
+                return maps;
+            }
+            catch
+            {
+                maps.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>An epoch's batches of maps: tail maps from the tail-side cache and, for fused members, head maps
+        /// from the head-side cache (or the one cache without shift-BN).</summary>
+        public IEnumerable<BatchPair> Epoch(ISampler tail, ISampler headSampler, int batchSize, int epoch, bool fuse, Device device)
+        {
+            if (!fuse || head is null) return plain!.Epoch(tail, headSampler, batchSize, epoch, fuse, device);
+            return plain!.Epoch(tail, headSampler, batchSize, epoch, fuse: true, device, readHead: false)
+                .Zip(head.Epoch(tail, headSampler, batchSize, epoch, fuse: true, device, readTail: false), (t, h) => new BatchPair(t.First, h.First));
+        }
+
+        public void Dispose()
+        {
+            foreach (var c in All) c.Dispose();
+            PlainBn?.Dispose();
+            FusedBn?.Dispose();
+        }
+    }
+
     /// <summary>A copy of every BatchNorm running mean / variance / batch count.</summary>
     sealed class BnState : IDisposable
     {
@@ -328,6 +398,25 @@ internal static class StageTwoEngine
                 bn.Select(b => b.running_mean!.clone().DetachFromDisposeScope()).ToArray(),
                 bn.Select(b => b.running_var!.clone().DetachFromDisposeScope()).ToArray(),
                 bn.Select(b => b.num_batches_tracked!.clone().DetachFromDisposeScope()).ToArray());
+        }
+
+        public BnState Copy()
+        {
+            using var _ = no_grad();
+            return new BnState(means.Select(t => t.clone().DetachFromDisposeScope()).ToArray(), vars.Select(t => t.clone().DetachFromDisposeScope()).ToArray(),
+                counts.Select(t => t.clone().DetachFromDisposeScope()).ToArray());
+        }
+
+        /// <summary>Loads the mean of two states into the modules (means and variances averaged, counts summed).</summary>
+        public static void Mean(List<BatchNorm> bn, BnState a, BnState b)
+        {
+            using var _ = no_grad();
+            for (int i = 0; i < bn.Count; i++)
+            {
+                bn[i].running_mean!.copy_(a.means[i]).add_(b.means[i]).mul_(0.5);
+                bn[i].running_var!.copy_(a.vars[i]).add_(b.vars[i]).mul_(0.5);
+                bn[i].num_batches_tracked!.copy_(a.counts[i]).add_(b.counts[i]);
+            }
         }
 
         public void Restore(List<BatchNorm> bn)

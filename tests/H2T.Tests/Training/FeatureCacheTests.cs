@@ -79,41 +79,50 @@ public sealed class FeatureCacheTests : IDisposable
     }
 
     /// <summary>
-    /// With shift-BN the cache re-estimates BatchNorm once: the running mean of the first BatchNorm is the mean, over one
-    /// epoch of the class-balanced sampler's batches (with their augmentation), of the stem convolution's batch means.
-    /// Computed here independently from the stage-I weights.
+    /// With shift-BN the cache re-estimates BatchNorm once. A rho = 0 member's backbone keeps the statistics of one epoch of
+    /// the class-balanced sampler: its first BatchNorm's running mean is the mean of the stem convolution's batch means
+    /// over that epoch (with its augmentation). A fused member's keeps the mean of that and the same over the instance
+    /// sampler's epoch (the two sides it was trained on). Both computed here independently from the stage-I weights.
     /// </summary>
     [Fact]
-    public void ShiftBnReestimatesBatchNormOnceOnTheBalancedSampler()
+    public void ShiftBnReestimatesBatchNormOnceOnEachSidesSampler()
     {
         var s1 = StageOne();
         var splits = DatasetCatalog.Load(set.Config());
-        var config = StageTwo(cache: true, shiftBn: true) with { Rho = 0.5, Epochs = 1 };
-        var run = new RunFolder(Path.Combine(runs.Path, "bn"));
-        StageTwoTrainer.Run(s1.LastCheckpoint, config, splits, run, CPU, SilentObserver.Instance);
+        var config = StageTwo(cache: true, shiftBn: true) with { Epochs = 1 };
+        var sweep = Path.Combine(runs.Path, "bn");
+        StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(config, [0, 0.5], 0), splits, sweep, CPU, SilentObserver.Instance);
 
         var stageOne = State(s1.LastCheckpoint);
-        var after = State(run.LastCheckpoint);
-        using var loader = new BatchLoader(splits.Train,
-            Samplers.Create("balanced", splits.Train.Labels, Seeds.Derive(0, 0, Seeds.TailSampler), splits.Train.Count),
-            32, splits.Norm, splits.TrainAugment, Seeds.Derive(0, 0, Seeds.CacheBatchNorm), prefetch: 0);
-        var means = new List<Tensor>();
-        using (no_grad())
-            foreach (var batch in loader.Epoch(0))
-            {
-                using var b = batch;
-                means.Add(nn.functional.conv2d(b.Images, stageOne["backbone.conv1.weight"], padding: [1, 1]).mean([0, 2, 3]));
-            }
-        var expected = stack(means).mean([0]);
-        Assert.True(expected.allclose(after["backbone.bn1.running_mean"], rtol: 1e-4, atol: 1e-5),
-            $"bn1 running mean differs by {(expected - after["backbone.bn1.running_mean"]).abs().max().item<float>()}");
-        // Every class here has the same bright area, so the stem's means barely depend on the sampler; deeper ones do.
-        double moved = stageOne.Where(kv => kv.Key.EndsWith("running_mean", StringComparison.Ordinal))
-            .Max(kv => (kv.Value - after[kv.Key]).abs().max().item<float>());
-        Assert.True(moved > 1e-3, $"the statistics did not move ({moved})");
-        // The weights are the stage-I ones: only the statistics and the classifier changed.
-        Assert.Equal(0f, (stageOne["backbone.conv1.weight"] - after["backbone.conv1.weight"]).abs().max().item<float>());
-        Assert.Contains("re-estimated on one balanced epoch", File.ReadAllText(Path.Combine(run.Path, "log.txt")));
+        Tensor StemMean(string sampler, int stream, int augmentStream)
+        {
+            using var loader = new BatchLoader(splits.Train, Samplers.Create(sampler, splits.Train.Labels, Seeds.Derive(0, 0, stream), splits.Train.Count),
+                32, splits.Norm, splits.TrainAugment, Seeds.Derive(0, 0, augmentStream), prefetch: 0);
+            var means = new List<Tensor>();
+            using (no_grad())
+                foreach (var batch in loader.Epoch(0))
+                {
+                    using var b = batch;
+                    means.Add(nn.functional.conv2d(b.Images, stageOne["backbone.conv1.weight"], padding: [1, 1]).mean([0, 2, 3]));
+                }
+            return stack(means).mean([0]);
+        }
+        var tail = StemMean("balanced", Seeds.TailSampler, Seeds.CacheBatchNorm);
+        var head = StemMean("instance", Seeds.HeadSampler, Seeds.CacheBatchNormHead);
+        foreach (var (folder, expected) in new[] { ("rho0", tail), ("rho0.5", (tail + head) / 2) })
+        {
+            var after = State(Path.Combine(sweep, folder, "last.ckpt"));
+            float gap = (expected - after["backbone.bn1.running_mean"]).abs().max().item<float>();
+            Assert.True(gap < 1e-4, $"{folder}: bn1 running mean differs by {gap}");
+            // The weights are the stage-I ones: only the statistics and the classifier changed.
+            Assert.Equal(0f, (stageOne["backbone.conv1.weight"] - after["backbone.conv1.weight"]).abs().max().item<float>());
+            // Every class here has the same bright area, so the stem's means barely depend on the sampler; deeper ones do.
+            double moved = stageOne.Where(kv => kv.Key.EndsWith("running_mean", StringComparison.Ordinal))
+                .Max(kv => (kv.Value - after[kv.Key]).abs().max().item<float>());
+            Assert.True(moved > 1e-3, $"{folder}: the statistics did not move ({moved})");
+        }
+        Assert.Contains("re-estimated on one balanced epoch", File.ReadAllText(Path.Combine(sweep, "rho0", "log.txt")));
+        Assert.Contains("the head side's under the instance sampler's", File.ReadAllText(Path.Combine(sweep, "rho0.5", "log.txt")));
     }
 
     [Fact]
@@ -139,7 +148,9 @@ public sealed class FeatureCacheTests : IDisposable
         (rc, output) = CliRunner.Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.5", "--epochs", "2", "--batch-size", "32",
             "--val-per-class", "2", "--feature-cache", "on", "--cache-views", "2", "--cache-storage", "bf16", "--out", sweep);
         Assert.True(rc == 0, output);
-        Assert.Contains("feature cache: 2 view(s)", output);
+        Assert.Contains("feature cache (tail): 2 view(s) of", output);
+        Assert.Contains("feature cache (head): 2 view(s) of", output);
+        Assert.Contains("feature cache (eval): 100 test", output);
         Assert.Contains("bf16", output);
         var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(sweep, "rho0.5", "config.json"))).RootElement.GetProperty("config");
         Assert.True(config.GetProperty("feature_cache").GetBoolean());
