@@ -20,15 +20,7 @@ public sealed class FeatureCacheTests : IDisposable
 
     public FeatureCacheTests() => TorchRuntime.Initialize(2);
 
-    RunFolder StageOne()
-    {
-        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
-        StageOneTrainer.Run(new StageOneConfig
-        {
-            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
-        }, s1, CPU, SilentObserver.Instance);
-        return s1;
-    }
+    RunFolder StageOne() => SweepTests.StageOne(set, runs.Path);
 
     static StageTwoConfig StageTwo(bool cache, bool shiftBn) => new()
     {
@@ -36,16 +28,7 @@ public sealed class FeatureCacheTests : IDisposable
         FeatureCache = cache, FeatureCacheStorage = "fp32", FeatureCacheViews = 3,
     };
 
-    static Dictionary<string, Tensor> State(string checkpoint)
-    {
-        var meta = Checkpoint.ReadMeta(checkpoint);
-        using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
-        Checkpoint.Load(checkpoint, backbone, head, null);
-        return backbone.state_dict().Select(kv => ("backbone." + kv.Key, kv.Value))
-            .Concat(head.state_dict().Select(kv => ("head." + kv.Key, kv.Value)))
-            .ToDictionary(kv => kv.Item1, kv => kv.Item2.clone());
-    }
+    static Dictionary<string, Tensor> State(string checkpoint) => SweepTests.State(checkpoint);
 
     /// <summary>
     /// Without augmentation every view is the image itself, and without shift-BN the backbone is the same affine map

@@ -17,10 +17,12 @@ public sealed class SweepTests : IDisposable
 
     public SweepTests() => TorchRuntime.Initialize(2);
 
-    /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here.</summary>
-    RunFolder StageOne()
+    RunFolder StageOne() => StageOne(set, runs.Path);
+
+    /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here and of the feature-cache tests.</summary>
+    internal static RunFolder StageOne(TinyLongTailedSet set, string dir)
     {
-        var s1 = new RunFolder(Path.Combine(runs.Path, "s1"));
+        var s1 = new RunFolder(Path.Combine(dir, "s1"));
         StageOneTrainer.Run(new StageOneConfig
         {
             Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
@@ -41,7 +43,8 @@ public sealed class SweepTests : IDisposable
             Assert.True(t.to_type(ScalarType.Float64).allclose(y[key].to_type(ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{what}: {key} differs");
     }
 
-    static Dictionary<string, Tensor> State(string checkpoint)
+    /// <summary>A checkpoint's backbone and head state by name.</summary>
+    internal static Dictionary<string, Tensor> State(string checkpoint)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
