@@ -35,9 +35,9 @@ public static class ServeBench
         {
             var r = Load(ckpt, options, threads, clients, duration, bodies);
             Console.WriteLine($"serve {label}: {r.Throughput:F1} req/s, p50 {r.P50:F1} ms, p99 {r.P99:F1} ms, statuses {string.Join(", ", r.Statuses.Select(kv => $"{kv.Key}: {kv.Value}"))}, " +
-                              $"resident {r.ResidentStartMiB:F0} -> {r.ResidentEndMiB:F0} MiB, mean batch {r.MeanBatch:F1}");
+                              $"resident {r.ResidentStartMiB:F0} -> [{string.Join(", ", r.ResidentEvery5sMiB)}] -> {r.ResidentEndMiB:F0} MiB, mean batch {r.MeanBatch:F1}");
             modes.Add(new { mode = label, requests_per_second = r.Throughput, p50_ms = r.P50, p99_ms = r.P99, statuses = r.Statuses, requests = r.Requests,
-                resident_start_mib = r.ResidentStartMiB, resident_end_mib = r.ResidentEndMiB, mean_batch = r.MeanBatch });
+                resident_start_mib = r.ResidentStartMiB, resident_end_mib = r.ResidentEndMiB, resident_every_5s_mib = r.ResidentEvery5sMiB, mean_batch = r.MeanBatch });
             figures[label] = r.Throughput;
         }
         return new
@@ -48,7 +48,8 @@ public static class ServeBench
         };
     }
 
-    sealed record Figures(double Throughput, double P50, double P99, Dictionary<string, int> Statuses, int Requests, double ResidentStartMiB, double ResidentEndMiB, double MeanBatch);
+    sealed record Figures(double Throughput, double P50, double P99, Dictionary<string, int> Statuses, int Requests, double ResidentStartMiB, double ResidentEndMiB, double MeanBatch,
+        List<double> ResidentEvery5sMiB);
 
     static Figures Load(string ckpt, ServeOptions options, int threads, int clients, TimeSpan duration, byte[][] bodies)
     {
@@ -76,6 +77,9 @@ public static class ServeBench
             {
                 while (clock.Elapsed < duration) results.Add(await Post(Interlocked.Increment(ref counter)).ConfigureAwait(false));
             }).ToArray();
+            // Resident memory every 5 s while the load runs: flat means it stops growing once the pools are warm.
+            var samples = new List<double>();
+            while (!Task.WhenAll(workers).Wait(TimeSpan.FromSeconds(5))) samples.Add(Math.Round(Resident(http)));
             Task.WhenAll(workers).GetAwaiter().GetResult();
             double seconds = clock.Elapsed.TotalSeconds;
             double end = Resident(http);
@@ -85,7 +89,7 @@ public static class ServeBench
             double Pct(double q) => ok.Length == 0 ? double.NaN : ok[Math.Min(ok.Length - 1, (int)(q * ok.Length))];
             return new Figures(results.Count / seconds, Pct(0.50), Pct(0.99),
                 results.GroupBy(r => r.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToDictionary(g => g.Key, g => g.Count()),
-                results.Count, start, end, images / Math.Max(batches, 1));
+                results.Count, start, end, images / Math.Max(batches, 1), samples);
         }
         finally { app.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
