@@ -13,6 +13,8 @@ public sealed class ReportSettings : GlobalSettings
     public string[] Runs { get; init; } = [];
     [CommandOption("--out <FILE>")] [Description("write the comparison as Markdown")]
     public string? Out { get; init; }
+    [CommandOption("--html <FILE>")] [Description("write a self-contained page: per run the group table, per-class accuracy against count, the confusion heat map and the tail's misclassified test images; later runs set against the first (the images each fixed and broke)")]
+    public string? Html { get; init; }
     [CommandOption("--title <TEXT>")]
     public string? Title { get; init; }
     [CommandOption("--plot <PNG>")] [Description("also plot the runs: group bars (PNG) and per-class accuracy against count (*-per-class.png); default beside --out")]
@@ -31,6 +33,11 @@ public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings
     {
         var rows = CommandSupport.Train(() => settings.Runs.Select(ComparisonReport.Load).ToList());
         ResultsTable.Write(console, rows.Select(r => (r.Name, r.Metrics)));
+        if (settings.Html is { } html)
+        {
+            CommandSupport.Train(() => { H2T.Reporting.RunPage.Write(html, settings.Runs, settings.Title ?? "H2T.NET runs", settings.DataPath); return 0; });
+            console.MarkupLineInterpolated($"page: {html}");
+        }
         var embedding = settings.Embedding is { } spec ? ParseClasses(spec) : ((int, int)?)null;
         var baseDir = settings.Out is not null ? Path.GetDirectoryName(Path.GetFullPath(settings.Out))! : Directory.GetCurrentDirectory();
         var png = settings.Plot ?? (settings.Out is not null ? Path.ChangeExtension(settings.Out, ".png") : null);

@@ -13,6 +13,8 @@ public sealed class MetricAccumulator
     readonly long[][] confusion;
     readonly long[] binCount = new long[EceBins];
     readonly double[] binConfidence = new double[EceBins], binCorrect = new double[EceBins];
+    readonly List<int> labels = [], predicted = [];
+    readonly List<float> confidence = [];
     long samples, top5Hits;
     double nllSum;
 
@@ -54,6 +56,9 @@ public sealed class MetricAccumulator
             binCount[bin]++;
             binConfidence[bin] += confA[i];
             binCorrect[bin] += predA[i] == labA[i] ? 1 : 0;
+            this.labels.Add((int)labA[i]);
+            predicted.Add((int)predA[i]);
+            confidence.Add(confA[i]);
         }
         samples += predA.Length;
     }
@@ -88,6 +93,9 @@ public sealed class MetricAccumulator
             confusion.Select(r => (long[])r.Clone()).ToArray(),
             Enumerable.Range(0, EceBins).Select(b => new CalibrationBin((double)b / EceBins, (double)(b + 1) / EceBins, binCount[b],
                 binCount[b] == 0 ? double.NaN : 100.0 * binConfidence[b] / binCount[b],
-                binCount[b] == 0 ? double.NaN : 100.0 * binCorrect[b] / binCount[b])).ToArray());
+                binCount[b] == 0 ? double.NaN : 100.0 * binCorrect[b] / binCount[b])).ToArray())
+        {
+            Images = new ImagePredictions([.. labels], [.. predicted], [.. confidence]),
+        };
     }
 }

@@ -20,6 +20,15 @@ public sealed class RunFolder
     public string LastCheckpoint => System.IO.Path.Combine(Path, "last.ckpt");
     public string BestCheckpoint => System.IO.Path.Combine(Path, "best.ckpt");
     public string FinalEvalFile => System.IO.Path.Combine(Path, "final-eval.json");
+    /// <summary>The final epoch's per-image test predictions (labels, predicted classes, confidences).</summary>
+    public string TestPredictionsFile => System.IO.Path.Combine(Path, "test-predictions.json");
+
+    public ImagePredictions? ReadTestPredictions()
+    {
+        if (!File.Exists(TestPredictionsFile)) return null;
+        try { return JsonSerializer.Deserialize<ImagePredictions>(File.ReadAllText(TestPredictionsFile), AtomicFile.Json); }
+        catch (JsonException e) { throw new ConfigException($"{TestPredictionsFile}: unreadable predictions ({e.Message})"); }
+    }
 
     /// <summary>Makes this process the folder's one writer until disposed (see <see cref="RunFolderLock"/>).</summary>
     public RunFolderLock Lock() => RunFolderLock.Acquire(Path);

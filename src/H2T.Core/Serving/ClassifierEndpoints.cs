@@ -86,6 +86,23 @@ public static class ClassifierEndpoints
         return app;
     }
 
+    /// <summary>GET /runs: the page of the runs under <paramref name="runsDir"/> (<see cref="Reporting.RunPage"/>), made at each
+    /// request (runs may finish while the service runs), with a form that predicts through this service.</summary>
+    public static IEndpointRouteBuilder MapRunPage(this IEndpointRouteBuilder app, string runsDir)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var metrics = app.ServiceProvider.GetRequiredService<ServiceMetrics>();
+        var runs = Reporting.RunPage.Find(runsDir); // a missing folder fails at start
+        app.MapGet("/runs", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/runs", http, () => Task.Run(() =>
+        {
+            var found = Reporting.RunPage.Find(runsDir);
+            return found.Count == 0
+                ? Error(404, $"no run folders (with metrics.json) under {runsDir}")
+                : Results.Content(Reporting.RunPage.Build(found, $"Runs in {runsDir}", uploadForm: true), "text/html; charset=utf-8");
+        })))).WithName("runs").WithSummary("The runs as a page: tables, per-class accuracy, confusion heat maps, galleries; an upload form.");
+        return app;
+    }
+
     /// <summary>The response of POST /v1/predict.</summary>
     public sealed record PredictResponse(string Model, string Engine, IReadOnlyList<ImagePrediction> Predictions);
     public sealed record ImagePrediction(string? File, IReadOnlyList<ClassScore> Top);

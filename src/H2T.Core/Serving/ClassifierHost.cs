@@ -15,8 +15,9 @@ namespace H2T.Serving;
 public static class ClassifierHost
 {
     /// <param name="port">0 picks a free port (<see cref="WebApplication.Urls"/> says which once started).</param>
+    /// <param name="runsDir">Also serve the page of the runs in this folder at /runs.</param>
     public static WebApplication Build(string modelPath, string host, int port, ClassifierOptions? model = null, ServeOptions? serve = null,
-        TimeSpan? shutdownTimeout = null)
+        TimeSpan? shutdownTimeout = null, string? runsDir = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -26,6 +27,7 @@ public static class ClassifierHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(30));
         builder.Services.AddImageClassifier(modelPath, model, serve);
         var app = builder.Build();
+        if (runsDir is not null) app.MapRunPage(runsDir);
         app.MapImageClassifier();
         return app;
     }

@@ -143,7 +143,11 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         run.WriteMetrics(Metrics);
         var m = template with { Stage = stage, Epoch = epoch, TotalEpochs = totalEpochs, BestTop1 = BestTop1, BestEpoch = BestEpoch };
         if (best) Checkpoint.Save(run.BestCheckpoint, m, backbone, head, null);
-        if (last && test is not null) AtomicFile.WriteJson(run.FinalEvalFile, test);
+        if (last && test is not null)
+        {
+            if (test.Images is { } perImage) AtomicFile.WriteJson(run.TestPredictionsFile, perImage);
+            AtomicFile.WriteJson(run.FinalEvalFile, test);
+        }
         Checkpoint.Save(run.LastCheckpoint, m, backbone, head, optimizer);
         if (last)
         {
