@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.InteropServices;
 using H2T.Cli.Commands;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -14,7 +15,31 @@ public static class CliApp
     public static string Version =>
         typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
+    /// <summary>Exit code of a run stopped by SIGTERM or Ctrl-C after its last checkpoint: rerun it with --resume
+    /// (a Slurm task requeues itself on it).</summary>
+    public const int Interrupted = H2T.Grid.GridRun.Interrupted;
+
     public static int Run(string[] args, IAnsiConsole? console = null)
+    {
+        using var stop = new CancellationTokenSource();
+        // SIGTERM (Slurm's preemption and time limit, Kubernetes) and the first Ctrl-C cancel the command: training
+        // stops between batches, keeps its last checkpoint, releases the run folder and exits 75. A second Ctrl-C
+        // ends the process at once, as usual.
+        void Handle(PosixSignalContext context)
+        {
+            if (stop.IsCancellationRequested && context.Signal == PosixSignal.SIGINT) return;
+            context.Cancel = true;
+            try { stop.Cancel(); }
+            catch (ObjectDisposedException) { }
+        }
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
+        return Run(args, console, stop.Token);
+    }
+
+    /// <summary>Runs a command that stops when <paramref name="stop"/> is cancelled: a grid's cells run nested in the
+    /// grid's own run this way, sharing its signal handling.</summary>
+    public static int Run(string[] args, IAnsiConsole? console, CancellationToken stop)
     {
         // Logs (nohup, CI) should not wrap at the 80-column default of a non-terminal.
         if (console is null && Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
@@ -28,6 +53,11 @@ public static class CliApp
             config.SetExceptionHandler((ex, _) =>
             {
                 var c = console ?? AnsiConsole.Console;
+                if (Unwrap(ex) is OperationCanceledException && stop.IsCancellationRequested)
+                {
+                    c.MarkupLine("[yellow]interrupted:[/] stopped between batches; the run folder keeps its last finished epoch's checkpoint and is released. Run the same command with --resume to continue.");
+                    return Interrupted;
+                }
                 c.MarkupLineInterpolated($"[red]error:[/] {Flatten(ex)}");
                 return ex is CommandAppException or UsageException ? UsageError : 1;
             });
@@ -57,9 +87,13 @@ public static class CliApp
                 .WithDescription("Serve a checkpoint or ONNX model over HTTP: POST /v1/predict (dynamic batching), /v1/model, /healthz, /readyz, /metrics.");
             config.AddCommand<EvalCommand>("eval")
                 .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
+            config.AddCommand<GridCommand>("grid")
+                .WithDescription("A grid of runs from a plan (methods x seeds x imbalance, stage II from each stage I): --local, --slurm (--dry-run: print only), --status, --collect.");
         });
-        return app.Run(args);
+        return app.Run(args, stop);
     }
+
+    static Exception Unwrap(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Unwrap(inner) : ex;
 
     static string Flatten(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Flatten(inner) : ex.Message;
 }

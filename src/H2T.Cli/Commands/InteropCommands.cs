@@ -11,9 +11,9 @@ public sealed class ImportSettings : DataOptions
 {
     [CommandArgument(0, "<PYTORCH_CHECKPOINT>")] [Description("a torch.save'd file: the reference's {state_dict_model, state_dict_classifier} dict or a state dict")]
     public string Source { get; init; } = "";
-    [CommandOption("--backbone <NAME>")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32; default resnet32) [backbone]")]
+    [CommandOption("--backbone <NAME>")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32; default resnet32) [[backbone]]")]
     public string? Backbone { get; init; }
-    [CommandOption("--classifier <KIND>")] [Description("default linear [classifier]")]
+    [CommandOption("--classifier <KIND>")] [Description("default linear [[classifier]]")]
     public string? Classifier { get; init; }
     [CommandOption("--out <CHECKPOINT>")] [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
     public string? Out { get; init; }

@@ -7,7 +7,7 @@ namespace H2T.Cli.Commands;
 
 public sealed class PredictSettings : InferenceSettings
 {
-    [CommandArgument(0, "<PATH>")] [Description("image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [label]' lines)")]
+    [CommandArgument(0, "<PATH>")] [Description("image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [[label]]' lines)")]
     public string[] Inputs { get; init; } = [];
     [CommandOption("--checkpoint <CKPT>")] [Description("an H2T.NET checkpoint, run by TorchSharp as eval runs it")]
     public string? Checkpoint { get; init; }

@@ -7,12 +7,12 @@ namespace H2T.Cli.Commands;
 /// <summary>stage2's own flags (see <see cref="StageTwoOptions"/> for how they are bound).</summary>
 public sealed class StageTwoSettings : StageTwoOptions
 {
-    [CommandOption("--rho <RHO>")] [Description("H2T fusion ratio in [0, 1] (default 0.25); 0 = plain class-balanced re-training [H2T]")]
+    [CommandOption("--rho <RHO>")] [Description("H2T fusion ratio in [[0, 1]] (default 0.25); 0 = plain class-balanced re-training [[H2T]]")]
     public string? Rho { get; init; }
     [CommandOption("--out <DIR>")] [Description("run folder (default: stage2-... inside the stage-I run, or runs/<name> with --config)")]
     public string? Out { get; init; }
     [CommandOption("--val-per-class <N>")]
-    [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept; default 0) [val_per_class]")]
+    [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept; default 0) [[val_per_class]]")]
     public string? ValidationPerClass { get; init; }
     [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
     public bool TensorBoard { get; init; }
@@ -27,50 +27,50 @@ public abstract class StageTwoOptions : CheckpointDataSettings
 {
     [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
     public string From { get; init; } = "";
-    [CommandOption("--epochs <E>")] [Description("default 10 [num_epochs]")]
+    [CommandOption("--epochs <E>")] [Description("default 10 [[num_epochs]]")]
     public string? Epochs { get; init; }
-    [CommandOption("--sampler <NAME>")] [Description("tail side: balanced (default) or reverse [sampler.weighted_sampler.type]")]
+    [CommandOption("--sampler <NAME>")] [Description("tail side: balanced (default) or reverse [[sampler.weighted_sampler.type]]")]
     public string? Sampler { get; init; }
-    [CommandOption("--head-sampler <NAME>")] [Description("head side: instance (default) [sampler.dual_sample.type]")]
+    [CommandOption("--head-sampler <NAME>")] [Description("head side: instance (default) [[sampler.dual_sample.type]]")]
     public string? HeadSampler { get; init; }
-    [CommandOption("--shift-bn <ON|OFF>")] [Description("let BatchNorm statistics adapt to stage-II data (default on) [shift_bn]")]
+    [CommandOption("--shift-bn <ON|OFF>")] [Description("let BatchNorm statistics adapt to stage-II data (default on) [[shift_bn]]")]
     public string? ShiftBn { get; init; }
-    [CommandOption("--fusion <METHOD>")] [Description("feature augmentation, a name from the stage-II method table (h2t, the default, uses --rho; `h2t info` lists the others and their options, given as key=value) [fusion]")]
+    [CommandOption("--fusion <METHOD>")] [Description("feature augmentation, a name from the stage-II method table (h2t, the default, uses --rho; `h2t info` lists the others and their options, given as key=value) [[fusion]]")]
     public string? Fusion { get; init; }
     [CommandOption("--feature-cache <ON|OFF>")]
-    [Description("train from the frozen backbone's feature maps computed once (BatchNorm re-estimated once on the balanced sampler; docs/performance.md), default off [feature_cache]")]
+    [Description("train from the frozen backbone's feature maps computed once (BatchNorm re-estimated once on the balanced sampler; docs/performance.md), default off [[feature_cache]]")]
     public string? FeatureCache { get; init; }
-    [CommandOption("--cache-views <N>")] [Description("augmented views cached per training image, default 4 [feature_cache_views]")]
+    [CommandOption("--cache-views <N>")] [Description("augmented views cached per training image, default 4 [[feature_cache_views]]")]
     public string? CacheViews { get; init; }
-    [CommandOption("--cache-storage <T>")] [Description("cached maps as auto (default: the backbone's arithmetic), bf16 or fp32 [feature_cache_storage]")]
+    [CommandOption("--cache-storage <T>")] [Description("cached maps as auto (default: the backbone's arithmetic), bf16 or fp32 [[feature_cache_storage]]")]
     public string? CacheStorage { get; init; }
-    [CommandOption("--loss <LOSS>")] [Description("default ce [loss.type]")]
+    [CommandOption("--loss <LOSS>")] [Description("default ce [[loss.type]]")]
     public string? Loss { get; init; }
-    [CommandOption("--lr <LR>")] [Description("default 0.1 [lr]")]
+    [CommandOption("--lr <LR>")] [Description("default 0.1 [[lr]]")]
     public string? Lr { get; init; }
-    [CommandOption("--lr-factor <F>")] [Description("classifier lr = lr x factor (default 0.2) [lr_scheduler.lr_factor]")]
+    [CommandOption("--lr-factor <F>")] [Description("classifier lr = lr x factor (default 0.2) [[lr_scheduler.lr_factor]]")]
     public string? LrFactor { get; init; }
-    [CommandOption("--wd <WD>")] [Description("default 5e-4 [weight_decay]")]
+    [CommandOption("--wd <WD>")] [Description("default 5e-4 [[weight_decay]]")]
     public string? WeightDecay { get; init; }
-    [CommandOption("--momentum <M>")] [Description("default 0.9 [momentum]")]
+    [CommandOption("--momentum <M>")] [Description("default 0.9 [[momentum]]")]
     public string? Momentum { get; init; }
-    [CommandOption("--batch-size <N>")] [Description("default 128 [batch_size]")]
+    [CommandOption("--batch-size <N>")] [Description("default 128 [[batch_size]]")]
     public string? BatchSize { get; init; }
-    [CommandOption("--schedule <KIND>")] [Description("cosine (default), multistep or constant [lr_scheduler.type]")]
+    [CommandOption("--schedule <KIND>")] [Description("cosine (default), multistep or constant [[lr_scheduler.type]]")]
     public string? Schedule { get; init; }
-    [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it [reinit_classifier]")]
+    [CommandOption("--reinit")] [Description("re-initialise the classifier instead of fine-tuning it [[reinit_classifier]]")]
     public bool Reinit { get; init; }
-    [CommandOption("--classifier <KIND>")] [Description("keep (default: the stage-I classifier) or lws (Decouple's learnable weight scaling) [classifier]")]
+    [CommandOption("--classifier <KIND>")] [Description("keep (default: the stage-I classifier) or lws (Decouple's learnable weight scaling) [[classifier]]")]
     public string? Classifier { get; init; }
-    [CommandOption("--memory-layout <L>")] [Description("feature maps channels-last (default) or nchw [memory_layout]")]
+    [CommandOption("--memory-layout <L>")] [Description("feature maps channels-last (default) or nchw [[memory_layout]]")]
     public string? MemoryLayout { get; init; }
-    [CommandOption("--prefetch <N>")] [Description("batches assembled ahead (default 2) [prefetch]")]
+    [CommandOption("--prefetch <N>")] [Description("batches assembled ahead (default 2) [[prefetch]]")]
     public string? Prefetch { get; init; }
-    [CommandOption("--seed <N>")] [Description("default 0 [seed]")]
+    [CommandOption("--seed <N>")] [Description("default 0 [[seed]]")]
     public string? Seed { get; init; }
     [CommandOption("--resume")]
     public bool Resume { get; init; }
-    [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [eval_every]")]
+    [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [[eval_every]]")]
     public string? EvalEvery { get; init; }
     [CommandOption("--config <FILE>")] [Description("a stage-2 YAML config (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
     public string? Config { get; init; }

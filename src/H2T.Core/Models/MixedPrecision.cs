@@ -47,7 +47,7 @@ public static class MixedPrecision
     {
         var c = cpu ?? CpuFeatures.Host;
         var (fastest, why) = Rule(c);
-        return p == ComputePrecision.Bf16 && fastest == ComputePrecision.Fp32 ? $"precision bf16 on {c.Model}: {why}" : null;
+        return p == ComputePrecision.Bf16 && fastest == ComputePrecision.Fp32 ? $"precision bf16, as asked, on {c.Model}; auto would pick fp32 here: {why}" : null;
     }
 
     /// <summary>A convolution in the input's precision: as the module does in fp32, on a bf16 copy of the weight for a

@@ -111,4 +111,33 @@ public static class ComparisonReport
         }
         return written;
     }
+
+    /// <summary>Head / Medium / Tail / All bars with error bars: one series per row, its mean over seeds and the
+    /// sample standard deviation (a grid's results; <c>h2t grid --collect</c>).</summary>
+    public static void SpreadBars(IReadOnlyList<(string Name, double[] Mean, double[] Spread)> rows, string png, string title)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        string[] groups = ["Head", "Medium", "Tail", "All"];
+        double width = 0.8 / Math.Max(1, rows.Count);
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var (name, mean, spread) = rows[r];
+            var bars = mean.Select((v, g) => new Bar
+            {
+                Position = g + (r - (rows.Count - 1) / 2.0) * width, Value = double.IsNaN(v) ? 0 : v, Size = width * 0.95,
+                Error = double.IsNaN(spread[g]) ? 0 : spread[g], FillColor = palette.GetColor(r),
+            }).ToList();
+            plot.Add.Bars(bars).LegendText = name;
+        }
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        for (int g = 0; g < groups.Length; g++) ticks.AddMajor(g, groups[g]);
+        plot.Axes.Bottom.TickGenerator = ticks;
+        plot.Axes.SetLimitsY(0, 100);
+        plot.Title(title);
+        plot.YLabel("test accuracy (%), mean and std over seeds");
+        plot.ShowLegend(Edge.Right);
+        PlotFile.SavePng(plot, png, 1200, 560);
+    }
 }

@@ -134,6 +134,7 @@ public static class StageOneTrainer
 
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
+            using var interrupted = EpochTraining.OnInterrupt(run, "stage1", epoch, config.Epochs, cancel);
             EpochTraining.Begin("stage1", epoch, config.Epochs, config.Seed, trainLoader.BatchesPerEpoch, observer, cancel);
             double lr = config.Schedule.LrAt(config.Optim.Lr, epoch, config.Epochs);
             EpochTraining.SetLearningRate(optimizer, lr);

@@ -187,6 +187,59 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
     }
 
+    /// <summary>SIGTERM (Slurm's preemption and time limit): the run stops between batches, keeps the checkpoint of
+    /// its last finished epoch, releases the folder and exits 75; --resume then replays exactly what the run that was
+    /// never stopped did, epoch for epoch.</summary>
+    [Fact]
+    public void ASigtermedRunExits75ReleasesItsFolderAndResumesToTheUninterruptedRun()
+    {
+        const int epochs = 4;
+        var whole = Path.Combine(runs.Path, "whole");
+        var (rc, output) = Run(StageOneArgs(whole, epochs));
+        Assert.True(rc == 0, output);
+
+        var s1 = Path.Combine(runs.Path, "termed");
+        string printed;
+        using (var p = StartH2t(StageOneArgs(s1, epochs)))
+        {
+            var text = new System.Text.StringBuilder();
+            p.OutputDataReceived += (_, e) => { lock (text) text.AppendLine(e.Data); };
+            p.ErrorDataReceived += (_, e) => { lock (text) text.AppendLine(e.Data); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(Path.Combine(s1, "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
+            Assert.False(p.HasExited, "the run finished before it could be stopped; make it longer");
+            Thread.Sleep(150);
+            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            Assert.True(p.WaitForExit(60_000), "SIGTERM did not stop the run within 60 s");
+            p.WaitForExit();
+            lock (text) printed = text.ToString();
+            Assert.True(p.ExitCode == CliApp.Interrupted, $"exit code {p.ExitCode}: {printed}");
+        }
+        Assert.Contains("interrupted", printed);
+        Assert.Contains("--resume", printed);
+        // The lock is released (no owner left behind), nothing half-written, the log says where it stopped.
+        Assert.False(File.Exists(Path.Combine(s1, RunFolderLock.OwnerFileName)));
+        Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
+        Assert.Contains("stage1 interrupted in epoch", File.ReadAllText(Path.Combine(s1, "log.txt")));
+        var before = new RunFolder(s1).ReadMetrics();
+        Assert.False(before.Completed);
+        var meta = Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt"));
+        // A clean stop leaves metrics.json and last.ckpt at the same epoch (a kill may leave one apart).
+        Assert.Equal(before.Epochs.Count - 1, meta.Epoch);
+        Assert.InRange(meta.Epoch, 0, epochs - 2);
+
+        (rc, output) = Run([.. StageOneArgs(s1, epochs), "--resume"]);
+        Assert.True(rc == 0, output);
+        Assert.Contains("resuming", output);
+        var after = new RunFolder(s1).ReadMetrics();
+        var reference = new RunFolder(whole).ReadMetrics();
+        Assert.True(after.Completed);
+        Assert.Equal(reference.Epochs.Select(e => e.TrainLoss), after.Epochs.Select(e => e.TrainLoss));
+        Assert.Equal(reference.Final, after.Final);
+    }
+
     [Fact]
     public void AStageTwoAndAnEvaluationInAnotherPrecisionThanStageOneWorkAndSaySo()
     {

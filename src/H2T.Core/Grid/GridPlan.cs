@@ -1,0 +1,303 @@
+using System.Globalization;
+using H2T.Configuration;
+using H2T.Settings;
+
+namespace H2T.Grid;
+
+/// <summary>A stage-I method of a grid: an optional config file and settings on top of it (any config key).</summary>
+public sealed record GridStageOne(string Name, string? Config, IReadOnlyList<ConfigEntry> Set);
+
+/// <summary>A stage-II method: a sweep of rho from each stage-I cell of the methods in <see cref="From"/> (all when empty).</summary>
+public sealed record GridStageTwo(string Name, string? Config, IReadOnlyList<ConfigEntry> Set, string? Rho, int? ValidationPerClass,
+    IReadOnlyList<string> From);
+
+/// <summary>Where and how the cells run under Slurm. Null fields are left to the cluster's defaults.</summary>
+public sealed record SlurmOptions
+{
+    public string? Partition { get; init; }
+    public string? Account { get; init; }
+    public string? Qos { get; init; }
+    /// <summary>Wall time per task (sbatch --time), default 1 day.</summary>
+    public string Time { get; init; } = "1-00:00:00";
+    public int CpusPerTask { get; init; } = 2;
+    public string Mem { get; init; } = "8G";
+    public string? Gres { get; init; }
+    /// <summary>Seconds before the time limit at which Slurm sends SIGTERM (sbatch --signal=B:TERM@N).</summary>
+    public int SignalSeconds { get; init; } = 120;
+    /// <summary>At most this many tasks of one array at once (the %N of --array), 0: no limit.</summary>
+    public int MaxParallel { get; init; }
+    /// <summary>The command that runs h2t on the nodes; default: the h2t that submits.</summary>
+    public string? H2t { get; init; }
+    /// <summary>Further sbatch options, each written as an #SBATCH line.</summary>
+    public IReadOnlyList<string> Extra { get; init; } = [];
+}
+
+/// <summary>
+/// A grid of runs as data (<c>h2t grid PLAN.yaml</c>): seeds x imbalance factors x stage-I methods, then each stage-II
+/// method swept over rho from every stage-I cell. Read with the config reader, so every error names the plan's line;
+/// every cell is bound by the one binder when the plan is read, so a bad key fails before anything runs.
+/// Relative paths (out, config files, data) are relative to the directory h2t runs in, as for every command.
+/// </summary>
+public sealed record GridPlan
+{
+    public required string File { get; init; }
+    public required string Name { get; init; }
+    public required string Out { get; init; }
+    public required IReadOnlyList<int> Seeds { get; init; }
+    /// <summary>Imbalance factors (n_max / n_min); empty: each method's own.</summary>
+    public IReadOnlyList<double> Imbalance { get; init; } = [];
+    public required IReadOnlyList<GridStageOne> StageOne { get; init; }
+    public IReadOnlyList<GridStageTwo> StageTwo { get; init; } = [];
+    /// <summary>libtorch threads of every cell (--threads); null: all cores locally, cpus_per_task under Slurm.</summary>
+    public int? Threads { get; init; }
+    public SlurmOptions Slurm { get; init; } = new();
+
+    static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    public static GridPlan Read(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var entries = ConfigReader.ReadFile(path);
+        string? name = null, outDir = null;
+        int? threads = null;
+        List<int>? seeds = null;
+        var imbalance = new List<double>();
+        var one = new List<MethodBuilder>();
+        var two = new List<MethodBuilder>();
+        var slurm = new SlurmOptions();
+        foreach (var e in entries)
+        {
+            var parts = e.Key.Split('.');
+            switch (parts[0])
+            {
+                case "name" when parts.Length == 1: name = e.String(); break;
+                case "out" when parts.Length == 1: outDir = e.String(); break;
+                case "threads" when parts.Length == 1:
+                    threads = e.Int();
+                    if (threads < 1) throw e.Error("expected a whole number >= 1");
+                    break;
+                case "seeds" when parts.Length == 1:
+                    seeds = [.. e.Ints()];
+                    if (seeds.Count == 0 || seeds.Any(s => s < 0) || seeds.Distinct().Count() != seeds.Count) throw e.Error("expected distinct seeds >= 0");
+                    break;
+                case "imbalance" when parts.Length == 1:
+                    foreach (var x in e.Items ?? [e.Scalar])
+                    {
+                        var v = new ConfigEntry(e.Key, x, null, e.Where).Double();
+                        if (v < 1) throw e.Error($"expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got {x}");
+                        imbalance.Add(v);
+                    }
+                    break;
+                case "stage1" when parts.Length >= 3:
+                {
+                    var m = MethodBuilder.Find(one, parts[1], e);
+                    if (parts[2] == "config" && parts.Length == 3) m.Config = e.String();
+                    else if (parts[2] == "set" && parts.Length > 3) m.Set.Add(e with { Key = string.Join('.', parts[3..]) });
+                    else throw Unknown(e, "stage1.<method>: config, set.<key>");
+                    break;
+                }
+                case "stage2" when parts.Length >= 3:
+                {
+                    var m = MethodBuilder.Find(two, parts[1], e);
+                    switch (parts[2])
+                    {
+                        case "config" when parts.Length == 3: m.Config = e.String(); break;
+                        case "rho" when parts.Length == 3:
+                            var spec = e.Items is { } items ? string.Join(',', items) : e.String();
+                            ValueGrid.Parse(spec, $"{e.Where}: {e.Key}");
+                            m.Rho = spec;
+                            break;
+                        case "val_per_class" when parts.Length == 3:
+                            m.Val = e.Int();
+                            if (m.Val < 0) throw e.Error("expected a whole number >= 0");
+                            break;
+                        case "from" when parts.Length == 3: m.From.AddRange(e.Strings()); break;
+                        case "set" when parts.Length > 3: m.Set.Add(e with { Key = string.Join('.', parts[3..]) }); break;
+                        default: throw Unknown(e, "stage2.<method>: config, rho, val_per_class, from, set.<key>");
+                    }
+                    break;
+                }
+                case "slurm" when parts.Length == 2: slurm = SlurmOption(slurm, parts[1], e); break;
+                default: throw Unknown(e, "name, out, seeds, imbalance, threads, stage1.<method>, stage2.<method>, slurm.<option>");
+            }
+        }
+        if (name is null || name.Length == 0) throw new ConfigException($"{path}: name: missing (the grid's name)");
+        if (name.IndexOfAny([' ', '/', '\\']) >= 0) throw new ConfigException($"{path}: name '{name}': expected a name without spaces or slashes");
+        if (seeds is null) throw new ConfigException($"{path}: seeds: missing (a list of training seeds, e.g. seeds: [0, 1])");
+        if (one.Count == 0) throw new ConfigException($"{path}: stage1: missing (at least one stage-I method)");
+        foreach (var t in two)
+            foreach (var f in t.From)
+                if (!one.Any(o => o.Name == f))
+                    throw new ConfigException($"{t.Where}: stage2.{t.Name}.from: no stage-I method '{f}' (the plan has: {string.Join(", ", one.Select(o => o.Name))})");
+        return new GridPlan
+        {
+            File = Path.GetFullPath(path),
+            Name = name,
+            Out = outDir ?? Path.Combine("runs", "grid", name),
+            Seeds = seeds,
+            Imbalance = imbalance,
+            Threads = threads,
+            StageOne = one.Select(o => new GridStageOne(o.Name, o.Config, o.Set)).ToList(),
+            StageTwo = two.Select(t => new GridStageTwo(t.Name, t.Config, t.Set, t.Rho, t.Val, t.From)).ToList(),
+            Slurm = slurm,
+        };
+    }
+
+    sealed class MethodBuilder(string name, string where)
+    {
+        public string Name { get; } = name;
+        public string Where { get; } = where;
+        public string? Config { get; set; }
+        public List<ConfigEntry> Set { get; } = [];
+        public string? Rho { get; set; }
+        public int? Val { get; set; }
+        public List<string> From { get; } = [];
+
+        public static MethodBuilder Find(List<MethodBuilder> list, string name, ConfigEntry e)
+        {
+            if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+                throw e.Error($"method name '{name}': expected letters, digits, '-' or '_' (it names folders)");
+            if (name == "grid" || name == "slurm") throw e.Error($"method name '{name}': reserved for the grid's own folders");
+            var m = list.Find(x => x.Name == name);
+            if (m is null) list.Add(m = new MethodBuilder(name, e.Where));
+            return m;
+        }
+    }
+
+    static SlurmOptions SlurmOption(SlurmOptions s, string key, ConfigEntry e) => key switch
+    {
+        "partition" => s with { Partition = e.String() },
+        "account" => s with { Account = e.String() },
+        "qos" => s with { Qos = e.String() },
+        "time" => s with { Time = e.String() },
+        "mem" => s with { Mem = e.String() },
+        "gres" => s with { Gres = e.String() },
+        "h2t" => s with { H2t = e.String() },
+        "cpus_per_task" => s with { CpusPerTask = e.Int() >= 1 ? e.Int() : throw e.Error("expected a whole number >= 1") },
+        "signal_seconds" => s with { SignalSeconds = e.Int() is >= 1 and <= 65535 ? e.Int() : throw e.Error("expected seconds in 1..65535") },
+        "max_parallel" => s with { MaxParallel = e.Int() >= 0 ? e.Int() : throw e.Error("expected a whole number >= 0") },
+        "extra" => s with { Extra = e.Strings() },
+        _ => throw Unknown(e, "slurm: partition, account, qos, time, cpus_per_task, mem, gres, signal_seconds, max_parallel, h2t, extra"),
+    };
+
+    /// <summary>A plan value with the cell's {seed} and {imbalance} written in.</summary>
+    static string Fill(string s, GridCell cell) => s.Replace("{seed}", cell.Seed.ToString(Ci), StringComparison.Ordinal)
+        .Replace("{imbalance}", cell.Imbalance?.ToString("0.##", Ci) ?? "", StringComparison.Ordinal);
+
+    static ConfigException Unknown(ConfigEntry e, string expected) => new($"{e.Where}: unknown plan key '{e.Key}' (expected {expected})");
+
+    /// <summary>The cells in the order they must run: every stage-I cell, then every stage-II cell.</summary>
+    public IReadOnlyList<GridCell> Cells()
+    {
+        var cells = new List<GridCell>();
+        var factors = Imbalance.Count == 0 ? [(double?)null] : Imbalance.Select(f => (double?)f).ToList();
+        int index = 0;
+        var stageOne = new List<GridCell>();
+        foreach (var m in StageOne)
+            foreach (var f in factors)
+                foreach (var seed in Seeds)
+                {
+                    var folder = Path.Combine(Out, m.Name, f is { } v ? $"if{v.ToString("0.##", Ci)}" : "own", $"s{seed}");
+                    var cell = new GridCell(GridStage.One, index++, m.Name, null, f, seed, Path.Combine(folder, "stage1"), null);
+                    stageOne.Add(cell);
+                }
+        cells.AddRange(stageOne);
+        foreach (var t in StageTwo)
+        {
+            int i = 0;
+            foreach (var s1 in stageOne)
+            {
+                if (t.From.Count > 0 && !t.From.Contains(s1.Method)) continue;
+                cells.Add(new GridCell(GridStage.Two, i++, s1.Method, t.Name, s1.Imbalance, s1.Seed,
+                    Path.Combine(Path.GetDirectoryName(s1.Folder)!, t.Name), s1));
+            }
+        }
+        return cells;
+    }
+
+    /// <summary>The h2t command line of one cell (without the program name), as --local runs it in-process and a
+    /// Slurm task runs it as a process. Values may name the cell's {seed} and {imbalance}.</summary>
+    public IReadOnlyList<string> Arguments(GridCell cell, int? threads)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        var args = new List<string>();
+        string Fill(string s) => GridPlan.Fill(s, cell);
+        static string Value(ConfigEntry e, Func<string, string> fill) =>
+            e.Items is { } xs ? "[" + string.Join(", ", xs.Select(x => x is null ? "null" : fill(x))) + "]" : e.Scalar is null ? "null" : fill(e.Scalar);
+        string? config;
+        IReadOnlyList<ConfigEntry> set;
+        if (cell.Stage == GridStage.One)
+        {
+            var m = StageOne.First(x => x.Name == cell.Method);
+            (config, set) = (m.Config, m.Set);
+            args.Add("stage1");
+        }
+        else
+        {
+            var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
+            (config, set) = (t.Config, t.Set);
+            args.Add("sweep");
+        }
+        if (config is not null) args.AddRange(["--config", Fill(config)]);
+        args.AddRange(set.Select(e => $"{e.Key}={Value(e, Fill)}"));
+        if (cell.Stage == GridStage.Two)
+        {
+            var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
+            if (t.Rho is { } rho) args.Add($"sweep.rho={rho}");
+            if (t.ValidationPerClass is { } v) args.Add($"val_per_class={v.ToString(Ci)}");
+        }
+        else if (cell.Imbalance is { } f) args.Add($"imb_factor={f.ToString("R", Ci)}");
+        args.Add($"seed={cell.Seed.ToString(Ci)}");
+        if (cell.Stage == GridStage.Two) args.AddRange(["--from", Path.GetFullPath(Path.Combine(cell.After!.Folder, "last.ckpt"))]);
+        args.AddRange(["--out", Path.GetFullPath(cell.Folder), "--resume"]);
+        if ((Threads ?? threads) is { } n) args.AddRange(["--threads", n.ToString(Ci)]);
+        return args;
+    }
+
+    /// <summary>Binds every cell's settings as its command would (the config file, then the plan's settings, then the
+    /// cell's seed and imbalance), so a plan with a bad key or value fails here, naming the plan's line.</summary>
+    public void Validate()
+    {
+        foreach (var cell in Cells())
+        {
+            var (mode, config, set) = cell.Stage == GridStage.One
+                ? (StageMode.StageOne, StageOne.First(x => x.Name == cell.Method).Config, StageOne.First(x => x.Name == cell.Method).Set)
+                : (StageMode.Sweep, StageTwo.First(x => x.Name == cell.StageTwoMethod).Config, StageTwo.First(x => x.Name == cell.StageTwoMethod).Set);
+            var entries = new List<ConfigEntry>();
+            if (config is not null)
+            {
+                var file = Fill(config, cell);
+                entries.AddRange(ConfigReader.ReadFile(file));
+            }
+            entries.AddRange(set.Select(e => e with { Scalar = e.Scalar is null ? null : Fill(e.Scalar, cell) }));
+            var cellWhere = $"{File}: cell {cell.Id}";
+            if (cell.Stage == GridStage.One && cell.Imbalance is { } f) entries.Add(new ConfigEntry("imb_factor", f.ToString("R", Ci), null, $"{cellWhere} (imbalance)"));
+            if (cell.Stage == GridStage.Two)
+            {
+                var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
+                if (t.Rho is { } rho) entries.Add(new ConfigEntry("sweep.rho", rho, null, $"{File}: stage2.{t.Name}.rho"));
+                if (t.ValidationPerClass is { } v) entries.Add(new ConfigEntry("val_per_class", v.ToString(Ci), null, $"{File}: stage2.{t.Name}.val_per_class"));
+            }
+            entries.Add(new ConfigEntry("seed", cell.Seed.ToString(Ci), null, $"{cellWhere} (seed)"));
+            // A stage-II config's 'resume' checkpoint is replaced by the cell's --from (its own stage-I cell).
+            ReferenceConfig.Bind(mode, entries);
+        }
+    }
+}
+
+public enum GridStage { One, Two }
+
+/// <summary>One run of a grid: a stage-I run, or a stage-II sweep from stage-I cell <see cref="After"/>. The index is
+/// the Slurm array index (stage-I cells count from 0, each stage-II method's cells from 0 in stage-I order).</summary>
+public sealed record GridCell(GridStage Stage, int Index, string Method, string? StageTwoMethod, double? Imbalance, int Seed, string Folder, GridCell? After)
+{
+    /// <summary>The array a cell belongs to: "stage1", or the stage-II method's name.</summary>
+    public string Array => Stage == GridStage.One ? "stage1" : StageTwoMethod!;
+
+    /// <summary>The cell's name on the command line (<c>--cell stage1:3</c>) and in tables.</summary>
+    public string Id => $"{Array}:{Index.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>What the cell is, in words: method, imbalance, seed.</summary>
+    public string Label => $"{(Stage == GridStage.One ? Method : $"{Method} -> {StageTwoMethod}")}" +
+                           $"{(Imbalance is { } f ? $" IF={f.ToString("0.##", CultureInfo.InvariantCulture)}" : "")} seed {Seed.ToString(CultureInfo.InvariantCulture)}";
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using H2T.Runs;
+using H2T.Settings;
+
+namespace H2T.Grid;
+
+/// <summary>One sbatch submission: an array of cells, the job it waits for, and the job id Slurm gave it.</summary>
+public sealed record SlurmArray(string Name, string Script, IReadOnlyList<int> Indices, string? AfterArray, string? JobId = null);
+
+/// <summary>What <c>--slurm</c> wrote and (unless a dry run) submitted; kept as grid/submitted.json.</summary>
+public sealed record SlurmSubmission(string Plan, string SubmittedAt, IReadOnlyList<SlurmArray> Arrays);
+
+/// <summary>
+/// A grid as Slurm array jobs: one array for the stage-I cells, one per stage-II method with
+/// <c>--dependency=aftercorr</c> on the stage-I array (task i of a stage-II array starts when stage-I task i has
+/// finished successfully). Each task runs <c>h2t grid PLAN --cell ARRAY:$SLURM_ARRAY_TASK_ID</c> on the plan frozen
+/// at submission. Preemption: <c>--signal=B:TERM@N</c> and <c>--requeue</c>; the script forwards SIGTERM to h2t,
+/// which stops between batches, keeps its last checkpoint and exits 75, and the script then requeues its task.
+/// </summary>
+public static class SlurmGrid
+{
+    static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    /// <summary>Writes grid/plan.yaml (the frozen plan) and one sbatch script per array, for the cells not yet done;
+    /// submits them unless <paramref name="dryRun"/>. <paramref name="h2t"/> is the command that runs h2t on the nodes
+    /// when the plan does not say (slurm.h2t).</summary>
+    public static SlurmSubmission Submit(GridPlan plan, IReadOnlyList<string> h2t, bool dryRun, Action<string> log)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(h2t);
+        ArgumentNullException.ThrowIfNull(log);
+        var dir = GridRun.GridFolder(plan);
+        var slurmDir = Path.Combine(dir, "slurm");
+        var frozen = Path.Combine(dir, "plan.yaml");
+        var command = plan.Slurm.H2t is { } own ? own.Split(' ', StringSplitOptions.RemoveEmptyEntries) : h2t.ToArray();
+        var cells = plan.Cells();
+        var arrays = new List<SlurmArray>();
+        var stageOneTodo = cells.Where(c => c.Stage == GridStage.One && !GridState.IsDone(c)).Select(c => c.Index).ToList();
+        if (stageOneTodo.Count > 0) arrays.Add(new SlurmArray("stage1", Path.Combine(slurmDir, "stage1.sbatch"), stageOneTodo, null));
+        foreach (var group in cells.Where(c => c.Stage == GridStage.Two).GroupBy(c => c.Array))
+        {
+            var todo = group.Where(c => !GridState.IsDone(c)).ToList();
+            // aftercorr pairs task i with stage-I task i, so cells whose stage I is done (not in the stage-I array)
+            // go in an array of their own, without the dependency.
+            var ready = todo.Where(c => !stageOneTodo.Contains(c.After!.Index)).Select(c => c.Index).ToList();
+            var after = todo.Where(c => stageOneTodo.Contains(c.After!.Index)).Select(c => c.Index).ToList();
+            // Only if the stage-II array's task ids are the stage-I ids can aftercorr pair them.
+            var paired = group.All(c => c.Index == c.After!.Index);
+            if (!paired && after.Count > 0)
+                throw new ConfigException($"{plan.File}: stage2.{group.Key}.from: a stage-II method that starts from only some stage-I methods cannot be paired task for task with the stage-I array; run its stage I first (--slurm again submits it without a dependency), or list every stage-I method");
+            if (ready.Count > 0) arrays.Add(new SlurmArray(group.Key + (after.Count > 0 ? "-ready" : ""), Path.Combine(slurmDir, $"{group.Key}{(after.Count > 0 ? "-ready" : "")}.sbatch"), ready, null));
+            if (after.Count > 0) arrays.Add(new SlurmArray(group.Key, Path.Combine(slurmDir, $"{group.Key}.sbatch"), after, "stage1"));
+        }
+        if (arrays.Count == 0)
+        {
+            log($"grid {plan.Name}: every cell is done; nothing to submit (h2t grid {plan.File} --collect)");
+            return new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), []);
+        }
+        if (!dryRun)
+        {
+            // Slurm does not create the folder of --output; the tasks read this copy, not the plan being edited.
+            Directory.CreateDirectory(slurmDir);
+            AtomicFile.WriteText(frozen, File.ReadAllText(plan.File));
+        }
+        var submitted = new List<SlurmArray>();
+        foreach (var a in arrays)
+        {
+            var script = Script(plan, a, frozen, slurmDir, command);
+            if (!dryRun) AtomicFile.WriteText(a.Script, script);
+            var dependency = a.AfterArray is { } on ? submitted.First(s => s.Name == on).JobId : null;
+            var sbatchArgs = new List<string> { "--parsable" };
+            if (dependency is not null) sbatchArgs.Add($"--dependency=aftercorr:{dependency}");
+            else if (a.AfterArray is not null) sbatchArgs.Add("--dependency=aftercorr:<stage1 job id>");
+            sbatchArgs.Add(a.Script);
+            if (dryRun)
+            {
+                log($"# {a.Script}");
+                log(script);
+                log($"sbatch {string.Join(' ', sbatchArgs.Select(GridRun.Quote))}");
+                submitted.Add(a with { JobId = a.Name == "stage1" ? "<stage1 job id>" : null });
+                continue;
+            }
+            var id = Sbatch(sbatchArgs);
+            log($"{a.Name}: submitted job {id} (array {Range(a.Indices)}{(dependency is null ? "" : $", each task after stage-I task {dependency}_i succeeds")}); script {a.Script}");
+            submitted.Add(a with { JobId = id });
+        }
+        var submission = new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted);
+        if (!dryRun) AtomicFile.WriteJson(Path.Combine(dir, "submitted.json"), submission);
+        else log("(dry run: nothing written, nothing submitted)");
+        return submission;
+    }
+
+    /// <summary>Slurm's compact list of array indices: 0-3,5.</summary>
+    public static string Range(IReadOnlyList<int> indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        var parts = new List<string>();
+        for (int i = 0; i < indices.Count;)
+        {
+            int j = i;
+            while (j + 1 < indices.Count && indices[j + 1] == indices[j] + 1) j++;
+            parts.Add(i == j ? indices[i].ToString(Ci) : string.Create(Ci, $"{indices[i]}-{indices[j]}"));
+            i = j + 1;
+        }
+        return string.Join(',', parts);
+    }
+
+    public static string Script(GridPlan plan, SlurmArray array, string frozenPlan, string logDir, IReadOnlyList<string> h2t)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(array);
+        ArgumentNullException.ThrowIfNull(h2t);
+        var s = plan.Slurm;
+        var cellArray = array.Name.EndsWith("-ready", StringComparison.Ordinal) ? array.Name[..^"-ready".Length] : array.Name;
+        var sb = new StringBuilder();
+        sb.Append("#!/bin/bash\n");
+        sb.Append(Ci, $"# h2t grid {plan.Name}: {(cellArray == "stage1" ? "stage-I" : $"stage-II '{cellArray}'")} cells, one per array task. Written by h2t grid --slurm.\n");
+        void D(string line) => sb.Append("#SBATCH ").Append(line).Append('\n');
+        D($"--job-name=h2t-{plan.Name}-{cellArray}");
+        D($"--array={Range(array.Indices)}{(s.MaxParallel > 0 ? $"%{s.MaxParallel.ToString(Ci)}" : "")}");
+        D($"--cpus-per-task={s.CpusPerTask.ToString(Ci)}");
+        D($"--mem={s.Mem}");
+        D($"--time={s.Time}");
+        if (s.Partition is { } p) D($"--partition={p}");
+        if (s.Account is { } acc) D($"--account={acc}");
+        if (s.Qos is { } q) D($"--qos={q}");
+        if (s.Gres is { } g) D($"--gres={g}");
+        D($"--output={Path.Combine(logDir, $"{cellArray}-%A_%a.out")}");
+        D("--open-mode=append");
+        D("--requeue");
+        D($"--signal=B:TERM@{s.SignalSeconds.ToString(Ci)}");
+        D($"--chdir={Directory.GetCurrentDirectory()}");
+        foreach (var extra in s.Extra) D(extra);
+        var words = string.Join(' ', h2t.Select(GridRun.Quote));
+        var cpus = s.CpusPerTask.ToString(Ci) + "}";
+        sb.Append(Ci, $$"""
+            set -u
+            task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+            echo "h2t grid: task $task (job $SLURM_JOB_ID) on $(hostname) at $(date -u '+%F %T')Z, restart ${SLURM_RESTART_COUNT:-0}"
+            # h2t runs in the background so this shell can take Slurm's SIGTERM (--signal=B:TERM) and pass it on.
+            {{words}} grid {{GridRun.Quote(frozenPlan)}} --cell {{cellArray}}:"$SLURM_ARRAY_TASK_ID" --threads "${SLURM_CPUS_PER_TASK:-{{cpus}}" &
+            child=$!
+            trap 'echo "h2t grid: SIGTERM, passed to h2t"; kill -TERM "$child" 2>/dev/null' TERM
+            wait "$child"; rc=$?
+            # A trapped signal ends wait early: wait again for h2t's own exit status.
+            while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
+            if [ "$rc" -eq {{GridRun.Interrupted.ToString(Ci)}} ]; then
+              echo "h2t grid: task $task stopped after its last checkpoint; requeueing it"
+              scontrol requeue "$task" && exit 0
+            fi
+            exit "$rc"
+
+            """);
+        return sb.ToString();
+    }
+
+    /// <summary>Runs sbatch and returns the job id it prints with --parsable (id or id;cluster).</summary>
+    static string Sbatch(IReadOnlyList<string> args)
+    {
+        var psi = new ProcessStartInfo("sbatch") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        Process p;
+        try { p = Process.Start(psi) ?? throw new ConfigException("sbatch: could not start"); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new ConfigException($"sbatch: not found on PATH ({e.Message}); --slurm submits from a machine with Slurm's client commands (--dry-run prints the scripts anywhere)");
+        }
+        using (p)
+        {
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new ConfigException($"sbatch {string.Join(' ', args)}: exit code {p.ExitCode}: {stderr.Trim()}");
+            var id = stdout.Result.Trim().Split(';')[0];
+            if (id.Length == 0 || !id.All(char.IsAsciiDigit)) throw new ConfigException($"sbatch {string.Join(' ', args)}: expected a job id, got '{stdout.Result.Trim()}'");
+            return id;
+        }
+    }
+}
