@@ -34,6 +34,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
         table.AddRow("h2t", CliApp.Version);
         table.AddRow("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "?");
         table.AddRow("libtorch", torch.__version__);
+        table.AddRow("libtorch build", TorchRuntime.Backend == "cuda" ? "cuda (TorchSharp-cuda; TorchBackend=cuda)" : "cpu (TorchSharp-cpu; H2T_TORCH_BACKEND=cuda ./h2t builds the CUDA one, untested)");
         table.AddRow("device", device.ToString());
         table.AddRow("CUDA available", torch.cuda.is_available() ? "yes" : "no");
         table.AddRow("threads", torch.get_num_threads().ToString());

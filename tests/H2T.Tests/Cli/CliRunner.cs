@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using H2T.Cli;
 using Spectre.Console.Testing;
 
@@ -11,5 +12,17 @@ internal static class CliRunner
         var console = new TestConsole().Width(250);
         var rc = CliApp.Run(args, console);
         return (rc, console.Output);
+    }
+
+    /// <summary>Runs another program (dotnet msbuild, sbatch, squeue ...): its exit code, stdout then stderr.</summary>
+    public static (int Rc, string Output) Exec(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, stdout + stderr.Result);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using H2T.Data;
+using H2T.Tests.Cli;
 using H2T.Tests.Data;
 
 namespace H2T.Tests.Grid;
@@ -102,16 +103,7 @@ public sealed class SingleNodeSlurm : IDisposable
         return output;
     }
 
-    public static (int Rc, string Output) TryExec(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout + stderr.Result);
-    }
+    public static (int Rc, string Output) TryExec(string file, params string[] args) => CliRunner.Exec(file, args);
 
     public void Dispose()
     {

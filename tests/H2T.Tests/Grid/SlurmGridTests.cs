@@ -21,8 +21,9 @@ public sealed class RequiresSlurmFactAttribute : FactAttribute
 
 /// <summary>
 /// The tiny grid (Fashion-MNIST-LT, resnet8, 2 stage-I methods x 2 seeds, a rho sweep from each) submitted to a real
-/// Slurm as array jobs; one stage-I task is preempted (scontrol requeue) while it trains. Every cell must finish, the
-/// preempted one by resuming its checkpoint, and --collect must give the table --local gives on the same plan.
+/// Slurm as array jobs; two stage-I tasks are stopped while they train (scontrol requeue; SIGTERM to the batch shell, as
+/// at the time limit). Every cell must finish, the stopped ones by resuming their checkpoints, and --collect must give
+/// the table --local gives on the same plan.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
@@ -67,29 +68,39 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         var crtDependency = SingleNodeSlurm.Exec("scontrol", "show", "job", arrays["crt"]);
         Assert.Contains($"Dependency=aftercorr:{arrays["stage1"]}", crtDependency);
 
-        // Preempt stage-I task 1 once its first epoch is checkpointed, as a preempting scheduler does: SIGTERM to
-        // the job, back to the queue.
-        var victim = plan.Cells().First(c => c.Id == "stage1:1");
+        // Two ways a task is stopped, each once its first epoch is checkpointed. stage1:1 as a preempting scheduler
+        // does it: SIGTERM to the whole job, which goes back to the queue (scontrol requeue). stage1:3 as the time
+        // limit does it with --signal=B:TERM@N: SIGTERM to the batch shell only, which passes it to h2t and, on h2t's
+        // exit code 75, requeues its own task.
         var clock = Stopwatch.StartNew();
-        while (!File.Exists(Path.Combine(victim.Folder, "last.ckpt")) && clock.Elapsed < TimeSpan.FromMinutes(4)) Thread.Sleep(50);
-        Assert.True(File.Exists(Path.Combine(victim.Folder, "last.ckpt")), $"stage1:1 wrote no checkpoint in 4 minutes; squeue: {SingleNodeSlurm.TryExec("squeue").Output}; {cluster.Tail("slurmctld.log")}");
-        Assert.False(GridState.IsDone(victim), "stage1:1 finished before it could be preempted");
-        var task = $"{arrays["stage1"]}_1";
-        var preemptedAt = slurm.Elapsed.TotalSeconds;
-        SingleNodeSlurm.Exec("scontrol", "requeue", task);
-        // Slurm holds every requeued batch job for about two minutes (Reason=BeginTime) before it may start again;
-        // the test lifts that hold once the task is pending, so the suite does not wait it out.
-        clock.Restart();
-        while (clock.Elapsed < TimeSpan.FromSeconds(90))
+        var preemptedAt = new Dictionary<string, double>();
+        GridCell Preempt(string id, params string[] command)
         {
-            var (_, state) = SingleNodeSlurm.TryExec("squeue", "-h", "-j", task, "-o", "%T %r");
-            if (state.StartsWith("PENDING", StringComparison.Ordinal))
+            var cell = plan.Cells().First(c => c.Id == id);
+            clock.Restart();
+            while (!File.Exists(Path.Combine(cell.Folder, "last.ckpt")) && clock.Elapsed < TimeSpan.FromMinutes(4)) Thread.Sleep(50);
+            Assert.True(File.Exists(Path.Combine(cell.Folder, "last.ckpt")), $"{id} wrote no checkpoint in 4 minutes; squeue: {SingleNodeSlurm.TryExec("squeue").Output}; {cluster.Tail("slurmctld.log")}");
+            Assert.False(GridState.IsDone(cell), $"{id} finished before it could be stopped");
+            var task = $"{arrays["stage1"]}_{cell.Index}";
+            preemptedAt[id] = slurm.Elapsed.TotalSeconds;
+            SingleNodeSlurm.Exec(command[0], [.. command[1..], task]);
+            // Slurm holds every requeued batch job for about two minutes (Reason=BeginTime) before it may start
+            // again; the test lifts that hold once the task is pending, so the suite does not wait it out.
+            clock.Restart();
+            while (clock.Elapsed < TimeSpan.FromSeconds(90))
             {
-                if (state.Contains("BeginTime", StringComparison.Ordinal)) SingleNodeSlurm.TryExec("scontrol", "update", $"JobId={task}", "StartTime=now");
-                break;
+                var (_, state) = SingleNodeSlurm.TryExec("squeue", "-h", "-j", task, "-o", "%T %r");
+                if (state.StartsWith("PENDING", StringComparison.Ordinal) && state.Contains("BeginTime", StringComparison.Ordinal))
+                {
+                    SingleNodeSlurm.TryExec("scontrol", "update", $"JobId={task}", "StartTime=now");
+                    break;
+                }
+                Thread.Sleep(200);
             }
-            Thread.Sleep(200);
+            return cell;
         }
+        var victim = Preempt("stage1:1", "scontrol", "requeue");
+        var timed = Preempt("stage1:3", "scancel", "--batch", "--signal=TERM");
 
         clock.Restart();
         while (clock.Elapsed < TimeSpan.FromMinutes(6) && SingleNodeSlurm.TryExec("squeue", "-h").Output.Trim().Length > 0) Thread.Sleep(500);
@@ -100,15 +111,21 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             $"not every cell finished: {string.Join("; ", states.Where(s => s.State != CellState.Done).Select(s => $"{s.Cell.Id} {s.State} {s.Detail}"))}; squeue: {queue}; " +
             $"logs: {string.Join("\n", Directory.GetFiles(Path.Combine(slurmOut, "grid", "slurm"), "*.out").Select(f => $"{f}:\n{File.ReadAllText(f)}"))}");
 
-        // The preempted task: stopped by SIGTERM after a checkpoint, requeued, resumed from that checkpoint.
-        var log = File.ReadAllText(Path.Combine(victim.Folder, "log.txt"));
-        Assert.Contains("stage1 interrupted in epoch", log);
-        Assert.Contains("resume after epoch", log);
-        var slurmLog = File.ReadAllText(Path.Combine(slurmOut, "grid", "slurm", $"stage1-{arrays["stage1"]}_1.out"));
-        Assert.Contains("restart 0", slurmLog);
-        Assert.Contains("restart 1", slurmLog);
-        Assert.Contains("interrupted:", slurmLog);
-        Assert.Contains("resuming stage1 from", slurmLog);
+        // Both stopped tasks: SIGTERM after a checkpoint, exit 75, requeued, resumed from that checkpoint.
+        string RunLog(GridCell c) => File.ReadAllText(Path.Combine(c.Folder, "log.txt"));
+        string SlurmLog(GridCell c) => File.ReadAllText(Path.Combine(slurmOut, "grid", "slurm", $"stage1-{arrays["stage1"]}_{c.Index}.out"));
+        foreach (var c in new[] { victim, timed })
+        {
+            Assert.Contains("stage1 interrupted in epoch", RunLog(c));
+            Assert.Contains("resume after epoch", RunLog(c));
+            foreach (var said in new[] { "restart 0", "restart 1", "interrupted:", "resuming stage1 from" })
+                Assert.True(SlurmLog(c).Contains(said, StringComparison.Ordinal), $"{c.Id}'s Slurm log does not say '{said}':\n{SlurmLog(c)}");
+        }
+        // The time-limit path went through the script: the batch shell passed SIGTERM on and requeued its own task.
+        Assert.Contains("SIGTERM, passed to h2t", SlurmLog(timed));
+        Assert.Contains("requeueing it", SlurmLog(timed));
+        var log = RunLog(victim) + RunLog(timed);
+        var slurmLog = SlurmLog(victim) + SlurmLog(timed);
 
         (rc, text) = CliRunner.Run("grid", planFile, "--collect");
         Assert.True(rc == 0, text);
@@ -121,12 +138,12 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             cells = plan.Cells().Count,
             local_seconds = local.Elapsed.TotalSeconds,
             slurm_seconds = slurm.Elapsed.TotalSeconds,
-            preempted = "stage1:1",
-            preempted_at_seconds = preemptedAt,
+            stopped = "stage1:1 by scontrol requeue (preemption), stage1:3 by scancel --batch --signal=TERM (the time limit's --signal=B:TERM)",
+            stopped_at_seconds = preemptedAt,
             preempted_run_log = log.Split('\n').Where(l => l.Contains("interrupted", StringComparison.Ordinal) || l.Contains("resume", StringComparison.Ordinal)).ToList(),
             preempted_slurm_log = slurmLog.Split('\n').Where(l => l.StartsWith("h2t grid:", StringComparison.Ordinal) || l.Contains("CANCELLED", StringComparison.Ordinal)
                 || l.StartsWith("interrupted:", StringComparison.Ordinal) || l.StartsWith("resuming", StringComparison.Ordinal)).ToList(),
-            note = "local: cells one after another in this process, 1 thread each; slurm: from sbatch to an empty queue, 2 tasks at a time on 2 CPUs, one task preempted and requeued (its ~2 min BeginTime hold lifted)",
+            note = "local: cells one after another in this process, 1 thread each; slurm: from sbatch to an empty queue, 2 tasks at a time on 2 CPUs, two tasks stopped and requeued (their ~2 min BeginTime hold lifted)",
         };
         var json = JsonSerializer.Serialize(timings, Indented);
         output.WriteLine(json);
