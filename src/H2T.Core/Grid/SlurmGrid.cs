@@ -35,6 +35,7 @@ public static class SlurmGrid
         var slurmDir = Path.Combine(dir, "slurm");
         var frozen = Path.Combine(dir, "plan.yaml");
         var command = plan.Slurm.H2t is { } own ? own.Split(' ', StringSplitOptions.RemoveEmptyEntries) : h2t.ToArray();
+        if (!dryRun) RefuseWhileQueued(Path.Combine(dir, "submitted.json"));
         var cells = plan.Cells();
         var arrays = new List<SlurmArray>();
         var stageOneTodo = cells.Where(c => c.Stage == GridStage.One && !GridState.IsDone(c)).Select(c => c.Index).ToList();
@@ -90,6 +91,22 @@ public static class SlurmGrid
         if (!dryRun) AtomicFile.WriteJson(Path.Combine(dir, "submitted.json"), submission);
         else log("(dry run: nothing written, nothing submitted)");
         return submission;
+    }
+
+    /// <summary>A grid submitted before whose jobs are still queued or running is not submitted again: its tasks
+    /// would be second writers of the same run folders.</summary>
+    static void RefuseWhileQueued(string submittedFile)
+    {
+        if (!File.Exists(submittedFile)) return;
+        SlurmSubmission? before;
+        try { before = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(submittedFile), AtomicFile.Json); }
+        catch (System.Text.Json.JsonException) { return; }
+        var ids = before?.Arrays.Select(a => a.JobId).OfType<string>().ToList() ?? [];
+        if (ids.Count == 0) return;
+        var (rc, output, _) = Run("squeue", ["-h", "-o", "%i %T", "-j", string.Join(',', ids)]);
+        var live = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (rc == 0 && live.Length > 0)
+            throw new ConfigException($"{submittedFile}: this grid's jobs {string.Join(", ", ids)} are still in the queue ({string.Join("; ", live.Take(5))}{(live.Length > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
     }
 
     /// <summary>Slurm's compact list of array indices: 0-3,5.</summary>
@@ -159,23 +176,30 @@ public static class SlurmGrid
     /// <summary>Runs sbatch and returns the job id it prints with --parsable (id or id;cluster).</summary>
     static string Sbatch(IReadOnlyList<string> args)
     {
-        var psi = new ProcessStartInfo("sbatch") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var (rc, output, errors) = Run("sbatch", args);
+        if (rc != 0) throw new ConfigException($"sbatch {string.Join(' ', args)}: exit code {rc}: {(errors + output).Trim()}");
+        var id = output.Trim().Split('\n')[^1].Split(';')[0].Trim();
+        if (id.Length == 0 || !id.All(char.IsAsciiDigit)) throw new ConfigException($"sbatch {string.Join(' ', args)}: expected a job id, got '{output.Trim()}'");
+        return id;
+    }
+
+    /// <summary>A Slurm client command: its exit code, stdout and stderr.</summary>
+    static (int Rc, string Output, string Errors) Run(string command, IReadOnlyList<string> args)
+    {
+        var psi = new ProcessStartInfo(command) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process p;
-        try { p = Process.Start(psi) ?? throw new ConfigException("sbatch: could not start"); }
+        try { p = Process.Start(psi) ?? throw new ConfigException($"{command}: could not start"); }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new ConfigException($"sbatch: not found on PATH ({e.Message}); --slurm submits from a machine with Slurm's client commands (--dry-run prints the scripts anywhere)");
+            throw new ConfigException($"{command}: not found on PATH ({e.Message}); --slurm submits from a machine with Slurm's client commands (--dry-run prints the scripts anywhere)");
         }
         using (p)
         {
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEnd();
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEnd();
             p.WaitForExit();
-            if (p.ExitCode != 0) throw new ConfigException($"sbatch {string.Join(' ', args)}: exit code {p.ExitCode}: {stderr.Trim()}");
-            var id = stdout.Result.Trim().Split(';')[0];
-            if (id.Length == 0 || !id.All(char.IsAsciiDigit)) throw new ConfigException($"sbatch {string.Join(' ', args)}: expected a job id, got '{stdout.Result.Trim()}'");
-            return id;
+            return (p.ExitCode, stdout, stderr.Result);
         }
     }
 }

@@ -67,6 +67,10 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(["stage1", "crt"], arrays.Keys);
         var crtDependency = SingleNodeSlurm.Exec("scontrol", "show", "job", arrays["crt"]);
         Assert.Contains($"Dependency=aftercorr:{arrays["stage1"]}", crtDependency);
+        // A second submission while the first is queued would make second writers of the same folders: refused.
+        var (again, refused) = CliRunner.Run("grid", planFile, "--slurm");
+        Assert.Equal(2, again);
+        Assert.Contains("are still in the queue", refused);
 
         // Two ways a task is stopped, each once its first epoch is checkpointed. stage1:1 as a preempting scheduler
         // does it: SIGTERM to the whole job, which goes back to the queue (scontrol requeue). stage1:3 as the time
