@@ -13,42 +13,40 @@ public sealed class GridLocalTests : IDisposable
     readonly TinyLongTailedSet set = new();
     readonly TempDir dir = new();
 
-    /// <summary>2 stage-I methods x 2 seeds, a 2-value rho sweep from each.</summary>
-    public static string TinyPlan(string name, string outDir, string dataPath, int epochs, string? slurm = null) => $"""
-        name: {name}
-        out: {outDir}
-        seeds: [0, 1]
-        threads: 1
-        stage1:
-          ce:
-            set:
-              dataset: fashion-mnist
-              data_path: {dataPath}
-              imb_factor: 10
-              backbone: resnet8
-              num_epochs: {epochs}
-              batch_size: 32
-              lr: 0.05
-              mixup_alpha: 0
-          mixup:
-            set:
-              dataset: fashion-mnist
-              data_path: {dataPath}
-              imb_factor: 10
-              backbone: resnet8
-              num_epochs: {epochs}
-              batch_size: 32
-              lr: 0.05
-              mixup_alpha: 1
-        stage2:
-          crt:
-            rho: [0, 0.5]
-            val_per_class: 3
-            set:
-              num_epochs: 1
-              batch_size: 32
-        {slurm ?? ""}
-        """;
+    /// <summary>2 stage-I methods (CE, CE + mixup) x 2 seeds, a 2-value rho sweep from each.</summary>
+    public static string TinyPlan(string name, string outDir, string dataPath, int epochs, string? slurm = null)
+    {
+        string Method(string method, int mixup) => $"""
+              {method}:
+                set:
+                  dataset: fashion-mnist
+                  data_path: {dataPath}
+                  imb_factor: 10
+                  backbone: resnet8
+                  num_epochs: {epochs}
+                  batch_size: 32
+                  lr: 0.05
+                  mixup_alpha: {mixup}
+
+            """;
+        return $"""
+            name: {name}
+            out: {outDir}
+            seeds: [0, 1]
+            threads: 1
+            stage1:
+
+            """ + Method("ce", 0) + Method("mixup", 1) + $"""
+            stage2:
+              crt:
+                rho: [0, 0.5]
+                val_per_class: 3
+                set:
+                  num_epochs: 1
+                  batch_size: 32
+            {slurm ?? ""}
+            """;
+    }
 
     [Fact]
     public void TheLocalGridRunsEveryCellOnceSkipsFinishedOnesAndCollectsMeanAndSpread()
