@@ -16,7 +16,7 @@ public sealed class GridSettings : CommandSettings
     public bool Slurm { get; init; }
     [CommandOption("--dry-run")] [Description("with --slurm: print the scripts and sbatch commands, submit nothing")]
     public bool DryRun { get; init; }
-    [CommandOption("--status")] [Description("each cell's state from its run folder: done, running, partial (epoch k/N), waiting, pending")]
+    [CommandOption("--status")] [Description("each cell's state from its run folder (done, running, partial: epoch k/N, waiting, pending) and, once submitted, in Slurm's queue")]
     public bool Status { get; init; }
     [CommandOption("--collect")] [Description("write the grid's table (mean and spread over seeds) and plot: OUT/grid/results.md, .json, .png")]
     public bool Collect { get; init; }
@@ -63,9 +63,14 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
         }
         if (settings.Status)
         {
+            var queue = SlurmGrid.Queue(plan);
             var table = new Table().AddColumns("cell", "what", "state", "detail", "folder");
+            if (queue.Count > 0) table.AddColumn("slurm");
             foreach (var s in GridRun.Status(plan))
-                table.AddRow(Markup.Escape(s.Cell.Id), Markup.Escape(s.Cell.Label), s.State.ToString().ToLowerInvariant(), Markup.Escape(s.Detail), Markup.Escape(s.Cell.Folder));
+            {
+                string[] row = [Markup.Escape(s.Cell.Id), Markup.Escape(s.Cell.Label), s.State.ToString().ToLowerInvariant(), Markup.Escape(s.Detail), Markup.Escape(s.Cell.Folder)];
+                table.AddRow(queue.Count == 0 ? row : [.. row, Markup.Escape(queue.GetValueOrDefault(s.Cell.Id, "-"))]);
+            }
             console.Write(table);
             return 0;
         }

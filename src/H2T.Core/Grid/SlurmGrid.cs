@@ -109,6 +109,35 @@ public static class SlurmGrid
             throw new ConfigException($"{submittedFile}: this grid's jobs {string.Join(", ", ids)} are still in the queue ({string.Join("; ", live.Take(5))}{(live.Length > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
     }
 
+    /// <summary>Where Slurm has the grid's cells now (squeue, array tasks one per line): "RUNNING", "PENDING
+    /// (Dependency)", ... by cell id; empty when the grid was never submitted or nothing of it is queued.</summary>
+    public static IReadOnlyDictionary<string, string> Queue(GridPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var file = Path.Combine(GridRun.GridFolder(plan), "submitted.json");
+        var states = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!File.Exists(file)) return states;
+        SlurmSubmission? submission;
+        try { submission = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(file), AtomicFile.Json); }
+        catch (System.Text.Json.JsonException) { return states; }
+        var arrays = (submission?.Arrays ?? []).Where(a => a.JobId is not null).ToDictionary(a => a.JobId!, a => a.Name.Replace("-ready", "", StringComparison.Ordinal));
+        if (arrays.Count == 0) return states;
+        int rc;
+        string output;
+        try { (rc, output, _) = Run("squeue", ["-h", "-r", "-o", "%i %T %r", "-j", string.Join(',', arrays.Keys)]); }
+        catch (ConfigException) { return states; }
+        if (rc != 0) return states;
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var parts = line.Split(' ', 3);
+            var id = parts[0].Split('_');
+            if (id.Length != 2 || !arrays.TryGetValue(id[0], out var array)) continue;
+            var reason = parts.Length > 2 && parts[2] is not ("None" or "") ? $" ({parts[2]})" : "";
+            states[$"{array}:{id[1]}"] = parts.Length > 1 ? parts[1] + reason : "?";
+        }
+        return states;
+    }
+
     /// <summary>Slurm's compact list of array indices: 0-3,5.</summary>
     public static string Range(IReadOnlyList<int> indices)
     {

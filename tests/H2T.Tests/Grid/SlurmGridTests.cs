@@ -67,6 +67,10 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(["stage1", "crt"], arrays.Keys);
         var crtDependency = SingleNodeSlurm.Exec("scontrol", "show", "job", arrays["crt"]);
         Assert.Contains($"Dependency=aftercorr:{arrays["stage1"]}", crtDependency);
+        // --status shows Slurm's side beside the folders': the stage-II tasks are queued behind their dependency.
+        var (statusRc, status) = CliRunner.Run("grid", planFile, "--status");
+        Assert.True(statusRc == 0, status);
+        Assert.Matches(@"crt:3 .*waits for stage1:3 .* PENDING", status);
         // A second submission while the first is queued would make second writers of the same folders: refused.
         var (again, refused) = CliRunner.Run("grid", planFile, "--slurm");
         Assert.Equal(2, again);
