@@ -35,7 +35,7 @@ public static class GridSummary
                 if (plain.Count > 0 || sweeps.Count == 0)
                     rows.Add(Row($"{group.Key.Method} -> {t.Name} (rho = 0)", group.Key.Imbalance, twos.Count, plain.Select(x => (x.Seed, x.FinalTest!, x.Item3)).ToList()));
                 var chosen = sweeps.Select(s => (s.Seed, s.Sweep.Rows.Find(r => r.Rho == s.Sweep.SelectedRho)?.FinalTest, s.Sweep.SelectedRho)).Where(x => x.FinalTest is not null).ToList();
-                rows.Add(Row($"{group.Key.Method} -> {t.Name} + H2T (rho chosen{(sweeps.FirstOrDefault().Sweep?.SelectedBy is { Length: > 0 } by ? $" by {by}" : "")})",
+                rows.Add(Row($"{group.Key.Method} -> {t.Name} + H2T (rho chosen on validation)",
                     group.Key.Imbalance, twos.Count, chosen.Select(x => (x.Seed, x.FinalTest!, x.SelectedRho)).ToList()));
             }
         }
@@ -74,7 +74,7 @@ public static class GridSummary
             var seeds = r.Seeds.Count == r.SeedsPlanned ? string.Join(", ", r.Seeds) : $"{string.Join(", ", r.Seeds)} ({r.Seeds.Count} of {r.SeedsPlanned} done)";
             if (r.Seeds.Count == 0) seeds = $"none of {r.SeedsPlanned} done";
             sb.Append(Ci, $"| {r.Name} | {(r.Imbalance is { } f ? f.ToString("0.##", Ci) : "-")} | {seeds} | {Cell(r, 0)} | {Cell(r, 1)} | {Cell(r, 2)} | **{Cell(r, 3)}** | {Cell(r, 4)} | ");
-            sb.Append(string.Join(", ", r.AllPerSeed.Select(F))).Append(" | ");
+            sb.Append(r.AllPerSeed.Count == 0 ? "-" : string.Join(", ", r.AllPerSeed.Select(F))).Append(" | ");
             sb.Append(r.ChosenRho is { } rho ? string.Join(", ", rho.Select(x => x.ToString("0.###", Ci))) : "-").Append(" |\n");
         }
         sb.Append("\nTest accuracy in % at each run's final epoch (groups: mean per-class accuracy; ECE in %, 15 bins): the mean over the seeds ")
