@@ -95,7 +95,7 @@ public static class CliApp
 
     static Exception Unwrap(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Unwrap(inner) : ex;
 
-    static string Flatten(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Flatten(inner) : ex.Message;
+    static string Flatten(Exception ex) => Unwrap(ex).Message;
 }
 
 /// <summary>Bad user input (an option, a file, a config key): reported in one line, exit code 2.</summary>

@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using H2T.Grid;
-using H2T.Settings;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -43,22 +42,22 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
 {
     public override int Execute(CommandContext context, GridSettings settings, CancellationToken cancellationToken)
     {
-        var plan = Guard(() => GridRun.Load(settings.Plan));
+        var plan = CommandSupport.Train(() => GridRun.Load(settings.Plan));
         void Log(string line) => console.WriteLine(line);
         // Each cell runs through this same CLI, as typed, on the same console.
         int Invoke(IReadOnlyList<string> args) => CliApp.Run([.. args], console, cancellationToken);
         if (settings.Local)
         {
-            var outcome = Guard(() => GridRun.Local(plan, Invoke, Log, settings.Only));
+            var outcome = CommandSupport.Train(() => GridRun.Local(plan, Invoke, Log, settings.Only));
             if (outcome.Interrupted) return CliApp.Interrupted;
-            var md = Guard(() => GridSummary.Write(plan));
+            var md = CommandSupport.Train(() => GridSummary.Write(plan));
             console.WriteLine($"results: {md}");
             return outcome.Failed.Count == 0 ? 0 : 1;
         }
-        if (settings.Cell is { } id) return Guard(() => GridRun.Cell(plan, id, settings.Threads, Invoke, Log));
+        if (settings.Cell is { } id) return CommandSupport.Train(() => GridRun.Cell(plan, id, settings.Threads, Invoke, Log));
         if (settings.Slurm)
         {
-            Guard(() => SlurmGrid.Submit(plan, SelfCommand(), settings.DryRun, Log));
+            CommandSupport.Train(() => SlurmGrid.Submit(plan, SelfCommand(), settings.DryRun, Log));
             return 0;
         }
         if (settings.Status)
@@ -74,7 +73,7 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
             console.Write(table);
             return 0;
         }
-        console.WriteLine($"results: {Guard(() => GridSummary.Write(plan))}");
+        console.WriteLine($"results: {CommandSupport.Train(() => GridSummary.Write(plan))}");
         return 0;
     }
 
@@ -84,12 +83,5 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
         var exe = Environment.ProcessPath ?? "h2t";
         var dll = typeof(CliApp).Assembly.Location;
         return Path.GetFileNameWithoutExtension(exe) == "dotnet" && dll.Length > 0 ? [exe, dll] : [exe];
-    }
-
-    static T Guard<T>(Func<T> work)
-    {
-        try { return work(); }
-        catch (ConfigException e) { throw new UsageException(e.Message); }
-        catch (IOException e) { throw new UsageException(e.Message); }
     }
 }

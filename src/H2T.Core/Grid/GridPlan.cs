@@ -215,72 +215,61 @@ public sealed record GridPlan
         return cells;
     }
 
-    /// <summary>The h2t command line of one cell (without the program name), as --local runs it in-process and a
-    /// Slurm task runs it as a process. Values may name the cell's {seed} and {imbalance}.</summary>
-    public IReadOnlyList<string> Arguments(GridCell cell, int? threads)
+    /// <summary>A cell's settings, as its command receives them: the config file (its name filled in) and, on top, the
+    /// plan's <c>set</c>, then the cell's rho values, validation split, imbalance factor and seed. Each entry keeps
+    /// the plan line it came from.</summary>
+    (StageMode Mode, string? Config, IReadOnlyList<ConfigEntry> Overrides) Settings(GridCell cell)
     {
-        ArgumentNullException.ThrowIfNull(cell);
-        var args = new List<string>();
-        string Fill(string s) => GridPlan.Fill(s, cell);
-        static string Value(ConfigEntry e, Func<string, string> fill) =>
-            e.Items is { } xs ? "[" + string.Join(", ", xs.Select(x => x is null ? "null" : fill(x))) + "]" : e.Scalar is null ? "null" : fill(e.Scalar);
+        var where = $"{File}: cell {cell.Id}";
+        var overrides = new List<ConfigEntry>();
         string? config;
-        IReadOnlyList<ConfigEntry> set;
         if (cell.Stage == GridStage.One)
         {
             var m = StageOne.First(x => x.Name == cell.Method);
-            (config, set) = (m.Config, m.Set);
-            args.Add("stage1");
+            config = m.Config;
+            overrides.AddRange(m.Set);
+            if (cell.Imbalance is { } f) overrides.Add(new ConfigEntry("imb_factor", f.ToString("R", Ci), null, $"{where} (imbalance)"));
         }
         else
         {
             var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
-            (config, set) = (t.Config, t.Set);
-            args.Add("sweep");
+            config = t.Config;
+            overrides.AddRange(t.Set);
+            if (t.Rho is { } rho) overrides.Add(new ConfigEntry("sweep.rho", rho, null, $"{File}: stage2.{t.Name}.rho"));
+            if (t.ValidationPerClass is { } v) overrides.Add(new ConfigEntry("val_per_class", v.ToString(Ci), null, $"{File}: stage2.{t.Name}.val_per_class"));
         }
-        if (config is not null) args.AddRange(["--config", Fill(config)]);
-        args.AddRange(set.Select(e => $"{e.Key}={Value(e, Fill)}"));
-        if (cell.Stage == GridStage.Two)
+        overrides.Add(new ConfigEntry("seed", cell.Seed.ToString(Ci), null, $"{where} (seed)"));
+        var filled = overrides.Select(e => e with
         {
-            var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
-            if (t.Rho is { } rho) args.Add($"sweep.rho={rho}");
-            if (t.ValidationPerClass is { } v) args.Add($"val_per_class={v.ToString(Ci)}");
-        }
-        else if (cell.Imbalance is { } f) args.Add($"imb_factor={f.ToString("R", Ci)}");
-        args.Add($"seed={cell.Seed.ToString(Ci)}");
+            Scalar = e.Scalar is null ? null : Fill(e.Scalar, cell),
+            Items = e.Items?.Select(x => x is null ? null : Fill(x, cell)).ToList(),
+        }).ToList();
+        return (cell.Stage == GridStage.One ? StageMode.StageOne : StageMode.Sweep, config is null ? null : Fill(config, cell), filled);
+    }
+
+    /// <summary>The h2t command line of one cell (without the program name), as --local runs it in-process and a
+    /// Slurm task runs it as a process: its <see cref="Settings"/> as <c>key=value</c> overrides.</summary>
+    public IReadOnlyList<string> Arguments(GridCell cell, int? threads)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        var (mode, config, overrides) = Settings(cell);
+        var args = new List<string> { mode == StageMode.StageOne ? "stage1" : "sweep" };
+        if (config is not null) args.AddRange(["--config", config]);
+        args.AddRange(overrides.Select(e => $"{e.Key}={(e.Items is { } xs ? "[" + string.Join(", ", xs.Select(x => x ?? "null")) + "]" : e.Scalar ?? "null")}"));
         if (cell.Stage == GridStage.Two) args.AddRange(["--from", Path.GetFullPath(Path.Combine(cell.After!.Folder, "last.ckpt"))]);
         args.AddRange(["--out", Path.GetFullPath(cell.Folder), "--resume"]);
         if ((Threads ?? threads) is { } n) args.AddRange(["--threads", n.ToString(Ci)]);
         return args;
     }
 
-    /// <summary>Binds every cell's settings as its command would (the config file, then the plan's settings, then the
-    /// cell's seed and imbalance), so a plan with a bad key or value fails here, naming the plan's line.</summary>
+    /// <summary>Binds every cell's <see cref="Settings"/> as its command will, so a plan with a bad key or value fails
+    /// here, naming the plan's line. A stage-II config's 'resume' checkpoint is replaced by the cell's --from.</summary>
     public void Validate()
     {
         foreach (var cell in Cells())
         {
-            var (mode, config, set) = cell.Stage == GridStage.One
-                ? (StageMode.StageOne, StageOne.First(x => x.Name == cell.Method).Config, StageOne.First(x => x.Name == cell.Method).Set)
-                : (StageMode.Sweep, StageTwo.First(x => x.Name == cell.StageTwoMethod).Config, StageTwo.First(x => x.Name == cell.StageTwoMethod).Set);
-            var entries = new List<ConfigEntry>();
-            if (config is not null)
-            {
-                var file = Fill(config, cell);
-                entries.AddRange(ConfigReader.ReadFile(file));
-            }
-            entries.AddRange(set.Select(e => e with { Scalar = e.Scalar is null ? null : Fill(e.Scalar, cell) }));
-            var cellWhere = $"{File}: cell {cell.Id}";
-            if (cell.Stage == GridStage.One && cell.Imbalance is { } f) entries.Add(new ConfigEntry("imb_factor", f.ToString("R", Ci), null, $"{cellWhere} (imbalance)"));
-            if (cell.Stage == GridStage.Two)
-            {
-                var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
-                if (t.Rho is { } rho) entries.Add(new ConfigEntry("sweep.rho", rho, null, $"{File}: stage2.{t.Name}.rho"));
-                if (t.ValidationPerClass is { } v) entries.Add(new ConfigEntry("val_per_class", v.ToString(Ci), null, $"{File}: stage2.{t.Name}.val_per_class"));
-            }
-            entries.Add(new ConfigEntry("seed", cell.Seed.ToString(Ci), null, $"{cellWhere} (seed)"));
-            // A stage-II config's 'resume' checkpoint is replaced by the cell's --from (its own stage-I cell).
-            ReferenceConfig.Bind(mode, entries);
+            var (mode, config, overrides) = Settings(cell);
+            ReferenceConfig.Bind(mode, [.. config is null ? [] : ConfigReader.ReadFile(config), .. overrides]);
         }
     }
 }

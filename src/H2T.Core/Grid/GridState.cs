@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using H2T.Runs;
 
 namespace H2T.Grid;
@@ -17,18 +16,11 @@ public static class GridState
     public static bool IsDone(GridCell cell)
     {
         ArgumentNullException.ThrowIfNull(cell);
-        if (cell.Stage == GridStage.Two) return File.Exists(SweepFile(cell));
-        var metrics = new RunFolder(cell.Folder).MetricsFile;
-        if (!File.Exists(metrics)) return false;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(metrics));
-            return doc.RootElement.TryGetProperty("completed", out var c) && c.ValueKind == JsonValueKind.True;
-        }
-        catch (JsonException) { return false; }
+        if (cell.Stage == GridStage.Two) return File.Exists(SweepResult.PathIn(cell.Folder));
+        // An unreadable metrics.json is not done: the cell's own --resume then names the file and what is wrong.
+        try { return new RunFolder(cell.Folder).ReadMetrics().Completed; }
+        catch (H2T.Settings.ConfigException) { return false; }
     }
-
-    public static string SweepFile(GridCell cell) => Path.Combine(cell.Folder, "sweep.json");
 
     /// <summary>True while a process holds the folder's run lock (a shared lock cannot be taken beside it).</summary>
     public static bool IsLocked(string folder)
@@ -79,15 +71,8 @@ public static class GridState
 
     static string Sweep(GridCell cell)
     {
-        var s = ReadSweep(cell);
+        var s = SweepResult.Read(cell.Folder);
         var chosen = s.Rows.Find(r => r.Rho == s.SelectedRho);
         return chosen?.FinalTest is { } t ? string.Create(Ci, $"rho {s.SelectedRho:0.###} chosen: All {t.Top1:F2} (tail {t.Tail:F2})") : "swept";
-    }
-
-    public static SweepResult ReadSweep(GridCell cell)
-    {
-        ArgumentNullException.ThrowIfNull(cell);
-        try { return JsonSerializer.Deserialize<SweepResult>(File.ReadAllText(SweepFile(cell)), AtomicFile.Json) ?? new SweepResult(); }
-        catch (JsonException e) { throw new H2T.Settings.ConfigException($"{SweepFile(cell)}: unreadable sweep ({e.Message})"); }
     }
 }

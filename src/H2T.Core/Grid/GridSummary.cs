@@ -30,7 +30,7 @@ public static class GridSummary
             {
                 var twos = cells.Where(c => c.Stage == GridStage.Two && c.StageTwoMethod == t.Name && c.Method == group.Key.Method && c.Imbalance == group.Key.Imbalance).ToList();
                 if (twos.Count == 0) continue;
-                var sweeps = twos.Where(GridState.IsDone).Select(c => (c.Seed, Sweep: GridState.ReadSweep(c))).ToList();
+                var sweeps = twos.Where(GridState.IsDone).Select(c => (c.Seed, Sweep: SweepResult.Read(c.Folder))).ToList();
                 var plain = sweeps.Select(s => (s.Seed, s.Sweep.Rows.Find(r => r.Rho == 0)?.FinalTest, (double?)0)).Where(x => x.FinalTest is not null).ToList();
                 if (plain.Count > 0 || sweeps.Count == 0)
                     rows.Add(Row($"{group.Key.Method} -> {t.Name} (rho = 0)", group.Key.Imbalance, twos.Count, plain.Select(x => (x.Seed, x.FinalTest!, x.Item3)).ToList()));

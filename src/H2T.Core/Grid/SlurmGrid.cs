@@ -6,8 +6,9 @@ using H2T.Settings;
 
 namespace H2T.Grid;
 
-/// <summary>One sbatch submission: an array of cells, the job it waits for, and the job id Slurm gave it.</summary>
-public sealed record SlurmArray(string Name, string Script, IReadOnlyList<int> Indices, string? AfterArray, string? JobId = null);
+/// <summary>One sbatch submission: its name, the cells' array (<c>stage1</c> or a stage-II method: their ids are
+/// <c>CellArray:index</c>), the array job it waits for, and the job id Slurm gave it.</summary>
+public sealed record SlurmArray(string Name, string CellArray, string Script, IReadOnlyList<int> Indices, string? AfterArray, string? JobId = null);
 
 /// <summary>What <c>--slurm</c> wrote and (unless a dry run) submitted; kept as grid/submitted.json.</summary>
 public sealed record SlurmSubmission(string Plan, string SubmittedAt, IReadOnlyList<SlurmArray> Arrays);
@@ -35,11 +36,13 @@ public static class SlurmGrid
         var slurmDir = Path.Combine(dir, "slurm");
         var frozen = Path.Combine(dir, "plan.yaml");
         var command = plan.Slurm.H2t is { } own ? own.Split(' ', StringSplitOptions.RemoveEmptyEntries) : h2t.ToArray();
-        if (!dryRun) RefuseWhileQueued(Path.Combine(dir, "submitted.json"));
+        // Tasks of an earlier submission still in the queue would be second writers of the same run folders.
+        if (!dryRun && Queue(plan) is { Count: > 0 } queued)
+            throw new ConfigException($"{SubmittedFile(plan)}: this grid's jobs are still in the queue ({string.Join("; ", queued.Take(5).Select(q => $"{q.Key} {q.Value}"))}{(queued.Count > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
         var cells = plan.Cells();
         var arrays = new List<SlurmArray>();
         var stageOneTodo = cells.Where(c => c.Stage == GridStage.One && !GridState.IsDone(c)).Select(c => c.Index).ToList();
-        if (stageOneTodo.Count > 0) arrays.Add(new SlurmArray("stage1", Path.Combine(slurmDir, "stage1.sbatch"), stageOneTodo, null));
+        if (stageOneTodo.Count > 0) arrays.Add(new SlurmArray("stage1", "stage1", Path.Combine(slurmDir, "stage1.sbatch"), stageOneTodo, null));
         foreach (var group in cells.Where(c => c.Stage == GridStage.Two).GroupBy(c => c.Array))
         {
             var todo = group.Where(c => !GridState.IsDone(c)).ToList();
@@ -51,8 +54,9 @@ public static class SlurmGrid
             var paired = group.All(c => c.Index == c.After!.Index);
             if (!paired && after.Count > 0)
                 throw new ConfigException($"{plan.File}: stage2.{group.Key}.from: a stage-II method that starts from only some stage-I methods cannot be paired task for task with the stage-I array; run its stage I first (--slurm again submits it without a dependency), or list every stage-I method");
-            if (ready.Count > 0) arrays.Add(new SlurmArray(group.Key + (after.Count > 0 ? "-ready" : ""), Path.Combine(slurmDir, $"{group.Key}{(after.Count > 0 ? "-ready" : "")}.sbatch"), ready, null));
-            if (after.Count > 0) arrays.Add(new SlurmArray(group.Key, Path.Combine(slurmDir, $"{group.Key}.sbatch"), after, "stage1"));
+            var readyName = after.Count > 0 ? $"{group.Key}-ready" : group.Key;
+            if (ready.Count > 0) arrays.Add(new SlurmArray(readyName, group.Key, Path.Combine(slurmDir, $"{readyName}.sbatch"), ready, null));
+            if (after.Count > 0) arrays.Add(new SlurmArray(group.Key, group.Key, Path.Combine(slurmDir, $"{group.Key}.sbatch"), after, "stage1"));
         }
         if (arrays.Count == 0)
         {
@@ -73,14 +77,13 @@ public static class SlurmGrid
             var dependency = a.AfterArray is { } on ? submitted.First(s => s.Name == on).JobId : null;
             var sbatchArgs = new List<string> { "--parsable" };
             if (dependency is not null) sbatchArgs.Add($"--dependency=aftercorr:{dependency}");
-            else if (a.AfterArray is not null) sbatchArgs.Add("--dependency=aftercorr:<stage1 job id>");
             sbatchArgs.Add(a.Script);
             if (dryRun)
             {
                 log($"# {a.Script}");
                 log(script);
                 log($"sbatch {string.Join(' ', sbatchArgs.Select(GridRun.Quote))}");
-                submitted.Add(a with { JobId = a.Name == "stage1" ? "<stage1 job id>" : null });
+                submitted.Add(a with { JobId = $"<{a.Name} job id>" });
                 continue;
             }
             var id = Sbatch(sbatchArgs);
@@ -88,39 +91,25 @@ public static class SlurmGrid
             submitted.Add(a with { JobId = id });
         }
         var submission = new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted);
-        if (!dryRun) AtomicFile.WriteJson(Path.Combine(dir, "submitted.json"), submission);
+        if (!dryRun) AtomicFile.WriteJson(SubmittedFile(plan), submission);
         else log("(dry run: nothing written, nothing submitted)");
         return submission;
     }
 
-    /// <summary>A grid submitted before whose jobs are still queued or running is not submitted again: its tasks
-    /// would be second writers of the same run folders.</summary>
-    static void RefuseWhileQueued(string submittedFile)
-    {
-        if (!File.Exists(submittedFile)) return;
-        SlurmSubmission? before;
-        try { before = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(submittedFile), AtomicFile.Json); }
-        catch (System.Text.Json.JsonException) { return; }
-        var ids = before?.Arrays.Select(a => a.JobId).OfType<string>().ToList() ?? [];
-        if (ids.Count == 0) return;
-        var (rc, output, _) = Run("squeue", ["-h", "-o", "%i %T", "-j", string.Join(',', ids)]);
-        var live = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (rc == 0 && live.Length > 0)
-            throw new ConfigException($"{submittedFile}: this grid's jobs {string.Join(", ", ids)} are still in the queue ({string.Join("; ", live.Take(5))}{(live.Length > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
-    }
+    static string SubmittedFile(GridPlan plan) => Path.Combine(GridRun.GridFolder(plan), "submitted.json");
 
     /// <summary>Where Slurm has the grid's cells now (squeue, array tasks one per line): "RUNNING", "PENDING
     /// (Dependency)", ... by cell id; empty when the grid was never submitted or nothing of it is queued.</summary>
     public static IReadOnlyDictionary<string, string> Queue(GridPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        var file = Path.Combine(GridRun.GridFolder(plan), "submitted.json");
+        var file = SubmittedFile(plan);
         var states = new Dictionary<string, string>(StringComparer.Ordinal);
         if (!File.Exists(file)) return states;
         SlurmSubmission? submission;
         try { submission = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(file), AtomicFile.Json); }
         catch (System.Text.Json.JsonException) { return states; }
-        var arrays = (submission?.Arrays ?? []).Where(a => a.JobId is not null).ToDictionary(a => a.JobId!, a => a.Name.Replace("-ready", "", StringComparison.Ordinal));
+        var arrays = (submission?.Arrays ?? []).Where(a => a.JobId is not null).ToDictionary(a => a.JobId!, a => a.CellArray);
         if (arrays.Count == 0) return states;
         int rc;
         string output;
@@ -159,7 +148,7 @@ public static class SlurmGrid
         ArgumentNullException.ThrowIfNull(array);
         ArgumentNullException.ThrowIfNull(h2t);
         var s = plan.Slurm;
-        var cellArray = array.Name.EndsWith("-ready", StringComparison.Ordinal) ? array.Name[..^"-ready".Length] : array.Name;
+        var cellArray = array.CellArray;
         var sb = new StringBuilder();
         sb.Append("#!/bin/bash\n");
         sb.Append(Ci, $"# h2t grid {plan.Name}: {(cellArray == "stage1" ? "stage-I" : $"stage-II '{cellArray}'")} cells, one per array task. Written by h2t grid --slurm.\n");

@@ -64,31 +64,10 @@ public static class ComparisonReport
     public static IReadOnlyList<string> Plots(IReadOnlyList<RunRow> rows, string png, string? title = null)
     {
         var written = new List<string>();
-        var plot = new Plot();
-        var palette = new ScottPlot.Palettes.Category10();
-        string[] groups = ["Head", "Medium", "Tail", "All"];
         var finals = rows.Select(r => r.Metrics.Final ?? r.Metrics.Epochs.LastOrDefault(e => e.Test is not null)?.Test).ToList();
-        double width = 0.8 / Math.Max(1, rows.Count);
-        for (int r = 0; r < rows.Count; r++)
-        {
-            if (finals[r] is not { } f) continue;
-            double[] values = [f.Head, f.Medium, f.Tail, f.Top1];
-            var bars = values.Select((v, g) => new Bar
-            {
-                Position = g + (r - (rows.Count - 1) / 2.0) * width, Value = double.IsNaN(v) ? 0 : v, Size = width * 0.95,
-                FillColor = palette.GetColor(r),
-            }).ToList();
-            var bp = plot.Add.Bars(bars);
-            bp.LegendText = rows[r].Name;
-        }
-        var ticks = new ScottPlot.TickGenerators.NumericManual();
-        for (int g = 0; g < groups.Length; g++) ticks.AddMajor(g, groups[g]);
-        plot.Axes.Bottom.TickGenerator = ticks;
-        plot.Axes.SetLimitsY(0, 100);
-        plot.Title(title ?? "test accuracy by group (final epoch)");
-        plot.YLabel("accuracy (%)");
-        plot.ShowLegend(Edge.Right);
-        PlotFile.SavePng(plot, png, 1100, 520);
+        var series = rows.Zip(finals).Where(x => x.Second is not null)
+            .Select(x => (x.First.Name, new[] { x.Second!.Head, x.Second.Medium, x.Second.Tail, x.Second.Top1 }, (double[]?)null)).ToList();
+        GroupBars(series, png, title ?? "test accuracy by group (final epoch)", "accuracy (%)", 1100, 520);
         written.Add(png);
 
         var perClass = new List<(string, double[])>();
@@ -117,17 +96,23 @@ public static class ComparisonReport
     public static void SpreadBars(IReadOnlyList<(string Name, double[] Mean, double[] Spread)> rows, string png, string title)
     {
         ArgumentNullException.ThrowIfNull(rows);
+        GroupBars(rows.Select(r => (r.Name, r.Mean, (double[]?)r.Spread)).ToList(), png, title, "test accuracy (%), mean and std over seeds", 1200, 560);
+    }
+
+    /// <summary>Bars of Head / Medium / Tail / All, one colour per series, each bar with its error when given.</summary>
+    static void GroupBars(IReadOnlyList<(string Name, double[] Values, double[]? Errors)> series, string png, string title, string yLabel, int width, int height)
+    {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         string[] groups = ["Head", "Medium", "Tail", "All"];
-        double width = 0.8 / Math.Max(1, rows.Count);
-        for (int r = 0; r < rows.Count; r++)
+        double size = 0.8 / Math.Max(1, series.Count);
+        for (int r = 0; r < series.Count; r++)
         {
-            var (name, mean, spread) = rows[r];
-            var bars = mean.Select((v, g) => new Bar
+            var (name, values, errors) = series[r];
+            var bars = values.Select((v, g) => new Bar
             {
-                Position = g + (r - (rows.Count - 1) / 2.0) * width, Value = double.IsNaN(v) ? 0 : v, Size = width * 0.95,
-                Error = double.IsNaN(spread[g]) ? 0 : spread[g], FillColor = palette.GetColor(r),
+                Position = g + (r - (series.Count - 1) / 2.0) * size, Value = double.IsNaN(v) ? 0 : v, Size = size * 0.95,
+                Error = errors is null || double.IsNaN(errors[g]) ? 0 : errors[g], FillColor = palette.GetColor(r),
             }).ToList();
             plot.Add.Bars(bars).LegendText = name;
         }
@@ -136,8 +121,8 @@ public static class ComparisonReport
         plot.Axes.Bottom.TickGenerator = ticks;
         plot.Axes.SetLimitsY(0, 100);
         plot.Title(title);
-        plot.YLabel("test accuracy (%), mean and std over seeds");
+        plot.YLabel(yLabel);
         plot.ShowLegend(Edge.Right);
-        PlotFile.SavePng(plot, png, 1200, 560);
+        PlotFile.SavePng(plot, png, width, height);
     }
 }

@@ -10,6 +10,20 @@ public sealed record SweepRow(double Rho, string RunFolder, EvaluationSummary? F
 /// checkpoint is, and what the sweep cost.</summary>
 public sealed record SweepResult
 {
+    public const string FileName = "sweep.json";
+
+    /// <summary>The sweep.json in a sweep's folder.</summary>
+    public static string PathIn(string sweepFolder) => System.IO.Path.Combine(sweepFolder, FileName);
+
+    public static SweepResult Read(string sweepFolder)
+    {
+        var file = PathIn(sweepFolder);
+        try { return System.Text.Json.JsonSerializer.Deserialize<SweepResult>(File.ReadAllText(file), AtomicFile.Json) ?? new SweepResult(); }
+        catch (System.Text.Json.JsonException e) { throw new H2T.Settings.ConfigException($"{file}: unreadable sweep ({e.Message})"); }
+    }
+
+    public void Write(string sweepFolder) => AtomicFile.WriteJson(PathIn(sweepFolder), this);
+
     public List<SweepRow> Rows { get; init; } = [];
     public double? SelectedRho { get; init; }
     public string? SelectedCheckpoint { get; init; }

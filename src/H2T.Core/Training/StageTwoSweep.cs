@@ -79,7 +79,7 @@ public static class StageTwoSweep
             ValidationNote = outcome.Note, Dataset = splits.Name, From = fromPath, Epochs = config.StageTwo.Epochs,
             WallSeconds = wall.Elapsed.TotalSeconds, TrainSeconds = outcome.TrainSeconds, EvalSeconds = outcome.EvalSeconds,
         };
-        AtomicFile.WriteJson(Path.Combine(outDir, "sweep.json"), result);
+        result.Write(outDir);
         return result;
     }
 }
