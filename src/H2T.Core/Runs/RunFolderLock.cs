@@ -47,6 +47,9 @@ public sealed class RunFolderLock : IDisposable
             }
             try
             {
+                // A writer killed mid-write (SIGKILL, a lost node) leaves its AtomicFile temporary behind; the folder's
+                // one writer is now this process, so any temporary here is an orphan.
+                foreach (var orphan in Directory.EnumerateFiles(full, ".*.tmp")) File.Delete(orphan);
                 using var self = Process.GetCurrentProcess();
                 var owner = string.Create(CultureInfo.InvariantCulture,
                     $"process {Environment.ProcessId} (started {self.StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z)");
