@@ -38,7 +38,8 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
         var precision = CommandSupport.Guard(() => settings.PrecisionAsked, _ => { });
-        var (rows, selected) = CommandSupport.Train(() => TauNormalization.Grid(settings.From, taus, settings.DataPath, settings.ValidationPerClass, device, precision));
+        var (rows, selected, output) = CommandSupport.Train(() =>
+            TauNormalization.Run(settings.From, taus, settings.DataPath, settings.ValidationPerClass, settings.Out, device, precision));
         var ci = CultureInfo.InvariantCulture;
         var t = new Table().Border(TableBorder.Rounded).AddColumns("tau", "val All", "Head", "Medium", "Tail", "All", "ECE");
         foreach (var r in rows)
@@ -47,11 +48,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         console.Write(t);
         console.MarkupLine("test accuracy (%); tau = 0 is the classifier as trained, minus its bias");
         if (selected is { } tau)
-        {
-            var output = settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.From))!, "tau-norm.ckpt");
-            CommandSupport.Train(() => { TauNormalization.Save(settings.From, tau, output); return 0; });
             console.MarkupLineInterpolated($"tau = {TauNormalization.Label(tau)} chosen on validation; checkpoint: {output}");
-        }
         return 0;
     }
 }

@@ -32,6 +32,27 @@ public static class TauNormalization
 
     public sealed record Row(double Tau, EvaluationResult? Validation, EvaluationResult Test);
 
+    /// <summary>The grid, and the chosen tau's checkpoint (written to <see cref="Output"/> when a tau was chosen).</summary>
+    public sealed record Outcome(IReadOnlyList<Row> Rows, double? Selected, string Output);
+
+    /// <summary>Where the chosen checkpoint goes when no output is named: beside the source, as tau-norm.ckpt.</summary>
+    public static string DefaultOutput(string checkpoint) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, "tau-norm.ckpt");
+
+    /// <summary>
+    /// h2t tau-norm's one entry: takes the output's folder first, so a folder another process writes is refused
+    /// before any evaluation runs; then the grid; then the checkpoint of the tau chosen on validation.
+    /// </summary>
+    public static Outcome Run(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass, string? output,
+        Device device, ComputePrecision? precision = null)
+    {
+        output = Path.GetFullPath(output ?? DefaultOutput(checkpoint));
+        using var hold = RunFolderLock.Acquire(Path.GetDirectoryName(output)!);
+        var (rows, selected) = Grid(checkpoint, taus, dataPath, validationPerClass, device, precision);
+        if (selected is { } tau) Save(checkpoint, tau, output);
+        return new Outcome(rows, selected, output);
+    }
+
     /// <summary>The grid on the data <paramref name="checkpoint"/> was trained on (or at <paramref name="dataPath"/>),
     /// with a validation split of <paramref name="validationPerClass"/> images per class when it has none (0: none).</summary>
     public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass,

@@ -358,7 +358,8 @@ public sealed class TrainingCommandsTests : IDisposable
             {
                 new[] { "stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", busy },
                 ["sweep", "--from", ckpt, "--rho", "0,0.5", "--epochs", "1", "--batch-size", "32", "--out", busy],
-                ["tau-norm", "--from", ckpt, "--tau", "0,1", "--val-per-class", "2", "--out", Path.Combine(busy, "tau.ckpt")],
+                // --data names nothing: the folder must be refused before any data is read or evaluated.
+                ["tau-norm", "--from", ckpt, "--tau", "0,1", "--val-per-class", "2", "--data", "/no/such/data", "--out", Path.Combine(busy, "tau.ckpt")],
                 ["demo", "--data", set.Path, "--out", busy],
             })
             {
