@@ -13,6 +13,10 @@ public sealed class InfoSettings : GlobalSettings
     [System.ComponentModel.Description("measure bf16 against fp32 on this CPU (a few ResNet-32 steps, about 10 s) and keep the result for --precision auto ($H2T_CALIBRATION, default ~/.cache/h2t/precision-calibration.json)")]
     [CommandOption("--calibrate")]
     public bool Calibrate { get; init; }
+
+    // The child process of the pointwise-convolution probe (H2T.Models.Pointwise): not for people, so not in --help.
+    [CommandOption("--probe-pointwise", IsHidden = true)]
+    public bool ProbePointwise { get; init; }
 }
 
 public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
@@ -21,6 +25,12 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
     {
         var fix = TorchRuntime.NativeFix;
         TorchRuntime.Initialize(settings.Threads);
+        if (settings.ProbePointwise)
+        {
+            Pointwise.ProbeInProcess();
+            console.WriteLine(Pointwise.ProbePassed);
+            return 0;
+        }
         torch.Device device;
         try { device = TorchRuntime.ResolveDevice(settings.Device); }
         catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }
@@ -45,6 +55,7 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
         table.AddRow("native fix", Markup.Escape(fix.State));
         table.AddRow("native fix detail", Markup.Escape(fix.Detail));
         table.AddRow("malloc tuning", Markup.Escape(TorchRuntime.MallocTuning));
+        table.AddRow("1x1 convolutions", Markup.Escape(Pointwise.Choice.Describe()));
         table.AddRow("feature maps", $"{ComputeNames.Name(new StageOneConfig().Layout)} by default (--memory-layout nchw or memory_layout: nchw for NCHW)");
         // The stage-II methods come from their one table, so a new method shows up here without a change.
         foreach (var line in H2T.Fusion.StageTwoMethods.Describe()) table.AddRow("stage-II method", Markup.Escape(line));

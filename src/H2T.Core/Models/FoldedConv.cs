@@ -26,7 +26,9 @@ internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride, long 
 
     public static ScalarType TypeFor(ComputePrecision precision) => precision == ComputePrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
-    public Tensor Apply(Tensor x) => functional.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
+    public Tensor Apply(Tensor x) => Pointwise.Applies(Weight, Padding, Groups)
+        ? Pointwise.Conv(x, Weight, Bias, Stride)
+        : functional.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
 
     public void Dispose()
     {

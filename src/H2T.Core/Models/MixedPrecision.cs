@@ -56,10 +56,13 @@ public static class MixedPrecision
     {
         ArgumentNullException.ThrowIfNull(conv);
         ArgumentNullException.ThrowIfNull(x);
-        if (x.dtype != ScalarType.BFloat16) return conv.call(x);
+        var pointwise = Pointwise.Applies(conv);
+        if (x.dtype != ScalarType.BFloat16)
+            return pointwise ? Pointwise.Conv(x, conv.weight!, conv.bias, conv.stride[0]) : conv.call(x);
         using var scope = NewDisposeScope();
         var w = conv.weight!.to(ScalarType.BFloat16);
         var b = conv.bias?.to(ScalarType.BFloat16);
-        return nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups).MoveToOuterDisposeScope();
+        return (pointwise ? Pointwise.Conv(x, w, b, conv.stride[0])
+            : nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)).MoveToOuterDisposeScope();
     }
 }

@@ -16,6 +16,7 @@ public sealed class InfoCommandTests
         Assert.Contains("0.107.0", console.Output);
         Assert.Matches(@"threads\s+1", console.Output);
         Assert.Matches(@"native fix\s+applied", console.Output);
+        Assert.Matches(@"1x1 convolutions\s+(GEMM \(a matrix product over the channels\)|oneDNN convolution): ", console.Output);
         Assert.Matches(@"feature maps\s+channels-last by default", console.Output);
         Assert.Matches(@"stage-II method\s+fusion feature-mixup: Balanced-MixUp", console.Output);
     }

@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Text.Json;
+using H2T.Runtime;
+using H2T.Settings;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace H2T.Models;
+
+/// <summary>How this process computes pointwise convolutions, and why.</summary>
+public sealed record PointwiseChoice(bool Gemm, string Why)
+{
+    public string Describe() => (Gemm ? "GEMM (a matrix product over the channels)" : "oneDNN convolution") + $": {Why}";
+}
+
+/// <summary>One machine's probe result, kept in the cache file.</summary>
+public sealed record PointwiseProbeRecord
+{
+    public string Cpu { get; init; } = "";
+    public string Machine { get; init; } = "";
+    public string Library { get; init; } = "";
+    public bool Gemm { get; init; }
+    public string Why { get; init; } = "";
+    public DateTimeOffset Probed { get; init; }
+}
+
+/// <summary>
+/// Pointwise (1x1, unpadded, ungrouped) convolutions, by oneDNN's convolution or as one matrix product over the
+/// channels (the same sums, the stride taken as a subsampling first).
+/// <para>Why two ways: on some machines libtorch 2.10's oneDNN chooses the blocking of its brgemm 1x1 kernels (forward
+/// and backward-data) with an integer division by zero, and the process dies with SIGFPE. It was seen on an AMD
+/// family-26 VM for every ResNet-50-family bottleneck (fp32 and bf16, any thread count, any DNNL_MAX_CPU_ISA) while
+/// the same CPU model on another host ran them. So the machine is probed once, in a child process (a crash there
+/// costs nothing), and the answer kept per machine and build. Where the convolution is safe it stays: on a healthy
+/// machine it is the faster of the two (measured 1.0x-2.5x on ResNet-18's downsampling shapes).</para>
+/// </summary>
+public static class Pointwise
+{
+    /// <summary>Forces the choice: gemm or conv. Unset: the probe decides.</summary>
+    public const string EnvironmentVariable = "H2T_POINTWISE";
+
+    /// <summary>What a passing probe prints: the parent looks for it, so a child that exits 0 without running the probe
+    /// (an old build, another program) is not taken as a pass.</summary>
+    public const string ProbePassed = "pointwise probe: oneDNN 1x1 convolutions ran";
+
+    static readonly Lazy<PointwiseChoice> Decision = new(
+        () => Decide(Environment.GetEnvironmentVariable(EnvironmentVariable), CachePath, LocateCli()), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>This process's choice, decided on first use (by the environment, the cache file or a probe).</summary>
+    public static PointwiseChoice Choice => Decision.Value;
+
+    /// <summary>The cache file: beside the precision calibration's (~/.cache/h2t/pointwise-probe.json by default).</summary>
+    public static string CachePath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(PrecisionCalibration.DefaultPath))!, "pointwise-probe.json");
+
+    /// <summary>Whether <paramref name="conv"/> is pointwise.</summary>
+    public static bool IsPointwise(Conv2d conv)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        var w = conv.weight!;
+        return w.shape[2] == 1 && w.shape[3] == 1 && conv.groups == 1 && conv.stride[0] == conv.stride[1]
+            && conv.padding is { } pad && pad.All(p => p == 0) && conv.dilation.All(d => d == 1);
+    }
+
+    /// <summary>Whether this process computes <paramref name="conv"/> as a matrix product.</summary>
+    public static bool Applies(Conv2d conv) => IsPointwise(conv) && Choice.Gemm;
+
+    /// <summary>Whether a folded convolution with this weight, padding and groups is computed as a matrix product.</summary>
+    public static bool Applies(Tensor weight, long padding, long groups)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        return weight.shape[2] == 1 && weight.shape[3] == 1 && padding == 0 && groups == 1 && Choice.Gemm;
+    }
+
+    /// <summary>x [N, C, H, W] convolved with weight [O, C, 1, 1] at <paramref name="stride"/>, plus bias [O], as a
+    /// matrix product; the output keeps the input's memory layout (on channels-last maps the permutes are views).</summary>
+    public static Tensor Conv(Tensor x, Tensor weight, Tensor? bias, long stride)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        using var scope = NewDisposeScope();
+        var src = stride == 1 ? x : x[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(step: stride), TensorIndex.Slice(step: stride)];
+        var y = src.permute(0, 2, 3, 1).matmul(weight.flatten(1).t());
+        if (bias is not null) y = y.add(bias);
+        y = y.permute(0, 3, 1, 2);
+        if (!MemoryLayout.IsChannelsLast(x)) y = y.contiguous();
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The probe itself, run in the child (<c>h2t info --probe-pointwise</c>): oneDNN's 1x1 convolutions of a
+    /// ResNet-50 bottleneck and its downsampling, forward and backward, fp32 and bf16, both layouts. On an affected
+    /// machine this does not return: the process dies.
+    /// </summary>
+    public static void ProbeInProcess()
+    {
+        // ResNet-50's 1x1 shapes at a 64 px input. The deep ones (many channels on a 4x4 or 2x2 map) are those that
+        // crashed on the affected machine; the shallow ones ran there.
+        (long In, long Out, long Size, long Stride)[] shapes =
+        [
+            (64, 256, 16, 1), (256, 64, 16, 1), (256, 512, 16, 2), (512, 128, 8, 1),
+            (256, 1024, 4, 1), (512, 1024, 8, 2), (1024, 512, 4, 1), (512, 2048, 2, 1), (1024, 2048, 4, 2), (2048, 512, 2, 1),
+        ];
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var channelsLast in new[] { true, false })
+                foreach (var (cin, cout, size, stride) in shapes)
+                {
+                    using var scope = NewDisposeScope();
+                    var x = randn(6, cin, size, size).to_type(dtype);
+                    if (channelsLast) x = MemoryLayout.ToChannelsLast(x);
+                    x.requires_grad_(true);
+                    var w = randn(cout, cin, 1, 1).to_type(dtype).requires_grad_(true);
+                    nn.functional.conv2d(x, w, strides: [stride, stride]).sum().backward();
+                }
+    }
+
+    /// <summary>The choice: <paramref name="forced"/> (the environment variable's value) if set, else the record in
+    /// <paramref name="cachePath"/> for this machine and build, else a probe through <paramref name="cli"/> (h2t.dll),
+    /// whose answer is then written there.</summary>
+    internal static PointwiseChoice Decide(string? forced, string cachePath, string? cli)
+    {
+        switch (forced)
+        {
+            case "gemm": return new(true, $"{EnvironmentVariable}=gemm");
+            case "conv": return new(false, $"{EnvironmentVariable}=conv");
+            case { Length: > 0 } other: throw new ConfigException($"{EnvironmentVariable}={other}: expected gemm or conv (or unset, to probe this machine)");
+        }
+        var (cpu, machine, library) = (CpuFeatures.Host.Key, Environment.MachineName, PrecisionCalibration.LibraryVersion);
+        var cached = ReadCache(cachePath).LastOrDefault(r => r.Cpu == cpu && r.Machine == machine && r.Library == library);
+        if (cached is not null) return new(cached.Gemm, $"{cached.Why} (probed {cached.Probed:yyyy-MM-dd}, {cachePath})");
+        if (cli is null)
+            return new(false, $"not probed: no h2t.dll beside the library to probe with; set {EnvironmentVariable}=gemm if 1x1 convolutions kill the process with SIGFPE");
+        var result = RunProbe(cli);
+        if (result is null) return new(false, "the probe did not finish in 120 s; not cached, probed again next time");
+        WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library, Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
+        return result;
+    }
+
+    static string? LocateCli() => new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(Pointwise).Assembly.Location) ?? "" }
+        .Select(d => Path.Combine(d, "h2t.dll")).FirstOrDefault(File.Exists);
+
+    static PointwiseChoice? RunProbe(string cli)
+    {
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h
+            : Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(cli);
+        psi.ArgumentList.Add("info");
+        psi.ArgumentList.Add("--probe-pointwise");
+        psi.Environment[EnvironmentVariable] = "conv";
+        using var child = Process.Start(psi)!;
+        var stdout = child.StandardOutput.ReadToEndAsync();
+        var stderr = child.StandardError.ReadToEndAsync();
+        if (!child.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            child.Kill(entireProcessTree: true);
+            return null;
+        }
+        child.WaitForExit();
+        if (child.ExitCode == 0 && stdout.Result.Contains(ProbePassed, StringComparison.Ordinal))
+            return new(false, "the probe ran oneDNN's 1x1 convolutions on this machine");
+        var signal = child.ExitCode > 128 ? $" (signal {child.ExitCode - 128})" : "";
+        var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .LastOrDefault(l => !l.Contains("NNPACK", StringComparison.Ordinal));
+        return new(true, $"oneDNN's 1x1 convolution killed the probe on this machine: exit code {child.ExitCode}{signal}{(last is null ? "" : $", '{last}'")}");
+    }
+
+    internal static List<PointwiseProbeRecord> ReadCache(string path)
+    {
+        try { return File.Exists(path) ? JsonSerializer.Deserialize<List<PointwiseProbeRecord>>(File.ReadAllText(path), JsonOptions) ?? [] : []; }
+        catch (JsonException) { return []; } // a damaged cache only costs a probe; it is rewritten below
+    }
+
+    static void WriteCache(string path, PointwiseProbeRecord record)
+    {
+        try
+        {
+            var records = ReadCache(path).Where(r => !(r.Cpu == record.Cpu && r.Machine == record.Machine)).Append(record).ToList();
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            var tmp = $"{path}.{Environment.ProcessId}.tmp";
+            File.WriteAllText(tmp, JsonSerializer.Serialize(records, JsonOptions));
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // read-only home: probe again next time
+    }
+
+    static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a file for people to read: "'" and '+' as written
+    };
+}
