@@ -48,7 +48,7 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
         int Invoke(IReadOnlyList<string> args) => CliApp.Run([.. args], console, cancellationToken);
         if (settings.Local)
         {
-            var outcome = CommandSupport.Train(() => GridRun.Local(plan, Invoke, Log, settings.Only));
+            var outcome = CommandSupport.Train(() => GridRun.Local(plan, Invoke, Log, settings.Only, settings.Threads));
             if (outcome.Interrupted) return CliApp.Interrupted;
             var md = CommandSupport.Train(() => GridSummary.Write(plan));
             console.WriteLine($"results: {md}");

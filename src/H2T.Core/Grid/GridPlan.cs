@@ -30,6 +30,9 @@ public sealed record SlurmOptions
     public string? H2t { get; init; }
     /// <summary>Further sbatch options, each written as an #SBATCH line.</summary>
     public IReadOnlyList<string> Extra { get; init; } = [];
+    /// <summary>A task that has been restarted this often (preemptions and time limits: SLURM_RESTART_COUNT) fails
+    /// instead of requeueing itself again, so a time limit shorter than one epoch cannot loop forever.</summary>
+    public int MaxRequeues { get; init; } = 20;
 }
 
 /// <summary>
@@ -50,6 +53,9 @@ public sealed record GridPlan
     public IReadOnlyList<GridStageTwo> StageTwo { get; init; } = [];
     /// <summary>libtorch threads of every cell (--threads); null: all cores locally, cpus_per_task under Slurm.</summary>
     public int? Threads { get; init; }
+    /// <summary>Every cell's --device (cpu, cuda, cuda:N); null: the commands' default. With slurm.gres: gpu:1 it puts
+    /// the cells on the GPU Slurm gives them (a CUDA build of h2t; see the README's GPU section).</summary>
+    public string? Device { get; init; }
     public SlurmOptions Slurm { get; init; } = new();
 
     static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
@@ -58,7 +64,7 @@ public sealed record GridPlan
     {
         ArgumentNullException.ThrowIfNull(path);
         var entries = ConfigReader.ReadFile(path);
-        string? name = null, outDir = null;
+        string? name = null, outDir = null, device = null;
         int? threads = null;
         List<int>? seeds = null;
         var imbalance = new List<double>();
@@ -72,6 +78,11 @@ public sealed record GridPlan
             {
                 case "name" when parts.Length == 1: name = e.String(); break;
                 case "out" when parts.Length == 1: outDir = e.String(); break;
+                case "device" when parts.Length == 1:
+                    device = e.String();
+                    if (!(device == "cpu" || device == "cuda" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], NumberStyles.None, Ci, out _))))
+                        throw e.Error($"expected cpu, cuda or cuda:N, got '{device}'");
+                    break;
                 case "threads" when parts.Length == 1:
                     threads = e.Int();
                     if (threads < 1) throw e.Error("expected a whole number >= 1");
@@ -85,12 +96,15 @@ public sealed record GridPlan
                     {
                         var v = new ConfigEntry(e.Key, x, null, e.Where).Double();
                         if (v < 1) throw e.Error($"expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got {x}");
+                        // Two factors that print alike would share a folder (if<IF>): one would overwrite the other.
+                        if (imbalance.Any(f => f.ToString("0.##", Ci) == v.ToString("0.##", Ci)))
+                            throw e.Error($"imbalance factor {x} appears twice (folders are named by the factor to 2 decimals)");
                         imbalance.Add(v);
                     }
                     break;
                 case "stage1" when parts.Length >= 3:
                 {
-                    var m = MethodBuilder.Find(one, parts[1], e);
+                    var m = MethodBuilder.Find(one, parts[1], e, stageTwo: false);
                     if (parts[2] == "config" && parts.Length == 3) m.Config = e.String();
                     else if (parts[2] == "set" && parts.Length > 3) m.Set.Add(e with { Key = string.Join('.', parts[3..]) });
                     else throw Unknown(e, "stage1.<method>: config, set.<key>");
@@ -98,7 +112,7 @@ public sealed record GridPlan
                 }
                 case "stage2" when parts.Length >= 3:
                 {
-                    var m = MethodBuilder.Find(two, parts[1], e);
+                    var m = MethodBuilder.Find(two, parts[1], e, stageTwo: true);
                     switch (parts[2])
                     {
                         case "config" when parts.Length == 3: m.Config = e.String(); break;
@@ -118,11 +132,11 @@ public sealed record GridPlan
                     break;
                 }
                 case "slurm" when parts.Length == 2: slurm = SlurmOption(slurm, parts[1], e); break;
-                default: throw Unknown(e, "name, out, seeds, imbalance, threads, stage1.<method>, stage2.<method>, slurm.<option>");
+                default: throw Unknown(e, "name, out, seeds, imbalance, threads, device, stage1.<method>, stage2.<method>, slurm.<option>");
             }
         }
         if (name is null || name.Length == 0) throw new ConfigException($"{path}: name: missing (the grid's name)");
-        if (name.IndexOfAny([' ', '/', '\\']) >= 0) throw new ConfigException($"{path}: name '{name}': expected a name without spaces or slashes");
+        if (!IsName(name)) throw new ConfigException($"{path}: name '{name}': expected letters, digits, '-' or '_' (it names the Slurm jobs)");
         if (seeds is null) throw new ConfigException($"{path}: seeds: missing (a list of training seeds, e.g. seeds: [0, 1])");
         if (one.Count == 0) throw new ConfigException($"{path}: stage1: missing (at least one stage-I method)");
         foreach (var t in two)
@@ -137,6 +151,7 @@ public sealed record GridPlan
             Seeds = seeds,
             Imbalance = imbalance,
             Threads = threads,
+            Device = device,
             StageOne = one.Select(o => new GridStageOne(o.Name, o.Config, o.Set)).ToList(),
             StageTwo = two.Select(t => new GridStageTwo(t.Name, t.Config, t.Set, t.Rho, t.Val, t.From)).ToList(),
             Slurm = slurm,
@@ -153,11 +168,12 @@ public sealed record GridPlan
         public int? Val { get; set; }
         public List<string> From { get; } = [];
 
-        public static MethodBuilder Find(List<MethodBuilder> list, string name, ConfigEntry e)
+        public static MethodBuilder Find(List<MethodBuilder> list, string name, ConfigEntry e, bool stageTwo)
         {
-            if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-                throw e.Error($"method name '{name}': expected letters, digits, '-' or '_' (it names folders)");
+            if (!IsName(name)) throw e.Error($"method name '{name}': expected letters, digits, '-' or '_' (it names folders)");
             if (name == "grid" || name == "slurm") throw e.Error($"method name '{name}': reserved for the grid's own folders");
+            // A stage-II method's folder sits beside its stage I's, which is called stage1.
+            if (stageTwo && name == "stage1") throw e.Error("method name 'stage1': reserved for the stage-I runs' folders");
             var m = list.Find(x => x.Name == name);
             if (m is null) list.Add(m = new MethodBuilder(name, e.Where));
             return m;
@@ -176,13 +192,16 @@ public sealed record GridPlan
         "cpus_per_task" => s with { CpusPerTask = e.Int() >= 1 ? e.Int() : throw e.Error("expected a whole number >= 1") },
         "signal_seconds" => s with { SignalSeconds = e.Int() is >= 1 and <= 65535 ? e.Int() : throw e.Error("expected seconds in 1..65535") },
         "max_parallel" => s with { MaxParallel = e.Int() >= 0 ? e.Int() : throw e.Error("expected a whole number >= 0") },
+        "max_requeues" => s with { MaxRequeues = e.Int() >= 0 ? e.Int() : throw e.Error("expected a whole number >= 0") },
         "extra" => s with { Extra = e.Strings() },
-        _ => throw Unknown(e, "slurm: partition, account, qos, time, cpus_per_task, mem, gres, signal_seconds, max_parallel, h2t, extra"),
+        _ => throw Unknown(e, "slurm: partition, account, qos, time, cpus_per_task, mem, gres, signal_seconds, max_parallel, max_requeues, h2t, extra"),
     };
 
     /// <summary>A plan value with the cell's {seed} and {imbalance} written in.</summary>
     static string Fill(string s, GridCell cell) => s.Replace("{seed}", cell.Seed.ToString(Ci), StringComparison.Ordinal)
         .Replace("{imbalance}", cell.Imbalance?.ToString("0.##", Ci) ?? "", StringComparison.Ordinal);
+
+    static bool IsName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     static ConfigException Unknown(ConfigEntry e, string expected) => new($"{e.Where}: unknown plan key '{e.Key}' (expected {expected})");
 
@@ -259,6 +278,7 @@ public sealed record GridPlan
         if (cell.Stage == GridStage.Two) args.AddRange(["--from", Path.GetFullPath(Path.Combine(cell.After!.Folder, "last.ckpt"))]);
         args.AddRange(["--out", Path.GetFullPath(cell.Folder), "--resume"]);
         if ((Threads ?? threads) is { } n) args.AddRange(["--threads", n.ToString(Ci)]);
+        if (Device is { } d) args.AddRange(["--device", d]);
         return args;
     }
 

@@ -31,7 +31,7 @@ public static class GridRun
 
     /// <summary>Every cell in order; finished ones are skipped, partial ones resumed. A failed stage I leaves its stage
     /// II cells waiting, the rest of the grid goes on. An interrupted cell (exit 75) stops the grid, to be resumed.</summary>
-    public static LocalOutcome Local(GridPlan plan, CellInvoker invoke, Action<string> log, string? only = null)
+    public static LocalOutcome Local(GridPlan plan, CellInvoker invoke, Action<string> log, string? only = null, int? threads = null)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(invoke);
@@ -56,7 +56,7 @@ public static class GridRun
                 log($"{head}: not run, its stage I ({s1.Id}) did not finish");
                 continue;
             }
-            var args = plan.Arguments(cell, threads: null);
+            var args = plan.Arguments(cell, threads);
             log($"{head}: h2t {string.Join(' ', args.Select(Quote))}");
             var rc = invoke(args);
             ran++;

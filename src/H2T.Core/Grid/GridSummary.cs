@@ -103,7 +103,8 @@ public static class GridSummary
         {
             r.Name, r.Imbalance, r.Seeds, r.SeedsPlanned,
             Mean = Columns.Zip(r.Mean).ToDictionary(x => x.First, x => x.Second),
-            Spread = Columns.Zip(r.Spread).ToDictionary(x => x.First, x => x.Second),
+            // One seed has no spread: null in the JSON (NaN is not JSON), blank in the table.
+            Spread = Columns.Zip(r.Spread).ToDictionary(x => x.First, x => double.IsNaN(x.Second) ? (double?)null : x.Second),
             r.AllPerSeed, r.ChosenRho,
         }).ToList());
         AtomicFile.WriteText(md, text);

@@ -17,8 +17,9 @@ public sealed record SlurmSubmission(string Plan, string SubmittedAt, IReadOnlyL
 /// A grid as Slurm array jobs: one array for the stage-I cells, one per stage-II method with
 /// <c>--dependency=aftercorr</c> on the stage-I array (task i of a stage-II array starts when stage-I task i has
 /// finished successfully). Each task runs <c>h2t grid PLAN --cell ARRAY:$SLURM_ARRAY_TASK_ID</c> on the plan frozen
-/// at submission. Preemption: <c>--signal=B:TERM@N</c> and <c>--requeue</c>; the script forwards SIGTERM to h2t,
-/// which stops between batches, keeps its last checkpoint and exits 75, and the script then requeues its task.
+/// at submission. Stops: <c>--signal=B:USR1@N</c> (the time limit's warning) and <c>--requeue</c>; the script passes
+/// USR1 and TERM (scancel, preemption) to h2t as SIGTERM; h2t stops between batches, keeps its last checkpoint and
+/// exits 75; after USR1 only, the script requeues its own task (a preempted one Slurm requeues itself).
 /// </summary>
 public static class SlurmGrid
 {
@@ -89,11 +90,12 @@ public static class SlurmGrid
             var id = Sbatch(sbatchArgs);
             log($"{a.Name}: submitted job {id} (array {Range(a.Indices)}{(dependency is null ? "" : $", each task after stage-I task {dependency}_i succeeds")}); script {a.Script}");
             submitted.Add(a with { JobId = id });
+            // After every sbatch, not once at the end: if a later one fails (a QOS limit), the arrays already in the
+            // queue are on record, and a second --slurm is refused while they run instead of submitting them again.
+            AtomicFile.WriteJson(SubmittedFile(plan), new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted));
         }
-        var submission = new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted);
-        if (!dryRun) AtomicFile.WriteJson(SubmittedFile(plan), submission);
-        else log("(dry run: nothing written, nothing submitted)");
-        return submission;
+        if (dryRun) log("(dry run: nothing written, nothing submitted)");
+        return new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted);
     }
 
     static string SubmittedFile(GridPlan plan) => Path.Combine(GridRun.GridFolder(plan), "submitted.json");
@@ -162,26 +164,53 @@ public static class SlurmGrid
         if (s.Account is { } acc) D($"--account={acc}");
         if (s.Qos is { } q) D($"--qos={q}");
         if (s.Gres is { } g) D($"--gres={g}");
-        D($"--output={Path.Combine(logDir, $"{cellArray}-%A_%a.out")}");
+        // sbatch splits #SBATCH lines at white space outside double quotes, and expands % in --output.
+        D($"--output={SbatchQuote(Path.Combine(logDir.Replace("%", "%%", StringComparison.Ordinal), $"{cellArray}-%A_%a.out"))}");
         D("--open-mode=append");
         D("--requeue");
-        D($"--signal=B:TERM@{s.SignalSeconds.ToString(Ci)}");
-        D($"--chdir={Directory.GetCurrentDirectory()}");
+        // USR1, not TERM: scancel and preemption send TERM too, and only the time limit's signal must requeue.
+        D($"--signal=B:USR1@{s.SignalSeconds.ToString(Ci)}");
+        D($"--chdir={SbatchQuote(Directory.GetCurrentDirectory())}");
+        // A stage-II task whose stage I failed would otherwise pend forever (DependencyNeverSatisfied).
+        if (array.AfterArray is not null) D("--kill-on-invalid-dep=yes");
         foreach (var extra in s.Extra) D(extra);
         var words = string.Join(' ', h2t.Select(GridRun.Quote));
         var cpus = s.CpusPerTask.ToString(Ci) + "}";
         sb.Append(Ci, $$"""
             set -u
             task="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
-            echo "h2t grid: task $task (job $SLURM_JOB_ID) on $(hostname) at $(date -u '+%F %T')Z, restart ${SLURM_RESTART_COUNT:-0}"
-            # h2t runs in the background so this shell can take Slurm's SIGTERM (--signal=B:TERM) and pass it on.
+            restarts="${SLURM_RESTART_COUNT:-0}"
+            echo "h2t grid: task $task (job $SLURM_JOB_ID) on $(hostname) at $(date -u '+%F %T')Z, restart $restarts"
+            # USR1 is the time limit's warning (--signal=B:USR1): stop h2t and requeue. TERM is scancel or a
+            # preemption: stop h2t; Slurm requeues a preempted task itself and leaves a cancelled one cancelled.
+            # The traps come first, so a signal before h2t starts is not lost.
+            child=""; stop=""; requeue=""
+            on_signal() {
+              echo "h2t grid: SIG$1 at $(date -u '+%F %T')Z, passed to h2t as SIGTERM"
+              stop=1; [ "$1" = USR1 ] && requeue=1
+              [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+            }
+            trap 'on_signal USR1' USR1
+            trap 'on_signal TERM' TERM
+            # h2t runs in the background so that this shell can take the signals while it runs.
             {{words}} grid {{GridRun.Quote(frozenPlan)}} --cell {{cellArray}}:"$SLURM_ARRAY_TASK_ID" --threads "${SLURM_CPUS_PER_TASK:-{{cpus}}" &
             child=$!
-            trap 'echo "h2t grid: SIGTERM, passed to h2t"; kill -TERM "$child" 2>/dev/null' TERM
-            wait "$child"; rc=$?
-            # A trapped signal ends wait early: wait again for h2t's own exit status.
-            while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
-            if [ "$rc" -eq {{GridRun.Interrupted.ToString(Ci)}} ]; then
+            [ -n "$stop" ] && kill -TERM "$child" 2>/dev/null
+            while :; do
+              wait "$child"; rc=$?
+              # Above 128: a trapped signal ended wait early, or h2t died of a signal. Wait again while it runs;
+              # if it ended meanwhile, its status is still to be collected (127 when there is none left).
+              [ "$rc" -gt 128 ] || break
+              kill -0 "$child" 2>/dev/null && continue
+              wait "$child" 2>/dev/null; last=$?
+              [ "$last" -ne 127 ] && rc=$last
+              break
+            done
+            if [ "$rc" -eq {{GridRun.Interrupted.ToString(Ci)}} ] && [ -n "$requeue" ]; then
+              if [ "$restarts" -ge {{s.MaxRequeues.ToString(Ci)}} ]; then
+                echo "h2t grid: task $task stopped at the time limit after $restarts restarts (slurm.max_requeues {{s.MaxRequeues.ToString(Ci)}}): not requeued; raise slurm.time, then h2t grid --slurm again"
+                exit "$rc"
+              fi
               echo "h2t grid: task $task stopped after its last checkpoint; requeueing it"
               scontrol requeue "$task" && exit 0
             fi
@@ -190,6 +219,10 @@ public static class SlurmGrid
             """);
         return sb.ToString();
     }
+
+    /// <summary>An #SBATCH value as sbatch reads it: in double quotes when it holds white space or quotes.</summary>
+    static string SbatchQuote(string value) =>
+        value.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or '#') ? "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"" : value;
 
     /// <summary>Runs sbatch and returns the job id it prints with --parsable (id or id;cluster).</summary>
     static string Sbatch(IReadOnlyList<string> args)

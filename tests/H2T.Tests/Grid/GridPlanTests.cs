@@ -69,6 +69,10 @@ public sealed class GridPlanTests : IDisposable
     [InlineData("loss.type: bsce", "loss.type: bogus", ":14: ")]
     [InlineData("rho: 0:0.5:0.25", "rho: 0:x:0.25", ":17: stage2.crt.rho '0:x:0.25': 'x' is not a number")]
     [InlineData("cpus_per_task: 1", "cpus_per_task: 0", ":24: slurm.cpus_per_task: expected a whole number >= 1")]
+    [InlineData("imbalance: [100, 50]", "imbalance: [100, 50, 100.001]", ":4: imbalance: imbalance factor 100.001 appears twice")]
+    [InlineData("threads: 1", "device: gpu", ":5: device: expected cpu, cuda or cuda:N, got 'gpu'")]
+    [InlineData("  crt:\n", "  stage1:\n", ":17: stage2.stage1.rho: method name 'stage1': reserved for the stage-I runs' folders")]
+    [InlineData("name: two", "name: 'two#x'", ": name 'two#x': expected letters, digits, '-' or '_'")]
     public void ABadPlanFailsBeforeAnythingRunsNamingTheLine(string good, string bad, string message)
     {
         var path = Plan(Two.Replace(good, bad, StringComparison.Ordinal));
@@ -110,18 +114,24 @@ public sealed class GridPlanTests : IDisposable
     [Fact]
     public void TheDryRunPrintsArrayJobsWithRequeueSignalAndAftercorrAndWritesNothing()
     {
-        var outDir = dir.File("runs");
-        var path = Plan(Two.Replace("OUT", outDir, StringComparison.Ordinal));
+        // A folder with a space and a '%': sbatch splits #SBATCH lines at white space and expands % in --output.
+        var outDir = dir.File("my runs/100%");
+        var path = Plan(Two.Replace("OUT", $"'{outDir}'", StringComparison.Ordinal).Replace("threads: 1", "threads: 1\ndevice: cuda:1", StringComparison.Ordinal));
         var (rc, output) = CliRunner.Run("grid", path, "--slurm", "--dry-run");
         Assert.True(rc == 0, output);
         foreach (var line in new[]
         {
-            "#SBATCH --array=0-7", "#SBATCH --requeue", "#SBATCH --signal=B:TERM@120", "#SBATCH --open-mode=append", "#SBATCH --partition=debug",
+            "#SBATCH --array=0-7", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@120", "#SBATCH --open-mode=append", "#SBATCH --partition=debug",
+            $"#SBATCH --output=\"{outDir.Replace("%", "%%", StringComparison.Ordinal)}/grid/slurm/stage1-%A_%a.out\"", "#SBATCH --kill-on-invalid-dep=yes",
+            "trap 'on_signal USR1' USR1", "slurm.max_requeues 20",
             "#SBATCH --time=00:10:00", "#SBATCH --cpus-per-task=1", "#SBATCH --exclusive", "--cell stage1:\"$SLURM_ARRAY_TASK_ID\"", "--cell crt:\"$SLURM_ARRAY_TASK_ID\"",
             "scontrol requeue \"$task\"", "--dependency=aftercorr:", "(dry run: nothing written, nothing submitted)",
         })
             Assert.Contains(line, output);
         Assert.False(Directory.Exists(outDir));
+        // The plan's device goes to every cell's command line (the task's GPU under gres: gpu:1).
+        var plan = GridRun.Load(path);
+        Assert.Equal(["--device", "cuda:1"], plan.Arguments(plan.Cells()[0], threads: null).TakeLast(2));
         Assert.Equal("0-3,5,7-8", SlurmGrid.Range([0, 1, 2, 3, 5, 7, 8]));
     }
 

@@ -21,7 +21,7 @@ public sealed class RequiresSlurmFactAttribute : FactAttribute
 
 /// <summary>
 /// The tiny grid (Fashion-MNIST-LT, resnet8, 2 stage-I methods x 2 seeds, a rho sweep from each) submitted to a real
-/// Slurm as array jobs; two stage-I tasks are stopped while they train (scontrol requeue; SIGTERM to the batch shell, as
+/// Slurm as array jobs; two stage-I tasks are stopped while they train (scontrol requeue; SIGUSR1 to the batch shell, as
 /// at the time limit). Every cell must finish, the stopped ones by resuming their checkpoints, and --collect must give
 /// the table --local gives on the same plan.
 /// </summary>
@@ -67,6 +67,7 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(["stage1", "crt"], arrays.Keys);
         var crtDependency = SingleNodeSlurm.Exec("scontrol", "show", "job", arrays["crt"]);
         Assert.Contains($"Dependency=aftercorr:{arrays["stage1"]}", crtDependency);
+        Assert.Contains("KillOInInvalidDependent=Yes", crtDependency);
         // --status shows Slurm's side beside the folders': the stage-II tasks are queued behind their dependency.
         var (statusRc, status) = CliRunner.Run("grid", planFile, "--status");
         Assert.True(statusRc == 0, status);
@@ -77,9 +78,9 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("are still in the queue", refused);
 
         // Two ways a task is stopped, each once its first epoch is checkpointed. stage1:1 as a preempting scheduler
-        // does it: SIGTERM to the whole job, which goes back to the queue (scontrol requeue). stage1:3 as the time
-        // limit does it with --signal=B:TERM@N: SIGTERM to the batch shell only, which passes it to h2t and, on h2t's
-        // exit code 75, requeues its own task.
+        // does it: SIGTERM to the whole job, which Slurm puts back in the queue (scontrol requeue). stage1:3 as the
+        // time limit's warning does it with --signal=B:USR1@N: SIGUSR1 to the batch shell only, which passes it to h2t
+        // as SIGTERM and, on h2t's exit code 75, requeues its own task.
         var clock = Stopwatch.StartNew();
         var preemptedAt = new Dictionary<string, double>();
         GridCell Preempt(string id, params string[] command)
@@ -108,7 +109,7 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             return cell;
         }
         var victim = Preempt("stage1:1", "scontrol", "requeue");
-        var timed = Preempt("stage1:3", "scancel", "--batch", "--signal=TERM");
+        var timed = Preempt("stage1:3", "scancel", "--batch", "--signal=USR1");
 
         clock.Restart();
         while (clock.Elapsed < TimeSpan.FromMinutes(6) && SingleNodeSlurm.TryExec("squeue", "-h").Output.Trim().Length > 0) Thread.Sleep(500);
@@ -129,9 +130,12 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             foreach (var said in new[] { "restart 0", "restart 1", "interrupted:", "resuming stage1 from" })
                 Assert.True(SlurmLog(c).Contains(said, StringComparison.Ordinal), $"{c.Id}'s Slurm log does not say '{said}':\n{SlurmLog(c)}");
         }
-        // The time-limit path went through the script: the batch shell passed SIGTERM on and requeued its own task.
-        Assert.Contains("SIGTERM, passed to h2t", SlurmLog(timed));
+        // The time-limit path went through the script: the batch shell passed the warning on and requeued its own
+        // task. The preempted task was requeued by Slurm, not by its script (which would also requeue a scancel).
+        Assert.Contains("SIGUSR1 at", SlurmLog(timed));
+        Assert.Contains("passed to h2t as SIGTERM", SlurmLog(timed));
         Assert.Contains("requeueing it", SlurmLog(timed));
+        Assert.DoesNotContain("requeueing it", SlurmLog(victim));
         var log = RunLog(victim) + RunLog(timed);
         var slurmLog = SlurmLog(victim) + SlurmLog(timed);
 
@@ -146,7 +150,7 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             cells = plan.Cells().Count,
             local_seconds = local.Elapsed.TotalSeconds,
             slurm_seconds = slurm.Elapsed.TotalSeconds,
-            stopped = "stage1:1 by scontrol requeue (preemption), stage1:3 by scancel --batch --signal=TERM (the time limit's --signal=B:TERM)",
+            stopped = "stage1:1 by scontrol requeue (preemption), stage1:3 by scancel --batch --signal=USR1 (the time limit's --signal=B:USR1)",
             stopped_at_seconds = preemptedAt,
             preempted_run_log = log.Split('\n').Where(l => l.Contains("interrupted", StringComparison.Ordinal) || l.Contains("resume", StringComparison.Ordinal)).ToList(),
             preempted_slurm_log = slurmLog.Split('\n').Where(l => l.StartsWith("h2t grid:", StringComparison.Ordinal) || l.Contains("CANCELLED", StringComparison.Ordinal)
