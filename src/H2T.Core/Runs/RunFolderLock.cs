@@ -36,14 +36,20 @@ public sealed class RunFolderLock : IDisposable
                 return new RunFolderLock(full);
             }
             Directory.CreateDirectory(full);
-            FileStream stream;
-            try
+            FileStream? stream = null;
+            // A few tries, 50 ms apart: a reader that only looks (h2t grid --status takes a shared lock for an instant
+            // to see whether a writer holds the folder) must not turn a starting writer away.
+            for (int attempt = 1; stream is null; attempt++)
             {
-                stream = new FileStream(Path.Combine(full, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (File.Exists(Path.Combine(full, LockFileName)))
-            {
-                throw new RunFolderInUseException(full, ReadOwner(full));
+                try
+                {
+                    stream = new FileStream(Path.Combine(full, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException) when (File.Exists(Path.Combine(full, LockFileName)))
+                {
+                    if (attempt >= 5) throw new RunFolderInUseException(full, ReadOwner(full));
+                    Thread.Sleep(50);
+                }
             }
             try
             {
