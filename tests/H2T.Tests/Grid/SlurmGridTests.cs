@@ -146,7 +146,8 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         var timings = new
         {
             measured = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-            cpu = SingleNodeSlurm.TryExec("lscpu").Output.Split('\n').FirstOrDefault(l => l.StartsWith("Model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim(),
+            // lscpu's model name with family, model and the bf16 / AMX flags: what a timing is quoted with.
+            cpu = H2T.Runtime.CpuFeatures.Host.ToString(),
             cells = plan.Cells().Count,
             local_seconds = local.Elapsed.TotalSeconds,
             slurm_seconds = slurm.Elapsed.TotalSeconds,
