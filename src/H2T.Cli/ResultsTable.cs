@@ -29,7 +29,7 @@ public static class ResultsTable
     /// <summary>Sweep: one row per rho, validation then test, the selected rho marked.</summary>
     public static void WriteSweep(IAnsiConsole console, SweepResult sweep)
     {
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("rho");
+        var table = new Table().Border(TableBorder.Rounded).AddColumn(sweep.IsRhoSweep ? "rho" : "member");
         foreach (var c in new[] { "val Head", "val Med", "val Tail", "val All", "Head", "Medium", "Tail", "All", "ECE" })
             table.AddColumn(new TableColumn(c).RightAligned());
         static string O(double? v) => v is { } x ? F(x) : "-";
@@ -37,10 +37,10 @@ public static class ResultsTable
         {
             var v = r.FinalValidation;
             var t = r.FinalTest;
-            var name = r.Rho.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + (sweep.SelectedRho == r.Rho ? " [green](selected)[/]" : "");
+            var name = Markup.Escape(r.Shown(sweep)) + (r.IsSelected(sweep) ? " [green](selected)[/]" : "");
             table.AddRow(name, O(v?.Head), O(v?.Medium), O(v?.Tail), O(v?.Top1), O(t?.Head), O(t?.Medium), O(t?.Tail), t is null ? "-" : $"[bold]{F(t.Top1)}[/]", O(t?.Ece));
         }
-        table.Caption($"accuracy (%) at the final epoch: validation (val) and test; rho selected by {Markup.Escape(sweep.SelectedBy)}");
+        table.Caption($"accuracy (%) at the final epoch: validation (val) and test; {(sweep.IsRhoSweep ? "rho" : "member")} selected by {Markup.Escape(sweep.SelectedBy)}");
         console.Write(table);
     }
 

@@ -52,7 +52,14 @@ public static class ConfigSupport
             else if (Switches.Contains(flag)) value = "true";
             else if (i + 1 < arguments.Count) value = arguments[++i];
             else continue;
-            if (ReferenceConfig.FlagKey(mode, flag) is { } key)
+            if (flag == "--sweep" && mode == StageMode.Sweep)
+            {
+                // --sweep KEY=VALUES: the config key sweep.KEY with those values.
+                int at = value.IndexOf('=');
+                if (at <= 0) throw new ConfigException($"--sweep {value}: expected KEY=VALUES, e.g. --sweep feature_mixup.alpha=0.2,0.4");
+                yield return new ConfigEntry($"sweep.{value[..at].Trim()}", value[(at + 1)..], null, $"--sweep {value}");
+            }
+            else if (ReferenceConfig.FlagKey(mode, flag) is { } key)
                 yield return new ConfigEntry(key, value, null, $"{flag} {value}");
             else if (!RunOptions.Contains(flag))
                 // Never drop a typed flag silently: every setting flag has its config key.

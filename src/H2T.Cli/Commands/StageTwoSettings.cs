@@ -37,10 +37,12 @@ public abstract class StageTwoOptions : CheckpointDataSettings
     public string? ShiftBn { get; init; }
     [CommandOption("--fusion <METHOD>")] [Description("feature augmentation, a name from the stage-II method table (h2t, the default, uses --rho; `h2t info` lists the others and their options, given as key=value) [[fusion]]")]
     public string? Fusion { get; init; }
-    [CommandOption("--feature-cache <ON|OFF>")]
-    [Description("train from the frozen backbone's feature maps computed once (BatchNorm re-estimated once on the balanced sampler; docs/performance.md), default off [[feature_cache]]")]
+    [CommandOption("--feature-cache <MODE>")]
+    [Description("off (a backbone pass per batch), pooled (the exact path's first epoch(s) recorded as pooled vectors, then replayed) or maps (the final maps of a few views per image, BatchNorm re-estimated once per side; on = maps); docs/performance.md. Default off [[feature_cache]]")]
     public string? FeatureCache { get; init; }
-    [CommandOption("--cache-views <N>")] [Description("augmented views cached per training image, default 4 [[feature_cache_views]]")]
+    [CommandOption("--cache-bn-batches <N>")] [Description("batches per side BatchNorm is re-estimated on with shift-BN, default 0 (one epoch) [[feature_cache_bn_batches]]")]
+    public string? CacheBnBatches { get; init; }
+    [CommandOption("--cache-views <N>")] [Description("maps: augmented views cached per training image; pooled: epochs of the exact path recorded, then replayed (default 0, meaning 4 views for maps and 1 recorded epoch for pooled) [[feature_cache_views]]")]
     public string? CacheViews { get; init; }
     [CommandOption("--cache-storage <T>")] [Description("cached maps as auto (default: the backbone's arithmetic), bf16 or fp32 [[feature_cache_storage]]")]
     public string? CacheStorage { get; init; }

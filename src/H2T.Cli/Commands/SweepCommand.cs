@@ -10,6 +10,9 @@ public sealed class SweepSettings : StageTwoOptions
 {
     [CommandOption("--rho <SPEC>")] [Description("values: start:stop:step (stop included) or a comma list (default 0:1:0.1) [[sweep.rho]]")]
     public string? Rho { get; init; }
+    [CommandOption("--sweep <KEY=VALUES>")]
+    [Description("also vary a stage-II option, e.g. feature_mixup.alpha=0.2,0.4 (repeat for a grid; values as the key takes them, or start:stop:step); members are every rho x every combination [[sweep.KEY]]")]
+    public string[] Sweep { get; init; } = [];
     [CommandOption("--val-per-class <N>")]
     [Description("validation images per class for choosing rho (default 100; 0: none; a stage-I run made with a split keeps its own) [[val_per_class]]")]
     public string? ValidationPerClass { get; init; }
@@ -35,7 +38,10 @@ public sealed class SweepCommand(IAnsiConsole console) : Command<SweepSettings>
         var two = config.StageTwo;
         var outDir = Path.GetFullPath(settings.Out ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from.StageOneCheckpoint))!,
             $"sweep-{two.Loss.Type}-e{two.Epochs}-s{two.Seed}"));
-        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from.StageOneCheckpoint}: rho {string.Join(", ", config.Rhos)} in one pass, {two.Epochs} epochs -> {outDir}");
+        var what = config.Options.Count == 0 ? $"rho {string.Join(", ", config.Rhos)}"
+            : string.Join(" x ", (config.Rhos.Length > 1 ? [$"rho {string.Join(", ", config.Rhos)}"] : Array.Empty<string>())
+                .Concat(config.Options.Select(o => $"{o.Key} {string.Join(", ", o.Values.Select(v => v.Text))}")));
+        console.MarkupLineInterpolated($"[bold]stage II sweep[/] from {from.StageOneCheckpoint}: {what} ({config.Points().Count} members) in one pass, {two.Epochs} epochs -> {outDir}");
         var result = CommandSupport.Train(() => ConsoleObserver.Run(console,
             o => StageTwoSweep.Run(from.StageOneCheckpoint, check, from.LoadSplits(), outDir, device, o, settings.Resume, cancellationToken)));
         CommandSupport.WriteSweep(console, result, outDir);

@@ -69,6 +69,7 @@ public static class ReferenceConfig
         public StageOneConfig One = new();
         public StageTwoConfig Two = new();
         public double[]? SweepRhos;
+        public List<SweptOption> SweptOptions = [];
         public int? ValPerClass;
         public Dictionary<string, string> MethodOptions = new(StringComparer.Ordinal);
         public string? Resume;
@@ -198,7 +199,8 @@ public static class ReferenceConfig
         new("rho", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
         new("mix_fea", Stages.Two, (b, e) => b.Two = b.Two with { Rho = Rho(e) }, Sets: "H2T"),
         new("fusion", Stages.Two, (b, e) => b.Two = b.Two with { Fusion = e.String().Trim().ToLowerInvariant() }, "--fusion"),
-        new("feature_cache", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCache = e.Bool() }, "--feature-cache"),
+        new("feature_cache", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCache = Named(e, StageTwoConfig.FeatureCacheModes) }, "--feature-cache"),
+        new("feature_cache_bn_batches", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCacheBnBatches = e.Int() }, "--cache-bn-batches"),
         new("feature_cache_views", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCacheViews = e.Int() }, "--cache-views"),
         new("feature_cache_storage", Stages.Two, (b, e) => b.Two = b.Two with { FeatureCacheStorage = e.String().Trim().ToLowerInvariant() }, "--cache-storage"),
         new("reinit_classifier", Stages.Two, (b, e) => b.Two = b.Two with { ReinitClassifier = e.Bool() }, "--reinit"),
@@ -263,6 +265,8 @@ public static class ReferenceConfig
     /// stage-II run's is H2T), or null for a flag without one (run options: --out, --resume, ...).</summary>
     public static string? FlagKey(StageMode mode, string flag)
     {
+        // --sweep KEY=VALUES stands for the family of keys sweep.KEY (AddSweptOption).
+        if (flag == "--sweep" && mode == StageMode.Sweep) return "sweep.KEY";
         var want = Wanted(mode);
         // The most specific key first: a sweep-only key over a stage-II one.
         return Keys.Where(k => k.Flag == flag && ((k.FlagStages ?? k.Stages) & want) != 0).OrderByDescending(k => k.Stages == Stages.Sweep).FirstOrDefault()?.Name;
@@ -283,6 +287,12 @@ public static class ReferenceConfig
         var want = Wanted(mode);
         foreach (var e in entries)
         {
+            if (e.Key.StartsWith("sweep.", StringComparison.Ordinal) && e.Key != "sweep.rho" && !ByName.ContainsKey(e.Key))
+            {
+                AddSweptOption(b, e);
+                b.Origins[e.Key] = e;
+                continue;
+            }
             if (!ByName.TryGetValue(e.Key, out var key))
                 throw new ConfigException($"{e.Where}: unknown key '{e.Key}'{Suggest(e.Key)}");
             if ((key.Stages & want) == 0)
@@ -345,13 +355,52 @@ public static class ReferenceConfig
             // Stage II reads its data from the stage-I checkpoint; the data keys it was given are checked here.
             b.Data.ValidateValues();
             if (b.Mode == StageMode.StageTwo) return result with { CheckedStageTwo = b.Two.Check() };
-            var sweep = new SweepConfig(b.Two, b.SweepRhos ?? [.. SweepConfig.DefaultRhos]);
+            // Swept options without a rho list keep the config's one rho; a plain sweep tries the default rho values.
+            var rhos = b.SweepRhos ?? (b.SweptOptions.Count > 0 ? [b.Two.Rho] : [.. SweepConfig.DefaultRhos]);
+            var sweep = new SweepConfig(b.Two, rhos) { Options = b.SweptOptions };
             return result with { CheckedSweep = (b.ValPerClass is { } v ? sweep with { ValidationPerClass = v } : sweep).Check() };
         }
         catch (ConfigException x) when (x.Key is { } k && b.Origins.TryGetValue(k, out var at))
         {
             throw at.Error(x.Message);
         }
+    }
+
+    /// <summary>
+    /// <c>sweep.KEY: [v1, v2]</c> (a YAML list, or "v1,v2", or start:stop:step for numbers; <c>--sweep KEY=v1,v2</c>):
+    /// a stage-II key whose values the sweep's members take in turn. Each value is bound later through the key's own
+    /// entry, on the member's config, so it is parsed and checked exactly as the key itself would be.
+    /// </summary>
+    static void AddSweptOption(Builder b, ConfigEntry e)
+    {
+        if (b.Mode != StageMode.Sweep) throw e.Error("applies to h2t sweep only");
+        var inner = e.Key["sweep.".Length..];
+        if (!ByName.TryGetValue(inner, out var key) || (key.Stages & Stages.Two) == 0)
+            throw new ConfigException($"{e.Where}: sweep.{inner}: '{inner}' is not a stage-II key{Suggest(inner)}");
+        if (inner is "rho" or "H2T" or "mix_fea") throw e.Error("a list of rho values as sweep.rho (--rho)");
+        var texts = e.Items is { } xs ? [.. xs.Select(x => x ?? "null")]
+            : e.Scalar is { } sc && sc.Contains(':', StringComparison.Ordinal)
+                ? [.. ValueGrid.Parse(sc, e.Key).Select(v => v.ToString("R", CultureInfo.InvariantCulture))]
+                : e.Scalar?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList() ?? [];
+        var name = key.Sets ?? key.Name;
+        var values = texts.Select(t =>
+        {
+            var entry = new ConfigEntry(inner, t, null, $"{e.Where} (value '{t}')");
+            // Bound now once, so a bad value is named where it was written; the member's copy is bound again on its config.
+            Apply(b.Mode, key, b.Two, entry);
+            return new SweptValue(t, c => Apply(b.Mode, key, c, entry));
+        }).ToList();
+        b.Origins[$"sweep.{name}"] = e;
+        b.SweptOptions.RemoveAll(o => o.Key == name);
+        b.SweptOptions.Add(new SweptOption(name, values));
+    }
+
+    static StageTwoConfig Apply(StageMode mode, Key key, StageTwoConfig config, ConfigEntry entry)
+    {
+        var scratch = new Builder(mode) { Two = config };
+        if (config.MethodOptions is { } mo) foreach (var (k, v) in mo) scratch.MethodOptions[k] = v;
+        key.Apply(scratch, entry);
+        return scratch.Two with { MethodOptions = scratch.MethodOptions.Count > 0 ? scratch.MethodOptions : null };
     }
 
     static string Suggest(string key)

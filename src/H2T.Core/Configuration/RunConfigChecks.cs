@@ -67,8 +67,22 @@ public static class RunConfigChecks
         config.ValidateValues();
         CheckLoss(config.StageTwo);
         CheckStageTwoNames(config.StageTwo);
-        if (config.StageTwo.Fusion != StageTwoMethods.H2T)
-            throw new ConfigException($"a sweep varies H2T's rho; fusion '{config.StageTwo.Fusion}' does not read rho (run it with h2t stage2)", "fusion");
+        var swept = config.Options.Count > 0 ? $"sweep.{config.Options[0].Key}" : "sweep.rho";
+        foreach (var p in config.Points())
+        {
+            try
+            {
+                CheckLoss(p.Config);
+                CheckStageTwoNames(p.Config);
+            }
+            catch (ConfigException e) when (config.Options.Count > 0)
+            {
+                throw new ConfigException($"sweep member {p.Label}: {e.Message}", swept);
+            }
+            if (config.Rhos.Length > 1 && p.Config.Fusion != StageTwoMethods.H2T)
+                throw new ConfigException($"a sweep over rho needs H2T; fusion '{p.Config.Fusion}' does not read rho (sweep its own options instead, " +
+                                          "e.g. --sweep feature_mixup.alpha=0.2,0.4 --rho 0)", config.Options.Any(o => o.Key == "fusion") ? "sweep.fusion" : "fusion");
+        }
     }
 
     static void CheckStageTwoNames(StageTwoConfig config)

@@ -26,6 +26,9 @@ public sealed class FeatureMixup(double alpha, bool mixLabels) : IStageTwoMethod
 
     public bool UsesHeadSide => true;
 
+    /// <summary>One blend of every value: linear, so pooling the blend is blending the pooled vectors.</summary>
+    public bool CommutesWithPooling => true;
+
     /// <summary>From a config's method options; the defaults live here, the values are checked here.</summary>
     public static FeatureMixup From(IReadOnlyDictionary<string, string>? options)
     {

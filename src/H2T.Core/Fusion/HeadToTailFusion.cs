@@ -105,6 +105,9 @@ public sealed class HeadToTailFusion : IStageTwoMethod
 
     public bool UsesHeadSide => true;
 
+    /// <summary>One bit per channel, the same at every position: pooling the fused map is fusing the pooled vectors.</summary>
+    public bool CommutesWithPooling => true;
+
     /// <summary>The stage-II seam: the fused map keeps the tail labels.</summary>
     public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng, int experts) =>
         new(Fuse(tailMap, headMap ?? throw new ArgumentException("H2T needs the head-side batch", nameof(headMap)), rng, experts).Fused);

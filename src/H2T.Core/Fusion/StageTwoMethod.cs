@@ -18,6 +18,11 @@ public interface IStageTwoMethod
     /// <summary>Whether the member needs the instance-sampled head-side batch (and its feature map).</summary>
     bool UsesHeadSide => false;
 
+    /// <summary>Whether <see cref="Augment"/> acts on each channel alone and linearly in its spatial values, so that
+    /// global average pooling commutes with it and the pooled feature cache (feature_cache: pooled) gives the head what
+    /// the maps would. A method that leaves the features as they are does; one that augments must say so.</summary>
+    bool CommutesWithPooling => !UsesHeadSide;
+
     /// <summary>The classifier the member trains, made from the stage-I one (<paramref name="checkpoint"/> names the file
     /// for errors); a method that replaces it disposes the one it was given.</summary>
     ClassifierHead AdaptHead(ClassifierHead stageOne, string checkpoint) => stageOne;
@@ -77,8 +82,11 @@ public static class StageTwoMethods
         var classifier = Find(Slot.Classifier, config.Classifier, "classifier");
         MethodOptions.CheckKnown(config.MethodOptions, fusion.Options.Concat(classifier.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal),
             $"fusion '{config.Fusion}' and classifier '{config.Classifier}'");
-        fusion.Create(config);
+        var method = fusion.Create(config);
         classifier.Create(config);
+        if (config.FeatureCache == FeatureCacheMode.Pooled && !method.CommutesWithPooling)
+            throw new ConfigException($"fusion '{config.Fusion}' acts on the spatial map, so pooled features cannot stand in for it; " +
+                                      "use feature_cache: maps or off", "feature_cache");
     }
 
     static Entry Find(Slot slot, string name, string key) =>

@@ -10,22 +10,21 @@ using static TorchSharp.torch;
 namespace H2T.Training;
 
 /// <summary>
-/// Stage II at feature speed (<c>feature_cache: on</c>): the frozen backbone's final feature maps, computed once and
-/// read back every epoch, so an epoch costs the classifiers' steps and no backbone pass.
+/// Stage II from cached maps (<c>feature_cache: maps</c>): the frozen backbone's final maps, computed once and read
+/// back every epoch, so an epoch costs the classifiers' steps and no backbone pass.
 /// <list type="bullet">
-/// <item><b>What is cached:</b> the pre-pool maps (what H2T fuses), of <see cref="Views"/> augmented views of every
-/// training image (view v drawn with the training augmentation from its own seed), and of the test and validation
-/// images once, without augmentation. A training set whose augmentation draws nothing has one view: every view
-/// would be the same image.</item>
+/// <item><b>What is cached:</b> the pre-pool maps (C x H x W) of <see cref="Views"/> augmented views (view v drawn with the training augmentation from its own seed); test and
+/// validation images one, without augmentation. A training set whose augmentation draws nothing has one view: every
+/// view would be the same image.</item>
 /// <item><b>Pairs are drawn as the exact path draws them:</b> the same tail and head samplers, seeds and batch
 /// boundaries; each position of each epoch picks one of its image's views from (seed, epoch, side, position).</item>
 /// <item><b>Shift-BN</b> (<c>shift_bn: on</c>) cannot follow the batches when no batch goes through the backbone. The
-/// BatchNorm statistics are re-estimated once instead, as the population mean and variance over one epoch of the
-/// class-balanced tail sampler (PyTorch's cumulative average, momentum None), then frozen; the maps are computed
-/// with them in eval mode, and every checkpoint carries them.</item>
+/// BatchNorm statistics are re-estimated once instead, as the population mean and variance over one epoch (or
+/// <c>feature_cache_bn_batches</c> batches) of a side's sampler (PyTorch's cumulative average, momentum None), then
+/// frozen; the features are computed with them in eval mode, and every checkpoint carries them.</item>
 /// <item><b>Memory:</b> a file beside the run (deleted when the run ends) read back row by row; resident memory is
-/// one batch. A row is C x H x W values in the storage type: the backbone's own arithmetic (bf16 maps are stored
-/// as bf16, fp32 as fp32, both losslessly), or bf16 when asked for (<c>feature_cache_storage: bf16</c>).</item>
+/// one batch. A map row is C x H x W values in the storage type: the backbone's own arithmetic (bf16 maps are stored
+/// as bf16, fp32 as fp32, both losslessly), or bf16 when asked for (<c>feature_cache_storage</c>).</item>
 /// </list>
 /// </summary>
 internal sealed class FeatureCache : IDisposable
@@ -86,10 +85,13 @@ internal sealed class FeatureCache : IDisposable
         ArgumentNullException.ThrowIfNull(splits);
         ArgumentNullException.ThrowIfNull(config);
         var clock = Stopwatch.StartNew();
-        int batch = Math.Max(config.Optim.BatchSize, 256);
+        // The exact path's batch sizes (training views at the training batch, test and validation at the evaluation
+        // batch), so a build never holds a larger batch than the exact path does: glibc keeps freed heap
+        // (TorchRuntime's trim threshold), so a larger transient batch stays in the resident size.
+        int batch = config.Optim.BatchSize, evalBatch = Math.Max(config.Optim.BatchSize, 256);
         if (config.ShiftBn && statistics != Statistics.Keep) ReestimateBatchNorm(backbone, splits, config, device, statistics == Statistics.HeadSide, cancel);
         backbone.eval();
-        int views = splits.TrainAugment.Draws ? config.FeatureCacheViews : 1;
+        int views = splits.TrainAugment.Draws ? config.ViewsOrDefault : 1;
         var storage = StorageFor(config, backbone.Precision);
         using var folded = backbone.FoldedForInference();
         var forward = folded ?? backbone;
@@ -118,8 +120,8 @@ internal sealed class FeatureCache : IDisposable
             }
             if (evalSets)
             {
-                using (var test = Evaluator.TestLoader(splits, batch, device, config.Prefetch)) cache.Write(forward, test, cache.testStart, 0, cancel);
-                using var val = Evaluator.ValidationLoader(splits, batch, device, config.Prefetch);
+                using (var test = Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch)) cache.Write(forward, test, cache.testStart, 0, cancel);
+                using var val = Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch);
                 if (val is not null) cache.Write(forward, val, cache.validationStart, 0, cancel);
             }
             cache.BuildSeconds = clock.Elapsed.TotalSeconds;
@@ -176,10 +178,12 @@ internal sealed class FeatureCache : IDisposable
                 backbone.call(b.Images);
                 k++;
             }
+            int limit = config.FeatureCacheBnBatches > 0 ? config.FeatureCacheBnBatches : int.MaxValue;
             foreach (var b in (headSide ? head : tail).Epoch(0))
             {
                 using (b) Forward(b);
                 cancel.ThrowIfCancellationRequested();
+                if (k >= limit) break;
             }
         }
         finally

@@ -9,7 +9,7 @@ namespace H2T.Training;
 public static class Seeds
 {
     public const int Sampler = 1, Augment = 2, Mixup = 3, MixupPermutation = 4, Fusion = 5, TailSampler = 6, HeadSampler = 7, HeadAugment = 8, TorchGlobal = 9, CmoSampler = 10, CmoAugment = 11, Cmo = 12,
-        CacheView = 13, CacheBatchNorm = 14, CacheTailPick = 15, CacheHeadPick = 16, CacheBatchNormHead = 17;
+        CacheView = 13, CacheBatchNorm = 14, CacheTailPick = 15, CacheHeadPick = 16, CacheBatchNormHead = 17, ReplayOrder = 18;
 
     public static int Derive(int seed, int epoch, int stream)
     {

@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 namespace H2T.Training;
 
 /// <summary>
-/// Stage II for many rho values in one pass: one <see cref="StageTwoEngine"/> member per rho, each in its own run
-/// folder under the sweep's, then the rho that validation selects (sweep.json, selected.ckpt).
+/// Stage II for many settings in one pass: one <see cref="StageTwoEngine"/> member per point of the sweep (each rho,
+/// times each combination of the swept options), each in its own run folder under the sweep's, then the member that
+/// validation selects (sweep.json, selected.ckpt).
 /// </summary>
 public static class StageTwoSweep
 {
@@ -40,16 +41,16 @@ public static class StageTwoSweep
         var config = check.Value;
         var wall = Stopwatch.StartNew();
         var fromPath = Path.GetFullPath(stageOneCheckpoint);
-        // rho = 0 first: its folder is resumed first, so the shared backbone ends up with the fused runs' BN state.
-        var specs = config.Rhos.OrderBy(r => r)
-            .Select(rho => new StageTwoEngine.MemberSpec(rho, new RunFolder(Path.Combine(outDir, SweepConfig.FolderName(rho))), config.StageTwo with { Rho = rho }))
+        var specs = config.Points().OrderBy(p => p.Config.Rho)
+            .Select(p => new StageTwoMember(p.Swept, new RunFolder(Path.Combine(outDir, SweepConfig.FolderName(p))), p.Config))
             .ToList();
+        var plan = new StageTwoPlan(specs);
         // The sweep's folder and every member's: no second process may write any of them.
         var holds = new List<RunFolderLock> { RunFolderLock.Acquire(outDir) };
         try
         {
             foreach (var spec in specs) holds.Add(spec.Run.Lock());
-            var outcome = StageTwoEngine.Run(stageOneCheckpoint, specs, splits, device, observer, Path.GetFullPath(outDir), resume, cancel);
+            var outcome = StageTwoEngine.Run(stageOneCheckpoint, plan, splits, device, observer, Path.GetFullPath(outDir), resume, cancel);
             return Summarise(specs, outcome, splits, fromPath, config, outDir, wall);
         }
         finally
@@ -58,12 +59,16 @@ public static class StageTwoSweep
         }
     }
 
-    static SweepResult Summarise(List<StageTwoEngine.MemberSpec> specs, StageTwoEngine.Outcome outcome, DatasetSplits splits, string fromPath,
+    static SweepResult Summarise(List<StageTwoMember> specs, StageTwoEngine.Outcome outcome, DatasetSplits splits, string fromPath,
         SweepConfig config, string outDir, Stopwatch wall)
     {
 
         var rows = specs.Zip(outcome.Metrics, (spec, metrics) =>
-            new SweepRow(spec.Rho, spec.Run.Path, metrics.FinalValidation, metrics.Final, metrics.SelectedEpoch, metrics.SelectedValidation, metrics.SelectedTest)).ToList();
+            new SweepRow(spec.Config.Rho, spec.Run.Path, metrics.FinalValidation, metrics.Final, metrics.SelectedEpoch, metrics.SelectedValidation, metrics.SelectedTest)
+            {
+                Label = spec.Label, Swept = spec.Swept,
+            }).ToList();
+        // Ties go to the smaller rho, then to the member listed first.
         var pick = rows.Where(r => r.FinalValidation is not null).OrderByDescending(r => r.FinalValidation!.Top1).ThenBy(r => r.Rho).FirstOrDefault();
         string? selectedCheckpoint = null;
         if (pick is not null)
@@ -74,7 +79,8 @@ public static class StageTwoSweep
         }
         var result = new SweepResult
         {
-            Rows = rows, SelectedRho = pick?.Rho, SelectedCheckpoint = selectedCheckpoint,
+            Rows = rows, SelectedRho = pick?.Rho, SelectedLabel = pick?.Label, SelectedCheckpoint = selectedCheckpoint,
+            SweptKeys = [.. specs.SelectMany(s => s.Swept).Select(s => s.Key).Distinct()],
             SelectedBy = pick is null ? "none: no validation split (pass a validation size > 0)" : "validation top-1 at the final epoch",
             ValidationNote = outcome.Note, Dataset = splits.Name, From = fromPath, Epochs = config.StageTwo.Epochs,
             WallSeconds = wall.Elapsed.TotalSeconds, TrainSeconds = outcome.TrainSeconds, EvalSeconds = outcome.EvalSeconds,

@@ -40,7 +40,7 @@ public static class StageTwoTrainer
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(run);
         using var hold = run.Lock();
-        return StageTwoEngine.Run(stageOneCheckpoint, [new StageTwoEngine.MemberSpec(config.Value.Rho, run, config.Value)], splits, device, observer,
+        return StageTwoEngine.Run(stageOneCheckpoint, new StageTwoPlan([new StageTwoMember([], run, config.Value)]), splits, device, observer,
             sweepDir: null, resume, cancel).Metrics[0];
     }
 }
@@ -55,8 +55,11 @@ internal sealed class StageTwoData : IDisposable
     readonly BatchLoader tail;
     readonly PairedLoader paired;
 
-    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation, ISampler tailSampler, ISampler headSampler)
+    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation, ISampler tailSampler, ISampler headSampler,
+        DatasetSplits splits)
     {
+        NumClasses = splits.NumClasses;
+        Groups = splits.Groups;
         TailSampler = tailSampler;
         HeadSampler = headSampler;
         this.tail = tail;
@@ -71,20 +74,28 @@ internal sealed class StageTwoData : IDisposable
     public ISampler HeadSampler { get; }
     public BatchLoader? Validation { get; }
     public int BatchesPerEpoch => tail.BatchesPerEpoch;
+    public int NumClasses { get; }
+    public ClassGroups Groups { get; }
 
-    public static StageTwoData Create(DatasetSplits splits, StageTwoConfig config, Device device)
+    /// <summary>The two sides' samplers, seeded from the run's seed: what every feature source draws its pairs from.</summary>
+    public static (ISampler Tail, ISampler Head) SamplersFor(DatasetSplits splits, StageTwoConfig config)
     {
         var labels = splits.Train.Labels;
         int n = splits.Train.Count;
-        var tailSampler = Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n);
-        var headSampler = Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n);
+        return (Samplers.Create(config.TailSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), n),
+            Samplers.Create(config.HeadSampler, labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), n));
+    }
+
+    public static StageTwoData Create(DatasetSplits splits, StageTwoConfig config, Device device)
+    {
+        var (tailSampler, headSampler) = SamplersFor(splits, config);
         var tail = new BatchLoader(splits.Train, tailSampler,
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
         var head = new BatchLoader(splits.Train, headSampler,
             config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
         int evalBatch = Math.Max(config.Optim.BatchSize, 256);
         return new StageTwoData(tail, new PairedLoader(tail, head), Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch),
-            Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch), tailSampler, headSampler);
+            Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch), tailSampler, headSampler, splits);
     }
 
     /// <summary>Paired batches; without fusion only the tail side, as the reference does for rho = 0 (the head side is

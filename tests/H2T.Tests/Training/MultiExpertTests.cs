@@ -1,4 +1,5 @@
 using H2T.Runs;
+using H2T.Data;
 using H2T.Cli;
 using H2T.Fusion;
 using H2T.Losses;
@@ -299,6 +300,24 @@ public sealed class MultiExpertTests : IDisposable
         Assert.True(rho0.Completed && rho25.Completed);
         // Fusion changed what the classifier saw: the two members' training losses differ.
         Assert.NotEqual(rho0.Epochs[0].TrainLoss, rho25.Epochs[0].TrainLoss);
+
+        // The pooled cache keeps one vector per expert (the map's channel groups pooled apart): where the views
+        // coincide, its sweep is the exact one, member by member.
+        var splits = StageTwoStart.Of(Path.Combine(s1, "last.ckpt"), set.Path, 3).LoadSplits() with { TrainAugment = AugmentConfig.None };
+        var two = new StageTwoConfig { Epochs = 1, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32), ShiftBn = false };
+        var exact = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"), new SweepConfig(two, [0, 0.25], 3), splits, Path.Combine(dir.Path, "exact"),
+            TorchSharp.torch.CPU, SilentObserver.Instance);
+        var pooled = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"), new SweepConfig(two with { FeatureCache = FeatureCacheMode.Pooled }, [0, 0.25], 3),
+            splits, Path.Combine(dir.Path, "pooled"), TorchSharp.torch.CPU, SilentObserver.Instance);
+        foreach (var (e, p) in exact.Rows.Zip(pooled.Rows))
+        {
+            Assert.Equal(e.FinalTest!.Top1, p.FinalTest!.Top1, 1e-9);
+            var a = SweepTests.State(Path.Combine(e.RunFolder, "last.ckpt"));
+            var b = SweepTests.State(Path.Combine(p.RunFolder, "last.ckpt"));
+            foreach (var (key, t) in a.Where(kv => kv.Key.StartsWith("head.", StringComparison.Ordinal)))
+                Assert.True(t.to_type(TorchSharp.torch.ScalarType.Float64).allclose(b[key].to_type(TorchSharp.torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5),
+                    $"rho {e.Rho}: {key} differs");
+        }
     }
 
     [Fact]

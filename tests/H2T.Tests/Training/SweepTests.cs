@@ -48,7 +48,7 @@ public sealed class SweepTests : IDisposable
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         using var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
-        using var head = ModelFactory.CreateHead(meta.Classifier, backbone.FeatureChannels, meta.NumClasses);
+        using var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
         Checkpoint.Load(checkpoint, backbone, head, null);
         return backbone.state_dict().Select(kv => ("backbone." + kv.Key, kv.Value))
             .Concat(head.state_dict().Select(kv => ("head." + kv.Key, kv.Value)))
