@@ -234,11 +234,9 @@ public sealed class FeatureCacheTests : IDisposable
     [Fact]
     public void TheCommandLineSweepsAnyStageTwoOptionFromPooledFeatures()
     {
-        var s1 = Path.Combine(runs.Path, "opt-s1");
-        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1",
-            "--backbone", "resnet8", "--batch-size", "32", "--out", s1, "--threads", "2");
-        Assert.True(rc == 0, output);
-        var ckpt = Path.Combine(s1, "last.ckpt");
+        var ckpt = SweepTests.CliStageOne(set, Path.Combine(runs.Path, "opt-s1"));
+        int rc;
+        string output;
         string[] common = ["--epochs", "2", "--batch-size", "32", "--val-per-class", "2", "--feature-cache", "pooled", "--fusion", "feature-mixup"];
         var sweep = Path.Combine(runs.Path, "opt-sweep");
         (rc, output) = CliRunner.Run(["sweep", "--from", ckpt, .. common, "--rho", "0", "--sweep", "feature_mixup.alpha=0.2,0.4",

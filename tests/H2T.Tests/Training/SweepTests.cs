@@ -4,6 +4,7 @@ using H2T.Data;
 using H2T.Models;
 using H2T.Runtime;
 using H2T.Settings;
+using H2T.Tests.Cli;
 using H2T.Tests.Data;
 using H2T.Training;
 using static TorchSharp.torch;
@@ -20,6 +21,15 @@ public sealed class SweepTests : IDisposable
     RunFolder StageOne() => StageOne(set, runs.Path);
 
     /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here and of the feature-cache tests.</summary>
+    /// <summary>The same start through the command line (a 1-epoch ResNet-8 in <paramref name="dir"/>); its last.ckpt.</summary>
+    internal static string CliStageOne(TinyLongTailedSet set, string dir)
+    {
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1",
+            "--backbone", "resnet8", "--batch-size", "32", "--out", dir, "--threads", "2");
+        Assert.True(rc == 0, output);
+        return Path.Combine(dir, "last.ckpt");
+    }
+
     internal static RunFolder StageOne(TinyLongTailedSet set, string dir)
     {
         var s1 = new RunFolder(Path.Combine(dir, "s1"));
