@@ -52,14 +52,15 @@ public static class ConfigSupport
             else if (Switches.Contains(flag)) value = "true";
             else if (i + 1 < arguments.Count) value = arguments[++i];
             else continue;
-            if (flag == "--sweep" && mode == StageMode.Sweep)
+            var key = ReferenceConfig.FlagKey(mode, flag);
+            if (key == ReferenceConfig.SweptKeys)
             {
-                // --sweep KEY=VALUES: the config key sweep.KEY with those values.
+                // The value names the key: --sweep KEY=VALUES is the entry sweep.KEY with those values.
                 int at = value.IndexOf('=');
-                if (at <= 0) throw new ConfigException($"--sweep {value}: expected KEY=VALUES, e.g. --sweep feature_mixup.alpha=0.2,0.4");
-                yield return new ConfigEntry($"sweep.{value[..at].Trim()}", value[(at + 1)..], null, $"--sweep {value}");
+                if (at <= 0) throw new ConfigException($"{flag} {value}: expected KEY=VALUES, e.g. {flag} feature_mixup.alpha=0.2,0.4");
+                yield return new ConfigEntry($"sweep.{value[..at].Trim()}", value[(at + 1)..], null, $"{flag} {value}");
             }
-            else if (ReferenceConfig.FlagKey(mode, flag) is { } key)
+            else if (key is not null)
                 yield return new ConfigEntry(key, value, null, $"{flag} {value}");
             else if (!RunOptions.Contains(flag))
                 // Never drop a typed flag silently: every setting flag has its config key.

@@ -261,12 +261,14 @@ public static class ReferenceConfig
         _ => Stages.Two | Stages.Sweep,
     };
 
+    /// <summary>What <c>--sweep KEY=VALUES</c> stands for: the family of keys sweep.KEY (<see cref="AddSweptOption"/>).</summary>
+    public const string SweptKeys = "sweep.KEY";
+
     /// <summary>The config key a flag stands for in a command of this mode (a sweep's --rho is sweep.rho, a single
     /// stage-II run's is H2T), or null for a flag without one (run options: --out, --resume, ...).</summary>
     public static string? FlagKey(StageMode mode, string flag)
     {
-        // --sweep KEY=VALUES stands for the family of keys sweep.KEY (AddSweptOption).
-        if (flag == "--sweep" && mode == StageMode.Sweep) return "sweep.KEY";
+        if (flag == "--sweep" && mode == StageMode.Sweep) return SweptKeys;
         var want = Wanted(mode);
         // The most specific key first: a sweep-only key over a stage-II one.
         return Keys.Where(k => k.Flag == flag && ((k.FlagStages ?? k.Stages) & want) != 0).OrderByDescending(k => k.Stages == Stages.Sweep).FirstOrDefault()?.Name;

@@ -14,8 +14,15 @@ public abstract class ClassifierHead(string name, int inFeatures, int numClasses
     public override Tensor forward(Tensor featureMap)
     {
         using var scope = NewDisposeScope();
-        var pooled = featureMap.dim() == 4 ? featureMap.mean([2L, 3L]) : featureMap;
-        return Logits(pooled).MoveToOuterDisposeScope();
+        return Logits(Pool(featureMap)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Global average pooling of a map N x C x H x W; pooled features N x C pass as they are (an alias). Every
+    /// head pools with this, and stage II's pooled features are made with it, so they are a head's own input.</summary>
+    public static Tensor Pool(Tensor features)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        return features.dim() == 4 ? features.mean([2L, 3L]) : features.alias();
     }
 
     /// <summary>Logits from pooled features N x C.</summary>
@@ -136,8 +143,7 @@ public abstract class MultiExpertHead : ClassifierHead
     public Tensor ExpertLogits(Tensor features)
     {
         using var scope = NewDisposeScope();
-        var pooled = features.dim() == 4 ? features.mean([2L, 3L]) : features;
-        return ExpertLogitsOfPooled(pooled).MoveToOuterDisposeScope();
+        return ExpertLogitsOfPooled(Pool(features)).MoveToOuterDisposeScope();
     }
 
     protected abstract Tensor ExpertLogitsOfPooled(Tensor pooled);

@@ -67,6 +67,14 @@ public sealed record StageTwoConfig : RunConfig
         ["feature_cache_bn_batches"] = FeatureCacheBnBatches,
     };
 
+    /// <summary>The shared settings (<see cref="SharedSettings"/>) in which <paramref name="other"/> differs from this.</summary>
+    public IReadOnlyList<string> SharedDifferences(StageTwoConfig other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        var theirs = other.SharedSettings();
+        return [.. SharedSettings().Where(kv => !Equals(kv.Value, theirs[kv.Key])).Select(kv => kv.Key)];
+    }
+
     /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value alike.</summary>
     internal static void CheckRho(double rho, string key)
     {

@@ -51,13 +51,12 @@ public sealed record SweepConfig(StageTwoConfig StageTwo, double[] Rhos, int Val
                 throw new ConfigException($"sweep.{o.Key}: values repeat in [{string.Join(", ", o.Values.Select(v => v.Text))}]", $"sweep.{o.Key}");
         }
         var points = Points();
-        var first = points[0].Config.SharedSettings();
+        var key = Options.Count > 0 ? $"sweep.{Options[0].Key}" : "sweep.rho";
         foreach (var p in points)
         {
-            var key = Options.Count > 0 ? $"sweep.{Options[0].Key}" : "sweep.rho";
             try { p.Config.ValidateValues(); }
             catch (ConfigException e) { throw new ConfigException($"sweep member {p.Label}: {e.Message}", key); }
-            var differ = first.Where(kv => !Equals(kv.Value, p.Config.SharedSettings()[kv.Key])).Select(kv => kv.Key).ToList();
+            var differ = points[0].Config.SharedDifferences(p.Config);
             if (differ.Count > 0)
                 throw new ConfigException($"{string.Join(", ", differ)} cannot be swept: the members share the feature source and the epoch loop, " +
                                           $"so only their own settings vary (rho, fusion and its options, classifier, loss, lr, weight decay)", key);

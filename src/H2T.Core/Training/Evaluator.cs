@@ -37,15 +37,39 @@ public static class Evaluator
     /// <summary>One backbone pass for several classifiers that share it (a rho sweep): one result per head.</summary>
     public static EvaluationResult[] EvaluateHeads(Backbone backbone, IReadOnlyList<ClassifierHead> heads, BatchLoader loader, int numClasses, ClassGroups groups)
     {
-        ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(heads);
-        backbone.eval();
         ArgumentNullException.ThrowIfNull(loader);
+        return InferenceForward(backbone, forward => Accumulate(heads, loader.Epoch(0), images => forward.call(images), numClasses, groups));
+    }
+
+    /// <summary>A loader's pooled features (with its labels, per batch) under the backbone's current BatchNorm state:
+    /// what the heads would take, computed once (stage II's pooled source).</summary>
+    internal static List<(Tensor X, Tensor Y)> PooledFeatures(Backbone backbone, BatchLoader loader, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(loader);
+        return InferenceForward(backbone, forward =>
+        {
+            var list = new List<(Tensor, Tensor)>();
+            foreach (var batch in loader.Epoch(0))
+            {
+                using var b = batch;
+                using var scope = NewDisposeScope();
+                list.Add((ClassifierHead.Pool(forward.call(b.Images)).DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope()));
+                cancel.ThrowIfCancellationRequested();
+            }
+            return list;
+        });
+    }
+
+    /// <summary>Runs <paramref name="work"/> with the backbone in eval mode under no_grad, on its BatchNorm-folded
+    /// equivalent when it has one (eval mode makes BatchNorm an affine map: same outputs, fewer passes).</summary>
+    static T InferenceForward<T>(Backbone backbone, Func<Backbone, T> work)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        backbone.eval();
         using var _ = no_grad();
-        // Eval mode makes BatchNorm an affine map: fold it into the convolutions (same outputs, fewer passes).
         using var folded = backbone.FoldedForInference();
-        var forward = folded ?? backbone;
-        return Accumulate(heads, loader.Epoch(0), images => forward.call(images), numClasses, groups);
+        return work(folded ?? backbone);
     }
 
     /// <summary>Several classifiers on feature maps computed before (stage II's feature cache): batches whose Images are

@@ -326,29 +326,10 @@ internal sealed class RecordedFeatures : IFeatureSource
     static (Tensor, Tensor) Pooled(Batch b)
     {
         using var _ = no_grad();
-        var x = b.Images.dim() == 4 ? b.Images.mean([2L, 3L]) : b.Images.alias();
-        return (x.DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope());
+        return (ClassifierHead.Pool(b.Images).DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope());
     }
 
-    /// <summary>A loader's pooled features under the backbone's current state, eval mode, BatchNorm folded.</summary>
-    List<(Tensor X, Tensor Y)> Features(BatchLoader loader, CancellationToken cancel)
-    {
-        backbone.eval();
-        using var _ = no_grad();
-        using var folded = backbone.FoldedForInference();
-        var forward = folded ?? backbone;
-        var list = new List<(Tensor, Tensor)>();
-        foreach (var batch in loader.Epoch(0))
-        {
-            using var b = batch;
-            using var scope = NewDisposeScope();
-            var map = forward.call(b.Images);
-            var x = map.dim() == 4 ? map.mean([2L, 3L]) : map;
-            list.Add((x.DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope()));
-            cancel.ThrowIfCancellationRequested();
-        }
-        return list;
-    }
+    List<(Tensor X, Tensor Y)> Features(BatchLoader loader, CancellationToken cancel) => Evaluator.PooledFeatures(backbone, loader, cancel);
 
     public string? Describe(bool fusedMember) =>
         $"stage2 pooled features: {recordedEpochs} recorded epoch(s) of the exact path's batches replayed over {config.Epochs}, " +

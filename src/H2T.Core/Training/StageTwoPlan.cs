@@ -24,11 +24,9 @@ public sealed class StageTwoPlan
         if (members.Count == 0) throw new ArgumentException("stage II needs at least one member", nameof(members));
         Members = members;
         Shared = members[0].Config;
-        var mine = Shared.SharedSettings();
         foreach (var m in members.Skip(1))
         {
-            var theirs = m.Config.SharedSettings();
-            var differ = mine.Where(kv => !Equals(kv.Value, theirs[kv.Key])).Select(kv => kv.Key).ToList();
+            var differ = Shared.SharedDifferences(m.Config);
             if (differ.Count > 0)
                 throw new ConfigException($"stage-II member {m.Label} differs from {members[0].Label} in {string.Join(", ", differ)}: members share the " +
                                           "feature source and the epoch loop, so only their own settings may vary", differ[0]);
