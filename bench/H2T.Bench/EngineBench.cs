@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using H2T.Data;
-using H2T.Export;
+using H2T.Onnx;
 using H2T.Inference;
 using H2T.Runs;
 using H2T.Runtime;

@@ -2,7 +2,7 @@
 //   dotnet run --project examples/QuickStart -- [IMAGE_ROOT] [OUT]
 // IMAGE_ROOT holds train/<class>/*.jpg and test/<class>/*.jpg (default: the CIFAR-10 sample committed with the tests).
 using H2T.Runs;
-using H2T.Export;
+using H2T.Onnx;
 using H2T.Inference;
 using H2T.Runtime;
 using H2T.Settings;

@@ -13,10 +13,6 @@ public sealed class InfoSettings : GlobalSettings
     [System.ComponentModel.Description("measure bf16 against fp32 on this CPU (a few ResNet-32 steps, about 10 s) and keep the result for --precision auto ($H2T_CALIBRATION, default ~/.cache/h2t/precision-calibration.json)")]
     [CommandOption("--calibrate")]
     public bool Calibrate { get; init; }
-
-    // The child process of the pointwise-convolution probe (H2T.Models.Pointwise): not for people, so not in --help.
-    [CommandOption("--probe-pointwise", IsHidden = true)]
-    public bool ProbePointwise { get; init; }
 }
 
 public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
@@ -25,12 +21,6 @@ public sealed class InfoCommand(IAnsiConsole console) : Command<InfoSettings>
     {
         var fix = TorchRuntime.NativeFix;
         TorchRuntime.Initialize(settings.Threads);
-        if (settings.ProbePointwise)
-        {
-            Pointwise.ProbeInProcess();
-            console.WriteLine(Pointwise.ProbePassed);
-            return 0;
-        }
         torch.Device device;
         try { device = TorchRuntime.ResolveDevice(settings.Device); }
         catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }

@@ -61,7 +61,7 @@ public sealed class ExportSettings : GlobalSettings
         ResolvedFormat is not ("onnx" or "pytorch") ? ValidationResult.Error($"--format {Format}: expected onnx or pytorch") : base.Validate();
 }
 
-/// <summary>H2T.NET -> ONNX (<see cref="H2T.Export.OnnxExporter"/>) or PyTorch (torch.load gives {state_dict_model,
+/// <summary>H2T.NET -> ONNX (<see cref="H2T.Onnx.OnnxExporter"/>) or PyTorch (torch.load gives {state_dict_model,
 /// state_dict_classifier, epoch, best_acc1, h2t_meta}).</summary>
 public sealed class ExportCommand(IAnsiConsole console) : Command<ExportSettings>
 {
@@ -73,8 +73,8 @@ public sealed class ExportCommand(IAnsiConsole console) : Command<ExportSettings
         var output = settings.Out ?? Path.ChangeExtension(settings.Source, onnx ? ".onnx" : ".pth");
         if (onnx)
         {
-            var r = CommandSupport.Train(() => H2T.Export.OnnxExporter.Export(settings.Source, output));
-            console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (ONNX opset {H2T.Export.OnnxExporter.Opset}, {r.Nodes} nodes, {r.Bytes / 1e6:F1} MB; input 'image' float32 [[batch, C, H, W]] in [[0, 1]]; outputs 'logits', 'probabilities')");
+            var r = CommandSupport.Train(() => H2T.Onnx.OnnxExporter.Export(settings.Source, output));
+            console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (ONNX opset {H2T.Onnx.OnnxExporter.Opset}, {r.Nodes} nodes, {r.Bytes / 1e6:F1} MB; input 'image' float32 [[batch, C, H, W]] in [[0, 1]]; outputs 'logits', 'probabilities')");
             console.MarkupLineInterpolated($"next: h2t predict --onnx {output} IMAGES...");
             return 0;
         }

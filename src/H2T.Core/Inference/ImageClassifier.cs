@@ -2,6 +2,7 @@ using H2T.Runs;
 using H2T.Data;
 using H2T.Evaluation;
 using H2T.Models;
+using H2T.Runtime;
 using H2T.Settings;
 
 namespace H2T.Inference;
@@ -44,7 +45,7 @@ public sealed class ImageClassifier : IDisposable
         {
             if (options.Engine == InferenceEngine.TorchSharp)
                 throw new ConfigException($"{path}: an ONNX model runs on ONNX Runtime only (engine torchsharp is for H2T.NET checkpoints)", "engine");
-            return new ImageClassifier(new OnnxModelRunner(path, options.Threads));
+            return new ImageClassifier(RequireOnnxRuntime(path).Open(path, options.Threads));
         }
         var meta = Checkpoint.ReadMeta(path);
         var engine = options.Engine ?? EngineFor(meta.Architecture, options.Precision ?? ComputeNames.Recorded(meta.Precision, path));
@@ -52,17 +53,24 @@ public sealed class ImageClassifier : IDisposable
         // ONNX Runtime asked for by name runs the fp32 export whatever the checkpoint trained in; bf16 asked for with it is refused.
         if (options.Precision is { } asked && asked != ComputePrecision.Fp32)
             throw new ConfigException($"{path}: ONNX Runtime runs the fp32 export; {MixedPrecision.Name(asked)} runs on TorchSharp (--engine torchsharp, or --precision fp32)", "engine");
-        return new ImageClassifier(OnnxModelRunner.FromCheckpoint(path, options.Threads));
+        return new ImageClassifier(RequireOnnxRuntime(path).FromCheckpoint(path, options.Threads));
     }
 
     /// <summary>
-    /// What <c>auto</c> runs a checkpoint on: ONNX Runtime for the ImageNet ResNets in fp32, whose forward it runs 1.8x
-    /// to 1.95x faster than libtorch even with BatchNorm folded on both sides (docs/performance.md, "Inference": the gap
-    /// is in libtorch's convolutions); TorchSharp for the CIFAR ResNets (the two are level there) and for bf16, which
-    /// the export does not carry.
+    /// What <c>auto</c> runs a checkpoint on: ONNX Runtime for the ImageNet ResNets in fp32 when the application
+    /// references H2T.Onnx, where it is the faster (docs/performance.md, "Inference": the gap is in libtorch's
+    /// convolutions); TorchSharp for the CIFAR ResNets (the two are level there), for bf16, which the export does not
+    /// carry, and without H2T.Onnx.
     /// </summary>
     public static InferenceEngine EngineFor(string architecture, ComputePrecision precision) =>
-        precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
+        precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) && OnnxRuntime.Value is not null
+            ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
+
+    static readonly Lazy<IOnnxRuntimeEngine?> OnnxRuntime =
+        new(() => OptionalPackage.Find<IOnnxRuntimeEngine>(OptionalPackage.Onnx, "H2T.Onnx.OnnxRuntimeEngine"));
+
+    static IOnnxRuntimeEngine RequireOnnxRuntime(string path) => OnnxRuntime.Value
+        ?? throw new ConfigException($"{path}: {OptionalPackage.Missing(OptionalPackage.Onnx, "ONNX Runtime")}", "engine");
 
     /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX Runtime.</summary>
     static bool IsCheckpoint(string path)

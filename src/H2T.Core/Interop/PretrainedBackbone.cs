@@ -1,15 +1,15 @@
 using H2T.Data;
 using H2T.Models;
 using H2T.Settings;
-using Onnx;
+using H2T.Runtime;
 using static TorchSharp.torch;
 
 namespace H2T.Interop;
 
 /// <summary>
-/// Where pretrained weights come from and what input they expect: a name (<see cref="Names"/>: the ImageNet ResNet-18
+/// Where pretrained weights come from and what input they expect: a name (<see cref="PretrainedBackbone.Names"/>: the ImageNet ResNet-18
 /// that arrives with the <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> NuGet package this library references), an
-/// ONNX model of a ResNet (<see cref="OnnxResNetReader"/>), or a <c>torch.save</c> file (torchvision's state dicts, any
+/// ONNX model of a ResNet (with the H2T.Onnx package: <see cref="IOnnxWeights"/>), or a <c>torch.save</c> file (torchvision's state dicts, any
 /// layout <see cref="PyTorchWeights"/> reads).
 /// </summary>
 public sealed record PretrainedSource(string Given, string Path, string Kind, string? Architecture, Normalization? Norm, int[]? ChannelOrder, string Origin)
@@ -54,24 +54,13 @@ public static class PretrainedBackbone
             throw new ConfigException($"pretrained: {given}: file not found (expected {Names.Expected})");
         if (SafeTensors.LooksLikeSafeTensors(given))
             return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "safetensors", null, null, null, "safetensors file");
-        if (OnnxResNetReader.LooksLikeOnnx(given))
-        {
-            var model = OnnxResNetReader.Parse(given);
-            if (model.ProducerName.StartsWith("CNTK", StringComparison.OrdinalIgnoreCase))
-            {
-                // CNTK's exports take the featurizer's preprocessing, which ships as its own graph beside the model.
-                var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(given))!;
-                var prep = new[] { System.IO.Path.Combine(dir, "ResNetPreprocess.onnx"), System.IO.Path.Combine(dir, "..", "ResNetPrepOnnx", "ResNetPreprocess.onnx") }.FirstOrDefault(File.Exists)
-                    ?? throw new ConfigException($"pretrained: {given}: a CNTK model needs its preprocessing graph (ResNetPreprocess.onnx beside it or in ../ResNetPrepOnnx/), which says its channel order and mean; or use --pretrained mlnet:resnet18");
-                var (order, norm) = ReadCntkPreprocessing(prep);
-                return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null, norm, order, $"{model.ProducerName} {model.ProducerVersion} ONNX, preprocessing from {System.IO.Path.GetFullPath(prep)}");
-            }
-            // The graph's own input map (our exports carry it), else ImageNet's: torch exports of torchvision have none.
-            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "onnx", null,
-                OnnxResNetReader.InputTransformOf(given, model) ?? Normalization.ImageNet, null, $"{model.ProducerName} {model.ProducerVersion} ONNX".Trim());
-        }
         if (!TorchSaveReader.LooksLikeTorchSave(given))
+        {
+            if (Onnx is { } onnx && onnx.LooksLikeOnnx(given)) return onnx.Resolve(given);
+            if (Onnx is null && given.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+                throw new ConfigException($"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
             throw new ConfigException($"pretrained: {given}: neither ONNX, safetensors nor a torch.save file (expected {Names.Expected})");
+        }
         return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "torch.save", null, null, null, "torch.save file");
     }
 
@@ -95,7 +84,7 @@ public static class PretrainedBackbone
             throw new ConfigException($"pretrained: {source.Given} is a {arch}; the backbone is {backbone.Architecture}: pass --backbone {arch}");
         return source.Kind switch
         {
-            "onnx" => LoadOnnx(source, backbone, numClasses),
+            "onnx" => RequireOnnx(source.Given).Load(source, backbone, numClasses),
             "safetensors" => LoadSafeTensors(source, backbone, numClasses),
             _ => LoadTorch(source.Path, backbone, numClasses),
         };
@@ -145,38 +134,24 @@ public static class PretrainedBackbone
         return lines;
     }
 
-    static List<string> LoadOnnx(PretrainedSource source, Backbone backbone, int numClasses)
-    {
-        using var onnx = OnnxResNetReader.Read(source.Path);
-        if (!string.Equals(onnx.Architecture, backbone.Architecture, StringComparison.OrdinalIgnoreCase))
-            throw new ConfigException($"pretrained: {source.Given} is a {onnx.Architecture} (blocks {OnnxResNetReader.Describe(onnx.Blocks)}); " +
-                $"the backbone is {backbone.Architecture}: pass --backbone {onnx.Architecture}");
-        if (source.Reordered)
-        {
-            // Our network takes RGB: the first convolution's input channels are put in the file's order once, exactly.
-            var w = onnx.Backbone["conv1.weight"];
-            var inverse = new long[source.ChannelOrder!.Length];
-            for (int j = 0; j < inverse.Length; j++) inverse[source.ChannelOrder[j]] = j;
-            using var index = tensor(inverse);
-            onnx.Backbone["conv1.weight"] = w.index_select(1, index);
-            w.Dispose();
-        }
-        var lines = new List<string> { $"pretrained: {source.Given} -> {source.Path} ({source.Origin}; {onnx.Architecture}, blocks {OnnxResNetReader.Describe(onnx.Blocks)})" };
-        lines.AddRange(StateDictLoader.Load(source.Path, "pretrained backbone", onnx.Backbone, backbone).Lines());
-        if (source.Reordered) lines.Add($"pretrained: the network was trained on channels in the order [{string.Join(", ", source.ChannelOrder!.Select(c => "RGB"[c]))}]; its first convolution is reordered to take RGB");
-        lines.AddRange(onnx.Notes.Select(n => "pretrained: " + n));
-        lines.Add($"pretrained: the classifier is initialised afresh for {numClasses} classes");
-        return lines;
-    }
-
     static PretrainedSource MlNetResNet18(string given)
     {
+        var onnx = RequireOnnx(given);
         var model = Locate(MlNetModel);
         var prep = Locate(MlNetPreprocess);
-        var (order, norm) = ReadCntkPreprocessing(prep);
+        var (order, norm) = onnx.ReadCntkPreprocessing(prep);
         return new PretrainedSource(given, model, "onnx", "resnet18_cntk", norm, order,
             $"NuGet {MlNetPackage} {MlNetVersion}, CNTK 2.6 ONNX; preprocessing from {System.IO.Path.GetFileName(prep)}");
     }
+
+    /// <summary>ONNX weights, when the application references H2T.Onnx.</summary>
+    static IOnnxWeights? Onnx => OnnxWeights.Value;
+
+    static readonly Lazy<IOnnxWeights?> OnnxWeights =
+        new(() => OptionalPackage.Find<IOnnxWeights>(OptionalPackage.Onnx, "H2T.Onnx.OnnxWeights"));
+
+    static IOnnxWeights RequireOnnx(string given) => Onnx
+        ?? throw new ConfigException($"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
 
     /// <summary>The package file copied next to the application at build time, else the restored package in the NuGet cache.</summary>
     static string Locate(string inPackage)
@@ -191,37 +166,23 @@ public static class PretrainedBackbone
                                          $"Microsoft.ML.DnnImageFeaturizer.ResNet18 {MlNetVersion}, which this repository's build restores and copies; a project of yours that uses H2T.Core from NuGet adds " +
                                          $"<PackageDownload Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" Version=\"[{MlNetVersion}]\" /> to restore it");
     }
+}
 
-    /// <summary>
-    /// CNTK's preprocessing graph: Split the RGB input by channel, Concat in the network's order, Sub a mean image (the
-    /// input in 0..255). Returns the order (network channel j is RGB channel order[j]) and, in our terms, the
-    /// normalisation: the mean image's per-channel means / 255 on RGB, std 1 / 255 (there is no division).
-    /// </summary>
-    internal static (int[] Order, Normalization Norm) ReadCntkPreprocessing(string path)
-    {
-        var g = OnnxResNetReader.Parse(path).Graph;
-        var split = g.Node.FirstOrDefault(n => n.OpType == "Split");
-        var concat = g.Node.FirstOrDefault(n => n.OpType == "Concat");
-        var sub = g.Node.FirstOrDefault(n => n.OpType == "Sub");
-        if (split is null || concat is null || sub is null)
-            throw new DataFormatException($"{path}: expected CNTK's preprocessing (Split, Concat, Sub of a mean image); found {string.Join(", ", g.Node.Select(n => n.OpType))}");
-        var order = concat.Input.Select(i => split.Output.IndexOf(i)).ToArray();
-        if (order.Length != 3 || order.Any(o => o < 0) || order.Distinct().Count() != 3)
-            throw new DataFormatException($"{path}: the Concat does not reorder the Split's three channels");
-        var meanName = sub.Input[1];
-        var mean = g.Initializer.FirstOrDefault(t => t.Name == meanName)
-            ?? throw new DataFormatException($"{path}: the Sub's second input '{meanName}' is not an initializer");
-        if (!sub.Input[0].Equals(concat.Output[0], StringComparison.Ordinal) || concat.Attribute.FirstOrDefault(a => a.Name == "axis")?.I != 1)
-            throw new DataFormatException($"{path}: expected the Sub to take the channel Concat (axis 1) of the Split input");
-        var values = OnnxResNetReader.FloatsOf(mean);
-        long perChannel = values.Length / 3;
-        var rgbMean = new float[3];
-        for (int j = 0; j < 3; j++)
-        {
-            double sum = 0;
-            for (long i = 0; i < perChannel; i++) sum += values[j * perChannel + i];
-            rgbMean[order[j]] = (float)(sum / perChannel / 255.0);
-        }
-        return (order, new Normalization(rgbMean, [1f / 255, 1f / 255, 1f / 255]));
-    }
+/// <summary>
+/// ONNX weights in: what the H2T.Onnx package adds to <see cref="PretrainedBackbone"/> (ONNX models are protobuf,
+/// which the core does not read).
+/// </summary>
+public interface IOnnxWeights
+{
+    /// <summary>Whether <paramref name="path"/> is an ONNX model (by name or its first byte).</summary>
+    bool LooksLikeOnnx(string path);
+
+    /// <summary>An ONNX ResNet file as a source, with the input map it expects.</summary>
+    PretrainedSource Resolve(string given);
+
+    /// <summary>CNTK's preprocessing graph: the channel order and the normalisation, in our terms.</summary>
+    (int[] Order, Normalization Norm) ReadCntkPreprocessing(string path);
+
+    /// <summary>Loads an ONNX source's backbone weights; returns the lines that say what was loaded.</summary>
+    IReadOnlyList<string> Load(PretrainedSource source, Backbone backbone, int numClasses);
 }

@@ -5,7 +5,7 @@ namespace H2T.Losses;
 /// <summary>
 /// Mixup (Zhang et al., ICLR 2018) as the long-tail references use it: one lam ~ Beta(alpha, alpha) and one
 /// permutation per batch; x~ = lam x + (1 - lam) x[perm]; loss = lam L(y) + (1 - lam) L(y[perm])
-/// (<see cref="ClassificationLoss.ForwardMixed"/>).
+/// (<c>ClassificationLoss.ForwardMixed</c>).
 /// </summary>
 public static class Mixup
 {

@@ -58,10 +58,10 @@ public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeigh
 /// <summary>
 /// RIDE's loss (Wang et al., ICLR 2021), per expert e with logits z_e (already scaled by s, see <see cref="RideHead"/>):
 /// LDAM cross-entropy CE(z_e - s * m_y * onehot(y)) with margins m_c proportional to n_c^(-1/4) (largest
-/// <paramref name="maxMargin"/>) and, from the DRW epoch on, class-balanced weights; plus the diversity term
-/// lambda * T^2 * KL(softmax(mean_e z / T) || softmax(z_e / T)) (batch mean), lambda = <paramref name="diversityFactor"/>
+/// <c>maxMargin</c>) and, from the DRW epoch on, class-balanced weights; plus the diversity term
+/// lambda * T^2 * KL(softmax(mean_e z / T) || softmax(z_e / T)) (batch mean), lambda = <c>diversityFactor</c>
 /// (negative: rewards disagreement with the ensemble). From the DRW epoch on the temperature is per class,
-/// T_c = T0 * w_c with w_c = (C f_c r + 1 - r) / max (f_c the class frequency, r = <paramref name="reweightFactor"/>),
+/// T_c = T0 * w_c with w_c = (C f_c r + 1 - r) / max (f_c the class frequency, r = <c>reweightFactor</c>),
 /// and T^2 is the mean of T_c squared. The experts' losses add up.
 /// </summary>
 public sealed class RideLoss : MultiExpertLoss
@@ -141,8 +141,8 @@ public sealed class RideLoss : MultiExpertLoss
 /// sums each branch's cross-entropy (-log(softmax + 1e-7) at the target) over the samples it covers (head branch:
 /// all; medium branch: medium and tail classes; tail branch: tail classes) and divides by the number of covered
 /// (sample, branch) pairs; the fusion term is the cross-entropy of the summed logits. Loss = beta * individual +
-/// (1 - beta) * fusion. Medium and tail are class ranks by training count (rank &gt;= <paramref name="mediumStart"/>,
-/// &gt;= <paramref name="tailStart"/>), as the reference's index ranges over count-sorted CIFAR classes.
+/// (1 - beta) * fusion. Medium and tail are class ranks by training count (rank &gt;= <c>mediumStart</c>,
+/// &gt;= <c>tailStart</c>), as the reference's index ranges over count-sorted CIFAR classes.
 /// </summary>
 public sealed class ResLtLoss : MultiExpertLoss
 {

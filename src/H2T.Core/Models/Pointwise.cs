@@ -45,7 +45,12 @@ public static class Pointwise
     public const string ProbePassed = "pointwise probe: oneDNN 1x1 convolutions ran";
 
     static readonly Lazy<PointwiseChoice> Decision = new(
-        () => Decide(Environment.GetEnvironmentVariable(EnvironmentVariable), CachePath, LocateCli()), LazyThreadSafetyMode.ExecutionAndPublication);
+        () => Decide(Environment.GetEnvironmentVariable(EnvironmentVariable), CachePath, ProbeCommand()),
+        LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Set in the probe's child: the library's startup hook runs the probe and exits before the
+    /// application's Main.</summary>
+    internal const string ProbeChildVariable = "H2T_POINTWISE_PROBE";
 
     /// <summary>This process's choice, decided on first use (by the environment, the cache file or a probe).</summary>
     public static PointwiseChoice Choice => Decision.Value;
@@ -88,7 +93,7 @@ public static class Pointwise
     }
 
     /// <summary>
-    /// The probe itself, run in the child (<c>h2t info --probe-pointwise</c>): oneDNN's 1x1 convolutions of a
+    /// The probe itself, run in the child (<see cref="ProbeCommand"/>): oneDNN's 1x1 convolutions of a
     /// ResNet-50 bottleneck and its downsampling, forward and backward, fp32 and bf16, both layouts. On an affected
     /// machine this does not return: the process dies.
     /// </summary>
@@ -115,9 +120,9 @@ public static class Pointwise
     }
 
     /// <summary>The choice: <paramref name="forced"/> (the environment variable's value) if set, else the record in
-    /// <paramref name="cachePath"/> for this machine and build, else a probe through <paramref name="cli"/> (h2t.dll),
+    /// <paramref name="cachePath"/> for this machine and build, else a probe run as <paramref name="probe"/> says,
     /// whose answer is then written there.</summary>
-    internal static PointwiseChoice Decide(string? forced, string cachePath, string? cli)
+    internal static PointwiseChoice Decide(string? forced, string cachePath, ProcessStartInfo? probe)
     {
         switch (forced)
         {
@@ -128,26 +133,52 @@ public static class Pointwise
         var (cpu, machine, library) = (CpuFeatures.Host.Key, Environment.MachineName, PrecisionCalibration.LibraryVersion);
         var cached = ReadCache(cachePath).LastOrDefault(r => r.Cpu == cpu && r.Machine == machine && r.Library == library);
         if (cached is not null) return new(cached.Gemm, $"{cached.Why} (probed {cached.Probed:yyyy-MM-dd}, {cachePath})");
-        if (cli is null)
-            return new(false, $"not probed: no h2t.dll beside the library to probe with; set {EnvironmentVariable}=gemm if 1x1 convolutions kill the process with SIGFPE");
-        var result = RunProbe(cli);
+        if (probe is null)
+            return new(false, "not probed: this process cannot be re-entered (no managed entry assembly); " +
+                $"set {EnvironmentVariable}=gemm if 1x1 convolutions kill the process with SIGFPE");
+        var result = RunProbe(probe);
         if (result is null) return new(false, "the probe did not finish in 120 s; not cached, probed again next time");
         WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library, Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
         return result;
     }
 
-    static string? LocateCli() => new[] { AppContext.BaseDirectory, Path.GetDirectoryName(typeof(Pointwise).Assembly.Location) ?? "" }
-        .Select(d => Path.Combine(d, "h2t.dll")).FirstOrDefault(File.Exists);
-
-    static PointwiseChoice? RunProbe(string cli)
+    /// <summary>
+    /// The probe's child: this very application started again, with this library as a .NET startup hook
+    /// (<c>DOTNET_STARTUP_HOOKS</c>) that runs the probe and exits before the application's Main. So any program that
+    /// references the library probes with its own runtime and dependencies, and no other executable is needed. Null
+    /// when there is no managed entry assembly to start again.
+    /// </summary>
+    internal static ProcessStartInfo? ProbeCommand()
     {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h
-            : Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(cli);
-        psi.ArgumentList.Add("info");
-        psi.ArgumentList.Add("--probe-pointwise");
+        var entry = System.Reflection.Assembly.GetEntryAssembly()?.Location;
+        var library = typeof(Pointwise).Assembly.Location;
+        if (string.IsNullOrEmpty(entry) || string.IsNullOrEmpty(library) || Environment.ProcessPath is not { } process)
+            return null;
+        var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(process) == "dotnet")
+        {
+            // dotnet app.dll, or a test host's dotnet exec: the application's own runtime config and dependencies.
+            psi.FileName = process;
+            psi.ArgumentList.Add("exec");
+            var deps = (AppContext.GetData("APP_CONTEXT_DEPS_FILES") as string)?.Split(';')[0];
+            if (deps is { Length: > 0 } && File.Exists(deps))
+            {
+                var config = deps[..^".deps.json".Length] + ".runtimeconfig.json";
+                if (File.Exists(config)) { psi.ArgumentList.Add("--runtimeconfig"); psi.ArgumentList.Add(config); }
+                psi.ArgumentList.Add("--depsfile");
+                psi.ArgumentList.Add(deps);
+            }
+            psi.ArgumentList.Add(entry);
+        }
+        else psi.FileName = process; // an application host (apphost or self-contained): itself, without arguments
+        psi.Environment["DOTNET_STARTUP_HOOKS"] = library;
+        psi.Environment[ProbeChildVariable] = "run";
         psi.Environment[EnvironmentVariable] = "conv";
+        return psi;
+    }
+
+    static PointwiseChoice? RunProbe(ProcessStartInfo psi)
+    {
         using var child = Process.Start(psi)!;
         var stdout = child.StandardOutput.ReadToEndAsync();
         var stderr = child.StandardError.ReadToEndAsync();

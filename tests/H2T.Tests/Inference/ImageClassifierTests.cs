@@ -1,5 +1,5 @@
 using H2T.Data;
-using H2T.Export;
+using H2T.Onnx;
 using H2T.Inference;
 using H2T.Tests.Data;
 using SkiaSharp;

@@ -78,19 +78,21 @@ public sealed class PointwiseTests
     {
         using var dir = new TempDir();
         var cache = Path.Combine(dir.Path, "pointwise-probe.json");
-        var cli = Path.Combine(AppContext.BaseDirectory, "h2t.dll");
+        // The child is this test host re-entered with the library as its startup hook: no h2t.dll is involved.
+        var probe = Pointwise.ProbeCommand();
+        Assert.NotNull(probe);
+        Assert.DoesNotContain(probe.ArgumentList, a => a.EndsWith("h2t.dll", StringComparison.Ordinal));
+        Assert.Equal(typeof(Pointwise).Assembly.Location, probe.Environment["DOTNET_STARTUP_HOOKS"]);
 
         // What the child itself does on this machine: exit 0 with the pass line, or die (SIGFPE on an affected one).
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { cli, "info", "--probe-pointwise" }) psi.ArgumentList.Add(a);
-        using var child = Process.Start(psi)!;
+        using var child = Process.Start(Pointwise.ProbeCommand()!)!;
         var stdout = child.StandardOutput.ReadToEndAsync();
         _ = child.StandardError.ReadToEndAsync();
         using (var limit = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
             await child.WaitForExitAsync(limit.Token);
         var convolutionRuns = child.ExitCode == 0 && (await stdout).Contains(Pointwise.ProbePassed, StringComparison.Ordinal);
 
-        var first = Pointwise.Decide(null, cache, cli);
+        var first = Pointwise.Decide(null, cache, Pointwise.ProbeCommand());
         Assert.Equal(!convolutionRuns, first.Gemm);
         Assert.Contains(convolutionRuns ? "the probe ran" : "killed the probe", first.Why, StringComparison.Ordinal);
         var record = Assert.Single(Pointwise.ReadCache(cache));
@@ -98,22 +100,23 @@ public sealed class PointwiseTests
         Assert.Equal(Environment.MachineName, record.Machine);
         Assert.Equal(first.Gemm, record.Gemm);
 
-        // The second decision reads the record: no child (none could be started from a missing h2t.dll).
-        var second = Pointwise.Decide(null, cache, Path.Combine(dir.Path, "missing", "h2t.dll"));
+        // The second decision reads the record: no child (none could be started from a missing program).
+        var second = Pointwise.Decide(null, cache, new ProcessStartInfo(Path.Combine(dir.Path, "missing", "program")));
         Assert.Equal(first.Gemm, second.Gemm);
         Assert.Contains($"probed {record.Probed:yyyy-MM-dd}, {cache}", second.Why, StringComparison.Ordinal);
 
-        // Another build's record does not count; without h2t.dll to probe with, the convolution is kept and the way out named.
+        // Another build's record does not count; without a process to re-enter, the convolution is kept and the way
+        // out named.
         var stale = Path.Combine(dir.Path, "stale.json");
         File.WriteAllText(stale, File.ReadAllText(cache).Replace(record.Library, "another-build", StringComparison.Ordinal));
-        var unprobed = Pointwise.Decide(null, stale, cli: null);
+        var unprobed = Pointwise.Decide(null, stale, probe: null);
         Assert.False(unprobed.Gemm);
         Assert.Contains($"set {Pointwise.EnvironmentVariable}=gemm", unprobed.Why, StringComparison.Ordinal);
 
         // The environment variable wins, and a wrong value is named.
-        Assert.True(Pointwise.Decide("gemm", cache, cli).Gemm);
-        Assert.False(Pointwise.Decide("conv", cache, cli).Gemm);
-        var e = Assert.Throws<ConfigException>(() => Pointwise.Decide("fast", cache, cli));
+        Assert.True(Pointwise.Decide("gemm", cache, null).Gemm);
+        Assert.False(Pointwise.Decide("conv", cache, null).Gemm);
+        var e = Assert.Throws<ConfigException>(() => Pointwise.Decide("fast", cache, null));
         Assert.Contains("H2T_POINTWISE=fast: expected gemm or conv", e.Message, StringComparison.Ordinal);
     }
 }

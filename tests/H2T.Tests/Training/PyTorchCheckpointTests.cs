@@ -9,7 +9,7 @@ using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 using H2T.Tests.Cli;
 using H2T.Tests.Data;
-using H2T.Tests.Export;
+using H2T.Tests.Onnx;
 using H2T.Tests.Inference;
 using H2T.Tests.Interop;
 

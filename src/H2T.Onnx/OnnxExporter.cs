@@ -2,10 +2,10 @@ using Google.Protobuf;
 using H2T.Runs;
 using H2T.Models;
 using Onnx;
-using static H2T.Export.OnnxGraph;
+using static H2T.Onnx.OnnxGraph;
 using static TorchSharp.torch;
 
-namespace H2T.Export;
+namespace H2T.Onnx;
 
 /// <summary>What an export wrote.</summary>
 public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int Initializers, string Input, IReadOnlyList<string> Outputs);

@@ -1,3 +1,4 @@
+using H2T.Interop;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
@@ -5,7 +6,7 @@ using H2T.Data;
 using Onnx;
 using static TorchSharp.torch;
 
-namespace H2T.Interop;
+namespace H2T.Onnx;
 
 /// <summary>The backbone weights of a ResNet-family ONNX model, under our (torchvision's) state-dict names.</summary>
 public sealed class OnnxResNet : IDisposable

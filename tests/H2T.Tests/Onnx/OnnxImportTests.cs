@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using H2T.Data;
-using H2T.Export;
+using H2T.Onnx;
 using H2T.Inference;
 using H2T.Interop;
 using H2T.Models;
@@ -14,7 +14,9 @@ using Xunit.Abstractions;
 using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
 
-namespace H2T.Tests.Interop;
+using H2T.Tests.Interop;
+
+namespace H2T.Tests.Onnx;
 
 /// <summary>
 /// Pretrained weights from ONNX graphs: the ImageNet ResNet-18 CNTK exported (ML.NET's NuGet package, restored by the

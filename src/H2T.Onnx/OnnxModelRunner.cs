@@ -1,10 +1,11 @@
+using H2T.Inference;
 using H2T.Settings;
 using H2T.Runs;
 using H2T.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
-namespace H2T.Inference;
+namespace H2T.Onnx;
 
 /// <summary>
 /// An exported model run by ONNX Runtime. Touches no TorchSharp type, so libtorch is never loaded. Pixels become
@@ -23,7 +24,7 @@ internal sealed class OnnxModelRunner : IModelRunner
         var onnx = Path.Combine(Path.GetTempPath(), $"h2t-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
         try
         {
-            try { H2T.Export.OnnxExporter.Export(checkpoint, onnx); }
+            try { OnnxExporter.Export(checkpoint, onnx); }
             catch (NotSupportedException e) { throw new ConfigException($"{checkpoint}: {e.Message}; run it on TorchSharp (--engine torchsharp)", "engine"); }
             return new OnnxModelRunner(onnx, threads, " (the checkpoint's fp32 export, made in memory)");
         }
@@ -71,4 +72,15 @@ internal sealed class OnnxModelRunner : IModelRunner
     }
 
     public void Dispose() => session.Dispose();
+}
+
+/// <summary>ONNX Runtime for <see cref="ImageClassifier"/>, which finds this class when the application references
+/// the package.</summary>
+public sealed class OnnxRuntimeEngine : IOnnxRuntimeEngine
+{
+    /// <inheritdoc/>
+    public IModelRunner Open(string onnxPath, int? threads) => new OnnxModelRunner(onnxPath, threads);
+
+    /// <inheritdoc/>
+    public IModelRunner FromCheckpoint(string checkpoint, int? threads) => OnnxModelRunner.FromCheckpoint(checkpoint, threads);
 }

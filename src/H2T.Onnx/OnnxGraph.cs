@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Onnx;
 
-namespace H2T.Export;
+namespace H2T.Onnx;
 
 /// <summary>
 /// A small writer for an ONNX graph over the schema classes OnnxSharp ships (protoc-generated for Google.Protobuf):

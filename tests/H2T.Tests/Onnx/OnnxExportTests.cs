@@ -1,5 +1,5 @@
 using H2T.Runs;
-using H2T.Export;
+using H2T.Onnx;
 using H2T.Inference;
 using Xunit.Abstractions;
 using H2T.Tests.Cli;
@@ -8,7 +8,7 @@ using H2T.Tests.Inference;
 using H2T.Tests.Interop;
 using H2T.Tests.Training;
 
-namespace H2T.Tests.Export;
+namespace H2T.Tests.Onnx;
 
 /// <summary>
 /// Every backbone and classifier exported to ONNX and run by ONNX Runtime (Microsoft.ML.OnnxRuntime, a real runtime)
@@ -73,7 +73,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         var ckpt = InferenceFixtures.Checkpoint(dir.Path, "resnet8", "linear", seed: 3);
         var onnx = Path.Combine(dir.Path, "m.onnx");
         OnnxExporter.Export(ckpt, onnx);
-        var model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
+        var model = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
         Assert.Equal(OnnxExporter.Opset, model.OpsetImport.Single().Version);
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "BatchNormalization");
         var input = model.Graph.Input.Single();

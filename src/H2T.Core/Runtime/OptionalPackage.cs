@@ -1,0 +1,30 @@
+using System.Reflection;
+
+namespace H2T.Runtime;
+
+/// <summary>
+/// A package of this project that the core uses when the application references it, and does without when it does
+/// not: H2T.Onnx (ONNX weights in, ONNX Runtime inference). The core never references it at compile time, so
+/// dependencies point one way; the package is found by name in the application's own dependencies.
+/// </summary>
+public static class OptionalPackage
+{
+    /// <summary>The ONNX package's assembly name, as its project and package are called.</summary>
+    public const string Onnx = "H2T.Onnx";
+
+    /// <summary>A new <typeparamref name="T"/> made by <paramref name="typeName"/>'s parameterless constructor in
+    /// <paramref name="assembly"/>, or null when the application does not reference that assembly.</summary>
+    public static T? Find<T>(string assembly, string typeName) where T : class
+    {
+        Assembly loaded;
+        try { loaded = Assembly.Load(new AssemblyName(assembly)); }
+        catch (FileNotFoundException) { return null; }
+        var type = loaded.GetType(typeName, throwOnError: true)!;
+        return (T)Activator.CreateInstance(type)!;
+    }
+
+    /// <summary>What to do when <paramref name="feature"/> needs <paramref name="assembly"/> and it is absent.</summary>
+    public static string Missing(string assembly, string feature) =>
+        $"{feature} needs the {assembly} package, which this application does not reference: " +
+        $"add <PackageReference Include=\"{assembly}\" /> (the h2t tool has it)";
+}
