@@ -1,3 +1,4 @@
+using H2T.Settings;
 using System.Diagnostics;
 using H2T.Models;
 using static TorchSharp.torch;
@@ -46,7 +47,7 @@ public static class LayoutBench
     static (double TrainMs, double ForwardMs) Once(int depth, int channels, int size, bool channelsLast)
     {
         manual_seed(0);
-        using var backbone = new ResNetCifar(depth, channels) { ChannelsLast = channelsLast };
+        using var backbone = new ResNetCifar(depth, channels) { Compute = new(Layout: channelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw) };
         using var head = new LinearHead(64, 10);
         using var opt = optim.SGD(backbone.parameters().Concat(head.parameters()), 0.1, momentum: 0.9, weight_decay: 2e-4);
         using var x = randn(128, channels, size, size);

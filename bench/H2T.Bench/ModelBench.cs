@@ -11,7 +11,7 @@ public static class ModelBench
     public static object ResNet32Step(int channels, int size, int warmup = 5, int iters = 20, ComputePrecision precision = ComputePrecision.Fp32)
     {
         manual_seed(0);
-        using var backbone = new ResNetCifar(32, channels) { Precision = precision };
+        using var backbone = new ResNetCifar(32, channels) { Compute = new(precision) };
         using var head = new LinearHead(backbone.FeatureChannels, 10);
         using var opt = optim.SGD(backbone.parameters().Concat(head.parameters()), 0.1, momentum: 0.9, weight_decay: 2e-4);
         using var x = randn(128, channels, size, size);

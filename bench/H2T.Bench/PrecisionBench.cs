@@ -76,8 +76,7 @@ public static class PrecisionBench
         var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, s2, splits, new RunFolder(Path.Combine(dir, "s2")), CPU, new SilentObserver());
         f[$"ours {name} stage1 img/s"] = m1.Epochs[^1].ImagesPerSecond;
         f[$"ours {name} stage2 img/s"] = m2.Epochs[^1].ImagesPerSecond;
-        using var models = Checkpoint.Open(run1.LastCheckpoint);
-        models.Backbone.Precision = precision;
+        using var models = Checkpoint.Open(run1.LastCheckpoint, precision: precision);
         using var test = Evaluator.TestLoader(splits, 256, CPU);
         Evaluator.Evaluate(models.Backbone, models.Head, test, splits.NumClasses, splits.Groups); // warm
         var sw = Stopwatch.StartNew();

@@ -96,8 +96,7 @@ public static class PredictBench
     /// <summary>What <c>h2t eval</c> does per image: the data loader (decoding on its threads, prefetch 2) and the folded forward.</summary>
     static double EvalPath(string ckpt, string[] paths, int[] labels, ImagePreprocessing pre, int batch, ComputePrecision precision)
     {
-        using var models = Checkpoint.Open(ckpt);
-        models.Backbone.Precision = precision;
+        using var models = Checkpoint.Open(ckpt, precision: precision);
         var source = new FileImageSource(paths, labels, pre.Plan);
         var splits = new DatasetSplits
         {

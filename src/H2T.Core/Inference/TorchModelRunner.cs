@@ -24,10 +24,9 @@ internal sealed class TorchModelRunner : IModelRunner
     {
         TorchRuntime.Initialize(threads);
         Card = ModelCard.FromCheckpoint(checkpoint);
-        models = Checkpoint.Open(checkpoint);
+        models = Checkpoint.Open(checkpoint, precision: precision);
         try
         {
-            if (precision is { } asked) models.Backbone.Precision = asked;
             models.Backbone.eval();
             models.Head.eval();
             using (no_grad()) folded = models.Backbone.FoldedForInference();

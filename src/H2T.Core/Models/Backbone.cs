@@ -17,17 +17,23 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     public abstract string Architecture { get; }
 
     /// <summary>
-    /// Whether <c>forward</c> turns its input channels-last first, so every feature map after it is channels-last
-    /// (<see cref="MemoryLayout"/>). Channels-last by default; trainers set it from the run config
-    /// (<c>memory_layout</c>) and checkpoints record it. The maps' values do not depend on it beyond float rounding.
+    /// The arithmetic and the memory layout the backbone computes in, fixed when it is built: by the trainer from
+    /// the run config, or by <see cref="H2T.Runs.Checkpoint.Open"/> from what the checkpoint recorded (or what its
+    /// caller asked for). Nothing changes it afterwards.
     /// </summary>
-    public bool ChannelsLast { get; set; } = true;
+    public BackboneCompute Compute { get; init; } = BackboneCompute.Default;
+
+    /// <summary>
+    /// Whether <c>forward</c> turns its input channels-last first, so every feature map after it is channels-last
+    /// (<see cref="MemoryLayout"/>). The maps' values do not depend on it beyond float rounding.
+    /// </summary>
+    public bool ChannelsLast => Compute.ChannelsLast;
 
     /// <summary>
     /// The arithmetic of the forward pass (<see cref="MixedPrecision"/>): bf16 casts the input at the stem and
     /// the feature map back to fp32 at the end. Parameters and buffers stay fp32.
     /// </summary>
-    public ComputePrecision Precision { get; set; } = ComputePrecision.Fp32;
+    public ComputePrecision Precision => Compute.Precision;
 
     /// <summary>
     /// The first convolution, applied in this backbone's layout; every layer after it keeps that layout. The
@@ -99,4 +105,16 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
         using var scope = NewDisposeScope();
         return call(input).chunk(Experts, 1).Select(t => t.contiguous().MoveToOuterDisposeScope()).ToArray();
     }
+}
+
+/// <summary>A backbone's arithmetic and memory layout (<see cref="Backbone.Compute"/>): channels-last fp32 unless a
+/// run says otherwise.</summary>
+public sealed record BackboneCompute(
+    ComputePrecision Precision = ComputePrecision.Fp32, FeatureLayout Layout = FeatureLayout.ChannelsLast)
+{
+    /// <summary>fp32, channels-last: what a backbone computes in when nothing is asked.</summary>
+    public static BackboneCompute Default { get; } = new();
+
+    /// <summary>Whether the feature maps are channels-last.</summary>
+    public bool ChannelsLast => Layout == FeatureLayout.ChannelsLast;
 }

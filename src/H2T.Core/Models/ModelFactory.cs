@@ -3,38 +3,39 @@ namespace H2T.Models;
 /// <summary>Explicit tables of backbones and heads (no registration by side effect).</summary>
 public static class ModelFactory
 {
-    /// <summary>A backbone's constructor (by input channels) and its expert count, known without building it.</summary>
-    sealed record Entry(Func<int, Backbone> Make, int Experts = 1, bool ImageNet = false);
+    /// <summary>A backbone's constructor (by input channels and its compute) and its expert count, known without
+    /// building it.</summary>
+    sealed record Entry(Func<int, BackboneCompute, Backbone> Make, int Experts = 1, bool ImageNet = false);
 
     static readonly Dictionary<string, Entry> Backbones = new(StringComparer.OrdinalIgnoreCase)
     {
         // resnet8: one block per stage, a fifth of resnet32's compute; the fast demo's backbone.
-        ["resnet8"] = new(c => new ResNetCifar(8, c)),
-        ["resnet20"] = new(c => new ResNetCifar(20, c)),
-        ["resnet32"] = new(c => new ResNetCifar(32, c)),
-        ["resnet44"] = new(c => new ResNetCifar(44, c)),
-        ["resnet56"] = new(c => new ResNetCifar(56, c)),
-        ["resnet110"] = new(c => new ResNetCifar(110, c)),
+        ["resnet8"] = new((c, k) => new ResNetCifar(8, c) { Compute = k }),
+        ["resnet20"] = new((c, k) => new ResNetCifar(20, c) { Compute = k }),
+        ["resnet32"] = new((c, k) => new ResNetCifar(32, c) { Compute = k }),
+        ["resnet44"] = new((c, k) => new ResNetCifar(44, c) { Compute = k }),
+        ["resnet56"] = new((c, k) => new ResNetCifar(56, c) { Compute = k }),
+        ["resnet110"] = new((c, k) => new ResNetCifar(110, c) { Compute = k }),
         // Multi-expert CIFAR ResNets: RIDE (3 experts, shared stem and first stage) and ResLT (3 BN branches).
-        ["ride_resnet8"] = new(c => new RideResNetCifar(8, c), 3),
-        ["ride_resnet20"] = new(c => new RideResNetCifar(20, c), 3),
-        ["ride_resnet32"] = new(c => new RideResNetCifar(32, c), 3),
-        ["ride_resnet44"] = new(c => new RideResNetCifar(44, c), 3),
-        ["ride_resnet56"] = new(c => new RideResNetCifar(56, c), 3),
-        ["reslt_resnet8"] = new(c => new ResLtResNetCifar(8, c), 3),
-        ["reslt_resnet20"] = new(c => new ResLtResNetCifar(20, c), 3),
-        ["reslt_resnet32"] = new(c => new ResLtResNetCifar(32, c), 3),
-        ["reslt_resnet44"] = new(c => new ResLtResNetCifar(44, c), 3),
-        ["reslt_resnet56"] = new(c => new ResLtResNetCifar(56, c), 3),
-        ["resnet10"] = new(ResNetImageNet.ResNet10, ImageNet: true),
-        ["resnet18"] = new(ResNetImageNet.ResNet18, ImageNet: true),
-        ["resnet34"] = new(ResNetImageNet.ResNet34, ImageNet: true),
+        ["ride_resnet8"] = new((c, k) => new RideResNetCifar(8, c) { Compute = k }, 3),
+        ["ride_resnet20"] = new((c, k) => new RideResNetCifar(20, c) { Compute = k }, 3),
+        ["ride_resnet32"] = new((c, k) => new RideResNetCifar(32, c) { Compute = k }, 3),
+        ["ride_resnet44"] = new((c, k) => new RideResNetCifar(44, c) { Compute = k }, 3),
+        ["ride_resnet56"] = new((c, k) => new RideResNetCifar(56, c) { Compute = k }, 3),
+        ["reslt_resnet8"] = new((c, k) => new ResLtResNetCifar(8, c) { Compute = k }, 3),
+        ["reslt_resnet20"] = new((c, k) => new ResLtResNetCifar(20, c) { Compute = k }, 3),
+        ["reslt_resnet32"] = new((c, k) => new ResLtResNetCifar(32, c) { Compute = k }, 3),
+        ["reslt_resnet44"] = new((c, k) => new ResLtResNetCifar(44, c) { Compute = k }, 3),
+        ["reslt_resnet56"] = new((c, k) => new ResLtResNetCifar(56, c) { Compute = k }, 3),
+        ["resnet10"] = new((c, k) => ResNetImageNet.ResNet10(c, k), ImageNet: true),
+        ["resnet18"] = new((c, k) => ResNetImageNet.ResNet18(c, k), ImageNet: true),
+        ["resnet34"] = new((c, k) => ResNetImageNet.ResNet34(c, k), ImageNet: true),
         // CNTK's ImageNet ResNet-18 (ML.NET's DnnImageFeaturizer.ResNet18 package): 2, 2, 2, 3 blocks, "same" padding.
-        ["resnet18_cntk"] = new(ResNetImageNet.ResNet18Cntk, ImageNet: true),
-        ["resnet50"] = new(ResNetImageNet.ResNet50, ImageNet: true),
-        ["resnext50"] = new(ResNetImageNet.ResNeXt50, ImageNet: true),
-        ["resnext50_32x4d"] = new(ResNetImageNet.ResNeXt50, ImageNet: true),
-        ["resnet152"] = new(ResNetImageNet.ResNet152, ImageNet: true),
+        ["resnet18_cntk"] = new((c, k) => ResNetImageNet.ResNet18Cntk(c, k), ImageNet: true),
+        ["resnet50"] = new((c, k) => ResNetImageNet.ResNet50(c, k), ImageNet: true),
+        ["resnext50"] = new((c, k) => ResNetImageNet.ResNeXt50(c, k), ImageNet: true),
+        ["resnext50_32x4d"] = new((c, k) => ResNetImageNet.ResNeXt50(c, k), ImageNet: true),
+        ["resnet152"] = new((c, k) => ResNetImageNet.ResNet152(c, k), ImageNet: true),
     };
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
@@ -58,10 +59,10 @@ public static class ModelFactory
         name is null ? null : Heads.FirstOrDefault(h => string.Equals(h.Name, name.Trim(), StringComparison.OrdinalIgnoreCase)
                                                          || h.Aliases.Contains(name.Trim(), StringComparer.OrdinalIgnoreCase)).Name;
 
-    public static Backbone CreateBackbone(string name, int inChannels)
-    {
-        return Find(name).Make(inChannels);
-    }
+    /// <summary>The named backbone for <paramref name="inChannels"/> input channels, built in
+    /// <paramref name="compute"/> (default: fp32, channels-last).</summary>
+    public static Backbone CreateBackbone(string name, int inChannels, BackboneCompute? compute = null) =>
+        Find(name).Make(inChannels, compute ?? BackboneCompute.Default);
 
     /// <summary>How many experts (branches) the named backbone has: 3 for ride_* and reslt_*, else 1.</summary>
     public static int ExpertCount(string name) => Find(name).Experts;

@@ -112,7 +112,7 @@ public static class PrecisionCalibration
     {
         using var scope = NewDisposeScope();
         manual_seed(0);
-        using var backbone = new ResNetCifar(32, 3) { Precision = precision };
+        using var backbone = new ResNetCifar(32, 3) { Compute = new(precision) };
         using var head = new LinearHead(backbone.FeatureChannels, 10);
         var parameters = backbone.parameters().Concat(head.parameters()).ToList();
         using var sgd = optim.SGD(parameters, 0.01, 0.9);

@@ -79,7 +79,7 @@ public class ResNetCifar : Backbone
         var type = FoldedConv.TypeFor(Precision);
         var stem = FoldedConv.Of(conv1, bn1, type, stride: 1, padding: 1);
         var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold(type)).ToArray();
-        return new FoldedResNetCifar(Architecture, stem, blocks) { ChannelsLast = ChannelsLast, Precision = Precision };
+        return new FoldedResNetCifar(Architecture, stem, blocks) { Compute = Compute };
     }
 
     internal sealed record FoldedBlock(FoldedConv First, FoldedConv Second, bool Subsample, int Stride, int PadChannels);

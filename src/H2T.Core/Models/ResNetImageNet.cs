@@ -57,13 +57,20 @@ public sealed class ResNetImageNet : Backbone
         }
     }
 
-    public static ResNetImageNet ResNet10(int inChannels = 3) => new("resnet10", false, [1, 1, 1, 1], 1, 64, inChannels);
-    public static ResNetImageNet ResNet18(int inChannels = 3) => new("resnet18", false, [2, 2, 2, 2], 1, 64, inChannels);
-    public static ResNetImageNet ResNet34(int inChannels = 3) => new("resnet34", false, [3, 4, 6, 3], 1, 64, inChannels);
-    public static ResNetImageNet ResNet18Cntk(int inChannels = 3) => new("resnet18_cntk", false, [2, 2, 2, 3], 1, 64, inChannels);
-    public static ResNetImageNet ResNet50(int inChannels = 3) => new("resnet50", true, [3, 4, 6, 3], 1, 64, inChannels);
-    public static ResNetImageNet ResNeXt50(int inChannels = 3) => new("resnext50_32x4d", true, [3, 4, 6, 3], 32, 4, inChannels);
-    public static ResNetImageNet ResNet152(int inChannels = 3) => new("resnet152", true, [3, 8, 36, 3], 1, 64, inChannels);
+    public static ResNetImageNet ResNet10(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet10", false, [1, 1, 1, 1], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNet18(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet18", false, [2, 2, 2, 2], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNet34(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet34", false, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNet18Cntk(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet18_cntk", false, [2, 2, 2, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNet50(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet50", true, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNeXt50(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnext50_32x4d", true, [3, 4, 6, 3], 32, 4, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    public static ResNetImageNet ResNet152(int inChannels = 3, BackboneCompute? compute = null) =>
+        new("resnet152", true, [3, 8, 36, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
 
     public override int FeatureChannels => featureChannels;
     public override string Architecture => arch;
@@ -89,7 +96,7 @@ public sealed class ResNetImageNet : Backbone
         var stem = FoldedConv.Of(conv1, bn1, type, stride: 2, padding: 3);
         var blocks = new[] { layer1, layer2, layer3, layer4 }.SelectMany(l => l.children())
             .Select(b => b is Bottleneck n ? n.Fold(type) : ((Basic)b).Fold(type)).ToArray();
-        return new FoldedResNetImageNet(arch, featureChannels, stem, blocks) { ChannelsLast = ChannelsLast, Precision = Precision };
+        return new FoldedResNetImageNet(arch, featureChannels, stem, blocks) { Compute = Compute };
     }
 
     /// <summary>A residual block, folded: its convolutions in order (ReLU after all but the last) and its shortcut.</summary>

@@ -155,19 +155,21 @@ public static class Checkpoint
 
     /// <summary>
     /// Builds the backbone and classifier a checkpoint describes and loads them (checked against the data when
-    /// <paramref name="expectedInChannels"/> / <paramref name="expectedClasses"/> are given).
+    /// <paramref name="expectedInChannels"/> / <paramref name="expectedClasses"/> are given). The backbone is built in
+    /// <paramref name="precision"/> and <paramref name="layout"/> when given, else in what the checkpoint recorded:
+    /// resolved here, once.
     /// </summary>
-    public static Models Open(string path, int? expectedInChannels = null, int? expectedClasses = null)
+    public static Models Open(string path, int? expectedInChannels = null, int? expectedClasses = null,
+        ComputePrecision? precision = null, FeatureLayout? layout = null)
     {
         var meta = ReadMeta(path);
-        var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels);
+        var compute = new BackboneCompute(precision ?? ComputeNames.Recorded(meta.Precision, path),
+            layout ?? (ComputeNames.Layouts.TryParse(meta.Layout, out var recorded) ? recorded
+                : throw new ConfigException($"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}")));
+        var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels, compute);
         var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
         try
         {
-            // The recorded arithmetic and layout, read here once; a caller may override them after.
-            backbone.Precision = ComputeNames.Recorded(meta.Precision, path);
-            backbone.ChannelsLast = ComputeNames.Layouts.TryParse(meta.Layout, out var layout) ? layout == FeatureLayout.ChannelsLast
-                : throw new ConfigException($"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}");
             Load(path, backbone, head, null, expectedInChannels, expectedClasses);
             return new Models(meta, backbone, head);
         }

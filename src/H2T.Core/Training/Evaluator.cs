@@ -21,11 +21,10 @@ public static class Evaluator
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
-        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
+        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses, precision);
         var (_, backbone, head) = models;
         backbone.to(device);
         head.to(device);
-        if (precision is { } asked) backbone.Precision = asked;
         using var loader = TestLoader(splits, batchSize, device);
         return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), backbone.Precision,
             $"TorchSharp ({MixedPrecision.Name(backbone.Precision)})");

@@ -45,7 +45,7 @@ public static class StageOneTrainer
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
-        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels);
+        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels, new(config.Precision, config.Layout));
         var headKind = config.Classifier;
         // A multi-expert backbone gets its own classifier (CreateHead maps linear/cosine to it and refuses the rest).
         if (backbone.ExpertHeadKind is null && loss.WantsNormalizedClassifier && headKind == "linear")
@@ -55,8 +55,6 @@ public static class StageOneTrainer
         }
         using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
         loss.CheckHead(head);
-        backbone.Precision = config.Precision;
-        backbone.ChannelsLast = config.Layout == FeatureLayout.ChannelsLast;
         if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();

@@ -127,8 +127,6 @@ internal static class StageTwoEngine
             }
             foreach (var p in backbone!.parameters()) p.requires_grad = false;
             backbone.to(device);
-            backbone.Precision = plan.Shared.Precision;
-            backbone.ChannelsLast = plan.Shared.Layout == FeatureLayout.ChannelsLast;
             if (MixedPrecision.Warning(backbone.Precision) is { } warning) observer.Message(warning);
             var folder = sweepDir ?? members[0].Run.Path;
             using var source = IFeatureSource.Create(backbone, splits, plan.Shared, device, folder,
@@ -254,7 +252,8 @@ internal static class StageTwoEngine
     static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
     {
         manual_seed(config.Seed);
-        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses);
+        // Built in the run's arithmetic and layout (members share them: StageTwoConfig.SharedSettings).
+        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses, config.Precision, config.Layout);
         try
         {
             head = StageTwoMethods.Classifier(config).AdaptHead(head, path);

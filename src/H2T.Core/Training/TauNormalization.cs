@@ -66,10 +66,9 @@ public static class TauNormalization
     public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device,
         ComputePrecision? precision = null)
     {
-        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses);
+        using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses, precision);
         var (backbone, head) = (models.Backbone, Linear(checkpoint, models.Head));
         backbone.to(device);
-        if (precision is { } asked) backbone.Precision = asked;
         head.to(device);
         var heads = taus.Select(t => Apply(head, t)).ToList();
         try

@@ -1,3 +1,4 @@
+using H2T.Settings;
 using H2T.Models;
 using H2T.Runtime;
 using TorchSharp;
@@ -41,15 +42,12 @@ public sealed class MemoryLayoutTests
         // Both layouts against the same network in float64. A wrong layout, or a corrupted in-place op, is off by
         // O(1); rounding is not. See AssertAsClose for how far channels-last rounding goes.
         manual_seed(5);
-        using var nchw = ModelFactory.CreateBackbone(name, channels);
-        using var last = ModelFactory.CreateBackbone(name, channels);
-        using var exact = ModelFactory.CreateBackbone(name, channels);
+        using var nchw = ModelFactory.CreateBackbone(name, channels, new(Layout: FeatureLayout.Nchw));
+        using var last = ModelFactory.CreateBackbone(name, channels, new(Layout: FeatureLayout.ChannelsLast));
+        using var exact = ModelFactory.CreateBackbone(name, channels, new(Layout: FeatureLayout.Nchw));
         last.load_state_dict(nchw.state_dict());
         exact.load_state_dict(nchw.state_dict());
         exact.to(ScalarType.Float64);
-        nchw.ChannelsLast = false;
-        last.ChannelsLast = true;
-        exact.ChannelsLast = false;
         using var scope = NewDisposeScope();
         var x = randn(6, channels, size, size);
         var w = randn(nchw.FeatureChannels);
@@ -100,7 +98,7 @@ public sealed class MemoryLayoutTests
         // ResNet-8 written out with functional ops and no in-place op, on the module's own weights: the module's
         // in-place ReLU and residual add must leave both the forward values and autograd's gradients intact.
         manual_seed(7);
-        using var net = new ResNetCifar(8, 3) { ChannelsLast = channelsLast };
+        using var net = new ResNetCifar(8, 3) { Compute = new(Layout: channelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw) };
         net.train();
         using var scope = NewDisposeScope();
         var x = randn(16, 3, 32, 32);
@@ -135,7 +133,7 @@ public sealed class MemoryLayoutTests
     public void TheFoldedCopyKeepsTheLayoutAndTheValues()
     {
         manual_seed(9);
-        using var net = new ResNetCifar(8, 3) { ChannelsLast = true };
+        using var net = new ResNetCifar(8, 3) { Compute = new(Layout: FeatureLayout.ChannelsLast) };
         net.eval();
         using var scope = NewDisposeScope();
         using var g = no_grad();
