@@ -62,33 +62,63 @@ public static class CliApp
                 return ex is CommandAppException or UsageException ? UsageError : 1;
             });
             config.AddCommand<InfoCommand>("info")
-                .WithDescription("Print TorchSharp / libtorch versions, device, threads and the native fix status.");
+                .WithDescription(
+                    "Print TorchSharp / libtorch versions, device, threads and the native fix status. Manual: " +
+                    "docs/commands.md#h2t-info, docs/native.md");
             config.AddCommand<DataCommand>("data")
-                .WithDescription("Load a dataset as training would: per-class train/test counts, head/medium/tail groups, totals.");
+                .WithDescription(
+                    "Load a dataset as training would: per-class train/test counts, head/medium/tail groups, " +
+                    "totals. Manual: docs/commands.md#h2t-data, docs/datasets.md");
             config.AddCommand<DemoCommand>("demo")
-                .WithDescription("Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table.");
+                .WithDescription(
+                    "Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table. " +
+                    "Manual: docs/commands.md#h2t-demo, README.md");
             config.AddCommand<StageOneCommand>("stage1")
-                .WithDescription("Stage I: train backbone + classifier on a long-tailed set.");
+                .WithDescription(
+                    "Stage I: train backbone + classifier on a long-tailed set. Manual: " +
+                    "docs/commands.md#h2t-stage1, docs/own-data.md");
             config.AddCommand<StageTwoCommand>("stage2")
-                .WithDescription("Stage II: frozen backbone, classifier re-training with H2T feature fusion.");
+                .WithDescription(
+                    "Stage II: frozen backbone, classifier re-training with H2T feature fusion. Manual: " +
+                    "docs/commands.md#h2t-stage2, docs/methods.md");
             config.AddCommand<SweepCommand>("sweep")
-                .WithDescription("Stage II for many rho values in one backbone pass; picks rho on a validation split, writes a table and plot.");
+                .WithDescription(
+                    "Stage II for many rho values in one backbone pass; picks rho on a validation split, writes " +
+                    "a table and plot. Manual: docs/commands.md#h2t-sweep, docs/sweep.md");
             config.AddCommand<TauNormCommand>("tau-norm")
-                .WithDescription("Decouple's tau-normalised classifier: a grid of tau in one backbone pass, chosen on validation.");
+                .WithDescription(
+                    "Decouple's tau-normalised classifier: a grid of tau in one backbone pass, chosen on " +
+                    "validation. Manual: docs/commands.md#h2t-tau-norm, docs/methods.md");
             config.AddCommand<ReportCommand>("report")
-                .WithDescription("Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes Markdown.");
+                .WithDescription(
+                    "Compare run folders side by side (Head / Medium / Tail / All / ECE); --out writes " +
+                    "Markdown. Manual: docs/commands.md#h2t-report, docs/serving.md");
             config.AddCommand<ImportCommand>("import")
-                .WithDescription("PyTorch -> H2T.NET: turn the reference's stage-I checkpoint into one stage2/sweep/eval read.");
+                .WithDescription(
+                    "PyTorch -> H2T.NET: turn the reference's stage-I checkpoint into one stage2/sweep/eval " +
+                    "read. Manual: docs/commands.md#h2t-import, docs/configs.md");
             config.AddCommand<ExportCommand>("export")
-                .WithDescription("H2T.NET -> ONNX (--format onnx: a model for ONNX Runtime) or PyTorch (a torch.load-able dict of state dicts).");
+                .WithDescription(
+                    "H2T.NET -> ONNX (--format onnx: a model for ONNX Runtime) or PyTorch (a torch.load-able " +
+                    "dict of state dicts). Manual: docs/commands.md#h2t-export, docs/inference.md");
             config.AddCommand<PredictCommand>("predict")
-                .WithDescription("Classify images (files, folders, list files) with a checkpoint or an ONNX model: top-k table, JSONL or CSV.");
+                .WithDescription(
+                    "Classify images (files, folders, list files) with a checkpoint or an ONNX model: top-k " +
+                    "table, JSONL or CSV. Manual: docs/commands.md#h2t-predict, docs/inference.md");
             config.AddCommand<ServeCommand>("serve")
-                .WithDescription("Serve a checkpoint or ONNX model over HTTP: POST /v1/predict (dynamic batching), /v1/model, /healthz, /readyz, /metrics.");
+                .WithDescription(
+                    "Serve a checkpoint or ONNX model over HTTP: POST /v1/predict (dynamic batching), " +
+                    "/v1/model, /healthz, /readyz, /metrics. Manual: docs/commands.md#h2t-serve, " +
+                    "docs/serving.md");
             config.AddCommand<EvalCommand>("eval")
-                .WithDescription("Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE.");
+                .WithDescription(
+                    "Evaluate a checkpoint: top-1/top-5, per-class, head/medium/tail, ECE. Manual: " +
+                    "docs/commands.md#h2t-eval, docs/inference.md");
             config.AddCommand<GridCommand>("grid")
-                .WithDescription("A grid of runs from a plan (methods x seeds x imbalance, stage II from each stage I): --local, --slurm (--dry-run: print only), --status, --collect.");
+                .WithDescription(
+                    "A grid of runs from a plan (methods x seeds x imbalance, stage II from each stage I): " +
+                    "--local, --slurm (--dry-run: print only), --status, --collect. Manual: " +
+                    "docs/commands.md#h2t-grid, docs/grid.md");
         });
         return app.Run(args, stop);
     }
