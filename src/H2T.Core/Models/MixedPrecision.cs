@@ -33,12 +33,17 @@ public static class MixedPrecision
     // A calibration of this very CPU by this build (h2t info --calibrate) comes first; then the rule, by CPU kind, from
     // the measurements in docs/performance.md ("What --precision auto picks"): AMX, Intel without AMX and AMD Zen 5 from
     // H2T.Bench --only precision (ResNet-32, CIFAR-10-LT, 2 threads). A kind nobody measured keeps fp32.
+    // The numbers live in the docs, with the machines and commands behind them; the strings only point there.
+    internal const string Measurements = "docs/precision.md, \"What `auto` picks\"";
+
     static (ComputePrecision Precision, string Why) Rule(CpuFeatures c) =>
         PrecisionCalibration.For(c) is { } calibrated ? (calibrated.Choice, calibrated.Why)
-        : c.AmxBf16 ? (ComputePrecision.Bf16, "AMX (amx_bf16): bf16 measured 1.8x-2.4x the speed of fp32")
-        : c.AmdGeneration is "Zen 5" ? (ComputePrecision.Bf16, "AMD Zen 5 (family 26, avx512_bf16): bf16 measured 1.8x (training step) and 2.1x (evaluation) the speed of fp32")
+        : c.AmxBf16 ? (ComputePrecision.Bf16, $"AMX (amx_bf16): bf16 measured faster than fp32 ({Measurements})")
+        : c.AmdGeneration is "Zen 5" ? (ComputePrecision.Bf16,
+            $"AMD Zen 5 (family 26, avx512_bf16): bf16 measured faster than fp32 ({Measurements})")
         : c.AmdGeneration is { } amd ? (ComputePrecision.Fp32, $"AMD {amd} with avx512_bf16: not measured yet, fp32 kept; h2t info --calibrate measures this CPU")
-        : c.Avx512Bf16 ? (ComputePrecision.Fp32, "Intel avx512_bf16 without AMX: bf16 measured 0.74x-0.78x the speed of fp32")
+        : c.Avx512Bf16 ? (ComputePrecision.Fp32,
+            $"Intel avx512_bf16 without AMX: bf16 measured slower than fp32 ({Measurements})")
         : (ComputePrecision.Fp32, "no bf16 units: bf16 would be emulated, slower than fp32");
 
     /// <summary>A note for the run log when bf16 was asked for on a CPU where the rule behind <see cref="Auto"/> says

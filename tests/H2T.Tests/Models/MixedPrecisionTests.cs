@@ -136,7 +136,12 @@ public sealed class MixedPrecisionTests
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Auto(cooper));
         Assert.Contains("without AMX", MixedPrecision.AutoReason(cooper));
         // Asking for bf16 where the rule says fp32 is faster gets the rule's reason in the run log; where bf16 is faster, nothing.
-        Assert.Contains("measured 0.74x-0.78x", MixedPrecision.Warning(ComputePrecision.Bf16, cooper));
+        Assert.Contains("measured slower than fp32", MixedPrecision.Warning(ComputePrecision.Bf16, cooper));
+        // The rule's measurements are in the page its reasons name, with the numbers.
+        Assert.Contains(MixedPrecision.Measurements, MixedPrecision.AutoReason(cooper));
+        var page = File.ReadAllText(Path.Combine(H2T.Tests.Data.DataTestFiles.RepoRoot, "docs", "precision.md"));
+        Assert.Contains("## What `auto` picks", page);
+        Assert.Contains("0.74x-0.78x", page);
         Assert.Contains("emulated", MixedPrecision.Warning(ComputePrecision.Bf16, old));
         Assert.Null(MixedPrecision.Warning(ComputePrecision.Bf16, zen));
         Assert.Null(MixedPrecision.Warning(ComputePrecision.Fp32, cooper));
