@@ -58,25 +58,8 @@ public static class StageOneTrainer
         if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
         var initialisation = new List<string>();
-        if (config.Pretrained is { } pretrained)
-        {
-            // A resumed run takes its weights and their normalisation from its own checkpoint: the source is not read again.
-            var recorded = fresh ? null : CheckpointData.Of(run.LastCheckpoint, Checkpoint.ReadMeta(run.LastCheckpoint));
-            var source = fresh ? PretrainedBackbone.Resolve(pretrained, new Progress(observer)) : null;
-            // The images are normalised as the pretrained network was trained (unless the config says otherwise); the
-            // data config records it, so stage II, evaluation, predict and the export see the same input.
-            var norm = recorded is { Mean: { } m, Std: { } sd } ? new Normalization(m, sd)
-                : source is not null ? PretrainedBackbone.InputNormalization(source, backbone) : null;
-            if (config.Data.Mean is null && norm is not null)
-            {
-                if (norm.Mean.Length != inChannels)
-                    throw new ConfigException($"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has {inChannels}");
-                config = config with { Data = config.Data with { Mean = norm.Mean, Std = norm.Std } };
-                splits = splits with { Norm = norm, Config = config.Data };
-                initialisation.Add($"pretrained: images normalised as the network was trained: mean [{string.Join(", ", norm.Mean.Select(m => m.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture)))}], std [{string.Join(", ", norm.Std.Select(m => m.ToString("0.#####", System.Globalization.CultureInfo.InvariantCulture)))}] (x in [0, 1])");
-            }
-            if (source is not null) initialisation.AddRange(PretrainedBackbone.Load(source, backbone, splits.NumClasses));
-        }
+        if (config.Pretrained is not null)
+            (config, splits) = StartFromPretrained(config, splits, backbone, run, fresh, observer, initialisation);
         if (config.Trainable is { } trainable)
         {
             int frozen = backbone.FreezeAllBut(trainable);
@@ -145,31 +128,62 @@ public static class StageOneTrainer
             var progress = new EpochProgress("stage1", epoch, trainLoader.BatchesPerEpoch, lr, observer);
             var cmoRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Cmo));
             EpochTraining.Run(Batches(epoch, config.Cmo?.ActiveAt(epoch, config.Epochs) == true), pair =>
-            {
-                var (b, m) = pair;
-                Tensor l;
-                if (m is not null && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
-                {
-                    var (mixed, lam) = CutMixMinority.Apply(b.Images, m.Images, config.Cmo.Beta, cmoRng);
-                    l = loss.ForwardMixed(head, backbone.call(mixed), b.Labels, m.Labels, lam);
-                }
-                else if (config.MixupAlpha > 0)
-                {
-                    var (mixed, ya, yb, lam) = Mixup.Apply(b.Images, b.Labels, config.MixupAlpha, mixRng, permGen);
-                    l = loss.ForwardMixed(head, backbone.call(mixed), ya, yb, lam);
-                }
-                else
-                {
-                    l = loss.Forward(head, backbone.call(b.Images), b.Labels);
-                }
-                progress.Add(EpochTraining.Step(optimizer, l), (int)b.Labels.shape[0]);
-            }, cancel);
+                progress.Add(EpochTraining.Step(optimizer, BatchLoss(config, pair, loss, backbone, head, cmoRng, mixRng,
+                    permGen)), (int)pair.First.Labels.shape[0]), cancel);
             loop.EndEpoch(new EpochSchedule(epoch, config.Epochs, lr), progress,
                 config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
                 validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups),
                 new RunState(template, backbone, head, optimizer));
         }
         return loop.Metrics;
+    }
+
+    /// <summary>
+    /// A pretrained start: the weights loaded (a fresh run) and the images normalised as the network was trained,
+    /// recorded in the data config so stage II, evaluation, predict and the export see the same input. A resumed run
+    /// takes its weights and their normalisation from its own checkpoint: the source is not read again.
+    /// </summary>
+    static (StageOneConfig Config, DatasetSplits Splits) StartFromPretrained(StageOneConfig config, DatasetSplits splits,
+        Backbone backbone, RunFolder run, bool fresh, ITrainingObserver observer, List<string> initialisation)
+    {
+        var pretrained = config.Pretrained!;
+        int inChannels = splits.Train.Shape.Channels;
+        var recorded = fresh ? null : CheckpointData.Of(run.LastCheckpoint, Checkpoint.ReadMeta(run.LastCheckpoint));
+        var source = fresh ? PretrainedBackbone.Resolve(pretrained, new Progress(observer)) : null;
+        var norm = recorded is { Mean: { } m, Std: { } sd } ? new Normalization(m, sd)
+            : source is not null ? PretrainedBackbone.InputNormalization(source, backbone) : null;
+        if (config.Data.Mean is null && norm is not null)
+        {
+            if (norm.Mean.Length != inChannels)
+                throw new ConfigException(
+                    $"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has {inChannels}");
+            config = config with { Data = config.Data with { Mean = norm.Mean, Std = norm.Std } };
+            splits = splits with { Norm = norm, Config = config.Data };
+            static string List(float[] v, string format) =>
+                string.Join(", ", v.Select(x => x.ToString(format, System.Globalization.CultureInfo.InvariantCulture)));
+            initialisation.Add("pretrained: images normalised as the network was trained: " +
+                $"mean [{List(norm.Mean, "0.####")}], std [{List(norm.Std, "0.#####")}] (x in [0, 1])");
+        }
+        if (source is not null) initialisation.AddRange(PretrainedBackbone.Load(source, backbone, splits.NumClasses));
+        return (config, splits);
+    }
+
+    /// <summary>One batch's loss: CMO's minority CutMix when it fires, else mixup when on, else the plain loss.</summary>
+    static Tensor BatchLoss(StageOneConfig config, BatchPair pair, ClassificationLoss loss, Backbone backbone,
+        ClassifierHead head, Random cmoRng, Random mixRng, Generator permGen)
+    {
+        var (b, m) = pair;
+        if (m is not null && cmoRng.NextDouble() < config.Cmo!.Probability && m.Count == b.Count)
+        {
+            var (mixed, lam) = CutMixMinority.Apply(b.Images, m.Images, config.Cmo.Beta, cmoRng);
+            return loss.ForwardMixed(head, backbone.call(mixed), b.Labels, m.Labels, lam);
+        }
+        if (config.MixupAlpha > 0)
+        {
+            var (mixed, ya, yb, lam) = Mixup.Apply(b.Images, b.Labels, config.MixupAlpha, mixRng, permGen);
+            return loss.ForwardMixed(head, backbone.call(mixed), ya, yb, lam);
+        }
+        return loss.Forward(head, backbone.call(b.Images), b.Labels);
     }
 
     /// <summary>A weight download's progress, as observer lines (synchronous: the download runs on this thread).</summary>
