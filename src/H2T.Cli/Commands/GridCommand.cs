@@ -86,8 +86,12 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
     {
         public TorchSharp.torch.Device Start(int? threads, string device) => CommandSupport.Start(threads, device);
 
-        public ExperimentOutcome Train(ExperimentRun run, Func<ITrainingObserver, ExperimentOutcome> train) =>
-            TrainingRuns.Train(console, run, train);
+        public ExperimentOutcome Train(ExperimentRun run, Func<ITrainingObserver, ExperimentOutcome> train)
+        {
+            // What the cell's command printed first: the config file's keys that have no effect here.
+            ConfigSupport.PrintIgnored(console, run.Experiment, run.ConfigFile);
+            return TrainingRuns.Train(console, run, train);
+        }
 
         public int Failed(Exception failure) =>
             CliApp.Report(console, CommandSupport.IsUsage(failure) ? new UsageException(failure.Message) : failure,
