@@ -36,11 +36,11 @@ for p in "${packages[@]}"; do
   [ "$p" = H2T.Cli ] && continue
   grep -q " lib/net10.0/$p.xml\$" <<<"$listing" || { echo "package-check: $p.$version.nupkg lacks its XML documentation"; exit 1; }
   nuspec="$(unzip -p "$nupkg" "$p.nuspec")"
-  deps="$(grep -o '<dependency id="[^"]*"' <<<"$nuspec" | sed 's/.*id="//; s/"$//' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+  deps="$({ grep -o '<dependency id="[^"]*"' <<<"$nuspec" || true; } | sed 's/.*id="//; s/"$//' | sort -u | tr '\n' ' ' | sed 's/ $//')"
   if [ "$deps" != "${expected[$p]}" ]; then
     echo "package-check: $p depends on [$deps], expected [${expected[$p]}]"; exit 1
   fi
-  frameworks="$(grep -o '<frameworkReference name="[^"]*"' <<<"$nuspec" | sed 's/.*name="//; s/"$//' | sort -u | tr '\n' ' ')"
+  frameworks="$({ grep -o '<frameworkReference name="[^"]*"' <<<"$nuspec" || true; } | sed 's/.*name="//; s/"$//' | sort -u | tr '\n' ' ')"
   case "$p" in
     H2T.Serving) [ "$frameworks" = "Microsoft.AspNetCore.App " ] || { echo "package-check: $p frameworks [$frameworks]"; exit 1; } ;;
     *) [ -z "$frameworks" ] || { echo "package-check: $p references the frameworks [$frameworks]"; exit 1; } ;;

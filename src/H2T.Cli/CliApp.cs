@@ -50,17 +50,7 @@ public static class CliApp
             config.SetApplicationVersion(Version);
             config.UseStrictParsing();
             if (console is not null) config.ConfigureConsole(console);
-            config.SetExceptionHandler((ex, _) =>
-            {
-                var c = console ?? AnsiConsole.Console;
-                if (Unwrap(ex) is OperationCanceledException && stop.IsCancellationRequested)
-                {
-                    c.MarkupLine("[yellow]interrupted:[/] stopped between batches; the run folder keeps its last finished epoch's checkpoint and is released. Run the same command with --resume to continue.");
-                    return Interrupted;
-                }
-                c.MarkupLineInterpolated($"[red]error:[/] {Flatten(ex)}");
-                return ex is CommandAppException or UsageException ? UsageError : 1;
-            });
+            config.SetExceptionHandler((ex, _) => Report(console ?? AnsiConsole.Console, ex, stop));
             config.AddCommand<InfoCommand>("info")
                 .WithDescription(
                     "Print TorchSharp / libtorch versions, device, threads and the native fix status. Manual: " +
@@ -121,6 +111,21 @@ public static class CliApp
                     "docs/commands.md#h2t-grid, docs/grid.md");
         });
         return app.Run(args, stop);
+    }
+
+    /// <summary>A command's failure in one line, and its exit code: <see cref="Interrupted"/> when
+    /// <paramref name="stop"/> stopped it, <see cref="UsageError"/> for bad input, else 1. A grid's cells fail the
+    /// same way.</summary>
+    internal static int Report(IAnsiConsole c, Exception ex, CancellationToken stop)
+    {
+        if (Unwrap(ex) is OperationCanceledException && stop.IsCancellationRequested)
+        {
+            c.MarkupLine("[yellow]interrupted:[/] stopped between batches; the run folder keeps its last finished "
+                + "epoch's checkpoint and is released. Run the same command with --resume to continue.");
+            return Interrupted;
+        }
+        c.MarkupLineInterpolated($"[red]error:[/] {Flatten(ex)}");
+        return ex is CommandAppException or UsageException ? UsageError : 1;
     }
 
     static Exception Unwrap(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Unwrap(inner) : ex;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using H2T.Configuration;
 using H2T.Settings;
+using H2T.Training;
 
 namespace H2T.Grid;
 
@@ -57,6 +58,10 @@ public sealed record GridPlan
     /// the cells on the GPU Slurm gives them (a CUDA build of h2t; see the README's GPU section).</summary>
     public string? Device { get; init; }
     public SlurmOptions Slurm { get; init; } = new();
+    /// <summary>Every cell's config, bound when the plan was loaded (<see cref="Bind"/>), by cell id; empty for a plan
+    /// only read (<see cref="Read"/>), whose cells are bound when they run.</summary>
+    public IReadOnlyDictionary<string, ExperimentConfig> Bound { get; init; } =
+        new Dictionary<string, ExperimentConfig>();
 
     static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
@@ -282,15 +287,31 @@ public sealed record GridPlan
         return args;
     }
 
-    /// <summary>Binds every cell's <see cref="Settings"/> as its command will, so a plan with a bad key or value fails
+    /// <summary>Binds every cell's <see cref="Settings"/> as its command would, so a plan with a bad key or value fails
     /// here, naming the plan's line. A stage-II config's 'resume' checkpoint is replaced by the cell's --from.</summary>
-    public void Validate()
+    public void Validate() => _ = Bind();
+
+    /// <summary>The plan with every cell bound (<see cref="Bound"/>): what the cells run with.</summary>
+    public GridPlan Bind() => this with { Bound = Cells().ToDictionary(c => c.Id, BindCell, StringComparer.Ordinal) };
+
+    ExperimentConfig BindCell(GridCell cell)
     {
-        foreach (var cell in Cells())
-        {
-            var (mode, config, overrides) = Settings(cell);
-            ReferenceConfig.Bind(mode, [.. config is null ? [] : ConfigReader.ReadFile(config), .. overrides]);
-        }
+        var (mode, config, overrides) = Settings(cell);
+        // As the command line binds: the environment's aliases, the config file, then the cell's settings.
+        var file = config is null ? [] : ConfigReader.ReadFile(config);
+        return ReferenceConfig.Bind(mode, [.. ReferenceConfig.EnvironmentEntries(), .. file, .. overrides]);
+    }
+
+    /// <summary>The cell's run for the library's entry point (<see cref="ExperimentRun.Prepare"/>): its bound config,
+    /// into its folder, resumed; a stage-II cell from its stage-I cell's last checkpoint. The same run
+    /// <see cref="Arguments"/> spells as a command line.</summary>
+    public ExperimentRun Prepare(GridCell cell)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        var experiment = Bound.TryGetValue(cell.Id, out var bound) ? bound : BindCell(cell);
+        var from = cell.Stage == GridStage.Two ? Path.GetFullPath(Path.Combine(cell.After!.Folder, "last.ckpt")) : null;
+        var folder = Path.GetFullPath(cell.Folder);
+        return ExperimentRun.Prepare(experiment, Settings(cell).Config, from, folder, resume: true);
     }
 }
 

@@ -2,12 +2,30 @@ using System.Diagnostics;
 using System.Globalization;
 using H2T.Runs;
 using H2T.Settings;
+using H2T.Training;
+using TorchSharp;
 
 namespace H2T.Grid;
 
-/// <summary>Runs an h2t command line and returns its exit code. The CLI passes its own entry point, so the grid runs
-/// each cell exactly as the user would type it (and a Slurm task runs it the same way).</summary>
-public delegate int CellInvoker(IReadOnlyList<string> arguments);
+/// <summary>
+/// What the application running a grid does around each cell, which the grid itself runs through the library's entry
+/// point (<see cref="ExperimentRun"/>) with the config its plan bound: start libtorch and the device, show the run's
+/// progress and print its results (the CLI prints a cell as its stage1 and sweep commands print a run), and report a
+/// failure with its exit code.
+/// </summary>
+public interface ICellHost
+{
+    /// <summary>libtorch with this many threads (null: all cores), and the device (cpu, cuda, cuda:N).</summary>
+    torch.Device Start(int? threads, string device);
+
+    /// <summary>Trains the prepared run: calls <paramref name="train"/> with the host's observer, prints the
+    /// results.</summary>
+    ExperimentOutcome Train(ExperimentRun run, Func<ITrainingObserver, ExperimentOutcome> train);
+
+    /// <summary>Reports a cell that did not finish and returns its exit code (<see cref="GridRun.Interrupted"/> when it
+    /// was stopped by <c>SIGTERM</c> / <c>SIGINT</c>).</summary>
+    int Failed(Exception failure);
+}
 
 /// <summary>What <see cref="GridRun.Local"/> did.</summary>
 public sealed record LocalOutcome(int Ran, int Skipped, IReadOnlyList<string> Failed, bool Interrupted, double WallSeconds);
@@ -24,17 +42,16 @@ public static class GridRun
     /// <summary>The plan as it is read for running: every cell bound once, so nothing starts from a broken plan.</summary>
     public static GridPlan Load(string planFile)
     {
-        var plan = GridPlan.Read(planFile);
-        plan.Validate();
-        return plan;
+        return GridPlan.Read(planFile).Bind();
     }
 
     /// <summary>Every cell in order; finished ones are skipped, partial ones resumed. A failed stage I leaves its stage
     /// II cells waiting, the rest of the grid goes on. An interrupted cell (exit 75) stops the grid, to be resumed.</summary>
-    public static LocalOutcome Local(GridPlan plan, CellInvoker invoke, Action<string> log, string? only = null, int? threads = null)
+    public static LocalOutcome Local(GridPlan plan, ICellHost host, Action<string> log, string? only = null,
+        int? threads = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        ArgumentNullException.ThrowIfNull(invoke);
+        ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(log);
         var clock = Stopwatch.StartNew();
         var cells = Select(plan.Cells(), only);
@@ -56,9 +73,9 @@ public static class GridRun
                 log($"{head}: not run, its stage I ({s1.Id}) did not finish");
                 continue;
             }
-            var args = plan.Arguments(cell, threads);
-            log($"{head}: h2t {string.Join(' ', args.Select(Quote))}");
-            var rc = invoke(args);
+            // The command line that runs the cell by hand (a Slurm task runs it): the cell's bound config, as words.
+            log($"{head}: h2t {string.Join(' ', plan.Arguments(cell, threads).Select(Quote))}");
+            var rc = Run(plan, cell, threads, host, cancel);
             ran++;
             if (rc == Interrupted)
             {
@@ -76,10 +93,11 @@ public static class GridRun
     }
 
     /// <summary>One cell, by its id (<c>stage1:3</c>): what a Slurm array task runs. A finished cell is not run again.</summary>
-    public static int Cell(GridPlan plan, string id, int? threads, CellInvoker invoke, Action<string> log)
+    public static int Cell(GridPlan plan, string id, int? threads, ICellHost host, Action<string> log,
+        CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        ArgumentNullException.ThrowIfNull(invoke);
+        ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(log);
         var cells = plan.Cells();
         var cell = cells.FirstOrDefault(c => c.Id == id)
@@ -91,9 +109,27 @@ public static class GridRun
         }
         if (cell.After is { } s1 && !GridState.IsDone(s1))
             throw new ConfigException($"--cell {id}: its stage I {s1.Id} has not finished ({s1.Folder})");
-        var args = plan.Arguments(cell, threads);
-        log($"{cell.Id} {cell.Label}: h2t {string.Join(' ', args.Select(Quote))}");
-        return invoke(args);
+        log($"{cell.Id} {cell.Label}: h2t {string.Join(' ', plan.Arguments(cell, threads).Select(Quote))}");
+        return Run(plan, cell, threads, host, cancel);
+    }
+
+    /// <summary>One cell through the library's entry point, with the config the plan bound: its exit code (0 when it
+    /// finished; <see cref="Interrupted"/>; else what the host says of the failure).</summary>
+    static int Run(GridPlan plan, GridCell cell, int? threads, ICellHost host, CancellationToken cancel)
+    {
+        try
+        {
+            var device = host.Start(plan.Threads ?? threads, plan.Device ?? "cpu");
+            var run = plan.Prepare(cell);
+            host.Train(run, observer => run.Run(device, observer, cancel));
+            return 0;
+        }
+#pragma warning disable CA1031 // a failed cell is reported and the grid goes on, whatever failed, as with a process
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            return host.Failed(e);
+        }
     }
 
     /// <summary>The cells an <c>--only</c> filter keeps: comma-separated cell ids (stage1:3) or selectors seed=N,

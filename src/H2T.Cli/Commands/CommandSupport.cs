@@ -23,8 +23,15 @@ internal static class CommandSupport
 
     public static torch.Device Start(GlobalSettings settings)
     {
-        TorchRuntime.Initialize(settings.Threads);
-        try { return TorchRuntime.ResolveDevice(settings.Device); }
+        ArgumentNullException.ThrowIfNull(settings);
+        return Start(settings.Threads, settings.Device);
+    }
+
+    /// <summary>libtorch's threads, then the device (a grid cell starts its own, as the command would).</summary>
+    public static torch.Device Start(int? threads, string device)
+    {
+        TorchRuntime.Initialize(threads);
+        try { return TorchRuntime.ResolveDevice(device); }
         catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }
     }
 
@@ -84,11 +91,11 @@ internal static class CommandSupport
     public static T Train<T>(Func<T> work)
     {
         try { return work(); }
-        catch (ConfigException e) { throw new UsageException(e.Message); }
-        catch (InvalidDataException e) { throw new UsageException(e.Message); }
-        catch (H2T.Data.DataFormatException e) { throw new UsageException(e.Message); }
-        catch (FileNotFoundException e) { throw new UsageException(e.Message); }
-        catch (DirectoryNotFoundException e) { throw new UsageException(e.Message); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        catch (Exception e) when (IsUsage(e)) { throw new UsageException(e.Message); }
     }
+
+    /// <summary>An error in what the user gave (a config, a path, a file's contents), not in H2T.NET.</summary>
+    public static bool IsUsage(Exception e) =>
+        e is ConfigException or InvalidDataException or H2T.Data.DataFormatException or FileNotFoundException
+            or DirectoryNotFoundException or ArgumentException;
 }

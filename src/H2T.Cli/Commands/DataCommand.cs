@@ -10,7 +10,7 @@ public sealed class DataCommand(IAnsiConsole console) : Command<DataOptions>
 {
     public override int Execute(CommandContext context, DataOptions settings, CancellationToken cancellationToken)
     {
-        var config = ConfigSupport.Bind(Configuration.StageMode.StageOne, context).Data;
+        var config = ConfigSupport.Bind(Configuration.StageMode.StageOne, settings).Data;
         DatasetSplits splits;
         try { splits = DatasetCatalog.Load(config); }
         catch (Exception e) when (e is DataFormatException or IOException or ArgumentException or UnauthorizedAccessException)

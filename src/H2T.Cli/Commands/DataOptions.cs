@@ -1,15 +1,28 @@
 using System.ComponentModel;
+using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
 /// <summary>
-/// Dataset flags shared by stage1, import and data. Like every setting flag they are declared here for --help and
-/// parsing only: their values are bound from the command line by the one binder (<see cref="ConfigSupport.Bind"/>),
-/// each as its config key, with its default in the Settings record. So the properties are never read.
+/// Dataset flags shared by stage1, import and data. Like every setting flag, each is its config key: the value
+/// Spectre parsed is bound by the one binder (<see cref="ConfigSupport.Bind"/>, which reads these properties), with
+/// its default in the Settings record. The commands read the bound config, not the properties.
 /// </summary>
-public class DataOptions : GlobalSettings
+public class DataOptions : ComputeSettings
 {
+    /// <summary>--precision (declared once, by <see cref="ComputeSettings"/>) is the config key precision
+    /// here.</summary>
+    protected override bool BindsConfig => true;
+
+    /// <summary>Whether the command runs a backbone (stage1); data and import only read data and weights.</summary>
+    protected virtual bool TrainsABackbone => false;
+
+    public override ValidationResult Validate() =>
+        Precision is not null && !TrainsABackbone
+            ? ValidationResult.Error($"--precision {Precision}: this command runs no backbone")
+            : base.Validate();
+
     [CommandOption("--dataset <NAME>")]
     [Description("fashion-mnist (default), mnist, cifar10, cifar100, cifar10-jpg, imagefolder, imagenet-lt, places-lt, inat2018 [[dataset]]")]
     public string? Dataset { get; init; }

@@ -37,7 +37,7 @@ public sealed class DemoSettings : ComputeSettings
     {
         Full = Full, Backbone = Backbone, StageOneEpochs = StageOneEpochs, StageTwoEpochs = StageTwoEpochs, MixupAlpha = Mixup,
         Rhos = SweepConfig.ParseRhos(Rho), ValidationPerClass = ValidationPerClass, DataPath = DataPath, Seed = Seed,
-        Precision = PrecisionOr(ComputePrecision.Fp32),
+        Precision = PrecisionAsked ?? ComputePrecision.Fp32,
     };
 
     public override ValidationResult Validate() =>

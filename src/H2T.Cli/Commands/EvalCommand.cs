@@ -34,11 +34,15 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
 {
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
+        // Parsed once, when Spectre bound the options (ComputeSettings.Validate); passed on as values.
+        var (precision, engine) = (settings.PrecisionAsked, settings.EngineAsked);
         var device = CommandSupport.Start(settings);
         var evaluation = CommandSupport.Train(() =>
-            ImageClassifier.EvaluationEngine(settings.Checkpoint, settings.PrecisionAsked, settings.EngineAsked) == InferenceEngine.OnnxRuntime
-                ? ImageClassifier.EvaluateOnOnnxRuntime(settings.Checkpoint, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.Threads, settings.BatchSize)
-                : Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath, settings.PrecisionAsked, settings.BatchSize));
+            ImageClassifier.EvaluationEngine(settings.Checkpoint, precision, engine) == InferenceEngine.OnnxRuntime
+                ? ImageClassifier.EvaluateOnOnnxRuntime(settings.Checkpoint, settings.Dataset, settings.DataPath,
+                    precision, settings.Threads, settings.BatchSize)
+                : Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath,
+                    precision, settings.BatchSize));
         Write(console, evaluation);
         if (settings.Out is not null)
         {

@@ -8,12 +8,12 @@ namespace H2T.Cli.Commands;
 /// <summary>Options every command that touches tensors takes.</summary>
 public class GlobalSettings : CommandSettings
 {
-    [CommandOption("--device <DEVICE>")]
+    [CommandOption("--device <DEVICE>")] [RunOption]
     [Description("cpu, cuda or cuda:N (cuda needs a CUDA build of TorchSharp)")]
     [DefaultValue("cpu")]
     public string Device { get; init; } = "cpu";
 
-    [CommandOption("--threads <N>")]
+    [CommandOption("--threads <N>")] [RunOption]
     [Description("intra-op threads for libtorch (default: all cores)")]
     public int? Threads { get; init; }
 
@@ -28,14 +28,30 @@ public class GlobalSettings : CommandSettings
 public class ComputeSettings : GlobalSettings
 {
     [CommandOption("--precision <P>")]
-    [Description(MixedPrecision.Help + "; default: fp32 for training, the checkpoint's for evaluating or predicting")]
+    [Description(MixedPrecision.Help
+        + "; training: default fp32 [[precision]]; evaluating or predicting: the checkpoint's")]
     public string? Precision { get; init; }
 
-    /// <summary>The precision asked for, or <paramref name="fallback"/> when none was.</summary>
-    public ComputePrecision PrecisionOr(ComputePrecision fallback) => Precision is null ? fallback : MixedPrecision.Parse(Precision);
+    /// <summary>The precision asked for, parsed once when the options are bound (<see cref="Validate"/>); null: none
+    /// was (the checkpoint's, or fp32 for training). A command that binds a config leaves it null: there --precision
+    /// is the config key <c>precision</c>, parsed by the binder with the file's and overrides' values.</summary>
+    public ComputePrecision? PrecisionAsked { get; private set; }
 
-    /// <summary>The precision asked for; null: the checkpoint's.</summary>
-    public ComputePrecision? PrecisionAsked => Precision is null ? null : MixedPrecision.Parse(Precision);
+    /// <summary>Whether --precision is a config key of this command (bound by
+    /// <see cref="ConfigSupport.Bind"/>).</summary>
+    protected virtual bool BindsConfig => false;
+
+    public override Spectre.Console.ValidationResult Validate()
+    {
+        if (Precision is not null && !BindsConfig)
+        {
+            if (!ComputeNames.Precisions.TryParse(Precision, out var p))
+                return Spectre.Console.ValidationResult.Error(
+                    $"--precision {Precision}: expected {ComputeNames.Precisions.Expected}");
+            PrecisionAsked = p ?? MixedPrecision.Auto();
+        }
+        return base.Validate();
+    }
 }
 
 /// <summary>Options of a command that runs a trained model: which engine computes it.</summary>
@@ -45,8 +61,17 @@ public class InferenceSettings : ComputeSettings
     [Description("auto (default: ONNX Runtime for ImageNet ResNets in fp32, where it is faster; TorchSharp otherwise), torchsharp or onnxruntime (the checkpoint's fp32 export, made in memory)")]
     public string? Engine { get; init; }
 
-    /// <summary>The engine asked for; null: auto.</summary>
-    public InferenceEngine? EngineAsked => ComputeNames.Engines.Parse(Engine ?? "auto");
+    /// <summary>The engine asked for, parsed once in <see cref="Validate"/>; null: auto.</summary>
+    public InferenceEngine? EngineAsked { get; private set; }
+
+    public override Spectre.Console.ValidationResult Validate()
+    {
+        if (!ComputeNames.Engines.TryParse(Engine ?? "auto", out var engine))
+            return Spectre.Console.ValidationResult.Error(
+                $"--engine {Engine}: expected {ComputeNames.Engines.Expected}");
+        EngineAsked = engine;
+        return base.Validate();
+    }
 }
 
 /// <summary>Options of a command that reads a checkpoint and the data it was trained on, which may have moved.</summary>

@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using H2T.Grid;
+using H2T.Runs;
+using H2T.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -44,17 +46,19 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
     {
         var plan = CommandSupport.Train(() => GridRun.Load(settings.Plan));
         void Log(string line) => console.WriteLine(line);
-        // Each cell runs through this same CLI, as typed, on the same console.
-        int Invoke(IReadOnlyList<string> args) => CliApp.Run([.. args], console, cancellationToken);
+        // Each cell runs through the library's entry point; it prints here as stage1 and sweep print.
+        var host = new ConsoleCellHost(console, cancellationToken);
         if (settings.Local)
         {
-            var outcome = CommandSupport.Train(() => GridRun.Local(plan, Invoke, Log, settings.Only, settings.Threads));
+            var outcome = CommandSupport.Train(() =>
+                GridRun.Local(plan, host, Log, settings.Only, settings.Threads, cancellationToken));
             if (outcome.Interrupted) return CliApp.Interrupted;
             var md = CommandSupport.Train(() => GridSummary.Write(plan));
             console.WriteLine($"results: {md}");
             return outcome.Failed.Count == 0 ? 0 : 1;
         }
-        if (settings.Cell is { } id) return CommandSupport.Train(() => GridRun.Cell(plan, id, settings.Threads, Invoke, Log));
+        if (settings.Cell is { } id)
+            return CommandSupport.Train(() => GridRun.Cell(plan, id, settings.Threads, host, Log, cancellationToken));
         if (settings.Slurm)
         {
             CommandSupport.Train(() => SlurmGrid.Submit(plan, SelfCommand(), settings.DryRun, Log));
@@ -75,6 +79,23 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
         }
         console.WriteLine($"results: {CommandSupport.Train(() => GridSummary.Write(plan))}");
         return 0;
+    }
+
+    /// <summary>A grid's cells on this console: started, shown and reported as the training commands do.</summary>
+    sealed class ConsoleCellHost(IAnsiConsole console, CancellationToken stop) : ICellHost
+    {
+        public TorchSharp.torch.Device Start(int? threads, string device) => CommandSupport.Start(threads, device);
+
+        public ExperimentOutcome Train(ExperimentRun run, Func<ITrainingObserver, ExperimentOutcome> train)
+        {
+            // What the cell's command printed first: the config file's keys that have no effect here.
+            ConfigSupport.PrintIgnored(console, run.Experiment, run.ConfigFile);
+            return TrainingRuns.Train(console, run, train);
+        }
+
+        public int Failed(Exception failure) =>
+            CliApp.Report(console, CommandSupport.IsUsage(failure) ? new UsageException(failure.Message) : failure,
+                stop);
     }
 
     /// <summary>How a node runs this h2t: the same executable (or dotnet and the same h2t.dll).</summary>

@@ -15,9 +15,11 @@ public sealed class ImportSettings : DataOptions
     public string? Backbone { get; init; }
     [CommandOption("--classifier <KIND>")] [Description("default linear [[classifier]]")]
     public string? Classifier { get; init; }
-    [CommandOption("--out <CHECKPOINT>")] [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
+    [CommandOption("--out <CHECKPOINT>")] [RunOption]
+    [Description("the H2T.NET checkpoint to write (default: beside the source, .ckpt)")]
     public string? Out { get; init; }
-    [CommandOption("--allow-missing")] [Description("import even when our model has tensors the file lacks (they stay initialised; each is listed)")]
+    [CommandOption("--allow-missing")] [RunOption]
+    [Description("import even when our model has tensors the file lacks (they stay initialised; each is listed)")]
     public bool AllowMissing { get; init; }
 }
 
@@ -28,7 +30,7 @@ public sealed class ImportCommand(IAnsiConsole console) : Command<ImportSettings
     {
         if (!File.Exists(settings.Source)) throw new UsageException($"{settings.Source}: checkpoint not found");
         // The data and model flags are stage-I keys, bound as stage1 binds them.
-        var bound = ConfigSupport.Bind(Configuration.StageMode.StageOne, context);
+        var bound = ConfigSupport.Bind(Configuration.StageMode.StageOne, settings);
         var data = bound.Data;
         CommandSupport.Start(settings);
         var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar", StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");

@@ -1,11 +1,11 @@
 using System.ComponentModel;
-using H2T.Models;
 using Spectre.Console.Cli;
 
 namespace H2T.Cli.Commands;
 
 /// <summary>stage1's flags. Each setting flag stands for the config key in brackets and is bound by the one binder
-/// (<see cref="ConfigSupport.Bind"/>); defaults live in Settings.StageOneConfig. Run options (--out, --resume,
+/// (<see cref="ConfigSupport.Bind"/>) from the values Spectre parsed; defaults live in Settings.StageOneConfig.
+/// --precision is <see cref="ComputeSettings"/>'. Run options (<see cref="RunOptionAttribute"/>: --out, --resume,
 /// --tensorboard, --config) are read here.</summary>
 public sealed class StageOneSettings : DataOptions
 {
@@ -41,8 +41,6 @@ public sealed class StageOneSettings : DataOptions
     public string? Pretrained { get; init; }
     [CommandOption("--trainable <MODULES>")] [Description("train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode [[trainable]]")]
     public string? Trainable { get; init; }
-    [CommandOption("--precision <P>")] [Description(MixedPrecision.Help + "; default fp32 [[precision]]")]
-    public string? Precision { get; init; }
     [CommandOption("--memory-layout <L>")] [Description("feature maps channels-last (default) or nchw [[memory_layout]]")]
     public string? MemoryLayout { get; init; }
     [CommandOption("--prefetch <N>")] [Description("batches assembled ahead on a background thread (default 2; 0: on the training thread) [[prefetch]]")]
@@ -55,14 +53,19 @@ public sealed class StageOneSettings : DataOptions
     public string? Seed { get; init; }
     [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [[eval_every]]")]
     public string? EvalEvery { get; init; }
-    [CommandOption("--out <DIR>")] [Description("run folder (default runs/stage1-<dataset>-if<F>-<loss>-mixup<A>-e<E>-s<seed>, or runs/<name> with --config)")]
+    [CommandOption("--out <DIR>")] [RunOption]
+    [Description("run folder (default runs/stage1-<dataset>-if<F>-<loss>-mixup<A>-e<E>-s<seed>, "
+        + "or runs/<name> with --config)")]
     public string? Out { get; init; }
-    [CommandOption("--resume")] [Description("continue the run in --out from its last checkpoint")]
+    [CommandOption("--resume")] [RunOption] [Description("continue the run in --out from its last checkpoint")]
     public bool Resume { get; init; }
-    [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
+    [CommandOption("--tensorboard")] [RunOption] [Description("also write TensorBoard event files (RUN/tensorboard)")]
     public bool TensorBoard { get; init; }
-    [CommandOption("--config <FILE>")] [Description("YAML config with the reference's keys (configs/); overrides and flags typed here override it")]
+    [CommandOption("--config <FILE>")] [RunOption]
+    [Description("YAML config with the reference's keys (configs/); overrides and flags typed here override it")]
     public string? Config { get; init; }
     [CommandArgument(0, "[OVERRIDES]")] [Description("key=value settings, any config key (dotted keys for nesting, e.g. lr_scheduler.type=cos, loss.focal.gamma=2)")]
     public string[] Overrides { get; init; } = [];
+
+    protected override bool TrainsABackbone => true;
 }

@@ -9,23 +9,29 @@ public sealed class StageTwoSettings : StageTwoOptions
 {
     [CommandOption("--rho <RHO>")] [Description("H2T fusion ratio in [[0, 1]] (default 0.25); 0 = plain class-balanced re-training [[H2T]]")]
     public string? Rho { get; init; }
-    [CommandOption("--out <DIR>")] [Description("run folder (default: stage2-... inside the stage-I run, or runs/<name> with --config)")]
+    [CommandOption("--out <DIR>")] [RunOption]
+    [Description("run folder (default: stage2-... inside the stage-I run, or runs/<name> with --config)")]
     public string? Out { get; init; }
     [CommandOption("--val-per-class <N>")]
     [Description("validation images per class: best.ckpt is then chosen on validation, not test (a stage-I split is kept; default 0) [[val_per_class]]")]
     public string? ValidationPerClass { get; init; }
-    [CommandOption("--tensorboard")] [Description("also write TensorBoard event files (RUN/tensorboard)")]
+    [CommandOption("--tensorboard")] [RunOption] [Description("also write TensorBoard event files (RUN/tensorboard)")]
     public bool TensorBoard { get; init; }
 }
 
 /// <summary>
 /// The stage-II flags <c>stage2</c> and <c>sweep</c> share. Each setting flag stands for the config key in brackets
-/// and is bound by the one binder (<see cref="ConfigSupport.Bind"/>) with the YAML keys and overrides; defaults live in
-/// Settings.StageTwoConfig. --from, --resume, --config, --device and --threads are run options, read here.
+/// and is bound by the one binder (<see cref="ConfigSupport.Bind"/>, from the values Spectre parsed) with the YAML keys
+/// and overrides; defaults live in Settings.StageTwoConfig. --from, --resume, --config, --device and --threads are run
+/// options (<see cref="RunOptionAttribute"/>), read here.
 /// </summary>
 public abstract class StageTwoOptions : CheckpointDataSettings
 {
-    [CommandOption("--from <CHECKPOINT>")] [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
+    /// <summary>--precision and --data are the config keys precision and data_path here.</summary>
+    protected override bool BindsConfig => true;
+
+    [CommandOption("--from <CHECKPOINT>")] [RunOption]
+    [Description("stage-I checkpoint (last.ckpt or best.ckpt of a stage1 run)")]
     public string From { get; init; } = "";
     [CommandOption("--epochs <E>")] [Description("default 10 [[num_epochs]]")]
     public string? Epochs { get; init; }
@@ -70,11 +76,12 @@ public abstract class StageTwoOptions : CheckpointDataSettings
     public string? Prefetch { get; init; }
     [CommandOption("--seed <N>")] [Description("default 0 [[seed]]")]
     public string? Seed { get; init; }
-    [CommandOption("--resume")]
+    [CommandOption("--resume")] [RunOption]
     public bool Resume { get; init; }
     [CommandOption("--eval-every <N>")] [Description("evaluate on the test set every N epochs (default 1; 0: only the last) [[eval_every]]")]
     public string? EvalEvery { get; init; }
-    [CommandOption("--config <FILE>")] [Description("a stage-2 YAML config (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
+    [CommandOption("--config <FILE>")] [RunOption]
+    [Description("a stage-2 YAML config (configs/); its 'resume' is the stage-I checkpoint, H2T.NET or PyTorch")]
     public string? Config { get; init; }
     [CommandArgument(0, "[OVERRIDES]")] [Description("key=value settings, any config key (dotted keys for nesting, e.g. H2T=0.5, feature_mixup.alpha=0.4)")]
     public string[] Overrides { get; init; } = [];

@@ -37,7 +37,7 @@ public sealed class TauNormCommand(IAnsiConsole console) : Command<TauNormSettin
         });
         if (!File.Exists(settings.From)) throw new UsageException($"--from {settings.From}: checkpoint not found");
         var device = CommandSupport.Start(settings);
-        var precision = CommandSupport.Guard(() => settings.PrecisionAsked, _ => { });
+        var precision = settings.PrecisionAsked; // parsed once, when the options were bound
         var (rows, selected, output) = CommandSupport.Train(() =>
             TauNormalization.Run(settings.From, taus, settings.DataPath, settings.ValidationPerClass, settings.Out, device, precision));
         var ci = CultureInfo.InvariantCulture;

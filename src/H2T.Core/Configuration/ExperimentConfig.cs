@@ -274,6 +274,16 @@ public static class ReferenceConfig
         return Keys.Where(k => k.Flag == flag && ((k.FlagStages ?? k.Stages) & want) != 0).OrderByDescending(k => k.Stages == Stages.Sweep).FirstOrDefault()?.Name;
     }
 
+    /// <summary>Settings the environment gives, at the lowest precedence (a file, overrides and flags win): the old
+    /// spelling of memory_layout, <c>H2T_CHANNELS_LAST=0</c> (a process-wide switch until 2026-12), kept as an alias of
+    /// <c>memory_layout: nchw</c>. The command line and each grid cell read them alike.</summary>
+    public static IEnumerable<ConfigEntry> EnvironmentEntries()
+    {
+        if (Environment.GetEnvironmentVariable("H2T_CHANNELS_LAST") == "0")
+            yield return new ConfigEntry("memory_layout", "nchw", null,
+                "environment H2T_CHANNELS_LAST=0 (an alias of memory_layout: nchw)");
+    }
+
     /// <summary>Every flag of a mode with the key it stands for.</summary>
     public static IReadOnlyDictionary<string, string> Flags(StageMode mode) =>
         Keys.Where(k => k.Flag is not null).Select(k => k.Flag!).Distinct().Select(f => (f, FlagKey(mode, f))).Where(x => x.Item2 is not null)

@@ -15,12 +15,19 @@ public sealed class OneRoadTests : IDisposable
 {
     readonly TempDir dir = new();
 
-    static readonly HashSet<string> RunOptions = ["--out", "--resume", "--tensorboard", "--config", "--from", "--device", "--threads", "--allow-missing"];
+    static IEnumerable<PropertyInfo> Options(Type settings) =>
+        settings.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.GetCustomAttribute<CommandOptionAttribute>() is not null);
 
-    static IEnumerable<string> DeclaredFlags(Type settings) => settings.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-        .Select(p => p.GetCustomAttribute<CommandOptionAttribute>()).Where(a => a is not null).SelectMany(a => a!.LongNames).Select(n => "--" + n);
+    static IEnumerable<string> DeclaredFlags(Type settings) => Options(settings)
+        .SelectMany(p => p.GetCustomAttribute<CommandOptionAttribute>()!.LongNames).Select(n => "--" + n);
 
-    static ExperimentConfig BindFlags(StageMode mode, params string[] args) => ReferenceConfig.Bind(mode, ConfigSupport.FlagEntries(mode, args));
+    static bool IsRunOption(PropertyInfo p) => p.IsDefined(typeof(RunOptionAttribute), true);
+
+    /// <summary>The words parsed by Spectre into the mode's settings, then bound: the command line's one
+    /// road.</summary>
+    static ExperimentConfig BindFlags(StageMode mode, params string[] args) =>
+        ReferenceConfig.Bind(mode, CliFlags.Entries(mode, args));
 
     string Write(string text, string name = "c.yaml")
     {
@@ -37,8 +44,15 @@ public sealed class OneRoadTests : IDisposable
     [InlineData(typeof(SweepSettings), StageMode.Sweep)]
     public void EveryFlagOfATrainingCommandIsAConfigKeyOrARunOption(Type settings, StageMode mode)
     {
-        foreach (var flag in DeclaredFlags(settings))
-            Assert.True(ReferenceConfig.FlagKey(mode, flag) is not null || RunOptions.Contains(flag), $"{settings.Name} {flag}: no config key");
+        foreach (var p in Options(settings))
+        {
+            var flag = "--" + p.GetCustomAttribute<CommandOptionAttribute>()!.LongNames[0];
+            var key = ReferenceConfig.FlagKey(mode, flag);
+            Assert.True(key is not null || IsRunOption(p), $"{settings.Name} {flag}: no config key");
+            // A run option is never also a setting: the binder would skip its value.
+            Assert.False(key is not null && IsRunOption(p),
+                $"{settings.Name} {flag}: a run option with the config key {key}");
+        }
     }
 
     [Fact]
@@ -77,7 +91,8 @@ public sealed class OneRoadTests : IDisposable
         {
             if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option || p.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>() is not { } d) continue;
             var m = System.Text.RegularExpressions.Regex.Match(d.Description, @"\(default (?<v>[^;,)\s]+)|default (?<v>[^;,)\s\[]+) \[|(?<v>[\w.:-]+) \(default[):]");
-            if (!m.Success || p.PropertyType == typeof(bool)) continue;
+            // Run options are not settings: their defaults (--threads: all cores) are no record's.
+            if (!m.Success || p.PropertyType == typeof(bool) || IsRunOption(p)) continue;
             var flag = "--" + option.LongNames[0];
             var value = m.Groups["v"].Value;
             Assert.True(Json(BindFlags(mode, flag, value)) == baseline, $"{settings.Name} {flag}: the help says the default is {value}, the record's is not");
@@ -91,7 +106,8 @@ public sealed class OneRoadTests : IDisposable
     {
         var file = Write("mode: stage1\nimage_size: 96\nlr: 0.2\n");
         // --image-size has its key, so it combines with --config (it used to be refused with "set it in the file").
-        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. ConfigSupport.FlagEntries(StageMode.StageOne, ["--image-size", "64"])]);
+        var c = ReferenceConfig.Bind(StageMode.StageOne,
+            [.. ConfigReader.ReadFile(file), .. CliFlags.Entries(StageMode.StageOne, ["--image-size", "64"])]);
         Assert.Equal(64, c.Data.ImageSize);
         Assert.Equal(0.2, c.StageOne.Optim.Lr);
         foreach (var (flag, value, key) in new[] { ("--prefetch", "0", "prefetch"), ("--memory-layout", "nchw", "memory_layout"), ("--resize", "64", "resize"), ("--imb-factor", "0.5", "imb_factor") })
@@ -144,6 +160,44 @@ public sealed class OneRoadTests : IDisposable
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("tau '0:x:1'", output);
         Assert.DoesNotContain("rho", output);
+    }
+
+    /// <summary>Switches are known to Spectre by their declaration (a bool property), not by a list kept beside it: a
+    /// new switch takes no value, so the word after it stays an override or the next flag.</summary>
+    [Fact]
+    public void ASwitchNeverSwallowsTheNextWord()
+    {
+        var entries = CliFlags.Entries<WithNewSwitch>(StageMode.StageOne,
+            ["--new-switch", "lr=0.2", "--nesterov", "--epochs", "3"]);
+        Assert.Equal(["nesterov", "num_epochs"], entries.Select(e => e.Key).Order(StringComparer.Ordinal));
+        Assert.Equal("--nesterov true", entries.Single(e => e.Key == "nesterov").Where);
+        var settings = CliFlags.Parse<WithNewSwitch>("--new-switch", "lr=0.2");
+        Assert.True(settings.NewSwitch);
+        Assert.Equal(["lr=0.2"], settings.Overrides);
+        // stage2: --reinit and --tensorboard (a run option) before an override leave it an override.
+        var two = CliFlags.Parse<StageTwoSettings>("--reinit", "H2T=0.5", "--tensorboard", "lr=0.3");
+        Assert.Equal(["H2T=0.5", "lr=0.3"], two.Overrides);
+        Assert.Equal(["reinit_classifier"], ConfigSupport.FlagEntries(StageMode.StageTwo, two).Select(e => e.Key));
+    }
+
+    [Fact]
+    public void ARepeatedSweepFlagIsOneEntryPerValueAndErrorsNameTheFlag()
+    {
+        var c = BindFlags(StageMode.Sweep, "--rho", "0.25", "--sweep", "lr=0.1,0.2",
+            "--sweep", "weight_decay=0.001,0.002").CheckedSweep!.Value;
+        Assert.Equal(["lr", "weight_decay"], c.Options.Select(o => o.Key));
+        Assert.Equal(4, c.Points().Count);
+        var e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.Sweep, "--sweep", "lr"));
+        Assert.StartsWith("--sweep lr: expected KEY=VALUES", e.Message);
+    }
+
+    /// <summary>stage1's data options and a switch added later, unknown to any list.</summary>
+    public sealed class WithNewSwitch : DataOptions
+    {
+        [CommandOption("--new-switch")] [RunOption] public bool NewSwitch { get; init; }
+        [CommandOption("--nesterov")] public bool Nesterov { get; init; }
+        [CommandOption("--epochs <E>")] public string? Epochs { get; init; }
+        [CommandArgument(0, "[OVERRIDES]")] public string[] Overrides { get; init; } = [];
     }
 
     public void Dispose() => dir.Dispose();

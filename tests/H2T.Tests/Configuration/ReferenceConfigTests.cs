@@ -89,7 +89,8 @@ public sealed class ReferenceConfigTests : IDisposable
         ];
         foreach (var p in pairs)
         {
-            var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo, [.. ConfigReader.ReadFile(empty), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageTwo, ["stage2", p[0], p[1]])]);
+            var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo,
+                [.. ConfigReader.ReadFile(empty), .. H2T.Tests.Cli.CliFlags.Entries(StageMode.StageTwo, [p[0], p[1]])]);
             var viaKey = Bind(StageMode.StageTwo, empty, p[2]);
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(viaKey.StageTwo), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
             Assert.NotEqual(System.Text.Json.JsonSerializer.Serialize(new StageTwoConfig()), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
@@ -103,13 +104,15 @@ public sealed class ReferenceConfigTests : IDisposable
         foreach (var (alias, kind) in new[] { ("fc", "linear"), ("FCNorm", "cosine"), ("normed", "cosine"), ("normedlinear", "cosine"), ("lws", "lws") })
         {
             Assert.Equal(kind, Bind(StageMode.StageOne, one, $"classifier={alias}").StageOne.Classifier);
-            Assert.Equal(kind, ReferenceConfig.Bind(StageMode.StageOne, H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--classifier", alias])).StageOne.Classifier);
+            var flags = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--classifier", alias]);
+            Assert.Equal(kind, ReferenceConfig.Bind(StageMode.StageOne, flags).StageOne.Classifier);
         }
         var two = Write("mode: stage2\n", "two.yaml");
         foreach (var (spelling, on) in new[] { ("on", true), ("1", true), ("yes", true), ("off", false), ("0", false), ("no", false) })
         {
             Assert.Equal(on, Bind(StageMode.StageTwo, two, $"shift_bn={spelling}").StageTwo.ShiftBn);
-            Assert.Equal(on, ReferenceConfig.Bind(StageMode.StageTwo, H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageTwo, ["--shift-bn", spelling])).StageTwo.ShiftBn);
+            var flags = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageTwo, ["--shift-bn", spelling]);
+            Assert.Equal(on, ReferenceConfig.Bind(StageMode.StageTwo, flags).StageTwo.ShiftBn);
         }
     }
 
@@ -117,11 +120,15 @@ public sealed class ReferenceConfigTests : IDisposable
     public void TheMixupFlagMapsToItsKeyAndAFlagWithoutAKeyIsRefused()
     {
         var file = Write("mode: stage1\nmixup: True\nalpha: 1.0\n");
-        var c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--mixup", "0"])]);
+        var c = ReferenceConfig.Bind(StageMode.StageOne,
+            [.. ConfigReader.ReadFile(file), .. H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--mixup", "0"])]);
         Assert.Equal(0, c.StageOne.MixupAlpha);
-        c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--mixup=0.3", "--out", "x", "--resume"])]);
+        var typed = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--mixup=0.3", "--out", "x", "--resume"]);
+        c = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(file), .. typed]);
         Assert.Equal(0.3, c.StageOne.MixupAlpha);
-        var e = Assert.Throws<ConfigException>(() => H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--full"]).ToList());
+        // A setting flag someone declared without its row in the table (not a run option) is refused, not dropped.
+        var e = Assert.Throws<ConfigException>(
+            () => H2T.Tests.Cli.CliFlags.Entries<WithUnkeyedFlag>(StageMode.StageOne, ["--full"]));
         Assert.Contains("flag --full: has no config key", e.Message);
     }
 
@@ -179,4 +186,10 @@ public sealed class ReferenceConfigTests : IDisposable
     }
 
     public void Dispose() => dir.Dispose();
+
+    /// <summary>stage1's options plus a setting flag with no config key.</summary>
+    public sealed class WithUnkeyedFlag : H2T.Cli.Commands.DataOptions
+    {
+        [Spectre.Console.Cli.CommandOption("--full")] public bool Full { get; init; }
+    }
 }

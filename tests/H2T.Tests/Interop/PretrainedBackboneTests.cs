@@ -77,7 +77,8 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         var c = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml)).StageOne;
         Assert.Equal(weights, c.Pretrained);
         Assert.Equal(["layer4.2"], c.Trainable!);
-        var viaFlags = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--trainable", "layer3,layer4"])]).StageOne;
+        var typed = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--trainable", "layer3,layer4"]);
+        var viaFlags = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. typed]).StageOne;
         Assert.Equal(["layer3", "layer4"], viaFlags.Trainable!);
         using var backbone = ModelFactory.CreateBackbone("resnet8", 1);
         Assert.Contains("pretrained: /nowhere.pth: file not found", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);

@@ -159,7 +159,8 @@ public sealed class MixedPrecisionTests
         var one = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml));
         Assert.Equal(ComputePrecision.Bf16, one.StageOne.Precision);
         Assert.Equal(ComputePrecision.Bf16, ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml)).StageTwo.Precision);
-        var flag = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. H2T.Cli.Commands.ConfigSupport.FlagEntries(StageMode.StageOne, ["--precision", "fp32"])]);
+        var typed = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--precision", "fp32"]);
+        var flag = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. typed]);
         Assert.Equal(ComputePrecision.Fp32, flag.StageOne.Precision);
         var bad = dir.Write("bad.yaml", "dataset: cifar10\nprecision: fp8\n"u8.ToArray());
         var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(bad)));
