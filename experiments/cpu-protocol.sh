@@ -8,7 +8,7 @@
 # STAGE1_EVAL_EVERY=N evaluates stage I on the test set every N epochs only (default 1; the last epoch always).
 # STAGE2=sweep trains the three rho values in one `h2t sweep` pass (no validation split) instead of three runs:
 # the same batches, draws and results (SweepTests proves member = single run), about half the time.
-# PRECISION=bf16 runs both stages in bf16 mixed precision (default fp32; README "Mixed precision").
+# PRECISION=bf16 runs both stages in bf16 mixed precision (default fp32; docs/precision.md).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dataset="${1:?dataset}"; seed="${2:-0}"; data="${3:-}"

@@ -1,6 +1,7 @@
 namespace H2T.Bench;
 
-/// <summary>The one summary statistic every benchmark here reports: timings on a shared machine have outliers.</summary>
+/// <summary>The one summary statistic every benchmark here reports: timings on a shared machine have
+/// outliers.</summary>
 internal static class BenchStats
 {
     public static double Median(IEnumerable<double> values)

@@ -19,7 +19,8 @@ public static class EngineBench
     public static object Run(int threads, int rounds, string workDir)
     {
         Directory.CreateDirectory(workDir);
-        var pre = new ImagePreprocessing(3, 224, 224, 256, [.. Normalization.ImageNet.Mean], [.. Normalization.ImageNet.Std]);
+        var pre = new ImagePreprocessing(3, 224, 224, 256, [.. Normalization.ImageNet.Mean],
+            [.. Normalization.ImageNet.Std]);
         var results = new List<object>();
         foreach (var arch in new[] { "resnet18", "resnet50" })
         {
@@ -29,8 +30,10 @@ public static class EngineBench
             OnnxExporter.Export(ckpt, onnx);
             var engines = new (string Label, string Path, ClassifierOptions Options)[]
             {
-                ("torchsharp fp32", ckpt, new() { Precision = ComputePrecision.Fp32, Engine = InferenceEngine.TorchSharp, Threads = threads }),
-                ("torchsharp bf16", ckpt, new() { Precision = ComputePrecision.Bf16, Engine = InferenceEngine.TorchSharp, Threads = threads }),
+                ("torchsharp fp32", ckpt, new() { Precision = ComputePrecision.Fp32,
+                    Engine = InferenceEngine.TorchSharp, Threads = threads }),
+                ("torchsharp bf16", ckpt, new() { Precision = ComputePrecision.Bf16,
+                    Engine = InferenceEngine.TorchSharp, Threads = threads }),
                 ("onnxruntime fp32 (exported file)", onnx, new() { Threads = threads }),
                 ("h2t predict --checkpoint (auto)", ckpt, new() { Threads = threads }),
             };
@@ -48,7 +51,8 @@ public static class EngineBench
                     {
                         using var model = ImageClassifier.Load(path, options);
                         engineNames[label] = model.Engine;
-                        for (int w = 0; w < 2; w++) model.Logits(pixels, batch); // warm-up: first-call allocations, primitive creation
+                        // warm-up: first-call allocations, primitive creation
+                        for (int w = 0; w < 2; w++) model.Logits(pixels, batch);
                         var times = new List<double>();
                         int reps = batch == 1 ? 20 : 3;
                         for (int k = 0; k < reps; k++)
@@ -60,12 +64,17 @@ public static class EngineBench
                         f[$"{label} ms per batch"] = BenchStats.Median(times);
                         f[$"{label} img/s"] = batch / BenchStats.Median(times) * 1000;
                     }
-                    f["torchsharp fp32 / onnxruntime (time ratio)"] = f["torchsharp fp32 ms per batch"] / f["onnxruntime fp32 (exported file) ms per batch"];
-                    f["predict auto / onnxruntime (time ratio)"] = f["h2t predict --checkpoint (auto) ms per batch"] / f["onnxruntime fp32 (exported file) ms per batch"];
+                    f["torchsharp fp32 / onnxruntime (time ratio)"] =
+                        f["torchsharp fp32 ms per batch"] / f["onnxruntime fp32 (exported file) ms per batch"];
+                    f["predict auto / onnxruntime (time ratio)"] =
+                        f["h2t predict --checkpoint (auto) ms per batch"] /
+                        f["onnxruntime fp32 (exported file) ms per batch"];
                     foreach (var (k, v) in f) Console.WriteLine($"{arch} batch {batch} round {r}: {k}: {v:G4}");
                     perRound.Add(f);
                 }
-                var summary = perRound[0].Keys.ToDictionary(k => k, k => new { median = BenchStats.Median(perRound.Select(p => p[k])), rounds = perRound.Select(p => p[k]).ToArray() });
+                var summary = perRound[0].Keys.ToDictionary(k => k,
+                    k => new { median = BenchStats.Median(perRound.Select(p => p[k])),
+                    rounds = perRound.Select(p => p[k]).ToArray() });
                 results.Add(new { architecture = arch, input = "3x224x224", batch, engines = engineNames, summary });
             }
         }

@@ -19,7 +19,8 @@ public static class LoopBench
         foreach (var prefetch in new[] { 0, 2 })
         {
             var (s1, s2) = Epochs(splits, Path.Combine(dir, $"prefetch{prefetch}"), prefetch);
-            Console.WriteLine($"loop fashion-mnist-LT prefetch {prefetch}: stage I {s1:F0} img/s, stage II (H2T) {s2:F0} img/s");
+            Console.WriteLine(
+                $"loop fashion-mnist-LT prefetch {prefetch}: stage I {s1:F0} img/s, stage II (H2T) {s2:F0} img/s");
             yield return new { name = $"loop-stage1-fmnist-prefetch{prefetch}", images_per_second = s1 };
             yield return new { name = $"loop-stage2-fmnist-prefetch{prefetch}", images_per_second = s2 };
         }
@@ -30,9 +31,11 @@ public static class LoopBench
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var run1 = new RunFolder(Path.Combine(dir, "s1"));
-        var m1 = StageOneTrainer.Run(new StageOneConfig { Data = new DataConfig(splits.Name), Backbone = "resnet32", Epochs = 1, EvalEvery = 0, Prefetch = prefetch },
+        var m1 = StageOneTrainer.Run(new StageOneConfig { Data = new DataConfig(splits.Name), Backbone = "resnet32",
+            Epochs = 1, EvalEvery = 0, Prefetch = prefetch },
             splits, run1, TorchSharp.torch.CPU, new SilentObserver());
-        var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, new StageTwoConfig { Epochs = 1, EvalEvery = 0, Rho = 0.25, Prefetch = prefetch },
+        var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, new StageTwoConfig { Epochs = 1, EvalEvery = 0, Rho = 0.25,
+            Prefetch = prefetch },
             splits, new RunFolder(Path.Combine(dir, "s2")), TorchSharp.torch.CPU, new SilentObserver());
         return (m1.Epochs[^1].ImagesPerSecond, m2.Epochs[^1].ImagesPerSecond);
     }

@@ -8,12 +8,14 @@ namespace H2T.Bench;
 /// <summary>Isolated model timings: one ResNet-32 SGD step and one eval forward at batch 128.</summary>
 public static class ModelBench
 {
-    public static object ResNet32Step(int channels, int size, int warmup = 5, int iters = 20, ComputePrecision precision = ComputePrecision.Fp32)
+    public static object ResNet32Step(int channels, int size, int warmup = 5, int iters = 20,
+        ComputePrecision precision = ComputePrecision.Fp32)
     {
         manual_seed(0);
         using var backbone = new ResNetCifar(32, channels) { Compute = new(precision) };
         using var head = new LinearHead(backbone.FeatureChannels, 10);
-        using var opt = optim.SGD(backbone.parameters().Concat(head.parameters()), 0.1, momentum: 0.9, weight_decay: 2e-4);
+        using var opt = optim.SGD(backbone.parameters().Concat(head.parameters()), 0.1, momentum: 0.9,
+            weight_decay: 2e-4);
         using var x = randn(128, channels, size, size);
         using var y = randint(0, 10, 128, dtype: int64);
         var train = new List<double>();
@@ -50,7 +52,10 @@ public static class ModelBench
             }
         double tm = BenchStats.Median(train), em = BenchStats.Median(eval), fm = BenchStats.Median(folded);
         var p = MixedPrecision.Name(precision);
-        Console.WriteLine($"resnet32 {channels}x{size}x{size} batch 128 {p}: train step median {tm:F1} ms, eval forward median {em:F1} ms, folded {fm:F1} ms");
-        return new { name = $"resnet32-step-{channels}x{size}", precision = p, batch = 128, train_step_median_ms = tm, eval_forward_median_ms = em, folded_eval_forward_median_ms = fm };
+        Console.WriteLine(
+            $"resnet32 {channels}x{size}x{size} batch 128 {p}: train step median {tm:F1} ms, eval forward median " +
+            $"{em:F1} ms, folded {fm:F1} ms");
+        return new { name = $"resnet32-step-{channels}x{size}", precision = p, batch = 128, train_step_median_ms = tm,
+            eval_forward_median_ms = em, folded_eval_forward_median_ms = fm };
     }
 }

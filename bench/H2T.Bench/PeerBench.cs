@@ -38,23 +38,32 @@ public static class PeerBench
             if (!peerFirst) RunPeer();
             void RunPeer()
             {
-                peer = Python(Path.Combine(pythonDir, "loop_peer.py"), $"--data {cifarJpg} --threads {threads} --batches {batches}");
+                peer = Python(Path.Combine(pythonDir, "loop_peer.py"),
+                    $"--data {cifarJpg} --threads {threads} --batches {batches}");
                 peerStep = Python(Path.Combine(pythonDir, "resnet32_step.py"), $"--threads {threads}");
             }
             rawPeers.Add(peer);
             double Get(JsonElement e, string k) => e.GetProperty(k).GetDouble();
-            var peerStep3 = peerStep.GetProperty("results").EnumerateArray().First(x => x.GetProperty("name").GetString() == "resnet32-step-3x32");
+            var peerStep3 = peerStep.GetProperty("results").EnumerateArray().First(x =>
+                x.GetProperty("name").GetString() == "resnet32-step-3x32");
             double ourStepMs = (double)step.GetType().GetProperty("train_step_median_ms")!.GetValue(step)!;
             double peerS1 = Get(peer, "stage1_images_per_second"), peerS2 = Get(peer, "stage2_images_per_second");
             var figures = new[]
             {
-                Figure("resnet32 train step, batch 128, 3x32x32 (ms)", ourStepMs, Get(peerStep3, "train_step_median_ms"), lowerIsBetter: true, target: "<= 1.0"),
-                Figure("stage I: h2t's stage1 trainer, one whole epoch incl. loading + augmentation, against the peer's loop (img/s)", ours.StageOne, peerS1, lowerIsBetter: false, target: ">= 1.2"),
-                Figure("stage II: h2t's stage2 trainer (H2T rho 0.25), one whole epoch, against the peer's loop (img/s)", ours.StageTwo, peerS2, lowerIsBetter: false, target: ">= 1.2"),
-                Figure("evaluation of the 10,000 test images (s)", ours.EvalSeconds, Get(peer, "eval_seconds"), lowerIsBetter: true, target: "<= 1.0"),
-                Figure("fusion share of the stage-II step", ours.FusionShare, Get(peer, "fusion_share_of_stage2_step"), lowerIsBetter: true, target: "ours < 0.02"),
+                Figure("resnet32 train step, batch 128, 3x32x32 (ms)", ourStepMs, Get(peerStep3,
+                    "train_step_median_ms"), lowerIsBetter: true, target: "<= 1.0"),
+                Figure("stage I: h2t's stage1 trainer, one whole epoch incl. loading + augmentation, against the " +
+                    "peer's loop (img/s)", ours.StageOne, peerS1, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("stage II: h2t's stage2 trainer (H2T rho 0.25), one whole epoch, against the peer's loop " +
+                    "(img/s)", ours.StageTwo, peerS2, lowerIsBetter: false, target: ">= 1.2"),
+                Figure("evaluation of the 10,000 test images (s)", ours.EvalSeconds, Get(peer, "eval_seconds"),
+                    lowerIsBetter: true, target: "<= 1.0"),
+                Figure("fusion share of the stage-II step", ours.FusionShare, Get(peer, "fusion_share_of_stage2_step"),
+                    lowerIsBetter: true, target: "ours < 0.02"),
             };
-            foreach (var f in figures) Console.WriteLine($"round {r}: {f.name}: ours {f.ours:G4}, pytorch {f.pytorch:G4}, ratio {f.ratio:F2} ({f.ratio_meaning}; target {f.target})");
+            foreach (var f in figures) Console.WriteLine(
+                $"round {r}: {f.name}: ours {f.ours:G4}, pytorch {f.pytorch:G4}, ratio {f.ratio:F2} " +
+                $"({f.ratio_meaning}; target {f.target})");
             perRound.Add(figures);
         }
         var summary = perRound[0].Select((f, i) => new
@@ -69,18 +78,24 @@ public static class PeerBench
         }).ToArray();
         var ci = System.Globalization.CultureInfo.InvariantCulture;
         foreach (var f in summary)
-            Console.WriteLine($"median over {rounds} rounds: {f.name}: ratio {f.ratio_median:F2} (rounds: {string.Join(", ", f.ratios.Select(x => x.ToString("F2", ci)))}); " +
+            Console.WriteLine(
+                $"median over {rounds} rounds: {f.name}: ratio {f.ratio_median:F2} (rounds: " +
+                $"{string.Join(", ", f.ratios.Select(x => x.ToString("F2", ci)))}); " +
                               $"ours {f.ours_median:G4}, pytorch {f.pytorch_median:G4}; target {f.target}");
-        return new { name = "peer-cifar10-lt", batches, threads, rounds, channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound, pytorch = rawPeers };
+        return new { name = "peer-cifar10-lt", batches, threads, rounds,
+            channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound,
+            pytorch = rawPeers };
     }
 
 
     sealed record Figures(double StageOne, double StageTwo, double EvalSeconds, double FusionShare);
 
-    sealed record PeerFigure(string name, double ours, double pytorch, double ratio, string ratio_meaning, string target);
+    sealed record PeerFigure(string name, double ours, double pytorch, double ratio, string ratio_meaning,
+        string target);
 
     static PeerFigure Figure(string name, double ours, double pytorch, bool lowerIsBetter, string target) =>
-        new(name, ours, pytorch, ours / pytorch, lowerIsBetter ? "ours / pytorch, lower is better" : "ours / pytorch, higher is better", target);
+        new(name, ours, pytorch, ours / pytorch,
+            lowerIsBetter ? "ours / pytorch, lower is better" : "ours / pytorch, higher is better", target);
 
     /// <summary>
     /// Our side, all through the library's own code: one epoch of each real trainer (StageOneTrainer with mixup,
@@ -97,8 +112,10 @@ public static class PeerBench
         Evaluator.Evaluate(models.Backbone, models.Head, testLoader, splits.NumClasses, splits.Groups);
         double evalSeconds = sw.Elapsed.TotalSeconds;
 
-        using var tails = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm, null, 0, dropLast: true);
-        using var heads = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 1), 128, splits.Norm, null, 1, dropLast: true);
+        using var tails = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm,
+            null, 0, dropLast: true);
+        using var heads = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 1), 128, splits.Norm,
+            null, 1, dropLast: true);
         var fusion = new HeadToTailFusion(0.25);
         var rng = new Random(0);
         var times = new List<double>();
@@ -122,7 +139,8 @@ public static class PeerBench
     {
         var psi = new ProcessStartInfo("/usr/bin/python3", $"{script} {arguments}")
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(script)!,
+            RedirectStandardOutput = true, RedirectStandardError = true,
+                WorkingDirectory = Path.GetDirectoryName(script)!,
         };
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start /usr/bin/python3");
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -38,24 +38,33 @@ public static class PrecisionBench
             foreach (var p in new[] { ComputePrecision.Fp32, ComputePrecision.Bf16 })
                 Trainers(splits, p, Path.Combine(workDir, $"round{r}-{MixedPrecision.Name(p)}"), f);
             if (!peerFirst) Peer(f);
-            f["step: ours bf16 / pytorch autocast+channels-last (lower is better)"] = f["ours bf16 step ms"] / f["pytorch autocast-bf16 channels-last step ms"];
+            f["step: ours bf16 / pytorch autocast+channels-last (lower is better)"] =
+                f["ours bf16 step ms"] / f["pytorch autocast-bf16 channels-last step ms"];
             f["step: ours bf16 / ours fp32"] = f["ours bf16 step ms"] / f["ours fp32 step ms"];
-            f["stage I epoch speed-up bf16 over fp32 (img/s ratio)"] = f["ours bf16 stage1 img/s"] / f["ours fp32 stage1 img/s"];
-            f["stage II epoch speed-up bf16 over fp32 (img/s ratio)"] = f["ours bf16 stage2 img/s"] / f["ours fp32 stage2 img/s"];
-            f["evaluation speed-up bf16 over fp32 (time ratio)"] = f["ours fp32 evaluation s"] / f["ours bf16 evaluation s"];
+            f["stage I epoch speed-up bf16 over fp32 (img/s ratio)"] =
+                f["ours bf16 stage1 img/s"] / f["ours fp32 stage1 img/s"];
+            f["stage II epoch speed-up bf16 over fp32 (img/s ratio)"] =
+                f["ours bf16 stage2 img/s"] / f["ours fp32 stage2 img/s"];
+            f["evaluation speed-up bf16 over fp32 (time ratio)"] =
+                f["ours fp32 evaluation s"] / f["ours bf16 evaluation s"];
             foreach (var (k, v) in f) Console.WriteLine($"round {r}: {k}: {v:G4}");
             perRound.Add(f);
         }
-        var summary = perRound[0].Keys.ToDictionary(k => k, k => new { median = BenchStats.Median(perRound.Select(p => p[k])), rounds = perRound.Select(p => p[k]).ToArray() });
+        var summary = perRound[0].Keys.ToDictionary(k => k,
+            k => new { median = BenchStats.Median(perRound.Select(p => p[k])),
+            rounds = perRound.Select(p => p[k]).ToArray() });
         foreach (var (k, v) in summary) Console.WriteLine($"median over {rounds} rounds: {k}: {v.median:G4}");
-        return new { name = "precision-cifar10-lt", threads, rounds, cpu = CpuFeatures.Host.ToString(), channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound };
+        return new { name = "precision-cifar10-lt", threads, rounds, cpu = CpuFeatures.Host.ToString(),
+            channels_last = new StageOneConfig().Layout == FeatureLayout.ChannelsLast, summary, per_round = perRound };
 
         void Peer(Dictionary<string, double> f)
         {
-            foreach (var (label, flags) in new[] { ("fp32 NCHW", ""), ("fp32 channels-last", "--channels-last"), ("autocast-bf16 channels-last", "--channels-last --autocast") })
+            foreach (var (label, flags) in new[] { ("fp32 NCHW", ""), ("fp32 channels-last", "--channels-last"),
+                ("autocast-bf16 channels-last", "--channels-last --autocast") })
             {
                 var json = PeerBench.Python(script, $"--threads {threads} {flags}");
-                var res = json.GetProperty("results").EnumerateArray().First(x => x.GetProperty("name").GetString() == "resnet32-step-3x32");
+                var res = json.GetProperty("results").EnumerateArray().First(x =>
+                    x.GetProperty("name").GetString() == "resnet32-step-3x32");
                 f[$"pytorch {label} step ms"] = res.GetProperty("train_step_median_ms").GetDouble();
                 f[$"pytorch {label} eval forward ms"] = res.GetProperty("eval_forward_median_ms").GetDouble();
             }
@@ -69,11 +78,13 @@ public static class PrecisionBench
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var name = MixedPrecision.Name(precision);
-        var s1 = new StageOneConfig { Data = new DataConfig("cifar10-jpg"), Backbone = "resnet32", Epochs = 1, EvalEvery = 0, Precision = precision };
+        var s1 = new StageOneConfig { Data = new DataConfig("cifar10-jpg"), Backbone = "resnet32", Epochs = 1,
+            EvalEvery = 0, Precision = precision };
         var run1 = new RunFolder(Path.Combine(dir, "s1"));
         var m1 = StageOneTrainer.Run(s1, splits, run1, CPU, new SilentObserver());
         var s2 = new StageTwoConfig { Epochs = 1, EvalEvery = 0, Rho = 0.25, Precision = precision };
-        var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, s2, splits, new RunFolder(Path.Combine(dir, "s2")), CPU, new SilentObserver());
+        var m2 = StageTwoTrainer.Run(run1.LastCheckpoint, s2, splits, new RunFolder(Path.Combine(dir, "s2")), CPU,
+            new SilentObserver());
         f[$"ours {name} stage1 img/s"] = m1.Epochs[^1].ImagesPerSecond;
         f[$"ours {name} stage2 img/s"] = m2.Epochs[^1].ImagesPerSecond;
         using var models = Checkpoint.Open(run1.LastCheckpoint, precision: precision);

@@ -28,8 +28,10 @@ public static class PredictBench
         var archs = new List<object>();
         foreach (var (arch, pre, images) in new[]
         {
-            ("resnet32", new ImagePreprocessing(3, 32, 32, 0, [.. Normalization.Cifar.Mean], [.. Normalization.Cifar.Std]), 2000),
-            ("resnet50", new ImagePreprocessing(3, 224, 224, 256, [.. Normalization.ImageNet.Mean], [.. Normalization.ImageNet.Std]), 128),
+            ("resnet32", new ImagePreprocessing(3, 32, 32, 0, [.. Normalization.Cifar.Mean],
+                [.. Normalization.Cifar.Std]), 2000),
+            ("resnet50", new ImagePreprocessing(3, 224, 224, 256, [.. Normalization.ImageNet.Mean],
+                [.. Normalization.ImageNet.Std]), 128),
         })
         {
             // Every 5th test image, so all classes are in.
@@ -45,19 +47,23 @@ public static class PredictBench
             for (int r = 0; r < rounds; r++)
             {
                 var f = new Dictionary<string, double>();
-                f["eval path (loader + folded forward) fp32 img/s"] = EvalPath(ckpt, paths, labels, pre, batch, ComputePrecision.Fp32);
+                f["eval path (loader + folded forward) fp32 img/s"] = EvalPath(ckpt, paths, labels, pre, batch,
+                    ComputePrecision.Fp32);
                 foreach (var (label, path, precision) in new (string, string, ComputePrecision?)[]
                 {
-                    ("predict torchsharp fp32", ckpt, ComputePrecision.Fp32), ("predict torchsharp bf16", ckpt, ComputePrecision.Bf16), ("predict onnxruntime fp32", onnx, null),
+                    ("predict torchsharp fp32", ckpt, ComputePrecision.Fp32), ("predict torchsharp bf16", ckpt,
+                        ComputePrecision.Bf16), ("predict onnxruntime fp32", onnx, null),
                 })
                 {
-                    using var model = ImageClassifier.Load(path, new ClassifierOptions { Precision = precision, Threads = threads });
+                    using var model = ImageClassifier.Load(path, new ClassifierOptions { Precision = precision,
+                        Threads = threads });
                     var inputs = paths.Select((p, i) => new PredictionInput(p, p, labels[i])).ToArray();
                     PredictionJob.Run(model, inputs.Take(batch), batch, 5, _ => { }); // warm-up
                     var s = PredictionJob.Run(model, inputs, batch, 5, _ => { });
                     f[$"{label} img/s"] = s.ImagesPerSecond;
                     var pixels = new byte[batch * pre.Shape.Size];
-                    for (int i = 0; i < batch; i++) ImageDecoder.Decode(paths[i % paths.Length], pre.Plan, pixels.AsSpan(i * pre.Shape.Size, pre.Shape.Size));
+                    for (int i = 0; i < batch; i++) ImageDecoder.Decode(paths[i % paths.Length], pre.Plan,
+                        pixels.AsSpan(i * pre.Shape.Size, pre.Shape.Size));
                     model.Logits(pixels, batch);
                     var times = new List<double>();
                     for (int k = 0; k < 3; k++)
@@ -68,15 +74,20 @@ public static class PredictBench
                     }
                     f[$"{label} model only img/s"] = batch / BenchStats.Median(times);
                 }
-                f["predict: onnxruntime / torchsharp fp32 (img/s ratio)"] = f["predict onnxruntime fp32 img/s"] / f["predict torchsharp fp32 img/s"];
-                f["model only: onnxruntime / torchsharp fp32 (img/s ratio)"] = f["predict onnxruntime fp32 model only img/s"] / f["predict torchsharp fp32 model only img/s"];
+                f["predict: onnxruntime / torchsharp fp32 (img/s ratio)"] =
+                    f["predict onnxruntime fp32 img/s"] / f["predict torchsharp fp32 img/s"];
+                f["model only: onnxruntime / torchsharp fp32 (img/s ratio)"] =
+                    f["predict onnxruntime fp32 model only img/s"] / f["predict torchsharp fp32 model only img/s"];
                 foreach (var (k, v) in f) Console.WriteLine($"{arch} round {r}: {k}: {v:G4}");
                 perRound.Add(f);
             }
-            var summary = perRound[0].Keys.ToDictionary(k => k, k => new { median = BenchStats.Median(perRound.Select(p => p[k])), rounds = perRound.Select(p => p[k]).ToArray() });
+            var summary = perRound[0].Keys.ToDictionary(k => k,
+                k => new { median = BenchStats.Median(perRound.Select(p => p[k])),
+                rounds = perRound.Select(p => p[k]).ToArray() });
             archs.Add(new { architecture = arch, input = pre.Describe(), images = paths.Length, batch, summary });
         }
-        return new { name = "predict-throughput", threads, rounds, cpu = CpuFeatures.Host.ToString(), onnxruntime = OnnxVersion(), results = archs };
+        return new { name = "predict-throughput", threads, rounds, cpu = CpuFeatures.Host.ToString(),
+            onnxruntime = OnnxVersion(), results = archs };
     }
 
     static string OnnxVersion() => Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString();
@@ -93,17 +104,22 @@ public static class PredictBench
         }, backbone, head, null);
     }
 
-    /// <summary>What <c>h2t eval</c> does per image: the data loader (decoding on its threads, prefetch 2) and the folded forward.</summary>
-    static double EvalPath(string ckpt, string[] paths, int[] labels, ImagePreprocessing pre, int batch, ComputePrecision precision)
+    /// <summary>What <c>h2t eval</c> does per image: the data loader (decoding on its threads, prefetch 2) and the
+    /// folded forward.</summary>
+    static double EvalPath(string ckpt, string[] paths, int[] labels, ImagePreprocessing pre, int batch,
+        ComputePrecision precision)
     {
         using var models = Checkpoint.Open(ckpt, precision: precision);
         var source = new FileImageSource(paths, labels, pre.Plan);
         var splits = new DatasetSplits
         {
-            Name = "bench", Train = source, Test = source, ClassNames = [.. Enumerable.Range(0, 10).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))], Norm = pre.Norm,
-            TrainClassCounts = [.. Enumerable.Repeat(1, 10)], Groups = ClassGroups.Default([.. Enumerable.Repeat(1, 10)]), TrainAugment = AugmentConfig.None,
+            Name = "bench", Train = source, Test = source, ClassNames = [.. Enumerable.Range(0,
+                10).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture))], Norm = pre.Norm,
+            TrainClassCounts = [.. Enumerable.Repeat(1, 10)], Groups = ClassGroups.Default([.. Enumerable.Repeat(1,
+                10)]), TrainAugment = AugmentConfig.None,
         };
-        using (var warm = Evaluator.TestLoader(splits with { Test = new FileImageSource(paths[..batch], labels[..batch], pre.Plan) }, batch, CPU))
+        using (var warm = Evaluator.TestLoader(splits with { Test = new FileImageSource(paths[..batch], labels[..batch],
+            pre.Plan) }, batch, CPU))
             Evaluator.Evaluate(models.Backbone, models.Head, warm, 10, splits.Groups);
         using var loader = Evaluator.TestLoader(splits, batch, CPU);
         var sw = Stopwatch.StartNew();

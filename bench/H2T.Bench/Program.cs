@@ -15,29 +15,37 @@ int rounds = 3;
 int clients = 32;
 double seconds = 20;
 string scalingRoot = Path.Combine(Path.GetTempPath(), "h2t-scaling");
-var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
+var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory,
+    "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outPath = args[++i];
     else if (args[i] == "--cifar10-jpg" && i + 1 < args.Length) cifarJpg = args[++i];
     else if (args[i] == "--only" && i + 1 < args.Length) only = args[++i];
-    else if (args[i] == "--images" && i + 1 < args.Length) scalingImages = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--rounds" && i + 1 < args.Length) rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--images" && i + 1 < args.Length) scalingImages = int.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--rounds" && i + 1 < args.Length) rounds = int.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--scaling-root" && i + 1 < args.Length) scalingRoot = args[++i];
-    else if (args[i] == "--clients" && i + 1 < args.Length) clients = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--clients" && i + 1 < args.Length) clients = int.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
 TorchRuntime.Initialize(threads);
 
 // --only model|loader|loop|peer runs one group.
 var results = new List<object>();
-if (only is null or "model") { results.Add(H2T.Bench.ModelBench.ResNet32Step(1, 28)); results.Add(H2T.Bench.ModelBench.ResNet32Step(3, 32)); }
+if (only is null or "model") { results.Add(H2T.Bench.ModelBench.ResNet32Step(1,
+    28)); results.Add(H2T.Bench.ModelBench.ResNet32Step(3, 32)); }
 if (only is null or "loader")
 {
     results.AddRange(LoaderBench("fashion-mnist", null, maxBatches: 116));
-    if (File.Exists(cifarJpg) || Directory.Exists(cifarJpg)) results.AddRange(LoaderBench("cifar10-jpg", cifarJpg, maxBatches: 40));
+    if (File.Exists(cifarJpg) || Directory.Exists(cifarJpg)) results.AddRange(LoaderBench("cifar10-jpg", cifarJpg,
+        maxBatches: 40));
     else Console.WriteLine($"cifar10-jpg: {cifarJpg} not found, skipped (--cifar10-jpg PATH)");
 }
 if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
@@ -45,32 +53,40 @@ if (only is null or "loop") results.AddRange(H2T.Bench.LoopBench.Run());
 if (only == "layout") results.AddRange(H2T.Bench.LayoutBench.Run(rounds));
 // --only scaling [--images N] [--scaling-root DIR]: a generated 1,000-class list-file set streamed once; one size per
 // process so the peak memory belongs to that size (not in "all").
-if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Path.Combine(scalingRoot, scalingImages.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+if (only == "scaling") results.Add(H2T.Bench.ScalingBench.Run(scalingImages, Path.Combine(scalingRoot,
+    scalingImages.ToString(System.Globalization.CultureInfo.InvariantCulture))));
 // --only precision: bf16 against fp32 and against PyTorch's autocast + channels-last (needs python3-torch and the
 // shared CIFAR-10 JPEGs); not in "all".
 if (only == "precision")
 {
     var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
-    results.Add(H2T.Bench.PrecisionBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, pythonDir, rounds, Path.Combine(Path.GetTempPath(), "h2t-precision-runs")));
+    results.Add(H2T.Bench.PrecisionBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, pythonDir, rounds,
+        Path.Combine(Path.GetTempPath(), "h2t-precision-runs")));
 }
 // --only predict: h2t predict's throughput, TorchSharp against ONNX Runtime, beside h2t eval's path (needs the
 // shared CIFAR-10 JPEGs); not in "all".
 if (only == "predict")
-    results.Add(H2T.Bench.PredictBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-predict-bench")));
-// --only engines: the model alone on TorchSharp fp32 / bf16 and ONNX Runtime, ImageNet ResNet-18/50 at 224 px, batch 1 and
+    results.Add(H2T.Bench.PredictBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, rounds,
+        Path.Combine(Path.GetTempPath(), "h2t-predict-bench")));
+// --only engines: the model alone on TorchSharp fp32 / bf16 and ONNX Runtime, ImageNet ResNet-18/50 at 224 px, batch 1
+// and
 // 32, and what predict --checkpoint picks by default; not in "all".
-if (only == "engines") results.Add(H2T.Bench.EngineBench.Run(threads ?? Environment.ProcessorCount, rounds, Path.Combine(Path.GetTempPath(), "h2t-engine-bench")));
+if (only == "engines") results.Add(H2T.Bench.EngineBench.Run(threads ?? Environment.ProcessorCount, rounds,
+    Path.Combine(Path.GetTempPath(), "h2t-engine-bench")));
 // --only serve [--clients N] [--seconds S]: h2t serve's host under concurrent clients, batching on and off (needs the
 // shared CIFAR-10 JPEGs); not in "all".
 if (only == "serve")
-    results.Add(H2T.Bench.ServeBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, clients, TimeSpan.FromSeconds(seconds), Path.Combine(Path.GetTempPath(), "h2t-serve-bench")));
+    results.Add(H2T.Bench.ServeBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, clients,
+        TimeSpan.FromSeconds(seconds), Path.Combine(Path.GetTempPath(), "h2t-serve-bench")));
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {
     var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
-    results.Add(H2T.Bench.PeerBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, 30, pythonDir, rounds, Path.Combine(Path.GetTempPath(), "h2t-peer-runs")));
+    results.Add(H2T.Bench.PeerBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, 30, pythonDir, rounds,
+        Path.Combine(Path.GetTempPath(), "h2t-peer-runs")));
 }
-File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results }, new JsonSerializerOptions { WriteIndented = true }));
+File.WriteAllText(outPath, JsonSerializer.Serialize(new { threads = get_num_threads(), results },
+    new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine($"wrote {outPath}");
 return 0;
 
@@ -104,8 +120,11 @@ static IEnumerable<object> LoaderBench(string dataset, string? path, int maxBatc
         times.Sort();
         var mode = prefetch == 0 ? "sequential" : "prefetched";
         var mean = total / n;
-        Console.WriteLine($"loader {dataset}-LT {mode} batch 128 ({splits.Train.Shape}): mean {mean:F2} ms, median {times[times.Count / 2]:F2} ms per batch over {n} batches (dataset load {loadMs:F0} ms)");
-        results.Add(new { name = $"loader-{dataset}-lt-{mode}", batch = 128, batches = n, mean_ms = mean, median_ms = times[times.Count / 2],
+        Console.WriteLine(
+            $"loader {dataset}-LT {mode} batch 128 ({splits.Train.Shape}): mean {mean:F2} ms, median " +
+            $"{times[times.Count / 2]:F2} ms per batch over {n} batches (dataset load {loadMs:F0} ms)");
+        results.Add(new { name = $"loader-{dataset}-lt-{mode}", batch = 128, batches = n, mean_ms = mean,
+            median_ms = times[times.Count / 2],
             train_images = splits.Train.Count, dataset_load_ms = loadMs });
     }
     return results;

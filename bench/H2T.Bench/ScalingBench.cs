@@ -26,7 +26,8 @@ public static class ScalingBench
         sw.Restart();
         var splits = DatasetCatalog.Load(new DataConfig("imagenet-lt", root, ImageSize: imageSize));
         var loadSeconds = sw.Elapsed.TotalSeconds;
-        using var loader = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm, splits.TrainAugment, seed: 0, prefetch: 2);
+        using var loader = new BatchLoader(splits.Train, Samplers.Instance(splits.Train.Labels, 0), 128, splits.Norm,
+            splits.TrainAugment, seed: 0, prefetch: 2);
         long seen = 0;
         double peakDuring = 0;
         sw.Restart();
@@ -59,8 +60,11 @@ public static class ScalingBench
             resident_mb_during_epoch_max = Math.Max(peakDuring, self.WorkingSet64 / 1048576.0),
             peak_resident_mb = self.PeakWorkingSet64 / 1048576.0,
         };
-        Console.WriteLine($"scaling {images} images ({splits.NumClasses} classes, {splits.TrainClassCounts.Max()}..{splits.TrainClassCounts.Min()} per class): " +
-                          $"list load {loadSeconds:F2} s, epoch {epochSeconds:F1} s = {seen / epochSeconds:F0} img/s, peak resident {self.PeakWorkingSet64 / 1048576.0:F0} MB");
+        Console.WriteLine(
+            $"scaling {images} images ({splits.NumClasses} classes, " +
+            $"{splits.TrainClassCounts.Max()}..{splits.TrainClassCounts.Min()} per class): " +
+                          $"list load {loadSeconds:F2} s, epoch {epochSeconds:F1} s = {seen / epochSeconds:F0} " +
+                              $"img/s, peak resident {self.PeakWorkingSet64 / 1048576.0:F0} MB");
         return result;
     }
 
@@ -90,7 +94,8 @@ public static class ScalingBench
                 using (var canvas = new SKCanvas(bmp))
                 {
                     canvas.Clear(new SKColor((byte)(c * 37 % 256), (byte)(c * 91 % 256), (byte)(c * 53 % 256)));
-                    using var paint = new SKPaint { Color = new SKColor((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256)) };
+                    using var paint = new SKPaint { Color = new SKColor((byte)rng.Next(256), (byte)rng.Next(256),
+                        (byte)rng.Next(256)) };
                     canvas.DrawRect(rng.Next(side / 2), rng.Next(side / 2), side / 2, side / 2, paint);
                 }
                 using var data = bmp.Encode(SKEncodedImageFormat.Jpeg, 85);

@@ -43,10 +43,13 @@ namespace H2T.NativeCompat
     public static class ElfVersionNeeds
     {
         public const ushort VerFlagWeak = 0x2;
-        static readonly string[] DefaultLibraryDirs = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib" };
-        const uint ShtRela = 4, ShtDynsym = 11, ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe, ShtGnuVersym = 0x6fffffff;
+        static readonly string[] DefaultLibraryDirs = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
+            "/usr/lib64", "/lib", "/usr/lib" };
+        const uint ShtRela = 4, ShtDynsym = 11, ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe,
+            ShtGnuVersym = 0x6fffffff;
 
-        sealed class Section { public uint Type; public long Offset; public long Size; public uint Link; public uint Info; public long EntSize; }
+        sealed class Section { public uint Type; public long Offset; public long Size; public uint Link; public uint
+            Info; public long EntSize; }
 
         sealed class Elf
         {
@@ -58,20 +61,25 @@ namespace H2T.NativeCompat
             {
                 Path = path;
                 Bytes = System.IO.File.ReadAllBytes(path);
-                if (Bytes.Length < 64 || Bytes[0] != 0x7f || Bytes[1] != (byte)'E' || Bytes[2] != (byte)'L' || Bytes[3] != (byte)'F')
+                if (Bytes.Length < 64 || Bytes[0] != 0x7f || Bytes[1] != (byte)'E' || Bytes[2] != (byte)'L' ||
+                    Bytes[3] != (byte)'F')
                     throw new InvalidDataException($"{path}: not an ELF file (bad magic)");
                 if (Bytes[4] != 2 || Bytes[5] != 1)
-                    throw new InvalidDataException($"{path}: expected a 64-bit little-endian ELF file (class {Bytes[4]}, data {Bytes[5]})");
+                    throw new InvalidDataException(
+                        $"{path}: expected a 64-bit little-endian ELF file (class {Bytes[4]}, data {Bytes[5]})");
                 long shoff = I64(0x28);
                 int shentsize = U16(0x3A), shnum = U16(0x3C);
                 if (shoff <= 0 || shentsize < 64 || shoff + (long)shnum * shentsize > Bytes.Length)
-                    throw new InvalidDataException($"{path}: section header table out of bounds (offset {shoff}, {shnum} x {shentsize} bytes)");
+                    throw new InvalidDataException(
+                        $"{path}: section header table out of bounds (offset {shoff}, {shnum} x {shentsize} bytes)");
                 for (int i = 0; i < shnum; i++)
                 {
                     long o = shoff + (long)i * shentsize;
-                    var s = new Section { Type = U32(o + 4), Offset = I64(o + 24), Size = I64(o + 32), Link = U32(o + 40), Info = U32(o + 44), EntSize = I64(o + 56) };
+                    var s = new Section { Type = U32(o + 4), Offset = I64(o + 24), Size = I64(o + 32),
+                        Link = U32(o + 40), Info = U32(o + 44), EntSize = I64(o + 56) };
                     if (s.Type != 8 /* NOBITS */ && s.Offset + s.Size > Bytes.Length)
-                        throw new InvalidDataException($"{path}: section {i} (offset {s.Offset}, size {s.Size}) runs past the end of the file");
+                        throw new InvalidDataException(
+                            $"{path}: section {i} (offset {s.Offset}, size {s.Size}) runs past the end of the file");
                     Sections.Add(s);
                 }
             }
@@ -108,7 +116,8 @@ namespace H2T.NativeCompat
                 long a = o + elf.U32(o + 8);
                 for (int j = 0; j < cnt; j++)
                 {
-                    result.Add(new VersionNeed { File = file, Flags = elf.U16(a + 4), Index = elf.U16(a + 6), Version = elf.Str(vn.Link, elf.U32(a + 8)), FlagsOffset = a + 4 });
+                    result.Add(new VersionNeed { File = file, Flags = elf.U16(a + 4), Index = elf.U16(a + 6),
+                        Version = elf.Str(vn.Link, elf.U32(a + 8)), FlagsOffset = a + 4 });
                     uint next = elf.U32(a + 12);
                     if (next == 0) break;
                     a += next;
@@ -181,10 +190,13 @@ namespace H2T.NativeCompat
             try
             {
                 if (Directory.Exists("/etc/ld.so.conf.d"))
-                    foreach (var conf in Directory.GetFiles("/etc/ld.so.conf.d", "*.conf").OrderBy(f => f, StringComparer.Ordinal))
-                        // CA1865: the MSBuild inline task compiles this file against netstandard2.0, which has no StartsWith(char).
+                    foreach (var conf in Directory.GetFiles("/etc/ld.so.conf.d", "*.conf").OrderBy(f => f,
+                        StringComparer.Ordinal))
+                        // CA1865: the MSBuild inline task compiles this file against netstandard2.0, which has no
+                        // StartsWith(char).
 #pragma warning disable CA1865
-                        dirs.AddRange(System.IO.File.ReadAllLines(conf).Select(l => l.Trim()).Where(l => l.StartsWith("/", StringComparison.Ordinal)));
+                        dirs.AddRange(System.IO.File.ReadAllLines(conf).Select(l => l.Trim()).Where(l =>
+                            l.StartsWith("/", StringComparison.Ordinal)));
 #pragma warning restore CA1865
             }
             catch (IOException) { }
@@ -216,7 +228,8 @@ namespace H2T.NativeCompat
                     var lib = locate(need.File);
                     defs = lib == null ? null : ReadDefinitions(lib);
                     defined[need.File] = defs;
-                    if (lib == null) report.Messages.Add($"{need.File} not found on this system; its requirements are left as they are");
+                    if (lib == null) report.Messages.Add(
+                        $"{need.File} not found on this system; its requirements are left as they are");
                 }
                 if (defs == null || defs.Contains(need.Version)) continue;
                 if (need.IsWeak) { report.Messages.Add($"{need.Version} ({need.File}) already weak"); continue; }
@@ -224,15 +237,20 @@ namespace H2T.NativeCompat
                 if (bound)
                 {
                     report.Loadable = false;
-                    report.Messages.Add($"{need.Version} ({need.File}) is missing here and used by a relocation ({string.Join(", ", symbols)}): cannot be fixed by weakening");
+                    report.Messages.Add(
+                        $"{need.Version} ({need.File}) is missing here and used by a relocation " +
+                        $"({string.Join(", ", symbols)}): cannot be fixed by weakening");
                     continue;
                 }
                 patch.Add(need);
-                report.Messages.Add($"{need.Version} ({need.File}) is missing here; only unreferenced symbol(s) {string.Join(", ", symbols)} use it: marked weak");
+                report.Messages.Add(
+                    $"{need.Version} ({need.File}) is missing here; only unreferenced symbol(s) " +
+                    $"{string.Join(", ", symbols)} use it: marked weak");
             }
             if (patch.Count == 0)
             {
-                if (report.Messages.Count == 0) report.Messages.Add("every version requirement is met by this system: nothing to do");
+                if (report.Messages.Count == 0) report.Messages.Add(
+                    "every version requirement is met by this system: nothing to do");
                 return report;
             }
             if (dryRun) return report;
@@ -267,17 +285,21 @@ public class FixLibTorchSharp : Microsoft.Build.Utilities.Task
 
     public override bool Execute()
     {
-        if (!System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Linux))
+        if (!System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(
+            System.Runtime.InteropServices.OSPlatform.Linux))
             return true; // other platforms ship compatible binaries: leave them untouched
         if (!System.IO.Directory.Exists(Directory)) return true;
-        foreach (var lib in System.IO.Directory.EnumerateFiles(Directory, "libLibTorchSharp.so", System.IO.SearchOption.AllDirectories))
+        foreach (var lib in System.IO.Directory.EnumerateFiles(Directory, "libLibTorchSharp.so",
+            System.IO.SearchOption.AllDirectories))
         {
             try
             {
                 var report = H2T.NativeCompat.ElfVersionNeeds.Fix(lib);
-                var level = report.Changed ? Microsoft.Build.Framework.MessageImportance.High : Microsoft.Build.Framework.MessageImportance.Low;
+                var level = report.Changed ? Microsoft.Build.Framework.MessageImportance.High :
+                    Microsoft.Build.Framework.MessageImportance.Low;
                 Log.LogMessage(level, "h2t native fix: {0}: {1}{2}", lib, report.Changed ? "patched: " : "", report);
-                if (!report.Loadable) Log.LogWarning("h2t native fix: {0} will not load on this system: {1}", lib, report);
+                if (!report.Loadable) Log.LogWarning("h2t native fix: {0} will not load on this system: {1}", lib,
+                    report);
             }
             catch (System.Exception e)
             {

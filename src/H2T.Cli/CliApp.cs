@@ -13,7 +13,8 @@ public static class CliApp
     public const int UsageError = 2;
 
     public static string Version =>
-        typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+        typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split(
+            '+')[0] ?? "0.0.0";
 
     /// <summary>Exit code of a run stopped by SIGTERM or Ctrl-C after its last checkpoint: rerun it with --resume
     /// (a Slurm task requeues itself on it).</summary>
@@ -128,7 +129,8 @@ public static class CliApp
         return ex is CommandAppException or UsageException ? UsageError : 1;
     }
 
-    static Exception Unwrap(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ? Unwrap(inner) : ex;
+    static Exception Unwrap(Exception ex) => ex is TargetInvocationException { InnerException: { } inner } ?
+        Unwrap(inner) : ex;
 
     static string Flatten(Exception ex) => Unwrap(ex).Message;
 }

@@ -33,7 +33,8 @@ public sealed class ConsoleObserver : ITrainingObserver
         console.Progress()
             .AutoClear(false)
             .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
+                new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx => result = work(new ConsoleObserver(console, ctx)));
         return result;
     }
@@ -74,11 +75,15 @@ public sealed class ConsoleObserver : ITrainingObserver
         if (task is not null) task.StopTask();
         if (r.Test is not { } t)
         {
-            console.MarkupLineInterpolated($"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s train ({r.ImagesPerSecond:F0} img/s)");
+            console.MarkupLineParts(
+                $"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s ",
+                $"train ({r.ImagesPerSecond:F0} img/s)");
             return;
         }
-        console.MarkupLineInterpolated(
-            $"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s train ({r.ImagesPerSecond:F0} img/s), {r.EvalSeconds:F1}s eval | test top1 [green]{t.Top1:F2}[/] head {t.Head:F2} medium {t.Medium:F2} tail {t.Tail:F2} ECE {t.Ece:F2}");
+        console.MarkupLineParts(
+            $"[bold]{r.Stage} epoch {r.Epoch + 1}/{totalEpochs}[/] loss {r.TrainLoss:F4} | {r.TrainSeconds:F1}s ",
+                $"train ({r.ImagesPerSecond:F0} img/s), {r.EvalSeconds:F1}s eval | test top1 [green]{t.Top1:F2}[/] ",
+                $"head {t.Head:F2} medium {t.Medium:F2} tail {t.Tail:F2} ECE {t.Ece:F2}");
     }
 
     public void Message(string text) => console.MarkupLineInterpolated($"[grey]{text}[/]");

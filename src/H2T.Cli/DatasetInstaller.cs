@@ -10,9 +10,11 @@ namespace H2T.Cli;
 internal static class DatasetInstaller
 {
     public const string FashionMnistDir = "/usr/share/datasets/fashion-mnist";
-    static readonly string[] Files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"];
+    static readonly string[] Files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"];
 
-    public static bool FashionMnistPresent(string dir = FashionMnistDir) => Files.All(f => File.Exists(Path.Combine(dir, f)));
+    public static bool FashionMnistPresent(string dir = FashionMnistDir) => Files.All(f => File.Exists(Path.Combine(dir,
+        f)));
 
     public static void EnsureFashionMnist(IAnsiConsole console)
     {
@@ -20,16 +22,22 @@ internal static class DatasetInstaller
         bool root = Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root";
         bool apt = File.Exists("/usr/bin/apt-get");
         if (!root || !apt)
-            throw new UsageException($"Fashion-MNIST is not in {FashionMnistDir}. Install it with: sudo apt-get install -y dataset-fashion-mnist " +
+            throw new UsageException(
+                $"Fashion-MNIST is not in {FashionMnistDir}. Install it with: sudo apt-get install -y " +
+                $"dataset-fashion-mnist " +
                                      "(or pass --data DIR holding the four IDX .gz files)");
-        console.MarkupLine($"[yellow]Fashion-MNIST not found in {FashionMnistDir}: installing the Debian package dataset-fashion-mnist ...[/]");
+        console.MarkupLine(
+            $"[yellow]Fashion-MNIST not found in {FashionMnistDir}: installing the Debian package " +
+            $"dataset-fashion-mnist ...[/]");
         if (!RunApt("install -y -q dataset-fashion-mnist"))
         {
             RunApt("update -q");
             if (!RunApt("install -y -q dataset-fashion-mnist"))
-                throw new UsageException("apt-get could not install dataset-fashion-mnist; install it by hand or pass --data DIR");
+                throw new UsageException(
+                    "apt-get could not install dataset-fashion-mnist; install it by hand or pass --data DIR");
         }
-        if (!FashionMnistPresent()) throw new UsageException($"dataset-fashion-mnist installed but {FashionMnistDir} lacks the IDX files");
+        if (!FashionMnistPresent()) throw new UsageException(
+            $"dataset-fashion-mnist installed but {FashionMnistDir} lacks the IDX files");
     }
 
     static bool RunApt(string args)

@@ -37,10 +37,14 @@ internal sealed class PredictionWriter : IDisposable
         var p = row.Prediction;
         if (csv)
         {
-            var top = p is null ? "" : string.Join(" ", p.Top.Select(t => $"{t.Index}:{t.Probability.ToString("0.######", CultureInfo.InvariantCulture)}"));
-            writer.WriteLine(string.Join(",", Csv(row.Input.Path), row.Input.Label?.ToString(CultureInfo.InvariantCulture) ?? "",
-                row.Correct is { } c ? (c ? "true" : "false") : "", p?.Best.Index.ToString(CultureInfo.InvariantCulture) ?? "", Csv(p?.Best.Name ?? ""),
-                p?.Best.Probability.ToString("0.######", CultureInfo.InvariantCulture) ?? "", top, Csv(row.Error ?? "")));
+            var top = p is null ? "" : string.Join(" ",
+                p.Top.Select(t => $"{t.Index}:{t.Probability.ToString("0.######", CultureInfo.InvariantCulture)}"));
+            writer.WriteLine(string.Join(",", Csv(row.Input.Path),
+                row.Input.Label?.ToString(CultureInfo.InvariantCulture) ?? "",
+                row.Correct is { } c ? (c ? "true" : "false") : "",
+                    p?.Best.Index.ToString(CultureInfo.InvariantCulture) ?? "", Csv(p?.Best.Name ?? ""),
+                p?.Best.Probability.ToString("0.######", CultureInfo.InvariantCulture) ?? "", top,
+                    Csv(row.Error ?? "")));
             return;
         }
         var record = new Dictionary<string, object?>
@@ -97,7 +101,8 @@ internal sealed class PredictionWriter : IDisposable
             var t = new Table().Border(TableBorder.Rounded).AddColumns("image", "top-k (probability)", "label");
             foreach (var r in held)
             {
-                var top = r.Prediction is { } p ? Markup.Escape(TopText(p)) : $"[red]error:[/] {Markup.Escape(r.Error ?? "")}";
+                var top = r.Prediction is { } p ? Markup.Escape(TopText(p)) :
+                    $"[red]error:[/] {Markup.Escape(r.Error ?? "")}";
                 var label = r.Correct switch { true => "[green]right[/]", false => "[red]wrong[/]", null => "" };
                 t.AddRow(Markup.Escape(r.Input.Display), top, label);
             }
@@ -116,5 +121,6 @@ internal sealed class PredictionWriter : IDisposable
         console.MarkupLine($"{Markup.Escape(row.Input.Display)}  {Markup.Escape(TopText(p))}{mark}");
     }
 
-    static string TopText(Prediction p) => string.Join("  ", p.Top.Select(t => $"{t.Name} {t.Probability.ToString("0.000", CultureInfo.InvariantCulture)}"));
+    static string TopText(Prediction p) => string.Join("  ",
+        p.Top.Select(t => $"{t.Name} {t.Probability.ToString("0.000", CultureInfo.InvariantCulture)}"));
 }

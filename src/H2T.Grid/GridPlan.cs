@@ -8,8 +8,10 @@ namespace H2T.Grid;
 /// <summary>A stage-I method of a grid: an optional config file and settings on top of it (any config key).</summary>
 public sealed record GridStageOne(string Name, string? Config, IReadOnlyList<ConfigEntry> Set);
 
-/// <summary>A stage-II method: a sweep of rho from each stage-I cell of the methods in <see cref="From"/> (all when empty).</summary>
-public sealed record GridStageTwo(string Name, string? Config, IReadOnlyList<ConfigEntry> Set, string? Rho, int? ValidationPerClass,
+/// <summary>A stage-II method: a sweep of rho from each stage-I cell of the methods in <see cref="From"/> (all when
+/// empty).</summary>
+public sealed record GridStageTwo(string Name, string? Config, IReadOnlyList<ConfigEntry> Set, string? Rho,
+    int? ValidationPerClass,
     IReadOnlyList<string> From);
 
 /// <summary>Where and how the cells run under Slurm. Null fields are left to the cluster's defaults.</summary>
@@ -52,10 +54,11 @@ public sealed record GridPlan
     public IReadOnlyList<double> Imbalance { get; init; } = [];
     public required IReadOnlyList<GridStageOne> StageOne { get; init; }
     public IReadOnlyList<GridStageTwo> StageTwo { get; init; } = [];
-    /// <summary>libtorch threads of every cell (--threads); null: all cores locally, cpus_per_task under Slurm.</summary>
+    /// <summary>libtorch threads of every cell (--threads); null: all cores locally, cpus_per_task under
+    /// Slurm.</summary>
     public int? Threads { get; init; }
     /// <summary>Every cell's --device (cpu, cuda, cuda:N); null: the commands' default. With slurm.gres: gpu:1 it puts
-    /// the cells on the GPU Slurm gives them (a CUDA build of h2t; see the README's GPU section).</summary>
+    /// the cells on the GPU Slurm gives them (a CUDA build of h2t; docs/gpu.md).</summary>
     public string? Device { get; init; }
     public SlurmOptions Slurm { get; init; } = new();
     /// <summary>Every cell's config, bound when the plan was loaded (<see cref="Bind"/>), by cell id; empty for a plan
@@ -85,7 +88,8 @@ public sealed record GridPlan
                 case "out" when parts.Length == 1: outDir = e.String(); break;
                 case "device" when parts.Length == 1:
                     device = e.String();
-                    if (!(device == "cpu" || device == "cuda" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], NumberStyles.None, Ci, out _))))
+                    if (!(device == "cpu" || device == "cuda" || (device.StartsWith("cuda:",
+                        StringComparison.Ordinal) && int.TryParse(device[5..], NumberStyles.None, Ci, out _))))
                         throw e.Error($"expected cpu, cuda or cuda:N, got '{device}'");
                     break;
                 case "threads" when parts.Length == 1:
@@ -94,16 +98,19 @@ public sealed record GridPlan
                     break;
                 case "seeds" when parts.Length == 1:
                     seeds = [.. e.Ints()];
-                    if (seeds.Count == 0 || seeds.Any(s => s < 0) || seeds.Distinct().Count() != seeds.Count) throw e.Error("expected distinct seeds >= 0");
+                    if (seeds.Count == 0 || seeds.Any(s => s < 0) ||
+                        seeds.Distinct().Count() != seeds.Count) throw e.Error("expected distinct seeds >= 0");
                     break;
                 case "imbalance" when parts.Length == 1:
                     foreach (var x in e.Items ?? [e.Scalar])
                     {
                         var v = new ConfigEntry(e.Key, x, null, e.Where).Double();
-                        if (v < 1) throw e.Error($"expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got {x}");
+                        if (v < 1) throw e.Error(
+                            $"expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got {x}");
                         // Two factors that print alike would share a folder (if<IF>): one would overwrite the other.
                         if (imbalance.Any(f => f.ToString("0.##", Ci) == v.ToString("0.##", Ci)))
-                            throw e.Error($"imbalance factor {x} appears twice (folders are named by the factor to 2 decimals)");
+                            throw e.Error(
+                                $"imbalance factor {x} appears twice (folders are named by the factor to 2 decimals)");
                         imbalance.Add(v);
                     }
                     break;
@@ -111,7 +118,8 @@ public sealed record GridPlan
                 {
                     var m = MethodBuilder.Find(one, parts[1], e, stageTwo: false);
                     if (parts[2] == "config" && parts.Length == 3) m.Config = e.String();
-                    else if (parts[2] == "set" && parts.Length > 3) m.Set.Add(e with { Key = string.Join('.', parts[3..]) });
+                    else if (parts[2] == "set" && parts.Length > 3) m.Set.Add(e with { Key = string.Join('.',
+                        parts[3..]) });
                     else throw Unknown(e, "stage1.<method>: config, set.<key>");
                     break;
                 }
@@ -131,23 +139,29 @@ public sealed record GridPlan
                             if (m.Val < 0) throw e.Error("expected a whole number >= 0");
                             break;
                         case "from" when parts.Length == 3: m.From.AddRange(e.Strings()); break;
-                        case "set" when parts.Length > 3: m.Set.Add(e with { Key = string.Join('.', parts[3..]) }); break;
+                        case "set" when parts.Length > 3: m.Set.Add(e with { Key = string.Join('.',
+                            parts[3..]) }); break;
                         default: throw Unknown(e, "stage2.<method>: config, rho, val_per_class, from, set.<key>");
                     }
                     break;
                 }
                 case "slurm" when parts.Length == 2: slurm = SlurmOption(slurm, parts[1], e); break;
-                default: throw Unknown(e, "name, out, seeds, imbalance, threads, device, stage1.<method>, stage2.<method>, slurm.<option>");
+                default: throw Unknown(e,
+                    "name, out, seeds, imbalance, threads, device, stage1.<method>, stage2.<method>, slurm.<option>");
             }
         }
         if (name is null || name.Length == 0) throw new ConfigException($"{path}: name: missing (the grid's name)");
-        if (!IsName(name)) throw new ConfigException($"{path}: name '{name}': expected letters, digits, '-' or '_' (it names the Slurm jobs)");
-        if (seeds is null) throw new ConfigException($"{path}: seeds: missing (a list of training seeds, e.g. seeds: [0, 1])");
+        if (!IsName(name)) throw new ConfigException(
+            $"{path}: name '{name}': expected letters, digits, '-' or '_' (it names the Slurm jobs)");
+        if (seeds is null) throw new ConfigException(
+            $"{path}: seeds: missing (a list of training seeds, e.g. seeds: [0, 1])");
         if (one.Count == 0) throw new ConfigException($"{path}: stage1: missing (at least one stage-I method)");
         foreach (var t in two)
             foreach (var f in t.From)
                 if (!one.Any(o => o.Name == f))
-                    throw new ConfigException($"{t.Where}: stage2.{t.Name}.from: no stage-I method '{f}' (the plan has: {string.Join(", ", one.Select(o => o.Name))})");
+                    throw new ConfigException(
+                        $"{t.Where}: stage2.{t.Name}.from: no stage-I method '{f}' (the plan has: " +
+                        $"{string.Join(", ", one.Select(o => o.Name))})");
         return new GridPlan
         {
             File = Path.GetFullPath(path),
@@ -175,10 +189,13 @@ public sealed record GridPlan
 
         public static MethodBuilder Find(List<MethodBuilder> list, string name, ConfigEntry e, bool stageTwo)
         {
-            if (!IsName(name)) throw e.Error($"method name '{name}': expected letters, digits, '-' or '_' (it names folders)");
-            if (name == "grid" || name == "slurm") throw e.Error($"method name '{name}': reserved for the grid's own folders");
+            if (!IsName(name)) throw e.Error(
+                $"method name '{name}': expected letters, digits, '-' or '_' (it names folders)");
+            if (name == "grid" ||
+                name == "slurm") throw e.Error($"method name '{name}': reserved for the grid's own folders");
             // A stage-II method's folder sits beside its stage I's, which is called stage1.
-            if (stageTwo && name == "stage1") throw e.Error("method name 'stage1': reserved for the stage-I runs' folders");
+            if (stageTwo &&
+                name == "stage1") throw e.Error("method name 'stage1': reserved for the stage-I runs' folders");
             var m = list.Find(x => x.Name == name);
             if (m is null) list.Add(m = new MethodBuilder(name, e.Where));
             return m;
@@ -194,21 +211,29 @@ public sealed record GridPlan
         "mem" => s with { Mem = e.String() },
         "gres" => s with { Gres = e.String() },
         "h2t" => s with { H2t = e.String() },
-        "cpus_per_task" => s with { CpusPerTask = e.Int() >= 1 ? e.Int() : throw e.Error("expected a whole number >= 1") },
-        "signal_seconds" => s with { SignalSeconds = e.Int() is >= 1 and <= 65535 ? e.Int() : throw e.Error("expected seconds in 1..65535") },
-        "max_parallel" => s with { MaxParallel = e.Int() >= 0 ? e.Int() : throw e.Error("expected a whole number >= 0") },
-        "max_requeues" => s with { MaxRequeues = e.Int() >= 0 ? e.Int() : throw e.Error("expected a whole number >= 0") },
+        "cpus_per_task" => s with { CpusPerTask = e.Int() >= 1 ? e.Int() :
+            throw e.Error("expected a whole number >= 1") },
+        "signal_seconds" => s with { SignalSeconds = e.Int() is >= 1 and <= 65535 ? e.Int() :
+            throw e.Error("expected seconds in 1..65535") },
+        "max_parallel" => s with { MaxParallel = e.Int() >= 0 ? e.Int() :
+            throw e.Error("expected a whole number >= 0") },
+        "max_requeues" => s with { MaxRequeues = e.Int() >= 0 ? e.Int() :
+            throw e.Error("expected a whole number >= 0") },
         "extra" => s with { Extra = e.Strings() },
-        _ => throw Unknown(e, "slurm: partition, account, qos, time, cpus_per_task, mem, gres, signal_seconds, max_parallel, max_requeues, h2t, extra"),
+        _ => throw Unknown(e,
+            "slurm: partition, account, qos, time, cpus_per_task, mem, gres, signal_seconds, max_parallel, " +
+            "max_requeues, h2t, extra"),
     };
 
     /// <summary>A plan value with the cell's {seed} and {imbalance} written in.</summary>
     static string Fill(string s, GridCell cell) => s.Replace("{seed}", cell.Seed.ToString(Ci), StringComparison.Ordinal)
         .Replace("{imbalance}", cell.Imbalance?.ToString("0.##", Ci) ?? "", StringComparison.Ordinal);
 
-    static bool IsName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+    static bool IsName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or
+        '_');
 
-    static ConfigException Unknown(ConfigEntry e, string expected) => new($"{e.Where}: unknown plan key '{e.Key}' (expected {expected})");
+    static ConfigException Unknown(ConfigEntry e,
+        string expected) => new($"{e.Where}: unknown plan key '{e.Key}' (expected {expected})");
 
     /// <summary>The cells in the order they must run: every stage-I cell, then every stage-II cell.</summary>
     public IReadOnlyList<GridCell> Cells()
@@ -221,8 +246,10 @@ public sealed record GridPlan
             foreach (var f in factors)
                 foreach (var seed in Seeds)
                 {
-                    var folder = Path.Combine(Out, m.Name, f is { } v ? $"if{v.ToString("0.##", Ci)}" : "own", $"s{seed}");
-                    var cell = new GridCell(GridStage.One, index++, m.Name, null, f, seed, Path.Combine(folder, "stage1"), null);
+                    var folder = Path.Combine(Out, m.Name, f is { } v ? $"if{v.ToString("0.##", Ci)}" : "own",
+                        $"s{seed}");
+                    var cell = new GridCell(GridStage.One, index++, m.Name, null, f, seed, Path.Combine(folder,
+                        "stage1"), null);
                     stageOne.Add(cell);
                 }
         cells.AddRange(stageOne);
@@ -252,15 +279,18 @@ public sealed record GridPlan
             var m = StageOne.First(x => x.Name == cell.Method);
             config = m.Config;
             overrides.AddRange(m.Set);
-            if (cell.Imbalance is { } f) overrides.Add(new ConfigEntry("imb_factor", f.ToString("R", Ci), null, $"{where} (imbalance)"));
+            if (cell.Imbalance is { } f) overrides.Add(new ConfigEntry("imb_factor", f.ToString("R", Ci), null,
+                $"{where} (imbalance)"));
         }
         else
         {
             var t = StageTwo.First(x => x.Name == cell.StageTwoMethod);
             config = t.Config;
             overrides.AddRange(t.Set);
-            if (t.Rho is { } rho) overrides.Add(new ConfigEntry("sweep.rho", rho, null, $"{File}: stage2.{t.Name}.rho"));
-            if (t.ValidationPerClass is { } v) overrides.Add(new ConfigEntry("val_per_class", v.ToString(Ci), null, $"{File}: stage2.{t.Name}.val_per_class"));
+            if (t.Rho is { } rho) overrides.Add(new ConfigEntry("sweep.rho", rho, null,
+                $"{File}: stage2.{t.Name}.rho"));
+            if (t.ValidationPerClass is { } v) overrides.Add(new ConfigEntry("val_per_class", v.ToString(Ci), null,
+                $"{File}: stage2.{t.Name}.val_per_class"));
         }
         overrides.Add(new ConfigEntry("seed", cell.Seed.ToString(Ci), null, $"{where} (seed)"));
         var filled = overrides.Select(e => e with
@@ -268,7 +298,8 @@ public sealed record GridPlan
             Scalar = e.Scalar is null ? null : Fill(e.Scalar, cell),
             Items = e.Items?.Select(x => x is null ? null : Fill(x, cell)).ToList(),
         }).ToList();
-        return (cell.Stage == GridStage.One ? StageMode.StageOne : StageMode.Sweep, config is null ? null : Fill(config, cell), filled);
+        return (cell.Stage == GridStage.One ? StageMode.StageOne : StageMode.Sweep, config is null ? null : Fill(config,
+            cell), filled);
     }
 
     /// <summary>The h2t command line of one cell (without the program name), as --local runs it in-process and a
@@ -279,8 +310,11 @@ public sealed record GridPlan
         var (mode, config, overrides) = Settings(cell);
         var args = new List<string> { mode == StageMode.StageOne ? "stage1" : "sweep" };
         if (config is not null) args.AddRange(["--config", config]);
-        args.AddRange(overrides.Select(e => $"{e.Key}={(e.Items is { } xs ? "[" + string.Join(", ", xs.Select(x => x ?? "null")) + "]" : e.Scalar ?? "null")}"));
-        if (cell.Stage == GridStage.Two) args.AddRange(["--from", Path.GetFullPath(Path.Combine(cell.After!.Folder, "last.ckpt"))]);
+        static string Value(ConfigEntry e) =>
+            e.Items is { } xs ? "[" + string.Join(", ", xs.Select(x => x ?? "null")) + "]" : e.Scalar ?? "null";
+        args.AddRange(overrides.Select(e => $"{e.Key}={Value(e)}"));
+        if (cell.Stage == GridStage.Two) args.AddRange(["--from", Path.GetFullPath(Path.Combine(cell.After!.Folder,
+            "last.ckpt"))]);
         args.AddRange(["--out", Path.GetFullPath(cell.Folder), "--resume"]);
         if ((Threads ?? threads) is { } n) args.AddRange(["--threads", n.ToString(Ci)]);
         if (Device is { } d) args.AddRange(["--device", d]);
@@ -288,7 +322,8 @@ public sealed record GridPlan
     }
 
     /// <summary>Binds every cell's <see cref="Settings"/> as its command would, so a plan with a bad key or value fails
-    /// here, naming the plan's line. A stage-II config's 'resume' checkpoint is replaced by the cell's --from.</summary>
+    /// here, naming the plan's line. A stage-II config's 'resume' checkpoint is replaced by the cell's
+    /// --from.</summary>
     public void Validate() => _ = Bind();
 
     /// <summary>The plan with every cell bound (<see cref="Bound"/>): what the cells run with.</summary>
@@ -319,7 +354,8 @@ public enum GridStage { One, Two }
 
 /// <summary>One run of a grid: a stage-I run, or a stage-II sweep from stage-I cell <see cref="After"/>. The index is
 /// the Slurm array index (stage-I cells count from 0, each stage-II method's cells from 0 in stage-I order).</summary>
-public sealed record GridCell(GridStage Stage, int Index, string Method, string? StageTwoMethod, double? Imbalance, int Seed, string Folder, GridCell? After)
+public sealed record GridCell(GridStage Stage, int Index, string Method, string? StageTwoMethod, double? Imbalance,
+    int Seed, string Folder, GridCell? After)
 {
     /// <summary>The array a cell belongs to: "stage1", or the stage-II method's name.</summary>
     public string Array => Stage == GridStage.One ? "stage1" : StageTwoMethod!;
@@ -329,5 +365,6 @@ public sealed record GridCell(GridStage Stage, int Index, string Method, string?
 
     /// <summary>What the cell is, in words: method, imbalance, seed.</summary>
     public string Label => $"{(Stage == GridStage.One ? Method : $"{Method} -> {StageTwoMethod}")}" +
-                           $"{(Imbalance is { } f ? $" IF={f.ToString("0.##", CultureInfo.InvariantCulture)}" : "")} seed {Seed.ToString(CultureInfo.InvariantCulture)}";
+                           $"{(Imbalance is { } f ? $" IF={f.ToString("0.##", CultureInfo.InvariantCulture)}" : "")} " +
+                               $"seed {Seed.ToString(CultureInfo.InvariantCulture)}";
 }

@@ -28,7 +28,8 @@ public interface ICellHost
 }
 
 /// <summary>What <see cref="GridRun.Local"/> did.</summary>
-public sealed record LocalOutcome(int Ran, int Skipped, IReadOnlyList<string> Failed, bool Interrupted, double WallSeconds);
+public sealed record LocalOutcome(int Ran, int Skipped, IReadOnlyList<string> Failed, bool Interrupted,
+    double WallSeconds);
 
 /// <summary>Running a grid's cells on this machine, one after another, or one cell as a Slurm task.</summary>
 public static class GridRun
@@ -39,14 +40,16 @@ public static class GridRun
 
     static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
-    /// <summary>The plan as it is read for running: every cell bound once, so nothing starts from a broken plan.</summary>
+    /// <summary>The plan as it is read for running: every cell bound once, so nothing starts from a broken
+    /// plan.</summary>
     public static GridPlan Load(string planFile)
     {
         return GridPlan.Read(planFile).Bind();
     }
 
     /// <summary>Every cell in order; finished ones are skipped, partial ones resumed. A failed stage I leaves its stage
-    /// II cells waiting, the rest of the grid goes on. An interrupted cell (exit 75) stops the grid, to be resumed.</summary>
+    /// II cells waiting, the rest of the grid goes on. An interrupted cell (exit 75) stops the grid, to be
+    /// resumed.</summary>
     public static LocalOutcome Local(GridPlan plan, ICellHost host, Action<string> log, string? only = null,
         int? threads = null, CancellationToken cancel = default)
     {
@@ -88,11 +91,15 @@ public static class GridRun
                 log(string.Create(Ci, $"{head}: failed (exit code {rc}); the other cells go on"));
             }
         }
-        log(string.Create(Ci, $"grid {plan.Name}: {ran} cells run, {skipped} already done, {failed.Count} not finished{(failed.Count > 0 ? $" ({string.Join(", ", failed)})" : "")}; {clock.Elapsed.TotalSeconds:F0} s"));
+        log(string.Create(Ci,
+            $"grid {plan.Name}: {ran} cells run, {skipped} already done, {failed.Count} not " +
+            $"finished{(failed.Count > 0 ? $" ({string.Join(", ", failed)})" : "")}; {clock.Elapsed.TotalSeconds:F0} " +
+                $"s"));
         return new LocalOutcome(ran, skipped, failed, false, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>One cell, by its id (<c>stage1:3</c>): what a Slurm array task runs. A finished cell is not run again.</summary>
+    /// <summary>One cell, by its id (<c>stage1:3</c>): what a Slurm array task runs. A finished cell is not run
+    /// again.</summary>
     public static int Cell(GridPlan plan, string id, int? threads, ICellHost host, Action<string> log,
         CancellationToken cancel = default)
     {
@@ -145,7 +152,8 @@ public static class GridRun
             var eq = part.IndexOf('=');
             if (eq < 0)
             {
-                if (!cells.Any(c => c.Id == part)) throw new ConfigException($"--only {only}: no cell '{part}' (cells: {Ids(cells)})");
+                if (!cells.Any(c =>
+                    c.Id == part)) throw new ConfigException($"--only {only}: no cell '{part}' (cells: {Ids(cells)})");
                 ids.Add(part);
                 continue;
             }
@@ -155,7 +163,8 @@ public static class GridRun
                 "seed" when int.TryParse(value, NumberStyles.Integer, Ci, out var s) => c => c.Seed == s,
                 "imbalance" when double.TryParse(value, NumberStyles.Float, Ci, out var f) => c => c.Imbalance == f,
                 "method" => c => c.Method == value || c.StageTwoMethod == value,
-                _ => throw new ConfigException($"--only {only}: '{part}': expected a cell id (stage1:3) or seed=N, imbalance=F, method=NAME"),
+                _ => throw new ConfigException(
+                    $"--only {only}: '{part}': expected a cell id (stage1:3) or seed=N, imbalance=F, method=NAME"),
             });
         }
         var kept = cells.Where(c => (ids.Count == 0 || ids.Contains(c.Id)) && tests.All(t => t(c))).ToList();
@@ -176,11 +185,13 @@ public static class GridRun
     public static string Quote(string word)
     {
         ArgumentNullException.ThrowIfNull(word);
-        return word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,+@%".Contains(c, StringComparison.Ordinal))
+        return word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,+@%".Contains(c,
+            StringComparison.Ordinal))
             ? word : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
     }
 
-    /// <summary>Where the grid keeps its own files: the frozen plan, the sbatch scripts, Slurm's logs, the results.</summary>
+    /// <summary>Where the grid keeps its own files: the frozen plan, the sbatch scripts, Slurm's logs, the
+    /// results.</summary>
     public static string GridFolder(GridPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);

@@ -38,7 +38,8 @@ public static class GridState
     public static CellStatus Of(GridCell cell)
     {
         ArgumentNullException.ThrowIfNull(cell);
-        if (IsDone(cell)) return new(cell, CellState.Done, cell.Stage == GridStage.One ? Final(cell.Folder) : Sweep(cell));
+        if (IsDone(cell)) return new(cell, CellState.Done,
+            cell.Stage == GridStage.One ? Final(cell.Folder) : Sweep(cell));
         if (IsLocked(cell.Folder)) return new(cell, CellState.Running, Progress(cell) ?? "started");
         if (Progress(cell) is { } p) return new(cell, CellState.Partial, p + "; continues with --resume");
         if (cell.After is { } s1 && !IsDone(s1)) return new(cell, CellState.Waiting, $"waits for {s1.Id}");
@@ -56,7 +57,8 @@ public static class GridState
                 var meta = Checkpoint.ReadMeta(last);
                 return string.Create(Ci, $"epoch {meta.Epoch + 1}/{meta.TotalEpochs} checkpointed");
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or H2T.Settings.ConfigException) { return "checkpoint unreadable"; }
+            catch (Exception e) when (e is IOException or InvalidDataException or
+                H2T.Settings.ConfigException) { return "checkpoint unreadable"; }
         }
         if (!Directory.Exists(cell.Folder)) return null;
         var members = Directory.GetDirectories(cell.Folder, "rho*");
@@ -66,13 +68,15 @@ public static class GridState
     static string Final(string folder)
     {
         var m = new RunFolder(folder).ReadMetrics();
-        return m.Final is { } f ? string.Create(Ci, $"All {f.Top1:F2} (tail {f.Tail:F2}) after {m.Epochs.Count} epochs") : "completed";
+        return m.Final is { } f ? string.Create(Ci,
+            $"All {f.Top1:F2} (tail {f.Tail:F2}) after {m.Epochs.Count} epochs") : "completed";
     }
 
     static string Sweep(GridCell cell)
     {
         var s = SweepResult.Read(cell.Folder);
         var chosen = s.Rows.Find(r => r.Rho == s.SelectedRho);
-        return chosen?.FinalTest is { } t ? string.Create(Ci, $"rho {s.SelectedRho:0.###} chosen: All {t.Top1:F2} (tail {t.Tail:F2})") : "swept";
+        return chosen?.FinalTest is { } t ? string.Create(Ci,
+            $"rho {s.SelectedRho:0.###} chosen: All {t.Top1:F2} (tail {t.Tail:F2})") : "swept";
     }
 }

@@ -8,7 +8,8 @@ namespace H2T.Grid;
 
 /// <summary>One sbatch submission: its name, the cells' array (<c>stage1</c> or a stage-II method: their ids are
 /// <c>CellArray:index</c>), the array job it waits for, and the job id Slurm gave it.</summary>
-public sealed record SlurmArray(string Name, string CellArray, string Script, IReadOnlyList<int> Indices, string? AfterArray, string? JobId = null);
+public sealed record SlurmArray(string Name, string CellArray, string Script, IReadOnlyList<int> Indices,
+    string? AfterArray, string? JobId = null);
 
 /// <summary>What <c>--slurm</c> wrote and (unless a dry run) submitted; kept as grid/submitted.json.</summary>
 public sealed record SlurmSubmission(string Plan, string SubmittedAt, IReadOnlyList<SlurmArray> Arrays);
@@ -39,11 +40,16 @@ public static class SlurmGrid
         var command = plan.Slurm.H2t is { } own ? own.Split(' ', StringSplitOptions.RemoveEmptyEntries) : h2t.ToArray();
         // Tasks of an earlier submission still in the queue would be second writers of the same run folders.
         if (!dryRun && Queue(plan) is { Count: > 0 } queued)
-            throw new ConfigException($"{SubmittedFile(plan)}: this grid's jobs are still in the queue ({string.Join("; ", queued.Take(5).Select(q => $"{q.Key} {q.Value}"))}{(queued.Count > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
+            throw new ConfigException(
+                $"{SubmittedFile(plan)}: this grid's jobs are still in the queue " +
+                $"({string.Join("; ", queued.Take(5).Select(q => $"{q.Key} {q.Value}"))}" +
+                $"{(queued.Count > 5 ? "; ..." : "")}); wait for them or scancel them, then submit again");
         var cells = plan.Cells();
         var arrays = new List<SlurmArray>();
-        var stageOneTodo = cells.Where(c => c.Stage == GridStage.One && !GridState.IsDone(c)).Select(c => c.Index).ToList();
-        if (stageOneTodo.Count > 0) arrays.Add(new SlurmArray("stage1", "stage1", Path.Combine(slurmDir, "stage1.sbatch"), stageOneTodo, null));
+        var stageOneTodo = cells.Where(c => c.Stage == GridStage.One && !GridState.IsDone(c)).Select(c =>
+            c.Index).ToList();
+        if (stageOneTodo.Count > 0) arrays.Add(new SlurmArray("stage1", "stage1", Path.Combine(slurmDir,
+            "stage1.sbatch"), stageOneTodo, null));
         foreach (var group in cells.Where(c => c.Stage == GridStage.Two).GroupBy(c => c.Array))
         {
             var todo = group.Where(c => !GridState.IsDone(c)).ToList();
@@ -54,10 +60,15 @@ public static class SlurmGrid
             // Only if the stage-II array's task ids are the stage-I ids can aftercorr pair them.
             var paired = group.All(c => c.Index == c.After!.Index);
             if (!paired && after.Count > 0)
-                throw new ConfigException($"{plan.File}: stage2.{group.Key}.from: a stage-II method that starts from only some stage-I methods cannot be paired task for task with the stage-I array; run its stage I first (--slurm again submits it without a dependency), or list every stage-I method");
+                throw new ConfigException(
+                    $"{plan.File}: stage2.{group.Key}.from: a stage-II method that starts from only some stage-I " +
+                    $"methods cannot be paired task for task with the stage-I array; run its stage I first (--slurm " +
+                    $"again submits it without a dependency), or list every stage-I method");
             var readyName = after.Count > 0 ? $"{group.Key}-ready" : group.Key;
-            if (ready.Count > 0) arrays.Add(new SlurmArray(readyName, group.Key, Path.Combine(slurmDir, $"{readyName}.sbatch"), ready, null));
-            if (after.Count > 0) arrays.Add(new SlurmArray(group.Key, group.Key, Path.Combine(slurmDir, $"{group.Key}.sbatch"), after, "stage1"));
+            if (ready.Count > 0) arrays.Add(new SlurmArray(readyName, group.Key, Path.Combine(slurmDir,
+                $"{readyName}.sbatch"), ready, null));
+            if (after.Count > 0) arrays.Add(new SlurmArray(group.Key, group.Key, Path.Combine(slurmDir,
+                $"{group.Key}.sbatch"), after, "stage1"));
         }
         if (arrays.Count == 0)
         {
@@ -88,11 +99,15 @@ public static class SlurmGrid
                 continue;
             }
             var id = Sbatch(sbatchArgs);
-            log($"{a.Name}: submitted job {id} (array {Range(a.Indices)}{(dependency is null ? "" : $", each task after stage-I task {dependency}_i succeeds")}); script {a.Script}");
+            log($"{a.Name}: submitted job {id} (array " +
+                $"{Range(a.Indices)}" +
+                $"{(dependency is null ? "" : $", each task after stage-I task {dependency}_i succeeds")}); " +
+                $"script {a.Script}");
             submitted.Add(a with { JobId = id });
             // After every sbatch, not once at the end: if a later one fails (a QOS limit), the arrays already in the
             // queue are on record, and a second --slurm is refused while they run instead of submitting them again.
-            AtomicFile.WriteJson(SubmittedFile(plan), new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted));
+            AtomicFile.WriteJson(SubmittedFile(plan), new SlurmSubmission(frozen,
+                DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted));
         }
         if (dryRun) log("(dry run: nothing written, nothing submitted)");
         return new SlurmSubmission(frozen, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", Ci), submitted);
@@ -109,9 +124,11 @@ public static class SlurmGrid
         var states = new Dictionary<string, string>(StringComparer.Ordinal);
         if (!File.Exists(file)) return states;
         SlurmSubmission? submission;
-        try { submission = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(file), AtomicFile.Json); }
+        try { submission = System.Text.Json.JsonSerializer.Deserialize<SlurmSubmission>(File.ReadAllText(file),
+            AtomicFile.Json); }
         catch (System.Text.Json.JsonException) { return states; }
-        var arrays = (submission?.Arrays ?? []).Where(a => a.JobId is not null).ToDictionary(a => a.JobId!, a => a.CellArray);
+        var arrays = (submission?.Arrays ?? []).Where(a => a.JobId is not null).ToDictionary(a => a.JobId!,
+            a => a.CellArray);
         if (arrays.Count == 0) return states;
         int rc;
         string output;
@@ -144,7 +161,8 @@ public static class SlurmGrid
         return string.Join(',', parts);
     }
 
-    public static string Script(GridPlan plan, SlurmArray array, string frozenPlan, string logDir, IReadOnlyList<string> h2t)
+    public static string Script(GridPlan plan, SlurmArray array, string frozenPlan, string logDir,
+        IReadOnlyList<string> h2t)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(array);
@@ -153,7 +171,9 @@ public static class SlurmGrid
         var cellArray = array.CellArray;
         var sb = new StringBuilder();
         sb.Append("#!/bin/bash\n");
-        sb.Append(Ci, $"# h2t grid {plan.Name}: {(cellArray == "stage1" ? "stage-I" : $"stage-II '{cellArray}'")} cells, one per array task. Written by h2t grid --slurm.\n");
+        sb.Append(Ci,
+            $"# h2t grid {plan.Name}: {(cellArray == "stage1" ? "stage-I" : $"stage-II '{cellArray}'")} cells, one " +
+            $"per array task. Written by h2t grid --slurm.\n");
         void D(string line) => sb.Append("#SBATCH ").Append(line).Append('\n');
         D($"--job-name=h2t-{plan.Name}-{cellArray}");
         D($"--array={Range(array.Indices)}{(s.MaxParallel > 0 ? $"%{s.MaxParallel.ToString(Ci)}" : "")}");
@@ -165,7 +185,8 @@ public static class SlurmGrid
         if (s.Qos is { } q) D($"--qos={q}");
         if (s.Gres is { } g) D($"--gres={g}");
         // sbatch splits #SBATCH lines at white space outside double quotes, and expands % in --output.
-        D($"--output={SbatchQuote(Path.Combine(logDir.Replace("%", "%%", StringComparison.Ordinal), $"{cellArray}-%A_%a.out"))}");
+        var output = Path.Combine(logDir.Replace("%", "%%", StringComparison.Ordinal), $"{cellArray}-%A_%a.out");
+        D($"--output={SbatchQuote(output)}");
         D("--open-mode=append");
         D("--requeue");
         // USR1, not TERM: scancel and preemption send TERM too, and only the time limit's signal must requeue.
@@ -193,7 +214,8 @@ public static class SlurmGrid
             trap 'on_signal USR1' USR1
             trap 'on_signal TERM' TERM
             # h2t runs in the background so that this shell can take the signals while it runs.
-            {{words}} grid {{GridRun.Quote(frozenPlan)}} --cell {{cellArray}}:"$SLURM_ARRAY_TASK_ID" --threads "${SLURM_CPUS_PER_TASK:-{{cpus}}" &
+            {{words}} grid {{GridRun.Quote(frozenPlan)}} --cell {{cellArray}}:"$SLURM_ARRAY_TASK_ID" \
+              --threads "${SLURM_CPUS_PER_TASK:-{{cpus}}" &
             child=$!
             [ -n "$stop" ] && kill -TERM "$child" 2>/dev/null
             while :; do
@@ -208,7 +230,9 @@ public static class SlurmGrid
             done
             if [ "$rc" -eq {{GridRun.Interrupted.ToString(Ci)}} ] && [ -n "$requeue" ]; then
               if [ "$restarts" -ge {{s.MaxRequeues.ToString(Ci)}} ]; then
-                echo "h2t grid: task $task stopped at the time limit after $restarts restarts (slurm.max_requeues {{s.MaxRequeues.ToString(Ci)}}): not requeued; raise slurm.time, then h2t grid --slurm again"
+                echo "h2t grid: task $task stopped at the time limit after $restarts restarts" \
+                  "(slurm.max_requeues {{s.MaxRequeues.ToString(Ci)}}): not requeued;" \
+                  "raise slurm.time, then h2t grid --slurm again"
                 exit "$rc"
               fi
               echo "h2t grid: task $task stopped after its last checkpoint; requeueing it"
@@ -222,28 +246,35 @@ public static class SlurmGrid
 
     /// <summary>An #SBATCH value as sbatch reads it: in double quotes when it holds white space or quotes.</summary>
     static string SbatchQuote(string value) =>
-        value.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or '#') ? "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"" : value;
+        value.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or '#') ? "\"" + value.Replace("\"", "\\\"",
+            StringComparison.Ordinal) + "\"" : value;
 
     /// <summary>Runs sbatch and returns the job id it prints with --parsable (id or id;cluster).</summary>
     static string Sbatch(IReadOnlyList<string> args)
     {
         var (rc, output, errors) = Run("sbatch", args);
-        if (rc != 0) throw new ConfigException($"sbatch {string.Join(' ', args)}: exit code {rc}: {(errors + output).Trim()}");
+        if (rc != 0) throw new ConfigException(
+            $"sbatch {string.Join(' ', args)}: exit code {rc}: {(errors + output).Trim()}");
         var id = output.Trim().Split('\n')[^1].Split(';')[0].Trim();
-        if (id.Length == 0 || !id.All(char.IsAsciiDigit)) throw new ConfigException($"sbatch {string.Join(' ', args)}: expected a job id, got '{output.Trim()}'");
+        if (id.Length == 0 ||
+            !id.All(char.IsAsciiDigit)) throw new ConfigException(
+            $"sbatch {string.Join(' ', args)}: expected a job id, got '{output.Trim()}'");
         return id;
     }
 
     /// <summary>A Slurm client command: its exit code, stdout and stderr.</summary>
     static (int Rc, string Output, string Errors) Run(string command, IReadOnlyList<string> args)
     {
-        var psi = new ProcessStartInfo(command) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(command) { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process p;
         try { p = Process.Start(psi) ?? throw new ConfigException($"{command}: could not start"); }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new ConfigException($"{command}: not found on PATH ({e.Message}); --slurm submits from a machine with Slurm's client commands (--dry-run prints the scripts anywhere)");
+            throw new ConfigException(
+                $"{command}: not found on PATH ({e.Message}); --slurm submits from a machine with Slurm's client " +
+                $"commands (--dry-run prints the scripts anywhere)");
         }
         using (p)
         {

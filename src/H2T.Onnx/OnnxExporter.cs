@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 namespace H2T.Onnx;
 
 /// <summary>What an export wrote.</summary>
-public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int Initializers, string Input, IReadOnlyList<string> Outputs);
+public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int Initializers, string Input,
+    IReadOnlyList<string> Outputs);
 
 /// <summary>
 /// A checkpoint as an ONNX model (opset 17, IR 8): input <c>image</c>, float32 N x C x H x W, RGB (or grey) in [0, 1]
@@ -51,7 +52,8 @@ public static class OnnxExporter
                 ResNetImageNet => [ImageNetTrunk(g, weights, x)],
                 _ => throw new NotSupportedException($"ONNX export does not know the {backbone.Architecture} backbone"),
             };
-            var pooled = maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis", 1))).ToArray();
+            var pooled = maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis",
+                1))).ToArray();
             Head(g, weights, head, pooled);
         }
         g.NameLastOutput("logits");
@@ -59,7 +61,8 @@ public static class OnnxExporter
         g.NameLastOutput("probabilities");
 
         var graph = g.Proto;
-        graph.DocString = $"H2T.NET {card.Architecture} + {card.Classifier} classifier; input: {ModelCard.InputDescription}";
+        graph.DocString =
+            $"H2T.NET {card.Architecture} + {card.Classifier} classifier; input: {ModelCard.InputDescription}";
         graph.Input.Add(BatchedFloat("image", ModelCard.InputDescription, p.Channels, p.Height, p.Width));
         graph.Output.Add(BatchedFloat("logits", "classifier logits, one per class", card.ClassNames.Count));
         graph.Output.Add(BatchedFloat("probabilities", "softmax of the logits", card.ClassNames.Count));
@@ -69,9 +72,11 @@ public static class OnnxExporter
             Domain = "net.h2t", ModelVersion = 1, DocString = graph.DocString, Graph = graph,
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
-        foreach (var (k, v) in card.ToMetadata()) model.MetadataProps.Add(new StringStringEntryProto { Key = k, Value = v });
+        foreach (var (k, v) in card.ToMetadata()) model.MetadataProps.Add(new StringStringEntryProto { Key = k,
+            Value = v });
         AtomicFile.Write(outPath, s => model.WriteTo(s));
-        return new OnnxExportResult(Path.GetFullPath(outPath), new FileInfo(outPath).Length, graph.Node.Count, graph.Initializer.Count, "image", ["logits", "probabilities"]);
+        return new OnnxExportResult(Path.GetFullPath(outPath), new FileInfo(outPath).Length, graph.Node.Count,
+            graph.Initializer.Count, "image", ["logits", "probabilities"]);
     }
 
     /// <summary>The modules' tensors by state-dict name, as float32 arrays.</summary>
@@ -89,7 +94,8 @@ public static class OnnxExporter
 
         static (float[], long[]) Read(Dictionary<string, Tensor> d, string key, string what)
         {
-            if (!d.TryGetValue(key, out var t)) throw new InvalidOperationException($"ONNX export: the {what} has no tensor '{key}'");
+            if (!d.TryGetValue(key,
+                out var t)) throw new InvalidOperationException($"ONNX export: the {what} has no tensor '{key}'");
             using var f = t.detach().to(ScalarType.Float32).cpu().contiguous();
             return (f.data<float>().ToArray(), f.shape);
         }
@@ -112,8 +118,10 @@ public static class OnnxExporter
         }
     }
 
-    /// <summary>conv (no bias) then BatchNorm, folded into one Conv: W' = W * g / sqrt(v + eps), b' = beta - m * g / sqrt(v + eps).</summary>
-    static string ConvBn(OnnxGraph g, Weights w, string x, string conv, string bn, int stride, int padding, int inChannels)
+    /// <summary>conv (no bias) then BatchNorm, folded into one Conv: W' = W * g / sqrt(v + eps), b' = beta - m * g /
+    /// sqrt(v + eps).</summary>
+    static string ConvBn(OnnxGraph g, Weights w, string x, string conv, string bn, int stride, int padding,
+        int inChannels)
     {
         var (weight, shape) = w.Backbone(conv + ".weight");
         var (scale, shift) = w.Norm(bn);
@@ -122,8 +130,10 @@ public static class OnnxExporter
         for (int o = 0; o < shape[0]; o++)
             for (long i = 0; i < perOut; i++) folded[o * perOut + i] = (float)(weight[o * perOut + i] * scale[o]);
         int groups = checked((int)(inChannels / shape[1]));
-        return g.Node("Conv", [x, g.Floats(conv.Replace('.', '_') + "_w", folded, shape), g.Floats(conv.Replace('.', '_') + "_b", [.. shift.Select(v => (float)v)], shape[0])],
-            Ints("kernel_shape", shape[2], shape[3]), Ints("strides", stride, stride), Ints("pads", padding, padding, padding, padding),
+        return g.Node("Conv", [x, g.Floats(conv.Replace('.', '_') + "_w", folded, shape), g.Floats(conv.Replace('.',
+            '_') + "_b", [.. shift.Select(v => (float)v)], shape[0])],
+            Ints("kernel_shape", shape[2], shape[3]), Ints("strides", stride, stride), Ints("pads", padding, padding,
+                padding, padding),
             Int("group", groups), Ints("dilations", 1, 1));
     }
 
@@ -136,7 +146,8 @@ public static class OnnxExporter
         int channels = Channels(w, "conv1.weight", 1);
         var y = Relu(g, ConvBn(g, w, x, "conv1", "bn1", 1, 1, channels));
         int planes = 16;
-        for (int stage = 1; stage <= 3; stage++) y = CifarStage(g, w, y, $"layer{stage}", ref planes, stage == 1 ? 1 : 2);
+        for (int stage = 1; stage <= 3; stage++) y = CifarStage(g, w, y, $"layer{stage}", ref planes,
+            stage == 1 ? 1 : 2);
         return y;
     }
 
@@ -162,7 +173,8 @@ public static class OnnxExporter
         [.. ResLtNorms.Select(bn =>
         {
             var (scale, shift) = w.Norm(bn);
-            var y = g.Node("Mul", [trunk, g.Floats(bn + "_scale", [.. scale.Select(v => (float)v)], 1, scale.Length, 1, 1)]);
+            var y = g.Node("Mul", [trunk, g.Floats(bn + "_scale", [.. scale.Select(v => (float)v)], 1, scale.Length, 1,
+                1)]);
             return g.Node("Add", [y, g.Floats(bn + "_shift", [.. shift.Select(v => (float)v)], 1, shift.Length, 1, 1)]);
         })];
 
@@ -179,9 +191,11 @@ public static class OnnxExporter
             if (s != 1 || inPlanes != planes)
             {
                 // x[:, :, ::s, ::s] then zero channels on both sides: the parameter-free option-A shortcut.
-                shortcut = g.Node("Slice", [x, g.Int64s("starts", 0, 0), g.Int64s("ends", long.MaxValue, long.MaxValue), g.Int64s("axes", 2, 3), g.Int64s("steps", s, s)]);
+                shortcut = g.Node("Slice", [x, g.Int64s("starts", 0, 0), g.Int64s("ends", long.MaxValue, long.MaxValue),
+                    g.Int64s("axes", 2, 3), g.Int64s("steps", s, s)]);
                 long pad = (planes - inPlanes) / 2;
-                shortcut = g.Node("Pad", [shortcut, g.Int64s("pads", 0, pad, 0, 0, 0, pad, 0, 0)], String("mode", "constant"));
+                shortcut = g.Node("Pad", [shortcut, g.Int64s("pads", 0, pad, 0, 0, 0, pad, 0, 0)], String("mode",
+                    "constant"));
             }
             x = Relu(g, g.Node("Add", [y, shortcut]));
             inPlanes = planes;
@@ -257,7 +271,8 @@ public static class OnnxExporter
             }
             case RideHead ride:
             {
-                var logits = pooled.Select((f, e) => g.Node("Mul", [Cosine(g, f, w.Head($"linears.{e}.weight")), g.Floats("ride_scale", [(float)RideHead.Scale], 1)])).ToArray();
+                var logits = pooled.Select((f, e) => g.Node("Mul", [Cosine(g, f, w.Head($"linears.{e}.weight")),
+                    g.Floats("ride_scale", [(float)RideHead.Scale], 1)])).ToArray();
                 g.Node("Div", [g.Node("Sum", logits), g.Floats("experts", [ride.Experts], 1)]);
                 break;
             }
@@ -276,11 +291,13 @@ public static class OnnxExporter
 
     static void Single(string[] pooled, ClassifierHead head)
     {
-        if (pooled.Length != 1) throw new InvalidOperationException($"the {head.Kind} classifier takes one feature map, the backbone gives {pooled.Length}");
+        if (pooled.Length != 1) throw new InvalidOperationException(
+            $"the {head.Kind} classifier takes one feature map, the backbone gives {pooled.Length}");
     }
 
     /// <summary>x W^T + b, with per-class <paramref name="classScale"/> (LWS) folded into W and b.</summary>
-    static string Gemm(OnnxGraph g, string x, (float[] Data, long[] Shape) weight, float[] bias, float alpha, float[]? classScale = null)
+    static string Gemm(OnnxGraph g, string x, (float[] Data, long[] Shape) weight, float[] bias, float alpha,
+        float[]? classScale = null)
     {
         var (wd, shape) = weight;
         var wf = (float[])wd.Clone();
@@ -291,10 +308,12 @@ public static class OnnxExporter
                 for (long i = 0; i < shape[1]; i++) wf[k * shape[1] + i] *= classScale[k];
                 bf[k] *= classScale[k];
             }
-        return g.Node("Gemm", [x, g.Floats("fc_w", wf, shape), g.Floats("fc_b", bf, shape[0])], Int("transB", 1), Float("alpha", alpha));
+        return g.Node("Gemm", [x, g.Floats("fc_w", wf, shape), g.Floats("fc_b", bf, shape[0])], Int("transB", 1),
+            Float("alpha", alpha));
     }
 
-    /// <summary>normalize(x, dim 1) @ normalize(W, dim 0) for W stored in x classes (NormedLinear), eps 1e-12 as F.normalize.</summary>
+    /// <summary>normalize(x, dim 1) @ normalize(W, dim 0) for W stored in x classes (NormedLinear), eps 1e-12 as
+    /// F.normalize.</summary>
     static string Cosine(OnnxGraph g, string x, (float[] Data, long[] Shape) weight)
     {
         var (wd, shape) = weight;

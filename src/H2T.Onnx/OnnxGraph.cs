@@ -22,9 +22,11 @@ internal sealed class OnnxGraph
     public string Floats(string stem, float[] values, params long[] dims)
     {
         long count = dims.Aggregate(1L, (a, d) => a * d);
-        if (count != values.Length) throw new ArgumentException($"{stem}: {values.Length} values for shape [{string.Join(", ", dims)}]");
+        if (count != values.Length) throw new ArgumentException(
+            $"{stem}: {values.Length} values for shape [{string.Join(", ", dims)}]");
         var name = Fresh(stem);
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float,
+            RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
         t.Dims.AddRange(dims);
         graph.Initializer.Add(t);
         return name;
@@ -33,7 +35,8 @@ internal sealed class OnnxGraph
     public string Int64s(string stem, params long[] values)
     {
         var name = Fresh(stem);
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64,
+            RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
         t.Dims.Add(values.Length);
         graph.Initializer.Add(t);
         return name;
@@ -65,9 +68,12 @@ internal sealed class OnnxGraph
         return a;
     }
 
-    public static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
-    public static AttributeProto Float(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
-    public static AttributeProto String(string name, string value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(value) };
+    public static AttributeProto Int(string name, long value) => new() { Name = name,
+        Type = AttributeProto.Types.AttributeType.Int, I = value };
+    public static AttributeProto Float(string name, float value) => new() { Name = name,
+        Type = AttributeProto.Types.AttributeType.Float, F = value };
+    public static AttributeProto String(string name, string value) => new() { Name = name,
+        Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(value) };
 
     /// <summary>A float tensor value with a symbolic first (batch) dimension.</summary>
     public static ValueInfoProto BatchedFloat(string name, string doc, params long[] dimsAfterBatch)
@@ -78,7 +84,8 @@ internal sealed class OnnxGraph
         return new ValueInfoProto
         {
             Name = name, DocString = doc,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType =
+                (int)TensorProto.Types.DataType.Float, Shape = shape } },
         };
     }
 }

@@ -18,14 +18,16 @@ internal sealed class OnnxModelRunner : IModelRunner
 
     readonly string engine;
 
-    /// <summary>An H2T.NET checkpoint's ONNX export, made in a temporary file that is gone once ONNX Runtime has read it.</summary>
+    /// <summary>An H2T.NET checkpoint's ONNX export, made in a temporary file that is gone once ONNX Runtime has read
+    /// it.</summary>
     public static OnnxModelRunner FromCheckpoint(string checkpoint, int? threads)
     {
         var onnx = Path.Combine(Path.GetTempPath(), $"h2t-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
         try
         {
             try { OnnxExporter.Export(checkpoint, onnx); }
-            catch (NotSupportedException e) { throw new ConfigException($"{checkpoint}: {e.Message}; run it on TorchSharp (--engine torchsharp)", "engine"); }
+            catch (NotSupportedException e) { throw new ConfigException(
+                $"{checkpoint}: {e.Message}; run it on TorchSharp (--engine torchsharp)", "engine"); }
             return new OnnxModelRunner(onnx, threads, " (the checkpoint's fp32 export, made in memory)");
         }
         finally { File.Delete(onnx); }
@@ -47,7 +49,10 @@ internal sealed class OnnxModelRunner : IModelRunner
         {
             Card = ModelCard.FromMetadata(path, session.ModelMetadata.CustomMetadataMap);
             if (!session.InputMetadata.ContainsKey("image") || !session.OutputMetadata.ContainsKey("logits"))
-                throw new DataFormatException($"{path}: expected input 'image' and output 'logits', found inputs [{string.Join(", ", session.InputMetadata.Keys)}], outputs [{string.Join(", ", session.OutputMetadata.Keys)}]");
+                throw new DataFormatException(
+                    $"{path}: expected input 'image' and output 'logits', found inputs " +
+                    $"[{string.Join(", ", session.InputMetadata.Keys)}], outputs " +
+                    $"[{string.Join(", ", session.OutputMetadata.Keys)}]");
         }
         catch
         {
@@ -82,5 +87,6 @@ public sealed class OnnxRuntimeEngine : IOnnxRuntimeEngine
     public IModelRunner Open(string onnxPath, int? threads) => new OnnxModelRunner(onnxPath, threads);
 
     /// <inheritdoc/>
-    public IModelRunner FromCheckpoint(string checkpoint, int? threads) => OnnxModelRunner.FromCheckpoint(checkpoint, threads);
+    public IModelRunner FromCheckpoint(string checkpoint, int? threads) => OnnxModelRunner.FromCheckpoint(checkpoint,
+        threads);
 }

@@ -25,10 +25,12 @@ public sealed class OnnxWeights : IOnnxWeights
         {
             // CNTK's exports take the featurizer's preprocessing, which ships as its own graph beside the model.
             var dir = Path.GetDirectoryName(full)!;
-            var prep = new[] { Path.Combine(dir, "ResNetPreprocess.onnx"), Path.Combine(dir, "..", "ResNetPrepOnnx", "ResNetPreprocess.onnx") }
+            var prep = new[] { Path.Combine(dir, "ResNetPreprocess.onnx"), Path.Combine(dir, "..", "ResNetPrepOnnx",
+                "ResNetPreprocess.onnx") }
                 .FirstOrDefault(File.Exists)
                 ?? throw new ConfigException($"pretrained: {given}: a CNTK model needs its preprocessing graph " +
-                    "(ResNetPreprocess.onnx beside it or in ../ResNetPrepOnnx/), which says its channel order and mean; " +
+                    "(ResNetPreprocess.onnx beside it or in ../ResNetPrepOnnx/), which says its channel order and " +
+                        "mean; " +
                     "or use --pretrained mlnet:resnet18");
             var (order, norm) = ReadCntkPreprocessing(prep);
             return new PretrainedSource(given, full, "onnx", null, norm, order,
@@ -67,7 +69,8 @@ public sealed class OnnxWeights : IOnnxWeights
         lines.AddRange(StateDictLoader.Load(source.Path, "pretrained backbone", onnx.Backbone, backbone).Lines());
         if (source.Reordered)
             lines.Add("pretrained: the network was trained on channels in the order " +
-                $"[{string.Join(", ", source.ChannelOrder!.Select(c => "RGB"[c]))}]; its first convolution is reordered to take RGB");
+                $"[{string.Join(", ", source.ChannelOrder!.Select(c => "RGB"[c]))}]; its first convolution is " +
+                    $"reordered to take RGB");
         lines.AddRange(onnx.Notes.Select(n => "pretrained: " + n));
         lines.Add($"pretrained: the classifier is initialised afresh for {numClasses} classes");
         return lines;
@@ -85,7 +88,8 @@ public sealed class OnnxWeights : IOnnxWeights
         var concat = g.Node.FirstOrDefault(n => n.OpType == "Concat");
         var sub = g.Node.FirstOrDefault(n => n.OpType == "Sub");
         if (split is null || concat is null || sub is null)
-            throw new DataFormatException($"{path}: expected CNTK's preprocessing (Split, Concat, Sub of a mean image); " +
+            throw new DataFormatException(
+                $"{path}: expected CNTK's preprocessing (Split, Concat, Sub of a mean image); " +
                 $"found {string.Join(", ", g.Node.Select(n => n.OpType))}");
         var order = concat.Input.Select(i => split.Output.IndexOf(i)).ToArray();
         if (order.Length != 3 || order.Any(o => o < 0) || order.Distinct().Count() != 3)
@@ -95,7 +99,8 @@ public sealed class OnnxWeights : IOnnxWeights
             ?? throw new DataFormatException($"{path}: the Sub's second input '{meanName}' is not an initializer");
         if (!sub.Input[0].Equals(concat.Output[0], StringComparison.Ordinal)
             || concat.Attribute.FirstOrDefault(a => a.Name == "axis")?.I != 1)
-            throw new DataFormatException($"{path}: expected the Sub to take the channel Concat (axis 1) of the Split input");
+            throw new DataFormatException(
+                $"{path}: expected the Sub to take the channel Concat (axis 1) of the Split input");
         var values = OnnxResNetReader.FloatsOf(mean);
         long perChannel = values.Length / 3;
         var rgbMean = new float[3];

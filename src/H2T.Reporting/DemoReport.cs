@@ -10,10 +10,13 @@ namespace H2T.Reporting;
 /// </summary>
 public static class DemoReport
 {
-    /// <summary>Writes the report; plots that fail are left out and their reason returned (the report is still written).</summary>
-    /// <param name="embedding">Figure 4's panels (rho = 0 and the H2T row, from <see cref="H2T.Inference.FeatureProjection"/>), or
+    /// <summary>Writes the report; plots that fail are left out and their reason returned (the report is still
+    /// written).</summary>
+    /// <param name="embedding">Figure 4's panels (rho = 0 and the H2T row, from <see
+    /// cref="H2T.Inference.FeatureProjection"/>), or
     /// null when they could not be computed.</param>
-    public static (string Path, IReadOnlyList<string> Warnings) Write(string outDir, string stageOne, SweepResult sweep, H2T.Inference.EmbeddingProjection? embedding)
+    public static (string Path, IReadOnlyList<string> Warnings) Write(string outDir, string stageOne, SweepResult sweep,
+        H2T.Inference.EmbeddingProjection? embedding)
     {
         ArgumentNullException.ThrowIfNull(sweep);
         var dir = System.IO.Path.GetFullPath(outDir);
@@ -24,7 +27,8 @@ public static class DemoReport
         var warnings = new List<string>();
         try
         {
-            images.AddRange(ComparisonReport.Plots(rows, System.IO.Path.Combine(dir, "report.png"), "Fashion-MNIST-LT: test accuracy by group"));
+            images.AddRange(ComparisonReport.Plots(rows, System.IO.Path.Combine(dir, "report.png"),
+                "Fashion-MNIST-LT: test accuracy by group"));
             if (embedding is not null)
             {
                 var png = System.IO.Path.Combine(dir, "embedding.png");
@@ -37,8 +41,10 @@ public static class DemoReport
             warnings.Add($"plots not written: {e.Message}");
         }
         var path = System.IO.Path.Combine(dir, "report.md");
-        AtomicFile.WriteText(path, ComparisonReport.Markdown(rows, "H2T.NET demo: Fashion-MNIST-LT, IF = 100", images, dir,
-            $"rho selected on validation: {sweep.SelectedRho}; the sweep's own table: stage2/sweep.md. Each run folder has its report.md (curves, per-class, reliability)."));
+        AtomicFile.WriteText(path, ComparisonReport.Markdown(rows, "H2T.NET demo: Fashion-MNIST-LT, IF = 100", images,
+            dir,
+            $"rho selected on validation: {sweep.SelectedRho}; the sweep's own table: stage2/sweep.md. Each run " +
+                $"folder has its report.md (curves, per-class, reliability)."));
         return (path, warnings);
     }
 }

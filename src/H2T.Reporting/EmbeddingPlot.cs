@@ -20,7 +20,8 @@ public static class EmbeddingPlot
     {
         ArgumentNullException.ThrowIfNull(projection);
         if (projection.Panels.Count == 0) throw new ArgumentException("no runs to plot");
-        Compose([.. projection.Panels.Select(p => Panel(p.Title, p.Points, p.Labels, p.Boundary, projection.ClassA, projection.ClassB, projection.ClassNames))], png);
+        Compose([.. projection.Panels.Select(p => Panel(p.Title, p.Points, p.Labels, p.Boundary, projection.ClassA,
+            projection.ClassB, projection.ClassNames))], png);
     }
 
     static byte[] Panel(string title, float[,] pts, int[] ys, double[]? line, int a, int b, IReadOnlyList<string> names)
@@ -29,13 +30,16 @@ public static class EmbeddingPlot
         foreach (var (cls, color) in new[] { (a, Colors.SteelBlue), (b, Colors.OrangeRed) })
         {
             var sel = Enumerable.Range(0, ys.Length).Where(i => ys[i] == cls).ToArray();
-            var s = plot.Add.ScatterPoints(sel.Select(i => (double)pts[i, 0]).ToArray(), sel.Select(i => (double)pts[i, 1]).ToArray());
+            var s = plot.Add.ScatterPoints(sel.Select(i => (double)pts[i, 0]).ToArray(), sel.Select(i => (double)pts[i,
+                1]).ToArray());
             s.Color = color.WithAlpha(0.55);
             s.MarkerSize = 4;
             s.LegendText = $"{cls} {names[cls]}{(cls == a ? " (head)" : " (tail)")}";
         }
-        double minX = Enumerable.Range(0, ys.Length).Min(i => pts[i, 0]), maxX = Enumerable.Range(0, ys.Length).Max(i => pts[i, 0]);
-        double minY = Enumerable.Range(0, ys.Length).Min(i => pts[i, 1]), maxY = Enumerable.Range(0, ys.Length).Max(i => pts[i, 1]);
+        double minX = Enumerable.Range(0, ys.Length).Min(i => pts[i, 0]), maxX = Enumerable.Range(0,
+            ys.Length).Max(i => pts[i, 0]);
+        double minY = Enumerable.Range(0, ys.Length).Min(i => pts[i, 1]), maxY = Enumerable.Range(0,
+            ys.Length).Max(i => pts[i, 1]);
         if (line is { } g && (Math.Abs(g[1]) > 1e-12 || Math.Abs(g[2]) > 1e-12))
         {
             // g0 + g1 x + g2 y = 0, drawn across the data's extent.
@@ -46,7 +50,8 @@ public static class EmbeddingPlot
             seg.LineWidth = 2;
             seg.LegendText = "decision boundary";
         }
-        plot.Axes.SetLimits(minX - 0.05 * (maxX - minX), maxX + 0.05 * (maxX - minX), minY - 0.05 * (maxY - minY), maxY + 0.05 * (maxY - minY));
+        plot.Axes.SetLimits(minX - 0.05 * (maxX - minX), maxX + 0.05 * (maxX - minX), minY - 0.05 * (maxY - minY),
+            maxY + 0.05 * (maxY - minY));
         plot.Title(title);
         plot.XLabel("principal component 1");
         plot.YLabel("principal component 2");

@@ -23,59 +23,83 @@ public static class RunReport
     {
         var run = new RunFolder(folder);
         var metrics = run.ReadMetrics();
-        if (metrics.Epochs.Count == 0) throw new ConfigException($"{run.MetricsFile}: no epochs yet, nothing to report");
+        if (metrics.Epochs.Count == 0) throw new ConfigException(
+            $"{run.MetricsFile}: no epochs yet, nothing to report");
         var meta = System.IO.File.Exists(run.LastCheckpoint) ? Checkpoint.ReadMeta(run.LastCheckpoint) : null;
         var eval = run.ReadFinalEval();
         var name = title ?? Path.GetFileName(run.Path);
 
         Curves(metrics, Path.Combine(run.Path, "curves.png"), name);
         if (eval is not null && meta is { ClassCounts.Length: > 0 })
-            PerClass([(name, eval.PerClassAccuracy)], meta.ClassCounts, Path.Combine(run.Path, "per-class.png"), $"{name}: per-class accuracy against training count");
+            PerClass([(name, eval.PerClassAccuracy)], meta.ClassCounts, Path.Combine(run.Path, "per-class.png"),
+                $"{name}: per-class accuracy against training count");
         if (eval?.Reliability is { } bins) Reliability(bins, eval.Ece, Path.Combine(run.Path, "reliability.png"), name);
 
         var sb = new StringBuilder();
         sb.AppendLine(Ci, $"# {name}").AppendLine();
         if (meta is not null)
         {
-            sb.AppendLine(Ci, $"- stage: {meta.Stage}; {meta.Architecture} ({meta.InChannels} input channel(s)), {meta.Classifier} classifier, {meta.NumClasses} classes; dataset {meta.Dataset}; seed {meta.Seed}");
+            sb.AppendLine(Ci,
+                $"- stage: {meta.Stage}; {meta.Architecture} ({meta.InChannels} input channel(s)), {meta.Classifier} " +
+                $"classifier, {meta.NumClasses} classes; dataset {meta.Dataset}; seed {meta.Seed}");
             if (meta.From is { } from) sb.AppendLine(Ci, $"- from: {from}");
             if (meta.ImportedFrom is { } imp) sb.AppendLine(Ci, $"- imported from PyTorch: {imp}");
             sb.AppendLine(Ci, $"- training images per class: {string.Join(" ", meta.ClassCounts)}");
             if (meta.Config is { } cfg) sb.AppendLine(Ci, $"- config: `{Compact(cfg)}`");
         }
-        sb.AppendLine(Ci, $"- epochs: {metrics.Epochs.Count}{(metrics.Completed ? "" : " (unfinished)")}; mean train time {metrics.Epochs.Average(e => e.TrainSeconds).ToString("F1", Ci)} s/epoch, {metrics.Epochs.Average(e => e.ImagesPerSecond).ToString("F0", Ci)} img/s; peak resident memory {metrics.Epochs.Max(e => e.PeakResidentMb).ToString("F0", Ci)} MB");
+        sb.AppendLine(Ci,
+            $"- epochs: {metrics.Epochs.Count}{(metrics.Completed ? "" : " (unfinished)")}; mean train time " +
+            $"{metrics.Epochs.Average(e => e.TrainSeconds).ToString("F1", Ci)} s/epoch, " +
+            $"{metrics.Epochs.Average(e => e.ImagesPerSecond).ToString("F0", Ci)} img/s; peak resident memory " +
+            $"{metrics.Epochs.Max(e => e.PeakResidentMb).ToString("F0", Ci)} MB");
         if (MemoryDrift(metrics) is { } drift)
-            sb.AppendLine(Ci, $"- resident memory: {drift.First.ToString("F0", Ci)} MB after epoch 2, {drift.Last.ToString("F0", Ci)} MB at the end; drift {drift.SlopeMbPerEpoch.ToString("+0.00;-0.00", Ci)} MB per epoch (least-squares slope from epoch 2 on)");
+            sb.AppendLine(Ci,
+                $"- resident memory: {drift.First.ToString("F0", Ci)} MB after epoch 2, " +
+                $"{drift.Last.ToString("F0", Ci)} MB at the end; drift " +
+                $"{drift.SlopeMbPerEpoch.ToString("+0.00;-0.00", Ci)} MB per epoch (least-squares slope from epoch 2 " +
+                $"on)");
         sb.AppendLine();
-        sb.AppendLine("| figure | Head | Medium | Tail | All | ECE | NLL |").AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+        sb.AppendLine("| figure | Head | Medium | Tail | All | ECE | NLL |").AppendLine(
+            "| --- | --- | --- | --- | --- | --- | --- |");
         void Row(string label, EvaluationSummary? s)
         {
-            if (s is not null) sb.AppendLine(Ci, $"| {label} | {F(s.Head)} | {F(s.Medium)} | {F(s.Tail)} | {F(s.Top1)} | {F(s.Ece)} | {s.Nll.ToString("F3", Ci)} |");
+            if (s is not null) sb.AppendLine(Ci,
+                $"| {label} | {F(s.Head)} | {F(s.Medium)} | {F(s.Tail)} | {F(s.Top1)} | {F(s.Ece)} | " +
+                $"{s.Nll.ToString("F3", Ci)} |");
         }
         Row($"test, final epoch ({metrics.FinalEpoch + 1})", metrics.Final);
-        if (metrics.SelectedTest is not null) Row($"test at the best-validation epoch ({metrics.SelectedEpoch + 1})", metrics.SelectedTest);
+        if (metrics.SelectedTest is not null) Row($"test at the best-validation epoch ({metrics.SelectedEpoch + 1})",
+            metrics.SelectedTest);
         if (metrics.FinalValidation is not null) Row("validation, final epoch", metrics.FinalValidation);
         Row($"test, best on test ({metrics.BestOnTestEpoch + 1}; optimistic)", metrics.BestOnTest);
-        sb.AppendLine().AppendLine("Accuracy in %, groups as mean per-class accuracy; ECE over 15 confidence bins.").AppendLine();
+        sb.AppendLine().AppendLine(
+            "Accuracy in %, groups as mean per-class accuracy; ECE over 15 confidence bins.").AppendLine();
         if (eval is not null)
         {
             sb.AppendLine("| class | training images | test accuracy |").AppendLine("| --- | --- | --- |");
             for (int c = 0; c < eval.PerClassAccuracy.Length; c++)
-                sb.AppendLine(Ci, $"| {c} | {(meta is { } m && c < m.ClassCounts.Length ? m.ClassCounts[c].ToString(Ci) : "-")} | {F(eval.PerClassAccuracy[c])} |");
+                sb.AppendLine(Ci,
+                    $"| {c} | {(meta is { } m && c < m.ClassCounts.Length ? m.ClassCounts[c].ToString(Ci) : "-")} | " +
+                    $"{F(eval.PerClassAccuracy[c])} |");
             sb.AppendLine();
         }
         sb.AppendLine("![training curves](curves.png)");
-        if (System.IO.File.Exists(Path.Combine(run.Path, "per-class.png"))) sb.AppendLine().AppendLine("![per-class accuracy against training count](per-class.png)");
-        if (System.IO.File.Exists(Path.Combine(run.Path, "reliability.png"))) sb.AppendLine().AppendLine("![reliability diagram](reliability.png)");
+        if (System.IO.File.Exists(Path.Combine(run.Path,
+            "per-class.png"))) sb.AppendLine().AppendLine(
+            "![per-class accuracy against training count](per-class.png)");
+        if (System.IO.File.Exists(Path.Combine(run.Path,
+            "reliability.png"))) sb.AppendLine().AppendLine("![reliability diagram](reliability.png)");
         var path = Path.Combine(run.Path, File);
         AtomicFile.WriteText(path, sb.ToString());
         return path;
     }
 
-    /// <summary>Resident memory drift: the least-squares slope of end-of-epoch resident memory over epochs 2.. (epoch 1 warms up).</summary>
+    /// <summary>Resident memory drift: the least-squares slope of end-of-epoch resident memory over epochs 2.. (epoch 1
+    /// warms up).</summary>
     public static (double First, double Last, double SlopeMbPerEpoch)? MemoryDrift(RunMetrics metrics)
     {
-        var pts = metrics.Epochs.OrderBy(e => e.Epoch).Where(e => e.Epoch >= 1 && e.ResidentMb > 0).Select(e => (X: (double)e.Epoch, Y: e.ResidentMb)).ToList();
+        var pts = metrics.Epochs.OrderBy(e => e.Epoch).Where(e => e.Epoch >= 1 && e.ResidentMb > 0).Select(e =>
+            (X: (double)e.Epoch, Y: e.ResidentMb)).ToList();
         if (pts.Count < 3) return null;
         double mx = pts.Average(p => p.X), my = pts.Average(p => p.Y);
         var slope = pts.Sum(p => (p.X - mx) * (p.Y - my)) / pts.Sum(p => (p.X - mx) * (p.X - mx));
@@ -91,7 +115,8 @@ public static class RunReport
     {
         var plot = new Plot();
         var epochs = metrics.Epochs.OrderBy(e => e.Epoch).ToList();
-        var loss = plot.Add.Scatter(epochs.Select(e => e.Epoch + 1.0).ToArray(), epochs.Select(e => e.TrainLoss).ToArray());
+        var loss = plot.Add.Scatter(epochs.Select(e => e.Epoch + 1.0).ToArray(),
+            epochs.Select(e => e.TrainLoss).ToArray());
         loss.LegendText = "train loss";
         loss.Color = Colors.Gray;
         loss.LineWidth = 2;
@@ -105,7 +130,8 @@ public static class RunReport
         foreach (var (name, get, color) in series)
         {
             if (evaluated.Count == 0) break;
-            var s = plot.Add.Scatter(evaluated.Select(e => e.Epoch + 1.0).ToArray(), evaluated.Select(e => get(e.Test!)).ToArray());
+            var s = plot.Add.Scatter(evaluated.Select(e => e.Epoch + 1.0).ToArray(),
+                evaluated.Select(e => get(e.Test!)).ToArray());
             s.Axes.YAxis = right;
             s.LegendText = name;
             s.Color = color;
@@ -114,7 +140,8 @@ public static class RunReport
         var validated = epochs.Where(e => e.Validation is not null).ToList();
         if (validated.Count > 0)
         {
-            var v = plot.Add.Scatter(validated.Select(e => e.Epoch + 1.0).ToArray(), validated.Select(e => e.Validation!.Top1).ToArray());
+            var v = plot.Add.Scatter(validated.Select(e => e.Epoch + 1.0).ToArray(),
+                validated.Select(e => e.Validation!.Top1).ToArray());
             v.Axes.YAxis = right;
             v.LegendText = "validation All";
             v.Color = Colors.Black.WithAlpha(0.5);
@@ -128,8 +155,10 @@ public static class RunReport
         PlotFile.SavePng(plot, png, 1100, 520);
     }
 
-    /// <summary>The classic long-tail plot: per-class accuracy against training count (log scale), one series per run.</summary>
-    public static void PerClass(IReadOnlyList<(string Name, double[] Accuracy)> runs, IReadOnlyList<int> counts, string png, string title)
+    /// <summary>The classic long-tail plot: per-class accuracy against training count (log scale), one series per
+    /// run.</summary>
+    public static void PerClass(IReadOnlyList<(string Name, double[] Accuracy)> runs, IReadOnlyList<int> counts,
+        string png, string title)
     {
         var plot = new Plot();
         var order = Enumerable.Range(0, counts.Count).OrderByDescending(c => counts[c]).ThenBy(c => c).ToArray();

@@ -28,24 +28,35 @@ public static class SweepReport
         var sb = new StringBuilder();
         string over = sweep.IsRhoSweep ? "rho" : string.Join(" x ", sweep.SweptKeys);
         sb.AppendLine(Ci, $"# Stage-II sweep over {over} ({sweep.Dataset}, {sweep.Epochs} epochs)").AppendLine();
-        sb.AppendLine(Ci, $"From `{sweep.From}`. {sweep.Rows.Count} values trained in one pass: {sweep.WallSeconds.ToString("F0", Ci)} s wall " +
-                      $"({sweep.TrainSeconds.ToString("F0", Ci)} s training, {sweep.EvalSeconds.ToString("F0", Ci)} s evaluation).").AppendLine();
-        if (sweep.ValidationNote is not null) sb.AppendLine(Ci, $"Validation split: {sweep.ValidationNote}.").AppendLine();
+        sb.AppendLine(Ci,
+            $"From `{sweep.From}`. {sweep.Rows.Count} values trained in one pass: " +
+            $"{sweep.WallSeconds.ToString("F0", Ci)} s wall " +
+                      $"({sweep.TrainSeconds.ToString("F0", Ci)} s training, {sweep.EvalSeconds.ToString("F0", Ci)} " +
+                          $"s evaluation).").AppendLine();
+        if (sweep.ValidationNote is not null) sb.AppendLine(Ci,
+            $"Validation split: {sweep.ValidationNote}.").AppendLine();
         var chosen = sweep.Rows.Find(r => r.IsSelected(sweep));
         sb.AppendLine(chosen is not null
-            ? $"**Selected {(sweep.IsRhoSweep ? "rho = " : "")}{chosen.Shown(sweep)}** ({sweep.SelectedBy}); checkpoint `{sweep.SelectedCheckpoint}`. Its test row is the honest figure; the other test rows are for reading the trend, not for choosing."
+            ? $"**Selected {(sweep.IsRhoSweep ? "rho = " : "")}{chosen.Shown(sweep)}** ({sweep.SelectedBy}); " +
+                $"checkpoint `{sweep.SelectedCheckpoint}`. Its test row is the honest figure; the other test rows " +
+                $"are for reading the trend, not for choosing."
             : $"No member selected: {sweep.SelectedBy}.").AppendLine();
-        sb.AppendLine(Ci, $"| {(sweep.IsRhoSweep ? "rho" : "member")} | val Head | val Medium | val Tail | val All | test Head | test Medium | test Tail | test All | test ECE |");
+        sb.AppendLine(Ci,
+            $"| {(sweep.IsRhoSweep ? "rho" : "member")} | val Head | val Medium | val Tail | val All | test Head | " +
+            $"test Medium | test Tail | test All | test ECE |");
         sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in sweep.Rows)
         {
             var v = r.FinalValidation;
             var t = r.FinalTest;
             var mark = r.IsSelected(sweep) ? " (selected)" : "";
-            sb.AppendLine(Ci, $"| {r.Shown(sweep)}{mark} | {F(v?.Head)} | {F(v?.Medium)} | {F(v?.Tail)} | {F(v?.Top1)} | " +
+            sb.AppendLine(Ci,
+                $"| {r.Shown(sweep)}{mark} | {F(v?.Head)} | {F(v?.Medium)} | {F(v?.Tail)} | {F(v?.Top1)} | " +
                           $"{F(t?.Head)} | {F(t?.Medium)} | {F(t?.Tail)} | {F(t?.Top1)} | {F(t?.Ece)} |");
         }
-        sb.AppendLine().AppendLine("Accuracy in % at the final epoch; groups are mean per-class accuracy; validation is class-balanced and disjoint from training and test.");
+        sb.AppendLine().AppendLine(
+            "Accuracy in % at the final epoch; groups are mean per-class accuracy; validation is class-balanced and " +
+            "disjoint from training and test.");
         if (plotFile is not null) sb.AppendLine().AppendLine(Ci, $"![accuracy against {over}]({plotFile})");
         return sb.ToString();
     }
@@ -57,7 +68,8 @@ public static class SweepReport
         var plot = new Plot();
         // A rho sweep plots against rho; any other against the member's place in the table, ticks named by it.
         bool byRho = sweep.IsRhoSweep;
-        var rhos = byRho ? sweep.Rows.Select(r => r.Rho).ToArray() : [.. Enumerable.Range(0, sweep.Rows.Count).Select(i => (double)i)];
+        var rhos = byRho ? sweep.Rows.Select(r => r.Rho).ToArray() : [.. Enumerable.Range(0,
+            sweep.Rows.Count).Select(i => (double)i)];
         (string Name, Func<EvaluationSummary, double> Get, Color Color)[] series =
         [
             ("Head", s => s.Head, Colors.SteelBlue), ("Medium", s => s.Medium, Colors.DarkOrange),
@@ -91,7 +103,9 @@ public static class SweepReport
             line.LegendText = $"selected {(byRho ? "rho = " : "")}{sweep.Rows[selected].Shown(sweep)}";
         }
         string over = byRho ? "rho" : string.Join(" x ", sweep.SweptKeys);
-        plot.Title($"Stage II: accuracy against {over} ({sweep.Dataset}, {sweep.Epochs} epoch{(sweep.Epochs == 1 ? "" : "s")})");
+        plot.Title(
+            $"Stage II: accuracy against {over} ({sweep.Dataset}, {sweep.Epochs} " +
+                $"epoch{(sweep.Epochs == 1 ? "" : "s")})");
         if (byRho) plot.XLabel("fusion ratio rho (fraction of channels from the head-side image)");
         else
         {

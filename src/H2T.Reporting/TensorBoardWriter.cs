@@ -18,7 +18,9 @@ public sealed class TensorBoardWriter : IDisposable
     public TensorBoardWriter(string directory)
     {
         Directory.CreateDirectory(directory);
-        Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}.h2t");
+        Path = System.IO.Path.Combine(directory,
+            $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}." +
+            $"{Environment.ProcessId}.h2t");
         stream = new FileStream(Path, FileMode.Create, FileAccess.Write, FileShare.Read);
         WriteRecord(Event(step: 0, fileVersion: "brain.Event:2"));
     }
@@ -96,28 +98,34 @@ public sealed class TensorBoardWriter : IDisposable
     public void Dispose() => stream.Dispose();
 }
 
-/// <summary>Forwards to another observer and writes each epoch's figures as TensorBoard scalars (step = epoch + 1).</summary>
+/// <summary>Forwards to another observer and writes each epoch's figures as TensorBoard scalars (step = epoch +
+/// 1).</summary>
 public sealed class TensorBoardObserver(ITrainingObserver inner, string directory) : ITrainingObserver, IDisposable
 {
     readonly TensorBoardWriter writer = new(directory);
 
     public string EventFile => writer.Path;
 
-    public void EpochStarted(string stage, int epoch, int totalEpochs, int batches) => inner.EpochStarted(stage, epoch, totalEpochs, batches);
-    public void BatchCompleted(int batch, int batches, double loss, double lr, double imagesPerSecond) => inner.BatchCompleted(batch, batches, loss, lr, imagesPerSecond);
+    public void EpochStarted(string stage, int epoch, int totalEpochs, int batches) => inner.EpochStarted(stage, epoch,
+        totalEpochs, batches);
+    public void BatchCompleted(int batch, int batches, double loss, double lr,
+        double imagesPerSecond) => inner.BatchCompleted(batch, batches, loss, lr, imagesPerSecond);
     public void Message(string text) => inner.Message(text);
 
     public void EpochCompleted(EpochRecord record)
     {
         var values = new List<(string, double)>
         {
-            ("train/loss", record.TrainLoss), ("train/lr", record.Lr), ("train/images_per_second", record.ImagesPerSecond),
+            ("train/loss", record.TrainLoss), ("train/lr", record.Lr), ("train/images_per_second",
+                record.ImagesPerSecond),
             ("memory/resident_mb", record.ResidentMb),
         };
         if (record.Test is { } t)
-            values.AddRange([("test/all", t.Top1), ("test/head", t.Head), ("test/medium", t.Medium), ("test/tail", t.Tail), ("test/ece", t.Ece), ("test/nll", t.Nll)]);
+            values.AddRange([("test/all", t.Top1), ("test/head", t.Head), ("test/medium", t.Medium), ("test/tail",
+                t.Tail), ("test/ece", t.Ece), ("test/nll", t.Nll)]);
         if (record.Validation is { } v)
-            values.AddRange([("val/all", v.Top1), ("val/head", v.Head), ("val/medium", v.Medium), ("val/tail", v.Tail)]);
+            values.AddRange([("val/all", v.Top1), ("val/head", v.Head), ("val/medium", v.Medium), ("val/tail",
+                v.Tail)]);
         writer.Scalars(record.Epoch + 1, values);
         inner.EpochCompleted(record);
     }

@@ -26,14 +26,17 @@ namespace H2T.Serving;
 /// </summary>
 public static class ClassifierEndpoints
 {
-    static readonly string[] ImageTypes = ["image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "application/octet-stream"];
+    static readonly string[] ImageTypes = ["image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif",
+        "application/octet-stream"];
 
     /// <summary>
-    /// Loads the model now (so a missing or damaged file fails at start, not at the first request) and registers it, its
+    /// Loads the model now (so a missing or damaged file fails at start, not at the first request) and registers it,
+    /// its
     /// batcher, the metrics and the OpenAPI document. The container disposes the batcher (which runs what is queued)
     /// before the model.
     /// </summary>
-    public static IServiceCollection AddImageClassifier(this IServiceCollection services, string modelPath, ClassifierOptions? model = null, ServeOptions? serve = null)
+    public static IServiceCollection AddImageClassifier(this IServiceCollection services, string modelPath,
+        ClassifierOptions? model = null, ServeOptions? serve = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         serve ??= new ServeOptions();
@@ -53,7 +56,8 @@ public static class ClassifierEndpoints
         return services;
     }
 
-    /// <summary>What /v1/model says beside the card: the model file and, for a run's checkpoint, its test figures.</summary>
+    /// <summary>What /v1/model says beside the card: the model file and, for a run's checkpoint, its test
+    /// figures.</summary>
     internal sealed record ServedModel(string Path, object? Figures);
 
     public static IEndpointRouteBuilder MapImageClassifier(this IEndpointRouteBuilder app)
@@ -66,40 +70,55 @@ public static class ClassifierEndpoints
         bool stopping = false;
         lifetime?.ApplicationStopping.Register(() => stopping = true);
 
-        app.MapPost("/v1/predict", (HttpContext http, int? top_k) => Counted(metrics, "/v1/predict", http, () => PredictAsync(http, batcher, top_k)))
+        app.MapPost("/v1/predict", (HttpContext http, int? top_k) => Counted(metrics, "/v1/predict", http,
+            () => PredictAsync(http, batcher, top_k)))
             .WithName("predict").WithSummary("Classify one image (raw body) or several (multipart/form-data files).")
             // No Accepts(...) metadata: it would make routing refuse other content types with a bare 404 before the
             // handler can answer 415 with a message.
-            .Produces<PredictResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415)
+            .Produces<PredictResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(
+                413).Produces<ErrorResponse>(415)
             .Produces<ErrorResponse>(503).Produces<ErrorResponse>(504);
-        app.MapGet("/v1/model", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/v1/model", http, () => Task.FromResult(Results.Json(Card(batcher, served))))))
-            .WithName("model").WithSummary("The model card: classes, preprocessing, architecture, engine, training figures.");
-        app.MapGet("/healthz", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/healthz", http, () => Task.FromResult(Results.Json(new { status = "ok" })))))
+        app.MapGet("/v1/model", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/v1/model", http,
+            () => Task.FromResult(Results.Json(Card(batcher, served))))))
+            .WithName("model").WithSummary(
+                "The model card: classes, preprocessing, architecture, engine, training figures.");
+        app.MapGet("/healthz", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/healthz", http,
+            () => Task.FromResult(Results.Json(new { status = "ok" })))))
             .WithName("healthz");
-        app.MapGet("/readyz", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/readyz", http, () => Task.FromResult(
-            stopping || batcher.Stopping ? Error(503, "shutting down: finishing the requests in flight") : Results.Json(new { status = "ready", queue = batcher.QueueDepth })))))
+        app.MapGet("/readyz", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/readyz", http,
+            () => Task.FromResult(
+            stopping || batcher.Stopping ? Error(503,
+                "shutting down: finishing the requests in flight") : Results.Json(new { status = "ready",
+                queue = batcher.QueueDepth })))))
             .WithName("readyz");
         app.MapMetrics("/metrics", metrics.Registry);
         app.MapOpenApi();
-        app.MapFallback((Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "unmatched", http, () => Task.FromResult(
-            Error(404, $"no route {http.Request.Method} {http.Request.Path}; the routes are POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, /openapi/v1.json")))));
+        app.MapFallback((Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "unmatched", http,
+            () => Task.FromResult(
+            Error(404,
+                $"no route {http.Request.Method} {http.Request.Path}; the routes are POST /v1/predict, GET " +
+                $"/v1/model, /healthz, /readyz, /metrics, /openapi/v1.json")))));
         return app;
     }
 
-    /// <summary>GET /runs: the page of the runs under <paramref name="runsDir"/> (<see cref="Reporting.RunPage"/>), made at each
+    /// <summary>GET /runs: the page of the runs under <paramref name="runsDir"/> (<see cref="Reporting.RunPage"/>),
+    /// made at each
     /// request (runs may finish while the service runs), with a form that predicts through this service.</summary>
     public static IEndpointRouteBuilder MapRunPage(this IEndpointRouteBuilder app, string runsDir)
     {
         ArgumentNullException.ThrowIfNull(app);
         var metrics = app.ServiceProvider.GetRequiredService<ServiceMetrics>();
         var runs = Reporting.RunPage.Find(runsDir); // a missing folder fails at start
-        app.MapGet("/runs", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/runs", http, () => Task.Run(() =>
+        app.MapGet("/runs", (Func<HttpContext, Task<IResult>>)(http => Counted(metrics, "/runs", http,
+            () => Task.Run(() =>
         {
             var found = Reporting.RunPage.Find(runsDir);
             return found.Count == 0
                 ? Error(404, $"no run folders (with metrics.json) under {runsDir}")
-                : Results.Content(Reporting.RunPage.Build(found, $"Runs in {runsDir}", uploadForm: true), "text/html; charset=utf-8");
-        })))).WithName("runs").WithSummary("The runs as a page: tables, per-class accuracy, confusion heat maps, galleries; an upload form.");
+                : Results.Content(Reporting.RunPage.Build(found, $"Runs in {runsDir}", uploadForm: true),
+                    "text/html; charset=utf-8");
+        })))).WithName("runs").WithSummary(
+            "The runs as a page: tables, per-class accuracy, confusion heat maps, galleries; an upload form.");
         return app;
     }
 
@@ -108,9 +127,11 @@ public static class ClassifierEndpoints
     public sealed record ImagePrediction(string? File, IReadOnlyList<ClassScore> Top);
     public sealed record ErrorResponse(string Error, int Status);
 
-    static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message, status), statusCode: status);
+    static IResult Error(int status, string message) => Results.Json(new ErrorResponse(message, status),
+        statusCode: status);
 
-    static async Task<IResult> Counted(ServiceMetrics metrics, string route, HttpContext http, Func<Task<IResult>> handle)
+    static async Task<IResult> Counted(ServiceMetrics metrics, string route, HttpContext http,
+        Func<Task<IResult>> handle)
     {
         var clock = Stopwatch.StartNew();
         var result = await handle().ConfigureAwait(false);
@@ -134,11 +155,14 @@ public static class ClassifierEndpoints
             IFormCollection form;
             try { form = await request.ReadFormAsync(http.RequestAborted).ConfigureAwait(false); }
             catch (InvalidDataException e) { return Error(413, $"multipart body: {e.Message}"); }
-            if (form.Files.Count == 0) return Error(400, "multipart request with no files: send the images as file parts");
-            if (form.Files.Count > options.MaxFilesPerRequest) return Error(413, $"{form.Files.Count} files in one request; at most {options.MaxFilesPerRequest}");
+            if (form.Files.Count == 0) return Error(400,
+                "multipart request with no files: send the images as file parts");
+            if (form.Files.Count > options.MaxFilesPerRequest) return Error(413,
+                $"{form.Files.Count} files in one request; at most {options.MaxFilesPerRequest}");
             foreach (var f in form.Files)
             {
-                if (f.Length > options.MaxImageBytes) return Error(413, $"{f.FileName}: {f.Length} bytes; at most {options.MaxImageBytes} per image");
+                if (f.Length > options.MaxImageBytes) return Error(413,
+                    $"{f.FileName}: {f.Length} bytes; at most {options.MaxImageBytes} per image");
                 if (f.Length == 0) return Error(400, $"{f.FileName}: empty file");
                 using var s = f.OpenReadStream();
                 var bytes = new byte[f.Length];
@@ -150,15 +174,19 @@ public static class ClassifierEndpoints
         {
             var type = request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
             if (type is null || !ImageTypes.Contains(type))
-                return Error(415, $"content type '{request.ContentType ?? "(none)"}': expected an image body (image/jpeg, image/png, ...) or multipart/form-data");
-            if (request.ContentLength > options.MaxImageBytes) return Error(413, $"body of {request.ContentLength} bytes; at most {options.MaxImageBytes} per image");
+                return Error(415,
+                    $"content type '{request.ContentType ?? "(none)"}': expected an image body (image/jpeg, " +
+                    $"image/png, ...) or multipart/form-data");
+            if (request.ContentLength > options.MaxImageBytes) return Error(413,
+                $"body of {request.ContentLength} bytes; at most {options.MaxImageBytes} per image");
             using var body = new MemoryStream();
             var buffer = new byte[81920];
             int n;
             while ((n = await request.Body.ReadAsync(buffer, http.RequestAborted).ConfigureAwait(false)) > 0)
             {
                 body.Write(buffer, 0, n);
-                if (body.Length > options.MaxImageBytes) return Error(413, $"body over {options.MaxImageBytes} bytes, the limit per image");
+                if (body.Length > options.MaxImageBytes) return Error(413,
+                    $"body over {options.MaxImageBytes} bytes, the limit per image");
             }
             if (body.Length == 0) return Error(400, "empty body: send the image's bytes");
             files.Add((null, body.ToArray()));
@@ -179,7 +207,8 @@ public static class ClassifierEndpoints
         timeout.CancelAfter(options.RequestTimeout);
         try
         {
-            var predictions = await batcher.SubmitAsync(images, k, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+            var predictions = await batcher.SubmitAsync(images, k,
+                timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
             return Results.Json(new PredictResponse(model.Card.Architecture, model.Engine,
                 [.. predictions.Select((p, i) => new ImagePrediction(files[i].Name, p.Top))]));
         }
@@ -187,7 +216,9 @@ public static class ClassifierEndpoints
         catch (ServiceStoppingException e) { return Error(503, e.Message); }
         catch (OperationCanceledException) when (!http.RequestAborted.IsCancellationRequested)
         {
-            return Error(504, $"not answered within {options.RequestTimeout.TotalMilliseconds:F0} ms (the queue held {batcher.QueueDepth} images)");
+            return Error(504,
+                $"not answered within {options.RequestTimeout.TotalMilliseconds:F0} ms (the queue held " +
+                $"{batcher.QueueDepth} images)");
         }
     }
 
@@ -197,28 +228,37 @@ public static class ClassifierEndpoints
         var o = batcher.Options;
         return new
         {
-            file = served.Path, architecture = card.Architecture, classifier = card.Classifier, dataset = card.Dataset, stage = card.Stage,
-            precision = card.Precision, engine = batcher.Model.Engine, classes = card.ClassNames, preprocessing = card.Preprocessing,
+            file = served.Path, architecture = card.Architecture, classifier = card.Classifier, dataset = card.Dataset,
+                stage = card.Stage,
+            precision = card.Precision, engine = batcher.Model.Engine, classes = card.ClassNames,
+                preprocessing = card.Preprocessing,
             input = ModelCard.InputDescription, training = served.Figures,
-            batching = new { max_batch = o.MaxBatch, window_ms = o.BatchWindow.TotalMilliseconds, queue_limit = o.QueueLimit, timeout_ms = o.RequestTimeout.TotalMilliseconds, max_image_bytes = o.MaxImageBytes },
+            batching = new { max_batch = o.MaxBatch, window_ms = o.BatchWindow.TotalMilliseconds,
+                queue_limit = o.QueueLimit, timeout_ms = o.RequestTimeout.TotalMilliseconds,
+                max_image_bytes = o.MaxImageBytes },
         };
     }
 
-    /// <summary>A checkpoint's own record (stage, epochs, best top-1) and, when it sits in a run folder, that run's final
+    /// <summary>A checkpoint's own record (stage, epochs, best top-1) and, when it sits in a run folder, that run's
+    /// final
     /// test figures (final-eval.json): Head / Medium / Tail / All.</summary>
     static object? ModelFigures(string path)
     {
         if (!Checkpoint.HasMagic(path)) return null;
         var meta = Checkpoint.ReadMeta(path);
-        var finalEval = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "final-eval.json");
+        var finalEval = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!,
+            "final-eval.json");
         JsonElement? final = null;
         if (File.Exists(finalEval))
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(finalEval));
             var r = doc.RootElement;
-            double Get(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
-            final = JsonSerializer.SerializeToElement(new { top1 = Get("top1"), head = Get("head"), medium = Get("medium"), tail = Get("tail"), ece = Get("ece") });
+            double Get(string name) => r.TryGetProperty(name,
+                out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
+            final = JsonSerializer.SerializeToElement(new { top1 = Get("top1"), head = Get("head"),
+                medium = Get("medium"), tail = Get("tail"), ece = Get("ece") });
         }
-        return new { stage = meta.Stage, epoch = meta.Epoch + 1, total_epochs = meta.TotalEpochs, best_top1 = meta.BestTop1, class_counts = meta.ClassCounts, final_test = final };
+        return new { stage = meta.Stage, epoch = meta.Epoch + 1, total_epochs = meta.TotalEpochs,
+            best_top1 = meta.BestTop1, class_counts = meta.ClassCounts, final_test = final };
     }
 }

@@ -16,13 +16,15 @@ public static class ClassifierHost
 {
     /// <param name="port">0 picks a free port (<see cref="WebApplication.Urls"/> says which once started).</param>
     /// <param name="runsDir">Also serve the page of the runs in this folder at /runs.</param>
-    public static WebApplication Build(string modelPath, string host, int port, ClassifierOptions? model = null, ServeOptions? serve = null,
+    public static WebApplication Build(string modelPath, string host, int port, ClassifierOptions? model = null,
+        ServeOptions? serve = null,
         TimeSpan? shutdownTimeout = null, string? runsDir = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = null); // the routes check sizes themselves (413 with a message)
+        // the routes check sizes themselves (413 with a message)
+        builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = null);
         builder.WebHost.UseUrls($"http://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{port}");
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(30));
         builder.Services.AddImageClassifier(modelPath, model, serve);

@@ -23,16 +23,22 @@ public sealed record ServeOptions
     public void Validate()
     {
         if (MaxBatch < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatch), MaxBatch, "max batch must be >= 1");
-        if (BatchWindow < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(BatchWindow), BatchWindow, "batch window must be >= 0");
-        if (QueueLimit < 1) throw new ArgumentOutOfRangeException(nameof(QueueLimit), QueueLimit, "queue limit must be >= 1");
-        if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RequestTimeout), RequestTimeout, "timeout must be > 0");
-        if (MaxImageBytes < 1) throw new ArgumentOutOfRangeException(nameof(MaxImageBytes), MaxImageBytes, "max image bytes must be >= 1");
-        if (MaxFilesPerRequest < 1) throw new ArgumentOutOfRangeException(nameof(MaxFilesPerRequest), MaxFilesPerRequest, "max files must be >= 1");
+        if (BatchWindow < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(BatchWindow), BatchWindow,
+            "batch window must be >= 0");
+        if (QueueLimit < 1) throw new ArgumentOutOfRangeException(nameof(QueueLimit), QueueLimit,
+            "queue limit must be >= 1");
+        if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RequestTimeout),
+            RequestTimeout, "timeout must be > 0");
+        if (MaxImageBytes < 1) throw new ArgumentOutOfRangeException(nameof(MaxImageBytes), MaxImageBytes,
+            "max image bytes must be >= 1");
+        if (MaxFilesPerRequest < 1) throw new ArgumentOutOfRangeException(nameof(MaxFilesPerRequest),
+            MaxFilesPerRequest, "max files must be >= 1");
     }
 }
 
 /// <summary>The queue is at its bound: the caller should answer 503 and ask the client to retry.</summary>
-public sealed class QueueFullException(int limit) : Exception($"the prediction queue is full ({limit} images waiting); retry shortly")
+public sealed class QueueFullException(int limit) :
+    Exception($"the prediction queue is full ({limit} images waiting); retry shortly")
 {
     public int Limit { get; } = limit;
 }
@@ -48,7 +54,8 @@ public sealed class ServiceStoppingException() : Exception("the service is shutt
 /// </summary>
 public sealed class PredictionBatcher : IAsyncDisposable
 {
-    sealed record Job(byte[][] Images, int TopK, TaskCompletionSource<IReadOnlyList<Prediction>> Done, CancellationToken Cancel);
+    sealed record Job(byte[][] Images, int TopK, TaskCompletionSource<IReadOnlyList<Prediction>> Done,
+        CancellationToken Cancel);
 
     readonly ImageClassifier model;
     readonly ServeOptions options;
@@ -75,8 +82,10 @@ public sealed class PredictionBatcher : IAsyncDisposable
     public int QueueDepth => Volatile.Read(ref waiting);
     public bool Stopping => stopping;
 
-    /// <summary>Queues decoded images (each the model's input size) and completes with their predictions, in order.</summary>
-    /// <exception cref="QueueFullException">the queue holds <see cref="ServeOptions.QueueLimit"/> images already.</exception>
+    /// <summary>Queues decoded images (each the model's input size) and completes with their predictions, in
+    /// order.</summary>
+    /// <exception cref="QueueFullException">the queue holds <see cref="ServeOptions.QueueLimit"/> images
+    /// already.</exception>
     public Task<IReadOnlyList<Prediction>> SubmitAsync(byte[][] images, int topK, CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -86,7 +95,9 @@ public sealed class PredictionBatcher : IAsyncDisposable
             Interlocked.Add(ref waiting, -images.Length);
             throw new QueueFullException(options.QueueLimit);
         }
-        var job = new Job(images, topK, new TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously), cancel);
+        var job = new Job(images, topK,
+            new TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously),
+            cancel);
         if (!queue.Writer.TryWrite(job))
         {
             Interlocked.Add(ref waiting, -images.Length);

@@ -16,12 +16,14 @@ public sealed class ServiceMetrics
         var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
         Requests = factory.CreateCounter("h2t_requests_total", "HTTP requests answered, by route and status code.",
             new CounterConfiguration { LabelNames = ["route", "status"] });
-        Latency = factory.CreateHistogram("h2t_request_duration_seconds", "Time from request start to response, /v1/predict.",
+        Latency = factory.CreateHistogram("h2t_request_duration_seconds",
+            "Time from request start to response, /v1/predict.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
         BatchSize = factory.CreateHistogram("h2t_batch_size", "Images per forward pass (dynamic batching).",
             new HistogramConfiguration { Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
         QueueDepth = factory.CreateGauge("h2t_queue_depth", "Images waiting for a forward pass.");
-        var resident = factory.CreateGauge("h2t_resident_memory_bytes", "Resident set size of the process (managed and native).");
+        var resident = factory.CreateGauge("h2t_resident_memory_bytes",
+            "Resident set size of the process (managed and native).");
         var managed = factory.CreateGauge("h2t_managed_memory_bytes", "Bytes in the .NET heap.");
         Registry.AddBeforeCollectCallback(() =>
         {

@@ -44,9 +44,12 @@ public sealed partial class LayerTests
             var dir = Path.Combine(DataTestFiles.RepoRoot, folder);
             Assert.True(Directory.Exists(dir), $"{folder}: the layer's folder is missing");
             foreach (var file in Directory.EnumerateFiles(dir, "*.cs", SearchOption.AllDirectories)
-                         .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)))
+                         .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}",
+                             StringComparison.Ordinal)))
                 violations.AddRange(Below(layer, File.ReadAllText(file))
-                    .Select(used => $"{Path.GetRelativePath(DataTestFiles.RepoRoot, file)}: {layer} uses H2T.{used}, a layer below it"));
+                    .Select(used =>
+                        $"{Path.GetRelativePath(DataTestFiles.RepoRoot, file)}: {layer} uses H2T.{used}, a layer " +
+                        $"below it"));
         }
         Assert.True(violations.Count == 0, string.Join("\n", violations));
     }
@@ -55,7 +58,8 @@ public sealed partial class LayerTests
     public void TheCheckSeesAnUpwardUseInEverySpelling()
     {
         Assert.Equal(["Training"], Below("Models", "using H2T.Training;\nnamespace H2T.Models;"));
-        Assert.Equal(["Serving"], Below("Runs", "namespace H2T.Runs;\nclass A { object x = H2T.Serving.ClassifierHost.Run; }"));
+        Assert.Equal(["Serving"], Below("Runs",
+            "namespace H2T.Runs;\nclass A { object x = H2T.Serving.ClassifierHost.Run; }"));
         Assert.Equal(["Reporting"], Below("Data", "using static H2T.Reporting.PlotFile;"));
         // Strings and comments are not uses: the core names the ONNX package it looks for, and says why in prose.
         Assert.Empty(Below("Runtime", "// H2T.Onnx adds ONNX Runtime\nconst string A = \"H2T.Onnx\";"));
@@ -72,7 +76,8 @@ public sealed partial class LayerTests
     {
         var assembly = Assembly.Load(name);
         var extra = assembly.GetReferencedAssemblies().Select(a => a.Name!)
-            .Where(r => !r.StartsWith("System", StringComparison.Ordinal) && !r.StartsWith("Microsoft.Win32", StringComparison.Ordinal)
+            .Where(r => !r.StartsWith("System", StringComparison.Ordinal) && !r.StartsWith("Microsoft.Win32",
+                StringComparison.Ordinal)
                 && r is not "netstandard" and not "mscorlib")
             .Where(r => !Allowed[name].Append("TorchSharp") // every package computes with TorchSharp's tensors
                 .Any(a => a.EndsWith('*') ? r.StartsWith(a[..^1], StringComparison.Ordinal) : r == a))
@@ -90,7 +95,8 @@ public sealed partial class LayerTests
     }
 
     // Line and block comments, then verbatim, raw and regular string literals (one line each).
-    [GeneratedRegex(@"//[^\n]*|/\*.*?\*/|@""(?:[^""]|"""")*""|""""""[\s\S]*?""""""|""(?:\\.|[^""\\\n])*""", RegexOptions.Singleline)]
+    [GeneratedRegex(@"//[^\n]*|/\*.*?\*/|@""(?:[^""]|"""")*""|""""""[\s\S]*?""""""|""(?:\\.|[^""\\\n])*""",
+        RegexOptions.Singleline)]
     private static partial Regex CommentsAndStrings();
 
     [GeneratedRegex(@"(?<![\w.])H2T\.([A-Z][A-Za-z]*)\b")]

@@ -35,22 +35,27 @@ internal static class CommandSupport
         catch (DeviceUnavailableException e) { throw new UsageException(e.Message); }
     }
 
-    /// <summary>Runs training under the console observer, also writing TensorBoard scalars into <c>RUN/tensorboard</c> when asked.</summary>
-    public static T Observed<T>(Spectre.Console.IAnsiConsole console, string runPath, bool tensorboard, Func<ITrainingObserver, T> work) =>
+    /// <summary>Runs training under the console observer, also writing TensorBoard scalars into <c>RUN/tensorboard</c>
+    /// when asked.</summary>
+    public static T Observed<T>(Spectre.Console.IAnsiConsole console, string runPath, bool tensorboard,
+        Func<ITrainingObserver, T> work) =>
         ConsoleObserver.Run(console, o =>
         {
             if (!tensorboard) return work(o);
             using var tb = new H2T.Reporting.TensorBoardObserver(o, Path.Combine(runPath, "tensorboard"));
-            o.Message($"TensorBoard events: {tb.EventFile} (tensorboard --logdir {Path.GetDirectoryName(tb.EventFile)})");
+            o.Message(
+                $"TensorBoard events: {tb.EventFile} (tensorboard --logdir {Path.GetDirectoryName(tb.EventFile)})");
             return work(tb);
         });
 
-    /// <summary>What every finished training command prints: the results table, the run report, where the files are.</summary>
+    /// <summary>What every finished training command prints: the results table, the run report, where the files
+    /// are.</summary>
     public static void Finish(Spectre.Console.IAnsiConsole console, RunFolder run, string label, RunMetrics metrics)
     {
         ResultsTable.Write(console, [(label, metrics)]);
         WriteRunReport(console, run.Path);
-        Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
+        console.MarkupLineParts(
+            $"checkpoints: {run.LastCheckpoint} (last), {run.BestCheckpoint} (best); metrics: {run.MetricsFile}");
     }
 
     /// <summary>A finished sweep: sweep.md and sweep.png in its folder, its table, every member's report.</summary>
@@ -59,7 +64,8 @@ internal static class CommandSupport
         var (markdown, png) = H2T.Reporting.SweepReport.Write(result, outDir);
         ResultsTable.WriteSweep(console, result);
         foreach (var row in result.Rows) WriteRunReport(console, row.RunFolder);
-        Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"sweep: {markdown} (plot {png}); {result.WallSeconds:F0} s for {result.Rows.Count} values");
+        console.MarkupLineParts(
+            $"sweep: {markdown} (plot {png}); {result.WallSeconds:F0} s for {result.Rows.Count} values");
     }
 
     /// <summary>report.md and its plots in the run folder; a failure to plot never fails the finished run.</summary>
@@ -68,15 +74,19 @@ internal static class CommandSupport
         try
         {
             var path = H2T.Reporting.RunReport.Write(runPath, title);
-            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"report: {path} (curves.png, per-class.png, reliability.png)");
+            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console,
+                $"report: {path} (curves.png, per-class.png, reliability.png)");
         }
-        catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or ConfigException or InvalidOperationException or
+            System.Text.Json.JsonException)
         {
-            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console, $"[yellow]report not written:[/] {e.Message}");
+            Spectre.Console.AnsiConsoleExtensions.MarkupLineInterpolated(console,
+                $"[yellow]report not written:[/] {e.Message}");
         }
     }
 
-    /// <summary>An optional extra (a plot) that must never fail the finished run: its failure is one yellow line, and null.</summary>
+    /// <summary>An optional extra (a plot) that must never fail the finished run: its failure is one yellow line, and
+    /// null.</summary>
     public static T? Try<T>(Spectre.Console.IAnsiConsole console, string what, Func<T> make) where T : class
     {
         try { return make(); }

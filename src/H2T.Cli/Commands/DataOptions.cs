@@ -24,7 +24,9 @@ public class DataOptions : ComputeSettings
             : base.Validate();
 
     [CommandOption("--dataset <NAME>")]
-    [Description("fashion-mnist (default), mnist, cifar10, cifar100, cifar10-jpg, imagefolder, imagenet-lt, places-lt, inat2018 [[dataset]]")]
+    [Description(
+        "fashion-mnist (default), mnist, cifar10, cifar100, cifar10-jpg, imagefolder, imagenet-lt, places-lt, " +
+        "inat2018 [[dataset]]")]
     public string? Dataset { get; init; }
 
     [CommandOption("--data <PATH>")]
@@ -32,7 +34,8 @@ public class DataOptions : ComputeSettings
     public string? DataPath { get; init; }
 
     [CommandOption("--imb-factor <F>")]
-    [Description("imbalance factor n_max / n_min of the long-tailed training set (1 = balanced; default 100) [[imb_factor]]")]
+    [Description(
+        "imbalance factor n_max / n_min of the long-tailed training set (1 = balanced; default 100) [[imb_factor]]")]
     public string? ImbFactor { get; init; }
 
     [CommandOption("--imb-type <TYPE>")]
@@ -44,14 +47,20 @@ public class DataOptions : ComputeSettings
     public string? LongTailSeed { get; init; }
 
     [CommandOption("--val-per-class <N>")]
-    [Description("balanced validation images per class, from images the long-tail cut left unused (0: none, the reference's setting) [[val_per_class]]")]
+    [Description(
+        "balanced validation images per class, from images the long-tail cut left unused (0: none, the reference's " +
+        "setting) [[val_per_class]]")]
     public string? ValidationPerClass { get; init; }
 
     [CommandOption("--image-size <N>")]
-    [Description("crop size of large-image sets (ImageNet-LT, Places-LT, iNaturalist, image folders with images larger than it; default 224): test images are resized to N*256/224 and center-cropped [[image_size]]")]
+    [Description(
+        "crop size of large-image sets (ImageNet-LT, Places-LT, iNaturalist, image folders with images larger than " +
+        "it; default 224): test images are resized to N*256/224 and center-cropped [[image_size]]")]
     public string? ImageSize { get; init; }
 
     [CommandOption("--resize <N>")]
-    [Description("decode every image of a folder set (imagefolder, cifar10-jpg) at N x N, small images upsampled (bilinear), e.g. 32-px CIFAR at 112 for a pretrained ImageNet network; 0 (default): native size [[resize]]")]
+    [Description(
+        "decode every image of a folder set (imagefolder, cifar10-jpg) at N x N, small images upsampled (bilinear), " +
+        "e.g. 32-px CIFAR at 112 for a pretrained ImageNet network; 0 (default): native size [[resize]]")]
     public string? Resize { get; init; }
 }

@@ -9,7 +9,8 @@ namespace H2T.Cli.Commands;
 
 public sealed class DemoSettings : ComputeSettings
 {
-    [CommandOption("--full")] [Description("the full CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10")]
+    [CommandOption("--full")] [Description(
+        "the full CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10")]
     public bool Full { get; init; }
     [CommandOption("--backbone <NAME>")] [Description("default resnet8 (resnet32 with --full)")]
     public string? Backbone { get; init; }
@@ -22,9 +23,11 @@ public sealed class DemoSettings : ComputeSettings
     [CommandOption("--rho <SPEC>")] [DefaultValue(DemoPlan.DefaultRhoSpec)]
     [Description("H2T fusion ratios trained beside rho = 0 in the same pass (comma list or start:stop:step)")]
     public string Rho { get; init; } = DemoPlan.DefaultRhoSpec;
-    [CommandOption("--val-per-class <N>")] [DefaultValue(100)] [Description("validation images per class (choose rho without the test set)")]
+    [CommandOption("--val-per-class <N>")] [DefaultValue(100)] [Description(
+        "validation images per class (choose rho without the test set)")]
     public int ValidationPerClass { get; init; } = 100;
-    [CommandOption("--data <PATH>")] [Description("folder with the Fashion-MNIST IDX files (default: the Debian package's)")]
+    [CommandOption("--data <PATH>")] [Description(
+        "folder with the Fashion-MNIST IDX files (default: the Debian package's)")]
     public string? DataPath { get; init; }
     [CommandOption("--out <DIR>")] [DefaultValue("runs/demo")]
     public string Out { get; init; } = "runs/demo";
@@ -35,7 +38,8 @@ public sealed class DemoSettings : ComputeSettings
 
     public DemoOptions ToOptions() => new()
     {
-        Full = Full, Backbone = Backbone, StageOneEpochs = StageOneEpochs, StageTwoEpochs = StageTwoEpochs, MixupAlpha = Mixup,
+        Full = Full, Backbone = Backbone, StageOneEpochs = StageOneEpochs, StageTwoEpochs = StageTwoEpochs,
+            MixupAlpha = Mixup,
         Rhos = SweepConfig.ParseRhos(Rho), ValidationPerClass = ValidationPerClass, DataPath = DataPath, Seed = Seed,
         Precision = PrecisionAsked ?? ComputePrecision.Fp32,
     };

@@ -17,9 +17,11 @@ public sealed class EvalSettings : InferenceSettings
     public string Checkpoint { get; init; } = "";
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where the checkpoint's training found them")]
     public string? DataPath { get; init; }
-    [CommandOption("--dataset <NAME>")] [Description("evaluate on another dataset with the same classes (default: the checkpoint's)")]
+    [CommandOption("--dataset <NAME>")] [Description(
+        "evaluate on another dataset with the same classes (default: the checkpoint's)")]
     public string? Dataset { get; init; }
-    [CommandOption("--out <FILE>")] [Description("write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
+    [CommandOption("--out <FILE>")] [Description(
+        "write the full evaluation (per-class accuracy, confusion matrix, ECE) as JSON")]
     public string? Out { get; init; }
     [CommandOption("--batch-size <N>")] [DefaultValue(256)]
     public int BatchSize { get; init; } = 256;
@@ -56,12 +58,20 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     {
         var (meta, splits, r, precision, engine) = evaluation;
         var p = MixedPrecision.Name(precision);
-        console.MarkupLineInterpolated($"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch {meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in {p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")} on {engine}");
-        var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images", "accuracy %");
+        console.MarkupLineParts(
+            $"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch ",
+            $"{meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in ",
+            $"{p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")} on {engine}");
+        var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images",
+            "accuracy %");
         for (int c = 0; c < splits.NumClasses; c++)
-            t.AddRow(c.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(splits.ClassNames[c]), splits.Groups.GroupOf(c),
-                splits.TrainClassCounts[c].ToString(System.Globalization.CultureInfo.InvariantCulture), r.PerClassAccuracy[c].ToString("F2", System.Globalization.CultureInfo.InvariantCulture));
+            t.AddRow(c.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(splits.ClassNames[c]),
+                splits.Groups.GroupOf(c),
+                splits.TrainClassCounts[c].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    r.PerClassAccuracy[c].ToString("F2", System.Globalization.CultureInfo.InvariantCulture));
         if (splits.NumClasses <= 100) console.Write(t);
-        console.MarkupLineInterpolated($"top-1 [bold]{r.Top1:F2}[/]  top-5 {r.Top5:F2}  head {r.Head:F2}  medium {r.Medium:F2}  tail {r.Tail:F2}  ECE {r.Ece:F2}  NLL {r.Nll:F4}");
+        console.MarkupLineParts(
+            $"top-1 [bold]{r.Top1:F2}[/]  top-5 {r.Top5:F2}  head {r.Head:F2}  medium {r.Medium:F2}  tail ",
+            $"{r.Tail:F2}  ECE {r.Ece:F2}  NLL {r.Nll:F4}");
     }
 }

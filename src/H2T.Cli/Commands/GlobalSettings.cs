@@ -19,7 +19,8 @@ public class GlobalSettings : CommandSettings
 
     public override Spectre.Console.ValidationResult Validate()
     {
-        if (Threads is < 1) return Spectre.Console.ValidationResult.Error($"--threads {Threads}: expected a whole number >= 1");
+        if (Threads is < 1) return Spectre.Console.ValidationResult.Error(
+            $"--threads {Threads}: expected a whole number >= 1");
         return base.Validate();
     }
 }
@@ -58,7 +59,9 @@ public class ComputeSettings : GlobalSettings
 public class InferenceSettings : ComputeSettings
 {
     [CommandOption("--engine <E>")]
-    [Description("auto (default: ONNX Runtime for ImageNet ResNets in fp32, where it is faster; TorchSharp otherwise), torchsharp or onnxruntime (the checkpoint's fp32 export, made in memory)")]
+    [Description(
+        "auto (default: ONNX Runtime for ImageNet ResNets in fp32, where it is faster; TorchSharp otherwise), " +
+        "torchsharp or onnxruntime (the checkpoint's fp32 export, made in memory)")]
     public string? Engine { get; init; }
 
     /// <summary>The engine asked for, parsed once in <see cref="Validate"/>; null: auto.</summary>
@@ -74,7 +77,8 @@ public class InferenceSettings : ComputeSettings
     }
 }
 
-/// <summary>Options of a command that reads a checkpoint and the data it was trained on, which may have moved.</summary>
+/// <summary>Options of a command that reads a checkpoint and the data it was trained on, which may have
+/// moved.</summary>
 public class CheckpointDataSettings : ComputeSettings
 {
     [CommandOption("--data <PATH>")] [Description("dataset files, if not where the checkpoint's training found them")]

@@ -9,21 +9,33 @@ namespace H2T.Cli.Commands;
 
 public sealed class GridSettings : CommandSettings
 {
-    [CommandArgument(0, "<PLAN>")] [Description("the grid's plan (YAML: name, out, seeds, imbalance, stage1.<method>, stage2.<method>, slurm; see docs/grid.md)")]
+    [CommandArgument(0,
+        "<PLAN>")] [Description(
+        "the grid's plan (YAML: name, out, seeds, imbalance, stage1.<method>, stage2.<method>, slurm; see " +
+            "docs/grid.md)")]
     public string Plan { get; init; } = "";
-    [CommandOption("--local")] [Description("run every cell here, one after another; finished cells are skipped, partial ones resumed")]
+    [CommandOption("--local")] [Description(
+        "run every cell here, one after another; finished cells are skipped, partial ones resumed")]
     public bool Local { get; init; }
-    [CommandOption("--slurm")] [Description("write sbatch array jobs (stage I, then each stage II after its stage I: --dependency=aftercorr) and submit them")]
+    [CommandOption("--slurm")] [Description(
+        "write sbatch array jobs (stage I, then each stage II after its stage I: --dependency=aftercorr) and submit " +
+        "them")]
     public bool Slurm { get; init; }
     [CommandOption("--dry-run")] [Description("with --slurm: print the scripts and sbatch commands, submit nothing")]
     public bool DryRun { get; init; }
-    [CommandOption("--status")] [Description("each cell's state from its run folder (done, running, partial: epoch k/N, waiting, pending) and, once submitted, in Slurm's queue")]
+    [CommandOption("--status")] [Description(
+        "each cell's state from its run folder (done, running, partial: epoch k/N, waiting, pending) and, once " +
+        "submitted, in Slurm's queue")]
     public bool Status { get; init; }
-    [CommandOption("--collect")] [Description("write the grid's table (mean and spread over seeds) and plot: OUT/grid/results.md, .json, .png")]
+    [CommandOption("--collect")] [Description(
+        "write the grid's table (mean and spread over seeds) and plot: OUT/grid/results.md, .json, .png")]
     public bool Collect { get; init; }
-    [CommandOption("--cell <ID>")] [Description("run one cell (stage1:3, <stage2 method>:0): what a Slurm array task runs")]
+    [CommandOption("--cell <ID>")] [Description(
+        "run one cell (stage1:3, <stage2 method>:0): what a Slurm array task runs")]
     public string? Cell { get; init; }
-    [CommandOption("--only <CELLS>")] [Description("with --local: only these cells: ids (stage1:0,crt:0) or seed=N, imbalance=F, method=NAME, all of which must hold")]
+    [CommandOption("--only <CELLS>")] [Description(
+        "with --local: only these cells: ids (stage1:0,crt:0) or seed=N, imbalance=F, method=NAME, all of which must " +
+        "hold")]
     public string? Only { get; init; }
     [CommandOption("--threads <N>")] [Description("libtorch threads of each cell, unless the plan sets threads")]
     public int? Threads { get; init; }
@@ -31,7 +43,8 @@ public sealed class GridSettings : CommandSettings
     public override ValidationResult Validate()
     {
         int modes = (Local ? 1 : 0) + (Slurm ? 1 : 0) + (Status ? 1 : 0) + (Collect ? 1 : 0) + (Cell is null ? 0 : 1);
-        if (modes != 1) return ValidationResult.Error("h2t grid PLAN: choose one of --local, --slurm, --status, --collect or --cell ID");
+        if (modes != 1) return ValidationResult.Error(
+            "h2t grid PLAN: choose one of --local, --slurm, --status, --collect or --cell ID");
         if (DryRun && !Slurm) return ValidationResult.Error("--dry-run goes with --slurm");
         if (Only is not null && !Local) return ValidationResult.Error("--only goes with --local");
         if (Threads is < 1) return ValidationResult.Error($"--threads {Threads}: expected a whole number >= 1");
@@ -71,7 +84,8 @@ public sealed class GridCommand(IAnsiConsole console) : Command<GridSettings>
             if (queue.Count > 0) table.AddColumn("slurm");
             foreach (var s in GridRun.Status(plan))
             {
-                string[] row = [Markup.Escape(s.Cell.Id), Markup.Escape(s.Cell.Label), s.State.ToString().ToLowerInvariant(), Markup.Escape(s.Detail), Markup.Escape(s.Cell.Folder)];
+                string[] row = [Markup.Escape(s.Cell.Id), Markup.Escape(s.Cell.Label),
+                    s.State.ToString().ToLowerInvariant(), Markup.Escape(s.Detail), Markup.Escape(s.Cell.Folder)];
                 table.AddRow(queue.Count == 0 ? row : [.. row, Markup.Escape(queue.GetValueOrDefault(s.Cell.Id, "-"))]);
             }
             console.Write(table);

@@ -9,9 +9,12 @@ namespace H2T.Cli.Commands;
 
 public sealed class ImportSettings : DataOptions
 {
-    [CommandArgument(0, "<PYTORCH_CHECKPOINT>")] [Description("a torch.save'd file: the reference's {state_dict_model, state_dict_classifier} dict or a state dict")]
+    [CommandArgument(0,
+        "<PYTORCH_CHECKPOINT>")] [Description(
+        "a torch.save'd file: the reference's {state_dict_model, state_dict_classifier} dict or a state dict")]
     public string Source { get; init; } = "";
-    [CommandOption("--backbone <NAME>")] [Description("our backbone with the same layout (the reference's resnet32_fe is resnet32; default resnet32) [[backbone]]")]
+    [CommandOption("--backbone <NAME>")] [Description(
+        "our backbone with the same layout (the reference's resnet32_fe is resnet32; default resnet32) [[backbone]]")]
     public string? Backbone { get; init; }
     [CommandOption("--classifier <KIND>")] [Description("default linear [[classifier]]")]
     public string? Classifier { get; init; }
@@ -33,17 +36,22 @@ public sealed class ImportCommand(IAnsiConsole console) : Command<ImportSettings
         var bound = ConfigSupport.Bind(Configuration.StageMode.StageOne, settings);
         var data = bound.Data;
         CommandSupport.Start(settings);
-        var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar", StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");
+        var output = settings.Out ?? Path.ChangeExtension(settings.Source.EndsWith(".pth.tar",
+            StringComparison.Ordinal) ? settings.Source[..^4] : settings.Source, ".ckpt");
         var result = CommandSupport.Train(() =>
         {
             var splits = DatasetCatalog.Load(data);
-            return PyTorchCheckpoint.Import(settings.Source, output, bound.StageOne.Backbone, bound.StageOne.Classifier, splits, data, settings.AllowMissing);
+            return PyTorchCheckpoint.Import(settings.Source, output, bound.StageOne.Backbone, bound.StageOne.Classifier,
+                splits, data, settings.AllowMissing);
         });
         foreach (var line in result.Report) console.MarkupLineInterpolated($"  {line}");
         var meta = result.Meta;
-        console.MarkupLineInterpolated($"imported {settings.Source} ({meta.Architecture}, {meta.InChannels} input channel(s), {meta.NumClasses} classes, {meta.TotalEpochs} epoch(s)) -> {output}");
+        console.MarkupLineParts(
+            $"imported {settings.Source} ({meta.Architecture}, {meta.InChannels} input channel(s), {meta.NumClasses} ",
+            $"classes, {meta.TotalEpochs} epoch(s)) -> {output}");
         if (meta.Stage == "stage1") console.MarkupLineInterpolated($"next: h2t stage2 --from {output} --rho 0.25");
-        else console.MarkupLineInterpolated($"a {meta.Stage} checkpoint ({meta.Classifier} classifier); next: h2t eval --checkpoint {output}");
+        else console.MarkupLineParts(
+            $"a {meta.Stage} checkpoint ({meta.Classifier} classifier); next: h2t eval --checkpoint {output}");
         return 0;
     }
 }
@@ -52,15 +60,19 @@ public sealed class ExportSettings : GlobalSettings
 {
     [CommandArgument(0, "<CHECKPOINT>")] [Description("an H2T.NET checkpoint (stage I or II)")]
     public string Source { get; init; } = "";
-    [CommandOption("--format <FORMAT>")] [Description("onnx (a model for ONNX Runtime) or pytorch (a torch.load-able dict); default: from --out's extension, else pytorch")]
+    [CommandOption("--format <FORMAT>")] [Description(
+        "onnx (a model for ONNX Runtime) or pytorch (a torch.load-able dict); default: from --out's extension, else " +
+        "pytorch")]
     public string? Format { get; init; }
     [CommandOption("--out <FILE>")] [Description("the file to write (default: beside the source, .onnx or .pth)")]
     public string? Out { get; init; }
 
-    public string ResolvedFormat => (Format ?? (Out?.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) == true ? "onnx" : "pytorch")).ToLowerInvariant();
+    public string ResolvedFormat => (Format ?? (Out?.EndsWith(".onnx",
+        StringComparison.OrdinalIgnoreCase) == true ? "onnx" : "pytorch")).ToLowerInvariant();
 
     public override ValidationResult Validate() =>
-        ResolvedFormat is not ("onnx" or "pytorch") ? ValidationResult.Error($"--format {Format}: expected onnx or pytorch") : base.Validate();
+        ResolvedFormat is not ("onnx" or "pytorch") ?
+            ValidationResult.Error($"--format {Format}: expected onnx or pytorch") : base.Validate();
 }
 
 /// <summary>H2T.NET -> ONNX (<see cref="H2T.Onnx.OnnxExporter"/>) or PyTorch (torch.load gives {state_dict_model,
@@ -76,12 +88,17 @@ public sealed class ExportCommand(IAnsiConsole console) : Command<ExportSettings
         if (onnx)
         {
             var r = CommandSupport.Train(() => H2T.Onnx.OnnxExporter.Export(settings.Source, output));
-            console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (ONNX opset {H2T.Onnx.OnnxExporter.Opset}, {r.Nodes} nodes, {r.Bytes / 1e6:F1} MB; input 'image' float32 [[batch, C, H, W]] in [[0, 1]]; outputs 'logits', 'probabilities')");
+            console.MarkupLineParts(
+                $"exported {settings.Source} -> {output} (ONNX opset {H2T.Onnx.OnnxExporter.Opset}, {r.Nodes} nodes, ",
+                $"{r.Bytes / 1e6:F1} MB; input 'image' float32 [[batch, C, H, W]] in [[0, 1]]; outputs 'logits', ",
+                $"'probabilities')");
             console.MarkupLineInterpolated($"next: h2t predict --onnx {output} IMAGES...");
             return 0;
         }
         CommandSupport.Train(() => { PyTorchCheckpoint.Export(settings.Source, output); return 0; });
-        console.MarkupLineInterpolated($"exported {settings.Source} -> {output} (torch.load: state_dict_model, state_dict_classifier, epoch, best_acc1, h2t_meta)");
+        console.MarkupLineParts(
+            $"exported {settings.Source} -> {output} (torch.load: state_dict_model, state_dict_classifier, epoch, ",
+            $"best_acc1, h2t_meta)");
         return 0;
     }
 }

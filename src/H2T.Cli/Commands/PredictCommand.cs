@@ -7,28 +7,36 @@ namespace H2T.Cli.Commands;
 
 public sealed class PredictSettings : InferenceSettings
 {
-    [CommandArgument(0, "<PATH>")] [Description("image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [[label]]' lines)")]
+    [CommandArgument(0,
+        "<PATH>")] [Description(
+        "image files (.jpg/.jpeg/.png), folders (searched recursively) or list files ('relative/path [[label]]' " +
+            "lines)")]
     public string[] Inputs { get; init; } = [];
     [CommandOption("--checkpoint <CKPT>")] [Description("an H2T.NET checkpoint, run by TorchSharp as eval runs it")]
     public string? Checkpoint { get; init; }
-    [CommandOption("--onnx <MODEL>")] [Description("an exported ONNX model, run by ONNX Runtime (libtorch is not loaded)")]
+    [CommandOption("--onnx <MODEL>")] [Description(
+        "an exported ONNX model, run by ONNX Runtime (libtorch is not loaded)")]
     public string? Onnx { get; init; }
     [CommandOption("--top-k <K>")] [DefaultValue(5)]
     public int TopK { get; init; } = 5;
     [CommandOption("--batch-size <N>")] [DefaultValue(64)]
     public int BatchSize { get; init; } = 64;
-    [CommandOption("--out <FILE>")] [Description("write every prediction to FILE.jsonl or FILE.csv (written atomically at the end)")]
+    [CommandOption("--out <FILE>")] [Description(
+        "write every prediction to FILE.jsonl or FILE.csv (written atomically at the end)")]
     public string? Out { get; init; }
     [CommandOption("--strict")] [Description("exit 2 if any image fails to decode (default: report it and go on)")]
     public bool Strict { get; init; }
 
     public override ValidationResult Validate() =>
-        (Checkpoint is null) == (Onnx is null) ? ValidationResult.Error("give exactly one of --checkpoint CKPT or --onnx MODEL")
+        (Checkpoint is null) == (Onnx is null) ?
+            ValidationResult.Error("give exactly one of --checkpoint CKPT or --onnx MODEL")
         : Inputs.Length == 0 ? ValidationResult.Error("PATH: give at least one image, folder or list file")
         : TopK < 1 ? ValidationResult.Error($"--top-k {TopK}: expected >= 1")
         : BatchSize < 1 ? ValidationResult.Error($"--batch-size {BatchSize}: expected >= 1")
-        : Out is not null && PredictionWriter.FormatOf(Out) is null ? ValidationResult.Error($"--out {Out}: expected a .jsonl or .csv file name")
-        : Onnx is not null && Precision is not null ? ValidationResult.Error("--precision applies to --checkpoint (an ONNX model is fp32)")
+        : Out is not null && PredictionWriter.FormatOf(Out) is null ?
+            ValidationResult.Error($"--out {Out}: expected a .jsonl or .csv file name")
+        : Onnx is not null && Precision is not null ?
+            ValidationResult.Error("--precision applies to --checkpoint (an ONNX model is fp32)")
         : base.Validate();
 }
 
@@ -52,7 +60,8 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             if (writer is null)
             {
                 var terminal = new PredictionWriter.Terminal(console);
-                var printed = PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, terminal.Add, cancellationToken);
+                var printed = PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, terminal.Add,
+                    cancellationToken);
                 terminal.Finish();
                 return (printed, model.Engine);
             }
@@ -62,7 +71,8 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
                 s = console.Progress().Start(ctx =>
                 {
                     var task = ctx.AddTask("predict", maxValue: Math.Max(1, inputs.Count()));
-                    return PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK, row => { writer.Write(row); task.Increment(1); }, cancellationToken);
+                    return PredictionJob.Run(model, inputs, settings.BatchSize, settings.TopK,
+                        row => { writer.Write(row); task.Increment(1); }, cancellationToken);
                 });
             else
             {
@@ -82,9 +92,12 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
             return (s, model.Engine);
         });
         var acc = summary.Accuracy is { } a ? $", top-1 accuracy {a:F2}% over {summary.Labelled} labelled" : "";
-        console.MarkupLineInterpolated($"{summary.Images} image(s), {summary.Failed} failed{acc}; {summary.ImagesPerSecond:F1} images/s ({engine})");
+        console.MarkupLineParts(
+            $"{summary.Images} image(s), {summary.Failed} failed{acc}; {summary.ImagesPerSecond:F1} images/s ",
+                $"({engine})");
         if (settings.Out is not null) console.MarkupLineInterpolated($"wrote {settings.Out}");
-        if (summary.Failed == summary.Images) { console.MarkupLine("[red]error:[/] no image could be read"); return CliApp.UsageError; }
+        if (summary.Failed == summary.Images) { console.MarkupLine(
+            "[red]error:[/] no image could be read"); return CliApp.UsageError; }
         return settings.Strict && summary.Failed > 0 ? CliApp.UsageError : 0;
     }
 }

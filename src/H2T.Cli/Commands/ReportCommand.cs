@@ -13,20 +13,28 @@ public sealed class ReportSettings : GlobalSettings
     public string[] Runs { get; init; } = [];
     [CommandOption("--out <FILE>")] [Description("write the comparison as Markdown")]
     public string? Out { get; init; }
-    [CommandOption("--html <FILE>")] [Description("write a self-contained page: per run the group table, per-class accuracy against count, the confusion heat map and the tail's misclassified test images; later runs set against the first (the images each fixed and broke)")]
+    [CommandOption("--html <FILE>")] [Description(
+        "write a self-contained page: per run the group table, per-class accuracy against count, the confusion heat " +
+        "map and the tail's misclassified test images; later runs set against the first (the images each fixed and " +
+        "broke)")]
     public string? Html { get; init; }
     [CommandOption("--title <TEXT>")]
     public string? Title { get; init; }
-    [CommandOption("--plot <PNG>")] [Description("also plot the runs: group bars (PNG) and per-class accuracy against count (*-per-class.png); default beside --out")]
+    [CommandOption("--plot <PNG>")] [Description(
+        "also plot the runs: group bars (PNG) and per-class accuracy against count (*-per-class.png); default beside " +
+        "--out")]
     public string? Plot { get; init; }
     [CommandOption("--embedding <HEAD,TAIL>")]
-    [Description("the paper's Figure 4: test features of a head and a tail class in 2-D with each run's decision boundary, one panel per run (embedding.png beside --out)")]
+    [Description(
+        "the paper's Figure 4: test features of a head and a tail class in 2-D with each run's decision boundary, " +
+        "one panel per run (embedding.png beside --out)")]
     public string? Embedding { get; init; }
     [CommandOption("--data <PATH>")] [Description("dataset files for --embedding, if not where the runs found them")]
     public string? DataPath { get; init; }
 }
 
-/// <summary>Compares finished (or running) runs side by side: table, Markdown, plots, the 2-D embedding figure.</summary>
+/// <summary>Compares finished (or running) runs side by side: table, Markdown, plots, the 2-D embedding
+/// figure.</summary>
 public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings>
 {
     public override int Execute(CommandContext context, ReportSettings settings, CancellationToken cancellationToken)
@@ -35,11 +43,13 @@ public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings
         ResultsTable.Write(console, rows.Select(r => (r.Name, r.Metrics)));
         if (settings.Html is { } html)
         {
-            CommandSupport.Train(() => { H2T.Reporting.RunPage.Write(html, settings.Runs, settings.Title ?? "H2T.NET runs", settings.DataPath); return 0; });
+            CommandSupport.Train(() => { H2T.Reporting.RunPage.Write(html, settings.Runs,
+                settings.Title ?? "H2T.NET runs", settings.DataPath); return 0; });
             console.MarkupLineInterpolated($"page: {html}");
         }
         var embedding = settings.Embedding is { } spec ? ParseClasses(spec) : ((int, int)?)null;
-        var baseDir = settings.Out is not null ? Path.GetDirectoryName(Path.GetFullPath(settings.Out))! : Directory.GetCurrentDirectory();
+        var baseDir = settings.Out is not null ? Path.GetDirectoryName(Path.GetFullPath(settings.Out))! :
+            Directory.GetCurrentDirectory();
         var png = settings.Plot ?? (settings.Out is not null ? Path.ChangeExtension(settings.Out, ".png") : null);
         var images = new List<string>();
         if (png is not null)
@@ -53,7 +63,8 @@ public sealed class ReportCommand(IAnsiConsole console) : Command<ReportSettings
             var path = Path.Combine(baseDir, "embedding.png");
             var runs = rows.Select(r => (r.Name, Path.Combine(r.Folder, "last.ckpt"))).ToList();
             var device = CommandSupport.Start(settings);
-            CommandSupport.Train(() => { EmbeddingPlot.Write(H2T.Inference.FeatureProjection.Compute(runs, classes.Item1, classes.Item2, device, settings.DataPath), path); return 0; });
+            CommandSupport.Train(() => { EmbeddingPlot.Write(H2T.Inference.FeatureProjection.Compute(runs,
+                classes.Item1, classes.Item2, device, settings.DataPath), path); return 0; });
             images.Add(path);
             console.MarkupLineInterpolated($"embedding: {path}");
         }

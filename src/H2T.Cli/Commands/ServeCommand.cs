@@ -14,13 +14,17 @@ public sealed class ServeSettings : InferenceSettings
     public string Model { get; init; } = "";
     [CommandOption("--port <PORT>")] [Description("TCP port (default 8080; 0: a free one, printed)")]
     public int Port { get; init; } = 8080;
-    [CommandOption("--host <ADDRESS>")] [Description("address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")]
+    [CommandOption("--host <ADDRESS>")] [Description(
+        "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")]
     public string Host { get; init; } = "127.0.0.1";
-    [CommandOption("--runs <DIR>")] [Description("also serve the page of the runs in DIR at /runs (tables, heat maps, galleries of missed tail images, an upload form)")]
+    [CommandOption("--runs <DIR>")] [Description(
+        "also serve the page of the runs in DIR at /runs (tables, heat maps, galleries of missed tail images, an " +
+        "upload form)")]
     public string? Runs { get; init; }
     [CommandOption("--max-batch <N>")] [Description("images per forward pass at most (default 32)")]
     public int MaxBatch { get; init; } = new ServeOptions().MaxBatch;
-    [CommandOption("--batch-window-ms <MS>")] [Description("how long a request waits for others to join its batch (default 5; 0: no batching)")]
+    [CommandOption("--batch-window-ms <MS>")] [Description(
+        "how long a request waits for others to join its batch (default 5; 0: no batching)")]
     public double BatchWindowMs { get; init; } = new ServeOptions().BatchWindow.TotalMilliseconds;
     [CommandOption("--queue <N>")] [Description("images waiting at most; beyond it 503 with Retry-After (default 256)")]
     public int Queue { get; init; } = new ServeOptions().QueueLimit;
@@ -46,18 +50,26 @@ public sealed class ServeCommand(IAnsiConsole console) : Command<ServeSettings>
     {
         var serve = new ServeOptions
         {
-            MaxBatch = settings.MaxBatch, BatchWindow = TimeSpan.FromMilliseconds(settings.BatchWindowMs), QueueLimit = settings.Queue,
-            RequestTimeout = TimeSpan.FromMilliseconds(settings.TimeoutMs), MaxImageBytes = (long)(settings.MaxImageMb * 1048576),
+            MaxBatch = settings.MaxBatch, BatchWindow = TimeSpan.FromMilliseconds(settings.BatchWindowMs),
+                QueueLimit = settings.Queue,
+            RequestTimeout = TimeSpan.FromMilliseconds(settings.TimeoutMs),
+                MaxImageBytes = (long)(settings.MaxImageMb * 1048576),
         };
-        var model = new ClassifierOptions { Threads = settings.Threads, Precision = settings.PrecisionAsked, Engine = settings.EngineAsked };
-        var app = CommandSupport.Train(() => ClassifierHost.Build(settings.Model, settings.Host, settings.Port, model, serve, runsDir: settings.Runs));
+        var model = new ClassifierOptions { Threads = settings.Threads, Precision = settings.PrecisionAsked,
+            Engine = settings.EngineAsked };
+        var app = CommandSupport.Train(() => ClassifierHost.Build(settings.Model, settings.Host, settings.Port, model,
+            serve, runsDir: settings.Runs));
         app.Start();
         var card = app.Services.GetService(typeof(ImageClassifier)) as ImageClassifier;
-        console.MarkupLineInterpolated($"serving [bold]{card?.Card.ToString() ?? settings.Model}[/] on {card?.Engine} at {string.Join(", ", app.Urls)}");
-        console.MarkupLineInterpolated($"  POST {app.Urls.First()}/v1/predict   (curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' ...)");
+        console.MarkupLineParts(
+            $"serving [bold]{card?.Card.ToString() ?? settings.Model}[/] on {card?.Engine} at ",
+            $"{string.Join(", ", app.Urls)}");
+        console.MarkupLineParts(
+            $"  POST {app.Urls.First()}/v1/predict   (curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' ...)");
         if (settings.Runs is not null) console.MarkupLineInterpolated($"  runs page: {app.Urls.First()}/runs");
         app.WaitForShutdown();
-        app.DisposeAsync().AsTask().GetAwaiter().GetResult(); // the batcher runs what is queued, then the model is freed
+        // the batcher runs what is queued, then the model is freed
+        app.DisposeAsync().AsTask().GetAwaiter().GetResult();
         console.MarkupLine("stopped: requests in flight finished");
         return 0;
     }

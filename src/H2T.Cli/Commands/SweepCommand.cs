@@ -7,13 +7,18 @@ namespace H2T.Cli.Commands;
 
 public sealed class SweepSettings : StageTwoOptions
 {
-    [CommandOption("--rho <SPEC>")] [Description("values: start:stop:step (stop included) or a comma list (default 0:1:0.1) [[sweep.rho]]")]
+    [CommandOption("--rho <SPEC>")] [Description(
+        "values: start:stop:step (stop included) or a comma list (default 0:1:0.1) [[sweep.rho]]")]
     public string? Rho { get; init; }
     [CommandOption("--sweep <KEY=VALUES>")]
-    [Description("also vary a stage-II option, e.g. feature_mixup.alpha=0.2,0.4 (repeat for a grid; values as the key takes them, or start:stop:step); members are every rho x every combination [[sweep.KEY]]")]
+    [Description(
+        "also vary a stage-II option, e.g. feature_mixup.alpha=0.2,0.4 (repeat for a grid; values as the key takes " +
+        "them, or start:stop:step); members are every rho x every combination [[sweep.KEY]]")]
     public string[] Sweep { get; init; } = [];
     [CommandOption("--val-per-class <N>")]
-    [Description("validation images per class for choosing rho (default 100; 0: none; a stage-I run made with a split keeps its own) [[val_per_class]]")]
+    [Description(
+        "validation images per class for choosing rho (default 100; 0: none; a stage-I run made with a split keeps " +
+        "its own) [[val_per_class]]")]
     public string? ValidationPerClass { get; init; }
     [CommandOption("--out <DIR>")] [RunOption]
     [Description("sweep folder (default: sweep-... beside the stage-I checkpoint)")]

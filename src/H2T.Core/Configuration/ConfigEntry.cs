@@ -31,7 +31,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
 
     public double Double()
     {
-        if (Scalar is not null && double.TryParse(Scalar, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)) return v;
+        if (Scalar is not null && double.TryParse(Scalar, NumberStyles.Float, CultureInfo.InvariantCulture,
+            out var v) && double.IsFinite(v)) return v;
         throw Bad("a number");
     }
 
@@ -39,7 +40,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
 
     public int Int()
     {
-        if (Scalar is not null && int.TryParse(Scalar, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) return v;
+        if (Scalar is not null && int.TryParse(Scalar, NumberStyles.Integer, CultureInfo.InvariantCulture,
+            out var v)) return v;
         throw Bad("a whole number");
     }
 #pragma warning restore CA1720
@@ -59,7 +61,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
     /// <summary>Whole numbers as a list, or a single number, or a comma-separated string.</summary>
     public int[] Ints()
     {
-        var raw = Items ?? (Scalar?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => (string?)s).ToList())
+        var raw = Items ?? (Scalar?.Split(',',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => (string?)s).ToList())
             ?? throw Bad("a list of whole numbers");
         return raw.Select(x => new ConfigEntry(Key, x, null, Where).Int()).ToArray();
     }
@@ -67,7 +70,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
     /// <summary>Names as a list, a single name, or a comma-separated string.</summary>
     public string[] Strings()
     {
-        var raw = Items ?? Scalar?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => (string?)s).ToList()
+        var raw = Items ?? Scalar?.Split(',',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => (string?)s).ToList()
             ?? throw Bad("a list of names");
         if (raw.Any(string.IsNullOrWhiteSpace)) throw Bad("a list of names, none empty");
         return raw.Select(x => x!).ToArray();
@@ -76,7 +80,8 @@ public sealed record ConfigEntry(string Key, string? Scalar, IReadOnlyList<strin
     public ConfigException Error(string message) => new($"{Where}: {Key}: {message}");
 }
 
-/// <summary>Reads YAML configs and <c>key=value</c> overrides into flat, located <see cref="ConfigEntry"/> lists.</summary>
+/// <summary>Reads YAML configs and <c>key=value</c> overrides into flat, located <see cref="ConfigEntry"/>
+/// lists.</summary>
 public static class ConfigReader
 {
     public static IReadOnlyList<ConfigEntry> ReadFile(string path)
@@ -98,32 +103,38 @@ public static class ConfigReader
             throw new ConfigException($"{name}:{e.Start.Line}:{e.Start.Column}: not valid YAML ({why})");
         }
         if (stream.Documents.Count == 0) return [];
-        if (stream.Documents.Count > 1) throw new ConfigException($"{name}:{stream.Documents[1].RootNode.Start.Line}: expected one YAML document, found {stream.Documents.Count}");
+        if (stream.Documents.Count > 1) throw new ConfigException(
+            $"{name}:{stream.Documents[1].RootNode.Start.Line}: expected one YAML document, found " +
+            $"{stream.Documents.Count}");
         var root = stream.Documents[0].RootNode;
         if (root is YamlScalarNode { Value: null or "" }) return [];
         if (root is not YamlMappingNode map)
-            throw new ConfigException($"{name}:{root.Start.Line}: expected a mapping of keys to values at the top level");
+            throw new ConfigException(
+                $"{name}:{root.Start.Line}: expected a mapping of keys to values at the top level");
         var entries = new List<ConfigEntry>();
         Flatten(map, "", name, entries);
         return entries;
     }
 
     /// <summary>
-    /// <c>key=value</c> with a dotted key for nesting (<c>lr_scheduler.lr_factor=0.5</c>); the value is read as YAML, so
+    /// <c>key=value</c> with a dotted key for nesting (<c>lr_scheduler.lr_factor=0.5</c>); the value is read as YAML,
+    /// so
     /// <c>head_class_idx=[0,3]</c> and <c>alpha=null</c> work.
     /// </summary>
     public static ConfigEntry ReadOverride(string text)
     {
         var eq = text.IndexOf('=');
         var where = $"override '{text}'";
-        if (eq <= 0) throw new ConfigException($"{where}: expected key=value (dotted keys for nesting, e.g. lr_scheduler.lr_factor=0.5)");
+        if (eq <= 0) throw new ConfigException(
+            $"{where}: expected key=value (dotted keys for nesting, e.g. lr_scheduler.lr_factor=0.5)");
         var key = text[..eq].Trim();
         if (key.Length == 0 || key.Split('.').Any(p => p.Length == 0)) throw new ConfigException($"{where}: empty key");
         var value = text[(eq + 1)..];
         IReadOnlyList<ConfigEntry> parsed;
         try { parsed = ReadText("v: " + value, where); }
         catch (ConfigException) { parsed = [new ConfigEntry("v", value, null, where)]; }
-        if (parsed.Count != 1) throw new ConfigException($"{where}: expected a single value or a flat list, got a mapping");
+        if (parsed.Count != 1) throw new ConfigException(
+            $"{where}: expected a single value or a flat list, got a mapping");
         return parsed[0] with { Key = key, Where = where };
     }
 
@@ -146,7 +157,8 @@ public static class ConfigReader
                     foreach (var item in s.Children)
                     {
                         if (item is not YamlScalarNode sc)
-                            throw new ConfigException($"{file}:{item.Start.Line}: {key}: expected a flat list of values");
+                            throw new ConfigException(
+                                $"{file}:{item.Start.Line}: {key}: expected a flat list of values");
                         items.Add(ScalarValue(sc));
                     }
                     into.Add(new ConfigEntry(key, null, items, where));
@@ -162,5 +174,6 @@ public static class ConfigReader
 
     /// <summary>Plain null, ~ and empty are null (as in PyYAML); quoted text stays text.</summary>
     static string? ScalarValue(YamlScalarNode s) =>
-        s.Style is ScalarStyle.Plain or ScalarStyle.Any && s.Value is null or "" or "~" or "null" or "Null" or "NULL" ? null : s.Value;
+        s.Style is ScalarStyle.Plain or ScalarStyle.Any && s.Value is null or "" or "~" or "null" or "Null" or "NULL" ?
+            null : s.Value;
 }

@@ -50,9 +50,13 @@ public static class RunConfigChecks
         CheckValuesAndLoss(config);
         CheckSampler(config.Sampler, "sampler", "sampler.weighted_sampler.type");
         if (!ModelFactory.BackboneNames.Contains(config.Backbone, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown backbone '{config.Backbone}'; expected one of: {string.Join(", ", ModelFactory.BackboneNames)}", "backbone");
+            throw new ConfigException(
+                $"unknown backbone '{config.Backbone}'; expected one of: " +
+                $"{string.Join(", ", ModelFactory.BackboneNames)}", "backbone");
         if (!ModelFactory.HeadNames.Contains(config.Classifier, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown classifier '{config.Classifier}'; expected one of: {string.Join(", ", ModelFactory.HeadNames)}", "classifier");
+            throw new ConfigException(
+                $"unknown classifier '{config.Classifier}'; expected one of: " +
+                $"{string.Join(", ", ModelFactory.HeadNames)}", "classifier");
     }
 
     public static void Validate(this StageTwoConfig config)
@@ -80,8 +84,11 @@ public static class RunConfigChecks
                 throw new ConfigException($"sweep member {p.Label}: {e.Message}", swept);
             }
             if (config.Rhos.Length > 1 && p.Config.Fusion != StageTwoMethods.H2T)
-                throw new ConfigException($"a sweep over rho needs H2T; fusion '{p.Config.Fusion}' does not read rho (sweep its own options instead, " +
-                                          "e.g. --sweep feature_mixup.alpha=0.2,0.4 --rho 0)", config.Options.Any(o => o.Key == "fusion") ? "sweep.fusion" : "fusion");
+                throw new ConfigException(
+                    $"a sweep over rho needs H2T; fusion '{p.Config.Fusion}' does not read rho (sweep its own " +
+                    $"options instead, " +
+                                          "e.g. --sweep feature_mixup.alpha=0.2,0.4 --rho 0)",
+                                              config.Options.Any(o => o.Key == "fusion") ? "sweep.fusion" : "fusion");
         }
     }
 
@@ -92,7 +99,8 @@ public static class RunConfigChecks
         StageTwoMethods.Check(config);
     }
 
-    /// <summary>The run's values, the loss name, then the stage's values: the order of the one check before the split.</summary>
+    /// <summary>The run's values, the loss name, then the stage's values: the order of the one check before the
+    /// split.</summary>
     static void CheckValuesAndLoss(RunConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -104,13 +112,16 @@ public static class RunConfigChecks
     static void CheckLoss(RunConfig config)
     {
         if (!LossFactory.Names.Contains(config.Loss.Type, StringComparer.OrdinalIgnoreCase))
-            throw new ConfigException($"unknown loss '{config.Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}", "loss.type");
+            throw new ConfigException(
+                $"unknown loss '{config.Loss.Type}'; expected one of: {string.Join(", ", LossFactory.Names)}",
+                "loss.type");
         LossFactory.CheckOptions(config.Loss);
     }
 
     static void CheckSampler(string name, string what, string key)
     {
         if (!Samplers.Names.Contains(name))
-            throw new ConfigException($"unknown {what} '{name}'; expected one of: {string.Join(", ", Samplers.Names)}", key);
+            throw new ConfigException($"unknown {what} '{name}'; expected one of: {string.Join(", ", Samplers.Names)}",
+                key);
     }
 }

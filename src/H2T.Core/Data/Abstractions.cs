@@ -15,7 +15,8 @@ public interface IImageSource
     ImageShape Shape { get; }
     IReadOnlyList<int> Labels { get; }
     void ReadInto(int index, Span<byte> chw);
-    /// <summary>Where image <paramref name="index"/> comes from, for error messages (a file path, or file + record).</summary>
+    /// <summary>Where image <paramref name="index"/> comes from, for error messages (a file path, or file +
+    /// record).</summary>
     string Describe(int index);
 }
 
@@ -35,7 +36,9 @@ public sealed record Normalization(float[] Mean, float[] Std)
     internal void Validate(int channels)
     {
         if (Mean.Length != channels || Std.Length != channels)
-            throw new ArgumentException($"normalization has {Mean.Length} mean / {Std.Length} std values; the images have {channels} channel(s)");
+            throw new ArgumentException(
+                $"normalization has {Mean.Length} mean / {Std.Length} std values; the images have {channels} " +
+                    $"channel(s)");
         if (Std.Any(s => !(s > 0)))
             throw new ArgumentException("normalization std values must be > 0");
     }

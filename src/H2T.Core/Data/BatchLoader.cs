@@ -63,7 +63,8 @@ public sealed class BatchLoader : IDisposable
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(sampler);
         ArgumentNullException.ThrowIfNull(norm);
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be >= 1");
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize,
+            "batch size must be >= 1");
         if (prefetch < 0) throw new ArgumentOutOfRangeException(nameof(prefetch), prefetch, "prefetch must be >= 0");
         norm.Validate(source.Shape.Channels);
         this.augment = augment ?? AugmentConfig.None;
@@ -75,7 +76,9 @@ public sealed class BatchLoader : IDisposable
             throw new ArgumentException("RandomResizedCrop needs OutputSize >= 1");
         if (!this.augment.RandomResizedCrop && this.augment.OutputSize > 0 &&
             (this.augment.OutputSize != source.Shape.Height || this.augment.OutputSize != source.Shape.Width))
-            throw new ArgumentException($"OutputSize {this.augment.OutputSize} differs from the source's {source.Shape}: only RandomResizedCrop resizes");
+            throw new ArgumentException(
+                $"OutputSize {this.augment.OutputSize} differs from the source's {source.Shape}: only " +
+                $"RandomResizedCrop resizes");
         this.source = source;
         this.sampler = sampler;
         this.seed = seed;
@@ -84,7 +87,8 @@ public sealed class BatchLoader : IDisposable
         this.device = device ?? CPU;
         BatchSize = batchSize;
         var (c, h, w) = source.Shape;
-        OutputShape = this.augment.RandomResizedCrop ? new ImageShape(c, this.augment.OutputSize, this.augment.OutputSize) : source.Shape;
+        OutputShape = this.augment.RandomResizedCrop ? new ImageShape(c, this.augment.OutputSize,
+            this.augment.OutputSize) : source.Shape;
         int full = sampler.Length / batchSize, rest = sampler.Length % batchSize;
         BatchesPerEpoch = full + (!dropLast && rest > 0 ? 1 : 0);
         if (BatchesPerEpoch == 0)
@@ -109,7 +113,8 @@ public sealed class BatchLoader : IDisposable
         var indices = sampler.Indices(epoch);
         foreach (var i in indices)
             if ((uint)i >= (uint)source.Count)
-                throw new InvalidOperationException($"sampler produced index {i}, outside the source (count {source.Count})");
+                throw new InvalidOperationException(
+                    $"sampler produced index {i}, outside the source (count {source.Count})");
         return prefetch == 0 ? Sequential(indices, epoch) : Prefetched(indices, epoch);
     }
 
@@ -154,8 +159,10 @@ public sealed class BatchLoader : IDisposable
         }
     }
 
-    /// <summary>Assembles batch <paramref name="batchIndex"/> of <paramref name="epoch"/> from the sampler's order.</summary>
-    public Batch Assemble(int[] epochIndices, int epoch, int batchIndex) => ToBatch(AssembleRaw(epochIndices, epoch, batchIndex));
+    /// <summary>Assembles batch <paramref name="batchIndex"/> of <paramref name="epoch"/> from the sampler's
+    /// order.</summary>
+    public Batch Assemble(int[] epochIndices, int epoch, int batchIndex) => ToBatch(AssembleRaw(epochIndices, epoch,
+        batchIndex));
 
     /// <summary>A batch before it becomes tensors: pixels (N,C,H,W bytes), labels, crop matrices, indices.</summary>
     sealed record RawBatch(byte[] Pixels, long[] Labels, float[]? Thetas, int[] Indices);
@@ -192,7 +199,8 @@ public sealed class BatchLoader : IDisposable
                 {
                     Read(idx[k], scratch.AsSpan(0, size));
                     int p = augment.Padding;
-                    CropWithPadding(scratch.AsSpan(0, size), dst, shape, rng.Next(2 * p + 1) - p, rng.Next(2 * p + 1) - p);
+                    CropWithPadding(scratch.AsSpan(0, size), dst, shape, rng.Next(2 * p + 1) - p,
+                        rng.Next(2 * p + 1) - p);
                 }
                 finally { ArrayPool<byte>.Shared.Return(scratch); }
             }
@@ -212,12 +220,15 @@ public sealed class BatchLoader : IDisposable
         var shape = source.Shape;
         int n = raw.Indices.Length;
         using var scope = NewDisposeScope();
-        var x = tensor(raw.Pixels, [n, shape.Channels, shape.Height, shape.Width]).to(device).to_type(ScalarType.Float32);
+        var x = tensor(raw.Pixels, [n, shape.Channels, shape.Height,
+            shape.Width]).to(device).to_type(ScalarType.Float32);
         if (raw.Thetas is not null)
         {
             var theta = tensor(raw.Thetas, [n, 2, 3]).to(device);
-            var grid = nn.functional.affine_grid(theta, [n, shape.Channels, OutputShape.Height, OutputShape.Width], align_corners: false);
-            x = nn.functional.grid_sample(x, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+            var grid = nn.functional.affine_grid(theta, [n, shape.Channels, OutputShape.Height, OutputShape.Width],
+                align_corners: false);
+            x = nn.functional.grid_sample(x, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border,
+                align_corners: false);
         }
         x = x.mul_(scale).sub_(shift);
         var y = tensor(raw.Labels).to(device);
@@ -311,7 +322,8 @@ public sealed class PairedLoader : IDisposable
         ArgumentNullException.ThrowIfNull(tail);
         ArgumentNullException.ThrowIfNull(head);
         if (tail.BatchSize != head.BatchSize)
-            throw new ArgumentException($"tail batch size {tail.BatchSize} differs from head batch size {head.BatchSize}");
+            throw new ArgumentException(
+                $"tail batch size {tail.BatchSize} differs from head batch size {head.BatchSize}");
         if (tail.OutputShape != head.OutputShape)
             throw new ArgumentException($"tail images {tail.OutputShape} differ from head images {head.OutputShape}");
         this.tail = tail;

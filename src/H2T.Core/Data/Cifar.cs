@@ -20,7 +20,8 @@ public static class Cifar
         string[] trainFiles = hundred ? ["train.bin"] : [.. Enumerable.Range(1, 5).Select(i => $"data_batch_{i}.bin")];
         string[] testFiles = hundred ? ["test.bin"] : ["test_batch.bin"];
         var files = ReadFiles(path, [.. trainFiles, .. testFiles]);
-        return (Parse(trainFiles.Select(f => files[f]).ToList(), hundred), Parse(testFiles.Select(f => files[f]).ToList(), hundred));
+        return (Parse(trainFiles.Select(f => files[f]).ToList(), hundred),
+            Parse(testFiles.Select(f => files[f]).ToList(), hundred));
     }
 
     /// <summary>Parses records of one split (possibly several batch files) into one in-memory source.</summary>
@@ -30,8 +31,10 @@ public static class Cifar
         foreach (var (name, bytes) in files)
         {
             if (bytes.Length == 0 || bytes.Length % record != 0)
-                throw new DataFormatException($"{name}: {bytes.Length} bytes is not a whole number of {record}-byte records " +
-                    $"(truncated at byte offset {bytes.Length / record * record}?): expected the CIFAR-{numClasses} binary format");
+                throw new DataFormatException(
+                    $"{name}: {bytes.Length} bytes is not a whole number of {record}-byte records " +
+                    $"(truncated at byte offset {bytes.Length / record * record}?): expected the CIFAR-{numClasses} " +
+                        $"binary format");
         }
         int total = files.Sum(f => f.Bytes.Length / record);
         var pixels = new byte[(long)total * ImageBytes];
@@ -45,7 +48,9 @@ public static class Cifar
                 int at = r * record;
                 int label = bytes[at + labelBytes - 1];
                 if (label >= numClasses)
-                    throw new DataFormatException($"{name}: label {label} at byte offset {at + labelBytes - 1} (record {r}) is out of range: expected 0..{numClasses - 1}");
+                    throw new DataFormatException(
+                        $"{name}: label {label} at byte offset {at + labelBytes - 1} (record {r}) is out of range: " +
+                        $"expected 0..{numClasses - 1}");
                 labels[k] = label;
                 origin[k] = (name, r);
                 bytes.AsSpan(at + labelBytes, ImageBytes).CopyTo(pixels.AsSpan(k * ImageBytes, ImageBytes));
@@ -61,7 +66,8 @@ public static class Cifar
         {
             foreach (var w in wanted)
             {
-                var hit = Directory.EnumerateFiles(path, w, SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault();
+                var hit = Directory.EnumerateFiles(path, w,
+                    SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault();
                 if (hit is not null) found[w] = (hit, File.ReadAllBytes(hit));
             }
         }
@@ -86,10 +92,12 @@ public static class Cifar
                 throw new DataFormatException($"{path}: not a readable .tar.gz ({e.Message})", e);
             }
         }
-        else throw new FileNotFoundException($"{path}: no such file or folder (expected the CIFAR binary folder or its .tar.gz)", path);
+        else throw new FileNotFoundException(
+            $"{path}: no such file or folder (expected the CIFAR binary folder or its .tar.gz)", path);
         var missing = wanted.Where(w => !found.ContainsKey(w)).ToList();
         if (missing.Count > 0)
-            throw new DataFormatException($"{path}: missing {string.Join(", ", missing)}: expected the CIFAR binary version's batch files");
+            throw new DataFormatException(
+                $"{path}: missing {string.Join(", ", missing)}: expected the CIFAR binary version's batch files");
         return found;
     }
 }

@@ -13,7 +13,8 @@ public sealed record DatasetSplits
     public int NumClasses => ClassNames.Count;
     /// <summary>Training images per class after the long-tail construction (losses and samplers need it).</summary>
     public required int[] TrainClassCounts { get; init; }
-    /// <summary>Balanced validation images (never test images), or null without <see cref="DataConfig.ValidationPerClass"/>.</summary>
+    /// <summary>Balanced validation images (never test images), or null without <see
+    /// cref="DataConfig.ValidationPerClass"/>.</summary>
     public IImageSource? Validation { get; init; }
     /// <summary>How the validation split was made, or null.</summary>
     public ValidationSplit? ValidationSplit { get; init; }
@@ -52,22 +53,27 @@ public static class DatasetCatalog
     };
 
     public static IReadOnlyList<string> Names { get; } =
-        ["fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "cifar10-jpg", "imagenet-lt", "places-lt", "inat2018"];
+        ["fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "cifar10-jpg", "imagenet-lt", "places-lt",
+            "inat2018"];
 
     /// <summary>Dataset names and the reference configs' spellings of them (ImageNet_LT, Places_LT, iNaturalist18,
     /// cifar-10 ...), for --dataset and the dataset key alike.</summary>
     public static NameTable<string> Aliases { get; } = new("dataset",
     [
         .. Names.Select(n => (n, n)),
-        ("cifar-10", "cifar10"), ("cifar-100", "cifar100"), ("fashion_mnist", "fashion-mnist"), ("fashionmnist", "fashion-mnist"),
-        ("ImageNet_LT", "imagenet-lt"), ("imagenet", "imagenet-lt"), ("Places_LT", "places-lt"), ("places", "places-lt"),
+        ("cifar-10", "cifar10"), ("cifar-100", "cifar100"), ("fashion_mnist", "fashion-mnist"), ("fashionmnist",
+            "fashion-mnist"),
+        ("ImageNet_LT", "imagenet-lt"), ("imagenet", "imagenet-lt"), ("Places_LT", "places-lt"), ("places",
+            "places-lt"),
         ("iNaturalist18", "inat2018"), ("ina2018", "inat2018"), ("inat", "inat2018"),
-    ], "one of fashion-mnist, mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018 (or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
+    ], "one of fashion-mnist, mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018 " +
+        "(or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
 
     /// <summary>What <see cref="DataConfig.DataPath"/> means for each dataset (CLI help, error messages).</summary>
     public static string PathHint(string name) => name switch
     {
-        "fashion-mnist" => $"folder with {{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] (default {FashionMnistDefaultPath})",
+        "fashion-mnist" =>
+            $"folder with {{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] (default {FashionMnistDefaultPath})",
         "mnist" => "folder with the MNIST {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] files",
         "cifar10" => "cifar-10-batches-bin folder or cifar-10-binary.tar.gz",
         "cifar100" => "cifar-100-binary folder or cifar-100-binary.tar.gz",
@@ -80,30 +86,40 @@ public static class DatasetCatalog
     public static DatasetSplits Load(DataConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize, "image size must be >= 8");
+        if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize,
+            "image size must be >= 8");
         var name = config.Dataset.Trim().ToLowerInvariant();
         if (config.Resize != 0 && (config.Resize < 8 || name is not ("imagefolder" or "cifar10-jpg")))
-            throw new ArgumentException($"resize {config.Resize}: expected 0 (native size) or a size >= 8, for image-folder sets (imagefolder, cifar10-jpg); {name} is not one");
+            throw new ArgumentException(
+                $"resize {config.Resize}: expected 0 (native size) or a size >= 8, for image-folder sets " +
+                $"(imagefolder, cifar10-jpg); {name} is not one");
         var splits = name switch
         {
-            "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)), FashionClasses,
+            "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)),
+                FashionClasses,
                 Normalization.FashionMnist, AugmentConfig.CropFlip, config),
-            "mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, null)), [.. Enumerable.Range(0, 10).Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture))],
+            "mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, null)), [.. Enumerable.Range(0,
+                10).Select(d => d.ToString(System.Globalization.CultureInfo.InvariantCulture))],
                 Normalization.Mnist, new AugmentConfig(RandomCrop: true, Padding: 4), config), // digits: no flips
-            "cifar10" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: false), Cifar.Cifar10Classes,
+            "cifar10" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: false),
+                Cifar.Cifar10Classes,
                 Normalization.Cifar, AugmentConfig.CropFlip, config),
             "cifar100" => LongTailed(name, Cifar.Load(RequirePath(config, name, null), hundred: true),
-                [.. Enumerable.Range(0, 100).Select(c => $"class {c}")], Normalization.Cifar, AugmentConfig.CropFlip, config),
+                [.. Enumerable.Range(0, 100).Select(c => $"class {c}")], Normalization.Cifar, AugmentConfig.CropFlip,
+                    config),
             "imagefolder" => Folder(name, RequirePath(config, name, null), Normalization.ImageNet, config),
             "cifar10-jpg" => Folder(name, RequirePath(config, name, null), Normalization.Cifar, config),
             _ when ListSets.ContainsKey(name) => Listed(name, RequirePath(config, name, null), config),
-            _ => throw new ArgumentException($"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
+            _ => throw new ArgumentException(
+                $"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
         };
         if (config.Mean is not null || config.Std is not null)
         {
             int channels = splits.Train.Shape.Channels;
             if (config.Mean?.Length != channels || config.Std?.Length != channels || config.Std.Any(v => !(v > 0)))
-                throw new ArgumentException($"normalisation mean / std: expected {channels} value(s) each (std > 0) for {name}'s {channels}-channel images");
+                throw new ArgumentException(
+                    $"normalisation mean / std: expected {channels} value(s) each (std > 0) for {name}'s " +
+                    $"{channels}-channel images");
             splits = splits with { Norm = new Normalization(config.Mean, config.Std) };
         }
         return splits with { Config = config };
@@ -125,15 +141,18 @@ public static class DatasetCatalog
         {
             foreach (var candidate in new[] { stem + ".gz", stem })
                 if (File.Exists(Path.Combine(dir, candidate))) return Path.Combine(dir, candidate);
-            throw new FileNotFoundException($"{Path.Combine(dir, stem)}[.gz]: IDX file not found", Path.Combine(dir, stem));
+            throw new FileNotFoundException($"{Path.Combine(dir, stem)}[.gz]: IDX file not found", Path.Combine(dir,
+                stem));
         }
         var train = Idx.Load(Find("train-images-idx3-ubyte"), Find("train-labels-idx1-ubyte"), 10);
         var test = Idx.Load(Find("t10k-images-idx3-ubyte"), Find("t10k-labels-idx1-ubyte"), 10);
-        if (train.Shape != test.Shape) throw new DataFormatException($"{dir}: train images are {train.Shape}, test images {test.Shape}");
+        if (train.Shape != test.Shape) throw new DataFormatException(
+            $"{dir}: train images are {train.Shape}, test images {test.Shape}");
         return (train, test);
     }
 
-    /// <summary>Applies the long-tail construction to a balanced training split; the test split stays untouched.</summary>
+    /// <summary>Applies the long-tail construction to a balanced training split; the test split stays
+    /// untouched.</summary>
     static DatasetSplits LongTailed(string name, (IImageSource Train, IImageSource Test) splits, string[] classNames,
         Normalization norm, AugmentConfig augment, DataConfig config)
     {
@@ -144,7 +163,8 @@ public static class DatasetCatalog
         if (config.ValidationPerClass < 0)
             throw new ArgumentException($"validation images per class must be >= 0, got {config.ValidationPerClass}");
         var split = config.ValidationPerClass > 0
-            ? ValidationSplit.Build(splits.Train.Labels, selected, numClasses, config.ValidationPerClass, config.LongTailSeed)
+            ? ValidationSplit.Build(splits.Train.Labels, selected, numClasses, config.ValidationPerClass,
+                config.LongTailSeed)
             : null;
         var train = new SubsetImageSource(splits.Train, split?.Train ?? selected);
         var trainCounts = DatasetSplits.CountPerClass(train.Labels, numClasses);
@@ -153,11 +173,13 @@ public static class DatasetCatalog
         {
             Name = name, Train = train, Test = splits.Test, ClassNames = classNames, Norm = norm,
             TrainClassCounts = trainCounts, Groups = Groups(config, trainCounts), TrainAugment = augment,
-            Validation = split is null ? null : new SubsetImageSource(splits.Train, split.Validation), ValidationSplit = split,
+            Validation = split is null ? null : new SubsetImageSource(splits.Train, split.Validation),
+                ValidationSplit = split,
         };
     }
 
-    static void CheckNoEmptyClass(string name, string[] classNames, int[] trainCounts, IImageSource source, DataConfig config)
+    static void CheckNoEmptyClass(string name, string[] classNames, int[] trainCounts, IImageSource source,
+        DataConfig config)
     {
         for (int c = 0; c < trainCounts.Length; c++)
         {
@@ -165,7 +187,8 @@ public static class DatasetCatalog
             var why = DatasetSplits.CountPerClass(source.Labels, trainCounts.Length)[c] == 0
                 ? "the training data has no image of it"
                 : $"imbalance factor {config.ImbFactor} ({config.ImbType}) leaves none";
-            throw new DataFormatException($"{name}: class {c} '{classNames[c]}' ends up with zero training images: {why}");
+            throw new DataFormatException(
+                $"{name}: class {c} '{classNames[c]}' ends up with zero training images: {why}");
         }
     }
 
@@ -173,7 +196,8 @@ public static class DatasetCatalog
     {
         if (config.Groups is null) return ClassGroups.Default(trainCounts);
         if (config.Groups.NumClasses != trainCounts.Length)
-            throw new ArgumentException($"class groups cover {config.Groups.NumClasses} classes; the dataset has {trainCounts.Length}");
+            throw new ArgumentException(
+                $"class groups cover {config.Groups.NumClasses} classes; the dataset has {trainCounts.Length}");
         return config.Groups;
     }
 
@@ -182,7 +206,8 @@ public static class DatasetCatalog
         var root = File.Exists(path) ? ImageFolder.ExtractCached(path) : path;
         foreach (var split in new[] { "train", "test" })
             if (!Directory.Exists(Path.Combine(root, split)))
-                throw new DirectoryNotFoundException($"{Path.Combine(root, split)}: not found: expected {PathHint(name)}");
+                throw new DirectoryNotFoundException(
+                    $"{Path.Combine(root, split)}: not found: expected {PathHint(name)}");
         var (trainPaths, trainLabels, classes) = ImageFolder.Scan(Path.Combine(root, "train"));
         var (testPaths, testLabels, _) = ImageFolder.Scan(Path.Combine(root, "test"), classes);
         // Small images (both sides <= ImageSize) keep their size, CIFAR-style; larger ones get the ImageNet recipe.
@@ -191,18 +216,22 @@ public static class DatasetCatalog
         AugmentConfig augment;
         if (config.Resize > 0)
         {
-            // Every image stretched to Resize x Resize (bilinear), then CIFAR's crop with padding of an eighth and flips.
+            // Every image stretched to Resize x Resize (bilinear), then CIFAR's crop with padding of an eighth and
+            // flips.
             trainPlan = testPlan = new DecodePlan(new ImageShape(3, config.Resize, config.Resize));
-            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, config.Resize / 8), HorizontalFlip: true);
+            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, config.Resize / 8),
+                HorizontalFlip: true);
         }
         else if (w <= config.ImageSize && h <= config.ImageSize)
         {
             trainPlan = testPlan = new DecodePlan(new ImageShape(3, h, w));
-            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, Math.Min(w, h) / 8), HorizontalFlip: true);
+            augment = new AugmentConfig(RandomCrop: true, Padding: Math.Max(1, Math.Min(w, h) / 8),
+                HorizontalFlip: true);
         }
         else (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
         var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
-        var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm, augment, config);
+        var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm,
+            augment, config);
         // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
         return splits with
         {
@@ -228,7 +257,8 @@ public static class DatasetCatalog
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: expected {PathHint(name)}");
         var set = ListSets[name];
         if (config.ValidationPerClass > 0)
-            throw new ArgumentException($"{name}: a validation split is built only for long-tailed versions of balanced sets; " +
+            throw new ArgumentException(
+                $"{name}: a validation split is built only for long-tailed versions of balanced sets; " +
                                         "list-file sets ship their own validation list (pass it as the test list)");
         var (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
         var (trp, trl, tro) = ListFile.Read(Path.Combine(root, set.Train), root, set.Classes);
@@ -240,7 +270,8 @@ public static class DatasetCatalog
         return new DatasetSplits
         {
             Name = name, Train = train, Test = new FileImageSource(tep, tel, testPlan, teo), ClassNames = classNames,
-            Norm = Normalization.ImageNet, TrainClassCounts = counts, Groups = Groups(config, counts), TrainAugment = augment,
+            Norm = Normalization.ImageNet, TrainClassCounts = counts, Groups = Groups(config, counts),
+                TrainAugment = augment,
             TestPlan = testPlan,
         };
     }

@@ -36,7 +36,8 @@ public static class Idx
         try { gz.CopyTo(ms); }
         catch (InvalidDataException e)
         {
-            throw new DataFormatException($"{path}: corrupt gzip data after {ms.Length} decompressed bytes ({e.Message})", e);
+            throw new DataFormatException(
+                $"{path}: corrupt gzip data after {ms.Length} decompressed bytes ({e.Message})", e);
         }
         return ms.ToArray();
     }
@@ -45,16 +46,20 @@ public static class Idx
     {
         int headerLen = 4 + 4 * ndim;
         if (bytes.Length < headerLen)
-            throw new DataFormatException($"{path}: truncated at byte offset {bytes.Length}: expected a {headerLen}-byte IDX header");
+            throw new DataFormatException(
+                $"{path}: truncated at byte offset {bytes.Length}: expected a {headerLen}-byte IDX header");
         int found = BinaryPrimitives.ReadInt32BigEndian(bytes);
         if (found != magic)
-            throw new DataFormatException($"{path}: wrong magic number 0x{found:x8} at byte offset 0: expected 0x{magic:x8} ({(magic == ImagesMagic ? "uint8 images, 3 dimensions" : "uint8 labels, 1 dimension")})");
+            throw new DataFormatException(
+                $"{path}: wrong magic number 0x{found:x8} at byte offset 0: expected 0x{magic:x8} " +
+                $"({(magic == ImagesMagic ? "uint8 images, 3 dimensions" : "uint8 labels, 1 dimension")})");
         var dims = new int[ndim];
         for (int d = 0; d < ndim; d++)
         {
             dims[d] = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(4 + 4 * d));
             if (dims[d] <= 0)
-                throw new DataFormatException($"{path}: dimension {d} at byte offset {4 + 4 * d} is {dims[d]}: expected a positive size");
+                throw new DataFormatException(
+                    $"{path}: dimension {d} at byte offset {4 + 4 * d} is {dims[d]}: expected a positive size");
         }
         return dims;
     }
@@ -62,9 +67,12 @@ public static class Idx
     static byte[] Payload(string path, byte[] bytes, int offset, long size, string what)
     {
         if (bytes.Length - offset < size)
-            throw new DataFormatException($"{path}: truncated at byte offset {bytes.Length}: expected {offset + size} bytes ({what})");
+            throw new DataFormatException(
+                $"{path}: truncated at byte offset {bytes.Length}: expected {offset + size} bytes ({what})");
         if (bytes.Length - offset > size)
-            throw new DataFormatException($"{path}: {bytes.Length - offset - size} extra bytes after byte offset {offset + size}: the header announces {what}");
+            throw new DataFormatException(
+                $"{path}: {bytes.Length - offset - size} extra bytes after byte offset {offset + size}: the header " +
+                $"announces {what}");
         return bytes.AsSpan(offset, checked((int)size)).ToArray();
     }
 
@@ -79,7 +87,9 @@ public static class Idx
         for (int i = 0; i < count; i++)
         {
             if (raw[i] >= numClasses)
-                throw new DataFormatException($"{labelsPath}: label {raw[i]} at byte offset {8 + i} (item {i}) is out of range: expected 0..{numClasses - 1}");
+                throw new DataFormatException(
+                    $"{labelsPath}: label {raw[i]} at byte offset {8 + i} (item {i}) is out of range: expected " +
+                    $"0..{numClasses - 1}");
             labels[i] = raw[i];
         }
         var name = Path.GetFileName(imagesPath);

@@ -16,14 +16,17 @@ public sealed class FileImageSource : IImageSource
     readonly int[] labels;
     readonly string[] origins;
 
-    /// <param name="origins">Optional per-image origin for messages (e.g. "train.txt line 7"); defaults to the path.</param>
+    /// <param name="origins">Optional per-image origin for messages (e.g. "train.txt line 7"); defaults to the
+    /// path.</param>
     public FileImageSource(string[] paths, int[] labels, DecodePlan plan, string[]? origins = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(plan);
-        if (paths.Length != labels.Length) throw new ArgumentException($"{paths.Length} paths but {labels.Length} labels");
-        if (plan.Output.Channels is not (1 or 3)) throw new ArgumentException($"decoded images have 1 or 3 channels, not {plan.Output.Channels}");
+        if (paths.Length != labels.Length) throw new ArgumentException(
+            $"{paths.Length} paths but {labels.Length} labels");
+        if (plan.Output.Channels is not (1 or
+            3)) throw new ArgumentException($"decoded images have 1 or 3 channels, not {plan.Output.Channels}");
         this.paths = paths;
         this.labels = labels;
         this.origins = origins ?? paths;
@@ -35,7 +38,8 @@ public sealed class FileImageSource : IImageSource
     public ImageShape Shape => Plan.Output;
     public IReadOnlyList<int> Labels => labels;
     public IReadOnlyList<string> Paths => paths;
-    public string Describe(int index) => origins[index] == paths[index] ? paths[index] : $"{origins[index]}: {paths[index]}";
+    public string Describe(int index) => origins[index] == paths[index] ? paths[index] :
+        $"{origins[index]}: {paths[index]}";
     public void ReadInto(int index, Span<byte> chw) => ImageDecoder.Decode(paths[index], Plan, chw, Describe(index));
 }
 
@@ -67,7 +71,8 @@ public static class ImageDecoder
         Decode(codec, plan, chw, what);
     }
 
-    /// <summary>An encoded image (JPEG or PNG bytes) from a stream, decoded as a file would be (read once into Skia's buffer).</summary>
+    /// <summary>An encoded image (JPEG or PNG bytes) from a stream, decoded as a file would be (read once into Skia's
+    /// buffer).</summary>
     public static void Decode(Stream encoded, DecodePlan plan, Span<byte> chw, string what)
     {
         ArgumentNullException.ThrowIfNull(encoded);
@@ -80,13 +85,15 @@ public static class ImageDecoder
         Decode(codec, plan, chw, what);
     }
 
-    /// <summary>Interleaved 8-bit RGB pixels (row-major, <paramref name="width"/> x <paramref name="height"/>) through the
+    /// <summary>Interleaved 8-bit RGB pixels (row-major, <paramref name="width"/> x <paramref name="height"/>) through
+    /// the
     /// same resize / crop / channel conversion as a decoded file.</summary>
     public static void FromRgb(ReadOnlySpan<byte> rgb, int width, int height, DecodePlan plan, Span<byte> chw)
     {
         if (width < 1 || height < 1) throw new ArgumentException($"image size {width}x{height}: expected positive");
         if (rgb.Length != checked(width * height * 3))
-            throw new ArgumentException($"{rgb.Length} bytes of RGB pixels for a {width}x{height} image: expected {width * height * 3}");
+            throw new ArgumentException(
+                $"{rgb.Length} bytes of RGB pixels for a {width}x{height} image: expected {width * height * 3}");
         using var full = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         var dst = full.GetPixelSpan();
         int rowBytes = full.RowBytes;
@@ -121,7 +128,8 @@ public static class ImageDecoder
     static void Transform(SKBitmap full, DecodePlan plan, Span<byte> chw, string what)
     {
         var (c, h, w) = plan.Output;
-        if (chw.Length != plan.Output.Size) throw new ArgumentException($"buffer holds {chw.Length} bytes, the image {plan.Output.Size}");
+        if (chw.Length != plan.Output.Size) throw new ArgumentException(
+            $"buffer holds {chw.Length} bytes, the image {plan.Output.Size}");
         var info = full.Info;
         SKBitmap? scaled = null;
         try
@@ -136,7 +144,8 @@ public static class ImageDecoder
                 var rect = SKRectI.Create(Math.Max(0, x0), Math.Max(0, y0),
                     Math.Min(info.Width, (int)Math.Round(cw)), Math.Min(info.Height, (int)Math.Round(ch)));
                 using var sub = new SKBitmap();
-                if (!full.ExtractSubset(sub, rect)) throw new DataFormatException($"{what}: cannot crop {rect} from {info.Width}x{info.Height}");
+                if (!full.ExtractSubset(sub,
+                    rect)) throw new DataFormatException($"{what}: cannot crop {rect} from {info.Width}x{info.Height}");
                 scaled = Scale(sub, w, h, what);
                 src = scaled;
             }
@@ -153,7 +162,8 @@ public static class ImageDecoder
     static SKBitmap Scale(SKBitmap src, int w, int h, string what)
     {
         var dst = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        if (!src.ScalePixels(dst, Bilinear)) { dst.Dispose(); throw new DataFormatException($"{what}: resize to {w}x{h} failed"); }
+        if (!src.ScalePixels(dst,
+            Bilinear)) { dst.Dispose(); throw new DataFormatException($"{what}: resize to {w}x{h} failed"); }
         return dst;
     }
 
@@ -183,21 +193,28 @@ public static class ImageDecoder
     }
 }
 
-/// <summary>Image folders: <c>root/&lt;class&gt;/*.{jpg,jpeg,png}</c>, class index = ordinal-sorted folder order.</summary>
+/// <summary>Image folders: <c>root/&lt;class&gt;/*.{jpg,jpeg,png}</c>, class index = ordinal-sorted folder
+/// order.</summary>
 public static class ImageFolder
 {
     static readonly string[] Extensions = [".jpg", ".jpeg", ".png"];
 
     /// <summary>Lists the images under <paramref name="root"/>. With <paramref name="classNames"/> (e.g. the train
     /// split's), the folders must be exactly those classes.</summary>
-    public static (string[] Paths, int[] Labels, string[] ClassNames) Scan(string root, IReadOnlyList<string>? classNames = null)
+    public static (string[] Paths, int[] Labels, string[] ClassNames) Scan(string root,
+        IReadOnlyList<string>? classNames = null)
     {
-        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: image folder not found (expected <root>/<class>/*.jpg|jpeg|png)");
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException(
+            $"{root}: image folder not found (expected <root>/<class>/*.jpg|jpeg|png)");
         // Hidden folders (.ipynb_checkpoints, .git) are not classes.
-        var dirs = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Where(d => !d.StartsWith('.')).Order(StringComparer.Ordinal).ToArray();
-        if (dirs.Length == 0) throw new DataFormatException($"{root}: no class folders: expected <root>/<class>/*.jpg|jpeg|png");
+        var dirs = Directory.GetDirectories(root).Select(Path.GetFileName).OfType<string>().Where(d =>
+            !d.StartsWith('.')).Order(StringComparer.Ordinal).ToArray();
+        if (dirs.Length == 0) throw new DataFormatException(
+            $"{root}: no class folders: expected <root>/<class>/*.jpg|jpeg|png");
         if (classNames is not null && !dirs.SequenceEqual(classNames))
-            throw new DataFormatException($"{root}: class folders [{string.Join(", ", dirs)}] differ from the training classes [{string.Join(", ", classNames)}]");
+            throw new DataFormatException(
+                $"{root}: class folders [{string.Join(", ", dirs)}] differ from the training classes " +
+                $"[{string.Join(", ", classNames)}]");
         var paths = new List<string>();
         var labels = new List<int>();
         for (int c = 0; c < dirs.Length; c++)
@@ -206,7 +223,8 @@ public static class ImageFolder
             var files = Directory.EnumerateFiles(dir)
                 .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
                 .Order(StringComparer.Ordinal).ToList();
-            if (files.Count == 0) throw new DataFormatException($"{dir}: class {c} '{dirs[c]}' has no .jpg/.jpeg/.png images");
+            if (files.Count == 0) throw new DataFormatException(
+                $"{dir}: class {c} '{dirs[c]}' has no .jpg/.jpeg/.png images");
             paths.AddRange(files);
             labels.AddRange(Enumerable.Repeat(c, files.Count));
         }
@@ -214,13 +232,15 @@ public static class ImageFolder
     }
 
     /// <summary>Extracts a .tar.gz once into a cache folder (next to it when writable, else under the temp folder)
-    /// and returns that folder. Extraction goes to a temporary name first, so a crash never leaves half a cache.</summary>
+    /// and returns that folder. Extraction goes to a temporary name first, so a crash never leaves half a
+    /// cache.</summary>
     public static string ExtractCached(string tarGz)
     {
         var file = new FileInfo(tarGz);
         if (!file.Exists) throw new FileNotFoundException($"{tarGz}: archive not found", tarGz);
         var key = $"{Path.GetFileName(tarGz)}-{file.Length}-{file.LastWriteTimeUtc.Ticks}";
-        string[] candidates = [Path.Combine(file.DirectoryName ?? ".", ".h2t-cache", key), Path.Combine(Path.GetTempPath(), "h2t-cache", key)];
+        string[] candidates = [Path.Combine(file.DirectoryName ?? ".", ".h2t-cache", key),
+            Path.Combine(Path.GetTempPath(), "h2t-cache", key)];
         foreach (var target in candidates)
             if (File.Exists(Path.Combine(target, ".complete"))) return target;
         Exception? last = null;
@@ -235,7 +255,9 @@ public static class ImageFolder
                     TarFile.ExtractToDirectory(gz, temp, overwriteFiles: true);
                 File.WriteAllText(Path.Combine(temp, ".complete"), tarGz);
                 try { Directory.Move(temp, target); }
-                catch (IOException) when (File.Exists(Path.Combine(target, ".complete"))) { Directory.Delete(temp, true); } // another process won
+                // another process won
+                catch (IOException) when (File.Exists(Path.Combine(target, ".complete"))) { Directory.Delete(temp,
+                    true); }
                 return target;
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
@@ -253,13 +275,16 @@ public static class ImageFolder
     }
 }
 
-/// <summary>List files (ImageNet-LT, Places-LT, iNaturalist 2018 splits): one <c>relative/path label</c> per line.</summary>
+/// <summary>List files (ImageNet-LT, Places-LT, iNaturalist 2018 splits): one <c>relative/path label</c> per
+/// line.</summary>
 public static class ListFile
 {
-    public static (string[] Paths, int[] Labels, string[] Origins) Read(string listPath, string imageRoot, int numClasses)
+    public static (string[] Paths, int[] Labels, string[] Origins) Read(string listPath, string imageRoot,
+        int numClasses)
     {
         if (!File.Exists(listPath)) throw new FileNotFoundException($"{listPath}: list file not found", listPath);
-        if (!Directory.Exists(imageRoot)) throw new DirectoryNotFoundException($"{imageRoot}: image root not found (for {listPath})");
+        if (!Directory.Exists(imageRoot)) throw new DirectoryNotFoundException(
+            $"{imageRoot}: image root not found (for {listPath})");
         var paths = new List<string>();
         var labels = new List<int>();
         var origins = new List<string>();
@@ -271,15 +296,20 @@ public static class ListFile
             var line = raw.Trim();
             if (line.Length == 0) continue;
             int cut = line.LastIndexOfAny([' ', '\t']);
-            if (cut <= 0 || !int.TryParse(line.AsSpan(cut + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int label))
-                throw new DataFormatException($"{listPath} line {lineNo}: '{line}' does not parse: expected 'relative/path label' (label a whole number)");
+            if (cut <= 0 || !int.TryParse(line.AsSpan(cut + 1), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out int label))
+                throw new DataFormatException(
+                    $"{listPath} line {lineNo}: '{line}' does not parse: expected 'relative/path label' (label a " +
+                    $"whole number)");
             if (label >= numClasses)
-                throw new DataFormatException($"{listPath} line {lineNo}: label {label} is out of range: expected 0..{numClasses - 1}");
+                throw new DataFormatException(
+                    $"{listPath} line {lineNo}: label {label} is out of range: expected 0..{numClasses - 1}");
             paths.Add(Path.Combine(imageRoot, line[..cut].TrimEnd()));
             labels.Add(label);
             origins.Add($"{name} line {lineNo}");
         }
-        if (paths.Count == 0) throw new DataFormatException($"{listPath}: no entries: expected lines 'relative/path label'");
+        if (paths.Count == 0) throw new DataFormatException(
+            $"{listPath}: no entries: expected lines 'relative/path label'");
         return (paths.ToArray(), labels.ToArray(), origins.ToArray());
     }
 }

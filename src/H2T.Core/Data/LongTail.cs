@@ -6,13 +6,17 @@ namespace H2T.Data;
 public static class LongTail
 {
     /// <summary>Images kept per class. Exp: <c>int(nMax * (1/IF)^(i/(C-1)))</c> (computed in that form, as the
-    /// reference does, so the float rounding matches); Step: nMax for the first half, <c>int(nMax/IF)</c> after.</summary>
+    /// reference does, so the float rounding matches); Step: nMax for the first half, <c>int(nMax/IF)</c>
+    /// after.</summary>
     public static int[] Counts(int nMax, int numClasses, double imbFactor, ImbalanceType type)
     {
-        if (nMax < 1) throw new ArgumentOutOfRangeException(nameof(nMax), nMax, "expected at least one image per class");
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "expected at least one class");
+        if (nMax < 1) throw new ArgumentOutOfRangeException(nameof(nMax), nMax,
+            "expected at least one image per class");
+        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses,
+            "expected at least one class");
         if (!(imbFactor >= 1) || double.IsInfinity(imbFactor))
-            throw new ArgumentOutOfRangeException(nameof(imbFactor), imbFactor, "imbalance factor must be a finite number >= 1");
+            throw new ArgumentOutOfRangeException(nameof(imbFactor), imbFactor,
+                "imbalance factor must be a finite number >= 1");
         var counts = new int[numClasses];
         double f = 1.0 / imbFactor;
         for (int i = 0; i < numClasses; i++)

@@ -40,7 +40,8 @@ public sealed class NumpyRandom
         pos = 0;
     }
 
-    /// <summary>Uniform in [0, max] by masked rejection, as numpy's legacy <c>random_interval</c> (32-bit draws).</summary>
+    /// <summary>Uniform in [0, max] by masked rejection, as numpy's legacy <c>random_interval</c> (32-bit
+    /// draws).</summary>
     public uint Interval(uint max)
     {
         if (max == 0) return 0;

@@ -56,7 +56,8 @@ public struct DetRandom
     }
 }
 
-/// <summary>The samplers long-tail methods use. <c>length</c> defaults to the number of labels (one pass worth).</summary>
+/// <summary>The samplers long-tail methods use. <c>length</c> defaults to the number of labels (one pass
+/// worth).</summary>
 public static class Samplers
 {
     /// <summary>The one sampler table: every spelling (the reference configs' included) to its sampler's name; flags,
@@ -65,14 +66,16 @@ public static class Samplers
     [
         ("instance", "instance"), ("long-tailed", "instance"), ("default", "instance"),
         ("balanced", "balanced"), ("balance", "balanced"), ("class-balanced", "balanced"),
-        ("sqrt", "sqrt"), ("square", "sqrt"), ("square-root", "sqrt"), ("reverse", "reverse"), ("class-aware", "class-aware"),
+        ("sqrt", "sqrt"), ("square", "sqrt"), ("square-root", "sqrt"), ("reverse", "reverse"), ("class-aware",
+            "class-aware"),
     ], "instance (long-tailed), balanced (balance), sqrt, reverse or class-aware");
 
     /// <summary>The samplers' own names (what <see cref="Aliases"/> resolves to), in table order.</summary>
     public static IReadOnlyList<string> Names { get; } = [.. Aliases.Names.Select(n => Aliases.Parse(n)).Distinct()];
 
     /// <summary>A fresh permutation of all items every epoch.</summary>
-    public static ISampler Instance(IReadOnlyList<int> labels, int seed) => new InstanceSampler(Check(labels).Count, seed);
+    public static ISampler Instance(IReadOnlyList<int> labels, int seed) => new InstanceSampler(Check(labels).Count,
+        seed);
 
     /// <summary>Pick a class uniformly (among classes that have items), then one of its items uniformly.</summary>
     public static ISampler ClassBalanced(IReadOnlyList<int> labels, int seed, int? length = null) =>
@@ -95,7 +98,8 @@ public static class Samplers
         (Aliases.TryParse(name, out var kind) ? kind : name) switch
     {
         "instance" => length is null || length == labels.Count ? Instance(labels, seed)
-            : throw new ArgumentException($"the instance sampler always covers all {labels.Count} items; length {length} is not supported"),
+            : throw new ArgumentException(
+                $"the instance sampler always covers all {labels.Count} items; length {length} is not supported"),
         "balanced" => ClassBalanced(labels, seed, length),
         "sqrt" => SquareRoot(labels, seed, length),
         "reverse" => Reverse(labels, seed, length),

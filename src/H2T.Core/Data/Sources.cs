@@ -12,7 +12,8 @@ public sealed class InMemoryImageSource : IImageSource
         ArgumentNullException.ThrowIfNull(pixels);
         ArgumentNullException.ThrowIfNull(labels);
         if ((long)shape.Size * labels.Length != pixels.LongLength)
-            throw new ArgumentException($"{pixels.LongLength} pixel bytes do not hold {labels.Length} images of {shape}");
+            throw new ArgumentException(
+                $"{pixels.LongLength} pixel bytes do not hold {labels.Length} images of {shape}");
         this.pixels = pixels;
         this.labels = labels;
         this.describe = describe;
@@ -34,7 +35,8 @@ public sealed class InMemoryImageSource : IImageSource
 /// <summary>Decodes a whole source into memory once, when it is small enough.</summary>
 public static class DecodedCache
 {
-    /// <summary>Decoded sets up to this size are held in memory (CIFAR-10-LT as JPEG files: 38 MB train, 31 MB test).</summary>
+    /// <summary>Decoded sets up to this size are held in memory (CIFAR-10-LT as JPEG files: 38 MB train, 31 MB
+    /// test).</summary>
     public const long DefaultBudgetBytes = 512L << 20;
 
     /// <summary>
@@ -81,7 +83,8 @@ public sealed class SubsetImageSource : IImageSource
         for (int i = 0; i < indices.Length; i++)
         {
             if ((uint)indices[i] >= (uint)inner.Count)
-                throw new ArgumentOutOfRangeException(nameof(indices), indices[i], $"index is outside the source (count {inner.Count})");
+                throw new ArgumentOutOfRangeException(nameof(indices), indices[i],
+                    $"index is outside the source (count {inner.Count})");
             labels[i] = inner.Labels[indices[i]];
         }
     }

@@ -13,11 +13,13 @@ public sealed record ValidationSplit(int[] Train, int[] Validation, int[] HeldOu
 
     /// <param name="labels">Labels of the full (balanced) training split.</param>
     /// <param name="selected">Indices the long-tail cut kept, in their training order.</param>
-    public static ValidationSplit Build(IReadOnlyList<int> labels, int[] selected, int numClasses, int perClass, int seed)
+    public static ValidationSplit Build(IReadOnlyList<int> labels, int[] selected, int numClasses, int perClass,
+        int seed)
     {
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(selected);
-        if (perClass < 1) throw new ArgumentOutOfRangeException(nameof(perClass), perClass, "validation images per class must be >= 1");
+        if (perClass < 1) throw new ArgumentOutOfRangeException(nameof(perClass), perClass,
+            "validation images per class must be >= 1");
         var kept = new bool[labels.Count];
         foreach (var i in selected) kept[i] = true;
         var unused = new List<int>[numClasses];
@@ -57,7 +59,9 @@ public sealed record ValidationSplit(int[] Train, int[] Validation, int[] HeldOu
         ArgumentNullException.ThrowIfNull(classNames);
         var held = Enumerable.Range(0, HeldOutFromTraining.Length).Where(c => HeldOutFromTraining[c] > 0)
             .Select(c => $"{classNames[c]} {HeldOutFromTraining[c]}").ToList();
-        return $"validation: {Validation.Length} images, {FromUnused.Sum()} from training images the long-tail cut left unused" +
-               (held.Count == 0 ? "" : $", {HeldOutFromTraining.Sum()} held out of training ({string.Join(", ", held)})");
+        return $"validation: {Validation.Length} images, {FromUnused.Sum()} from training images the long-tail cut " +
+            $"left unused" +
+               (held.Count == 0 ? "" :
+                   $", {HeldOutFromTraining.Sum()} held out of training ({string.Join(", ", held)})");
     }
 }

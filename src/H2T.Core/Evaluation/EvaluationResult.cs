@@ -23,7 +23,8 @@ public sealed record EvaluationResult(
     public double MeanClassAccuracy => PerClassAccuracy.Length == 0 ? 0 : PerClassAccuracy.Average();
 }
 
-/// <summary>One confidence bin of the reliability diagram: how many predictions, their mean confidence and accuracy (%).</summary>
+/// <summary>One confidence bin of the reliability diagram: how many predictions, their mean confidence and accuracy
+/// (%).</summary>
 public sealed record CalibrationBin(double Lower, double Upper, long Count, double Confidence, double Accuracy);
 
 /// <summary>Per-image test predictions, compact: three parallel arrays in the test set's order.</summary>

@@ -34,7 +34,8 @@ public sealed class MetricAccumulator
         if (labels.numel() > 0)
         {
             long lo = labels.min().cpu().item<long>(), hi = labels.max().cpu().item<long>();
-            if (lo < 0 || hi >= numClasses) throw new ArgumentException($"label {(lo < 0 ? lo : hi)} outside [0, {numClasses})");
+            if (lo < 0 ||
+                hi >= numClasses) throw new ArgumentException($"label {(lo < 0 ? lo : hi)} outside [0, {numClasses})");
         }
         var logp = logits.detach().to(float32).log_softmax(1);
         var (conf, pred) = logp.max(1);
@@ -91,7 +92,8 @@ public sealed class MetricAccumulator
             samples == 0 ? 0 : nllSum / samples,
             perClass,
             confusion.Select(r => (long[])r.Clone()).ToArray(),
-            Enumerable.Range(0, EceBins).Select(b => new CalibrationBin((double)b / EceBins, (double)(b + 1) / EceBins, binCount[b],
+            Enumerable.Range(0, EceBins).Select(b => new CalibrationBin((double)b / EceBins, (double)(b + 1) / EceBins,
+                binCount[b],
                 binCount[b] == 0 ? double.NaN : 100.0 * binConfidence[b] / binCount[b],
                 binCount[b] == 0 ? double.NaN : 100.0 * binCorrect[b] / binCount[b])).ToArray())
         {

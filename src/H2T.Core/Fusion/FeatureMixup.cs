@@ -8,12 +8,15 @@ namespace H2T.Fusion;
 /// (Verma et al., ICML 2019) moves mixup to hidden states: the instance-sampled (head-rich) and class-balanced
 /// (tail-rich) maps of a paired batch are interpolated, F = lam F_head + (1 - lam) F_tail, with one
 /// lam ~ Beta(alpha, 1) per batch, so a small alpha keeps lam near 0 and the batch mostly class-balanced. The target is
-/// mixed the same way (the paper's), or with <c>mix_labels</c> off kept as the tail label (H2T's choice for its fused maps).
+/// mixed the same way (the paper's), or with <c>mix_labels</c> off kept as the tail label (H2T's choice for its fused
+/// maps).
 /// H2T grafts whole channels; this blends every channel, the comparison the method seam exists for.
 /// </summary>
 public sealed class FeatureMixup(double alpha, bool mixLabels) : IStageTwoMethod
 {
-    public const string Paper = "Balanced-MixUp (Galdran et al., MICCAI 2021) on the feature maps: lam ~ Beta(alpha, 1), F = lam F_head + (1 - lam) F_tail";
+    public const string Paper =
+        "Balanced-MixUp (Galdran et al., MICCAI 2021) on the feature maps: lam ~ Beta(alpha, 1), F = lam F_head + (1 " +
+        "- lam) F_tail";
 
     public static IReadOnlyList<MethodOption> Options { get; } =
     [
@@ -43,12 +46,16 @@ public sealed class FeatureMixup(double alpha, bool mixLabels) : IStageTwoMethod
         return Math.Pow(1.0 - rng.NextDouble(), 1.0 / Alpha);
     }
 
-    public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng, int experts)
+    public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng,
+        int experts)
     {
         ArgumentNullException.ThrowIfNull(tailMap);
-        if (headMap is null || headLabels is null) throw new ArgumentException("feature mixup needs the head-side batch");
+        if (headMap is null ||
+            headLabels is null) throw new ArgumentException("feature mixup needs the head-side batch");
         if (!tailMap.shape.SequenceEqual(headMap.shape))
-            throw new ArgumentException($"feature mixup needs equal shapes: tail [{string.Join(", ", tailMap.shape)}] vs head [{string.Join(", ", headMap.shape)}]");
+            throw new ArgumentException(
+                $"feature mixup needs equal shapes: tail [{string.Join(", ", tailMap.shape)}] vs head " +
+                $"[{string.Join(", ", headMap.shape)}]");
         double lam = DrawHeadShare(rng);
         var mixed = headMap.mul(lam).add_(tailMap, alpha: 1 - lam);
         return MixLabels ? new AugmentedBatch(mixed, headLabels.alias(), lam) : new AugmentedBatch(mixed);

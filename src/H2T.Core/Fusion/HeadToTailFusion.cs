@@ -18,10 +18,12 @@ public sealed class HeadToTailFusion : IStageTwoMethod
 
     public double Rho { get; }
 
-    /// <summary>floor(rho * C) of the double product, as the reference's int(rho * C) (so 0.29 * 100 gives 28).</summary>
+    /// <summary>floor(rho * C) of the double product, as the reference's int(rho * C) (so 0.29 * 100 gives
+    /// 28).</summary>
     public int HeadChannelCount(int channels) => (int)Math.Floor(Rho * channels);
 
-    /// <summary>Draws the channel set S (sorted) with a partial Fisher-Yates shuffle from <paramref name="rng"/>.</summary>
+    /// <summary>Draws the channel set S (sorted) with a partial Fisher-Yates shuffle from <paramref
+    /// name="rng"/>.</summary>
     public int[] DrawChannels(int channels, Random rng)
     {
         int k = HeadChannelCount(channels);
@@ -53,9 +55,11 @@ public sealed class HeadToTailFusion : IStageTwoMethod
         if (experts == 1) return Fuse(tail, head, rng);
         int c = CheckShapes(tail, head);
         if (experts < 1 || c % experts != 0)
-            throw new ArgumentException($"{c} feature channels do not split into {experts} expert groups", nameof(experts));
+            throw new ArgumentException($"{c} feature channels do not split into {experts} expert groups",
+                nameof(experts));
         int width = c / experts;
-        var channels = Enumerable.Range(0, experts).SelectMany(e => DrawChannels(width, rng).Select(ch => ch + e * width)).ToArray();
+        var channels = Enumerable.Range(0, experts).SelectMany(e => DrawChannels(width,
+            rng).Select(ch => ch + e * width)).ToArray();
         return (Fuse(tail, head, channels), channels);
     }
 
@@ -63,10 +67,12 @@ public sealed class HeadToTailFusion : IStageTwoMethod
     /// Multi-expert form (RIDE, ResLT): each expert's feature map is fused with its own channel draw, in expert order
     /// from the same generator.
     /// </summary>
-    public (Tensor[] Fused, int[][] HeadChannels) FuseExperts(IReadOnlyList<Tensor> tails, IReadOnlyList<Tensor> heads, Random rng)
+    public (Tensor[] Fused, int[][] HeadChannels) FuseExperts(IReadOnlyList<Tensor> tails, IReadOnlyList<Tensor> heads,
+        Random rng)
     {
         if (tails.Count != heads.Count || tails.Count == 0)
-            throw new ArgumentException($"expected one head map per tail map, got {tails.Count} tail and {heads.Count} head maps");
+            throw new ArgumentException(
+                $"expected one head map per tail map, got {tails.Count} tail and {heads.Count} head maps");
         var fused = new Tensor[tails.Count];
         var channels = new int[tails.Count][];
         for (int e = 0; e < tails.Count; e++) (fused[e], channels[e]) = Fuse(tails[e], heads[e], rng);
@@ -80,8 +86,10 @@ public sealed class HeadToTailFusion : IStageTwoMethod
         var maskHost = new bool[c];
         foreach (var ch in headChannels)
         {
-            if (ch < 0 || ch >= c) throw new ArgumentOutOfRangeException(nameof(headChannels), ch, $"channel index outside [0, {c})");
-            if (maskHost[ch]) throw new ArgumentException($"channel {ch} appears twice in the head channel set", nameof(headChannels));
+            if (ch < 0 || ch >= c) throw new ArgumentOutOfRangeException(nameof(headChannels), ch,
+                $"channel index outside [0, {c})");
+            if (maskHost[ch]) throw new ArgumentException($"channel {ch} appears twice in the head channel set",
+                nameof(headChannels));
             maskHost[ch] = true;
         }
         if (headChannels.Length == 0) return tail.alias();
@@ -96,21 +104,28 @@ public sealed class HeadToTailFusion : IStageTwoMethod
 
     static int CheckShapes(Tensor tail, Tensor head)
     {
-        if (tail.dim() < 2) throw new ArgumentException($"H2T fusion expects N x C (x H x W) feature maps, got shape [{string.Join(", ", tail.shape)}]");
+        if (tail.dim() < 2) throw new ArgumentException(
+            $"H2T fusion expects N x C (x H x W) feature maps, got shape [{string.Join(", ", tail.shape)}]");
         if (!tail.shape.SequenceEqual(head.shape))
-            throw new ArgumentException($"H2T fusion needs equal shapes: tail [{string.Join(", ", tail.shape)}] vs head [{string.Join(", ", head.shape)}]; use equal batch sizes on both sides");
-        if (tail.dtype != head.dtype) throw new ArgumentException($"H2T fusion needs equal dtypes: {tail.dtype} vs {head.dtype}");
+            throw new ArgumentException(
+                $"H2T fusion needs equal shapes: tail [{string.Join(", ", tail.shape)}] vs head " +
+                $"[{string.Join(", ", head.shape)}]; use equal batch sizes on both sides");
+        if (tail.dtype != head.dtype) throw new ArgumentException(
+            $"H2T fusion needs equal dtypes: {tail.dtype} vs {head.dtype}");
         return (int)tail.shape[1];
     }
 
     public bool UsesHeadSide => true;
 
-    /// <summary>One bit per channel, the same at every position: pooling the fused map is fusing the pooled vectors.</summary>
+    /// <summary>One bit per channel, the same at every position: pooling the fused map is fusing the pooled
+    /// vectors.</summary>
     public bool CommutesWithPooling => true;
 
     /// <summary>The stage-II seam: the fused map keeps the tail labels.</summary>
-    public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng, int experts) =>
-        new(Fuse(tailMap, headMap ?? throw new ArgumentException("H2T needs the head-side batch", nameof(headMap)), rng, experts).Fused);
+    public AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng,
+        int experts) =>
+        new(Fuse(tailMap, headMap ?? throw new ArgumentException("H2T needs the head-side batch", nameof(headMap)), rng,
+            experts).Fused);
 
     public override string ToString() => $"HeadToTailFusion(rho={Rho})";
 }

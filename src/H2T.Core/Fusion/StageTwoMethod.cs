@@ -23,14 +23,16 @@ public interface IStageTwoMethod
     /// the maps would. A method that leaves the features as they are does; one that augments must say so.</summary>
     bool CommutesWithPooling => !UsesHeadSide;
 
-    /// <summary>The classifier the member trains, made from the stage-I one (<paramref name="checkpoint"/> names the file
+    /// <summary>The classifier the member trains, made from the stage-I one (<paramref name="checkpoint"/> names the
+    /// file
     /// for errors); a method that replaces it disposes the one it was given.</summary>
     ClassifierHead AdaptHead(ClassifierHead stageOne, string checkpoint) => stageOne;
 
     /// <summary>The batch the classifier trains on, from the frozen backbone's tail-side map (and the head side's when
     /// <see cref="UsesHeadSide"/>). Draws come from <paramref name="rng"/>, seeded per epoch from the run's seed.
     /// Returned tensors are fresh or aliases; the caller disposes them.</summary>
-    AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng, int experts) =>
+    AugmentedBatch Augment(Tensor tailMap, Tensor? headMap, Tensor tailLabels, Tensor? headLabels, Random rng,
+        int experts) =>
         new(tailMap.alias());
 }
 
@@ -45,16 +47,23 @@ public static class StageTwoMethods
     /// <summary>Which of a member's two slots a method fills.</summary>
     public enum Slot { Fusion, Classifier }
 
-    sealed record Entry(string Name, Slot Slot, string Paper, IReadOnlyList<MethodOption> Options, Func<StageTwoConfig, IStageTwoMethod> Create);
+    sealed record Entry(string Name, Slot Slot, string Paper, IReadOnlyList<MethodOption> Options, Func<StageTwoConfig,
+        IStageTwoMethod> Create);
 
     static readonly Entry[] Entries =
     [
-        new(H2T, Slot.Fusion, "H2T (Li et al., AAAI 2024): floor(rho * C) channels of the tail map grafted from the head map", [],
+        new(H2T, Slot.Fusion,
+            "H2T (Li et al., AAAI 2024): floor(rho * C) channels of the tail map grafted from the head map", [],
             c => c.Rho == 0 ? Unchanged.Instance : new HeadToTailFusion(c.Rho)),
-        new("feature-mixup", Slot.Fusion, FeatureMixup.Paper, FeatureMixup.Options, c => FeatureMixup.From(c.MethodOptions)),
-        new("none", Slot.Fusion, "no feature augmentation (plain class-balanced re-training)", [], _ => Unchanged.Instance),
-        new("keep", Slot.Classifier, "the stage-I classifier, fine-tuned (or re-initialised with reinit_classifier)", [], _ => Unchanged.Instance),
-        new("lws", Slot.Classifier, "Decouple's learnable weight scaling (Kang et al., ICLR 2020): the stage-I linear weights frozen, one scale per class learnt", [],
+        new("feature-mixup", Slot.Fusion, FeatureMixup.Paper, FeatureMixup.Options,
+            c => FeatureMixup.From(c.MethodOptions)),
+        new("none", Slot.Fusion, "no feature augmentation (plain class-balanced re-training)", [],
+            _ => Unchanged.Instance),
+        new("keep", Slot.Classifier, "the stage-I classifier, fine-tuned (or re-initialised with reinit_classifier)",
+            [], _ => Unchanged.Instance),
+        new("lws", Slot.Classifier,
+            "Decouple's learnable weight scaling (Kang et al., ICLR 2020): the stage-I linear weights frozen, one " +
+            "scale per class learnt", [],
             _ => WeightScaling.Instance),
     ];
 
@@ -62,30 +71,37 @@ public static class StageTwoMethods
     public static IReadOnlyList<string> Names(Slot slot) => [.. Entries.Where(e => e.Slot == slot).Select(e => e.Name)];
 
     /// <summary>Every method option key (the binder accepts them as config keys and overrides).</summary>
-    public static IReadOnlyList<string> OptionKeys { get; } = [.. Entries.SelectMany(e => e.Options).Select(o => o.Key)];
+    public static IReadOnlyList<string> OptionKeys { get; } = [.. Entries.SelectMany(e => e.Options).Select(o =>
+        o.Key)];
 
     /// <summary>A line per method, for docs and help.</summary>
     public static IEnumerable<string> Describe() => Entries.Select(e =>
-        $"{(e.Slot == Slot.Fusion ? "fusion" : "classifier")} {e.Name}: {e.Paper}" + (e.Options.Count == 0 ? "" : $" (options: {string.Join(", ", e.Options.Select(o => $"{o.Key}: {o.Meaning}"))})"));
+        $"{(e.Slot == Slot.Fusion ? "fusion" : "classifier")} {e.Name}: {e.Paper}" + (e.Options.Count == 0 ? "" :
+            $" (options: {string.Join(", ", e.Options.Select(o => $"{o.Key}: {o.Meaning}"))})"));
 
     /// <summary>The member's feature augmentation.</summary>
-    public static IStageTwoMethod Fusion(StageTwoConfig config) => Find(Slot.Fusion, config.Fusion, "fusion").Create(config);
+    public static IStageTwoMethod Fusion(StageTwoConfig config) => Find(Slot.Fusion, config.Fusion,
+        "fusion").Create(config);
 
     /// <summary>The member's classifier variant.</summary>
-    public static IStageTwoMethod Classifier(StageTwoConfig config) => Find(Slot.Classifier, config.Classifier, "classifier").Create(config);
+    public static IStageTwoMethod Classifier(StageTwoConfig config) => Find(Slot.Classifier, config.Classifier,
+        "classifier").Create(config);
 
-    /// <summary>The names against the table, the options against the methods chosen, each method's option values.</summary>
+    /// <summary>The names against the table, the options against the methods chosen, each method's option
+    /// values.</summary>
     public static void Check(StageTwoConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var fusion = Find(Slot.Fusion, config.Fusion, "fusion");
         var classifier = Find(Slot.Classifier, config.Classifier, "classifier");
-        MethodOptions.CheckKnown(config.MethodOptions, fusion.Options.Concat(classifier.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal),
+        MethodOptions.CheckKnown(config.MethodOptions,
+            fusion.Options.Concat(classifier.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal),
             $"fusion '{config.Fusion}' and classifier '{config.Classifier}'");
         var method = fusion.Create(config);
         classifier.Create(config);
         if (config.FeatureCache == FeatureCacheMode.Pooled && !method.CommutesWithPooling)
-            throw new ConfigException($"fusion '{config.Fusion}' acts on the spatial map, so pooled features cannot stand in for it; " +
+            throw new ConfigException(
+                $"fusion '{config.Fusion}' acts on the spatial map, so pooled features cannot stand in for it; " +
                                       "use feature_cache: maps or off", "feature_cache");
     }
 
@@ -106,7 +122,8 @@ public static class StageTwoMethods
         public ClassifierHead AdaptHead(ClassifierHead stageOne, string checkpoint)
         {
             ArgumentNullException.ThrowIfNull(stageOne);
-            if (stageOne is not LinearHead linear) throw new ConfigException($"{checkpoint}: lws needs a stage-I linear classifier, this one is '{stageOne.Kind}'");
+            if (stageOne is not LinearHead linear) throw new ConfigException(
+                $"{checkpoint}: lws needs a stage-I linear classifier, this one is '{stageOne.Kind}'");
             var lws = new LwsHead(linear.InFeatures, linear.NumClasses);
             lws.LoadFrom(linear);
             stageOne.Dispose();

@@ -12,7 +12,8 @@ namespace H2T.Inference;
 public sealed record EmbeddingPanel(string Title, float[,] Points, int[] Labels, double[]? Boundary);
 
 /// <summary>The panels of the paper's Figure 4, ready to draw (Reporting.EmbeddingPlot draws them).</summary>
-public sealed record EmbeddingProjection(IReadOnlyList<EmbeddingPanel> Panels, int ClassA, int ClassB, IReadOnlyList<string> ClassNames);
+public sealed record EmbeddingProjection(IReadOnlyList<EmbeddingPanel> Panels, int ClassA, int ClassB,
+    IReadOnlyList<string> ClassNames);
 
 /// <summary>
 /// The pooled test features of one head and one tail class through each run's backbone, projected onto their two
@@ -30,7 +31,8 @@ public static class FeatureProjection
     /// <param name="runs">(panel title, checkpoint) pairs; all must share the data of the first.</param>
     /// <param name="classA">a head class</param>
     /// <param name="classB">a tail class</param>
-    public static EmbeddingProjection Compute(IReadOnlyList<(string Title, string Checkpoint)> runs, int classA, int classB, Device device,
+    public static EmbeddingProjection Compute(IReadOnlyList<(string Title, string Checkpoint)> runs, int classA,
+        int classB, Device device,
         string? dataPath = null, int maxPerClass = 500)
     {
         if (runs.Count == 0) throw new ArgumentException("no runs to plot");
@@ -38,11 +40,13 @@ public static class FeatureProjection
         var data = CheckpointData.Resolve(runs[0].Checkpoint, meta0, dataPath, null) with { ValidationPerClass = 0 };
         var splits = DatasetCatalog.Load(data);
         foreach (var c in new[] { classA, classB })
-            if (c < 0 || c >= splits.NumClasses) throw new ConfigException($"class {c}: expected 0..{splits.NumClasses - 1}");
+            if (c < 0 ||
+                c >= splits.NumClasses) throw new ConfigException($"class {c}: expected 0..{splits.NumClasses - 1}");
         var labels = splits.Test.Labels;
         var idx = Enumerable.Range(0, labels.Count).Where(i => labels[i] == classA).Take(maxPerClass)
             .Concat(Enumerable.Range(0, labels.Count).Where(i => labels[i] == classB).Take(maxPerClass)).ToArray();
-        using var loader = new BatchLoader(splits.Test, new IndexSampler(idx), 256, splits.Norm, augment: null, seed: 0, prefetch: 1, device: device);
+        using var loader = new BatchLoader(splits.Test, new IndexSampler(idx), 256, splits.Norm, augment: null, seed: 0,
+            prefetch: 1, device: device);
 
         var panels = new List<EmbeddingPanel>();
         foreach (var (title, ckpt) in runs)
@@ -59,8 +63,10 @@ public static class FeatureProjection
         return new EmbeddingProjection(panels, classA, classB, [.. splits.ClassNames]);
     }
 
-    /// <summary>2-D principal-component coordinates, labels, and the boundary g0 + g1 z1 + g2 z2 = 0 (null if not linear).</summary>
-    static (float[,] Points, int[] Labels, double[]? Boundary) Project(Backbone backbone, ClassifierHead head, BatchLoader loader, int a, int b)
+    /// <summary>2-D principal-component coordinates, labels, and the boundary g0 + g1 z1 + g2 z2 = 0 (null if not
+    /// linear).</summary>
+    static (float[,] Points, int[] Labels, double[]? Boundary) Project(Backbone backbone, ClassifierHead head,
+        BatchLoader loader, int a, int b)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();

@@ -10,7 +10,8 @@ namespace H2T.Inference;
 /// <summary>Options for <see cref="ImageClassifier.Load"/>.</summary>
 public sealed record ClassifierOptions
 {
-    /// <summary>TorchSharp checkpoints: the backbone's arithmetic (default: the precision it was trained in, as eval).</summary>
+    /// <summary>TorchSharp checkpoints: the backbone's arithmetic (default: the precision it was trained in, as
+    /// eval).</summary>
     public ComputePrecision? Precision { get; init; }
     /// <summary>Intra-op threads of libtorch or ONNX Runtime (default: all cores / ONNX Runtime's choice).</summary>
     public int? Threads { get; init; }
@@ -39,20 +40,28 @@ public sealed class ImageClassifier : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         options ??= new();
-        if (Directory.Exists(path)) throw new DataFormatException($"{path}: is a folder; expected a checkpoint (.ckpt) or an ONNX model (.onnx)");
+        if (Directory.Exists(path)) throw new DataFormatException(
+            $"{path}: is a folder; expected a checkpoint (.ckpt) or an ONNX model (.onnx)");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model not found", path);
         if (!IsCheckpoint(path))
         {
             if (options.Engine == InferenceEngine.TorchSharp)
-                throw new ConfigException($"{path}: an ONNX model runs on ONNX Runtime only (engine torchsharp is for H2T.NET checkpoints)", "engine");
+                throw new ConfigException(
+                    $"{path}: an ONNX model runs on ONNX Runtime only (engine torchsharp is for H2T.NET checkpoints)",
+                    "engine");
             return new ImageClassifier(RequireOnnxRuntime(path).Open(path, options.Threads));
         }
         var meta = Checkpoint.ReadMeta(path);
-        var engine = options.Engine ?? EngineFor(meta.Architecture, options.Precision ?? ComputeNames.Recorded(meta.Precision, path));
-        if (engine == InferenceEngine.TorchSharp) return new ImageClassifier(new TorchModelRunner(path, options.Precision, options.Threads));
-        // ONNX Runtime asked for by name runs the fp32 export whatever the checkpoint trained in; bf16 asked for with it is refused.
+        var engine = options.Engine ?? EngineFor(meta.Architecture,
+            options.Precision ?? ComputeNames.Recorded(meta.Precision, path));
+        if (engine == InferenceEngine.TorchSharp) return new ImageClassifier(new TorchModelRunner(path,
+            options.Precision, options.Threads));
+        // ONNX Runtime asked for by name runs the fp32 export whatever the checkpoint trained in; bf16 asked for with
+        // it is refused.
         if (options.Precision is { } asked && asked != ComputePrecision.Fp32)
-            throw new ConfigException($"{path}: ONNX Runtime runs the fp32 export; {MixedPrecision.Name(asked)} runs on TorchSharp (--engine torchsharp, or --precision fp32)", "engine");
+            throw new ConfigException(
+                $"{path}: ONNX Runtime runs the fp32 export; {MixedPrecision.Name(asked)} runs on TorchSharp " +
+                $"(--engine torchsharp, or --precision fp32)", "engine");
         return new ImageClassifier(RequireOnnxRuntime(path).FromCheckpoint(path, options.Threads));
     }
 
@@ -63,21 +72,26 @@ public sealed class ImageClassifier : IDisposable
     /// carry, and without H2T.Onnx.
     /// </summary>
     public static InferenceEngine EngineFor(string architecture, ComputePrecision precision) =>
-        precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) && OnnxRuntime.Value is not null
+        precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) &&
+            OnnxRuntime.Value is not null
             ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
 
     static readonly Lazy<IOnnxRuntimeEngine?> OnnxRuntime =
         new(() => OptionalPackage.Find<IOnnxRuntimeEngine>(OptionalPackage.Onnx, "H2T.Onnx.OnnxRuntimeEngine"));
 
     static IOnnxRuntimeEngine RequireOnnxRuntime(string path) => OnnxRuntime.Value
-        ?? throw new ConfigException($"{path}: {OptionalPackage.Missing(OptionalPackage.Onnx, "ONNX Runtime")}", "engine");
+        ?? throw new ConfigException($"{path}: {OptionalPackage.Missing(OptionalPackage.Onnx, "ONNX Runtime")}",
+            "engine");
 
-    /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX Runtime.</summary>
+    /// <summary>H2T.NET checkpoints start with their magic; a torch.save file is refused; anything else goes to ONNX
+    /// Runtime.</summary>
     static bool IsCheckpoint(string path)
     {
         if (H2T.Runs.Checkpoint.HasMagic(path)) return true;
         if (H2T.Interop.TorchSaveReader.LooksLikeTorchSave(path))
-            throw new DataFormatException($"{path}: a PyTorch file (torch.save): bring it in with 'h2t import' first, then predict with the checkpoint it writes");
+            throw new DataFormatException(
+                $"{path}: a PyTorch file (torch.save): bring it in with 'h2t import' first, then predict with the " +
+                $"checkpoint it writes");
         return false;
     }
 
@@ -96,7 +110,8 @@ public sealed class ImageClassifier : IDisposable
         return FromPixels(pixels, 1, topK)[0];
     }
 
-    /// <summary>Interleaved 8-bit RGB, row-major; resized / cropped / turned grey as the model's preprocessing says.</summary>
+    /// <summary>Interleaved 8-bit RGB, row-major; resized / cropped / turned grey as the model's preprocessing
+    /// says.</summary>
     public Prediction Predict(ReadOnlySpan<byte> rgb, int width, int height, int topK = 5)
     {
         var pixels = new byte[Card.Preprocessing.Shape.Size];
@@ -105,18 +120,22 @@ public sealed class ImageClassifier : IDisposable
     }
 
     /// <summary>Image files decoded in parallel and classified in one forward pass. A file that does not decode throws
-    /// (<see cref="DataFormatException"/> / <see cref="FileNotFoundException"/>) naming it; <c>h2t predict</c> reports such
+    /// (<see cref="DataFormatException"/> / <see cref="FileNotFoundException"/>) naming it; <c>h2t predict</c> reports
+    /// such
     /// files per line instead.</summary>
     public IReadOnlyList<Prediction> PredictBatch(IReadOnlyList<string> imagePaths, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
         if (imagePaths.Count == 0) return [];
-        var (pixels, errors) = PredictionJob.DecodeFiles(imagePaths.Count, i => imagePaths[i], i => imagePaths[i], Card.Preprocessing.Plan);
-        if (errors.FirstOrDefault(e => e is not null) is { } first) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        var (pixels, errors) = PredictionJob.DecodeFiles(imagePaths.Count, i => imagePaths[i], i => imagePaths[i],
+            Card.Preprocessing.Plan);
+        if (errors.FirstOrDefault(e =>
+            e is not null) is { } first) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
         return FromPixels(pixels, imagePaths.Count, topK);
     }
 
-    /// <summary>Logits N x K (row-major) of preprocessed uint8 pixels N x C x H x W at the model's input size.</summary>
+    /// <summary>Logits N x K (row-major) of preprocessed uint8 pixels N x C x H x W at the model's input
+    /// size.</summary>
     public float[] Logits(byte[] pixels, int count)
     {
         ArgumentNullException.ThrowIfNull(pixels);
@@ -129,7 +148,8 @@ public sealed class ImageClassifier : IDisposable
     {
         var logits = Logits(pixels, count);
         int k = ClassNames.Count;
-        return [.. Enumerable.Range(0, count).Select(i => Prediction.FromLogits(logits.AsSpan(i * k, k), ClassNames, topK))];
+        return [.. Enumerable.Range(0, count).Select(i => Prediction.FromLogits(logits.AsSpan(i * k, k), ClassNames,
+            topK))];
     }
 
     /// <summary>
@@ -141,7 +161,8 @@ public sealed class ImageClassifier : IDisposable
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(groups);
         if (images.Shape != Card.Preprocessing.Shape)
-            throw new DataFormatException($"{images.Describe(0)}: images of {images.Shape}, the model takes {Card.Preprocessing.Shape}");
+            throw new DataFormatException(
+                $"{images.Describe(0)}: images of {images.Shape}, the model takes {Card.Preprocessing.Shape}");
         int size = images.Shape.Size, k = ClassNames.Count;
         var acc = new MetricAccumulator(k);
         (byte[] Pixels, long[] Labels) Read(int start)
@@ -169,7 +190,8 @@ public sealed class ImageClassifier : IDisposable
 
     /// <summary>What <c>h2t eval</c> runs a checkpoint on: <paramref name="engine"/> if given, else
     /// <see cref="EngineFor"/> its architecture in <paramref name="precision"/> (default: the checkpoint's).</summary>
-    public static InferenceEngine EvaluationEngine(string checkpoint, ComputePrecision? precision, InferenceEngine? engine)
+    public static InferenceEngine EvaluationEngine(string checkpoint, ComputePrecision? precision,
+        InferenceEngine? engine)
     {
         if (engine is { } chosen) return chosen;
         var meta = Checkpoint.ReadMeta(checkpoint);
@@ -178,17 +200,22 @@ public sealed class ImageClassifier : IDisposable
 
     /// <summary>
     /// <c>h2t eval</c> on ONNX Runtime: the checkpoint's fp32 export run over the test set of its data (or of
-    /// <paramref name="dataset"/>), with the data found as TorchSharp's path finds it (<see cref="CheckpointData.ForEvaluation"/>).
+    /// <paramref name="dataset"/>), with the data found as TorchSharp's path finds it (<see
+    /// cref="CheckpointData.ForEvaluation"/>).
     /// </summary>
-    public static CheckpointEvaluation EvaluateOnOnnxRuntime(string checkpoint, string? dataset = null, string? dataPath = null, ComputePrecision? precision = null,
+    public static CheckpointEvaluation EvaluateOnOnnxRuntime(string checkpoint, string? dataset = null,
+        string? dataPath = null, ComputePrecision? precision = null,
         int? threads = null, int batchSize = 256)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
-        using var model = Load(checkpoint, new ClassifierOptions { Engine = InferenceEngine.OnnxRuntime, Precision = precision, Threads = threads });
+        using var model = Load(checkpoint, new ClassifierOptions { Engine = InferenceEngine.OnnxRuntime,
+            Precision = precision, Threads = threads });
         if (model.ClassNames.Count != splits.NumClasses)
-            throw new ConfigException($"{checkpoint}: {model.ClassNames.Count} classes, {splits.Name} has {splits.NumClasses}");
-        return new CheckpointEvaluation(meta, splits, model.Evaluate(splits.Test, splits.Groups, batchSize), ComputePrecision.Fp32, model.Engine);
+            throw new ConfigException(
+                $"{checkpoint}: {model.ClassNames.Count} classes, {splits.Name} has {splits.NumClasses}");
+        return new CheckpointEvaluation(meta, splits, model.Evaluate(splits.Test, splits.Groups, batchSize),
+            ComputePrecision.Fp32, model.Engine);
     }
 
     public void Dispose() => runner.Dispose();

@@ -12,7 +12,8 @@ public sealed record Prediction(IReadOnlyList<ClassScore> Top)
     /// as torch.topk / argmax do.</summary>
     public static Prediction FromLogits(ReadOnlySpan<float> logits, IReadOnlyList<string> classNames, int topK)
     {
-        if (logits.Length != classNames.Count) throw new ArgumentException($"{logits.Length} logits for {classNames.Count} classes");
+        if (logits.Length != classNames.Count) throw new ArgumentException(
+            $"{logits.Length} logits for {classNames.Count} classes");
         double max = double.NegativeInfinity;
         foreach (var v in logits) max = Math.Max(max, v);
         var p = new double[logits.Length];

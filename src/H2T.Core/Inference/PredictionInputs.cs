@@ -16,11 +16,13 @@ public static class PredictionInputs
 {
     static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png"];
 
-    public static bool IsImage(string path) => ImageExtensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
+    public static bool IsImage(string path) =>
+        ImageExtensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>Checks every argument up front (a missing path or an empty folder fails before any work), then
     /// streams the inputs.</summary>
-    public static IEnumerable<PredictionInput> Resolve(IReadOnlyList<string> arguments, IReadOnlyList<string> classNames)
+    public static IEnumerable<PredictionInput> Resolve(IReadOnlyList<string> arguments,
+        IReadOnlyList<string> classNames)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         if (arguments.Count == 0) throw new ArgumentException("no input: pass image files, folders or list files");
@@ -28,7 +30,8 @@ public static class PredictionInputs
         {
             if (Directory.Exists(a))
             {
-                if (!Folder(a).Any()) throw new DataFormatException($"{a}: no .jpg/.jpeg/.png images in this folder or below");
+                if (!Folder(a).Any()) throw new DataFormatException(
+                    $"{a}: no .jpg/.jpeg/.png images in this folder or below");
             }
             else if (!File.Exists(a)) throw new FileNotFoundException($"{a}: no such file or folder", a);
         }
@@ -51,14 +54,17 @@ public static class PredictionInputs
     }
 
     static int? LabelOfFolder(string file, Dictionary<string, int> byName) =>
-        System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file))) is { } parent && byName.TryGetValue(parent, out int c) ? c : null;
+        System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file))) is { } parent &&
+            byName.TryGetValue(parent, out int c) ? c : null;
 
     static IEnumerable<string> Folder(string root)
     {
-        // Sorted per folder (ordinal), folders before deeper files: a stable order without listing the whole tree first.
+        // Sorted per folder (ordinal), folders before deeper files: a stable order without listing the whole tree
+        // first.
         var files = Directory.EnumerateFiles(root).Where(IsImage).Order(StringComparer.Ordinal);
         foreach (var f in files) yield return f;
-        foreach (var d in Directory.EnumerateDirectories(root).Where(d => !System.IO.Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal))
+        foreach (var d in Directory.EnumerateDirectories(root).Where(d =>
+            !System.IO.Path.GetFileName(d).StartsWith('.')).Order(StringComparer.Ordinal))
             foreach (var f in Folder(d)) yield return f;
     }
 
@@ -76,16 +82,20 @@ public static class PredictionInputs
             var path = line;
             int cut = line.LastIndexOfAny([' ', '\t']);
             // A whole number at the end is the label; otherwise the whole line is the path (it may hold spaces).
-            if (cut > 0 && int.TryParse(line.AsSpan(cut + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int l))
+            if (cut > 0 && int.TryParse(line.AsSpan(cut + 1), NumberStyles.None, CultureInfo.InvariantCulture,
+                out int l))
             {
                 if (l >= numClasses)
-                    throw new DataFormatException($"{listPath} line {lineNo}: label {l} is out of range: the model has classes 0..{numClasses - 1}");
+                    throw new DataFormatException(
+                        $"{listPath} line {lineNo}: label {l} is out of range: the model has classes " +
+                        $"0..{numClasses - 1}");
                 label = l;
                 path = line[..cut].TrimEnd();
             }
             entries++;
             yield return new(System.IO.Path.Combine(root, path), $"{path} ({name} line {lineNo})", label);
         }
-        if (entries == 0) throw new DataFormatException($"{listPath}: no entries: expected 'relative/path [label]' lines (or pass an image file or a folder)");
+        if (entries == 0) throw new DataFormatException(
+            $"{listPath}: no entries: expected 'relative/path [label]' lines (or pass an image file or a folder)");
     }
 }

@@ -22,13 +22,15 @@ public sealed record PredictionSummary(int Images, int Failed, int Labelled, int
 /// </summary>
 public static class PredictionJob
 {
-    public static PredictionSummary Run(ImageClassifier model, IEnumerable<PredictionInput> inputs, int batchSize, int topK,
+    public static PredictionSummary Run(ImageClassifier model, IEnumerable<PredictionInput> inputs, int batchSize,
+        int topK,
         Action<PredictionRow> sink, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(sink);
-        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be >= 1");
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize,
+            "batch size must be >= 1");
         var plan = model.Card.Preprocessing.Plan;
         int size = plan.Output.Size;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -80,7 +82,8 @@ public static class PredictionJob
     /// Image files decoded in parallel (one task per image) into one N x C x H x W buffer. A file that cannot be read
     /// or decoded leaves zeros and its exception in <c>Errors</c>; anything else (a bug) propagates.
     /// </summary>
-    internal static (byte[] Pixels, Exception?[] Errors) DecodeFiles(int count, Func<int, string> path, Func<int, string> what, DecodePlan plan)
+    internal static (byte[] Pixels, Exception?[] Errors) DecodeFiles(int count, Func<int, string> path, Func<int,
+        string> what, DecodePlan plan)
     {
         int size = plan.Output.Size;
         var pixels = new byte[count * size];

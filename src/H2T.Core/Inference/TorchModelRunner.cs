@@ -55,7 +55,8 @@ internal sealed class TorchModelRunner : IModelRunner
             ObjectDisposedException.ThrowIf(disposed, this);
             using var _ = no_grad();
             using var scope = NewDisposeScope();
-            var x = tensor(pixels, [count, p.Channels, p.Height, p.Width]).to_type(ScalarType.Float32).mul_(scale).sub_(shift);
+            var x = tensor(pixels, [count, p.Channels, p.Height,
+                p.Width]).to_type(ScalarType.Float32).mul_(scale).sub_(shift);
             var logits = models.Head.call((folded ?? models.Backbone).call(x));
             return logits.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
         }

@@ -7,12 +7,15 @@ using static TorchSharp.torch;
 namespace H2T.Interop;
 
 /// <summary>
-/// Where pretrained weights come from and what input they expect: a name (<see cref="PretrainedBackbone.Names"/>: the ImageNet ResNet-18
+/// Where pretrained weights come from and what input they expect: a name (<see cref="PretrainedBackbone.Names"/>: the
+/// ImageNet ResNet-18
 /// that arrives with the <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> NuGet package this library references), an
-/// ONNX model of a ResNet (with the H2T.Onnx package: <see cref="IOnnxWeights"/>), or a <c>torch.save</c> file (torchvision's state dicts, any
+/// ONNX model of a ResNet (with the H2T.Onnx package: <see cref="IOnnxWeights"/>), or a <c>torch.save</c> file
+/// (torchvision's state dicts, any
 /// layout <see cref="PyTorchWeights"/> reads).
 /// </summary>
-public sealed record PretrainedSource(string Given, string Path, string Kind, string? Architecture, Normalization? Norm, int[]? ChannelOrder, string Origin)
+public sealed record PretrainedSource(string Given, string Path, string Kind, string? Architecture, Normalization? Norm,
+    int[]? ChannelOrder, string Origin)
 {
     /// <summary>Whether the file's network takes its channels in another order than RGB (<see cref="ChannelOrder"/>:
     /// network channel j is RGB channel order[j]; CNTK's is BGR, [2, 1, 0]).</summary>
@@ -26,18 +29,23 @@ public sealed record PretrainedSource(string Given, string Path, string Kind, st
 /// </summary>
 public static class PretrainedBackbone
 {
-    /// <summary>The NuGet package that ships CNTK's ImageNet ResNet-18 (MIT), and its files inside the package.</summary>
+    /// <summary>The NuGet package that ships CNTK's ImageNet ResNet-18 (MIT), and its files inside the
+    /// package.</summary>
     public const string MlNetPackage = "microsoft.ml.dnnimagefeaturizer.resnet18", MlNetVersion = "0.24.0";
-    const string MlNetModel = "tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx", MlNetPreprocess = "tools/DnnImageModels/ResNetPrepOnnx/ResNetPreprocess.onnx";
+    const string MlNetModel = "tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx",
+        MlNetPreprocess = "tools/DnnImageModels/ResNetPrepOnnx/ResNetPreprocess.onnx";
     /// <summary>Where the build copies the package's two files, under the application folder.</summary>
     public const string BundledFolder = "pretrained/mlnet-resnet18";
 
     /// <summary>Pretrained networks by name.</summary>
     public static NameTable<string> Names { get; } = new("pretrained network",
-        [("mlnet:resnet18", "mlnet:resnet18"), ("cntk:resnet18", "mlnet:resnet18"), ("resnet18_cntk", "mlnet:resnet18")],
-        "mlnet:resnet18 (CNTK's ImageNet ResNet-18 from the Microsoft.ML.DnnImageFeaturizer.ResNet18 NuGet package), torchvision:ARCH[.VARIANT], hf-hub:OWNER/REPO, or the path of a .onnx, .safetensors or torch.save file");
+        [("mlnet:resnet18", "mlnet:resnet18"), ("cntk:resnet18", "mlnet:resnet18"), ("resnet18_cntk",
+            "mlnet:resnet18")],
+        "mlnet:resnet18 (CNTK's ImageNet ResNet-18 from the Microsoft.ML.DnnImageFeaturizer.ResNet18 NuGet package), " +
+            "torchvision:ARCH[.VARIANT], hf-hub:OWNER/REPO, or the path of a .onnx, .safetensors or torch.save file");
 
-    /// <summary>Resolves a name or a path (file checks, the preprocessing it needs) without loading the weights.</summary>
+    /// <summary>Resolves a name or a path (file checks, the preprocessing it needs) without loading the
+    /// weights.</summary>
     public static PretrainedSource Resolve(string given, IProgress<DownloadProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(given);
@@ -45,7 +53,8 @@ public static class PretrainedBackbone
         if (WeightDownloads.IsDownloadName(given))
         {
             var file = WeightDownloads.Fetch(given, progress);
-            var arch = given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase) ? WeightDownloads.TorchvisionEntry(given).Arch : null;
+            var arch = given.StartsWith("torchvision:",
+                StringComparison.OrdinalIgnoreCase) ? WeightDownloads.TorchvisionEntry(given).Arch : null;
             return SafeTensors.LooksLikeSafeTensors(file)
                 ? new PretrainedSource(given, file, "safetensors", arch, null, null, "Hugging Face hub safetensors")
                 : new PretrainedSource(given, file, "torch.save", arch, null, null, "torchvision weights");
@@ -53,15 +62,19 @@ public static class PretrainedBackbone
         if (!File.Exists(given))
             throw new ConfigException($"pretrained: {given}: file not found (expected {Names.Expected})");
         if (SafeTensors.LooksLikeSafeTensors(given))
-            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "safetensors", null, null, null, "safetensors file");
+            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "safetensors", null, null, null,
+                "safetensors file");
         if (!TorchSaveReader.LooksLikeTorchSave(given))
         {
             if (Onnx is { } onnx && onnx.LooksLikeOnnx(given)) return onnx.Resolve(given);
             if (Onnx is null && given.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
-                throw new ConfigException($"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
-            throw new ConfigException($"pretrained: {given}: neither ONNX, safetensors nor a torch.save file (expected {Names.Expected})");
+                throw new ConfigException(
+                    $"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
+            throw new ConfigException(
+                $"pretrained: {given}: neither ONNX, safetensors nor a torch.save file (expected {Names.Expected})");
         }
-        return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "torch.save", null, null, null, "torch.save file");
+        return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "torch.save", null, null, null,
+            "torch.save file");
     }
 
     /// <summary>
@@ -80,8 +93,11 @@ public static class PretrainedBackbone
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(backbone);
-        if (source.Architecture is { } arch && !string.Equals(arch, backbone.Architecture, StringComparison.OrdinalIgnoreCase))
-            throw new ConfigException($"pretrained: {source.Given} is a {arch}; the backbone is {backbone.Architecture}: pass --backbone {arch}");
+        if (source.Architecture is { } arch && !string.Equals(arch, backbone.Architecture,
+            StringComparison.OrdinalIgnoreCase))
+            throw new ConfigException(
+                $"pretrained: {source.Given} is a {arch}; the backbone is {backbone.Architecture}: pass --backbone " +
+                $"{arch}");
         return source.Kind switch
         {
             "onnx" => RequireOnnx(source.Given).Load(source, backbone, numClasses),
@@ -97,9 +113,13 @@ public static class PretrainedBackbone
         {
             // timm's ResNets name their layers as torchvision does; the classifier (fc.*) is not used.
             var (body, _) = PyTorchWeights.SplitClassifier(tensors);
-            var lines = new List<string> { $"pretrained: {source.Given} -> {source.Path} ({source.Origin}{(metadata.TryGetValue("format", out var f) ? $", format {f}" : "")})" };
+            var lines =
+                new List<string> {
+                $"pretrained: {source.Given} -> {source.Path} " +
+                $"({source.Origin}{(metadata.TryGetValue("format", out var f) ? $", format {f}" : "")})" };
             lines.AddRange(StateDictLoader.Load(source.Path, "pretrained backbone", body, backbone).Lines());
-            var fc = tensors.TryGetValue("fc.weight", out var w) ? $"the file's classifier is not used (its fc is [{string.Join(", ", w.shape)}]); " : "";
+            var fc = tensors.TryGetValue("fc.weight",
+                out var w) ? $"the file's classifier is not used (its fc is [{string.Join(", ", w.shape)}]); " : "";
             lines.Add($"pretrained: {fc}the classifier is initialised afresh for {numClasses} classes");
             return lines;
         }
@@ -110,7 +130,8 @@ public static class PretrainedBackbone
     }
 
     /// <summary>Loads from a name or path (<see cref="Resolve"/> first).</summary>
-    public static IReadOnlyList<string> Load(string nameOrPath, Backbone backbone, int numClasses) => Load(Resolve(nameOrPath), backbone, numClasses);
+    public static IReadOnlyList<string> Load(string nameOrPath, Backbone backbone,
+        int numClasses) => Load(Resolve(nameOrPath), backbone, numClasses);
 
     /// <summary>A download's progress as one line with a bar, for logs and terminals.</summary>
     public static string Describe(DownloadProgress p)
@@ -118,7 +139,8 @@ public static class PretrainedBackbone
         static string Mb(long b) => (b / 1048576.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
         if (p.Total is not { } total || total <= 0) return $"download {p.Url}: {Mb(p.Bytes)} MB";
         int filled = (int)Math.Round(20.0 * p.Bytes / total);
-        return $"download [{new string('#', filled)}{new string('.', 20 - filled)}] {100.0 * p.Bytes / total,3:0}% {Mb(p.Bytes)} / {Mb(total)} MB {p.Url}";
+        return $"download [{new string('#', filled)}{new string('.', 20 - filled)}] {100.0 * p.Bytes / total,3:0}% " +
+            $"{Mb(p.Bytes)} / {Mb(total)} MB {p.Url}";
     }
 
     static List<string> LoadTorch(string path, Backbone backbone, int numClasses)
@@ -126,9 +148,11 @@ public static class PretrainedBackbone
         using var weights = PyTorchWeights.Read(path);
         var lines = new List<string> { $"pretrained: {path} ({weights.Layout})" };
         lines.AddRange(StateDictLoader.Load(path, "pretrained backbone", weights.Backbone, backbone).Lines());
-        var fc = weights.Classifier.TryGetValue("fc.weight", out var w) ? $" (its fc is [{string.Join(", ", w.shape)}])" : "";
+        var fc = weights.Classifier.TryGetValue("fc.weight",
+            out var w) ? $" (its fc is [{string.Join(", ", w.shape)}])" : "";
         lines.Add(weights.Classifier.Count > 0
-            ? $"pretrained: the file's classifier is not used{fc}; the classifier is initialised afresh for {numClasses} classes"
+            ? $"pretrained: the file's classifier is not used{fc}; the classifier is initialised afresh for " +
+                $"{numClasses} classes"
             : $"pretrained: the classifier is initialised afresh for {numClasses} classes");
         lines.AddRange(weights.Notes.Select(n => "pretrained: " + n));
         return lines;
@@ -141,7 +165,8 @@ public static class PretrainedBackbone
         var prep = Locate(MlNetPreprocess);
         var (order, norm) = onnx.ReadCntkPreprocessing(prep);
         return new PretrainedSource(given, model, "onnx", "resnet18_cntk", norm, order,
-            $"NuGet {MlNetPackage} {MlNetVersion}, CNTK 2.6 ONNX; preprocessing from {System.IO.Path.GetFileName(prep)}");
+            $"NuGet {MlNetPackage} {MlNetVersion}, CNTK 2.6 ONNX; preprocessing from " +
+                $"{System.IO.Path.GetFileName(prep)}");
     }
 
     /// <summary>ONNX weights, when the application references H2T.Onnx.</summary>
@@ -151,20 +176,28 @@ public static class PretrainedBackbone
         new(() => OptionalPackage.Find<IOnnxWeights>(OptionalPackage.Onnx, "H2T.Onnx.OnnxWeights"));
 
     static IOnnxWeights RequireOnnx(string given) => Onnx
-        ?? throw new ConfigException($"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
+        ?? throw new ConfigException(
+            $"pretrained: {given}: {OptionalPackage.Missing(OptionalPackage.Onnx, "an ONNX model")}");
 
-    /// <summary>The package file copied next to the application at build time, else the restored package in the NuGet cache.</summary>
+    /// <summary>The package file copied next to the application at build time, else the restored package in the NuGet
+    /// cache.</summary>
     static string Locate(string inPackage)
     {
         var name = System.IO.Path.GetFileName(inPackage);
         var bundled = System.IO.Path.Combine(AppContext.BaseDirectory, BundledFolder, name);
         var root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } np ? np
-            : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+            : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget",
+                "packages");
         var cached = System.IO.Path.Combine(root, MlNetPackage, MlNetVersion, inPackage);
         return new[] { bundled, cached }.FirstOrDefault(File.Exists)
-            ?? throw new ConfigException($"pretrained mlnet:resnet18: {name} not found at {bundled} nor {cached}; it comes with the NuGet package " +
-                                         $"Microsoft.ML.DnnImageFeaturizer.ResNet18 {MlNetVersion}, which this repository's build restores and copies; a project of yours that uses H2T.Core from NuGet adds " +
-                                         $"<PackageDownload Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" Version=\"[{MlNetVersion}]\" /> to restore it");
+            ?? throw new ConfigException(
+                $"pretrained mlnet:resnet18: {name} not found at {bundled} nor {cached}; it comes with the NuGet " +
+                $"package " +
+                                         $"Microsoft.ML.DnnImageFeaturizer.ResNet18 {MlNetVersion}, which this " +
+                                             $"repository's build restores and copies; a project of yours that uses " +
+                                             $"H2T.Core from NuGet adds " +
+                                         $"<PackageDownload Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" " +
+                                             $"Version=\"[{MlNetVersion}]\" /> to restore it");
     }
 }
 

@@ -29,15 +29,18 @@ public static class SafeTensors
         using var s = File.OpenRead(path);
         long length = s.Length;
         Span<byte> prefix = stackalloc byte[8];
-        if (s.Read(prefix) < 8) throw new DataFormatException($"{path}: not a safetensors file (shorter than its 8-byte header length)");
+        if (s.Read(prefix) < 8) throw new DataFormatException(
+            $"{path}: not a safetensors file (shorter than its 8-byte header length)");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength < 2 || headerLength > (ulong)(length - 8))
-            throw new DataFormatException($"{path}: not a safetensors file (header length {headerLength} in a {length}-byte file)");
+            throw new DataFormatException(
+                $"{path}: not a safetensors file (header length {headerLength} in a {length}-byte file)");
         var header = new byte[headerLength];
         s.ReadExactly(header);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new DataFormatException($"{path}: safetensors header is not JSON ({e.Message})", e); }
+        catch (JsonException e) { throw new DataFormatException($"{path}: safetensors header is not JSON ({e.Message})",
+            e); }
         long dataStart = 8 + (long)headerLength;
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -55,14 +58,22 @@ public static class SafeTensors
                     var what = $"{path}: tensor '{entry.Name}'";
                     var dtype = entry.Value.GetProperty("dtype").GetString();
                     var shape = entry.Value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray();
-                    var offsets = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
-                    if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || dataStart + offsets[1] > length)
-                        throw new DataFormatException($"{what}: data_offsets [{string.Join(", ", offsets)}] outside the file's {length - dataStart} data bytes (truncated?)");
+                    var offsets = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(d =>
+                        d.GetInt64()).ToArray();
+                    if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || dataStart +
+                        offsets[1] > length)
+                        throw new DataFormatException(
+                            $"{what}: data_offsets [{string.Join(", ", offsets)}] outside the file's " +
+                            $"{length - dataStart} data bytes (truncated?)");
                     long count = shape.Aggregate(1L, (a, b) => a * b);
-                    int size = dtype switch { "F32" or "I32" => 4, "F16" or "BF16" or "I16" => 2, "F64" or "I64" => 8, "U8" or "I8" or "BOOL" => 1,
-                        _ => throw new DataFormatException($"{what}: dtype {dtype} is not read (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)") };
+                    int size = dtype switch { "F32" or "I32" => 4, "F16" or "BF16" or "I16" => 2, "F64" or "I64" => 8,
+                        "U8" or "I8" or "BOOL" => 1,
+                        _ => throw new DataFormatException(
+                            $"{what}: dtype {dtype} is not read (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)") };
                     if (offsets[1] - offsets[0] != count * size)
-                        throw new DataFormatException($"{what}: {offsets[1] - offsets[0]} bytes for shape [{string.Join(", ", shape)}] of {dtype}, expected {count * size}");
+                        throw new DataFormatException(
+                            $"{what}: {offsets[1] - offsets[0]} bytes for shape [{string.Join(", ", shape)}] of " +
+                            $"{dtype}, expected {count * size}");
                     var bytes = new byte[offsets[1] - offsets[0]];
                     s.Position = dataStart + offsets[0];
                     s.ReadExactly(bytes);
@@ -72,7 +83,9 @@ public static class SafeTensors
             catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
             {
                 foreach (var t in tensors.Values) t.Dispose();
-                throw new DataFormatException($"{path}: safetensors header entry is malformed ({e.Message}): expected dtype, shape and data_offsets", e);
+                throw new DataFormatException(
+                    $"{path}: safetensors header entry is malformed ({e.Message}): expected dtype, shape and " +
+                    $"data_offsets", e);
             }
             catch
             {
@@ -91,9 +104,12 @@ public static class SafeTensors
         switch (dtype)
         {
             case "F32": return tensor(MemoryMarshal.Cast<byte, float>(b).ToArray(), shape);
-            case "F64": return tensor(MemoryMarshal.Cast<byte, double>(b).ToArray().Select(v => (float)v).ToArray(), shape);
-            case "F16": return tensor(MemoryMarshal.Cast<byte, Half>(b).ToArray().Select(v => (float)v).ToArray(), shape);
-            case "BF16": return tensor(MemoryMarshal.Cast<byte, ushort>(b).ToArray().Select(v => BitConverter.Int32BitsToSingle(v << 16)).ToArray(), shape);
+            case "F64": return tensor(MemoryMarshal.Cast<byte, double>(b).ToArray().Select(v => (float)v).ToArray(),
+                shape);
+            case "F16": return tensor(MemoryMarshal.Cast<byte, Half>(b).ToArray().Select(v => (float)v).ToArray(),
+                shape);
+            case "BF16": return tensor(MemoryMarshal.Cast<byte,
+                ushort>(b).ToArray().Select(v => BitConverter.Int32BitsToSingle(v << 16)).ToArray(), shape);
             case "I64": return tensor(MemoryMarshal.Cast<byte, long>(b).ToArray(), shape);
             case "I32": return tensor(MemoryMarshal.Cast<byte, int>(b).ToArray(), shape);
             case "I16": return tensor(MemoryMarshal.Cast<byte, short>(b).ToArray(), shape);

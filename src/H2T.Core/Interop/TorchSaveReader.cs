@@ -21,10 +21,12 @@ namespace H2T.Interop;
 /// </summary>
 public static partial class TorchSaveReader
 {
-    static readonly BigInteger LegacyMagic = BigInteger.Parse("119547037146038801333356", System.Globalization.CultureInfo.InvariantCulture);
+    static readonly BigInteger LegacyMagic = BigInteger.Parse("119547037146038801333356",
+        System.Globalization.CultureInfo.InvariantCulture);
     const int LegacyProtocol = 1001;
 
-    /// <summary>The constructor table is process-wide in the pickle library, so reads take turns and set it each time.</summary>
+    /// <summary>The constructor table is process-wide in the pickle library, so reads take turns and set it each
+    /// time.</summary>
     static readonly Lock Gate = new();
 
     /// <summary>Whether the file starts as torch.save writes: a zip archive ('PK') or a pickle stream (0x80).</summary>
@@ -43,7 +45,9 @@ public static partial class TorchSaveReader
     {
         var root = ReadAny(path);
         if (root is ClassDict cd)
-            throw new ConfigException($"{path}: the file pickles a Python object of class '{cd.ClassName}' (for example a whole model, torch.save(model)); " +
+            throw new ConfigException(
+                $"{path}: the file pickles a Python object of class '{cd.ClassName}' (for example a whole model, " +
+                $"torch.save(model)); " +
                 "H2T.NET reads tensors, state dicts and plain containers: save model.state_dict() instead");
         return root;
     }
@@ -62,18 +66,22 @@ public static partial class TorchSaveReader
             {
                 if (IsTorchSaveStart(head[..n])) return head[0] == (byte)'P' ? ReadZip(path, fs) : ReadLegacy(path, fs);
             }
-            catch (Exception e) when (e is PickleException or InvalidCastException or InvalidDataException or EndOfStreamException
-                                          or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException
+            catch (Exception e) when (e is PickleException or InvalidCastException or InvalidDataException or
+                EndOfStreamException
+                                          or IOException or InvalidOperationException or ArgumentException or
+                                              IndexOutOfRangeException
                                           or ArithmeticException or FormatException or NullReferenceException)
             {
                 throw Explain(path, e);
             }
-            throw new ConfigException($"{path}: not a torch.save file: expected a zip archive ('PK') or a pickle (0x80) at offset 0, " +
+            throw new ConfigException(
+                $"{path}: not a torch.save file: expected a zip archive ('PK') or a pickle (0x80) at offset 0, " +
                 $"found {Convert.ToHexString(head[..n])}{(n == 0 ? " (empty file)" : "")}");
         }
     }
 
-    /// <summary>Every tensor in an object graph the reader returned (each once), so a caller can free what it does not keep.</summary>
+    /// <summary>Every tensor in an object graph the reader returned (each once), so a caller can free what it does not
+    /// keep.</summary>
     public static IEnumerable<Tensor> TensorsIn(object? node)
     {
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
@@ -96,7 +104,8 @@ public static partial class TorchSaveReader
 
     /// <summary>The root object as a dict (every checkpoint and state dict is one).</summary>
     public static Hashtable ReadDict(string path) => Read(path) as Hashtable
-        ?? throw new ConfigException($"{path}: the saved object is not a dict (torch.save of a state dict or a checkpoint dict was expected)");
+        ?? throw new ConfigException(
+            $"{path}: the saved object is not a dict (torch.save of a state dict or a checkpoint dict was expected)");
 
     static object ReadZip(string path, FileStream fs)
     {
@@ -108,11 +117,13 @@ public static partial class TorchSaveReader
         {
             using var r = new System.IO.StreamReader(order.Open());
             var value = r.ReadToEnd().Trim();
-            if (value != "little") throw new ConfigException($"{path}: tensors stored in '{value}' byte order; only little-endian files are read");
+            if (value != "little") throw new ConfigException(
+                $"{path}: tensors stored in '{value}' byte order; only little-endian files are read");
         }
         var storages = new Storages(key =>
         {
-            var entry = zip.GetEntry($"{prefix}data/{key}") ?? throw new ConfigException($"{path}: storage '{key}' is missing from the archive ({prefix}data/{key})");
+            var entry = zip.GetEntry($"{prefix}data/{key}") ??
+                throw new ConfigException($"{path}: storage '{key}' is missing from the archive ({prefix}data/{key})");
             using var s = entry.Open();
             var bytes = new byte[entry.Length];
             s.ReadExactly(bytes);
@@ -137,14 +148,16 @@ public static partial class TorchSaveReader
                 throw new ConfigException($"{path}: legacy torch.save protocol other than {LegacyProtocol}");
         using (var u = new Unpickler())
             if (u.load(fs) is Hashtable info && info["little_endian"] is false)
-                throw new ConfigException($"{path}: written on a big-endian machine; only little-endian files are read");
+                throw new ConfigException(
+                    $"{path}: written on a big-endian machine; only little-endian files are read");
         var pending = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var storages = new Storages(key => pending.TryGetValue(key, out var b) ? b
             : throw new ConfigException($"{path}: storage '{key}' is referenced but not stored"));
         object root;
         using (var u = new StorageUnpickler(storages, legacy: true)) root = u.load(fs);
         ArrayList keys;
-        using (var u = new Unpickler()) keys = u.load(fs) as ArrayList ?? throw new ConfigException($"{path}: legacy file without its storage key list");
+        using (var u = new Unpickler()) keys = u.load(fs) as ArrayList ??
+            throw new ConfigException($"{path}: legacy file without its storage key list");
         Span<byte> count = stackalloc byte[8];
         foreach (string key in keys)
         {
@@ -152,7 +165,9 @@ public static partial class TorchSaveReader
             long numel = BitConverter.ToInt64(count);
             long size = numel * storages.ElementSize(key);
             if (numel < 0 || size > fs.Length - fs.Position)
-                throw new ConfigException($"{path}: truncated: storage '{key}' needs {size} bytes at offset {fs.Position}, the file has {fs.Length - fs.Position} left");
+                throw new ConfigException(
+                    $"{path}: truncated: storage '{key}' needs {size} bytes at offset {fs.Position}, the file has " +
+                    $"{fs.Length - fs.Position} left");
             var bytes = new byte[size];
             fs.ReadExactly(bytes);
             pending[key] = bytes;
@@ -175,14 +190,17 @@ public static partial class TorchSaveReader
         {
             var name = m.Groups[1].Value;
             return new ConfigException(name is "copyreg._reconstructor" or "__builtin__.object"
-                ? $"{path}: the file pickles a Python object by class (for example a whole model, torch.save(model)); H2T.NET reads tensors, " +
+                ? $"{path}: the file pickles a Python object by class (for example a whole model, " +
+                    $"torch.save(model)); H2T.NET reads tensors, " +
                   "state dicts and plain containers: save model.state_dict() instead"
-                : $"{path}: the pickle holds a '{name}' object, which H2T.NET cannot rebuild (it reads tensors, numpy scalars and arrays, " +
+                : $"{path}: the pickle holds a '{name}' object, which H2T.NET cannot rebuild (it reads tensors, " +
+                    $"numpy scalars and arrays, " +
                   "paths and Python's builtin types); save the checkpoint without it");
         }
         if (e is EndOfStreamException or InvalidDataException)
             return new ConfigException($"{path}: truncated or corrupt torch.save file ({e.Message})");
-        return new ConfigException($"{path}: cannot read the torch.save file ({inner.GetType().Name}: {inner.Message})");
+        return new ConfigException(
+            $"{path}: cannot read the torch.save file ({inner.GetType().Name}: {inner.Message})");
     }
 
     /// <summary>Storages by key: their dtype (from the persistent id) and, once read, their bytes.</summary>
@@ -208,7 +226,8 @@ public static partial class TorchSaveReader
             types[key] = type;
             long offset = 0;
             // Legacy views (PyTorch < 0.4): (view_key, offset, size) into the root storage.
-            if (legacy && pid.Length > 5 && pid[5] is object[] view) offset = Convert.ToInt64(view[1], System.Globalization.CultureInfo.InvariantCulture);
+            if (legacy && pid.Length > 5 && pid[5] is object[] view) offset = Convert.ToInt64(view[1],
+                System.Globalization.CultureInfo.InvariantCulture);
             return new StorageRef(key, type, offset);
         }
 
@@ -228,13 +247,15 @@ public static partial class TorchSaveReader
             return t;
         }
 
-        /// <summary>Replaces every pending tensor in the object graph by a real one (storages are all read by now).</summary>
+        /// <summary>Replaces every pending tensor in the object graph by a real one (storages are all read by
+        /// now).</summary>
         public object Materialise(string path, object root)
         {
             try { return Walk(root); }
             catch (Exception e) when (e is ArgumentException or ExternalException or InvalidOperationException)
             {
-                throw new ConfigException($"{path}: a tensor does not fit its storage ({e.Message}): the file is corrupt");
+                throw new ConfigException(
+                    $"{path}: a tensor does not fit its storage ({e.Message}): the file is corrupt");
             }
         }
 
@@ -263,13 +284,16 @@ public static partial class TorchSaveReader
     sealed class StorageUnpickler(Storages storages, bool legacy) : Unpickler
     {
         protected override object persistentLoad(object pid) =>
-            storages.Reference(pid as object[] ?? throw new ConfigException($"unknown persistent id '{pid}' (a storage tuple was expected)"), legacy);
+            storages.Reference(pid as object[] ??
+                throw new ConfigException($"unknown persistent id '{pid}' (a storage tuple was expected)"), legacy);
     }
 
     internal sealed record StorageRef(string Key, ScalarType Type, long Offset);
 
-    /// <summary>A tensor whose storage may not have been read yet (legacy files store storages after the pickle).</summary>
-    internal sealed record PendingTensor(StorageRef Storage, long Offset, long[] Size, long[] Stride, bool RequiresGrad);
+    /// <summary>A tensor whose storage may not have been read yet (legacy files store storages after the
+    /// pickle).</summary>
+    internal sealed record PendingTensor(StorageRef Storage, long Offset, long[] Size, long[] Stride,
+        bool RequiresGrad);
 
     static ScalarType StorageType(string name) => name switch
     {
@@ -285,7 +309,9 @@ public static partial class TorchSaveReader
         "BoolStorage" => ScalarType.Bool,
         "ComplexFloatStorage" => ScalarType.ComplexFloat32,
         "ComplexDoubleStorage" => ScalarType.ComplexFloat64,
-        _ => throw new ConfigException($"storage type '{name}' is not one H2T.NET reads (float, double, half, bfloat16, integer, bool and complex storages)"),
+        _ => throw new ConfigException(
+            $"storage type '{name}' is not one H2T.NET reads (float, double, half, bfloat16, integer, bool and " +
+            $"complex storages)"),
     };
 
     static long ElementBytes(ScalarType t) => t switch
@@ -300,7 +326,8 @@ public static partial class TorchSaveReader
     static long[] Longs(object o) => o switch
     {
         object[] a => a.Select(v => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-        ArrayList l => l.Cast<object>().Select(v => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+        ArrayList l => l.Cast<object>().Select(v => Convert.ToInt64(v,
+            System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
         _ => throw new ConfigException($"expected a shape tuple, found {o?.GetType().Name ?? "None"}"),
     };
 
@@ -363,28 +390,34 @@ public static partial class TorchSaveReader
             public static IDictionary<string, IObjectConstructor> Constructors => objectConstructors;
         }
 
-        static string PathOf(object[] parts) => string.Join('/', parts.Select(p => p?.ToString())).Replace("//", "/", StringComparison.Ordinal);
+        static string PathOf(object[] parts) => string.Join('/', parts.Select(p => p?.ToString())).Replace("//", "/",
+            StringComparison.Ordinal);
 
         sealed class Make(Func<object[], object> make) : IObjectConstructor
         {
             public object construct(object[] args) => make(args);
         }
 
-        /// <summary>_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]).</summary>
+        /// <summary>_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[,
+        /// metadata]).</summary>
         sealed class RebuildTensor : IObjectConstructor
         {
             public object construct(object[] args) => new PendingTensor((StorageRef)args[0],
-                Convert.ToInt64(args[1], System.Globalization.CultureInfo.InvariantCulture), Longs(args[2]), Longs(args[3]),
+                Convert.ToInt64(args[1], System.Globalization.CultureInfo.InvariantCulture), Longs(args[2]),
+                    Longs(args[3]),
                 args.Length > 4 && args[4] is true);
         }
 
-        /// <summary>_rebuild_parameter(data, requires_grad, backward_hooks): the data is what a state dict holds.</summary>
+        /// <summary>_rebuild_parameter(data, requires_grad, backward_hooks): the data is what a state dict
+        /// holds.</summary>
         sealed class RebuildParameter : IObjectConstructor
         {
-            public object construct(object[] args) => args[0] is PendingTensor p ? p with { RequiresGrad = args.Length > 1 && args[1] is true } : args[0];
+            public object construct(object[] args) => args[0] is PendingTensor p ? p with { RequiresGrad =
+                args.Length > 1 && args[1] is true } : args[0];
         }
 
-        /// <summary>_rebuild_from_type_v2(func, type, args, state): a tensor with Python attributes; the attributes are dropped.</summary>
+        /// <summary>_rebuild_from_type_v2(func, type, args, state): a tensor with Python attributes; the attributes are
+        /// dropped.</summary>
         sealed class RebuildFromType : IObjectConstructor
         {
             public object construct(object[] args) => args[0] is IObjectConstructor f && args[2] is object[] inner
@@ -420,14 +453,16 @@ public sealed class NumpyDtype(string code)
         if (state.Length > 1 && state[1] is string s && s.Length == 1) ByteOrder = s[0];
     }
 
-    public int ItemSize => Code.Length > 1 && int.TryParse(Code.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
+    public int ItemSize => Code.Length > 1 && int.TryParse(Code.AsSpan(1),
+        System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
         : Code == "?" ? 1 : throw new ConfigException($"numpy dtype '{Code}' is not one H2T.NET reads");
 
     /// <summary>numpy.core.multiarray.scalar(dtype, bytes): a numpy scalar as double, long or bool.</summary>
     internal static object Scalar(object[] args)
     {
         var dtype = (NumpyDtype)args[0];
-        var raw = args[1] as byte[] ?? throw new ConfigException($"numpy scalar of dtype '{dtype.Code}' without its bytes");
+        var raw = args[1] as byte[] ??
+            throw new ConfigException($"numpy scalar of dtype '{dtype.Code}' without its bytes");
         return dtype.Decode(raw, 0);
     }
 
@@ -467,7 +502,8 @@ public sealed class NumpyArray
     public void __setstate__(object[] state)
 #pragma warning restore CA1707
     {
-        Shape = state[1] is object[] s ? s.Select(v => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [];
+        Shape = state[1] is object[] s ? s.Select(v => Convert.ToInt64(v,
+            System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [];
         Dtype = state[2] as NumpyDtype;
         fortran = state[3] is true;
         raw = state[4] as byte[] ?? throw new ConfigException("numpy object arrays (dtype=object) are not read");
@@ -483,5 +519,6 @@ public sealed class NumpyArray
         return Enumerable.Range(0, (int)Count).Select(i => d.Decode(raw, i)).ToArray();
     }
 
-    public double[] ToDoubles() => Values().Select(v => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+    public double[] ToDoubles() => Values().Select(v => Convert.ToDouble(v,
+        System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 }

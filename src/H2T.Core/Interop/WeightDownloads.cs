@@ -13,7 +13,8 @@ public readonly record struct DownloadProgress(string Url, long Bytes, long? Tot
 /// <summary>
 /// Pretrained weights by name, downloaded once into the caches their users already have:
 /// <list type="bullet">
-/// <item><c>torchvision:ARCH[.VARIANT]</c> (e.g. <c>torchvision:resnet50</c>, <c>torchvision:resnet50.IMAGENET1K_V1</c>):
+/// <item><c>torchvision:ARCH[.VARIANT]</c> (e.g. <c>torchvision:resnet50</c>,
+/// <c>torchvision:resnet50.IMAGENET1K_V1</c>):
 /// torchvision's weight files, into <c>$TORCH_HOME/hub/checkpoints</c> (default <c>~/.cache/torch</c>) under their own
 /// names, checked against the sha256 prefix in the name, as <c>torch.hub</c> does. A file a PyTorch user already has
 /// there is used without a download.</item>
@@ -53,15 +54,19 @@ public static partial class WeightDownloads
         [.. Torchvision.Select(t => $"torchvision:{t.Arch}.{t.Variant}")];
 
     public static bool IsDownloadName(string given) =>
-        given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase) || given.StartsWith("hf-hub:", StringComparison.OrdinalIgnoreCase);
+        given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase) || given.StartsWith("hf-hub:",
+            StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The local file for a download name: the cached one, or one downloaded now.</summary>
-    public static string Fetch(string given, IProgress<DownloadProgress>? progress = null, CancellationToken cancel = default)
+    public static string Fetch(string given, IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(given);
-        if (given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase)) return FetchTorchvision(given, progress, cancel);
+        if (given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase)) return FetchTorchvision(given,
+            progress, cancel);
         if (given.StartsWith("hf-hub:", StringComparison.OrdinalIgnoreCase)) return FetchHub(given, progress, cancel);
-        throw new ConfigException($"pretrained {given}: not a download name (torchvision:ARCH[.VARIANT] or hf-hub:OWNER/REPO)");
+        throw new ConfigException(
+            $"pretrained {given}: not a download name (torchvision:ARCH[.VARIANT] or hf-hub:OWNER/REPO)");
     }
 
     /// <summary>The torchvision file a name stands for, and the architecture it fits.</summary>
@@ -72,9 +77,12 @@ public static partial class WeightDownloads
         var arch = (dot < 0 ? spec : spec[..dot]).ToLowerInvariant();
         if (arch == "resnext50") arch = "resnext50_32x4d";
         var variant = dot < 0 ? null : spec[(dot + 1)..];
-        var match = Torchvision.FirstOrDefault(t => t.Arch == arch && (variant is null || string.Equals(t.Variant, variant, StringComparison.OrdinalIgnoreCase)));
+        var match = Torchvision.FirstOrDefault(t => t.Arch == arch && (variant is null || string.Equals(t.Variant,
+            variant, StringComparison.OrdinalIgnoreCase)));
         return match.File is not null ? match
-            : throw new ConfigException($"pretrained {given}: not one of torchvision's weights for our backbones: {string.Join(", ", TorchvisionNames)} (without a variant: torchvision's DEFAULT)");
+            : throw new ConfigException(
+                $"pretrained {given}: not one of torchvision's weights for our backbones: " +
+                $"{string.Join(", ", TorchvisionNames)} (without a variant: torchvision's DEFAULT)");
     }
 
     static string FetchTorchvision(string given, IProgress<DownloadProgress>? progress, CancellationToken cancel)
@@ -83,17 +91,24 @@ public static partial class WeightDownloads
         var dir = Path.Combine(TorchHome(), "hub", "checkpoints");
         var target = Path.Combine(dir, file);
         var prefix = HashPrefix().Match(file).Groups[1].Value;
-        if (prefix.Length < 8) throw new ConfigException($"pretrained {given}: {file} carries no sha256 prefix (8 or more hex digits) to check it against");
-        var baseUrl = (Environment.GetEnvironmentVariable("H2T_TORCHVISION_URL") is { Length: > 0 } b ? b : "https://download.pytorch.org/models").TrimEnd('/');
+        if (prefix.Length < 8) throw new ConfigException(
+            $"pretrained {given}: {file} carries no sha256 prefix (8 or more hex digits) to check it against");
+        var baseUrl = (Environment.GetEnvironmentVariable("H2T_TORCHVISION_URL") is { Length: > 0 } b ? b :
+            "https://download.pytorch.org/models").TrimEnd('/');
         var url = $"{baseUrl}/{file}";
         if (File.Exists(target))
         {
             var have = Sha256(target);
             if (!have.StartsWith(prefix, StringComparison.Ordinal))
-                throw new ConfigException($"pretrained {given}: the cached {target} has sha256 {have[..16]}..., not the {prefix}... its name promises; delete it to download it again from {url}");
+                throw new ConfigException(
+                    $"pretrained {given}: the cached {target} has sha256 {have[..16]}..., not the {prefix}... its " +
+                    $"name promises; delete it to download it again from {url}");
             return target;
         }
-        Download(url, target, expected: h => h.StartsWith(prefix, StringComparison.Ordinal) ? null : $"sha256 {h[..16]}... does not start with {prefix}, the prefix in torchvision's file name", progress, cancel);
+        Download(url, target, expected: h => h.StartsWith(prefix,
+            StringComparison.Ordinal) ? null :
+            $"sha256 {h[..16]}... does not start with {prefix}, the prefix in torchvision's file name", progress,
+            cancel);
         return target;
     }
 
@@ -101,7 +116,8 @@ public static partial class WeightDownloads
     {
         var repo = given["hf-hub:".Length..].Trim().Trim('/');
         if (repo.Split('/') is not [{ Length: > 0 }, { Length: > 0 }])
-            throw new ConfigException($"pretrained {given}: expected hf-hub:OWNER/REPO, e.g. hf-hub:timm/resnet50.a1_in1k");
+            throw new ConfigException(
+                $"pretrained {given}: expected hf-hub:OWNER/REPO, e.g. hf-hub:timm/resnet50.a1_in1k");
         const string file = "model.safetensors";
         var folder = Path.Combine(HubCache(), "models--" + repo.Replace("/", "--", StringComparison.Ordinal));
         var refFile = Path.Combine(folder, "refs", "main");
@@ -110,37 +126,50 @@ public static partial class WeightDownloads
             && Path.Combine(folder, "snapshots", commit, file) is var cached && Present(cached))
             return cached;
 
-        var endpoint = (Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } e ? e : "https://huggingface.co").TrimEnd('/');
+        var endpoint = (Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } e ? e :
+            "https://huggingface.co").TrimEnd('/');
         var url = $"{endpoint}/{repo}/resolve/main/{file}";
         // The hub answers the resolve URL with the commit and the file's sha256 (for LFS files) in its headers, then
         // redirects to the storage; read them without following the redirect, as huggingface_hub does.
         string? repoCommit, sha;
         using (var client = Client(followRedirects: false))
         {
-            using var head = Send(client, new HttpRequestMessage(HttpMethod.Head, url), url, Path.Combine(folder, "snapshots", "<commit>", file), cancel);
+            using var head = Send(client, new HttpRequestMessage(HttpMethod.Head, url), url, Path.Combine(folder,
+                "snapshots", "<commit>", file), cancel);
             repoCommit = Header(head, "X-Repo-Commit");
-            sha = (Header(head, "X-Linked-Etag") ?? head.Headers.ETag?.Tag)?.Trim('"').Replace("W/", "", StringComparison.Ordinal).Trim('"');
+            sha = (Header(head, "X-Linked-Etag") ?? head.Headers.ETag?.Tag)?.Trim('"').Replace("W/", "",
+                StringComparison.Ordinal).Trim('"');
             if ((int)head.StatusCode is not (200 or 301 or 302 or 303 or 307 or 308))
-                throw new ConfigException($"pretrained {given}: {url} answered HTTP {(int)head.StatusCode} {head.ReasonPhrase}");
+                throw new ConfigException(
+                    $"pretrained {given}: {url} answered HTTP {(int)head.StatusCode} {head.ReasonPhrase}");
         }
         if (repoCommit is not { Length: > 0 })
-            throw new ConfigException($"pretrained {given}: {url} did not say which commit it serves (no X-Repo-Commit header): not the Hugging Face hub's answer");
+            throw new ConfigException(
+                $"pretrained {given}: {url} did not say which commit it serves (no X-Repo-Commit header): not the " +
+                $"Hugging Face hub's answer");
         bool shaKnown = sha is { Length: 64 } && sha.All(Uri.IsHexDigit);
         var blob = Path.Combine(folder, "blobs", sha ?? "");
         var snapshot = Path.Combine(folder, "snapshots", repoCommit, file);
         if (!shaKnown)
-            throw new ConfigException($"pretrained {given}: {url} gave no sha256 for the file (no LFS ETag), so it cannot be verified; download it by hand into {Path.Combine(folder, "snapshots", repoCommit, file)} and write {repoCommit} into {refFile}");
+            throw new ConfigException(
+                $"pretrained {given}: {url} gave no sha256 for the file (no LFS ETag), so it cannot be verified; " +
+                $"download it by hand into {Path.Combine(folder, "snapshots", repoCommit, file)} and write " +
+                $"{repoCommit} into {refFile}");
         // The file of the commit just named, not of whatever main is by the time the body is asked for.
         url = $"{endpoint}/{repo}/resolve/{repoCommit}/{file}";
         if (!File.Exists(blob))
-            Download(url, blob, expected: h => string.Equals(h, sha, StringComparison.OrdinalIgnoreCase) ? null : $"sha256 {h} is not the hub's {sha}", progress, cancel, snapshot);
+            Download(url, blob, expected: h => string.Equals(h, sha,
+                StringComparison.OrdinalIgnoreCase) ? null : $"sha256 {h} is not the hub's {sha}", progress, cancel,
+                snapshot);
         Directory.CreateDirectory(Path.GetDirectoryName(snapshot)!);
         if (!Present(snapshot)) // also a link left broken by a deleted blob: made again
         {
             var temp = snapshot + $".{Environment.ProcessId}.tmp";
             if (File.Exists(temp) || new FileInfo(temp).LinkTarget is not null) File.Delete(temp);
             try { File.CreateSymbolicLink(temp, Path.GetRelativePath(Path.GetDirectoryName(snapshot)!, blob)); }
-            catch (Exception failed) when (failed is IOException or UnauthorizedAccessException) { File.Copy(blob, temp); } // no symlinks (Windows without the right): a copy, as huggingface_hub does
+            // no symlinks (Windows without the right): a copy, as huggingface_hub does
+            catch (Exception failed) when (failed is IOException or UnauthorizedAccessException) { File.Copy(blob,
+                temp); }
             File.Move(temp, snapshot, overwrite: true);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(refFile)!);
@@ -149,20 +178,25 @@ public static partial class WeightDownloads
     }
 
     static string? Header(HttpResponseMessage r, string name) =>
-        r.Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : r.Content.Headers.TryGetValues(name, out var c) ? c.FirstOrDefault() : null;
+        r.Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : r.Content.Headers.TryGetValues(name,
+            out var c) ? c.FirstOrDefault() : null;
 
     static HttpClient Client(bool followRedirects) =>
-        new(new SocketsHttpHandler { AllowAutoRedirect = followRedirects, MaxAutomaticRedirections = 5, ConnectTimeout = TimeSpan.FromSeconds(15) })
+        new(new SocketsHttpHandler { AllowAutoRedirect = followRedirects, MaxAutomaticRedirections = 5,
+            ConnectTimeout = TimeSpan.FromSeconds(15) })
         { Timeout = Timeout.InfiniteTimeSpan };
 
-    /// <summary>Sends, turning "no network" into one message: the URL, and where the file must be placed by hand.</summary>
-    static HttpResponseMessage Send(HttpClient client, HttpRequestMessage request, string url, string placeAt, CancellationToken cancel)
+    /// <summary>Sends, turning "no network" into one message: the URL, and where the file must be placed by
+    /// hand.</summary>
+    static HttpResponseMessage Send(HttpClient client, HttpRequestMessage request, string url, string placeAt,
+        CancellationToken cancel)
     {
         try
         {
             return client.Send(request, HttpCompletionOption.ResponseHeadersRead, cancel);
         }
-        catch (HttpRequestException e) when (e.InnerException is SocketException or IOException || e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
+        catch (HttpRequestException e) when (e.InnerException is SocketException or IOException ||
+            e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError)
         {
             throw Offline(url, placeAt, e.InnerException?.Message ?? e.Message);
         }
@@ -173,11 +207,13 @@ public static partial class WeightDownloads
     }
 
     static ConfigException Offline(string url, string placeAt, string why) =>
-        new($"pretrained: could not download {url} ({why}). On a machine without network access, fetch that file elsewhere and place it at {placeAt}");
+        new($"pretrained: could not download {url} ({why}). On a machine without network access, fetch that file " +
+            $"elsewhere and place it at {placeAt}");
 
     /// <summary>Downloads <paramref name="url"/> to <paramref name="target"/> through a temporary file beside it;
     /// <paramref name="expected"/> says what is wrong with the sha256 (hex), or null when it is right.</summary>
-    static void Download(string url, string target, Func<string, string?> expected, IProgress<DownloadProgress>? progress, CancellationToken cancel, string? placeAt = null)
+    static void Download(string url, string target, Func<string, string?> expected,
+        IProgress<DownloadProgress>? progress, CancellationToken cancel, string? placeAt = null)
     {
         placeAt ??= target;
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
@@ -187,7 +223,9 @@ public static partial class WeightDownloads
             using var client = Client(followRedirects: true);
             using var response = Send(client, new HttpRequestMessage(HttpMethod.Get, url), url, placeAt, cancel);
             if (!response.IsSuccessStatusCode)
-                throw new ConfigException($"pretrained: {url} answered HTTP {(int)response.StatusCode} {response.ReasonPhrase}; nothing was written" +
+                throw new ConfigException(
+                    $"pretrained: {url} answered HTTP {(int)response.StatusCode} {response.ReasonPhrase}; nothing " +
+                    $"was written" +
                     (response.StatusCode == HttpStatusCode.NotFound ? " (is the name right?)" : ""));
             long? total = response.Content.Headers.ContentLength;
             long bytes = 0;
@@ -217,16 +255,22 @@ public static partial class WeightDownloads
                 }
                 catch (Exception e) when (e is IOException or HttpRequestException)
                 {
-                    throw new ConfigException($"pretrained: the download of {url} broke off after {bytes} of {(total is { } t ? t.ToString(CultureInfo.InvariantCulture) : "?")} bytes ({e.Message}); nothing was written, run again to retry");
+                    throw new ConfigException(
+                        $"pretrained: the download of {url} broke off after {bytes} of " +
+                        $"{(total is { } t ? t.ToString(CultureInfo.InvariantCulture) : "?")} bytes ({e.Message}); " +
+                        $"nothing was written, run again to retry");
                 }
                 file.Flush(flushToDisk: true);
             }
             if (total is { } whole && bytes != whole)
-                throw new ConfigException($"pretrained: the download of {url} ended after {bytes} of {whole} bytes (truncated); nothing was written, run again to retry");
+                throw new ConfigException(
+                    $"pretrained: the download of {url} ended after {bytes} of {whole} bytes (truncated); nothing " +
+                    $"was written, run again to retry");
             progress?.Report(new DownloadProgress(url, bytes, total ?? bytes));
             var hash = Convert.ToHexStringLower(sha.GetHashAndReset());
             if (expected(hash) is { } wrong)
-                throw new ConfigException($"pretrained: {url}: {wrong}; the file is corrupt or not the one asked for, and was not kept");
+                throw new ConfigException(
+                    $"pretrained: {url}: {wrong}; the file is corrupt or not the one asked for, and was not kept");
             File.Move(temp, target, overwrite: true);
         }
         finally
@@ -239,7 +283,8 @@ public static partial class WeightDownloads
     static bool Present(string path)
     {
         var info = new FileInfo(path);
-        return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
+        return info.LinkTarget is null ? info.Exists :
+            info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
     }
 
     static int ReadWithin(Stream body, byte[] buffer, TimeSpan idle, CancellationToken cancel)
@@ -272,12 +317,15 @@ public static partial class WeightDownloads
 
     static string Home => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
-    static string XdgCache => Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x : Path.Combine(Home, ".cache");
+    static string XdgCache => Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x :
+        Path.Combine(Home, ".cache");
 
     /// <summary>torch.hub's root: $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch.</summary>
-    public static string TorchHome() => Environment.GetEnvironmentVariable("TORCH_HOME") is { Length: > 0 } t ? t : Path.Combine(XdgCache, "torch");
+    public static string TorchHome() => Environment.GetEnvironmentVariable("TORCH_HOME") is { Length: > 0 } t ? t :
+        Path.Combine(XdgCache, "torch");
 
-    /// <summary>huggingface_hub's cache: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub.</summary>
+    /// <summary>huggingface_hub's cache: $HF_HUB_CACHE, else $HF_HOME/hub, else
+    /// $XDG_CACHE_HOME/huggingface/hub.</summary>
     public static string HubCache() =>
         Environment.GetEnvironmentVariable("HF_HUB_CACHE") is { Length: > 0 } c ? c
         : Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } h ? Path.Combine(h, "hub")

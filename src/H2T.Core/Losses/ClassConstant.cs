@@ -16,7 +16,8 @@ internal sealed class ClassConstant : IDisposable
 
     public IReadOnlyList<double> Values => values;
 
-    /// <summary>The vector on <paramref name="like"/>'s device and dtype (shape (C)). Owned by this object: do not dispose.</summary>
+    /// <summary>The vector on <paramref name="like"/>'s device and dtype (shape (C)). Owned by this object: do not
+    /// dispose.</summary>
     public Tensor On(Tensor like)
     {
         ObjectDisposedException.ThrowIf(disposed, this);

@@ -78,7 +78,8 @@ public abstract class ClassCountLoss : ClassificationLoss
     protected static Tensor TargetLogProb(Tensor logProbs, Tensor targets) =>
         logProbs.gather(1, targets.unsqueeze(1)).squeeze(1);
 
-    /// <summary>(1 - p_y)^gamma * (-log p_y) per sample from log-probabilities (N, C): the focal term of Lin et al.</summary>
+    /// <summary>(1 - p_y)^gamma * (-log p_y) per sample from log-probabilities (N, C): the focal term of Lin et
+    /// al.</summary>
     protected static Tensor FocalTerm(Tensor logProbs, Tensor targets, double gamma)
     {
         var logPy = TargetLogProb(logProbs, targets);

@@ -62,6 +62,7 @@ internal static class LossChecks
         for (int c = 0; c < classCounts.Count; c++)
             if (classCounts[c] <= 0)
                 throw new ArgumentException(
-                    $"every class needs at least one training sample; class {c} has {classCounts[c]}", nameof(classCounts));
+                    $"every class needs at least one training sample; class {c} has {classCounts[c]}",
+                        nameof(classCounts));
     }
 }

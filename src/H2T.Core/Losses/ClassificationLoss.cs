@@ -42,7 +42,8 @@ public abstract class ClassificationLoss : IDisposable
     }
 
     /// <summary>The mixed-batch form of <see cref="Forward(ClassifierHead, Tensor, Tensor)"/>.</summary>
-    public virtual Tensor ForwardMixed(ClassifierHead head, Tensor features, Tensor targetsA, Tensor targetsB, double lam)
+    public virtual Tensor ForwardMixed(ClassifierHead head, Tensor features, Tensor targetsA, Tensor targetsB,
+        double lam)
     {
         ArgumentNullException.ThrowIfNull(head);
         return ForwardMixed(head.call(features), targetsA, targetsB, lam);
@@ -56,7 +57,9 @@ public abstract class ClassificationLoss : IDisposable
     {
         ArgumentNullException.ThrowIfNull(head);
         if (WantsNormalizedClassifier && head is MultiExpertHead)
-            throw new ArgumentException($"the {Name} loss scales cosine logits itself; the '{head.Kind}' classifier's logits are not those (use ce, bsce, las ... or the {head.Kind} loss)");
+            throw new ArgumentException(
+                $"the {Name} loss scales cosine logits itself; the '{head.Kind}' classifier's logits are not those " +
+                $"(use ce, bsce, las ... or the {head.Kind} loss)");
     }
 
     /// <summary>Called by the trainer at the start of every epoch (0-based), also after a resume.</summary>
@@ -85,15 +88,18 @@ public abstract class ClassificationLoss : IDisposable
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(targets);
         if (logits.ndim != 2)
-            throw new ArgumentException($"logits must be (N, C), got shape [{string.Join(", ", logits.shape)}]", nameof(logits));
+            throw new ArgumentException($"logits must be (N, C), got shape [{string.Join(", ", logits.shape)}]",
+                nameof(logits));
         if (!logits.is_floating_point())
             throw new ArgumentException($"logits must be floating point, got {logits.dtype}", nameof(logits));
         if (numClasses >= 0 && logits.shape[1] != numClasses)
-            throw new ArgumentException($"logits have {logits.shape[1]} classes but the loss was built for {numClasses}", nameof(logits));
+            throw new ArgumentException(
+                $"logits have {logits.shape[1]} classes but the loss was built for {numClasses}", nameof(logits));
         if (targets.dtype != ScalarType.Int64)
             throw new ArgumentException($"targets must be int64 class indices, got {targets.dtype}", nameof(targets));
         if (targets.ndim != 1 || targets.shape[0] != logits.shape[0])
             throw new ArgumentException(
-                $"targets must be (N) with N = {logits.shape[0]}, got shape [{string.Join(", ", targets.shape)}]", nameof(targets));
+                $"targets must be (N) with N = {logits.shape[0]}, got shape [{string.Join(", ", targets.shape)}]",
+                    nameof(targets));
     }
 }

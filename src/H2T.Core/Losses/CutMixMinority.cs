@@ -14,7 +14,9 @@ public static class CutMixMinority
         ArgumentNullException.ThrowIfNull(minority);
         ArgumentNullException.ThrowIfNull(rng);
         if (!majority.shape.SequenceEqual(minority.shape))
-            throw new ArgumentException($"batches differ in shape: [{string.Join(", ", majority.shape)}] and [{string.Join(", ", minority.shape)}]");
+            throw new ArgumentException(
+                $"batches differ in shape: [{string.Join(", ", majority.shape)}] and " +
+                $"[{string.Join(", ", minority.shape)}]");
         long h = majority.shape[2], w = majority.shape[3];
         var lam = Mixup.SampleBeta(beta, rng);
         var (y0, y1, x0, x1) = Box(h, w, lam, rng);
@@ -33,6 +35,7 @@ public static class CutMixMinority
         var cut = Math.Sqrt(1.0 - lam);
         long ch = (long)(h * cut), cw = (long)(w * cut);
         long cy = rng.NextInt64(h), cx = rng.NextInt64(w);
-        return (Math.Clamp(cy - ch / 2, 0, h), Math.Clamp(cy + ch / 2, 0, h), Math.Clamp(cx - cw / 2, 0, w), Math.Clamp(cx + cw / 2, 0, w));
+        return (Math.Clamp(cy - ch / 2, 0, h), Math.Clamp(cy + ch / 2, 0, h), Math.Clamp(cx - cw / 2, 0, w),
+            Math.Clamp(cx + cw / 2, 0, w));
     }
 }

@@ -74,7 +74,8 @@ public sealed class GclLoss : ClassCountLoss
         return LossOn(clouded, targets).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Mixed batch: one noise draw shared by both terms, so the two targets see the same clouded logits.</summary>
+    /// <summary>Mixed batch: one noise draw shared by both terms, so the two targets see the same clouded
+    /// logits.</summary>
     public override Tensor ForwardMixed(Tensor logits, Tensor targetsA, Tensor targetsB, double lam)
     {
         if (double.IsNaN(lam) || lam < 0 || lam > 1)

@@ -66,7 +66,8 @@ public sealed class LabelAwareSmoothingLoss : ClassCountLoss
             {
                 SmoothingShape.Concave => smoothTail + (smoothHead - smoothTail) * Math.Sin(Math.PI / 2 * x),
                 SmoothingShape.Linear => smoothTail + (smoothHead - smoothTail) * x,
-                SmoothingShape.Convex => smoothHead + (smoothHead - smoothTail) * Math.Sin(1.5 * Math.PI + Math.PI / 2 * x),
+                SmoothingShape.Convex => smoothHead + (smoothHead - smoothTail) * Math.Sin(1.5 * Math.PI +
+                    Math.PI / 2 * x),
                 SmoothingShape.Exp => smoothTail + (smoothHead - smoothTail) * Math.Pow(x, power),
                 _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, "unknown smoothing shape"),
             };
@@ -81,7 +82,8 @@ public sealed class LabelAwareSmoothingLoss : ClassCountLoss
         "linear" => SmoothingShape.Linear,
         "convex" => SmoothingShape.Convex,
         "exp" => SmoothingShape.Exp,
-        _ => throw new ArgumentException($"unknown smoothing shape '{shape}'; valid: concave, linear, convex, exp", nameof(shape)),
+        _ => throw new ArgumentException($"unknown smoothing shape '{shape}'; valid: concave, linear, convex, exp",
+            nameof(shape)),
     };
 
     static void CheckFactor(double value, string name)

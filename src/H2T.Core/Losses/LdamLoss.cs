@@ -11,7 +11,8 @@ public sealed class LdamLoss : ClassCountLoss
 {
     readonly ClassConstant margins;
 
-    public LdamLoss(IReadOnlyList<int> classCounts, double maxMargin = 0.5, double scale = 30, ClassWeighting? weighting = null)
+    public LdamLoss(IReadOnlyList<int> classCounts, double maxMargin = 0.5, double scale = 30,
+        ClassWeighting? weighting = null)
         : base(classCounts, weighting)
     {
         if (double.IsNaN(maxMargin) || maxMargin < 0)

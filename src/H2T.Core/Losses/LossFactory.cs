@@ -7,8 +7,10 @@ public static class LossFactory
 {
     delegate ClassificationLoss Builder(LossConfig config, IReadOnlyList<int> counts, ClassWeighting weighting);
 
-    /// <summary>A loss: its name, how it is built, and (for a loss that declares them) its own options and their check.</summary>
-    sealed record Row(string Name, Builder Build, IReadOnlyList<MethodOption>? Options = null, Action<IReadOnlyDictionary<string, string>?>? Check = null);
+    /// <summary>A loss: its name, how it is built, and (for a loss that declares them) its own options and their
+    /// check.</summary>
+    sealed record Row(string Name, Builder Build, IReadOnlyList<MethodOption>? Options = null,
+        Action<IReadOnlyDictionary<string, string>?>? Check = null);
 
     static readonly Row[] Table =
     [
@@ -22,12 +24,14 @@ public static class LossFactory
         new("las", (c, n, w) => new LabelAwareSmoothingLoss(n, c.SmoothHead, c.SmoothTail,
             LabelAwareSmoothingLoss.ParseShape(c.SmoothShape), c.SmoothPower, w)),
         new("gcl", (c, n, w) => new GclLoss(n, c.GclNoiseMul, c.GclScale, c.GclMaxMargin, c.GclFocalGamma, w)),
-        new("ride", (c, n, w) => new RideLoss(n, c.LdamMaxMargin, c.LdamScale, c.RideDiversityFactor, c.RideDiversityTemperature, c.RideReweightFactor, w)),
+        new("ride", (c, n, w) => new RideLoss(n, c.LdamMaxMargin, c.LdamScale, c.RideDiversityFactor,
+            c.RideDiversityTemperature, c.RideReweightFactor, w)),
         new("reslt", (c, n, w) =>
         {
             if (!w.IsNone) throw new ArgumentException("the ResLT loss takes no class re-weighting (no drw, no cb-)");
             var (m, t) = ResLtLoss.DefaultStarts(n.Count);
-            return new ResLtLoss(n, c.ResLtBeta, c.ResLtMediumStart < 0 ? m : c.ResLtMediumStart, c.ResLtTailStart < 0 ? t : c.ResLtTailStart);
+            return new ResLtLoss(n, c.ResLtBeta, c.ResLtMediumStart < 0 ? m : c.ResLtMediumStart,
+                c.ResLtTailStart < 0 ? t : c.ResLtTailStart);
         }),
         new("vs", (c, n, w) => VsLoss.From(c.Options, n, w), VsLoss.Options, o => VsLoss.Read(o)),
     ];
@@ -79,7 +83,8 @@ public static class LossFactory
     }
 
     /// <summary>Every option key a loss declares (the binder accepts them as config keys and overrides).</summary>
-    public static IReadOnlyList<string> OptionKeys { get; } = [.. Table.SelectMany(t => t.Options ?? []).Select(o => o.Key)];
+    public static IReadOnlyList<string> OptionKeys { get; } = [.. Table.SelectMany(t => t.Options ?? []).Select(o =>
+        o.Key)];
 
     /// <summary>A config's loss options: each must be one the chosen loss declares, and its value right.</summary>
     public static void CheckOptions(LossConfig config)
@@ -93,19 +98,23 @@ public static class LossFactory
 
     /// <summary>A line per loss with options, for <c>h2t info</c>.</summary>
     public static IEnumerable<string> DescribeOptions() =>
-        Table.Where(t => t.Options is { Count: > 0 }).Select(t => $"loss {t.Name}: {string.Join(", ", t.Options!.Select(o => $"{o.Key}: {o.Meaning}"))}");
+        Table.Where(t => t.Options is { Count: > 0 }).Select(t =>
+            $"loss {t.Name}: {string.Join(", ", t.Options!.Select(o => $"{o.Key}: {o.Meaning}"))}");
 
-    /// <summary>Builds the loss named by <c>config.Type</c>; unknown types throw an ArgumentException listing the valid names.</summary>
+    /// <summary>Builds the loss named by <c>config.Type</c>; unknown types throw an ArgumentException listing the valid
+    /// names.</summary>
     public static ClassificationLoss Create(LossConfig config, IReadOnlyList<int> classCounts)
     {
         ArgumentNullException.ThrowIfNull(config);
         LossChecks.Counts(classCounts);
         var name = Resolve(config.Type)
             ?? throw new ArgumentException(
-                $"unknown loss type '{config.Type}'; valid: {string.Join(", ", CanonicalNames)} (aliases: {string.Join(", ", AliasTable.Keys)})",
+                $"unknown loss type '{config.Type}'; valid: {string.Join(", ", CanonicalNames)} (aliases: " +
+                    $"{string.Join(", ", AliasTable.Keys)})",
                 nameof(config));
         if (config.DrwStartEpoch < -1)
-            throw new ArgumentOutOfRangeException(nameof(config), config.DrwStartEpoch, "DrwStartEpoch must be -1 (off) or >= 0");
+            throw new ArgumentOutOfRangeException(nameof(config), config.DrwStartEpoch,
+                "DrwStartEpoch must be -1 (off) or >= 0");
         var weighting = config.DrwStartEpoch >= 0
             ? ClassWeighting.ClassBalanced(classCounts, config.CbBeta, config.DrwStartEpoch)
             : name.StartsWith("cb-", StringComparison.Ordinal)

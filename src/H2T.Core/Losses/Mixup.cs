@@ -24,7 +24,8 @@ public static class Mixup
             throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "alpha must be a number");
         if (images.ndim < 1 || targets.ndim < 1 || images.shape[0] != targets.shape[0])
             throw new ArgumentException(
-                $"images and targets must share the batch dimension, got [{string.Join(", ", images.shape)}] and [{string.Join(", ", targets.shape)}]");
+                $"images and targets must share the batch dimension, got [{string.Join(", ", images.shape)}] and " +
+                    $"[{string.Join(", ", targets.shape)}]");
         if (!images.is_floating_point())
             throw new ArgumentException($"images must be floating point, got {images.dtype}", nameof(images));
         var lam = alpha > 0 ? SampleBeta(alpha, rng) : 1.0;
@@ -32,7 +33,8 @@ public static class Mixup
         var perm = randperm(images.shape[0], generator: generator).to(images.device);
         var mixed = images * lam + images.index_select(0, perm) * (1 - lam);
         var targetsB = targets.index_select(0, perm.to(targets.device));
-        return (mixed.MoveToOuterDisposeScope(), targets.alias().MoveToOuterDisposeScope(), targetsB.MoveToOuterDisposeScope(), lam);
+        return (mixed.MoveToOuterDisposeScope(), targets.alias().MoveToOuterDisposeScope(),
+            targetsB.MoveToOuterDisposeScope(), lam);
     }
 
     /// <summary>

@@ -7,7 +7,8 @@ namespace H2T.Losses;
 /// A loss over the expert logits (N x E x K) of a <see cref="MultiExpertHead"/>. Given only the combined logits
 /// (validation, or a single-branch head) it is plain cross-entropy on them, as RIDE's loss without its extra input.
 /// </summary>
-public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeighting? weighting) : ClassCountLoss(classCounts, weighting)
+public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts,
+    ClassWeighting? weighting) : ClassCountLoss(classCounts, weighting)
 {
     /// <summary>The loss of the expert logits N x E x K.</summary>
     public abstract Tensor ForwardExperts(Tensor expertLogits, Tensor targets);
@@ -29,7 +30,8 @@ public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeigh
         return ForwardExperts(((MultiExpertHead)head).ExpertLogits(features), targets).MoveToOuterDisposeScope();
     }
 
-    public override Tensor ForwardMixed(ClassifierHead head, Tensor features, Tensor targetsA, Tensor targetsB, double lam)
+    public override Tensor ForwardMixed(ClassifierHead head, Tensor features, Tensor targetsA, Tensor targetsB,
+        double lam)
     {
         CheckHead(head);
         if (double.IsNaN(lam) || lam < 0 || lam > 1)
@@ -43,20 +45,25 @@ public abstract class MultiExpertLoss(IReadOnlyList<int> classCounts, ClassWeigh
     {
         ArgumentNullException.ThrowIfNull(head);
         if (head is not MultiExpertHead || head.Kind != HeadKind)
-            throw new ArgumentException($"the {BaseName} loss trains the '{HeadKind}' classifier; this one is '{head.Kind}' (use a {HeadKind}_* backbone, e.g. {HeadKind}_resnet32)");
+            throw new ArgumentException(
+                $"the {BaseName} loss trains the '{HeadKind}' classifier; this one is '{head.Kind}' (use a " +
+                $"{HeadKind}_* backbone, e.g. {HeadKind}_resnet32)");
     }
 
     protected void CheckExpertInputs(Tensor expertLogits, Tensor targets)
     {
         if (expertLogits.dim() != 3)
-            throw new ArgumentException($"expert logits must be N x E x K, got [{string.Join(", ", expertLogits.shape)}]", nameof(expertLogits));
+            throw new ArgumentException(
+                $"expert logits must be N x E x K, got [{string.Join(", ", expertLogits.shape)}]",
+                nameof(expertLogits));
         using var first = expertLogits.select(1, 0);
         CheckInputs(first, targets);
     }
 }
 
 /// <summary>
-/// RIDE's loss (Wang et al., ICLR 2021), per expert e with logits z_e (already scaled by s, see <see cref="RideHead"/>):
+/// RIDE's loss (Wang et al., ICLR 2021), per expert e with logits z_e (already scaled by s, see <see
+/// cref="RideHead"/>):
 /// LDAM cross-entropy CE(z_e - s * m_y * onehot(y)) with margins m_c proportional to n_c^(-1/4) (largest
 /// <c>maxMargin</c>) and, from the DRW epoch on, class-balanced weights; plus the diversity term
 /// lambda * T^2 * KL(softmax(mean_e z / T) || softmax(z_e / T)) (batch mean), lambda = <c>diversityFactor</c>
@@ -68,14 +75,20 @@ public sealed class RideLoss : MultiExpertLoss
 {
     readonly ClassConstant margins, temperatures;
 
-    public RideLoss(IReadOnlyList<int> classCounts, double maxMargin = 0.5, double scale = 30, double diversityFactor = -0.2,
-        double diversityTemperature = 1.0, double reweightFactor = 0.05, ClassWeighting? weighting = null) : base(classCounts, weighting)
+    public RideLoss(IReadOnlyList<int> classCounts, double maxMargin = 0.5, double scale = 30,
+        double diversityFactor = -0.2,
+        double diversityTemperature = 1.0, double reweightFactor = 0.05,
+            ClassWeighting? weighting = null) : base(classCounts, weighting)
     {
-        if (double.IsNaN(maxMargin) || maxMargin < 0) throw new ArgumentOutOfRangeException(nameof(maxMargin), maxMargin, "the RIDE margin must be >= 0");
-        if (double.IsNaN(scale) || scale <= 0) throw new ArgumentOutOfRangeException(nameof(scale), scale, "the RIDE scale must be > 0");
+        if (double.IsNaN(maxMargin) || maxMargin < 0) throw new ArgumentOutOfRangeException(nameof(maxMargin),
+            maxMargin, "the RIDE margin must be >= 0");
+        if (double.IsNaN(scale) || scale <= 0) throw new ArgumentOutOfRangeException(nameof(scale), scale,
+            "the RIDE scale must be > 0");
         if (double.IsNaN(diversityTemperature) || diversityTemperature <= 0)
-            throw new ArgumentOutOfRangeException(nameof(diversityTemperature), diversityTemperature, "the diversity temperature must be > 0");
-        if (double.IsNaN(diversityFactor)) throw new ArgumentOutOfRangeException(nameof(diversityFactor), diversityFactor, "the diversity factor must be a number");
+            throw new ArgumentOutOfRangeException(nameof(diversityTemperature), diversityTemperature,
+                "the diversity temperature must be > 0");
+        if (double.IsNaN(diversityFactor)) throw new ArgumentOutOfRangeException(nameof(diversityFactor),
+            diversityFactor, "the diversity factor must be a number");
         MaxMargin = maxMargin;
         Scale = scale;
         DiversityFactor = diversityFactor;
@@ -86,7 +99,8 @@ public sealed class RideLoss : MultiExpertLoss
         double total = ClassCounts.Sum();
         int c = ClassCounts.Count;
         var w = ClassCounts.Select(n => c * (n / total) * reweightFactor + 1 - reweightFactor).ToArray();
-        if (w.Any(v => v <= 0)) throw new ArgumentOutOfRangeException(nameof(reweightFactor), reweightFactor, "the reweight factor is too large: a class temperature is not positive");
+        if (w.Any(v => v <= 0)) throw new ArgumentOutOfRangeException(nameof(reweightFactor), reweightFactor,
+            "the reweight factor is too large: a class temperature is not positive");
         var wmax = w.Max();
         temperatures = Own(w.Select(v => diversityTemperature * v / wmax).ToArray());
     }
@@ -114,8 +128,10 @@ public sealed class RideLoss : MultiExpertLoss
         var oneHot = nn.functional.one_hot(targets, NumClasses).to(expertLogits.dtype);
         var shift = oneHot * margins.On(expertLogits).unsqueeze(0) * Scale;
         bool reweighted = CurrentWeights is not null;
-        Tensor temperature = reweighted ? temperatures.On(expertLogits).unsqueeze(0) : tensor(DiversityTemperature, expertLogits.dtype, expertLogits.device);
-        double tSquared = reweighted ? ClassTemperatures.Average() * ClassTemperatures.Average() : DiversityTemperature * DiversityTemperature;
+        Tensor temperature = reweighted ? temperatures.On(expertLogits).unsqueeze(0) : tensor(DiversityTemperature,
+            expertLogits.dtype, expertLogits.device);
+        double tSquared = reweighted ? ClassTemperatures.Average() * ClassTemperatures.Average() :
+            DiversityTemperature * DiversityTemperature;
         Tensor target;
         using (no_grad()) target = (mean / temperature).softmax(1);
         var logTarget = target.clamp_min(1e-30).log();
@@ -148,12 +164,16 @@ public sealed class ResLtLoss : MultiExpertLoss
 {
     readonly ClassConstant mediumMask, tailMask;
 
-    public ResLtLoss(IReadOnlyList<int> classCounts, double beta, int mediumStart, int tailStart) : base(classCounts, null)
+    public ResLtLoss(IReadOnlyList<int> classCounts, double beta, int mediumStart, int tailStart) : base(classCounts,
+        null)
     {
-        if (double.IsNaN(beta) || beta < 0 || beta > 1) throw new ArgumentException($"ResLT's beta must lie in [0, 1], got {beta}");
+        if (double.IsNaN(beta) || beta < 0 ||
+            beta > 1) throw new ArgumentException($"ResLT's beta must lie in [0, 1], got {beta}");
         int c = ClassCounts.Count;
         if (mediumStart < 0 || mediumStart > tailStart || tailStart > c)
-            throw new ArgumentException($"ResLT's class ranks need 0 <= medium start ({mediumStart}) <= tail start ({tailStart}) <= {c} classes");
+            throw new ArgumentException(
+                $"ResLT's class ranks need 0 <= medium start ({mediumStart}) <= tail start ({tailStart}) <= {c} " +
+                    $"classes");
         Beta = beta;
         MediumStart = mediumStart;
         TailStart = tailStart;
@@ -180,9 +200,12 @@ public sealed class ResLtLoss : MultiExpertLoss
     public override Tensor ForwardExperts(Tensor expertLogits, Tensor targets)
     {
         CheckExpertInputs(expertLogits, targets);
-        if (expertLogits.shape[1] != 3) throw new ArgumentException($"ResLT needs 3 branch logits, got {expertLogits.shape[1]}", nameof(expertLogits));
+        if (expertLogits.shape[1] != 3) throw new ArgumentException(
+            $"ResLT needs 3 branch logits, got {expertLogits.shape[1]}", nameof(expertLogits));
         using var scope = NewDisposeScope();
-        var ce = -((expertLogits.softmax(2) + 1e-7).log().gather(2, targets.view(-1, 1, 1).expand(-1, 3, 1)).squeeze(2)); // N x 3
+        // N x 3
+        var ce = -((expertLogits.softmax(2) + 1e-7).log().gather(2, targets.view(-1, 1, 1).expand(-1, 3,
+            1)).squeeze(2));
         var m = mediumMask.On(expertLogits).index_select(0, targets);
         var t = tailMask.On(expertLogits).index_select(0, targets);
         var covered = stack([ones_like(m), m, t], 1);

@@ -20,11 +20,14 @@ public sealed class VsLoss : ClassCountLoss
 
     readonly ClassConstant scale, shift;
 
-    public VsLoss(IReadOnlyList<int> classCounts, double gamma = 0.3, double tau = 1.0, ClassWeighting? weighting = null)
+    public VsLoss(IReadOnlyList<int> classCounts, double gamma = 0.3, double tau = 1.0,
+        ClassWeighting? weighting = null)
         : base(classCounts, weighting)
     {
-        if (!(gamma >= 0) || double.IsInfinity(gamma)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "gamma must be a finite number >= 0");
-        if (!(tau >= 0) || double.IsInfinity(tau)) throw new ArgumentOutOfRangeException(nameof(tau), tau, "tau must be a finite number >= 0");
+        if (!(gamma >= 0) || double.IsInfinity(gamma)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma,
+            "gamma must be a finite number >= 0");
+        if (!(tau >= 0) || double.IsInfinity(tau)) throw new ArgumentOutOfRangeException(nameof(tau), tau,
+            "tau must be a finite number >= 0");
         (Gamma, Tau) = (gamma, tau);
         double max = ClassCounts.Max(), total = ClassCounts.Sum(n => (double)n);
         scale = Own(ClassCounts.Select(n => Math.Pow(n / max, gamma)).ToArray());
@@ -45,7 +48,8 @@ public sealed class VsLoss : ClassCountLoss
         (MethodOptions.Number(options, "loss.VS.gamma", 0.3, v => v >= 0, "a number >= 0"),
          MethodOptions.Number(options, "loss.VS.tau", 1.0, v => v >= 0, "a number >= 0"));
 
-    public static VsLoss From(IReadOnlyDictionary<string, string>? options, IReadOnlyList<int> classCounts, ClassWeighting weighting)
+    public static VsLoss From(IReadOnlyDictionary<string, string>? options, IReadOnlyList<int> classCounts,
+        ClassWeighting weighting)
     {
         var (gamma, tau) = Read(options);
         return new VsLoss(classCounts, gamma, tau, weighting);

@@ -45,7 +45,8 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
         ArgumentNullException.ThrowIfNull(firstConvolution);
         ArgumentNullException.ThrowIfNull(x);
         if (Precision == ComputePrecision.Bf16 && x.dtype != ScalarType.BFloat16) x = x.to(ScalarType.BFloat16);
-        return ChannelsLast ? MemoryLayout.ToChannelsLast(firstConvolution(MemoryLayout.ToChannelsLast(x))) : firstConvolution(x);
+        return ChannelsLast ? MemoryLayout.ToChannelsLast(firstConvolution(MemoryLayout.ToChannelsLast(x))) :
+            firstConvolution(x);
     }
 
     /// <summary>The final feature map back in fp32 after a bf16 forward: everything after it stays fp32. (A network
@@ -59,7 +60,8 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// <summary>Number of experts (1 for single-branch backbones).</summary>
     public virtual int Experts => 1;
 
-    /// <summary>The classifier kind a multi-expert backbone needs ("ride", "reslt"); null for single-branch ones.</summary>
+    /// <summary>The classifier kind a multi-expert backbone needs ("ride", "reslt"); null for single-branch
+    /// ones.</summary>
     public virtual string? ExpertHeadKind => null;
 
     /// <summary>
@@ -76,9 +78,11 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     public int FreezeAllBut(IReadOnlyList<string> trainable)
     {
         ArgumentNullException.ThrowIfNull(trainable);
-        var unknown = trainable.Where(t => !named_modules().Any(m => m.name == t) && !named_parameters().Any(p => p.name == t)).ToList();
+        var unknown = trainable.Where(t => !named_modules().Any(m => m.name == t) && !named_parameters().Any(p =>
+            p.name == t)).ToList();
         if (unknown.Count > 0)
-            throw new ArgumentException($"trainable: {string.Join(", ", unknown.Select(u => $"'{u}'"))} is not a module of {Architecture} " +
+            throw new ArgumentException(
+                $"trainable: {string.Join(", ", unknown.Select(u => $"'{u}'"))} is not a module of {Architecture} " +
                 $"(its top-level modules: {string.Join(", ", named_children().Select(c => c.name))})");
         int frozen = 0;
         foreach (var (name, p) in named_parameters())
@@ -99,7 +103,8 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     static bool Covers(IReadOnlyList<string> trainable, string name) =>
         trainable.Any(t => name == t || name.StartsWith(t + ".", StringComparison.Ordinal));
 
-    /// <summary>One feature map per expert: the output's channel groups (multi-expert backbones concatenate them).</summary>
+    /// <summary>One feature map per expert: the output's channel groups (multi-expert backbones concatenate
+    /// them).</summary>
     public IReadOnlyList<Tensor> ForwardExperts(Tensor input)
     {
         using var scope = NewDisposeScope();

@@ -4,7 +4,8 @@ using static TorchSharp.torch.nn;
 
 namespace H2T.Models;
 
-/// <summary>Global average pooling + a classifier over the pooled feature. Input: a feature map N x C x H x W.</summary>
+/// <summary>Global average pooling + a classifier over the pooled feature. Input: a feature map N x C x H x
+/// W.</summary>
 public abstract class ClassifierHead(string name, int inFeatures, int numClasses) : Module<Tensor, Tensor>(name)
 {
     public int InFeatures { get; } = inFeatures;
@@ -127,10 +128,12 @@ public sealed class LwsHead : ClassifierHead
 /// </summary>
 public abstract class MultiExpertHead : ClassifierHead
 {
-    protected MultiExpertHead(string name, int inFeatures, int numClasses, int experts) : base(name, inFeatures, numClasses)
+    protected MultiExpertHead(string name, int inFeatures, int numClasses, int experts) : base(name, inFeatures,
+        numClasses)
     {
         if (experts < 2) throw new ArgumentException($"a multi-expert head needs at least 2 experts, got {experts}");
-        if (inFeatures % experts != 0) throw new ArgumentException($"{inFeatures} feature channels do not split into {experts} experts");
+        if (inFeatures % experts != 0) throw new ArgumentException(
+            $"{inFeatures} feature channels do not split into {experts} experts");
         Experts = experts;
     }
 
@@ -160,7 +163,8 @@ public abstract class MultiExpertHead : ClassifierHead
     protected Tensor[] Groups(Tensor pooled)
     {
         if (pooled.dim() != 2 || pooled.shape[1] != InFeatures)
-            throw new ArgumentException($"expected pooled features N x {InFeatures}, got [{string.Join(", ", pooled.shape)}]");
+            throw new ArgumentException(
+                $"expected pooled features N x {InFeatures}, got [{string.Join(", ", pooled.shape)}]");
         return pooled.chunk(Experts, 1);
     }
 }
@@ -214,7 +218,8 @@ public sealed class ResLtHead : MultiExpertHead
 {
     readonly Linear fc;
 
-    public ResLtHead(int inFeatures, int numClasses, int experts = 3) : base("ResLtHead", inFeatures, numClasses, experts)
+    public ResLtHead(int inFeatures, int numClasses, int experts = 3) : base("ResLtHead", inFeatures, numClasses,
+        experts)
     {
         fc = Linear(ExpertFeatures, numClasses);
         RegisterComponents();

@@ -13,7 +13,8 @@ internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride, long 
 {
     /// <summary>Folded in fp32, then stored in <paramref name="type"/> (the folded network's compute type). The
     /// stride, padding and groups are the convolution's, given by its builder.</summary>
-    public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, ScalarType type, long stride, long padding, long groups = 1)
+    public static FoldedConv Of(Conv2d conv, BatchNorm2d bn, ScalarType type, long stride, long padding,
+        long groups = 1)
     {
         ArgumentNullException.ThrowIfNull(conv);
         ArgumentNullException.ThrowIfNull(bn);
@@ -24,7 +25,8 @@ internal sealed record FoldedConv(Tensor Weight, Tensor Bias, long Stride, long 
         return new(weight, bias, stride, padding, groups);
     }
 
-    public static ScalarType TypeFor(ComputePrecision precision) => precision == ComputePrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+    public static ScalarType TypeFor(ComputePrecision precision) => precision == ComputePrecision.Bf16 ?
+        ScalarType.BFloat16 : ScalarType.Float32;
 
     public Tensor Apply(Tensor x) => Pointwise.Applies(Weight, Padding, Groups)
         ? Pointwise.Conv(x, Weight, Bias, Stride)

@@ -17,21 +17,28 @@ namespace H2T.Models;
 public static class MixedPrecision
 {
     /// <summary>What the option means, for the CLI's help.</summary>
-    public const string Help = "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, losses and metrics) or auto (bf16 where it was measured faster: by `h2t info --calibrate` on this CPU, else on this kind of CPU: AMX, or AMD Zen 5; `h2t info` says which)";
+    public const string Help =
+        "backbone arithmetic: fp32, bf16 (mixed precision: bf16 convolutions, fp32 weights, BatchNorm statistics, " +
+        "losses and metrics) or auto (bf16 where it was measured faster: by `h2t info --calibrate` on this CPU, else " +
+        "on this kind of CPU: AMX, or AMD Zen 5; `h2t info` says which)";
 
     public static string Name(ComputePrecision p) => ComputeNames.Name(p);
 
-    /// <summary>A name from <see cref="ComputeNames.Precisions"/>, "auto" resolved for <paramref name="cpu"/> (the host by default).</summary>
-    public static ComputePrecision Parse(string name, CpuFeatures? cpu = null) => ComputeNames.Precisions.Parse(name) ?? Auto(cpu);
+    /// <summary>A name from <see cref="ComputeNames.Precisions"/>, "auto" resolved for <paramref name="cpu"/> (the host
+    /// by default).</summary>
+    public static ComputePrecision Parse(string name,
+        CpuFeatures? cpu = null) => ComputeNames.Precisions.Parse(name) ?? Auto(cpu);
 
-    /// <summary>What "auto" means on a CPU: bf16 only where it was measured faster than fp32 (<see cref="AutoReason"/>).</summary>
+    /// <summary>What "auto" means on a CPU: bf16 only where it was measured faster than fp32 (<see
+    /// cref="AutoReason"/>).</summary>
     public static ComputePrecision Auto(CpuFeatures? cpu = null) => Rule(cpu ?? CpuFeatures.Host).Precision;
 
     /// <summary>Why <see cref="Auto"/> picks what it picks on this CPU, with the measurement behind it.</summary>
     public static string AutoReason(CpuFeatures? cpu = null) => Rule(cpu ?? CpuFeatures.Host).Why;
 
     // A calibration of this very CPU by this build (h2t info --calibrate) comes first; then the rule, by CPU kind, from
-    // the measurements in docs/performance.md ("What --precision auto picks"): AMX, Intel without AMX and AMD Zen 5 from
+    // the measurements in docs/performance.md ("What --precision auto picks"): AMX, Intel without AMX and AMD Zen 5
+    // from
     // H2T.Bench --only precision (ResNet-32, CIFAR-10-LT, 2 threads). A kind nobody measured keeps fp32.
     // The numbers live in the docs, with the machines and commands behind them; the strings only point there.
     internal const string Measurements = "docs/precision.md, \"What `auto` picks\"";
@@ -41,7 +48,8 @@ public static class MixedPrecision
         : c.AmxBf16 ? (ComputePrecision.Bf16, $"AMX (amx_bf16): bf16 measured faster than fp32 ({Measurements})")
         : c.AmdGeneration is "Zen 5" ? (ComputePrecision.Bf16,
             $"AMD Zen 5 (family 26, avx512_bf16): bf16 measured faster than fp32 ({Measurements})")
-        : c.AmdGeneration is { } amd ? (ComputePrecision.Fp32, $"AMD {amd} with avx512_bf16: not measured yet, fp32 kept; h2t info --calibrate measures this CPU")
+        : c.AmdGeneration is { } amd ? (ComputePrecision.Fp32,
+            $"AMD {amd} with avx512_bf16: not measured yet, fp32 kept; h2t info --calibrate measures this CPU")
         : c.Avx512Bf16 ? (ComputePrecision.Fp32,
             $"Intel avx512_bf16 without AMX: bf16 measured slower than fp32 ({Measurements})")
         : (ComputePrecision.Fp32, "no bf16 units: bf16 would be emulated, slower than fp32");
@@ -52,7 +60,8 @@ public static class MixedPrecision
     {
         var c = cpu ?? CpuFeatures.Host;
         var (fastest, why) = Rule(c);
-        return p == ComputePrecision.Bf16 && fastest == ComputePrecision.Fp32 ? $"precision bf16, as asked, on {c.Model}; auto would pick fp32 here: {why}" : null;
+        return p == ComputePrecision.Bf16 && fastest == ComputePrecision.Fp32 ?
+            $"precision bf16, as asked, on {c.Model}; auto would pick fp32 here: {why}" : null;
     }
 
     /// <summary>A convolution in the input's precision: as the module does in fp32, on a bf16 copy of the weight for a
@@ -68,6 +77,7 @@ public static class MixedPrecision
         var w = conv.weight!.to(ScalarType.BFloat16);
         var b = conv.bias?.to(ScalarType.BFloat16);
         return (pointwise ? Pointwise.Conv(x, w, b, conv.stride[0])
-            : nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)).MoveToOuterDisposeScope();
+            : nn.functional.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation,
+                conv.groups)).MoveToOuterDisposeScope();
     }
 }

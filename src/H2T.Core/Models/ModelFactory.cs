@@ -40,9 +40,11 @@ public static class ModelFactory
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
 
-    /// <summary>Whether the named backbone is an ImageNet-style ResNet (7x7 stem, four stages), not a CIFAR one.</summary>
+    /// <summary>Whether the named backbone is an ImageNet-style ResNet (7x7 stem, four stages), not a CIFAR
+    /// one.</summary>
     public static bool IsImageNetResNet(string name) => Backbones.TryGetValue(name, out var e) && e.ImageNet;
-    /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this table.</summary>
+    /// <summary>Classifier kinds by name ("normed" is LDAM's name for the cosine classifier); flags and YAML read this
+    /// table.</summary>
     static readonly (string Name, string[] Aliases, Func<int, int, double, int, ClassifierHead> Make)[] Heads =
     [
         ("linear", ["fc", "classifier"], (c, k, _, _) => new LinearHead(c, k)),
@@ -56,8 +58,10 @@ public static class ModelFactory
 
     /// <summary>The classifier kind a name or alias stands for (case-insensitive), or null.</summary>
     public static string? ResolveHead(string? name) =>
-        name is null ? null : Heads.FirstOrDefault(h => string.Equals(h.Name, name.Trim(), StringComparison.OrdinalIgnoreCase)
-                                                         || h.Aliases.Contains(name.Trim(), StringComparer.OrdinalIgnoreCase)).Name;
+        name is null ? null : Heads.FirstOrDefault(h => string.Equals(h.Name, name.Trim(),
+            StringComparison.OrdinalIgnoreCase)
+                                                         || h.Aliases.Contains(name.Trim(),
+                                                             StringComparer.OrdinalIgnoreCase)).Name;
 
     /// <summary>The named backbone for <paramref name="inChannels"/> input channels, built in
     /// <paramref name="compute"/> (default: fp32, channels-last).</summary>
@@ -70,31 +74,38 @@ public static class ModelFactory
     static Entry Find(string name)
     {
         if (!Backbones.TryGetValue(name, out var entry))
-            throw new ArgumentException($"unknown backbone '{name}'; expected one of: {string.Join(", ", Backbones.Keys)}");
+            throw new ArgumentException(
+                $"unknown backbone '{name}'; expected one of: {string.Join(", ", Backbones.Keys)}");
         return entry;
     }
 
-    /// <summary>The classifier <paramref name="kind"/> over the backbone's feature map (its width and expert count).</summary>
+    /// <summary>The classifier <paramref name="kind"/> over the backbone's feature map (its width and expert
+    /// count).</summary>
     public static ClassifierHead CreateHead(string kind, Backbone backbone, int numClasses)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         var k = kind.ToLowerInvariant();
-        // linear (the default) and cosine (RIDE configs' use_norm) mean "the backbone's own" for a multi-expert backbone.
+        // linear (the default) and cosine (RIDE configs' use_norm) mean "the backbone's own" for a multi-expert
+        // backbone.
         if (backbone.ExpertHeadKind is { } own && k is "linear" or "cosine") k = own;
         bool expertKind = k is "ride" or "reslt";
         if (backbone.Experts > 1 && !expertKind)
-            throw new ArgumentException($"backbone {backbone.Architecture} has {backbone.Experts} experts: it needs the '{backbone.ExpertHeadKind}' classifier, not '{kind}'");
+            throw new ArgumentException(
+                $"backbone {backbone.Architecture} has {backbone.Experts} experts: it needs the " +
+                $"'{backbone.ExpertHeadKind}' classifier, not '{kind}'");
         if (expertKind && backbone.ExpertHeadKind != k)
             throw new ArgumentException($"the '{kind}' classifier needs a {k}_* backbone, not {backbone.Architecture}");
         return CreateHead(k, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
     }
 
-    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0, int experts = 1)
+    public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0,
+        int experts = 1)
     {
         ArgumentNullException.ThrowIfNull(kind);
         var name = ResolveHead(kind);
         var entry = Heads.FirstOrDefault(h => h.Name == name);
         return entry.Make is { } make ? make(inFeatures, numClasses, cosineScale, experts)
-            : throw new ArgumentException($"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}");
+            : throw new ArgumentException(
+                $"unknown classifier '{kind}'; expected one of: {string.Join(", ", HeadNames)}");
     }
 }

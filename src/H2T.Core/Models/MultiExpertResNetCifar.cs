@@ -22,9 +22,11 @@ public sealed class RideResNetCifar : Backbone
     readonly ModuleList<Sequential> layer2s, layer3s;
     readonly int depth, experts;
 
-    public RideResNetCifar(int depth = 32, int inChannels = 3, int experts = DefaultExperts) : base($"ride_resnet{depth}")
+    public RideResNetCifar(int depth = 32, int inChannels = 3,
+        int experts = DefaultExperts) : base($"ride_resnet{depth}")
     {
-        if ((depth - 2) % 6 != 0) throw new ArgumentException($"CIFAR ResNet depth must be 6n+2 (8, 20, 32, 44, 56, 110), got {depth}");
+        if ((depth - 2) % 6 != 0) throw new ArgumentException(
+            $"CIFAR ResNet depth must be 6n+2 (8, 20, 32, 44, 56, 110), got {depth}");
         if (inChannels < 1) throw new ArgumentException($"inChannels must be >= 1, got {inChannels}");
         if (experts < 2) throw new ArgumentException($"a RIDE backbone needs at least 2 experts, got {experts}");
         this.depth = depth;

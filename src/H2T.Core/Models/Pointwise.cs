@@ -10,7 +10,8 @@ namespace H2T.Models;
 /// <summary>How this process computes pointwise convolutions, and why.</summary>
 public sealed record PointwiseChoice(bool Gemm, string Why)
 {
-    public string Describe() => (Gemm ? "GEMM (a matrix product over the channels)" : "oneDNN convolution") + $": {Why}";
+    public string Describe() => (Gemm ? "GEMM (a matrix product over the channels)" : "oneDNN convolution") +
+        $": {Why}";
 }
 
 /// <summary>One machine's probe result, kept in the cache file.</summary>
@@ -32,8 +33,8 @@ public sealed record PointwiseProbeRecord
 /// family-26 VM for every ResNet-50-family bottleneck (fp32 and bf16, any thread count, any DNNL_MAX_CPU_ISA) while
 /// the same CPU model on another host ran them. So the machine is probed once, in a child process (a crash there
 /// costs nothing), and the answer kept per machine and build. Where the convolution is safe it stays: on a healthy
-/// machine it is the faster of the two: the product took 0.7x-3.7x its time, about 1.5x in the median, on ResNet
-/// 1x1 shapes that run there (forward and backward, batch 32, fp32 and bf16; README, "oneDNN's 1x1 convolution").</para>
+/// machine it is the faster of the two (measured on ResNet 1x1 shapes: docs/native.md, "oneDNN's 1x1
+/// convolution").</para>
 /// </summary>
 public static class Pointwise
 {
@@ -55,8 +56,11 @@ public static class Pointwise
     /// <summary>This process's choice, decided on first use (by the environment, the cache file or a probe).</summary>
     public static PointwiseChoice Choice => Decision.Value;
 
-    /// <summary>The cache file: beside the precision calibration's (~/.cache/h2t/pointwise-probe.json by default).</summary>
-    public static string CachePath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(PrecisionCalibration.DefaultPath))!, "pointwise-probe.json");
+    /// <summary>The cache file: beside the precision calibration's (~/.cache/h2t/pointwise-probe.json by
+    /// default).</summary>
+    public static string CachePath =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(PrecisionCalibration.DefaultPath))!,
+        "pointwise-probe.json");
 
     /// <summary>Whether <paramref name="conv"/> is pointwise.</summary>
     public static bool IsPointwise(Conv2d conv)
@@ -70,7 +74,8 @@ public static class Pointwise
     /// <summary>Whether this process computes <paramref name="conv"/> as a matrix product.</summary>
     public static bool Applies(Conv2d conv) => IsPointwise(conv) && Choice.Gemm;
 
-    /// <summary>Whether a folded convolution with this weight, padding and groups is computed as a matrix product.</summary>
+    /// <summary>Whether a folded convolution with this weight, padding and groups is computed as a matrix
+    /// product.</summary>
     public static bool Applies(Tensor weight, long padding, long groups)
     {
         ArgumentNullException.ThrowIfNull(weight);
@@ -78,13 +83,15 @@ public static class Pointwise
     }
 
     /// <summary>x [N, C, H, W] convolved with weight [O, C, 1, 1] at <paramref name="stride"/>, plus bias [O], as a
-    /// matrix product; the output keeps the input's memory layout (on channels-last maps the permutes are views).</summary>
+    /// matrix product; the output keeps the input's memory layout (on channels-last maps the permutes are
+    /// views).</summary>
     public static Tensor Conv(Tensor x, Tensor weight, Tensor? bias, long stride)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(weight);
         using var scope = NewDisposeScope();
-        var src = stride == 1 ? x : x[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(step: stride), TensorIndex.Slice(step: stride)];
+        var src = stride == 1 ? x : x[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(step: stride),
+            TensorIndex.Slice(step: stride)];
         var y = src.permute(0, 2, 3, 1).matmul(weight.flatten(1).t());
         if (bias is not null) y = y.add(bias);
         y = y.permute(0, 3, 1, 2);
@@ -104,7 +111,8 @@ public static class Pointwise
         (long In, long Out, long Size, long Stride)[] shapes =
         [
             (64, 256, 16, 1), (256, 64, 16, 1), (256, 512, 16, 2), (512, 128, 8, 1),
-            (256, 1024, 4, 1), (512, 1024, 8, 2), (1024, 512, 4, 1), (512, 2048, 2, 1), (1024, 2048, 4, 2), (2048, 512, 2, 1),
+            (256, 1024, 4, 1), (512, 1024, 8, 2), (1024, 512, 4, 1), (512, 2048, 2, 1), (1024, 2048, 4, 2), (2048, 512,
+                2, 1),
         ];
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             foreach (var channelsLast in new[] { true, false })
@@ -128,17 +136,22 @@ public static class Pointwise
         {
             case "gemm": return new(true, $"{EnvironmentVariable}=gemm");
             case "conv": return new(false, $"{EnvironmentVariable}=conv");
-            case { Length: > 0 } other: throw new ConfigException($"{EnvironmentVariable}={other}: expected gemm or conv (or unset, to probe this machine)");
+            case { Length: > 0 } other: throw new ConfigException(
+                $"{EnvironmentVariable}={other}: expected gemm or conv (or unset, to probe this machine)");
         }
-        var (cpu, machine, library) = (CpuFeatures.Host.Key, Environment.MachineName, PrecisionCalibration.LibraryVersion);
-        var cached = ReadCache(cachePath).LastOrDefault(r => r.Cpu == cpu && r.Machine == machine && r.Library == library);
-        if (cached is not null) return new(cached.Gemm, $"{cached.Why} (probed {cached.Probed:yyyy-MM-dd}, {cachePath})");
+        var (cpu, machine, library) = (CpuFeatures.Host.Key, Environment.MachineName,
+            PrecisionCalibration.LibraryVersion);
+        var cached = ReadCache(cachePath).LastOrDefault(r => r.Cpu == cpu && r.Machine == machine &&
+            r.Library == library);
+        if (cached is not null) return new(cached.Gemm,
+            $"{cached.Why} (probed {cached.Probed:yyyy-MM-dd}, {cachePath})");
         if (probe is null)
             return new(false, "not probed: this process cannot be re-entered (no managed entry assembly); " +
                 $"set {EnvironmentVariable}=gemm if 1x1 convolutions kill the process with SIGFPE");
         var result = RunProbe(probe);
         if (result is null) return new(false, "the probe did not finish in 120 s; not cached, probed again next time");
-        WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library, Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
+        WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library,
+            Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
         return result;
     }
 
@@ -154,7 +167,8 @@ public static class Pointwise
         var library = typeof(Pointwise).Assembly.Location;
         if (string.IsNullOrEmpty(entry) || string.IsNullOrEmpty(library) || Environment.ProcessPath is not { } process)
             return null;
-        var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(process) == "dotnet")
         {
             // dotnet app.dll, or a test host's dotnet exec: the application's own runtime config and dependencies.
@@ -193,12 +207,15 @@ public static class Pointwise
         var signal = child.ExitCode > 128 ? $" (signal {child.ExitCode - 128})" : "";
         var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .LastOrDefault(l => !l.Contains("NNPACK", StringComparison.Ordinal));
-        return new(true, $"oneDNN's 1x1 convolution killed the probe on this machine: exit code {child.ExitCode}{signal}{(last is null ? "" : $", '{last}'")}");
+        return new(true,
+            $"oneDNN's 1x1 convolution killed the probe on this machine: exit code " +
+            $"{child.ExitCode}{signal}{(last is null ? "" : $", '{last}'")}");
     }
 
     internal static List<PointwiseProbeRecord> ReadCache(string path)
     {
-        try { return File.Exists(path) ? JsonSerializer.Deserialize<List<PointwiseProbeRecord>>(File.ReadAllText(path), JsonOptions) ?? [] : []; }
+        try { return File.Exists(path) ? JsonSerializer.Deserialize<List<PointwiseProbeRecord>>(File.ReadAllText(path),
+            JsonOptions) ?? [] : []; }
         catch (JsonException) { return []; } // a damaged cache only costs a probe; it is rewritten below
     }
 
@@ -206,18 +223,21 @@ public static class Pointwise
     {
         try
         {
-            var records = ReadCache(path).Where(r => !(r.Cpu == record.Cpu && r.Machine == record.Machine)).Append(record).ToList();
+            var records = ReadCache(path).Where(r => !(r.Cpu == record.Cpu &&
+                r.Machine == record.Machine)).Append(record).ToList();
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             var tmp = $"{path}.{Environment.ProcessId}.tmp";
             File.WriteAllText(tmp, JsonSerializer.Serialize(records, JsonOptions));
             File.Move(tmp, path, overwrite: true);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // read-only home: probe again next time
+        // read-only home: probe again next time
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a file for people to read: "'" and '+' as written
+        // a file for people to read: "'" and '+' as written
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 }

@@ -12,7 +12,8 @@ public sealed record CalibrationRecord
 {
     /// <summary><see cref="CpuFeatures.Key"/> of the CPU it ran on.</summary>
     public required string Cpu { get; init; }
-    /// <summary><see cref="PrecisionCalibration.LibraryVersion"/> of the build that ran it: another build measures again.</summary>
+    /// <summary><see cref="PrecisionCalibration.LibraryVersion"/> of the build that ran it: another build measures
+    /// again.</summary>
     public required string Library { get; init; }
     public required int Threads { get; init; }
     public required string Network { get; init; }
@@ -28,8 +29,11 @@ public sealed record CalibrationRecord
     public ComputePrecision Choice => Bf16StepMs < 0.95 * Fp32StepMs ? ComputePrecision.Bf16 : ComputePrecision.Fp32;
 
     [JsonIgnore]
-    public string Why => FormattableString.Invariant(
-        $"calibrated on this CPU {Measured:yyyy-MM-dd} ({Network}, {Threads} threads): training step bf16 {Bf16StepMs:F0} ms, fp32 {Fp32StepMs:F0} ms ({Fp32StepMs / Bf16StepMs:F2}x); evaluation bf16 {Bf16EvalMs:F0} ms, fp32 {Fp32EvalMs:F0} ms");
+    public string Why =>
+        FormattableString.Invariant($"calibrated on this CPU {Measured:yyyy-MM-dd} ({Network}, {Threads} threads): ") +
+        FormattableString.Invariant($"training step bf16 {Bf16StepMs:F0} ms, fp32 {Fp32StepMs:F0} ms ") +
+        FormattableString.Invariant($"({Fp32StepMs / Bf16StepMs:F2}x); evaluation bf16 {Bf16EvalMs:F0} ms, ") +
+        FormattableString.Invariant($"fp32 {Fp32EvalMs:F0} ms");
 }
 
 /// <summary>
@@ -37,7 +41,8 @@ public sealed record CalibrationRecord
 /// evaluation passes of each on a CIFAR ResNet-32, batch 128, the project's default network), kept in a cache file per
 /// CPU kind and library build. <see cref="MixedPrecision.Auto"/> follows a record for the CPU at hand before its rule
 /// by CPU kind; a record made by another build of the library (or another libtorch) is ignored, so an upgrade
-/// measures again. The file holds one record per CPU kind, so a home folder shared by a cluster's nodes serves them all.
+/// measures again. The file holds one record per CPU kind, so a home folder shared by a cluster's nodes serves them
+/// all.
 /// </summary>
 public static class PrecisionCalibration
 {
@@ -45,18 +50,23 @@ public static class PrecisionCalibration
     static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a file for people to read: '+' as '+'
+        // a file for people to read: '+' as '+'
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    /// <summary>The cache file: $H2T_CALIBRATION, else $XDG_CACHE_HOME/h2t (or ~/.cache/h2t)/precision-calibration.json.</summary>
+    /// <summary>The cache file: $H2T_CALIBRATION, else $XDG_CACHE_HOME/h2t (or
+    /// ~/.cache/h2t)/precision-calibration.json.</summary>
     public static string DefaultPath =>
         Environment.GetEnvironmentVariable("H2T_CALIBRATION") is { Length: > 0 } p ? p
         : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "h2t", "precision-calibration.json");
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "h2t",
+                "precision-calibration.json");
 
-    /// <summary>This build of the library and the TorchSharp it runs on (the module id changes whenever the code does).</summary>
+    /// <summary>This build of the library and the TorchSharp it runs on (the module id changes whenever the code
+    /// does).</summary>
     public static string LibraryVersion { get; } =
-        $"{typeof(PrecisionCalibration).Assembly.ManifestModule.ModuleVersionId:N}+torchsharp-{typeof(TorchSharp.torch).Assembly.GetName().Version}";
+        $"{typeof(PrecisionCalibration).Assembly.ManifestModule.ModuleVersionId:N}+torchsharp-" +
+        $"{typeof(TorchSharp.torch).Assembly.GetName().Version}";
 
     /// <summary>The records in <paramref name="path"/> (none if it is missing). A file that does not parse is reported
     /// as such, naming it, rather than silently ignored.</summary>
@@ -67,7 +77,8 @@ public static class PrecisionCalibration
         try { return JsonSerializer.Deserialize<List<CalibrationRecord>>(File.ReadAllText(path), Json) ?? []; }
         catch (JsonException e)
         {
-            throw new ConfigException($"{path}: not a precision calibration file ({e.Message}); delete it or run h2t info --calibrate again");
+            throw new ConfigException(
+                $"{path}: not a precision calibration file ({e.Message}); delete it or run h2t info --calibrate again");
         }
     }
 
@@ -79,7 +90,8 @@ public static class PrecisionCalibration
         return Read(path).LastOrDefault(r => r.Cpu == cpu.Key && r.Library == library);
     }
 
-    /// <summary>Measures this CPU and writes its record (replacing an older one for the same CPU kind), atomically.</summary>
+    /// <summary>Measures this CPU and writes its record (replacing an older one for the same CPU kind),
+    /// atomically.</summary>
     public static CalibrationRecord Run(int threads, string? path = null, int steps = 5)
     {
         path ??= DefaultPath;
@@ -90,7 +102,8 @@ public static class PrecisionCalibration
         var record = new CalibrationRecord
         {
             Cpu = CpuFeatures.Host.Key, Library = LibraryVersion, Threads = threads, Network = Network,
-            Fp32StepMs = Math.Min(fp32Step, fp32Step2), Bf16StepMs = bf16Step, Fp32EvalMs = Math.Min(fp32Eval, fp32Eval2), Bf16EvalMs = bf16Eval,
+            Fp32StepMs = Math.Min(fp32Step, fp32Step2), Bf16StepMs = bf16Step, Fp32EvalMs = Math.Min(fp32Eval,
+                fp32Eval2), Bf16EvalMs = bf16Eval,
             Measured = DateTimeOffset.UtcNow,
         };
         var others = File.Exists(path) ? Read(path).Where(r => r.Cpu != record.Cpu) : [];
@@ -107,7 +120,8 @@ public static class PrecisionCalibration
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>Median milliseconds of a training step (forward, loss, backward, SGD) and of an evaluation forward.</summary>
+    /// <summary>Median milliseconds of a training step (forward, loss, backward, SGD) and of an evaluation
+    /// forward.</summary>
     static (double Step, double Eval) Measure(ComputePrecision precision, int steps)
     {
         using var scope = NewDisposeScope();

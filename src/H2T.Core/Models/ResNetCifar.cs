@@ -21,7 +21,8 @@ public class ResNetCifar : Backbone
 
     public ResNetCifar(int depth = 32, int inChannels = 3) : base($"resnet{depth}")
     {
-        if ((depth - 2) % 6 != 0) throw new ArgumentException($"CIFAR ResNet depth must be 6n+2 (8, 20, 32, 44, 56, 110), got {depth}");
+        if ((depth - 2) % 6 != 0) throw new ArgumentException(
+            $"CIFAR ResNet depth must be 6n+2 (8, 20, 32, 44, 56, 110), got {depth}");
         if (inChannels < 1) throw new ArgumentException($"inChannels must be >= 1, got {inChannels}");
         this.depth = depth;
         int n = (depth - 2) / 6;
@@ -41,7 +42,8 @@ public class ResNetCifar : Backbone
         var seq = Sequential();
         for (int i = 0; i < blocks; i++)
         {
-            seq.append(i.ToString(System.Globalization.CultureInfo.InvariantCulture), new BasicBlockA(inPlanes, planes, i == 0 ? stride : 1));
+            seq.append(i.ToString(System.Globalization.CultureInfo.InvariantCulture), new BasicBlockA(inPlanes, planes,
+                i == 0 ? stride : 1));
             inPlanes = planes;
         }
         return seq;
@@ -78,11 +80,13 @@ public class ResNetCifar : Backbone
         using var scope = NewDisposeScope();
         var type = FoldedConv.TypeFor(Precision);
         var stem = FoldedConv.Of(conv1, bn1, type, stride: 1, padding: 1);
-        var blocks = new[] { layer1, layer2, layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold(type)).ToArray();
+        var blocks = new[] { layer1, layer2,
+            layer3 }.SelectMany(l => l.children().Cast<BasicBlockA>()).Select(b => b.Fold(type)).ToArray();
         return new FoldedResNetCifar(Architecture, stem, blocks) { Compute = Compute };
     }
 
-    internal sealed record FoldedBlock(FoldedConv First, FoldedConv Second, bool Subsample, int Stride, int PadChannels);
+    internal sealed record FoldedBlock(FoldedConv First, FoldedConv Second, bool Subsample, int Stride,
+        int PadChannels);
 
     sealed class FoldedResNetCifar : Backbone
     {
@@ -90,7 +94,8 @@ public class ResNetCifar : Backbone
         readonly FoldedBlock[] blocks;
         readonly string architecture;
 
-        public FoldedResNetCifar(string architecture, FoldedConv stem, FoldedBlock[] blocks) : base(architecture + "-folded")
+        public FoldedResNetCifar(string architecture, FoldedConv stem,
+            FoldedBlock[] blocks) : base(architecture + "-folded")
         {
             this.architecture = architecture;
             this.stem = stem;
@@ -108,7 +113,8 @@ public class ResNetCifar : Backbone
             {
                 var z = b.Second.Apply(b.First.Apply(y).relu_());
                 var shortcut = b.Subsample
-                    ? functional.pad(y[.., .., TensorIndex.Slice(null, null, b.Stride), TensorIndex.Slice(null, null, b.Stride)], [0, 0, 0, 0, b.PadChannels, b.PadChannels])
+                    ? functional.pad(y[.., .., TensorIndex.Slice(null, null, b.Stride), TensorIndex.Slice(null, null,
+                        b.Stride)], [0, 0, 0, 0, b.PadChannels, b.PadChannels])
                     : y;
                 y = z.add_(shortcut).relu_();
             }
@@ -127,7 +133,8 @@ public class ResNetCifar : Backbone
     internal sealed class BasicBlockA : Module<Tensor, Tensor>
     {
         public FoldedBlock Fold(ScalarType type) =>
-            new(FoldedConv.Of(conv1, bn1, type, stride, padding: 1), FoldedConv.Of(conv2, bn2, type, stride: 1, padding: 1), subsample, stride, padChannels);
+            new(FoldedConv.Of(conv1, bn1, type, stride, padding: 1), FoldedConv.Of(conv2, bn2, type, stride: 1,
+                padding: 1), subsample, stride, padChannels);
 
         readonly Conv2d conv1, conv2;
         readonly BatchNorm2d bn1, bn2;
@@ -154,7 +161,8 @@ public class ResNetCifar : Backbone
             var y = bn1.call(MixedPrecision.Conv(conv1, x)).relu_();
             y = bn2.call(MixedPrecision.Conv(conv2, y));
             var shortcut = subsample
-                ? functional.pad(x[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null, null, stride)],
+                ? functional.pad(x[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null, null,
+                    stride)],
                     [0, 0, 0, 0, padChannels, padChannels])
                 : x;
             return y.add_(shortcut).relu_().MoveToOuterDisposeScope();

@@ -22,7 +22,8 @@ public sealed class ResNetImageNet : Backbone
     readonly string arch;
     readonly int featureChannels;
 
-    ResNetImageNet(string arch, bool bottleneck, int[] blocks, int groups, int widthPerGroup, int inChannels) : base(arch)
+    ResNetImageNet(string arch, bool bottleneck, int[] blocks, int groups, int widthPerGroup,
+        int inChannels) : base(arch)
     {
         this.arch = arch;
         conv1 = Conv2d(inChannels, 64, 7, stride: 2, padding: 3, bias: false);
@@ -52,7 +53,8 @@ public sealed class ResNetImageNet : Backbone
         RegisterComponents();
         foreach (var (_, m) in named_modules())
         {
-            if (m is Conv2d c) init.kaiming_normal_(c.weight, mode: init.FanInOut.FanOut, nonlinearity: init.NonlinearityType.ReLU);
+            if (m is Conv2d c) init.kaiming_normal_(c.weight, mode: init.FanInOut.FanOut,
+                nonlinearity: init.NonlinearityType.ReLU);
             else if (m is BatchNorm2d b) { init.ones_(b.weight); init.zeros_(b.bias); }
         }
     }
@@ -99,10 +101,12 @@ public sealed class ResNetImageNet : Backbone
         return new FoldedResNetImageNet(arch, featureChannels, stem, blocks) { Compute = Compute };
     }
 
-    /// <summary>A residual block, folded: its convolutions in order (ReLU after all but the last) and its shortcut.</summary>
+    /// <summary>A residual block, folded: its convolutions in order (ReLU after all but the last) and its
+    /// shortcut.</summary>
     sealed record FoldedBlock(FoldedConv[] Convs, FoldedConv? Downsample);
 
-    sealed class FoldedResNetImageNet(string architecture, int featureChannels, FoldedConv stem, FoldedBlock[] blocks) : Backbone(architecture + "-folded")
+    sealed class FoldedResNetImageNet(string architecture, int featureChannels, FoldedConv stem,
+        FoldedBlock[] blocks) : Backbone(architecture + "-folded")
     {
         public override int FeatureChannels => featureChannels;
         public override string Architecture => architecture;
@@ -127,7 +131,8 @@ public sealed class ResNetImageNet : Backbone
         protected override void Dispose(bool disposing)
         {
             if (disposing)
-                foreach (var c in blocks.SelectMany(b => b.Downsample is { } d ? [.. b.Convs, d] : b.Convs).Prepend(stem)) c.Dispose();
+                foreach (var c in blocks.SelectMany(b => b.Downsample is { } d ? [.. b.Convs,
+                    d] : b.Convs).Prepend(stem)) c.Dispose();
             base.Dispose(disposing);
         }
     }
@@ -146,7 +151,8 @@ public sealed class ResNetImageNet : Backbone
             return new(Sequential(("0", conv), ("1", norm)), conv, norm);
         }
 
-        public static Tensor Shortcut(DownsamplePath? path, Tensor x) => path is null ? x : path.Norm.call(MixedPrecision.Conv(path.Conv, x));
+        public static Tensor Shortcut(DownsamplePath? path,
+            Tensor x) => path is null ? x : path.Norm.call(MixedPrecision.Conv(path.Conv, x));
 
         public FoldedConv Fold(ScalarType type, int stride) => FoldedConv.Of(Conv, Norm, type, stride, padding: 0);
     }
@@ -180,7 +186,8 @@ public sealed class ResNetImageNet : Backbone
         }
 
         public FoldedBlock Fold(ScalarType type) =>
-            new([FoldedConv.Of(conv1, bn1, type, stride, padding: 1), FoldedConv.Of(conv2, bn2, type, stride: 1, padding: 1)], shortcut?.Fold(type, stride));
+            new([FoldedConv.Of(conv1, bn1, type, stride, padding: 1), FoldedConv.Of(conv2, bn2, type, stride: 1,
+                padding: 1)], shortcut?.Fold(type, stride));
     }
 
     sealed class Bottleneck : Module<Tensor, Tensor>
@@ -218,6 +225,7 @@ public sealed class ResNetImageNet : Backbone
         }
 
         public FoldedBlock Fold(ScalarType type) => new([FoldedConv.Of(conv1, bn1, type, stride: 1, padding: 0),
-            FoldedConv.Of(conv2, bn2, type, stride, padding: 1, groups), FoldedConv.Of(conv3, bn3, type, stride: 1, padding: 0)], shortcut?.Fold(type, stride));
+            FoldedConv.Of(conv2, bn2, type, stride, padding: 1, groups), FoldedConv.Of(conv3, bn3, type, stride: 1,
+                padding: 0)], shortcut?.Fold(type, stride));
     }
 }

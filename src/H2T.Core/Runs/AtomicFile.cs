@@ -3,7 +3,8 @@ using System.Text.Json.Serialization;
 
 namespace H2T.Runs;
 
-/// <summary>Writes files so a reader (or a crash) never sees half of one: temp file in the same folder, flush, rename.</summary>
+/// <summary>Writes files so a reader (or a crash) never sees half of one: temp file in the same folder, flush,
+/// rename.</summary>
 public static class AtomicFile
 {
     public static readonly JsonSerializerOptions Json = new()

@@ -31,13 +31,16 @@ public sealed record CheckpointMeta
     public string? From { get; init; }
     /// <summary>Set when the weights came from a PyTorch checkpoint (<c>h2t import</c>): its full path.</summary>
     public string? ImportedFrom { get; init; }
-    /// <summary>The arithmetic the run computed in ("fp32" or "bf16"); the weights in the file are fp32 either way.</summary>
+    /// <summary>The arithmetic the run computed in ("fp32" or "bf16"); the weights in the file are fp32 either
+    /// way.</summary>
     public string Precision { get; init; } = "fp32";
-    /// <summary>The feature-map layout the run used ("channels-last" or "NCHW"; absent before 0.2: channels-last).</summary>
+    /// <summary>The feature-map layout the run used ("channels-last" or "NCHW"; absent before 0.2:
+    /// channels-last).</summary>
     public string Layout { get; init; } = "channels-last";
     /// <summary>The class names, index order (checkpoints before 0.1.1 lack them: null).</summary>
     public string[]? ClassNames { get; init; }
-    /// <summary>The evaluation transform the model expects (null in older checkpoints: derived from the data config).</summary>
+    /// <summary>The evaluation transform the model expects (null in older checkpoints: derived from the data
+    /// config).</summary>
     public H2T.Data.ImagePreprocessing? Preprocessing { get; init; }
 }
 
@@ -52,7 +55,8 @@ public static class Checkpoint
     public const int CurrentVersion = 2;
     static readonly byte[] MagicStem = "H2TCKPT"u8.ToArray();
 
-    public static void Save(string path, CheckpointMeta meta, Backbone backbone, ClassifierHead head, OptimizerHelper? optimizer)
+    public static void Save(string path, CheckpointMeta meta, Backbone backbone, ClassifierHead head,
+        OptimizerHelper? optimizer)
     {
         AtomicFile.Write(path, s =>
         {
@@ -61,7 +65,8 @@ public static class Checkpoint
             w.Write((byte)('0' + CurrentVersion));
             long lengthAt = s.Position;
             w.Write(0L);
-            w.Write(JsonSerializer.Serialize(meta with { HasOptimizer = optimizer is not null, FormatVersion = CurrentVersion }, AtomicFile.Json));
+            w.Write(JsonSerializer.Serialize(meta with { HasOptimizer = optimizer is not null,
+                FormatVersion = CurrentVersion }, AtomicFile.Json));
             long start = s.Position;
             backbone.save(w);
             head.save(w);
@@ -75,13 +80,15 @@ public static class Checkpoint
         });
     }
 
-    /// <summary>Whether the file starts with this format's magic (any format digit); reads 7 bytes, loads nothing.</summary>
+    /// <summary>Whether the file starts with this format's magic (any format digit); reads 7 bytes, loads
+    /// nothing.</summary>
     public static bool HasMagic(string path)
     {
         if (!File.Exists(path)) return false;
         Span<byte> head = stackalloc byte[7];
         using var fs = File.OpenRead(path);
-        return fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false) == head.Length && head.SequenceEqual(MagicStem);
+        return fs.ReadAtLeast(head, head.Length,
+            throwOnEndOfStream: false) == head.Length && head.SequenceEqual(MagicStem);
     }
 
     public static CheckpointMeta ReadMeta(string path)
@@ -97,7 +104,8 @@ public static class Checkpoint
         return File.OpenRead(path);
     }
 
-    /// <summary>The metadata and, from format 2 on, the tensor bytes the header promises (checked against the file).</summary>
+    /// <summary>The metadata and, from format 2 on, the tensor bytes the header promises (checked against the
+    /// file).</summary>
     static (CheckpointMeta Meta, long? TensorBytes) ReadHeader(string path, BinaryReader r)
     {
         long fileLength = r.BaseStream.Length;
@@ -107,12 +115,15 @@ public static class Checkpoint
             var hint = magic.Length >= 2 && magic[0] == (byte)'P' && magic[1] == (byte)'K'
                 ? " (it is a zip file, as torch.save writes: bring a PyTorch checkpoint in with 'h2t import')" : "";
             throw new ConfigException(fileLength < MagicStem.Length + 1
-                ? $"{path}: not an H2T.NET checkpoint: {fileLength} byte(s), shorter than the 8-byte magic 'H2TCKPT{CurrentVersion}' (empty or truncated)"
+                ? $"{path}: not an H2T.NET checkpoint: {fileLength} byte(s), shorter than the 8-byte magic " +
+                    $"'H2TCKPT{CurrentVersion}' (empty or truncated)"
                 : $"{path}: not an H2T.NET checkpoint (expected magic 'H2TCKPT{CurrentVersion}' at offset 0){hint}");
         }
         int version = magic[^1] - '0';
         if (version is < 1 or > CurrentVersion)
-            throw new ConfigException($"{path}: checkpoint format '{(char)magic[^1]}' is not one this build reads (formats 1 to {CurrentVersion}); " +
+            throw new ConfigException(
+                $"{path}: checkpoint format '{(char)magic[^1]}' is not one this build reads (formats 1 to " +
+                $"{CurrentVersion}); " +
                 "it was written by a newer H2T.NET, or the file is corrupt");
         long? tensorBytes = null;
         CheckpointMeta meta;
@@ -121,7 +132,8 @@ public static class Checkpoint
             if (version >= 2)
             {
                 tensorBytes = r.ReadInt64();
-                if (tensorBytes < 0) throw new ConfigException($"{path}: corrupt checkpoint header: tensor data length {tensorBytes} at offset 8");
+                if (tensorBytes < 0) throw new ConfigException(
+                    $"{path}: corrupt checkpoint header: tensor data length {tensorBytes} at offset 8");
             }
             meta = JsonSerializer.Deserialize<CheckpointMeta>(r.ReadString(), AtomicFile.Json)
                 ?? throw new ConfigException($"{path}: empty checkpoint metadata");
@@ -136,14 +148,18 @@ public static class Checkpoint
         {
             long found = fileLength - r.BaseStream.Position;
             if (found < expected)
-                throw new ConfigException($"{path}: truncated: {expected} bytes of tensor data expected after the header, {found} found");
+                throw new ConfigException(
+                    $"{path}: truncated: {expected} bytes of tensor data expected after the header, {found} found");
             if (found > expected)
-                throw new ConfigException($"{path}: corrupt: {found - expected} unexpected byte(s) after the {expected} bytes of tensor data");
+                throw new ConfigException(
+                    $"{path}: corrupt: {found - expected} unexpected byte(s) after the {expected} bytes of tensor " +
+                        $"data");
         }
         return (meta, tensorBytes);
     }
 
-    /// <summary>A checkpoint's models, built from its own metadata and loaded; the caller owns (disposes) both.</summary>
+    /// <summary>A checkpoint's models, built from its own metadata and loaded; the caller owns (disposes)
+    /// both.</summary>
     public sealed record Models(CheckpointMeta Meta, Backbone Backbone, ClassifierHead Head) : IDisposable
     {
         public void Dispose()
@@ -165,7 +181,8 @@ public static class Checkpoint
         var meta = ReadMeta(path);
         var compute = new BackboneCompute(precision ?? ComputeNames.Recorded(meta.Precision, path),
             layout ?? (ComputeNames.Layouts.TryParse(meta.Layout, out var recorded) ? recorded
-                : throw new ConfigException($"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}")));
+                : throw new ConfigException(
+                    $"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}")));
         var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels, compute);
         var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
         try
@@ -192,9 +209,11 @@ public static class Checkpoint
         using var r = new BinaryReader(fs);
         var (meta, tensorBytes) = ReadHeader(path, r);
         if (!string.Equals(meta.Architecture, backbone.Architecture, StringComparison.OrdinalIgnoreCase))
-            throw new ConfigException($"{path}: checkpoint is a {meta.Architecture} backbone, but {backbone.Architecture} was requested");
+            throw new ConfigException(
+                $"{path}: checkpoint is a {meta.Architecture} backbone, but {backbone.Architecture} was requested");
         if (expectedInChannels is { } c && c != meta.InChannels)
-            throw new ConfigException($"{path}: checkpoint expects {meta.InChannels} input channel(s), the data has {c}");
+            throw new ConfigException(
+                $"{path}: checkpoint expects {meta.InChannels} input channel(s), the data has {c}");
         if (expectedClasses is { } k && k != meta.NumClasses)
             throw new ConfigException($"{path}: checkpoint has {meta.NumClasses} classes, the data has {k}");
         try
@@ -202,13 +221,16 @@ public static class Checkpoint
             backbone.load(r, strict: true);
             if (head is null) return meta;
             if (head.Kind != meta.Classifier)
-                throw new ConfigException($"{path}: checkpoint classifier is '{meta.Classifier}', expected '{head.Kind}'");
+                throw new ConfigException(
+                    $"{path}: checkpoint classifier is '{meta.Classifier}', expected '{head.Kind}'");
             head.load(r, strict: true);
             if (optimizer is not null && meta.HasOptimizer) optimizer.load_state_dict(r);
         }
         catch (EndOfStreamException) when (tensorBytes is null)
         {
-            throw new ConfigException($"{path}: truncated: the tensor data ends at byte {r.BaseStream.Length}, before the model's tensors are complete");
+            throw new ConfigException(
+                $"{path}: truncated: the tensor data ends at byte {r.BaseStream.Length}, before the model's tensors " +
+                $"are complete");
         }
         catch (Exception e) when (e is not ConfigException and not OutOfMemoryException)
         {

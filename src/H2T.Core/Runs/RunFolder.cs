@@ -10,7 +10,8 @@ namespace H2T.Runs;
 /// </summary>
 public sealed class RunFolder
 {
-    /// <summary>Names the folder; it is created by the first write, so a run that fails validation leaves nothing.</summary>
+    /// <summary>Names the folder; it is created by the first write, so a run that fails validation leaves
+    /// nothing.</summary>
     public RunFolder(string path) => Path = System.IO.Path.GetFullPath(path);
 
     public string Path { get; }
@@ -26,8 +27,10 @@ public sealed class RunFolder
     public ImagePredictions? ReadTestPredictions()
     {
         if (!File.Exists(TestPredictionsFile)) return null;
-        try { return JsonSerializer.Deserialize<ImagePredictions>(File.ReadAllText(TestPredictionsFile), AtomicFile.Json); }
-        catch (JsonException e) { throw new ConfigException($"{TestPredictionsFile}: unreadable predictions ({e.Message})"); }
+        try { return JsonSerializer.Deserialize<ImagePredictions>(File.ReadAllText(TestPredictionsFile),
+            AtomicFile.Json); }
+        catch (JsonException e) { throw new ConfigException(
+            $"{TestPredictionsFile}: unreadable predictions ({e.Message})"); }
     }
 
     /// <summary>Makes this process the folder's one writer until disposed (see <see cref="RunFolderLock"/>).</summary>
@@ -44,7 +47,8 @@ public sealed class RunFolder
         if (!File.Exists(MetricsFile)) return new RunMetrics();
         try
         {
-            return JsonSerializer.Deserialize<RunMetrics>(File.ReadAllText(MetricsFile), AtomicFile.Json) ?? new RunMetrics();
+            return JsonSerializer.Deserialize<RunMetrics>(File.ReadAllText(MetricsFile),
+                AtomicFile.Json) ?? new RunMetrics();
         }
         catch (JsonException e)
         {
@@ -54,7 +58,8 @@ public sealed class RunFolder
 
     public void WriteMetrics(RunMetrics metrics) => AtomicFile.WriteJson(MetricsFile, metrics);
 
-    /// <summary>final-eval.json (per-class accuracy, confusion, reliability), or null before the run's last epoch.</summary>
+    /// <summary>final-eval.json (per-class accuracy, confusion, reliability), or null before the run's last
+    /// epoch.</summary>
     public EvaluationResult? ReadFinalEval()
     {
         if (!File.Exists(FinalEvalFile)) return null;

@@ -24,7 +24,8 @@ public sealed class RunFolderLock : IDisposable
 
     RunFolderLock(string folder) => this.folder = folder;
 
-    /// <summary>Takes the folder (creating it) or throws <see cref="RunFolderInUseException"/> naming the holder.</summary>
+    /// <summary>Takes the folder (creating it) or throws <see cref="RunFolderInUseException"/> naming the
+    /// holder.</summary>
     public static RunFolderLock Acquire(string folder)
     {
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
@@ -43,7 +44,8 @@ public sealed class RunFolderLock : IDisposable
             {
                 try
                 {
-                    stream = new FileStream(Path.Combine(full, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    stream = new FileStream(Path.Combine(full, LockFileName), FileMode.OpenOrCreate,
+                        FileAccess.ReadWrite, FileShare.None);
                 }
                 catch (IOException) when (File.Exists(Path.Combine(full, LockFileName)))
                 {
@@ -58,7 +60,8 @@ public sealed class RunFolderLock : IDisposable
                 foreach (var orphan in Directory.EnumerateFiles(full, ".*.tmp")) File.Delete(orphan);
                 using var self = Process.GetCurrentProcess();
                 var owner = string.Create(CultureInfo.InvariantCulture,
-                    $"process {Environment.ProcessId} (started {self.StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z)");
+                    $"process {Environment.ProcessId} (started " +
+                        $"{self.StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z)");
                 AtomicFile.WriteText(Path.Combine(full, OwnerFileName), owner + Environment.NewLine);
             }
             catch
@@ -100,7 +103,9 @@ public sealed class RunFolderLock : IDisposable
 
 /// <summary>A second writer for a run folder: exit code 2, the folder untouched.</summary>
 public sealed class RunFolderInUseException(string folder, string? owner)
-    : ConfigException($"run folder {folder} is in use by {owner ?? "another process"}; wait for it to finish, or choose another --out")
+    : ConfigException(
+        $"run folder {folder} is in use by {owner ?? "another process"}; wait for it to finish, or choose another " +
+            $"--out")
 {
     public string Folder { get; } = folder;
 }

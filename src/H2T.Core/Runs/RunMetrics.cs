@@ -17,19 +17,23 @@ public sealed record EpochRecord(
     double PeakResidentMb = 0);
 
 /// <summary>EvaluationResult without the big arrays, for per-epoch logs.</summary>
-public sealed record EvaluationSummary(double Top1, double Top5, double Head, double Medium, double Tail, double Ece, double Nll)
+public sealed record EvaluationSummary(double Top1, double Top5, double Head, double Medium, double Tail, double Ece,
+    double Nll)
 {
-    public static EvaluationSummary From(EvaluationResult r) => new(r.Top1, r.Top5, r.Head, r.Medium, r.Tail, r.Ece, r.Nll);
+    public static EvaluationSummary From(EvaluationResult r) => new(r.Top1, r.Top5, r.Head, r.Medium, r.Tail, r.Ece,
+        r.Nll);
 }
 
-/// <summary>metrics.json: every epoch, then the final evaluation (final epoch) and the best-on-test epoch, labelled.</summary>
+/// <summary>metrics.json: every epoch, then the final evaluation (final epoch) and the best-on-test epoch,
+/// labelled.</summary>
 public sealed record RunMetrics
 {
     public string Stage { get; init; } = "";
     public List<EpochRecord> Epochs { get; init; } = [];
     public EvaluationSummary? Final { get; init; }
     public int FinalEpoch { get; init; } = -1;
-    /// <summary>Best test top-1 over epochs: optimistic (selected on the test set), reported beside, never instead.</summary>
+    /// <summary>Best test top-1 over epochs: optimistic (selected on the test set), reported beside, never
+    /// instead.</summary>
     public EvaluationSummary? BestOnTest { get; init; }
     public int BestOnTestEpoch { get; init; } = -1;
     public double[]? FinalPerClassAccuracy { get; init; }

@@ -17,16 +17,19 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
     public string? Sweep { get; init; }
     /// <summary>How the validation split was made, when there is one.</summary>
     public string? Validation { get; init; }
-    /// <summary>The data config checkpoints record (stage I: the run's own, with an absolute path; stage II: stage I's).</summary>
+    /// <summary>The data config checkpoints record (stage I: the run's own, with an absolute path; stage II: stage
+    /// I's).</summary>
     public JsonElement? DataConfig { get; init; }
 
-    /// <summary>config.json: the stage, the config, the data's name and class counts, the device (and where stage II started).</summary>
+    /// <summary>config.json: the stage, the config, the data's name and class counts, the device (and where stage II
+    /// started).</summary>
     public void WriteConfigFile(RunFolder run)
     {
         ArgumentNullException.ThrowIfNull(run);
         var record = new Dictionary<string, object?>
         {
-            ["stage"] = Stage, ["config"] = Config, ["dataset"] = Splits.Name, ["class_counts"] = Splits.TrainClassCounts, ["device"] = Device,
+            ["stage"] = Stage, ["config"] = Config, ["dataset"] = Splits.Name,
+                ["class_counts"] = Splits.TrainClassCounts, ["device"] = Device,
         };
         if (From is not null) record["from"] = From;
         if (Sweep is not null) record["sweep"] = Sweep;
@@ -40,7 +43,8 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
 
     /// <summary>The config's record at its defaults: what a run started before a setting existed used for it.</summary>
     public JsonElement DefaultConfigJson() =>
-        JsonSerializer.SerializeToElement(Activator.CreateInstance(Config.GetType()), Config.GetType(), AtomicFile.Json);
+        JsonSerializer.SerializeToElement(Activator.CreateInstance(Config.GetType()), Config.GetType(),
+            AtomicFile.Json);
 
     /// <summary>The metadata every checkpoint of this run carries (the epoch is added when it is saved).</summary>
     public CheckpointMeta Meta(Backbone backbone, string classifier)
@@ -48,10 +52,12 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
         ArgumentNullException.ThrowIfNull(backbone);
         return new CheckpointMeta
         {
-            Architecture = backbone.Architecture, InChannels = Splits.Train.Shape.Channels, NumClasses = Splits.NumClasses, Classifier = classifier,
+            Architecture = backbone.Architecture, InChannels = Splits.Train.Shape.Channels,
+                NumClasses = Splits.NumClasses, Classifier = classifier,
             ClassCounts = Splits.TrainClassCounts, Dataset = Splits.Name, Seed = Config.Seed, Config = ConfigJson(),
             DataConfig = DataConfig, From = From,
-            Precision = ComputeNames.Name(backbone.Precision), Layout = ComputeNames.Name(backbone.ChannelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw),
+            Precision = ComputeNames.Name(backbone.Precision),
+                Layout = ComputeNames.Name(backbone.ChannelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw),
             ClassNames = [.. Splits.ClassNames], Preprocessing = ImagePreprocessing.Of(Splits),
         };
     }

@@ -2,8 +2,10 @@ using H2T.Evaluation;
 
 namespace H2T.Runs;
 
-/// <summary>One member of a sweep (its rho, and what else it varied) at its final epoch, and at the epoch validation selects.</summary>
-public sealed record SweepRow(double Rho, string RunFolder, EvaluationSummary? FinalValidation, EvaluationSummary? FinalTest,
+/// <summary>One member of a sweep (its rho, and what else it varied) at its final epoch, and at the epoch validation
+/// selects.</summary>
+public sealed record SweepRow(double Rho, string RunFolder, EvaluationSummary? FinalValidation,
+    EvaluationSummary? FinalTest,
     int SelectedEpoch, EvaluationSummary? SelectedValidation, EvaluationSummary? SelectedTest)
 {
     /// <summary>The member's name: its swept settings as key=value (a sweep.json written before options could be swept
@@ -15,7 +17,8 @@ public sealed record SweepRow(double Rho, string RunFolder, EvaluationSummary? F
     public string Shown(SweepResult sweep)
     {
         ArgumentNullException.ThrowIfNull(sweep);
-        return sweep.IsRhoSweep || Label is null ? Rho.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) : Label;
+        return sweep.IsRhoSweep || Label is null ? Rho.ToString("0.###",
+            System.Globalization.CultureInfo.InvariantCulture) : Label;
     }
 
     /// <summary>Whether validation selected this member.</summary>
@@ -38,8 +41,10 @@ public sealed record SweepResult
     public static SweepResult Read(string sweepFolder)
     {
         var file = PathIn(sweepFolder);
-        try { return System.Text.Json.JsonSerializer.Deserialize<SweepResult>(File.ReadAllText(file), AtomicFile.Json) ?? new SweepResult(); }
-        catch (System.Text.Json.JsonException e) { throw new H2T.Settings.ConfigException($"{file}: unreadable sweep ({e.Message})"); }
+        try { return System.Text.Json.JsonSerializer.Deserialize<SweepResult>(File.ReadAllText(file),
+            AtomicFile.Json) ?? new SweepResult(); }
+        catch (System.Text.Json.JsonException e) { throw new H2T.Settings.ConfigException(
+            $"{file}: unreadable sweep ({e.Message})"); }
     }
 
     public void Write(string sweepFolder) => AtomicFile.WriteJson(PathIn(sweepFolder), this);

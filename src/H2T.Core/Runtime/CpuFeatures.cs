@@ -6,9 +6,11 @@ namespace H2T.Runtime;
 /// its vendor and its family / model numbers (which tell AMD's Zen 4, family 25, from Zen 5, family 26). oneDNN runs
 /// bf16 convolutions on either unit; without both, bf16 is emulated and slower than fp32.
 /// </summary>
-public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16, string Vendor = "", int Family = -1, int ModelNumber = -1)
+public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16, string Vendor = "", int Family = -1,
+    int ModelNumber = -1)
 {
-    static readonly Lazy<CpuFeatures> Current = new(() => Parse(File.Exists("/proc/cpuinfo") ? File.ReadAllText("/proc/cpuinfo") : ""));
+    static readonly Lazy<CpuFeatures> Current = new(() => Parse(File.Exists("/proc/cpuinfo") ?
+        File.ReadAllText("/proc/cpuinfo") : ""));
 
     public static CpuFeatures Host => Current.Value;
 
@@ -16,7 +18,8 @@ public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16, st
     public bool HasBf16Units => Avx512Bf16 || AmxBf16;
 
     /// <summary>An AMD CPU (vendor_id AuthenticAMD, or "AMD" in the model name when no vendor was read).</summary>
-    public bool IsAmd => Vendor == "AuthenticAMD" || (Vendor.Length == 0 && Model.Contains("AMD", StringComparison.Ordinal));
+    public bool IsAmd => Vendor == "AuthenticAMD" || (Vendor.Length == 0 && Model.Contains("AMD",
+        StringComparison.Ordinal));
 
     public static CpuFeatures Parse(string cpuinfo)
     {
@@ -32,20 +35,29 @@ public sealed record CpuFeatures(string Model, bool Avx512Bf16, bool AmxBf16, st
             var value = line[(colon + 1)..].Trim();
             if (key == "model name" && model == "unknown") model = value;
             else if (key == "vendor_id" && vendor.Length == 0) vendor = value;
-            else if (key == "cpu family" && family < 0 && int.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var f)) family = f;
-            else if (key == "model" && number < 0 && int.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var m)) number = m;
-            else if (key == "flags" && flags.Count == 0) flags.UnionWith(value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            else if (key == "cpu family" && family < 0 && int.TryParse(value,
+                System.Globalization.CultureInfo.InvariantCulture, out var f)) family = f;
+            else if (key == "model" && number < 0 && int.TryParse(value,
+                System.Globalization.CultureInfo.InvariantCulture, out var m)) number = m;
+            else if (key == "flags" && flags.Count == 0) flags.UnionWith(value.Split(' ',
+                StringSplitOptions.RemoveEmptyEntries));
         }
-        return new CpuFeatures(model, flags.Contains("avx512_bf16"), flags.Contains("amx_bf16"), vendor, family, number);
+        return new CpuFeatures(model, flags.Contains("avx512_bf16"), flags.Contains("amx_bf16"), vendor, family,
+            number);
     }
 
-    /// <summary>AMD's core generation from the family number where it has AVX-512 (Zen 4: family 25, Zen 5: 26), else null.</summary>
+    /// <summary>AMD's core generation from the family number where it has AVX-512 (Zen 4: family 25, Zen 5: 26), else
+    /// null.</summary>
     public string? AmdGeneration => !IsAmd || !Avx512Bf16 ? null
         : Family switch { 25 => "Zen 4", 26 => "Zen 5", < 0 => "of unknown family", _ => $"family {Family}" };
 
-    /// <summary>What identifies this kind of CPU for a calibration record: vendor, model name, family / model, bf16 flags.</summary>
+    /// <summary>What identifies this kind of CPU for a calibration record: vendor, model name, family / model, bf16
+    /// flags.</summary>
     public string Key => $"{Vendor}|{Model}|{Family}/{ModelNumber}|avx512_bf16={Avx512Bf16}|amx_bf16={AmxBf16}";
 
     public override string ToString() =>
-        $"{Model}{(Family >= 0 ? $" (family {Family} model {ModelNumber}{(AmdGeneration is { } g ? $", {g}" : "")})" : "")}; avx512_bf16 {(Avx512Bf16 ? "yes" : "no")}, amx_bf16 {(AmxBf16 ? "yes" : "no")}";
+        $"{Model}{(Family >= 0 ? $" (family {Family} model {ModelNumber}{Generation})" : "")}; " +
+        $"avx512_bf16 {(Avx512Bf16 ? "yes" : "no")}, amx_bf16 {(AmxBf16 ? "yes" : "no")}";
+
+    string Generation => AmdGeneration is { } g ? $", {g}" : "";
 }

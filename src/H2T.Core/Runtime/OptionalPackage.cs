@@ -23,7 +23,8 @@ public static class OptionalPackage
         return (T)Activator.CreateInstance(type)!;
     }
 
-    /// <summary>What to do when <paramref name="feature"/> needs <paramref name="assembly"/> and it is absent.</summary>
+    /// <summary>What to do when <paramref name="feature"/> needs <paramref name="assembly"/> and it is
+    /// absent.</summary>
     public static string Missing(string assembly, string feature) =>
         $"{feature} needs the {assembly} package, which this application does not reference: " +
         $"add <PackageReference Include=\"{assembly}\" /> (the h2t tool has it)";

@@ -77,7 +77,8 @@ public static class TorchRuntime
         torch.set_num_threads(n);
     }
 
-    /// <summary>What the malloc tuning did ("off", "applied", or why not); applied once, by <see cref="Initialize"/>.</summary>
+    /// <summary>What the malloc tuning did ("off", "applied", or why not); applied once, by <see
+    /// cref="Initialize"/>.</summary>
     public static string MallocTuning => mallocTuning.Value;
 
     static readonly Lazy<string> mallocTuning = new(TuneMalloc); // once per process: it is process-wide state
@@ -95,7 +96,8 @@ public static class TorchRuntime
     {
         if (Environment.GetEnvironmentVariable("H2T_MALLOC_TUNING") == "0") return "off (H2T_MALLOC_TUNING=0)";
         if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return "not applicable (not Linux)";
-        if (Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is not null) return "left to the environment (MALLOC_MMAP_THRESHOLD_ set)";
+        if (Environment.GetEnvironmentVariable(
+            "MALLOC_MMAP_THRESHOLD_") is not null) return "left to the environment (MALLOC_MMAP_THRESHOLD_ set)";
         try
         {
             bool ok = Mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 & Mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1;
@@ -109,8 +111,10 @@ public static class TorchRuntime
 
     /// <summary>The libtorch this build references: "cpu" (TorchSharp-cpu) or "cuda" (TorchSharp-cuda-*), from the
     /// build switch TorchBackend.</summary>
-    public static string Backend { get; } = typeof(TorchRuntime).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-        .OfType<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "H2T.TorchBackend")?.Value ?? "cpu";
+    public static string Backend { get; } =
+        typeof(TorchRuntime).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .OfType<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a =>
+            a.Key == "H2T.TorchBackend")?.Value ?? "cpu";
 
     /// <summary>Resolves a device name (cpu, cuda, cuda:N) or throws a message a user can act on.</summary>
     public static torch.Device ResolveDevice(string name)
@@ -121,20 +125,29 @@ public static class TorchRuntime
         if (lower == "cuda" || lower.StartsWith("cuda:", StringComparison.Ordinal))
         {
             int index = 0;
-            if (lower.Length > 4 && !int.TryParse(lower[5..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out index))
-                throw new DeviceUnavailableException($"--device {name}: expected cuda or cuda:N with N a device number (0, 1, ...)");
+            if (lower.Length > 4 && !int.TryParse(lower[5..], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out index))
+                throw new DeviceUnavailableException(
+                    $"--device {name}: expected cuda or cuda:N with N a device number (0, 1, ...)");
             if (Backend != "cuda")
                 throw new DeviceUnavailableException(
-                    $"--device {name}: CUDA is not available: this build references TorchSharp-cpu (libtorch without CUDA). On a machine " +
-                    "with an NVIDIA GPU and driver, build the CUDA one: H2T_TORCH_BACKEND=cuda ./h2t ... (or dotnet build -p:TorchBackend=cuda), " +
-                    "which references TorchSharp-cuda-linux / -windows (libtorch 2.10, CUDA 12.8). That path is untested here: no GPU and no CUDA packages on the machines this project is tested on.");
+                    $"--device {name}: CUDA is not available: this build references TorchSharp-cpu (libtorch without " +
+                        $"CUDA). On a machine " +
+                    "with an NVIDIA GPU and driver, build the CUDA one: H2T_TORCH_BACKEND=cuda ./h2t ... (or dotnet " +
+                        "build -p:TorchBackend=cuda), " +
+                    "which references TorchSharp-cuda-linux / -windows (libtorch 2.10, CUDA 12.8). That path is " +
+                        "untested here: no GPU and no CUDA packages on the machines this project is tested on.");
             if (!torch.cuda.is_available())
                 throw new DeviceUnavailableException(
-                    $"--device {name}: CUDA is not available: this is the CUDA build (TorchSharp-cuda), but libtorch found no usable GPU. " +
-                    "Check that nvidia-smi lists one, that the driver supports CUDA 12.8 (driver 570 or later), and that CUDA_VISIBLE_DEVICES does not hide it.");
+                    $"--device {name}: CUDA is not available: this is the CUDA build (TorchSharp-cuda), but libtorch " +
+                        $"found no usable GPU. " +
+                    "Check that nvidia-smi lists one, that the driver supports CUDA 12.8 (driver 570 or later), and " +
+                        "that CUDA_VISIBLE_DEVICES does not hide it.");
             var count = torch.cuda.device_count();
             if (index >= count)
-                throw new DeviceUnavailableException($"--device {name}: this machine has {count} CUDA device{(count == 1 ? "" : "s")} (cuda:0{(count > 1 ? $" .. cuda:{count - 1}" : "")})");
+                throw new DeviceUnavailableException(
+                    $"--device {name}: this machine has {count} CUDA device{(count == 1 ? "" : "s")} " +
+                    $"(cuda:0{(count > 1 ? $" .. cuda:{count - 1}" : "")})");
             return torch.device(lower);
         }
         throw new DeviceUnavailableException($"--device {name}: expected cpu, cuda or cuda:N");

@@ -16,15 +16,19 @@ public sealed record ClassGroups(int[] Head, int[] Medium, int[] Tail)
     /// <summary>By index ranges: head [0,headEnd), medium [headEnd,mediumEnd), tail [mediumEnd,numClasses).</summary>
     public static ClassGroups FromRanges(int numClasses, int headEnd, int mediumEnd)
     {
-        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "expected at least one class");
+        if (numClasses < 1) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses,
+            "expected at least one class");
         if (headEnd < 0 || headEnd > mediumEnd || mediumEnd > numClasses)
-            throw new ArgumentException($"class group ranges need 0 <= headEnd ({headEnd}) <= mediumEnd ({mediumEnd}) <= numClasses ({numClasses})");
+            throw new ArgumentException(
+                $"class group ranges need 0 <= headEnd ({headEnd}) <= mediumEnd ({mediumEnd}) <= numClasses " +
+                $"({numClasses})");
         return new(Enumerable.Range(0, headEnd).ToArray(),
             Enumerable.Range(headEnd, mediumEnd - headEnd).ToArray(),
             Enumerable.Range(mediumEnd, numClasses - mediumEnd).ToArray());
     }
 
-    /// <summary>10 classes: 0-2 / 3-6 / 7-9 (by counts the tail of a 10-class LT set would be empty); otherwise by counts.</summary>
+    /// <summary>10 classes: 0-2 / 3-6 / 7-9 (by counts the tail of a 10-class LT set would be empty); otherwise by
+    /// counts.</summary>
     public static ClassGroups Default(IReadOnlyList<int> trainCounts)
     {
         ArgumentNullException.ThrowIfNull(trainCounts);

@@ -1,6 +1,7 @@
 namespace H2T.Settings;
 
-/// <summary>The arithmetic a backbone computes in. Weights, optimizer state and checkpoints are fp32 either way.</summary>
+/// <summary>The arithmetic a backbone computes in. Weights, optimizer state and checkpoints are fp32 either
+/// way.</summary>
 public enum ComputePrecision { Fp32, Bf16 }
 
 /// <summary>How feature maps are laid out in memory (Models.MemoryLayout). Channels-last is the default (0), so a
@@ -8,7 +9,8 @@ public enum ComputePrecision { Fp32, Bf16 }
 public enum FeatureLayout { ChannelsLast, Nchw }
 
 /// <summary>What runs a checkpoint for eval and predict: TorchSharp (libtorch) or ONNX Runtime on the checkpoint's
-/// ONNX export, made in memory. Null ("auto"): the faster one for that model (H2T.Inference.ImageClassifier.Engine).</summary>
+/// ONNX export, made in memory. Null ("auto"): the faster one for that model
+/// (H2T.Inference.ImageClassifier.Engine).</summary>
 public enum InferenceEngine { TorchSharp, OnnxRuntime }
 
 /// <summary>The one spelling of precisions and layouts: a flag, a config key and a checkpoint's record all read these
@@ -22,18 +24,23 @@ public static class ComputeNames
     ], "fp32, bf16 or auto");
 
     public static NameTable<FeatureLayout> Layouts { get; } = new("memory layout",
-        [("channels-last", FeatureLayout.ChannelsLast), ("channels_last", FeatureLayout.ChannelsLast), ("nhwc", FeatureLayout.ChannelsLast), ("nchw", FeatureLayout.Nchw)],
+        [("channels-last", FeatureLayout.ChannelsLast), ("channels_last", FeatureLayout.ChannelsLast), ("nhwc",
+            FeatureLayout.ChannelsLast), ("nchw", FeatureLayout.Nchw)],
         "channels-last or nchw");
 
     public static NameTable<InferenceEngine?> Engines { get; } = new("engine",
-        [("torchsharp", InferenceEngine.TorchSharp), ("libtorch", InferenceEngine.TorchSharp), ("onnxruntime", InferenceEngine.OnnxRuntime), ("ort", InferenceEngine.OnnxRuntime), ("auto", null)],
+        [("torchsharp", InferenceEngine.TorchSharp), ("libtorch", InferenceEngine.TorchSharp), ("onnxruntime",
+            InferenceEngine.OnnxRuntime), ("ort", InferenceEngine.OnnxRuntime), ("auto", null)],
         "auto, torchsharp or onnxruntime");
 
     public static string Name(ComputePrecision p) => p == ComputePrecision.Bf16 ? "bf16" : "fp32";
 
     public static string Name(FeatureLayout l) => l == FeatureLayout.Nchw ? "NCHW" : "channels-last";
 
-    /// <summary>A precision a run recorded (a checkpoint's "fp32" / "bf16"); <paramref name="where"/> names the file.</summary>
+    /// <summary>A precision a run recorded (a checkpoint's "fp32" / "bf16"); <paramref name="where"/> names the
+    /// file.</summary>
     public static ComputePrecision Recorded(string? name, string where) =>
-        Precisions.TryParse(name, out var p) && p is { } v ? v : throw new ConfigException($"{where}: precision '{name}': expected fp32 or bf16");
+        Precisions.TryParse(name,
+            out var p) && p is { } v ? v :
+            throw new ConfigException($"{where}: precision '{name}': expected fp32 or bf16");
 }

@@ -17,14 +17,20 @@ public sealed record DataConfig(string Dataset = "fashion-mnist", string? DataPa
     public void ValidateValues()
     {
         if (!(ImbFactor >= 1) || double.IsInfinity(ImbFactor))
-            throw new ConfigException($"imbalance factor n_max / n_min must be a number >= 1 (or its inverse, 0.01 for 100), got {ImbFactor}", "imb_factor");
+            throw new ConfigException(
+                $"imbalance factor n_max / n_min must be a number >= 1 (or its inverse, 0.01 for 100), got {ImbFactor}",
+                "imb_factor");
         if (LongTailSeed < 0) throw new ConfigException($"lt_seed must be >= 0, got {LongTailSeed}", "lt_seed");
-        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}", "val_per_class");
-        if (ImageSize < 8) throw new ConfigException($"image_size must be a crop size >= 8, got {ImageSize}", "image_size");
-        if (Resize is not 0 and < 8) throw new ConfigException($"resize must be 0 (native size) or a size >= 8, got {Resize}", "resize");
+        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}",
+            "val_per_class");
+        if (ImageSize < 8) throw new ConfigException($"image_size must be a crop size >= 8, got {ImageSize}",
+            "image_size");
+        if (Resize is not 0 and
+            < 8) throw new ConfigException($"resize must be 0 (native size) or a size >= 8, got {Resize}", "resize");
     }
 
-    public DataConfig WithAbsolutePath() => DataPath is null ? this : this with { DataPath = Path.GetFullPath(DataPath) };
+    public DataConfig WithAbsolutePath() => DataPath is null ? this : this with { DataPath =
+        Path.GetFullPath(DataPath) };
 }
 
 public enum ImbalanceType { Exp, Step }
@@ -32,5 +38,6 @@ public enum ImbalanceType { Exp, Step }
 /// <summary>The names of the long-tail profiles, for flags and config keys alike.</summary>
 public static class ImbalanceTypes
 {
-    public static NameTable<ImbalanceType> Table { get; } = new("imbalance type", [("exp", ImbalanceType.Exp), ("step", ImbalanceType.Step)]);
+    public static NameTable<ImbalanceType> Table { get; } = new("imbalance type", [("exp", ImbalanceType.Exp), ("step",
+        ImbalanceType.Step)]);
 }

@@ -42,16 +42,19 @@ public sealed record LossConfig(string Type = "ce")
     /// by config key; their defaults live in the loss. Null: none given.</summary>
     public IReadOnlyDictionary<string, string>? Options { get; init; }
 
-    /// <summary>The value checks of every loss setting (a loss reads only its own; all are checked so none is wrong in a config.json).</summary>
+    /// <summary>The value checks of every loss setting (a loss reads only its own; all are checked so none is wrong in
+    /// a config.json).</summary>
     public void ValidateValues()
     {
         static void AtLeast(double v, double min, bool strict, string key)
         {
-            if (double.IsNaN(v) || (strict ? v <= min : v < min)) throw new ConfigException($"{key} must be {(strict ? ">" : ">=")} {min}, got {v}", key);
+            if (double.IsNaN(v) || (strict ? v <= min :
+                v < min)) throw new ConfigException($"{key} must be {(strict ? ">" : ">=")} {min}, got {v}", key);
         }
         static void Fraction(double v, string key)
         {
-            if (v is < 0 or > 1 || double.IsNaN(v)) throw new ConfigException($"{key} must lie in [0, 1], got {v}", key);
+            if (v is < 0 or > 1 || double.IsNaN(v)) throw new ConfigException($"{key} must lie in [0, 1], got {v}",
+                key);
         }
         AtLeast(FocalGamma, 0, false, "loss.focal.gamma");
         Fraction(CbBeta, "loss.CB.beta");
@@ -60,17 +63,23 @@ public sealed record LossConfig(string Type = "ce")
         AtLeast(LogitAdjustTau, 0, false, "loss.LA.tau");
         Fraction(SmoothHead, "smooth_head");
         Fraction(SmoothTail, "smooth_tail");
-        if (SmoothShape is not ("concave" or "linear" or "convex" or "exp")) throw new ConfigException($"shape must be concave, linear, convex or exp, got '{SmoothShape}'", "shape");
+        if (SmoothShape is not ("concave" or "linear" or "convex" or
+            "exp")) throw new ConfigException($"shape must be concave, linear, convex or exp, got '{SmoothShape}'",
+            "shape");
         AtLeast(SmoothPower, 0, true, "power");
         AtLeast(GclNoiseMul, 0, false, "loss.GCL.noise_mul");
         AtLeast(GclScale, 0, true, "loss.GCL.s");
         AtLeast(GclMaxMargin, 0, false, "loss.GCL.max_m");
         if (GclFocalGamma is { } g) AtLeast(g, 0, false, "loss.GCL.gamma");
-        if (!double.IsFinite(RideDiversityFactor)) throw new ConfigException($"loss.RIDE.additional_diversity_factor must be a number, got {RideDiversityFactor}", "loss.RIDE.additional_diversity_factor");
+        if (!double.IsFinite(RideDiversityFactor)) throw new ConfigException(
+            $"loss.RIDE.additional_diversity_factor must be a number, got {RideDiversityFactor}",
+            "loss.RIDE.additional_diversity_factor");
         AtLeast(RideDiversityTemperature, 0, true, "loss.RIDE.base_diversity_temperature");
         AtLeast(RideReweightFactor, 0, false, "loss.RIDE.reweight_factor");
         Fraction(ResLtBeta, "loss.ResLT.beta");
-        if (ResLtMediumStart < -1) throw new ConfigException($"loss.ResLT.medium_start must be >= 0, got {ResLtMediumStart}", "loss.ResLT.medium_start");
-        if (ResLtTailStart < -1) throw new ConfigException($"loss.ResLT.tail_start must be >= 0, got {ResLtTailStart}", "loss.ResLT.tail_start");
+        if (ResLtMediumStart < -1) throw new ConfigException(
+            $"loss.ResLT.medium_start must be >= 0, got {ResLtMediumStart}", "loss.ResLT.medium_start");
+        if (ResLtTailStart < -1) throw new ConfigException($"loss.ResLT.tail_start must be >= 0, got {ResLtTailStart}",
+            "loss.ResLT.tail_start");
     }
 }

@@ -6,7 +6,8 @@ namespace H2T.Settings;
 /// </summary>
 public sealed class NameTable<T>(string what, IReadOnlyList<(string Name, T Value)> entries, string? expected = null)
 {
-    readonly Dictionary<string, T> byName = entries.ToDictionary(e => e.Name, e => e.Value, StringComparer.OrdinalIgnoreCase);
+    readonly Dictionary<string, T> byName = entries.ToDictionary(e => e.Name, e => e.Value,
+        StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The names, aliases included, in table order.</summary>
     public IReadOnlyList<string> Names { get; } = [.. entries.Select(e => e.Name)];
@@ -20,7 +21,8 @@ public sealed class NameTable<T>(string what, IReadOnlyList<(string Name, T Valu
         return name is not null && byName.TryGetValue(name.Trim(), out value!);
     }
 
-    /// <summary>The value for <paramref name="name"/>, or an ArgumentException naming the concern and the choices.</summary>
+    /// <summary>The value for <paramref name="name"/>, or an ArgumentException naming the concern and the
+    /// choices.</summary>
     public T Parse(string? name) =>
         TryParse(name, out var value) ? value : throw new ArgumentException($"{what} '{name}': expected {Expected}");
 }

@@ -1,13 +1,17 @@
 namespace H2T.Settings;
 
 /// <summary>SGD settings (the reference's).</summary>
-public sealed record OptimConfig(double Lr = 0.1, double Momentum = 0.9, double WeightDecay = 2e-4, bool Nesterov = false, int BatchSize = 128)
+public sealed record OptimConfig(double Lr = 0.1, double Momentum = 0.9, double WeightDecay = 2e-4,
+    bool Nesterov = false, int BatchSize = 128)
 {
     public void Validate(string prefix = "")
     {
         if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ConfigException($"{prefix}lr must be > 0, got {Lr}", "lr");
-        if (Momentum is < 0 or >= 1 || double.IsNaN(Momentum)) throw new ConfigException($"{prefix}momentum must lie in [0, 1), got {Momentum}", "momentum");
-        if (!(WeightDecay >= 0)) throw new ConfigException($"{prefix}weight_decay must be >= 0, got {WeightDecay}", "weight_decay");
+        if (Momentum is < 0 or >= 1 ||
+            double.IsNaN(Momentum)) throw new ConfigException($"{prefix}momentum must lie in [0, 1), got {Momentum}",
+            "momentum");
+        if (!(WeightDecay >= 0)) throw new ConfigException($"{prefix}weight_decay must be >= 0, got {WeightDecay}",
+            "weight_decay");
         if (BatchSize < 1) throw new ConfigException($"{prefix}batch_size must be >= 1, got {BatchSize}", "batch_size");
         if (Nesterov && Momentum == 0) throw new ConfigException($"{prefix}nesterov needs momentum > 0", "nesterov");
     }

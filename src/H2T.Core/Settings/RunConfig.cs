@@ -15,7 +15,8 @@ public abstract record RunConfig
     public int EvalEvery { get; init; } = 1;
     /// <summary>The backbone's arithmetic (Models.MixedPrecision); weights and checkpoints stay fp32.</summary>
     public ComputePrecision Precision { get; init; } = ComputePrecision.Fp32;
-    /// <summary>The feature maps' memory layout (Models.MemoryLayout); the values do not depend on it beyond rounding.</summary>
+    /// <summary>The feature maps' memory layout (Models.MemoryLayout); the values do not depend on it beyond
+    /// rounding.</summary>
     public FeatureLayout Layout { get; init; }
 
     /// <summary>Every <see cref="EvalEvery"/> epochs (0: never early), and always after the last.</summary>

@@ -5,7 +5,8 @@ namespace H2T.Settings;
 [JsonConverter(typeof(JsonStringEnumConverter<ScheduleKind>))]
 public enum ScheduleKind { Cosine, MultiStep, Constant }
 
-/// <summary>Schedule names (the reference's 'cos' and 'step' included), for --schedule and lr_scheduler.type alike.</summary>
+/// <summary>Schedule names (the reference's 'cos' and 'step' included), for --schedule and lr_scheduler.type
+/// alike.</summary>
 public static class ScheduleKinds
 {
     public static NameTable<ScheduleKind> Table { get; } = new("schedule",
@@ -20,14 +21,20 @@ public static class ScheduleKinds
 /// Learning-rate schedule, applied per epoch as the reference does: cosine from the peak to <see cref="MinLr"/>,
 /// or multistep (x gamma at each milestone) with linear warm-up over the first epochs, or constant.
 /// </summary>
-public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Cosine, int WarmupEpochs = 0, int[]? Milestones = null, double Gamma = 0.1, double MinLr = 0)
+public sealed record ScheduleConfig(ScheduleKind Kind = ScheduleKind.Cosine, int WarmupEpochs = 0,
+    int[]? Milestones = null, double Gamma = 0.1, double MinLr = 0)
 {
     public void Validate()
     {
-        if (WarmupEpochs < 0) throw new ConfigException($"warmup must be >= 0 epochs, got {WarmupEpochs}", "lr_scheduler.warmup_epochs");
+        if (WarmupEpochs < 0) throw new ConfigException($"warmup must be >= 0 epochs, got {WarmupEpochs}",
+            "lr_scheduler.warmup_epochs");
         if (Kind == ScheduleKind.MultiStep && (Milestones is null || Milestones.Length == 0))
-            throw new ConfigException("schedule multistep needs milestones (e.g. --milestones 160,180, or lr_scheduler.lr_step: [160, 180])", "lr_scheduler.type");
-        if (Milestones is { } ms && ms.Any(m => m < 1)) throw new ConfigException($"milestones must be epochs >= 1, got {string.Join(",", ms)}", "lr_scheduler.lr_step");
+            throw new ConfigException(
+                "schedule multistep needs milestones (e.g. --milestones 160,180, or lr_scheduler.lr_step: [160, 180])",
+                "lr_scheduler.type");
+        if (Milestones is { } ms && ms.Any(m =>
+            m < 1)) throw new ConfigException($"milestones must be epochs >= 1, got {string.Join(",", ms)}",
+            "lr_scheduler.lr_step");
         if (!(Gamma > 0)) throw new ConfigException($"gamma must be > 0, got {Gamma}", "lr_scheduler.gamma");
     }
 

@@ -23,12 +23,15 @@ public sealed record StageOneConfig : RunConfig
     internal override void ValidateStageValues()
     {
         Data.ValidateValues();
-        if (Trainable is { Length: 0 }) throw new ConfigException("trainable: name at least one backbone module (or leave it out to train the whole backbone)", "trainable");
+        if (Trainable is { Length: 0 }) throw new ConfigException(
+            "trainable: name at least one backbone module (or leave it out to train the whole backbone)", "trainable");
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}", "alpha");
         if (Cmo is { } cmo)
         {
             cmo.Validate();
-            if (MixupAlpha > 0 && cmo.Probability > 0) throw new ConfigException("cmo and mixup are exclusive: set mixup alpha 0 with CMO (its CutMix replaces mixup)", "cmo.prob");
+            if (MixupAlpha > 0 &&
+                cmo.Probability > 0) throw new ConfigException(
+                "cmo and mixup are exclusive: set mixup alpha 0 with CMO (its CutMix replaces mixup)", "cmo.prob");
         }
     }
 }

@@ -1,6 +1,7 @@
 namespace H2T.Settings;
 
-/// <summary>Stage II's feature source: a backbone pass per batch, cached final maps, or cached pooled vectors.</summary>
+/// <summary>Stage II's feature source: a backbone pass per batch, cached final maps, or cached pooled
+/// vectors.</summary>
 public enum FeatureCacheMode { Off, Maps, Pooled }
 
 /// <summary>Stage II: frozen backbone, classifier re-training with H2T fusion (rho = 0: plain re-balancing).</summary>
@@ -22,10 +23,12 @@ public sealed record StageTwoConfig : RunConfig
     public bool ShiftBn { get; init; } = true;
     /// <summary>Re-initialise the classifier instead of fine-tuning the stage-I one.</summary>
     public bool ReinitClassifier { get; init; }
-    /// <summary>"keep" (the stage-I classifier kind) or "lws": Decouple's learnable weight scaling on the stage-I linear
+    /// <summary>"keep" (the stage-I classifier kind) or "lws": Decouple's learnable weight scaling on the stage-I
+    /// linear
     /// classifier (its weights frozen, one scale per class learnt).</summary>
     public string Classifier { get; init; } = "keep";
-    /// <summary>The feature augmentation (H2T.Fusion.StageTwoMethods): "h2t" (with <see cref="Rho"/>), "feature-mixup", "none".</summary>
+    /// <summary>The feature augmentation (H2T.Fusion.StageTwoMethods): "h2t" (with <see cref="Rho"/>), "feature-mixup",
+    /// "none".</summary>
     public string Fusion { get; init; } = "h2t";
     /// <summary>The chosen methods' own options by config key (e.g. feature_mixup.alpha); their defaults live in the
     /// methods. Null: none given.</summary>
@@ -42,32 +45,40 @@ public sealed record StageTwoConfig : RunConfig
 
     /// <summary>What <see cref="FeatureCacheViews"/> 0 means: 4 augmented views per image for the map cache, and for
     /// the pooled source 1 recorded epoch of the exact path's batches (docs/performance.md says why).</summary>
-    public int ViewsOrDefault => FeatureCacheViews > 0 ? FeatureCacheViews : FeatureCache == FeatureCacheMode.Pooled ? 1 : 4;
+    public int ViewsOrDefault => FeatureCacheViews > 0 ? FeatureCacheViews : FeatureCache == FeatureCacheMode.Pooled ?
+        1 : 4;
     /// <summary>"auto" (the backbone's arithmetic: bf16 maps as bf16, fp32 as fp32), "bf16" or "fp32".</summary>
     public string FeatureCacheStorage { get; init; } = "auto";
 
     internal static readonly string[] CacheStorages = ["auto", "bf16", "fp32"];
 
-    /// <summary>The names of <see cref="FeatureCache"/>: on / true keep meaning the map cache they meant first.</summary>
+    /// <summary>The names of <see cref="FeatureCache"/>: on / true keep meaning the map cache they meant
+    /// first.</summary>
     public static NameTable<FeatureCacheMode> FeatureCacheModes { get; } = new("feature cache",
     [
         ("off", FeatureCacheMode.Off), ("false", FeatureCacheMode.Off), ("no", FeatureCacheMode.Off),
-        ("pooled", FeatureCacheMode.Pooled), ("maps", FeatureCacheMode.Maps), ("on", FeatureCacheMode.Maps), ("true", FeatureCacheMode.Maps),
+        ("pooled", FeatureCacheMode.Pooled), ("maps", FeatureCacheMode.Maps), ("on", FeatureCacheMode.Maps), ("true",
+            FeatureCacheMode.Maps),
         ("yes", FeatureCacheMode.Maps),
     ], "off, pooled or maps (on: maps)");
 
     /// <summary>What members trained together must share, by config key: what the feature source and the epoch loop
-    /// read. Everything else (rho, fusion and its options, classifier, loss, lr, weight decay) is each member's own.</summary>
-    public IReadOnlyDictionary<string, object> SharedSettings() => new Dictionary<string, object>(StringComparer.Ordinal)
+    /// read. Everything else (rho, fusion and its options, classifier, loss, lr, weight decay) is each member's
+    /// own.</summary>
+    public IReadOnlyDictionary<string, object> SharedSettings() => new Dictionary<string,
+        object>(StringComparer.Ordinal)
     {
         ["num_epochs"] = Epochs, ["seed"] = Seed, ["batch_size"] = Optim.BatchSize, ["eval_every"] = EvalEvery,
         ["prefetch"] = Prefetch, ["precision"] = Precision, ["memory_layout"] = Layout,
-        ["sampler.weighted_sampler.type"] = TailSampler, ["sampler.dual_sample.type"] = HeadSampler, ["shift_bn"] = ShiftBn,
-        ["feature_cache"] = FeatureCache, ["feature_cache_views"] = FeatureCacheViews, ["feature_cache_storage"] = FeatureCacheStorage,
+        ["sampler.weighted_sampler.type"] = TailSampler, ["sampler.dual_sample.type"] = HeadSampler,
+            ["shift_bn"] = ShiftBn,
+        ["feature_cache"] = FeatureCache, ["feature_cache_views"] = FeatureCacheViews,
+            ["feature_cache_storage"] = FeatureCacheStorage,
         ["feature_cache_bn_batches"] = FeatureCacheBnBatches,
     };
 
-    /// <summary>The shared settings (<see cref="SharedSettings"/>) in which <paramref name="other"/> differs from this.</summary>
+    /// <summary>The shared settings (<see cref="SharedSettings"/>) in which <paramref name="other"/> differs from
+    /// this.</summary>
     public IReadOnlyList<string> SharedDifferences(StageTwoConfig other)
     {
         ArgumentNullException.ThrowIfNull(other);
@@ -75,21 +86,32 @@ public sealed record StageTwoConfig : RunConfig
         return [.. SharedSettings().Where(kv => !Equals(kv.Value, theirs[kv.Key])).Select(kv => kv.Key)];
     }
 
-    /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value alike.</summary>
+    /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value
+    /// alike.</summary>
     internal static void CheckRho(double rho, string key)
     {
-        if (rho is < 0 or > 1 || double.IsNaN(rho)) throw new ConfigException($"rho must lie in [0, 1], got {rho}", key);
+        if (rho is < 0 or > 1 || double.IsNaN(rho)) throw new ConfigException($"rho must lie in [0, 1], got {rho}",
+            key);
     }
 
     internal override void ValidateStageValues()
     {
         CheckRho(Rho, "H2T");
-        if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}", "lr_scheduler.lr_factor");
-        if (FeatureCacheBnBatches < 0) throw new ConfigException($"feature_cache_bn_batches must be >= 0 (0: one epoch), got {FeatureCacheBnBatches}", "feature_cache_bn_batches");
+        if (!(LrFactor > 0)) throw new ConfigException($"lr_factor must be > 0, got {LrFactor}",
+            "lr_scheduler.lr_factor");
+        if (FeatureCacheBnBatches < 0) throw new ConfigException(
+            $"feature_cache_bn_batches must be >= 0 (0: one epoch), got {FeatureCacheBnBatches}",
+            "feature_cache_bn_batches");
         if (FeatureCacheViews is < 0 or > 256)
-            throw new ConfigException($"feature_cache_views must lie in [0, 256] (0: the source's default), got {FeatureCacheViews}", "feature_cache_views");
+            throw new ConfigException(
+                $"feature_cache_views must lie in [0, 256] (0: the source's default), got {FeatureCacheViews}",
+                "feature_cache_views");
         if (!CacheStorages.Contains(FeatureCacheStorage))
-            throw new ConfigException($"feature_cache_storage: expected {string.Join(", ", CacheStorages)}, got '{FeatureCacheStorage}'", "feature_cache_storage");
-        if (Classifier == "lws" && ReinitClassifier) throw new ConfigException("lws re-scales the stage-I classifier: it cannot be combined with reinit", "reinit_classifier");
+            throw new ConfigException(
+                $"feature_cache_storage: expected {string.Join(", ", CacheStorages)}, got '{FeatureCacheStorage}'",
+                "feature_cache_storage");
+        if (Classifier == "lws" &&
+            ReinitClassifier) throw new ConfigException(
+            "lws re-scales the stage-I classifier: it cannot be combined with reinit", "reinit_classifier");
     }
 }

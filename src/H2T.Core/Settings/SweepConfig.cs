@@ -35,20 +35,25 @@ public sealed record SweepConfig(StageTwoConfig StageTwo, double[] Rhos, int Val
     /// <summary>Options varied besides rho; the members are their product with the rho values.</summary>
     public IReadOnlyList<SweptOption> Options { get; init; } = [];
 
-    /// <summary>The value checks, each member's included; <c>H2T.Configuration.RunConfigChecks.Validate</c> adds the names.</summary>
+    /// <summary>The value checks, each member's included; <c>H2T.Configuration.RunConfigChecks.Validate</c> adds the
+    /// names.</summary>
     public void ValidateValues()
     {
         // The config's own values, its H2T value included (an H2T: 1.5 in a file is an error, swept or not).
         StageTwo.ValidateValues();
         if (Rhos.Length == 0) throw new ConfigException("rho: the sweep needs at least one value", "sweep.rho");
         foreach (var r in Rhos) StageTwoConfig.CheckRho(r, "sweep.rho");
-        if (Rhos.Distinct().Count() != Rhos.Length) throw new ConfigException($"rho: values repeat in [{string.Join(", ", Rhos)}]", "sweep.rho");
-        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}", "val_per_class");
+        if (Rhos.Distinct().Count() != Rhos.Length) throw new ConfigException(
+            $"rho: values repeat in [{string.Join(", ", Rhos)}]", "sweep.rho");
+        if (ValidationPerClass < 0) throw new ConfigException($"val_per_class must be >= 0, got {ValidationPerClass}",
+            "val_per_class");
         foreach (var o in Options)
         {
             if (o.Values.Count == 0) throw new ConfigException($"sweep.{o.Key}: no values", $"sweep.{o.Key}");
             if (o.Values.Select(v => v.Text).Distinct(StringComparer.Ordinal).Count() != o.Values.Count)
-                throw new ConfigException($"sweep.{o.Key}: values repeat in [{string.Join(", ", o.Values.Select(v => v.Text))}]", $"sweep.{o.Key}");
+                throw new ConfigException(
+                    $"sweep.{o.Key}: values repeat in [{string.Join(", ", o.Values.Select(v => v.Text))}]",
+                    $"sweep.{o.Key}");
         }
         var points = Points();
         var key = Options.Count > 0 ? $"sweep.{Options[0].Key}" : "sweep.rho";
@@ -58,8 +63,11 @@ public sealed record SweepConfig(StageTwoConfig StageTwo, double[] Rhos, int Val
             catch (ConfigException e) { throw new ConfigException($"sweep member {p.Label}: {e.Message}", key); }
             var differ = points[0].Config.SharedDifferences(p.Config);
             if (differ.Count > 0)
-                throw new ConfigException($"{string.Join(", ", differ)} cannot be swept: the members share the feature source and the epoch loop, " +
-                                          $"so only their own settings vary (rho, fusion and its options, classifier, loss, lr, weight decay)", key);
+                throw new ConfigException(
+                    $"{string.Join(", ", differ)} cannot be swept: the members share the feature source and the " +
+                    $"epoch loop, " +
+                                          $"so only their own settings vary (rho, fusion and its options, " +
+                                              $"classifier, loss, lr, weight decay)", key);
         }
     }
 
@@ -67,17 +75,20 @@ public sealed record SweepConfig(StageTwoConfig StageTwo, double[] Rhos, int Val
     public IReadOnlyList<SweepPoint> Points()
     {
         var points = Rhos.Select(r => new SweepPoint(
-            Options.Count == 0 || Rhos.Length > 1 ? [new SweptSetting("rho", r.ToString("0.###", CultureInfo.InvariantCulture))] : [],
+            Options.Count == 0 || Rhos.Length > 1 ? [new SweptSetting("rho", r.ToString("0.###",
+                CultureInfo.InvariantCulture))] : [],
             StageTwo with { Rho = r })).ToList();
         foreach (var o in Options)
-            points = [.. points.SelectMany(p => o.Values.Select(v => new SweepPoint([.. p.Swept, new SweptSetting(o.Key, v.Text)], v.Apply(p.Config))))];
+            points = [.. points.SelectMany(p => o.Values.Select(v => new SweepPoint([.. p.Swept, new SweptSetting(o.Key,
+                v.Text)], v.Apply(p.Config))))];
         return points;
     }
 
     /// <summary>The values a sweep tries when none are given: 0 to 1 in steps of 0.1.</summary>
     public static IReadOnlyList<double> DefaultRhos { get; } = ParseRhos("0:1:0.1");
 
-    /// <summary>rho values: "0:1:0.1" (start:stop:step, stop included) or "0,0.25,0.5" (<see cref="ValueGrid"/>).</summary>
+    /// <summary>rho values: "0:1:0.1" (start:stop:step, stop included) or "0,0.25,0.5" (<see
+    /// cref="ValueGrid"/>).</summary>
     public static double[] ParseRhos(string spec) => ValueGrid.Parse(spec, "rho");
 
     public static string FolderName(double rho) => string.Create(CultureInfo.InvariantCulture, $"rho{rho:0.###}");

@@ -8,7 +8,8 @@ namespace H2T.Training;
 /// <summary>What a user may change about the demo; everything else is the plan's.</summary>
 public sealed record DemoOptions
 {
-    /// <summary>The CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10, evaluated every epoch.</summary>
+    /// <summary>The CPU protocol of docs/experiments.md: ResNet-32, stage I 30 epochs, stage II 10, evaluated every
+    /// epoch.</summary>
     public bool Full { get; init; }
     public string? Backbone { get; init; }
     public int? StageOneEpochs { get; init; }
@@ -40,7 +41,8 @@ public sealed record DemoPlan(DataConfig Data, Checked<StageOneConfig> StageOne,
     public static DemoPlan For(DemoOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var data = new DataConfig(Dataset: "fashion-mnist", DataPath: options.DataPath, ImbFactor: 100, ValidationPerClass: options.ValidationPerClass);
+        var data = new DataConfig(Dataset: "fashion-mnist", DataPath: options.DataPath, ImbFactor: 100,
+            ValidationPerClass: options.ValidationPerClass);
         var stageOne = new StageOneConfig
         {
             Data = data,
@@ -49,7 +51,8 @@ public sealed record DemoPlan(DataConfig Data, Checked<StageOneConfig> StageOne,
             Loss = new LossConfig("ce"),
             MixupAlpha = options.MixupAlpha,
             Seed = options.Seed,
-            // The demo evaluates once per run (at its end) to stay within minutes; stage1/stage2 default to every epoch.
+            // The demo evaluates once per run (at its end) to stay within minutes; stage1/stage2 default to every
+            // epoch.
             EvalEvery = options.Full ? 1 : 0,
             Precision = options.Precision,
         };
@@ -59,10 +62,12 @@ public sealed record DemoPlan(DataConfig Data, Checked<StageOneConfig> StageOne,
             Epochs = options.StageTwoEpochs ?? (options.Full ? 10 : DefaultStageTwoEpochs), Seed = options.Seed,
             EvalEvery = options.Full ? 1 : 0, Precision = options.Precision,
         };
-        return new DemoPlan(data, stageOne.Check(), new SweepConfig(stageTwo, rhos, options.ValidationPerClass).Check());
+        return new DemoPlan(data, stageOne.Check(), new SweepConfig(stageTwo, rhos,
+            options.ValidationPerClass).Check());
     }
 
-    /// <summary>The H2T row to set against rho = 0: the selected rho, or (when validation kept rho = 0) the H2T rho best on validation.</summary>
+    /// <summary>The H2T row to set against rho = 0: the selected rho, or (when validation kept rho = 0) the H2T rho
+    /// best on validation.</summary>
     public static SweepRow H2TRow(SweepResult sweep)
     {
         ArgumentNullException.ThrowIfNull(sweep);

@@ -23,7 +23,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
     /// Loads last.ckpt if resuming; returns its metadata or null for a fresh start. Refuses to resume a run that was
     /// started with another config or from another stage-I checkpoint.
     /// </summary>
-    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer, RunRecord record)
+    public CheckpointMeta? TryResume(bool resume, Backbone backbone, ClassifierHead head, OptimizerHelper optimizer,
+        RunRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
         var config = record.ConfigJson();
@@ -35,9 +36,11 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             return null;
         }
         var found = Checkpoint.ReadMeta(run.LastCheckpoint);
-        if (found.Stage != stage) throw new ConfigException($"{run.LastCheckpoint}: a {found.Stage} checkpoint cannot resume {stage}");
+        if (found.Stage != stage) throw new ConfigException(
+            $"{run.LastCheckpoint}: a {found.Stage} checkpoint cannot resume {stage}");
         if (found.Config is { } old && DifferingKeys(old, config, record.DefaultConfigJson()) is { Count: > 0 } keys)
-            throw new ConfigException($"--resume: {run.Path} was started with another config (differs in: {string.Join(", ", keys)}); " +
+            throw new ConfigException(
+                $"--resume: {run.Path} was started with another config (differs in: {string.Join(", ", keys)}); " +
                                       "use another --out or the same options");
         if (from is not null && found.From is not null && found.From != from)
             throw new ConfigException($"--resume: {run.Path} was trained from {found.From}, not {from}");
@@ -46,28 +49,36 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         BestTop1 = meta.BestTop1;
         BestEpoch = meta.BestEpoch;
         var metrics = run.ReadMetrics();
-        Metrics = metrics with { Epochs = metrics.Epochs.Where(e => e.Epoch <= meta.Epoch).ToList(), Completed = false };
+        Metrics = metrics with { Epochs = metrics.Epochs.Where(e => e.Epoch <= meta.Epoch).ToList(),
+            Completed = false };
         if (Metrics.SelectedValidation is { } sv && Metrics.SelectedEpoch <= meta.Epoch) bestValidation = sv.Top1;
         observer.Message($"resuming {stage} from {run.LastCheckpoint} after epoch {meta.Epoch + 1}/{meta.TotalEpochs}");
         run.Log($"resume after epoch {meta.Epoch + 1}");
         return meta;
     }
 
-    static List<string> DifferingKeys(System.Text.Json.JsonElement a, System.Text.Json.JsonElement b, System.Text.Json.JsonElement? defaults)
+    static List<string> DifferingKeys(System.Text.Json.JsonElement a, System.Text.Json.JsonElement b,
+        System.Text.Json.JsonElement? defaults)
     {
         static string Compact(System.Text.Json.JsonElement e) => System.Text.Json.JsonSerializer.Serialize(e);
-        if (a.ValueKind != System.Text.Json.JsonValueKind.Object || b.ValueKind != System.Text.Json.JsonValueKind.Object)
+        if (a.ValueKind != System.Text.Json.JsonValueKind.Object ||
+            b.ValueKind != System.Text.Json.JsonValueKind.Object)
             return Compact(a) == Compact(b) ? [] : ["config"];
         System.Text.Json.JsonElement? DefaultOf(string k) =>
-            defaults is { ValueKind: System.Text.Json.JsonValueKind.Object } d && d.TryGetProperty(k, out var v) ? v : null;
-        // A setting added after a run started (pretrained, precision, layout, fusion, ...) differs only when it is not at
+            defaults is { ValueKind: System.Text.Json.JsonValueKind.Object } d && d.TryGetProperty(k,
+                out var v) ? v : null;
+        // A setting added after a run started (pretrained, precision, layout, fusion, ...) differs only when it is not
+        // at
         // its record's default, which is what the older run used.
-        bool AtDefault(string k, System.Text.Json.JsonElement e) => DefaultOf(k) is { } dv ? Compact(dv) == Compact(e) : IsEmpty(e);
+        bool AtDefault(string k,
+            System.Text.Json.JsonElement e) => DefaultOf(k) is { } dv ? Compact(dv) == Compact(e) : IsEmpty(e);
         var keys = a.EnumerateObject().Select(p => p.Name).Union(b.EnumerateObject().Select(p => p.Name));
         return keys.Where(k => (a.TryGetProperty(k, out var x), b.TryGetProperty(k, out var y)) switch
         {
-            // Nested objects (the data config) compare key by key, so a key added later at its default is no difference.
-            (true, true) => x.ValueKind == System.Text.Json.JsonValueKind.Object && y.ValueKind == System.Text.Json.JsonValueKind.Object
+            // Nested objects (the data config) compare key by key, so a key added later at its default is no
+            // difference.
+            (true, true) => x.ValueKind == System.Text.Json.JsonValueKind.Object &&
+                y.ValueKind == System.Text.Json.JsonValueKind.Object
                 ? DifferingKeys(x, y, DefaultOf(k)).Count > 0 : Compact(x) != Compact(y),
             (false, true) => !AtDefault(k, y),
             (true, false) => !AtDefault(k, x),
@@ -75,7 +86,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         }).ToList();
     }
 
-    /// <summary>A value that stands for "not set" where no default is known (a nested record's field left at null, 0 or false).</summary>
+    /// <summary>A value that stands for "not set" where no default is known (a nested record's field left at null, 0 or
+    /// false).</summary>
     static bool IsEmpty(System.Text.Json.JsonElement e) => e.ValueKind switch
     {
         System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False => true,
@@ -83,7 +95,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         _ => false,
     };
 
-    /// <summary>A resumed run whose last epoch was already checkpointed: only the completion mark was missing.</summary>
+    /// <summary>A resumed run whose last epoch was already checkpointed: only the completion mark was
+    /// missing.</summary>
     public RunMetrics CompleteFinishedRun()
     {
         Metrics = Metrics with { Completed = true };
@@ -91,13 +104,16 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         return Metrics;
     }
 
-    /// <summary>Ends an epoch: evaluates if asked (validation only alongside test), then <see cref="Complete"/>.</summary>
-    public void EndEpoch(EpochSchedule at, EpochProgress progress, Func<EvaluationResult>? evaluate, Func<EvaluationResult>? validate, RunState state)
+    /// <summary>Ends an epoch: evaluates if asked (validation only alongside test), then <see
+    /// cref="Complete"/>.</summary>
+    public void EndEpoch(EpochSchedule at, EpochProgress progress, Func<EvaluationResult>? evaluate,
+        Func<EvaluationResult>? validate, RunState state)
     {
         var clock = Stopwatch.StartNew();
         var test = evaluate?.Invoke();
         var validation = evaluate is null ? null : validate?.Invoke();
-        Complete(new EpochOutcome(at, progress.MeanLoss, progress.Seconds, progress.Images, test, validation, clock.Elapsed.TotalSeconds), state);
+        Complete(new EpochOutcome(at, progress.MeanLoss, progress.Seconds, progress.Images, test, validation,
+            clock.Elapsed.TotalSeconds), state);
     }
 
     /// <summary>
@@ -116,7 +132,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
         var valSummary = validation is null ? null : EvaluationSummary.From(validation);
         // Resident memory at the end of every epoch: a leak shows as drift across epochs (docs/performance.md).
         using var self = Process.GetCurrentProcess();
-        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9), evalSeconds, testSummary, valSummary,
+        var record = new EpochRecord(stage, epoch, lr, trainLoss, trainSeconds, images / Math.Max(trainSeconds, 1e-9),
+            evalSeconds, testSummary, valSummary,
             self.WorkingSet64 / 1048576.0, self.PeakWorkingSet64 / 1048576.0);
         bool bestTest = test is not null && test.Top1 > BestTop1;
         if (bestTest) { BestTop1 = test!.Top1; BestEpoch = epoch; }
@@ -141,7 +158,8 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             Completed = false,
         };
         run.WriteMetrics(Metrics);
-        var m = template with { Stage = stage, Epoch = epoch, TotalEpochs = totalEpochs, BestTop1 = BestTop1, BestEpoch = BestEpoch };
+        var m = template with { Stage = stage, Epoch = epoch, TotalEpochs = totalEpochs, BestTop1 = BestTop1,
+            BestEpoch = BestEpoch };
         if (best) Checkpoint.Save(run.BestCheckpoint, m, backbone, head, null);
         if (last && test is not null)
         {
@@ -154,9 +172,14 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
             Metrics = Metrics with { Completed = true };
             run.WriteMetrics(Metrics);
         }
-        run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} img/s train {trainSeconds:F1}s" +
-                (test is null ? " (not evaluated)" : $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail {test.Tail:F2} ece {test.Ece:F2}") +
-                (valSummary is null ? "" : $" | validation top1 {valSummary.Top1:F2} head {valSummary.Head:F2} medium {valSummary.Medium:F2} tail {valSummary.Tail:F2}"));
+        run.Log($"{stage} epoch {epoch + 1}/{totalEpochs} lr {lr:G4} loss {trainLoss:F4} {record.ImagesPerSecond:F0} " +
+            $"img/s train {trainSeconds:F1}s" +
+                (test is null ? " (not evaluated)" :
+                    $" eval {evalSeconds:F1}s top1 {test.Top1:F2} head {test.Head:F2} medium {test.Medium:F2} tail " +
+                    $"{test.Tail:F2} ece {test.Ece:F2}") +
+                (valSummary is null ? "" :
+                    $" | validation top1 {valSummary.Top1:F2} head {valSummary.Head:F2} medium " +
+                    $"{valSummary.Medium:F2} tail {valSummary.Tail:F2}"));
         observer.EpochCompleted(record);
     }
 
@@ -166,12 +189,15 @@ internal sealed class EpochLoop(RunFolder run, ITrainingObserver observer, strin
 /// <summary>Which epoch of how many, at which learning rate.</summary>
 internal sealed record EpochSchedule(int Epoch, int TotalEpochs, double Lr);
 
-/// <summary>What one epoch produced: its training figures and, when evaluated, the test (and validation) results.</summary>
-internal sealed record EpochOutcome(EpochSchedule At, double TrainLoss, double TrainSeconds, long Images, EvaluationResult? Test,
+/// <summary>What one epoch produced: its training figures and, when evaluated, the test (and validation)
+/// results.</summary>
+internal sealed record EpochOutcome(EpochSchedule At, double TrainLoss, double TrainSeconds, long Images,
+    EvaluationResult? Test,
     EvaluationResult? Validation, double EvalSeconds);
 
 /// <summary>What a checkpoint of the run holds: the metadata template and the modules and optimizer to save.</summary>
-internal sealed record RunState(CheckpointMeta Template, Backbone Backbone, ClassifierHead Head, OptimizerHelper Optimizer);
+internal sealed record RunState(CheckpointMeta Template, Backbone Backbone, ClassifierHead Head,
+    OptimizerHelper Optimizer);
 
 internal sealed class EpochProgress(string stage, int epoch, int batches, double lr, ITrainingObserver observer)
 {
@@ -186,7 +212,8 @@ internal sealed class EpochProgress(string stage, int epoch, int batches, double
     public void Add(double loss, int count)
     {
         if (double.IsNaN(loss) || double.IsInfinity(loss))
-            throw new InvalidOperationException($"{stage} epoch {epoch + 1} batch {batch + 1}: loss is {loss} (lr {lr} too high?)");
+            throw new InvalidOperationException(
+                $"{stage} epoch {epoch + 1} batch {batch + 1}: loss is {loss} (lr {lr} too high?)");
         lossSum += loss * count;
         Images += count;
         observer.BatchCompleted(++batch, batches, MeanLoss, lr, Images / Math.Max(Seconds, 1e-9));

@@ -42,16 +42,20 @@ internal static class EpochTraining
     /// metrics of the epoch before, written atomically when that epoch ended, and --resume replays this one from its
     /// start with the same seeds.
     /// </summary>
-    public static CancellationTokenRegistration OnInterrupt(RunFolder run, string stage, int epoch, int totalEpochs, CancellationToken cancel)
+    public static CancellationTokenRegistration OnInterrupt(RunFolder run, string stage, int epoch, int totalEpochs,
+        CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(run);
         return cancel.Register(() => run.Log(epoch == 0
-            ? $"{stage} interrupted in epoch 1/{totalEpochs}: stopping before the next batch; no epoch is checkpointed yet, --resume starts over"
-            : $"{stage} interrupted in epoch {epoch + 1}/{totalEpochs}: stopping before the next batch; the folder keeps epoch {epoch}'s checkpoint, --resume replays epoch {epoch + 1} from its start"));
+            ? $"{stage} interrupted in epoch 1/{totalEpochs}: stopping before the next batch; no epoch is " +
+                $"checkpointed yet, --resume starts over"
+            : $"{stage} interrupted in epoch {epoch + 1}/{totalEpochs}: stopping before the next batch; the folder " +
+                $"keeps epoch {epoch}'s checkpoint, --resume replays epoch {epoch + 1} from its start"));
     }
 
     /// <summary>Starts an epoch: seeds torch's global generator for it and tells the observer.</summary>
-    public static void Begin(string stage, int epoch, int totalEpochs, int seed, int batches, ITrainingObserver observer, CancellationToken cancel)
+    public static void Begin(string stage, int epoch, int totalEpochs, int seed, int batches,
+        ITrainingObserver observer, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
         manual_seed(Seeds.Derive(seed, epoch, Seeds.TorchGlobal));

@@ -16,7 +16,8 @@ public static class Evaluator
     /// <paramref name="dataset"/> (another dataset with the same classes), read from <paramref name="dataPath"/> when
     /// the files are elsewhere; in <paramref name="precision"/> (default: the checkpoint's).
     /// </summary>
-    public static CheckpointEvaluation EvaluateCheckpoint(string checkpoint, Device device, string? dataset = null, string? dataPath = null,
+    public static CheckpointEvaluation EvaluateCheckpoint(string checkpoint, Device device, string? dataset = null,
+        string? dataPath = null,
         ComputePrecision? precision = null, int batchSize = 256)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
@@ -26,24 +27,29 @@ public static class Evaluator
         backbone.to(device);
         head.to(device);
         using var loader = TestLoader(splits, batchSize, device);
-        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups), backbone.Precision,
+        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses,
+            splits.Groups), backbone.Precision,
             $"TorchSharp ({MixedPrecision.Name(backbone.Precision)})");
     }
 
-    public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses, ClassGroups groups) =>
+    public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses,
+        ClassGroups groups) =>
         EvaluateHeads(backbone, [head], loader, numClasses, groups)[0];
 
     /// <summary>One backbone pass for several classifiers that share it (a rho sweep): one result per head.</summary>
-    public static EvaluationResult[] EvaluateHeads(Backbone backbone, IReadOnlyList<ClassifierHead> heads, BatchLoader loader, int numClasses, ClassGroups groups)
+    public static EvaluationResult[] EvaluateHeads(Backbone backbone, IReadOnlyList<ClassifierHead> heads,
+        BatchLoader loader, int numClasses, ClassGroups groups)
     {
         ArgumentNullException.ThrowIfNull(heads);
         ArgumentNullException.ThrowIfNull(loader);
-        return InferenceForward(backbone, forward => Accumulate(heads, loader.Epoch(0), images => forward.call(images), numClasses, groups));
+        return InferenceForward(backbone, forward => Accumulate(heads, loader.Epoch(0), images => forward.call(images),
+            numClasses, groups));
     }
 
     /// <summary>A loader's pooled features (with its labels, per batch) under the backbone's current BatchNorm state:
     /// what the heads would take, computed once (stage II's pooled source).</summary>
-    internal static List<(Tensor X, Tensor Y)> PooledFeatures(Backbone backbone, BatchLoader loader, CancellationToken cancel)
+    internal static List<(Tensor X, Tensor Y)> PooledFeatures(Backbone backbone, BatchLoader loader,
+        CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(loader);
         return InferenceForward(backbone, forward =>
@@ -53,7 +59,8 @@ public static class Evaluator
             {
                 using var b = batch;
                 using var scope = NewDisposeScope();
-                list.Add((ClassifierHead.Pool(forward.call(b.Images)).DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope()));
+                list.Add((ClassifierHead.Pool(forward.call(b.Images)).DetachFromDisposeScope(),
+                    b.Labels.clone().DetachFromDisposeScope()));
                 cancel.ThrowIfCancellationRequested();
             }
             return list;
@@ -71,16 +78,19 @@ public static class Evaluator
         return work(folded ?? backbone);
     }
 
-    /// <summary>Several classifiers on feature maps computed before (stage II's feature cache): batches whose Images are
+    /// <summary>Several classifiers on feature maps computed before (stage II's feature cache): batches whose Images
+    /// are
     /// the maps.</summary>
-    internal static EvaluationResult[] EvaluateHeadsOnMaps(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> maps, int numClasses, ClassGroups groups)
+    internal static EvaluationResult[] EvaluateHeadsOnMaps(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> maps,
+        int numClasses, ClassGroups groups)
     {
         ArgumentNullException.ThrowIfNull(heads);
         using var _ = no_grad();
         return Accumulate(heads, maps, m => m, numClasses, groups);
     }
 
-    static EvaluationResult[] Accumulate(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> batches, Func<Tensor, Tensor> features,
+    static EvaluationResult[] Accumulate(IReadOnlyList<ClassifierHead> heads, IEnumerable<Batch> batches, Func<Tensor,
+        Tensor> features,
         int numClasses, ClassGroups groups)
     {
         foreach (var h in heads) h.eval();
@@ -98,7 +108,8 @@ public static class Evaluator
     /// <summary>The validation split in order, or null when the data has none.</summary>
     public static BatchLoader? ValidationLoader(DatasetSplits splits, int batchSize, Device device, int prefetch = 2) =>
         splits.Validation is { } v
-            ? new(v, new SequentialSampler(v.Count), batchSize, splits.Norm, augment: null, seed: 0, prefetch: prefetch, device: device)
+            ? new(v, new SequentialSampler(v.Count), batchSize, splits.Norm, augment: null, seed: 0, prefetch: prefetch,
+                device: device)
             : null;
 
     /// <summary>Every index once, in order: evaluation needs no shuffling.</summary>
@@ -109,5 +120,6 @@ public static class Evaluator
     }
 
     public static BatchLoader TestLoader(DatasetSplits splits, int batchSize, Device device, int prefetch = 2) =>
-        new(splits.Test, new SequentialSampler(splits.Test.Count), batchSize, splits.Norm, augment: null, seed: 0, prefetch: prefetch, device: device);
+        new(splits.Test, new SequentialSampler(splits.Test.Count), batchSize, splits.Norm, augment: null, seed: 0,
+            prefetch: prefetch, device: device);
 }

@@ -13,7 +13,8 @@ namespace H2T.Training;
 /// Stage II from cached maps (<c>feature_cache: maps</c>): the frozen backbone's final maps, computed once and read
 /// back every epoch, so an epoch costs the classifiers' steps and no backbone pass.
 /// <list type="bullet">
-/// <item><b>What is cached:</b> the pre-pool maps (C x H x W) of <see cref="Views"/> augmented views (view v drawn with the training augmentation from its own seed); test and
+/// <item><b>What is cached:</b> the pre-pool maps (C x H x W) of <see cref="Views"/> augmented views (view v drawn with
+/// the training augmentation from its own seed); test and
 /// validation images one, without augmentation. A training set whose augmentation draws nothing has one view: every
 /// view would be the same image.</item>
 /// <item><b>Pairs are drawn as the exact path draws them:</b> the same tail and head samplers, seeds and batch
@@ -37,7 +38,8 @@ internal sealed class FeatureCache : IDisposable
     readonly IReadOnlyList<int> testLabels;
     readonly IReadOnlyList<int>? validationLabels;
 
-    FeatureCache(string path, SafeFileHandle file, long[] rowShape, ScalarType storage, int views, DatasetSplits splits, int seed)
+    FeatureCache(string path, SafeFileHandle file, long[] rowShape, ScalarType storage, int views, DatasetSplits splits,
+        int seed)
     {
         Path = path;
         this.file = file;
@@ -65,7 +67,8 @@ internal sealed class FeatureCache : IDisposable
 
     /// <summary>The storage type for a run: the backbone's arithmetic, or bf16 when asked for.</summary>
     public static ScalarType StorageFor(StageTwoConfig config, ComputePrecision precision) =>
-        config.FeatureCacheStorage == "bf16" || (config.FeatureCacheStorage == "auto" && precision == ComputePrecision.Bf16)
+        config.FeatureCacheStorage == "bf16" || (config.FeatureCacheStorage == "auto" &&
+            precision == ComputePrecision.Bf16)
             ? ScalarType.BFloat16 : ScalarType.Float32;
 
     /// <summary>
@@ -73,12 +76,15 @@ internal sealed class FeatureCache : IDisposable
     /// <paramref name="folder"/>. Leaves the backbone in eval mode with the statistics it used.
     /// </summary>
     /// <param name="statistics">With shift-BN, the sampler whose batches BatchNorm is re-estimated on: the tail side's
-    /// (what a rho = 0 member's backbone sees), the head side's, or none (keep the backbone's current statistics).</param>
+    /// (what a rho = 0 member's backbone sees), the head side's, or none (keep the backbone's current
+    /// statistics).</param>
     /// <param name="trainViews">Cache the training views (false: test and validation only).</param>
     /// <param name="evalSets">Cache the test and validation images (false: training views only).</param>
     /// <param name="name">Tells the files apart when a sweep has a cache per BatchNorm state.</param>
-    public static FeatureCache Build(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device, string folder,
-        ITrainingObserver observer, CancellationToken cancel, Statistics statistics = Statistics.TailSide, bool trainViews = true, bool evalSets = true,
+    public static FeatureCache Build(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device,
+        string folder,
+        ITrainingObserver observer, CancellationToken cancel, Statistics statistics = Statistics.TailSide,
+            bool trainViews = true, bool evalSets = true,
         string name = "")
     {
         ArgumentNullException.ThrowIfNull(backbone);
@@ -89,7 +95,8 @@ internal sealed class FeatureCache : IDisposable
         // batch), so a build never holds a larger batch than the exact path does: glibc keeps freed heap
         // (TorchRuntime's trim threshold), so a larger transient batch stays in the resident size.
         int batch = config.Optim.BatchSize, evalBatch = Math.Max(config.Optim.BatchSize, 256);
-        if (config.ShiftBn && statistics != Statistics.Keep) ReestimateBatchNorm(backbone, splits, config, device, statistics == Statistics.HeadSide, cancel);
+        if (config.ShiftBn && statistics != Statistics.Keep) ReestimateBatchNorm(backbone, splits, config, device,
+            statistics == Statistics.HeadSide, cancel);
         backbone.eval();
         int views = splits.TrainAugment.Draws ? config.ViewsOrDefault : 1;
         var storage = StorageFor(config, backbone.Precision);
@@ -98,29 +105,40 @@ internal sealed class FeatureCache : IDisposable
         var shape = MapShape(forward, splits, device);
         var path = System.IO.Path.Combine(folder, $"feature-cache-{Environment.ProcessId}{name}.tmp");
         long need = shape.Aggregate(1L, (a, b) => a * b) * (storage == ScalarType.BFloat16 ? 2 : 4)
-                    * ((trainViews ? (long)views * splits.Train.Count : 0) + (evalSets ? splits.Test.Count + (splits.Validation?.Count ?? 0) : 0));
+                    * ((trainViews ? (long)views * splits.Train.Count : 0) + (evalSets ? splits.Test.Count +
+                        (splits.Validation?.Count ?? 0) : 0));
         long free = new DriveInfo(System.IO.Path.GetFullPath(folder)).AvailableFreeSpace;
         if (need > free)
-            throw new ConfigException($"feature cache: {need / 1048576.0:F0} MiB needed in {folder}, {free / 1048576.0:F0} MiB free; " +
-                                      "use fewer views (feature_cache_views), bf16 storage (feature_cache_storage: bf16) or another --out", "feature_cache");
-        var handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose);
+            throw new ConfigException(
+                $"feature cache: {need / 1048576.0:F0} MiB needed in {folder}, {free / 1048576.0:F0} MiB free; " +
+                                      "use fewer views (feature_cache_views), bf16 storage (feature_cache_storage: " +
+                                          "bf16) or another --out", "feature_cache");
+        var handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None,
+            FileOptions.DeleteOnClose);
         var cache = new FeatureCache(path, handle, shape, storage, views, splits, config.Seed);
         try
         {
             var what = new List<string>();
             if (trainViews) what.Add($"{views} view(s) of {splits.Train.Count} training images");
-            if (evalSets) what.Add($"{splits.Test.Count} test" + (splits.Validation is { } v ? $" + {v.Count} validation" : "") + " images");
-            observer.Message($"feature cache{(name.Length > 0 ? $" ({name.TrimStart('-')})" : "")}: {string.Join(" + ", what)}, " +
-                             $"{cache.RowBytes} bytes per map ({string.Join("x", shape)} {(storage == ScalarType.BFloat16 ? "bf16" : "fp32")}), {need / 1048576.0:F0} MiB in {path}");
+            if (evalSets) what.Add($"{splits.Test.Count} test" + (splits.Validation is { } v ?
+                $" + {v.Count} validation" : "") + " images");
+            observer.Message(
+                $"feature cache{(name.Length > 0 ? $" ({name.TrimStart('-')})" : "")}: {string.Join(" + ", what)}, " +
+                             $"{cache.RowBytes} bytes per map ({string.Join("x", shape)} " +
+                                 $"{(storage == ScalarType.BFloat16 ? "bf16" : "fp32")}), {need / 1048576.0:F0} MiB " +
+                                 $"in {path}");
             for (int view = 0; trainViews && view < views; view++)
             {
-                using var loader = new BatchLoader(splits.Train, new Evaluator.SequentialSampler(splits.Train.Count), batch, splits.Norm,
-                    splits.TrainAugment, Seeds.Derive(config.Seed, view, Seeds.CacheView), prefetch: config.Prefetch, device: device);
+                using var loader = new BatchLoader(splits.Train, new Evaluator.SequentialSampler(splits.Train.Count),
+                    batch, splits.Norm,
+                    splits.TrainAugment, Seeds.Derive(config.Seed, view, Seeds.CacheView), prefetch: config.Prefetch,
+                        device: device);
                 cache.Write(forward, loader, (long)view * splits.Train.Count, view, cancel);
             }
             if (evalSets)
             {
-                using (var test = Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch)) cache.Write(forward, test, cache.testStart, 0, cancel);
+                using (var test = Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch)) cache.Write(forward,
+                    test, cache.testStart, 0, cancel);
                 using var val = Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch);
                 if (val is not null) cache.Write(forward, val, cache.validationStart, 0, cancel);
             }
@@ -142,7 +160,8 @@ internal sealed class FeatureCache : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         // The training maps' shape (a resized crop may change the size): one zero image through the network.
-        var map = forward.call(zeros(1, s.Channels, size > 0 ? size : s.Height, size > 0 ? size : s.Width, device: device));
+        var map = forward.call(zeros(1, s.Channels, size > 0 ? size : s.Height, size > 0 ? size : s.Width,
+            device: device));
         return map.shape[1..];
     }
 
@@ -151,20 +170,26 @@ internal sealed class FeatureCache : IDisposable
 
     /// <summary>
     /// BatchNorm's running statistics become the mean and (unbiased) variance of the batch statistics over one epoch of
-    /// the tail sampler (or with <paramref name="headSide"/> the head sampler), with the training augmentation: momentum
+    /// the tail sampler (or with <paramref name="headSide"/> the head sampler), with the training augmentation:
+    /// momentum
     /// 1/(k+1) at batch k is PyTorch's cumulative average.
     /// </summary>
-    static void ReestimateBatchNorm(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device, bool headSide, CancellationToken cancel)
+    static void ReestimateBatchNorm(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device,
+        bool headSide, CancellationToken cancel)
     {
         var bn = backbone.modules().OfType<BatchNorm>().ToList();
         if (bn.Count == 0) return;
         var momenta = bn.Select(b => b.momentum).ToArray();
         var tail = new BatchLoader(splits.Train,
-            Samplers.Create(config.TailSampler, splits.Train.Labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler), splits.Train.Count),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.CacheBatchNorm), prefetch: config.Prefetch, device: device);
+            Samplers.Create(config.TailSampler, splits.Train.Labels, Seeds.Derive(config.Seed, 0, Seeds.TailSampler),
+                splits.Train.Count),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0,
+                Seeds.CacheBatchNorm), prefetch: config.Prefetch, device: device);
         var head = new BatchLoader(splits.Train,
-            Samplers.Create(config.HeadSampler, splits.Train.Labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler), splits.Train.Count),
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.CacheBatchNormHead), prefetch: config.Prefetch, device: device);
+            Samplers.Create(config.HeadSampler, splits.Train.Labels, Seeds.Derive(config.Seed, 0, Seeds.HeadSampler),
+                splits.Train.Count),
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0,
+                Seeds.CacheBatchNormHead), prefetch: config.Prefetch, device: device);
         try
         {
             foreach (var b in bn) b.reset_running_stats();
@@ -206,15 +231,19 @@ internal sealed class FeatureCache : IDisposable
             using var scope = NewDisposeScope();
             var maps = forward.call(b.Images).to(Storage).contiguous().cpu();
             if (!maps.shape.AsSpan(1).SequenceEqual(rowShape))
-                throw new DataFormatException($"feature cache: {loader.Source.Describe(b.Indices[0])} gives maps of {string.Join("x", maps.shape[1..])}, " +
-                                              $"the training views {string.Join("x", rowShape)} (test images at another size than the training crops?)");
+                throw new DataFormatException(
+                    $"feature cache: {loader.Source.Describe(b.Indices[0])} gives maps of " +
+                    $"{string.Join("x", maps.shape[1..])}, " +
+                                              $"the training views {string.Join("x", rowShape)} (test images at " +
+                                                  $"another size than the training crops?)");
             // Sequential samplers: the batch is a run of consecutive rows.
             RandomAccess.Write(file, maps.bytes, (firstRow + b.Indices[0]) * RowBytes);
             cancel.ThrowIfCancellationRequested();
         }
     }
 
-    /// <summary>The maps of <paramref name="rows"/> (in order) as one float32 N x C x H x W tensor on <paramref name="device"/>.</summary>
+    /// <summary>The maps of <paramref name="rows"/> (in order) as one float32 N x C x H x W tensor on <paramref
+    /// name="device"/>.</summary>
     Tensor Read(long[] rows, Device device)
     {
         // Pooled: a batch of maps is a large-object-heap array, and a fresh one per batch grows the process between
@@ -241,12 +270,14 @@ internal sealed class FeatureCache : IDisposable
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
     }
 
-    /// <summary>One epoch of training batches as the exact path pairs them (<see cref="StageTwoData"/>): tail batches of
+    /// <summary>One epoch of training batches as the exact path pairs them (<see cref="StageTwoData"/>): tail batches
+    /// of
     /// the tail sampler, and with <paramref name="fuse"/> head batches beside them, trimmed to the shorter. Each
     /// <see cref="Batch"/>'s Images are the cached feature maps.</summary>
     /// <param name="readHead">With <paramref name="fuse"/>: read the head side's maps too (false: the tail side of the
     /// pairs only, for rho = 0 members beside fused ones).</param>
-    public IEnumerable<BatchPair> Epoch(ISampler tailSampler, ISampler headSampler, int batchSize, int epoch, bool fuse, Device device, bool readHead = true, bool readTail = true)
+    public IEnumerable<BatchPair> Epoch(ISampler tailSampler, ISampler headSampler, int batchSize, int epoch, bool fuse,
+        Device device, bool readHead = true, bool readTail = true)
     {
         var tail = tailSampler.Indices(epoch);
         var head = fuse ? headSampler.Indices(epoch) : null;
@@ -258,9 +289,11 @@ internal sealed class FeatureCache : IDisposable
             int n = Math.Min(batchSize, tail.Length - start);
             if (head is not null) n = Math.Min(n, head.Length - start);
             // Reading the head side alone (readTail false) puts it first.
-            var t = readTail ? Side(tail, start, n, epoch, Seeds.CacheTailPick, device) : Side(head!, start, n, epoch, Seeds.CacheHeadPick, device);
+            var t = readTail ? Side(tail, start, n, epoch, Seeds.CacheTailPick, device) : Side(head!, start, n, epoch,
+                Seeds.CacheHeadPick, device);
             Batch? h = null;
-            try { if (head is not null && readHead && readTail) h = Side(head, start, n, epoch, Seeds.CacheHeadPick, device); }
+            try { if (head is not null && readHead && readTail) h = Side(head, start, n, epoch, Seeds.CacheHeadPick,
+                device); }
             catch { t.Dispose(); throw; }
             yield return new BatchPair(t, h);
         }
@@ -273,7 +306,8 @@ internal sealed class FeatureCache : IDisposable
         int pick = Seeds.Derive(seed, epoch, stream);
         for (int k = 0; k < n; k++)
         {
-            if ((uint)idx[k] >= (uint)trainCount) throw new InvalidOperationException($"sampler produced index {idx[k]}, outside the training set ({trainCount})");
+            if ((uint)idx[k] >= (uint)trainCount) throw new InvalidOperationException(
+                $"sampler produced index {idx[k]}, outside the training set ({trainCount})");
             int view = Views == 1 ? 0 : Seeds.Derive(pick, start + k, 0) % Views;
             rows[k] = (long)view * trainCount + idx[k];
         }
@@ -286,7 +320,8 @@ internal sealed class FeatureCache : IDisposable
     /// <summary>The test (or validation) maps in order, in batches, as <see cref="Batch"/>es of maps.</summary>
     public IEnumerable<Batch> Evaluation(bool validation, int batchSize, Device device)
     {
-        var labels = validation ? validationLabels ?? throw new InvalidOperationException("no validation split") : testLabels;
+        var labels = validation ? validationLabels ?? throw new InvalidOperationException("no validation split") :
+            testLabels;
         long first = validation ? validationStart : testStart;
         for (int start = 0; start < labels.Count; start += batchSize)
         {
@@ -295,7 +330,8 @@ internal sealed class FeatureCache : IDisposable
             using var scope = NewDisposeScope();
             var maps = Read(rows, device);
             var y = tensor(Enumerable.Range(start, n).Select(i => (long)labels[i]).ToArray()).to(device);
-            yield return new Batch(maps.DetachFromDisposeScope(), y.DetachFromDisposeScope(), Enumerable.Range(start, n).ToArray());
+            yield return new Batch(maps.DetachFromDisposeScope(), y.DetachFromDisposeScope(), Enumerable.Range(start,
+                n).ToArray());
         }
     }
 

@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 
 namespace H2T.Training;
 
-/// <summary>The members trained under one BatchNorm state: those without fusion (the tail side only) or those with it.</summary>
+/// <summary>The members trained under one BatchNorm state: those without fusion (the tail side only) or those with
+/// it.</summary>
 internal sealed record StateGroup(bool Fused, IReadOnlyList<ClassifierHead> Heads);
 
 /// <summary>
@@ -27,7 +28,8 @@ internal sealed record StateGroup(bool Fused, IReadOnlyList<ClassifierHead> Head
 /// </summary>
 internal interface IFeatureSource : IDisposable
 {
-    /// <summary>A member of the given group was resumed, and its checkpoint's BatchNorm state is in the backbone.</summary>
+    /// <summary>A member of the given group was resumed, and its checkpoint's BatchNorm state is in the
+    /// backbone.</summary>
     void MemberResumed(bool fused) { }
 
     /// <summary>Readies the source for training (builds a cache); called once, when epochs remain.</summary>
@@ -41,15 +43,19 @@ internal interface IFeatureSource : IDisposable
 
     int BatchesPerEpoch { get; }
 
-    /// <summary>An epoch's paired batches; each batch's Images are the features the heads take. The consumer disposes them.</summary>
+    /// <summary>An epoch's paired batches; each batch's Images are the features the heads take. The consumer disposes
+    /// them.</summary>
     IEnumerable<BatchPair> Epoch(int epoch);
 
-    /// <summary>For each group: its BatchNorm state loaded into the backbone, its heads evaluated on test and validation
+    /// <summary>For each group: its BatchNorm state loaded into the backbone, its heads evaluated on test and
+    /// validation
     /// (when <paramref name="evaluate"/>), then <paramref name="complete"/> called while that state is loaded (so the
     /// group's checkpoints carry it). Training then continues from the state it had.</summary>
-    void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?, EvaluationResult[]?> complete);
+    void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?,
+        EvaluationResult[]?> complete);
 
-    static IFeatureSource Create(Backbone backbone, DatasetSplits splits, StageTwoConfig shared, Device device, string folder, bool anyPlain, bool anyFused) =>
+    static IFeatureSource Create(Backbone backbone, DatasetSplits splits, StageTwoConfig shared, Device device,
+        string folder, bool anyPlain, bool anyFused) =>
         shared.FeatureCache switch
         {
             FeatureCacheMode.Off => new BackbonePass(backbone, splits, shared, device, anyPlain, anyFused),
@@ -73,15 +79,19 @@ internal sealed class BackbonePass : IFeatureSource
     readonly bool shiftBn, fuse, twoStates;
     BnState? plainState;
 
-    public BackbonePass(Backbone backbone, DatasetSplits splits, StageTwoConfig shared, Device device, bool anyPlain, bool anyFused)
+    public BackbonePass(Backbone backbone, DatasetSplits splits, StageTwoConfig shared, Device device, bool anyPlain,
+        bool anyFused)
     {
         this.backbone = backbone;
         shiftBn = shared.ShiftBn;
         fuse = anyFused;
         twoStates = shared.ShiftBn && anyPlain && anyFused;
         bn = [.. backbone.modules().OfType<BatchNorm>()];
-        if (twoStates && bn.Count == 0 && backbone.named_buffers().Any(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
-            throw new NotSupportedException($"{backbone.Architecture}: its normalisation layers are not BatchNorm modules; sweep rho = 0 apart from rho > 0");
+        if (twoStates && bn.Count == 0 && backbone.named_buffers().Any(b => b.name.EndsWith("running_mean",
+            StringComparison.Ordinal)))
+            throw new NotSupportedException(
+                $"{backbone.Architecture}: its normalisation layers are not BatchNorm modules; sweep rho = 0 apart " +
+                $"from rho > 0");
         data = StageTwoData.Create(splits, shared, device);
     }
 
@@ -122,18 +132,22 @@ internal sealed class BackbonePass : IFeatureSource
             // The images are done with; the labels move into the feature batches.
             t.Images.Dispose();
             h?.Images.Dispose();
-            yield return new BatchPair(new Batch(tail, t.Labels, t.Indices), h is null ? null : new Batch(head!, h.Labels, h.Indices));
+            yield return new BatchPair(new Batch(tail, t.Labels, t.Indices), h is null ? null : new Batch(head!,
+                h.Labels, h.Indices));
         }
     }
 
-    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?, EvaluationResult[]?> complete)
+    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?,
+        EvaluationResult[]?> complete)
     {
         using var fusedState = twoStates ? BnState.Capture(bn) : null;
         for (int g = 0; g < groups.Count; g++)
         {
             if (twoStates) (groups[g].Fused ? fusedState! : plainState!).Restore(bn);
-            var test = evaluate ? Evaluator.EvaluateHeads(backbone, groups[g].Heads, data.Test, data.NumClasses, data.Groups) : null;
-            var val = evaluate && data.Validation is { } v ? Evaluator.EvaluateHeads(backbone, groups[g].Heads, v, data.NumClasses, data.Groups) : null;
+            var test = evaluate ? Evaluator.EvaluateHeads(backbone, groups[g].Heads, data.Test, data.NumClasses,
+                data.Groups) : null;
+            var val = evaluate && data.Validation is { } v ? Evaluator.EvaluateHeads(backbone, groups[g].Heads, v,
+                data.NumClasses, data.Groups) : null;
             complete(g, test, val);
         }
         fusedState?.Restore(bn);
@@ -169,9 +183,11 @@ internal sealed class CachedFeatures : IFeatureSource
     FeatureCache? plain, head, fusedEval;
     BnState? plainBn, fusedBn;
 
-    public CachedFeatures(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device, string folder, bool anyPlain, bool anyFused)
+    public CachedFeatures(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device, string folder,
+        bool anyPlain, bool anyFused)
     {
-        (this.backbone, this.splits, this.config, this.device, this.folder) = (backbone, splits, config, device, folder);
+        (this.backbone, this.splits, this.config, this.device, this.folder) = (backbone, splits, config, device,
+            folder);
         (this.anyPlain, this.anyFused) = (anyPlain, anyFused);
         bn = [.. backbone.modules().OfType<BatchNorm>()];
         (tailSampler, headSampler) = StageTwoData.SamplersFor(splits, config);
@@ -187,14 +203,17 @@ internal sealed class CachedFeatures : IFeatureSource
     public void Prepare(ITrainingObserver observer, CancellationToken cancel)
     {
         var c = config;
-        plain = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.TailSide,
+        plain = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel,
+            FeatureCache.Statistics.TailSide,
             evalSets: anyPlain || !c.ShiftBn, name: "-tail");
         if (!c.ShiftBn || !anyFused) return;
         using var tailSide = BnState.Capture(bn);
-        head = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.HeadSide, evalSets: false, name: "-head");
+        head = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel,
+            FeatureCache.Statistics.HeadSide, evalSets: false, name: "-head");
         using var headSide = BnState.Capture(bn);
         BnState.Mean(bn, tailSide, headSide);
-        fusedEval = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel, FeatureCache.Statistics.Keep, trainViews: false, name: "-eval");
+        fusedEval = FeatureCache.Build(backbone, splits, c, device, folder, observer, cancel,
+            FeatureCache.Statistics.Keep, trainViews: false, name: "-eval");
         fusedBn = BnState.Capture(bn);
         if (anyPlain) plainBn = tailSide.Copy();
     }
@@ -202,9 +221,12 @@ internal sealed class CachedFeatures : IFeatureSource
     public string? Describe(bool fusedMember)
     {
         var mine = For(fusedMember);
-        return $"stage2 feature cache: {mine.Views} view(s), {mine.RowBytes} bytes per map, {All.Sum(x => x.TotalBytes) / 1048576.0:F1} MiB, built in {BuildSeconds:F1}s" +
+        return $"stage2 feature cache: {mine.Views} view(s), {mine.RowBytes} bytes per map, " +
+            $"{All.Sum(x => x.TotalBytes) / 1048576.0:F1} MiB, built in {BuildSeconds:F1}s" +
                (!config.ShiftBn ? "" : fusedMember
-                   ? " (BatchNorm statistics re-estimated on each side, the tail side's views under the balanced sampler's, the head side's under the instance sampler's, test features under their mean; then frozen)"
+                   ? " (BatchNorm statistics re-estimated on each side, the tail side's views under the balanced " +
+                       "sampler's, the head side's under the instance sampler's, test features under their mean; " +
+                       "then frozen)"
                    : " (BatchNorm statistics re-estimated on the balanced sampler, then frozen)");
     }
 
@@ -213,10 +235,12 @@ internal sealed class CachedFeatures : IFeatureSource
         int batch = config.Optim.BatchSize;
         if (!anyFused || head is null) return plain!.Epoch(tailSampler, headSampler, batch, epoch, anyFused, device);
         return plain!.Epoch(tailSampler, headSampler, batch, epoch, fuse: true, device, readHead: false)
-            .Zip(head.Epoch(tailSampler, headSampler, batch, epoch, fuse: true, device, readTail: false), (t, h) => new BatchPair(t.First, h.First));
+            .Zip(head.Epoch(tailSampler, headSampler, batch, epoch, fuse: true, device, readTail: false), (t,
+                h) => new BatchPair(t.First, h.First));
     }
 
-    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?, EvaluationResult[]?> complete)
+    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?,
+        EvaluationResult[]?> complete)
     {
         int evalBatch = Math.Max(config.Optim.BatchSize, 256);
         for (int g = 0; g < groups.Count; g++)
@@ -224,9 +248,11 @@ internal sealed class CachedFeatures : IFeatureSource
             (groups[g].Fused ? fusedBn : plainBn)?.Restore(bn);
             var cache = For(groups[g].Fused);
             var heads = groups[g].Heads;
-            var test = evaluate ? Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: false, evalBatch, device), splits.NumClasses, splits.Groups) : null;
+            var test = evaluate ? Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: false, evalBatch,
+                device), splits.NumClasses, splits.Groups) : null;
             var val = evaluate && cache.HasValidation
-                ? Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: true, evalBatch, device), splits.NumClasses, splits.Groups) : null;
+                ? Evaluator.EvaluateHeadsOnMaps(heads, cache.Evaluation(validation: true, evalBatch, device),
+                    splits.NumClasses, splits.Groups) : null;
             complete(g, test, val);
         }
     }
@@ -263,13 +289,16 @@ internal sealed class RecordedFeatures : IFeatureSource
     readonly int recordedEpochs;
     readonly BnState initial;
     readonly List<(Tensor X, Tensor Y)[]> tails = [], heads = [];
-    readonly Dictionary<bool, (List<(Tensor X, Tensor Y)> Test, List<(Tensor X, Tensor Y)>? Validation)> evaluation = [];
+    readonly Dictionary<bool, (List<(Tensor X, Tensor Y)> Test, List<(Tensor X,
+        Tensor Y)>? Validation)> evaluation = [];
     readonly Dictionary<bool, BnState> states = [];
     double buildSeconds, recordSeconds;
 
-    public RecordedFeatures(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device, bool anyPlain, bool anyFused)
+    public RecordedFeatures(Backbone backbone, DatasetSplits splits, StageTwoConfig config, Device device,
+        bool anyPlain, bool anyFused)
     {
-        (this.backbone, this.config, this.device, this.anyPlain, this.anyFused) = (backbone, config, device, anyPlain, anyFused);
+        (this.backbone, this.config, this.device, this.anyPlain, this.anyFused) = (backbone, config, device, anyPlain,
+            anyFused);
         bn = [.. backbone.modules().OfType<BatchNorm>()];
         recordedEpochs = Math.Min(config.ViewsOrDefault, config.Epochs);
         // The stage-I statistics, before any member's resume loads its own: the recording starts from them every time,
@@ -289,7 +318,9 @@ internal sealed class RecordedFeatures : IFeatureSource
         initial.Restore(bn);
         pass.MemberResumed(fused: false); // the rho = 0 state starts from the stage-I statistics too
         pass.Prepare(observer, cancel);
-        observer.Message($"pooled features: recording {recordedEpochs} epoch(s) of {pass.BatchesPerEpoch} paired batches, then the test" +
+        observer.Message(
+            $"pooled features: recording {recordedEpochs} epoch(s) of {pass.BatchesPerEpoch} paired batches, then " +
+            $"the test" +
                          (Data.Validation is null ? "" : " and validation") + " features under each BatchNorm state");
         for (int e = 0; e < recordedEpochs; e++)
         {
@@ -315,7 +346,8 @@ internal sealed class RecordedFeatures : IFeatureSource
             pass.Evaluate(false, [new StateGroup(fused, [])], (_, _, _) =>
             {
                 states[fused] = BnState.Capture(bn);
-                evaluation[fused] = (Features(Data.Test, cancel), Data.Validation is { } v ? Features(v, cancel) : null);
+                evaluation[fused] = (Features(Data.Test, cancel), Data.Validation is { } v ? Features(v,
+                    cancel) : null);
             });
         }
         buildSeconds = clock.Elapsed.TotalSeconds;
@@ -329,15 +361,20 @@ internal sealed class RecordedFeatures : IFeatureSource
         return (ClassifierHead.Pool(b.Images).DetachFromDisposeScope(), b.Labels.clone().DetachFromDisposeScope());
     }
 
-    List<(Tensor X, Tensor Y)> Features(BatchLoader loader, CancellationToken cancel) => Evaluator.PooledFeatures(backbone, loader, cancel);
+    List<(Tensor X, Tensor Y)> Features(BatchLoader loader,
+        CancellationToken cancel) => Evaluator.PooledFeatures(backbone, loader, cancel);
 
     public string? Describe(bool fusedMember) =>
-        $"stage2 pooled features: {recordedEpochs} recorded epoch(s) of the exact path's batches replayed over {config.Epochs}, " +
+        $"stage2 pooled features: {recordedEpochs} recorded epoch(s) of the exact path's batches replayed over " +
+            $"{config.Epochs}, " +
         $"{backbone.FeatureChannels} fp32 values per draw, {RecordedMiB():F1} MiB, built in {buildSeconds:F1}s " +
         $"({recordSeconds:F1}s recording, {buildSeconds - recordSeconds:F1}s test and validation features)" +
-        (config.ShiftBn ? " (BatchNorm in train mode while recording, as the exact path; test features under the state it left)" : "");
+        (config.ShiftBn ?
+            " (BatchNorm in train mode while recording, as the exact path; test features under the state it left)" :
+            "");
 
-    double RecordedMiB() => tails.Concat(heads).SelectMany(x => x).Concat(evaluation.Values.SelectMany(v => v.Test.Concat(v.Validation ?? [])))
+    double RecordedMiB() => tails.Concat(heads).SelectMany(x => x).Concat(evaluation.Values.SelectMany(v =>
+        v.Test.Concat(v.Validation ?? [])))
         .Sum(t => t.X.NumberOfElements * 4.0) / 1048576.0;
 
     public IEnumerable<BatchPair> Epoch(int epoch)
@@ -368,7 +405,8 @@ internal sealed class RecordedFeatures : IFeatureSource
 
     /// <summary>A batch over stored tensors that the consumer may dispose: new handles, the storage kept.</summary>
     Batch Handed(Tensor x, Tensor y) =>
-        new(x.device == device ? x.alias() : x.to(device), y.device == device ? y.alias() : y.to(device), new int[x.shape[0]]);
+        new(x.device == device ? x.alias() : x.to(device), y.device == device ? y.alias() : y.to(device),
+            new int[x.shape[0]]);
 
     static int FullBatches((Tensor X, Tensor Y)[] batches) =>
         batches.Length > 0 && batches[^1].X.shape[0] < batches[0].X.shape[0] ? batches.Length - 1 : batches.Length;
@@ -382,7 +420,8 @@ internal sealed class RecordedFeatures : IFeatureSource
         }
     }
 
-    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?, EvaluationResult[]?> complete)
+    public void Evaluate(bool evaluate, IReadOnlyList<StateGroup> groups, Action<int, EvaluationResult[]?,
+        EvaluationResult[]?> complete)
     {
         for (int g = 0; g < groups.Count; g++)
         {
@@ -390,15 +429,19 @@ internal sealed class RecordedFeatures : IFeatureSource
             states[fused].Restore(bn);
             var (test, val) = evaluation[fused];
             IEnumerable<Batch> Batches(List<(Tensor X, Tensor Y)> set) => set.Select(b => Handed(b.X, b.Y));
-            var t = evaluate ? Evaluator.EvaluateHeadsOnMaps(groups[g].Heads, Batches(test), Data.NumClasses, Data.Groups) : null;
-            var v = evaluate && val is not null ? Evaluator.EvaluateHeadsOnMaps(groups[g].Heads, Batches(val), Data.NumClasses, Data.Groups) : null;
+            var t = evaluate ? Evaluator.EvaluateHeadsOnMaps(groups[g].Heads, Batches(test), Data.NumClasses,
+                Data.Groups) : null;
+            var v = evaluate && val is not null ? Evaluator.EvaluateHeadsOnMaps(groups[g].Heads, Batches(val),
+                Data.NumClasses, Data.Groups) : null;
             complete(g, t, v);
         }
     }
 
     public void Dispose()
     {
-        foreach (var (x, y) in tails.Concat(heads).SelectMany(b => b).Concat(evaluation.Values.SelectMany(v => v.Test.Concat(v.Validation ?? []))))
+        foreach (var (x,
+            y) in tails.Concat(heads).SelectMany(b => b).Concat(evaluation.Values.SelectMany(v =>
+            v.Test.Concat(v.Validation ?? []))))
         {
             x.Dispose();
             y.Dispose();
@@ -467,7 +510,8 @@ internal sealed class BnState : IDisposable
         using var _ = no_grad();
         for (int i = 0; i < bn.Count; i++)
         {
-            double keep = 1 - (bn[i].momentum ?? throw new NotSupportedException("BatchNorm with momentum None (cumulative average) in a sweep"));
+            double keep = 1 - (bn[i].momentum ??
+                throw new NotSupportedException("BatchNorm with momentum None (cumulative average) in a sweep"));
             means[i].sub_(before.means[i]).mul_(keep).add_(bn[i].running_mean!);
             vars[i].sub_(before.vars[i]).mul_(keep).add_(bn[i].running_var!);
             counts[i].add_(1);

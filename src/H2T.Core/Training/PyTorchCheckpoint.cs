@@ -41,7 +41,9 @@ public static class PyTorchCheckpoint
         var lines = new List<string> { $"layout: {weights.Layout}" };
         lines.AddRange(StateDictLoader.Load(pytorchPath, "backbone", weights.Backbone, backbone, allowMissing).Lines());
         if (weights.Classifier.Count == 0)
-            throw new ConfigException($"{pytorchPath}: no classifier tensors (expected 'state_dict_classifier' with fc.weight / fc.bias, or fc.* in the state dict)");
+            throw new ConfigException(
+                $"{pytorchPath}: no classifier tensors (expected 'state_dict_classifier' with fc.weight / fc.bias, " +
+                $"or fc.* in the state dict)");
         var classifier = new Dictionary<string, Tensor>(weights.Classifier, StringComparer.Ordinal);
         if (weights.LwsScales is { } scales) classifier["scales"] = scales;
         lines.AddRange(StateDictLoader.Load(pytorchPath, "classifier", classifier, head, allowMissing).Lines());
@@ -49,10 +51,14 @@ public static class PyTorchCheckpoint
         var epochs = weights.Epoch ?? 0;
         var meta = new CheckpointMeta
         {
-            Stage = weights.LwsScales is null ? "stage1" : "stage2", Epoch = Math.Max(0, epochs - 1), TotalEpochs = epochs,
-            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses, Classifier = head.Kind,
-            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name, DataConfig = JsonSerializer.SerializeToElement(data.WithAbsolutePath(), AtomicFile.Json),
-            ImportedFrom = Path.GetFullPath(pytorchPath), ClassNames = [.. splits.ClassNames], Preprocessing = ImagePreprocessing.Of(splits),
+            Stage = weights.LwsScales is null ? "stage1" : "stage2", Epoch = Math.Max(0, epochs - 1),
+                TotalEpochs = epochs,
+            Architecture = backbone.Architecture, InChannels = inChannels, NumClasses = splits.NumClasses,
+                Classifier = head.Kind,
+            ClassCounts = splits.TrainClassCounts, Dataset = splits.Name,
+                DataConfig = JsonSerializer.SerializeToElement(data.WithAbsolutePath(), AtomicFile.Json),
+            ImportedFrom = Path.GetFullPath(pytorchPath), ClassNames = [.. splits.ClassNames],
+                Preprocessing = ImagePreprocessing.Of(splits),
         };
         Checkpoint.Save(outPath, meta, backbone, head, null);
         return new ImportResult(meta, weights.Layout, lines);

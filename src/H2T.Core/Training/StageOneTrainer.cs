@@ -15,28 +15,32 @@ namespace H2T.Training;
 public static class StageOneTrainer
 {
     /// <summary>Checks the config (once), reads its data, trains.</summary>
-    public static RunMetrics Run(StageOneConfig config, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    public static RunMetrics Run(StageOneConfig config, RunFolder run, Device device, ITrainingObserver observer,
+        bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         return Run(config.Check(), run, device, observer, resume, cancel);
     }
 
     /// <summary>Reads the checked config's data and trains.</summary>
-    public static RunMetrics Run(Checked<StageOneConfig> config, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    public static RunMetrics Run(Checked<StageOneConfig> config, RunFolder run, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         return Run(config, DatasetCatalog.Load(config.Value.Data), run, device, observer, resume, cancel);
     }
 
     /// <summary>Checks the config (once) and trains on <paramref name="splits"/>.</summary>
-    public static RunMetrics Run(StageOneConfig config, DatasetSplits splits, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    public static RunMetrics Run(StageOneConfig config, DatasetSplits splits, RunFolder run, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         return Run(config.Check(), splits, run, device, observer, resume, cancel);
     }
 
     /// <summary>Trains a checked config on <paramref name="splits"/>; nothing here checks the config again.</summary>
-    public static RunMetrics Run(Checked<StageOneConfig> check, DatasetSplits splits, RunFolder run, Device device, ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
+    public static RunMetrics Run(Checked<StageOneConfig> check, DatasetSplits splits, RunFolder run, Device device,
+        ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(check);
         ArgumentNullException.ThrowIfNull(splits);
@@ -45,7 +49,8 @@ public static class StageOneTrainer
         int inChannels = splits.Train.Shape.Channels;
         manual_seed(config.Seed);
         using var loss = LossFactory.Create(config.Loss, splits.TrainClassCounts);
-        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels, new(config.Precision, config.Layout));
+        using var backbone = ModelFactory.CreateBackbone(config.Backbone, inChannels, new(config.Precision,
+            config.Layout));
         var headKind = config.Classifier;
         // A multi-expert backbone gets its own classifier (CreateHead maps linear/cosine to it and refuses the rest).
         if (backbone.ExpertHeadKind is null && loss.WantsNormalizedClassifier && headKind == "linear")
@@ -63,11 +68,14 @@ public static class StageOneTrainer
         if (config.Trainable is { } trainable)
         {
             int frozen = backbone.FreezeAllBut(trainable);
-            initialisation.Add($"trainable: {string.Join(", ", trainable)} and the classifier; {frozen} backbone parameter tensor(s) frozen, their BatchNorm in eval mode");
+            initialisation.Add(
+                $"trainable: {string.Join(", ", trainable)} and the classifier; {frozen} backbone parameter " +
+                $"tensor(s) frozen, their BatchNorm in eval mode");
         }
         backbone.to(device);
         head.to(device);
-        using var optimizer = EpochTraining.Sgd(backbone.parameters().Where(p => p.requires_grad).Concat(head.parameters()), config.Optim, config.Optim.Lr);
+        using var optimizer = EpochTraining.Sgd(backbone.parameters().Where(p =>
+            p.requires_grad).Concat(head.parameters()), config.Optim, config.Optim.Lr);
 
         using var hold = run.Lock();
         var loop = new EpochLoop(run, observer, "stage1");
@@ -84,21 +92,29 @@ public static class StageOneTrainer
                 observer.Message(line);
                 run.Log(line);
             }
-            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes {splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
+            run.Log($"stage1 start: {splits.Name} train {splits.Train.Count} test {splits.Test.Count} classes " +
+                $"{splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps " +
+                $"{MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
         loop.TryResume(resume, backbone, head, optimizer, record);
         var template = record.Meta(backbone, head.Kind);
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
-        using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed), config.Optim.BatchSize,
+        using var trainLoader = new BatchLoader(splits.Train, Samplers.Create(config.Sampler, labels, config.Seed),
+            config.Optim.BatchSize,
             splits.Norm, splits.TrainAugment, config.Seed, prefetch: config.Prefetch, device: device);
-        // CMO's minority side: the same images drawn by (inverse) class frequency, with their own sampling and augmentation seeds.
+        // CMO's minority side: the same images drawn by (inverse) class frequency, with their own sampling and
+        // augmentation seeds.
         using var minorityLoader = config.Cmo is not { Probability: > 0 } ? null : new BatchLoader(splits.Train,
-            Samplers.Create(config.Cmo.Sampler, labels, Seeds.Derive(config.Seed, 0, Seeds.CmoSampler), labels.Count), config.Optim.BatchSize,
-            splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.CmoAugment), prefetch: config.Prefetch, device: device);
-        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
-        using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device, config.Prefetch);
+            Samplers.Create(config.Cmo.Sampler, labels, Seeds.Derive(config.Seed, 0, Seeds.CmoSampler), labels.Count),
+                config.Optim.BatchSize,
+            splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.CmoAugment), prefetch: config.Prefetch,
+                device: device);
+        using var testLoader = Evaluator.TestLoader(splits, Math.Max(config.Optim.BatchSize, 256), device,
+            config.Prefetch);
+        using var validationLoader = Evaluator.ValidationLoader(splits, Math.Max(config.Optim.BatchSize, 256), device,
+            config.Prefetch);
 
         // A training batch with, in the epochs where CMO can fire, a minority batch (assembled only then).
         IEnumerable<BatchPair> Batches(int epoch, bool cmoActive)
@@ -116,7 +132,8 @@ public static class StageOneTrainer
         for (int epoch = loop.StartEpoch; epoch < config.Epochs; epoch++)
         {
             using var interrupted = EpochTraining.OnInterrupt(run, "stage1", epoch, config.Epochs, cancel);
-            EpochTraining.Begin("stage1", epoch, config.Epochs, config.Seed, trainLoader.BatchesPerEpoch, observer, cancel);
+            EpochTraining.Begin("stage1", epoch, config.Epochs, config.Seed, trainLoader.BatchesPerEpoch, observer,
+                cancel);
             double lr = config.Schedule.LrAt(config.Optim.Lr, epoch, config.Epochs);
             EpochTraining.SetLearningRate(optimizer, lr);
             loss.OnEpochStart(epoch, config.Epochs);
@@ -131,8 +148,10 @@ public static class StageOneTrainer
                 progress.Add(EpochTraining.Step(optimizer, BatchLoss(config, pair, loss, backbone, head, cmoRng, mixRng,
                     permGen)), (int)pair.First.Labels.shape[0]), cancel);
             loop.EndEpoch(new EpochSchedule(epoch, config.Epochs, lr), progress,
-                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses, splits.Groups) : null,
-                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader, splits.NumClasses, splits.Groups),
+                config.ShouldEvaluate(epoch) ? () => Evaluator.Evaluate(backbone, head, testLoader, splits.NumClasses,
+                    splits.Groups) : null,
+                validationLoader is null ? null : () => Evaluator.Evaluate(backbone, head, validationLoader,
+                    splits.NumClasses, splits.Groups),
                 new RunState(template, backbone, head, optimizer));
         }
         return loop.Metrics;
@@ -143,7 +162,8 @@ public static class StageOneTrainer
     /// recorded in the data config so stage II, evaluation, predict and the export see the same input. A resumed run
     /// takes its weights and their normalisation from its own checkpoint: the source is not read again.
     /// </summary>
-    static (StageOneConfig Config, DatasetSplits Splits) StartFromPretrained(StageOneConfig config, DatasetSplits splits,
+    static (StageOneConfig Config, DatasetSplits Splits) StartFromPretrained(StageOneConfig config,
+        DatasetSplits splits,
         Backbone backbone, RunFolder run, bool fresh, ITrainingObserver observer, List<string> initialisation)
     {
         var pretrained = config.Pretrained!;
@@ -156,7 +176,8 @@ public static class StageOneTrainer
         {
             if (norm.Mean.Length != inChannels)
                 throw new ConfigException(
-                    $"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has {inChannels}");
+                    $"pretrained: {pretrained} takes {norm.Mean.Length}-channel images; {splits.Name} has " +
+                        $"{inChannels}");
             config = config with { Data = config.Data with { Mean = norm.Mean, Std = norm.Std } };
             splits = splits with { Norm = norm, Config = config.Data };
             static string List(float[] v, string format) =>
@@ -168,7 +189,8 @@ public static class StageOneTrainer
         return (config, splits);
     }
 
-    /// <summary>One batch's loss: CMO's minority CutMix when it fires, else mixup when on, else the plain loss.</summary>
+    /// <summary>One batch's loss: CMO's minority CutMix when it fires, else mixup when on, else the plain
+    /// loss.</summary>
     static Tensor BatchLoss(StageOneConfig config, BatchPair pair, ClassificationLoss loss, Backbone backbone,
         ClassifierHead head, Random cmoRng, Random mixRng, Generator permGen)
     {
@@ -186,7 +208,8 @@ public static class StageOneTrainer
         return loss.Forward(head, backbone.call(b.Images), b.Labels);
     }
 
-    /// <summary>A weight download's progress, as observer lines (synchronous: the download runs on this thread).</summary>
+    /// <summary>A weight download's progress, as observer lines (synchronous: the download runs on this
+    /// thread).</summary>
     sealed class Progress(ITrainingObserver observer) : IProgress<DownloadProgress>
     {
         public void Report(DownloadProgress value) => observer.Message(PretrainedBackbone.Describe(value));

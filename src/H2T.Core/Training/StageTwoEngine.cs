@@ -22,8 +22,10 @@ namespace H2T.Training;
 /// </summary>
 internal static class StageTwoEngine
 {
-    /// <summary>Every member's metrics (in the plan's order), the note on the data, and what training and evaluation cost.</summary>
-    public sealed record Outcome(IReadOnlyList<RunMetrics> Metrics, string? Note, double TrainSeconds, double EvalSeconds);
+    /// <summary>Every member's metrics (in the plan's order), the note on the data, and what training and evaluation
+    /// cost.</summary>
+    public sealed record Outcome(IReadOnlyList<RunMetrics> Metrics, string? Note, double TrainSeconds,
+        double EvalSeconds);
 
     sealed class Member : IDisposable
     {
@@ -40,7 +42,8 @@ internal static class StageTwoEngine
         public EpochProgress? Progress { get; set; }
         public double Lr { get; private set; }
         public RunRecord? Record { get; set; }
-        /// <summary>Its checkpoints' metadata, built once from <see cref="Record"/> (the epoch is set when saved).</summary>
+        /// <summary>Its checkpoints' metadata, built once from <see cref="Record"/> (the epoch is set when
+        /// saved).</summary>
         public CheckpointMeta? Meta { get; set; }
 
         public void BeginEpoch(int epoch, ITrainingObserver observer, int batches)
@@ -80,7 +83,8 @@ internal static class StageTwoEngine
         }
     }
 
-    /// <param name="sweepDir">The sweep folder the members belong to (recorded in their config.json); null for a single run.</param>
+    /// <param name="sweepDir">The sweep folder the members belong to (recorded in their config.json); null for a single
+    /// run.</param>
     public static Outcome Run(string stageOneCheckpoint, StageTwoPlan plan, DatasetSplits splits, Device device,
         ITrainingObserver observer, string? sweepDir, bool resume, CancellationToken cancel)
     {
@@ -114,8 +118,10 @@ internal static class StageTwoEngine
                     var optimizer = EpochTraining.Sgd(head.TrainableParameters(), c.Optim, c.Optim.Lr * c.LrFactor);
                     members.Add(new Member
                     {
-                        Spec = spec, Head = head, Loss = loss, Optimizer = optimizer, Fusion = StageTwoMethods.Fusion(c),
-                        Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance, "stage2"),
+                        Spec = spec, Head = head, Loss = loss, Optimizer = optimizer,
+                            Fusion = StageTwoMethods.Fusion(c),
+                        Loop = new EpochLoop(spec.Run, members.Count == 0 ? observer : SilentObserver.Instance,
+                            "stage2"),
                     });
                 }
                 catch
@@ -143,13 +149,15 @@ internal static class StageTwoEngine
 
     sealed record RunContext(string FromPath, CheckpointMeta From, Device Device, string? SweepDir, string? Note);
 
-    static Outcome Train(Backbone backbone, IFeatureSource source, StageTwoConfig shared, List<Member> members, DatasetSplits splits,
+    static Outcome Train(Backbone backbone, IFeatureSource source, StageTwoConfig shared, List<Member> members,
+        DatasetSplits splits,
         RunContext context, ITrainingObserver observer, bool resume, CancellationToken cancel)
     {
         int start = ResumeAll(backbone, source, members, splits, context, resume);
         // Each BatchNorm state's members, evaluated and checkpointed with that state loaded.
         var groups = members.GroupBy(m => m.Fusion.UsesHeadSide).OrderBy(g => g.Key).Select(g => g.ToList()).ToList();
-        var stateGroups = groups.Select(g => new StateGroup(g[0].Fusion.UsesHeadSide, [.. g.Select(m => m.Head)])).ToList();
+        var stateGroups = groups.Select(g => new StateGroup(g[0].Fusion.UsesHeadSide,
+            [.. g.Select(m => m.Head)])).ToList();
         double trainSeconds = 0, evalSeconds = 0;
         if (start >= shared.Epochs)
         {
@@ -163,7 +171,8 @@ internal static class StageTwoEngine
         for (int epoch = start; epoch < shared.Epochs; epoch++)
         {
             EpochTraining.Begin("stage2", epoch, shared.Epochs, shared.Seed, source.BatchesPerEpoch, observer, cancel);
-            foreach (var m in members) m.BeginEpoch(epoch, m == members[0] ? observer : SilentObserver.Instance, source.BatchesPerEpoch);
+            foreach (var m in members) m.BeginEpoch(epoch, m == members[0] ? observer : SilentObserver.Instance,
+                source.BatchesPerEpoch);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             EpochTraining.Run(source.Epoch(epoch), pair =>
             {
@@ -177,7 +186,8 @@ internal static class StageTwoEngine
                 for (int k = 0; k < groups[g].Count; k++)
                 {
                     var m = groups[g][k];
-                    var outcome = new EpochOutcome(new EpochSchedule(epoch, shared.Epochs, m.Lr), m.Progress!.MeanLoss, m.Progress.Seconds,
+                    var outcome = new EpochOutcome(new EpochSchedule(epoch, shared.Epochs, m.Lr), m.Progress!.MeanLoss,
+                        m.Progress.Seconds,
                         m.Progress.Images, test?[k], val?[k], secs);
                     m.Loop.Complete(outcome, new RunState(m.Meta!, backbone, m.Head, m.Optimizer));
                 }
@@ -189,14 +199,16 @@ internal static class StageTwoEngine
 
     /// <summary>Starts or resumes every member (rho = 0 ones first, so the backbone ends with a fused member's
     /// BatchNorm state); they must all stop at the same epoch (members are checkpointed one after another).</summary>
-    static int ResumeAll(Backbone backbone, IFeatureSource source, List<Member> members, DatasetSplits splits, RunContext context, bool resume)
+    static int ResumeAll(Backbone backbone, IFeatureSource source, List<Member> members, DatasetSplits splits,
+        RunContext context, bool resume)
     {
         int start = -1;
         foreach (var m in members.OrderBy(m => m.Fusion.UsesHeadSide))
         {
             m.Record = new RunRecord("stage2", m.Config, splits, context.Device.ToString())
             {
-                From = context.FromPath, Sweep = context.SweepDir, Validation = context.Note, DataConfig = CheckpointData.Recorded(context.From, splits.Config),
+                From = context.FromPath, Sweep = context.SweepDir, Validation = context.Note,
+                    DataConfig = CheckpointData.Recorded(context.From, splits.Config),
             };
             if (!resume || !File.Exists(m.Run.LastCheckpoint))
             {
@@ -207,8 +219,11 @@ internal static class StageTwoEngine
             m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, m.Record);
             m.Meta = m.Record.Meta(backbone, m.Head.Kind);
             if (start >= 0 && m.Loop.StartEpoch != start)
-                throw new ConfigException($"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after {start}; " +
-                                          "a sweep resumes only when all its members stopped at the same epoch (delete the folder to start over)");
+                throw new ConfigException(
+                    $"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after " +
+                    $"{start}; " +
+                                          "a sweep resumes only when all its members stopped at the same epoch " +
+                                              "(delete the folder to start over)");
             start = m.Loop.StartEpoch;
             source.MemberResumed(m.Fusion.UsesHeadSide);
         }
@@ -219,11 +234,15 @@ internal static class StageTwoEngine
     {
         var c = m.Config;
         var precision = MixedPrecision.Name(backbone.Precision);
-        return $"stage2 {(context.SweepDir is null ? "" : $"(sweep member {m.Spec.Label}) ")}start from {context.FromPath}: " +
-               $"{(c.Fusion == StageTwoMethods.H2T ? $"rho {c.Rho}" : $"fusion {m.Fusion}")} tail {c.TailSampler} head {c.HeadSampler} " +
-               $"shift-bn {c.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} precision {precision}" +
+        return $"stage2 {(context.SweepDir is null ? "" : $"(sweep member {m.Spec.Label}) ")}start from " +
+            $"{context.FromPath}: " +
+               $"{(c.Fusion == StageTwoMethods.H2T ? $"rho {c.Rho}" : $"fusion {m.Fusion}")} tail {c.TailSampler} " +
+                   $"head {c.HeadSampler} " +
+               $"shift-bn {c.ShiftBn} loss {m.Loss.Name} feature maps {MemoryLayout.Name(backbone.ChannelsLast)} " +
+                   $"precision {precision}" +
                (context.From.Precision != precision ? $" (stage I ran in {context.From.Precision})" : "") +
-               (c.FeatureCache == FeatureCacheMode.Off ? "" : $" feature cache {c.FeatureCache.ToString().ToLowerInvariant()} {c.ViewsOrDefault} view(s)") +
+               (c.FeatureCache == FeatureCacheMode.Off ? "" :
+                   $" feature cache {c.FeatureCache.ToString().ToLowerInvariant()} {c.ViewsOrDefault} view(s)") +
                (c.FeatureCache == FeatureCacheMode.Maps ? $" storage {c.FeatureCacheStorage}" : "");
     }
 
@@ -241,19 +260,24 @@ internal static class StageTwoEngine
         if (from.ClassCounts.SequenceEqual(splits.TrainClassCounts)) return null;
         var held = splits.ValidationSplit?.HeldOutFromTraining;
         if (held is not null && from.ClassCounts.SequenceEqual(splits.TrainClassCounts.Zip(held, (a, b) => a + b)))
-            return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint has no validation split); they are held out of stage II only";
-        throw new ConfigException($"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives [{string.Join(", ", splits.TrainClassCounts)}]");
+            return $"stage I trained on the {held.Sum()} validation image(s) held out of training (its checkpoint " +
+                $"has no validation split); they are held out of stage II only";
+        throw new ConfigException(
+            $"{path}: stage I saw class counts [{string.Join(", ", from.ClassCounts)}], this data gives " +
+            $"[{string.Join(", ", splits.TrainClassCounts)}]");
     }
 
     /// <summary>
     /// A stage-II run's models: seed, build backbone and head, load the stage-I weights, optionally re-initialise the
     /// head. In this order, so that a sweep member (which replays it) starts exactly as the single run does.
     /// </summary>
-    static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config, DatasetSplits splits)
+    static (Backbone Backbone, ClassifierHead Head) LoadModels(string path, CheckpointMeta from, StageTwoConfig config,
+        DatasetSplits splits)
     {
         manual_seed(config.Seed);
         // Built in the run's arithmetic and layout (members share them: StageTwoConfig.SharedSettings).
-        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses, config.Precision, config.Layout);
+        var (_, backbone, head) = Checkpoint.Open(path, splits.Train.Shape.Channels, splits.NumClasses,
+            config.Precision, config.Layout);
         try
         {
             head = StageTwoMethods.Classifier(config).AdaptHead(head, path);

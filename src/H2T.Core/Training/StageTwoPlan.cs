@@ -28,13 +28,17 @@ public sealed class StageTwoPlan
         {
             var differ = Shared.SharedDifferences(m.Config);
             if (differ.Count > 0)
-                throw new ConfigException($"stage-II member {m.Label} differs from {members[0].Label} in {string.Join(", ", differ)}: members share the " +
-                                          "feature source and the epoch loop, so only their own settings may vary", differ[0]);
+                throw new ConfigException(
+                    $"stage-II member {m.Label} differs from {members[0].Label} in {string.Join(", ", differ)}: " +
+                    $"members share the " +
+                                          "feature source and the epoch loop, so only their own settings may vary",
+                                              differ[0]);
         }
     }
 
     public IReadOnlyList<StageTwoMember> Members { get; }
 
-    /// <summary>The settings every member shares: the first member's config, of which only the shared part is read.</summary>
+    /// <summary>The settings every member shares: the first member's config, of which only the shared part is
+    /// read.</summary>
     public StageTwoConfig Shared { get; }
 }

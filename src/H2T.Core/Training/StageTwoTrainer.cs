@@ -15,8 +15,10 @@ namespace H2T.Training;
 public static class StageTwoTrainer
 {
     /// <summary>Loads the stage-I checkpoint's data config (optionally with another data path) and trains.</summary>
-    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, RunFolder run, Device device, ITrainingObserver observer,
-        string? dataPathOverride = null, bool resume = false, int? validationPerClass = null, CancellationToken cancel = default)
+    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, RunFolder run, Device device,
+        ITrainingObserver observer,
+        string? dataPathOverride = null, bool resume = false, int? validationPerClass = null,
+            CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         var check = config.Check(); // before the data is read
@@ -25,7 +27,8 @@ public static class StageTwoTrainer
     }
 
     /// <summary>A single stage-II run from a record the caller has not checked: it is checked here, once.</summary>
-    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, DatasetSplits splits, RunFolder run, Device device,
+    public static RunMetrics Run(string stageOneCheckpoint, StageTwoConfig config, DatasetSplits splits, RunFolder run,
+        Device device,
         ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -34,13 +37,15 @@ public static class StageTwoTrainer
 
     /// <summary>A single stage-II run: the engine with one member, in <paramref name="run"/>. The config was checked
     /// (the binder or <see cref="RunConfigChecks.Check(StageTwoConfig)"/>); nothing here checks it again.</summary>
-    public static RunMetrics Run(string stageOneCheckpoint, Checked<StageTwoConfig> config, DatasetSplits splits, RunFolder run, Device device,
+    public static RunMetrics Run(string stageOneCheckpoint, Checked<StageTwoConfig> config, DatasetSplits splits,
+        RunFolder run, Device device,
         ITrainingObserver observer, bool resume = false, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(run);
         using var hold = run.Lock();
-        return StageTwoEngine.Run(stageOneCheckpoint, new StageTwoPlan([new StageTwoMember([], run, config.Value)]), splits, device, observer,
+        return StageTwoEngine.Run(stageOneCheckpoint, new StageTwoPlan([new StageTwoMember([], run, config.Value)]),
+            splits, device, observer,
             sweepDir: null, resume, cancel).Metrics[0];
     }
 }
@@ -55,7 +60,8 @@ internal sealed class StageTwoData : IDisposable
     readonly BatchLoader tail;
     readonly PairedLoader paired;
 
-    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation, ISampler tailSampler, ISampler headSampler,
+    StageTwoData(BatchLoader tail, PairedLoader paired, BatchLoader test, BatchLoader? validation, ISampler tailSampler,
+        ISampler headSampler,
         DatasetSplits splits)
     {
         NumClasses = splits.NumClasses;
@@ -77,7 +83,8 @@ internal sealed class StageTwoData : IDisposable
     public int NumClasses { get; }
     public ClassGroups Groups { get; }
 
-    /// <summary>The two sides' samplers, seeded from the run's seed: what every feature source draws its pairs from.</summary>
+    /// <summary>The two sides' samplers, seeded from the run's seed: what every feature source draws its pairs
+    /// from.</summary>
     public static (ISampler Tail, ISampler Head) SamplersFor(DatasetSplits splits, StageTwoConfig config)
     {
         var labels = splits.Train.Labels;
@@ -90,11 +97,14 @@ internal sealed class StageTwoData : IDisposable
     {
         var (tailSampler, headSampler) = SamplersFor(splits, config);
         var tail = new BatchLoader(splits.Train, tailSampler,
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment), prefetch: config.Prefetch, device: device);
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.Augment),
+                prefetch: config.Prefetch, device: device);
         var head = new BatchLoader(splits.Train, headSampler,
-            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment), prefetch: config.Prefetch, device: device);
+            config.Optim.BatchSize, splits.Norm, splits.TrainAugment, Seeds.Derive(config.Seed, 0, Seeds.HeadAugment),
+                prefetch: config.Prefetch, device: device);
         int evalBatch = Math.Max(config.Optim.BatchSize, 256);
-        return new StageTwoData(tail, new PairedLoader(tail, head), Evaluator.TestLoader(splits, evalBatch, device, config.Prefetch),
+        return new StageTwoData(tail, new PairedLoader(tail, head), Evaluator.TestLoader(splits, evalBatch, device,
+            config.Prefetch),
             Evaluator.ValidationLoader(splits, evalBatch, device, config.Prefetch), tailSampler, headSampler, splits);
     }
 

@@ -32,10 +32,12 @@ public static class TauNormalization
 
     public sealed record Row(double Tau, EvaluationResult? Validation, EvaluationResult Test);
 
-    /// <summary>The grid, and the chosen tau's checkpoint (written to <see cref="Output"/> when a tau was chosen).</summary>
+    /// <summary>The grid, and the chosen tau's checkpoint (written to <see cref="Output"/> when a tau was
+    /// chosen).</summary>
     public sealed record Outcome(IReadOnlyList<Row> Rows, double? Selected, string Output);
 
-    /// <summary>Where the chosen checkpoint goes when no output is named: beside the source, as tau-norm.ckpt.</summary>
+    /// <summary>Where the chosen checkpoint goes when no output is named: beside the source, as
+    /// tau-norm.ckpt.</summary>
     public static string DefaultOutput(string checkpoint) =>
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, "tau-norm.ckpt");
 
@@ -43,7 +45,8 @@ public static class TauNormalization
     /// h2t tau-norm's one entry: takes the output's folder first, so a folder another process writes is refused
     /// before any evaluation runs; then the grid; then the checkpoint of the tau chosen on validation.
     /// </summary>
-    public static Outcome Run(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass, string? output,
+    public static Outcome Run(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass,
+        string? output,
         Device device, ComputePrecision? precision = null)
     {
         output = Path.GetFullPath(output ?? DefaultOutput(checkpoint));
@@ -54,16 +57,21 @@ public static class TauNormalization
     }
 
     /// <summary>The grid on the data <paramref name="checkpoint"/> was trained on (or at <paramref name="dataPath"/>),
-    /// with a validation split of <paramref name="validationPerClass"/> images per class when it has none (0: none).</summary>
-    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, string? dataPath, int validationPerClass,
+    /// with a validation split of <paramref name="validationPerClass"/> images per class when it has none (0:
+    /// none).</summary>
+    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus,
+        string? dataPath, int validationPerClass,
         Device device, ComputePrecision? precision = null)
     {
-        var data = CheckpointData.Resolve(checkpoint, Checkpoint.ReadMeta(checkpoint), dataPath, validationPerClass > 0 ? validationPerClass : null);
+        var data = CheckpointData.Resolve(checkpoint, Checkpoint.ReadMeta(checkpoint), dataPath,
+            validationPerClass > 0 ? validationPerClass : null);
         return Grid(checkpoint, taus, DatasetCatalog.Load(data), device, precision);
     }
 
-    /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on validation.</summary>
-    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus, DatasetSplits splits, Device device,
+    /// <summary>Evaluates every tau on validation (if any) and test; returns the rows and the tau chosen on
+    /// validation.</summary>
+    public static (IReadOnlyList<Row> Rows, double? Selected) Grid(string checkpoint, IReadOnlyList<double> taus,
+        DatasetSplits splits, Device device,
         ComputePrecision? precision = null)
     {
         using var models = Checkpoint.Open(checkpoint, splits.Train.Shape.Channels, splits.NumClasses, precision);
@@ -76,9 +84,11 @@ public static class TauNormalization
             using var test = Evaluator.TestLoader(splits, 256, device);
             var testResults = Evaluator.EvaluateHeads(backbone, heads, test, splits.NumClasses, splits.Groups);
             using var validation = Evaluator.ValidationLoader(splits, 256, device);
-            var valResults = validation is null ? null : Evaluator.EvaluateHeads(backbone, heads, validation, splits.NumClasses, splits.Groups);
+            var valResults = validation is null ? null : Evaluator.EvaluateHeads(backbone, heads, validation,
+                splits.NumClasses, splits.Groups);
             var rows = taus.Select((t, i) => new Row(t, valResults?[i], testResults[i])).ToList();
-            double? selected = valResults is null ? null : rows.OrderByDescending(r => r.Validation!.Top1).ThenBy(r => r.Tau).First().Tau;
+            double? selected = valResults is null ? null : rows.OrderByDescending(r => r.Validation!.Top1).ThenBy(r =>
+                r.Tau).First().Tau;
             return (rows, selected);
         }
         finally
@@ -87,7 +97,8 @@ public static class TauNormalization
         }
     }
 
-    /// <summary>Writes <paramref name="source"/> with its classifier tau-normalised, as a checkpoint eval/export read.</summary>
+    /// <summary>Writes <paramref name="source"/> with its classifier tau-normalised, as a checkpoint eval/export
+    /// read.</summary>
     public static void Save(string source, double tau, string output)
     {
         using var models = Checkpoint.Open(source);

@@ -17,7 +17,8 @@ internal static class CliRunner
     /// <summary>Runs another program (dotnet msbuild, sbatch, squeue ...): its exit code, stdout then stderr.</summary>
     public static (int Rc, string Output) Exec(string file, params string[] args)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();

@@ -16,7 +16,8 @@ public sealed class ConfigCommandsTests : IDisposable
 
     static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
-    static string Fixture(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Interop", "Fixtures", name);
+    static string Fixture(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Interop",
+        "Fixtures", name);
 
     string Yaml(string name, string text)
     {
@@ -47,7 +48,8 @@ public sealed class ConfigCommandsTests : IDisposable
     public void StageOneRunsFromAConfigWithOverridesAndFlagsOnTop()
     {
         var out1 = Path.Combine(dir.Path, "s1");
-        var (rc, output) = Run("stage1", "--config", StageOneYaml(), "num_epochs=1", "mixup=False", "--batch-size", "32", "--out", out1, "--threads", "2");
+        var (rc, output) = Run("stage1", "--config", StageOneYaml(), "num_epochs=1", "mixup=False", "--batch-size",
+            "32", "--out", out1, "--threads", "2");
         Assert.True(rc == 0, output);
         Assert.Contains("accepted without effect here: workers", output);
         var meta = Checkpoint.ReadMeta(Path.Combine(out1, "last.ckpt"));
@@ -59,12 +61,14 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.Equal("resnet8", meta.Architecture);
 
         // Stage II from that checkpoint with a config that disagrees with it: refused, naming the key and line.
-        var s2 = Yaml("s2-mismatch.yaml", $"mode: 'stage2'\nbackbone: 'resnet32'\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
+        var s2 = Yaml("s2-mismatch.yaml",
+            $"mode: 'stage2'\nbackbone: 'resnet32'\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
         (rc, output) = Run("stage2", "--config", s2, "--out", Path.Combine(dir.Path, "s2x"));
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("s2-mismatch.yaml:2: backbone", output);
         Assert.Contains("is a resnet8", output);
-        var s2b = Yaml("s2-imb.yaml", $"mode: 'stage2'\nimb_factor: 0.02\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
+        var s2b = Yaml("s2-imb.yaml",
+            $"mode: 'stage2'\nimb_factor: 0.02\nresume: '{Path.Combine(out1, "last.ckpt")}'\n");
         (rc, output) = Run("stage2", "--config", s2b, "--out", Path.Combine(dir.Path, "s2y"));
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("s2-imb.yaml:2: imb_factor", output);
@@ -116,7 +120,8 @@ public sealed class ConfigCommandsTests : IDisposable
     public void ImportAndExportCommandsRoundTrip()
     {
         var ckpt = Path.Combine(dir.Path, "imported.ckpt");
-        var (rc, output) = Run("import", Fixture("reference_resnet8.pth.tar"), "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10",
+        var (rc, output) = Run("import", Fixture("reference_resnet8.pth.tar"), "--dataset", "fashion-mnist", "--data",
+            set.Path, "--imb-factor", "10",
             "--backbone", "resnet8", "--out", ckpt);
         Assert.True(rc == 0, output);
         Assert.Contains("next: h2t stage2", output);
@@ -126,7 +131,8 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.True(PyTorchCheckpoint.LooksLikePyTorch(pth));
 
         // stage2 --from a PyTorch file without a config says how to convert it.
-        (rc, output) = Run("stage2", "--from", Fixture("reference_resnet8.pth.tar"), "--out", Path.Combine(dir.Path, "x"));
+        (rc, output) = Run("stage2", "--from", Fixture("reference_resnet8.pth.tar"), "--out", Path.Combine(dir.Path,
+            "x"));
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("h2t import", output);
     }
@@ -141,7 +147,8 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.Contains("unknown key 'momentun'", output);
         Assert.False(Directory.Exists(Path.Combine(dir.Path, "b")));
 
-        (rc, output) = Run("stage1", "--config", StageOneYaml(), "num_classes=100", "--out", Path.Combine(dir.Path, "c"));
+        (rc, output) = Run("stage1", "--config", StageOneYaml(), "num_classes=100", "--out", Path.Combine(dir.Path,
+            "c"));
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("num_classes", output);
         Assert.Contains("has 10", output);
@@ -154,7 +161,8 @@ public sealed class ConfigCommandsTests : IDisposable
     }
 
     /// <summary>
-    /// The authors' CIFAR-100-LT configs, unchanged, with data_path pointed at CIFAR-100 binaries (tiny real-format files:
+    /// The authors' CIFAR-100-LT configs, unchanged, with data_path pointed at CIFAR-100 binaries (tiny real-format
+    /// files:
     /// 100 images per class, enough for IF = 100) and only the schedule shortened by overrides: stage I trains, and
     /// stage II trains H2T from its checkpoint.
     /// </summary>
@@ -163,12 +171,16 @@ public sealed class ConfigCommandsTests : IDisposable
     {
         var data = Path.Combine(dir.Path, "cifar-100-binary");
         Directory.CreateDirectory(data);
-        File.WriteAllBytes(Path.Combine(data, "train.bin"), DataTestFiles.CifarRecords([.. Enumerable.Range(0, 10000).Select(i => i % 100)], hundred: true));
-        File.WriteAllBytes(Path.Combine(data, "test.bin"), DataTestFiles.CifarRecords([.. Enumerable.Range(0, 200).Select(i => i % 100)], hundred: true));
-        string Reference(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Configuration", "Fixtures", "reference", name);
+        File.WriteAllBytes(Path.Combine(data, "train.bin"), DataTestFiles.CifarRecords([.. Enumerable.Range(0,
+            10000).Select(i => i % 100)], hundred: true));
+        File.WriteAllBytes(Path.Combine(data, "test.bin"), DataTestFiles.CifarRecords([.. Enumerable.Range(0,
+            200).Select(i => i % 100)], hundred: true));
+        string Reference(string name) => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Configuration",
+            "Fixtures", "reference", name);
 
         var s1 = Path.Combine(dir.Path, "c100-s1");
-        var (rc, output) = Run("stage1", "--config", Reference("cifar100_imb001_stage1_ce_mixup.yaml"), $"data_path={data}", "num_epochs=1",
+        var (rc, output) = Run("stage1", "--config", Reference("cifar100_imb001_stage1_ce_mixup.yaml"),
+            $"data_path={data}", "num_epochs=1",
             "--out", s1, "--threads", "2");
         Assert.True(rc == 0, output);
         var meta = Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt"));
@@ -178,7 +190,8 @@ public sealed class ConfigCommandsTests : IDisposable
         Assert.Equal(1, meta.ClassCounts[99]);
 
         var s2 = Path.Combine(dir.Path, "c100-s2");
-        (rc, output) = Run("stage2", "--config", Reference("cifar100_imb001_stage2_ce_H2T.yaml"), $"data_path={data}", $"resume={Path.Combine(s1, "last.ckpt")}",
+        (rc, output) = Run("stage2", "--config", Reference("cifar100_imb001_stage2_ce_H2T.yaml"), $"data_path={data}",
+            $"resume={Path.Combine(s1, "last.ckpt")}",
             "num_epochs=1", "--out", s2, "--threads", "2");
         Assert.True(rc == 0, output);
         Assert.Contains("rho 0.25", output);

@@ -16,7 +16,8 @@ public sealed class InfoCommandTests
         Assert.Contains("0.107.0", console.Output);
         Assert.Matches(@"threads\s+1", console.Output);
         Assert.Matches(@"native fix\s+applied", console.Output);
-        Assert.Matches(@"1x1 convolutions\s+(GEMM \(a matrix product over the channels\)|oneDNN convolution): ", console.Output);
+        Assert.Matches(@"1x1 convolutions\s+(GEMM \(a matrix product over the channels\)|oneDNN convolution): ",
+            console.Output);
         Assert.Matches(@"feature maps\s+channels-last by default", console.Output);
         Assert.Matches(@"stage-II method\s+fusion feature-mixup: Balanced-MixUp", console.Output);
     }
@@ -45,7 +46,8 @@ public sealed class InfoCommandTests
         var project = Path.Combine(H2T.Tests.Data.DataTestFiles.RepoRoot, "src", "H2T.Core", "H2T.Core.csproj");
         string References(string backend)
         {
-            var (rc, text) = CliRunner.Exec("dotnet", "msbuild", project, "-getItem:PackageReference", $"-p:TorchBackend={backend}", "-nologo");
+            var (rc, text) = CliRunner.Exec("dotnet", "msbuild", project, "-getItem:PackageReference",
+                $"-p:TorchBackend={backend}", "-nologo");
             Assert.True(rc == 0, text);
             return text;
         }
@@ -55,7 +57,8 @@ public sealed class InfoCommandTests
         var cuda = References("cuda");
         Assert.Contains("\"TorchSharp-cuda-linux\"", cuda);
         Assert.DoesNotContain("\"TorchSharp-cpu\"", cuda);
-        var (code, output) = CliRunner.Exec("dotnet", "msbuild", project, "-t:H2TCheckTorchBackend", "-p:TorchBackend=rocm", "-nologo");
+        var (code, output) = CliRunner.Exec("dotnet", "msbuild", project, "-t:H2TCheckTorchBackend",
+            "-p:TorchBackend=rocm", "-nologo");
         Assert.NotEqual(0, code);
         Assert.Contains("TorchBackend=rocm: expected cpu (TorchSharp-cpu) or cuda", output);
     }
@@ -72,10 +75,13 @@ public sealed class InfoCommandTests
         Assert.Contains("error", console.Output, StringComparison.OrdinalIgnoreCase);
     }
 
-    /// <summary>Every command's --help renders: option texts with [key] in them once broke Spectre's markup parser.</summary>
+    /// <summary>Every command's --help renders: option texts with [key] in them once broke Spectre's markup
+    /// parser.</summary>
     [Theory]
-    [InlineData("info")] [InlineData("data")] [InlineData("demo")] [InlineData("stage1")] [InlineData("stage2")] [InlineData("sweep")]
-    [InlineData("tau-norm")] [InlineData("report")] [InlineData("import")] [InlineData("export")] [InlineData("predict")]
+    [InlineData("info")] [InlineData("data")] [InlineData("demo")] [InlineData("stage1")] [InlineData(
+        "stage2")] [InlineData("sweep")]
+    [InlineData("tau-norm")] [InlineData("report")] [InlineData("import")] [InlineData("export")] [InlineData(
+        "predict")]
     [InlineData("serve")] [InlineData("eval")] [InlineData("grid")]
     public void EveryCommandsHelpRenders(string command)
     {

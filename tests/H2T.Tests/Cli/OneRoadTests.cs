@@ -84,18 +84,22 @@ public sealed class OneRoadTests : IDisposable
     public void TheDefaultsTheHelpSaysAreTheRecordsOwn(Type settings, StageMode mode)
     {
         static string Json(ExperimentConfig c) =>
-            JsonSerializer.Serialize((object?)c.CheckedStageOne?.Value ?? (object?)c.CheckedStageTwo?.Value ?? c.CheckedSweep?.Value);
+            JsonSerializer.Serialize((object?)c.CheckedStageOne?.Value ?? (object?)c.CheckedStageTwo?.Value ??
+                c.CheckedSweep?.Value);
         var baseline = Json(BindFlags(mode));
         int said = 0;
         foreach (var p in settings.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
-            if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option || p.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>() is not { } d) continue;
-            var m = System.Text.RegularExpressions.Regex.Match(d.Description, @"\(default (?<v>[^;,)\s]+)|default (?<v>[^;,)\s\[]+) \[|(?<v>[\w.:-]+) \(default[):]");
+            if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option ||
+                p.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>() is not { } d) continue;
+            var m = System.Text.RegularExpressions.Regex.Match(d.Description,
+                @"\(default (?<v>[^;,)\s]+)|default (?<v>[^;,)\s\[]+) \[|(?<v>[\w.:-]+) \(default[):]");
             // Run options are not settings: their defaults (--threads: all cores) are no record's.
             if (!m.Success || p.PropertyType == typeof(bool) || IsRunOption(p)) continue;
             var flag = "--" + option.LongNames[0];
             var value = m.Groups["v"].Value;
-            Assert.True(Json(BindFlags(mode, flag, value)) == baseline, $"{settings.Name} {flag}: the help says the default is {value}, the record's is not");
+            Assert.True(Json(BindFlags(mode, flag, value)) == baseline,
+                $"{settings.Name} {flag}: the help says the default is {value}, the record's is not");
             said++;
         }
         Assert.True(said >= 10, $"only {said} defaults found in {settings.Name}'s help");
@@ -110,10 +114,12 @@ public sealed class OneRoadTests : IDisposable
             [.. ConfigReader.ReadFile(file), .. CliFlags.Entries(StageMode.StageOne, ["--image-size", "64"])]);
         Assert.Equal(64, c.Data.ImageSize);
         Assert.Equal(0.2, c.StageOne.Optim.Lr);
-        foreach (var (flag, value, key) in new[] { ("--prefetch", "0", "prefetch"), ("--memory-layout", "nchw", "memory_layout"), ("--resize", "64", "resize"), ("--imb-factor", "0.5", "imb_factor") })
+        foreach (var (flag, value, key) in new[] { ("--prefetch", "0", "prefetch"), ("--memory-layout", "nchw",
+            "memory_layout"), ("--resize", "64", "resize"), ("--imb-factor", "0.5", "imb_factor") })
         {
             var viaFlag = BindFlags(StageMode.StageOne, flag, value).CheckedStageOne!.Value;
-            var viaOverride = ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride($"{key}={value}")]).CheckedStageOne!.Value;
+            var viaOverride = ReferenceConfig.Bind(StageMode.StageOne,
+                [ConfigReader.ReadOverride($"{key}={value}")]).CheckedStageOne!.Value;
             Assert.Equal(JsonSerializer.Serialize(viaOverride), JsonSerializer.Serialize(viaFlag));
             Assert.NotEqual(JsonSerializer.Serialize(new StageOneConfig()), JsonSerializer.Serialize(viaFlag));
         }
@@ -125,13 +131,19 @@ public sealed class OneRoadTests : IDisposable
     {
         Assert.Equal([0, 0.25, 0.5], BindFlags(StageMode.Sweep, "--rho", "0:0.5:0.25").CheckedSweep!.Value.Rhos);
         var yaml = Write("mode: stage2\nH2T: 0.3\nsweep:\n  rho: [0, 0.5]\n");
-        Assert.Equal([0, 0.5], ReferenceConfig.Bind(StageMode.Sweep, ConfigReader.ReadFile(yaml)).CheckedSweep!.Value.Rhos);
-        Assert.Equal([0.1, 0.2], ReferenceConfig.Bind(StageMode.Sweep, [ConfigReader.ReadOverride("sweep.rho=[0.1, 0.2]")]).CheckedSweep!.Value.Rhos);
+        Assert.Equal([0, 0.5], ReferenceConfig.Bind(StageMode.Sweep,
+            ConfigReader.ReadFile(yaml)).CheckedSweep!.Value.Rhos);
+        Assert.Equal([0.1, 0.2], ReferenceConfig.Bind(StageMode.Sweep,
+            [ConfigReader.ReadOverride("sweep.rho=[0.1, 0.2]")]).CheckedSweep!.Value.Rhos);
         // A stage-2 config's single H2T value is the single run's, not the sweep's.
         var single = Write("mode: stage2\nH2T: 0.3\n", "single.yaml");
-        Assert.Equal(SweepConfig.DefaultRhos, ReferenceConfig.Bind(StageMode.Sweep, ConfigReader.ReadFile(single)).CheckedSweep!.Value.Rhos);
-        Assert.Equal(0.3, ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(single)).CheckedStageTwo!.Value.Rho);
-        Assert.Contains("applies to h2t sweep only", Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml))).Message);
+        Assert.Equal(SweepConfig.DefaultRhos, ReferenceConfig.Bind(StageMode.Sweep,
+            ConfigReader.ReadFile(single)).CheckedSweep!.Value.Rhos);
+        Assert.Equal(0.3, ReferenceConfig.Bind(StageMode.StageTwo,
+            ConfigReader.ReadFile(single)).CheckedStageTwo!.Value.Rho);
+        Assert.Contains("applies to h2t sweep only",
+            Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageTwo,
+            ConfigReader.ReadFile(yaml))).Message);
     }
 
     [Fact]
@@ -144,7 +156,8 @@ public sealed class OneRoadTests : IDisposable
         Assert.StartsWith($"{yaml}:3: mix_fea: rho must lie in [0, 1]", e.Message);
         e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.Sweep, "--rho", "0,2"));
         Assert.StartsWith("--rho 0,2: sweep.rho: rho must lie in [0, 1], got 2", e.Message);
-        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.CB.beta=1.5")]));
+        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne,
+            [ConfigReader.ReadOverride("loss.CB.beta=1.5")]));
         Assert.StartsWith("override 'loss.CB.beta=1.5': loss.CB.beta: loss.CB.beta must lie in [0, 1]", e.Message);
         e = Assert.Throws<ConfigException>(() => BindFlags(StageMode.StageOne, "--precision", "fp8"));
         Assert.Contains("--precision fp8: precision: expected fp32, bf16 or auto", e.Message);
@@ -153,7 +166,8 @@ public sealed class OneRoadTests : IDisposable
     [Fact]
     public void OverridesWorkWithoutAConfigAndTauNormErrorsSayTau()
     {
-        var (rc, output) = CliRunner.Run("stage1", "loss.focal.gamma=-1", "--loss", "focal", "--out", Path.Combine(dir.Path, "x"));
+        var (rc, output) = CliRunner.Run("stage1", "loss.focal.gamma=-1", "--loss", "focal", "--out",
+            Path.Combine(dir.Path, "x"));
         Assert.Equal(CliApp.UsageError, rc);
         Assert.Contains("override 'loss.focal.gamma=-1': loss.focal.gamma: loss.focal.gamma must be >= 0", output);
         (rc, output) = CliRunner.Run("tau-norm", "--from", Path.Combine(dir.Path, "none.ckpt"), "--tau", "0:x:1");

@@ -16,7 +16,8 @@ public sealed class TrainingCommandsTests : IDisposable
     static (int Rc, string Output) Run(params string[] args) => CliRunner.Run(args);
 
     string[] StageOneArgs(string outDir, int epochs) =>
-        ["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs",
+            epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),
          "--backbone", "resnet20", "--batch-size", "32", "--lr", "0.05", "--out", outDir, "--threads", "2"];
 
     [Fact]
@@ -29,7 +30,8 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Contains("Head", output);
 
         var s2 = Path.Combine(runs.Path, "s2");
-        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "2", "--batch-size", "32", "--out", s2);
+        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "2",
+            "--batch-size", "32", "--out", s2);
         Assert.True(rc == 0, output);
         Assert.Contains("rho=0.5", output);
         Assert.True(new RunFolder(s2).ReadMetrics().Completed);
@@ -48,7 +50,8 @@ public sealed class TrainingCommandsTests : IDisposable
         var (rc, output) = Run(StageOneArgs(s1, 1));
         Assert.True(rc == 0, output);
         var sweep = Path.Combine(runs.Path, "sweep");
-        (rc, output) = Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0:0.5:0.25", "--epochs", "1", "--batch-size", "32",
+        (rc, output) = Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0:0.5:0.25", "--epochs", "1",
+            "--batch-size", "32",
             "--val-per-class", "3", "--out", sweep);
         Assert.True(rc == 0, output);
         Assert.Contains("(selected)", output);
@@ -107,7 +110,8 @@ public sealed class TrainingCommandsTests : IDisposable
         // IF = 100 needs at least 100 images in the head class for the smallest class to keep one.
         using var big = new TinyLongTailedSet(perClassTrain: 120, perClassTest: 5);
         var outDir = Path.Combine(runs.Path, "demo");
-        string[] args = ["demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--val-per-class", "4", "--out", outDir];
+        string[] args = ["demo", "--data", big.Path, "--stage1-epochs", "1", "--stage2-epochs", "1", "--val-per-class",
+            "4", "--out", outDir];
         var (rc, output) = Run(args);
         Assert.True(rc == 0, output);
         Assert.Contains("stage II rho=0 (re-balancing)", output);
@@ -130,7 +134,8 @@ public sealed class TrainingCommandsTests : IDisposable
     {
         using var broken = new TempDir();
         foreach (var f in Directory.GetFiles(set.Path)) File.Copy(f, broken.File(Path.GetFileName(f)));
-        File.WriteAllBytes(broken.File("train-images-idx3-ubyte.gz"), DataTestFiles.Gzip([0, 0, 8, 3, 0, 0])); // truncated header
+        // truncated header
+        File.WriteAllBytes(broken.File("train-images-idx3-ubyte.gz"), DataTestFiles.Gzip([0, 0, 8, 3, 0, 0]));
         var outDir = Path.Combine(runs.Path, "corrupt");
         var args = StageOneArgs(outDir, 1);
         args[Array.IndexOf(args, "--data") + 1] = broken.Path;
@@ -151,7 +156,8 @@ public sealed class TrainingCommandsTests : IDisposable
         var s1 = Path.Combine(runs.Path, "killed");
         var h2t = Path.Combine(AppContext.BaseDirectory, "h2t.dll");
         const int epochs = 4;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         psi.ArgumentList.Add(h2t);
         foreach (var a in StageOneArgs(s1, epochs)) psi.ArgumentList.Add(a);
         using (var p = Process.Start(psi)!)
@@ -163,7 +169,8 @@ public sealed class TrainingCommandsTests : IDisposable
             // Wait until the first epoch is checkpointed, then kill mid-way through a later epoch.
             var metrics = Path.Combine(s1, "metrics.json");
             var clock = Stopwatch.StartNew();
-            while (!File.Exists(Path.Combine(s1, "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
+            while (!File.Exists(Path.Combine(s1,
+                "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
             Assert.False(p.HasExited, "the run finished before it could be killed; make it longer");
             Thread.Sleep(300);
             p.Kill(entireProcessTree: true);
@@ -183,7 +190,8 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.True(after.Completed);
         Assert.Equal(Enumerable.Range(0, epochs), after.Epochs.Select(e => e.Epoch));
         // Epochs finished before the kill are kept as they were.
-        Assert.Equal(before.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss), after.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss));
+        Assert.Equal(before.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss),
+            after.Epochs.Take(meta.Epoch + 1).Select(e => e.TrainLoss));
         Assert.Empty(Directory.GetFiles(s1, "*.tmp"));
     }
 
@@ -208,10 +216,12 @@ public sealed class TrainingCommandsTests : IDisposable
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
             var clock = Stopwatch.StartNew();
-            while (!File.Exists(Path.Combine(s1, "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
+            while (!File.Exists(Path.Combine(s1,
+                "last.ckpt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !p.HasExited) Thread.Sleep(20);
             Assert.False(p.HasExited, "the run finished before it could be stopped; make it longer");
             Thread.Sleep(150);
-            using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            using (var kill = Process.Start("kill", ["-TERM",
+                p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
             Assert.True(p.WaitForExit(60_000), "SIGTERM did not stop the run within 60 s");
             p.WaitForExit();
             lock (text) printed = text.ToString();
@@ -249,7 +259,8 @@ public sealed class TrainingCommandsTests : IDisposable
         Assert.Equal("fp32", Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt")).Precision);
 
         var s2 = Path.Combine(runs.Path, "s2-bf16");
-        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", s2, "--precision", "bf16");
+        (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "1",
+            "--batch-size", "32", "--out", s2, "--precision", "bf16");
         Assert.True(rc == 0, output);
         Assert.Contains("precision bf16 (stage I ran in fp32)", File.ReadAllText(Path.Combine(s2, "log.txt")));
         Assert.Contains("\"precision\": \"bf16\"", File.ReadAllText(Path.Combine(s2, "config.json")));
@@ -273,7 +284,8 @@ public sealed class TrainingCommandsTests : IDisposable
         var data = Path.Combine(runs.Path, "data");
         Directory.CreateDirectory(data);
         foreach (var f in Directory.GetFiles(set.Path)) File.Copy(f, Path.Combine(data, Path.GetFileName(f)));
-        string[] args = ["stage1", "--dataset", "fashion-mnist", "--data", "data", "--imb-factor", "10", "--epochs", "1", "--backbone", "resnet8",
+        string[] args = ["stage1", "--dataset", "fashion-mnist", "--data", "data", "--imb-factor", "10", "--epochs",
+            "1", "--backbone", "resnet8",
             "--batch-size", "32", "--out", "s1", "--threads", "2"];
         using (var p = StartH2t(args, runs.Path))
         {
@@ -283,20 +295,25 @@ public sealed class TrainingCommandsTests : IDisposable
         }
         var ckpt = Path.Combine(runs.Path, "s1", "last.ckpt");
         Assert.Equal(data, CheckpointData.Of(ckpt, Checkpoint.ReadMeta(ckpt)).DataPath);
-        var (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2"));
+        var (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out",
+            Path.Combine(runs.Path, "s2"));
         Assert.True(rc == 0, output);
 
         var moved = Path.Combine(runs.Path, "moved");
         Directory.Move(data, moved);
-        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2b"));
+        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out",
+            Path.Combine(runs.Path, "s2b"));
         Assert.Equal(CliApp.UsageError, rc);
-        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
-        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(runs.Path, "s2b"), "--data", moved);
+        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH",
+            output.ReplaceLineEndings(""));
+        (rc, output) = Run("stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out",
+            Path.Combine(runs.Path, "s2b"), "--data", moved);
         Assert.True(rc == 0, output);
         // eval names the way out too; the stage-II checkpoint records where its data was read, so it needs no --data.
         (rc, output) = Run("eval", "--checkpoint", ckpt);
         Assert.Equal(CliApp.UsageError, rc);
-        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
+        Assert.Contains($"stage I read its data from {data}, which is not there any more (moved?); pass --data PATH",
+            output.ReplaceLineEndings(""));
         var s2b = Path.Combine(runs.Path, "s2b", "last.ckpt");
         Assert.Equal(moved, CheckpointData.Of(s2b, Checkpoint.ReadMeta(s2b)).DataPath);
         (rc, output) = Run("eval", "--checkpoint", s2b);
@@ -306,14 +323,16 @@ public sealed class TrainingCommandsTests : IDisposable
         Directory.Move(moved, movedAgain);
         (rc, output) = Run("eval", "--checkpoint", s2b);
         Assert.Equal(CliApp.UsageError, rc);
-        Assert.Contains($"stage II read its data from {moved}, which is not there any more (moved?); pass --data PATH", output.ReplaceLineEndings(""));
+        Assert.Contains($"stage II read its data from {moved}, which is not there any more (moved?); pass --data PATH",
+            output.ReplaceLineEndings(""));
         (rc, output) = Run("eval", "--checkpoint", s2b, "--data", movedAgain);
         Assert.True(rc == 0, output);
     }
 
     static Process StartH2t(IEnumerable<string> args, string? workingDirectory = null)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "h2t.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -339,7 +358,8 @@ public sealed class TrainingCommandsTests : IDisposable
         try
         {
             var clock = Stopwatch.StartNew();
-            while (!File.Exists(Path.Combine(busy, "log.txt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !first.HasExited) Thread.Sleep(20);
+            while (!File.Exists(Path.Combine(busy,
+                "log.txt")) && clock.Elapsed < TimeSpan.FromSeconds(120) && !first.HasExited) Thread.Sleep(20);
             Assert.False(first.HasExited, $"the first writer ended early: {firstOut}");
 
             // A second real process on the same folder: exit 2, the holder named, nothing of the first run touched.
@@ -349,17 +369,21 @@ public sealed class TrainingCommandsTests : IDisposable
                 var secondOut = second.StandardOutput.ReadToEnd();
                 second.WaitForExit();
                 Assert.Equal(CliApp.UsageError, second.ExitCode);
-                Assert.Contains($"run folder {Path.GetFullPath(busy)} is in use by process {first.Id} (started ", secondOut.ReplaceLineEndings(""));
+                Assert.Contains($"run folder {Path.GetFullPath(busy)} is in use by process {first.Id} (started ",
+                    secondOut.ReplaceLineEndings(""));
             }
             Assert.StartsWith(logBefore, File.ReadAllText(Path.Combine(busy, "log.txt")));
 
-            // Every other writing command is refused on that folder too (here in-process, the first run is another process).
+            // Every other writing command is refused on that folder too (here in-process, the first run is another
+            // process).
             foreach (var args in new[]
             {
-                new[] { "stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out", busy },
+                new[] { "stage2", "--from", ckpt, "--rho", "0.5", "--epochs", "1", "--batch-size", "32", "--out",
+                    busy },
                 ["sweep", "--from", ckpt, "--rho", "0,0.5", "--epochs", "1", "--batch-size", "32", "--out", busy],
                 // --data names nothing: the folder must be refused before any data is read or evaluated.
-                ["tau-norm", "--from", ckpt, "--tau", "0,1", "--val-per-class", "2", "--data", "/no/such/data", "--out", Path.Combine(busy, "tau.ckpt")],
+                ["tau-norm", "--from", ckpt, "--tau", "0,1", "--val-per-class", "2", "--data", "/no/such/data", "--out",
+                    Path.Combine(busy, "tau.ckpt")],
                 ["demo", "--data", set.Path, "--out", busy],
             })
             {
@@ -376,7 +400,8 @@ public sealed class TrainingCommandsTests : IDisposable
         }
         // The kernel dropped the killed writer's lock: this process takes the folder (KilledRunResumes... resumes one).
         using (var hold = RunFolderLock.Acquire(busy))
-            Assert.Contains($"process {Environment.ProcessId} ", File.ReadAllText(Path.Combine(busy, RunFolderLock.OwnerFileName)));
+            Assert.Contains($"process {Environment.ProcessId} ", File.ReadAllText(Path.Combine(busy,
+                RunFolderLock.OwnerFileName)));
         Assert.False(File.Exists(Path.Combine(busy, RunFolderLock.OwnerFileName)));
     }
 

@@ -5,7 +5,8 @@ using H2T.Tests.Data;
 
 namespace H2T.Tests.Configuration;
 
-/// <summary>YAML configs with the reference's keys: the authors' own files bind unchanged; bad keys name file and line.</summary>
+/// <summary>YAML configs with the reference's keys: the authors' own files bind unchanged; bad keys name file and
+/// line.</summary>
 public sealed class ReferenceConfigTests : IDisposable
 {
     readonly TempDir dir = new();
@@ -69,7 +70,8 @@ public sealed class ReferenceConfigTests : IDisposable
     public void OverridesUseDottedKeysAndWinOverTheFile()
     {
         var c = Bind(StageMode.StageTwo, Reference("cifar100_imb001_stage2_ce_H2T.yaml"),
-            "H2T=0.5", "lr_scheduler.lr_factor=0.1", "sampler.weighted_sampler.type=reverse", "head_class_idx=[0,30]", "med_class_idx=[30,70]", "tail_class_idx=[70,100]");
+            "H2T=0.5", "lr_scheduler.lr_factor=0.1", "sampler.weighted_sampler.type=reverse", "head_class_idx=[0,30]",
+                "med_class_idx=[30,70]", "tail_class_idx=[70,100]");
         Assert.Equal(0.5, c.StageTwo.Rho);
         Assert.Equal(0.1, c.StageTwo.LrFactor);
         Assert.Equal("reverse", c.StageTwo.TailSampler);
@@ -83,8 +85,10 @@ public sealed class ReferenceConfigTests : IDisposable
         var empty = Write("mode: stage2\n");
         string[][] pairs =
         [
-            ["--rho", "0.4", "H2T=0.4"], ["--lr-factor", "0.5", "lr_scheduler.lr_factor=0.5"], ["--sampler", "reverse", "sampler.weighted_sampler.type=reverse"],
-            ["--shift-bn", "off", "shift_bn=false"], ["--epochs", "3", "num_epochs=3"], ["--wd", "0.001", "weight_decay=0.001"],
+            ["--rho", "0.4", "H2T=0.4"], ["--lr-factor", "0.5", "lr_scheduler.lr_factor=0.5"], ["--sampler", "reverse",
+                "sampler.weighted_sampler.type=reverse"],
+            ["--shift-bn", "off", "shift_bn=false"], ["--epochs", "3", "num_epochs=3"], ["--wd", "0.001",
+                "weight_decay=0.001"],
             ["--loss", "bsce", "loss.type=BalancedSoftmax"], ["--schedule", "constant", "lr_scheduler.type=constant"],
         ];
         foreach (var p in pairs)
@@ -92,8 +96,10 @@ public sealed class ReferenceConfigTests : IDisposable
             var viaFlag = ReferenceConfig.Bind(StageMode.StageTwo,
                 [.. ConfigReader.ReadFile(empty), .. H2T.Tests.Cli.CliFlags.Entries(StageMode.StageTwo, [p[0], p[1]])]);
             var viaKey = Bind(StageMode.StageTwo, empty, p[2]);
-            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(viaKey.StageTwo), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
-            Assert.NotEqual(System.Text.Json.JsonSerializer.Serialize(new StageTwoConfig()), System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(viaKey.StageTwo),
+                System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
+            Assert.NotEqual(System.Text.Json.JsonSerializer.Serialize(new StageTwoConfig()),
+                System.Text.Json.JsonSerializer.Serialize(viaFlag.StageTwo));
         }
     }
 
@@ -101,14 +107,16 @@ public sealed class ReferenceConfigTests : IDisposable
     public void ClassifierAndSwitchSpellingsComeFromOneTableForFlagsAndKeysAlike()
     {
         var one = Write("mode: stage1\n", "one.yaml");
-        foreach (var (alias, kind) in new[] { ("fc", "linear"), ("FCNorm", "cosine"), ("normed", "cosine"), ("normedlinear", "cosine"), ("lws", "lws") })
+        foreach (var (alias, kind) in new[] { ("fc", "linear"), ("FCNorm", "cosine"), ("normed", "cosine"),
+            ("normedlinear", "cosine"), ("lws", "lws") })
         {
             Assert.Equal(kind, Bind(StageMode.StageOne, one, $"classifier={alias}").StageOne.Classifier);
             var flags = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--classifier", alias]);
             Assert.Equal(kind, ReferenceConfig.Bind(StageMode.StageOne, flags).StageOne.Classifier);
         }
         var two = Write("mode: stage2\n", "two.yaml");
-        foreach (var (spelling, on) in new[] { ("on", true), ("1", true), ("yes", true), ("off", false), ("0", false), ("no", false) })
+        foreach (var (spelling, on) in new[] { ("on", true), ("1", true), ("yes", true), ("off", false), ("0", false),
+            ("no", false) })
         {
             Assert.Equal(on, Bind(StageMode.StageTwo, two, $"shift_bn={spelling}").StageTwo.ShiftBn);
             var flags = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageTwo, ["--shift-bn", spelling]);
@@ -174,11 +182,13 @@ public sealed class ReferenceConfigTests : IDisposable
     [Fact]
     public void EveryShippedConfigBinds()
     {
-        var configs = Directory.GetFiles(Path.Combine(DataTestFiles.RepoRoot, "configs"), "*.yaml", SearchOption.AllDirectories);
+        var configs = Directory.GetFiles(Path.Combine(DataTestFiles.RepoRoot, "configs"), "*.yaml",
+            SearchOption.AllDirectories);
         Assert.NotEmpty(configs);
         foreach (var f in configs)
         {
-            var mode = Path.GetFileName(f).Contains("stage2", StringComparison.Ordinal) ? StageMode.StageTwo : StageMode.StageOne;
+            var mode = Path.GetFileName(f).Contains("stage2",
+                StringComparison.Ordinal) ? StageMode.StageTwo : StageMode.StageOne;
             var c = Bind(mode, f);
             if (mode == StageMode.StageOne) c.StageOne.Validate(); else c.StageTwo.Validate();
             Assert.True(DatasetCatalog.Names.Contains(c.Data.Dataset), f);

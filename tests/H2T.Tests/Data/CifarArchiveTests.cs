@@ -19,18 +19,21 @@ public sealed class CifarArchiveTests
         using var tar = new TarReader(gz);
         while (tar.GetNextEntry() is { } e)
         {
-            if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || e.DataStream is null) continue;
+            if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) ||
+                e.DataStream is null) continue;
             var dir = Path.GetDirectoryName(e.Name)!;
             counts[dir] = counts.GetValueOrDefault(dir) + 1;
             var committed = Path.Combine(DataTestFiles.CifarJpgSample, e.Name);
             if (!File.Exists(committed)) continue;
             using var ms = new MemoryStream();
             e.DataStream.CopyTo(ms);
-            Assert.True(ms.ToArray().AsSpan().SequenceEqual(File.ReadAllBytes(committed)), $"{e.Name} differs from the archive");
+            Assert.True(ms.ToArray().AsSpan().SequenceEqual(File.ReadAllBytes(committed)),
+                $"{e.Name} differs from the archive");
             compared++;
         }
         Assert.Equal(20, counts.Count);
-        Assert.All(counts, kv => Assert.Equal(kv.Key.StartsWith("train", StringComparison.Ordinal) ? 5000 : 1000, kv.Value));
+        Assert.All(counts, kv => Assert.Equal(kv.Key.StartsWith("train", StringComparison.Ordinal) ? 5000 : 1000,
+            kv.Value));
         var sampleFiles = Directory.GetFiles(DataTestFiles.CifarJpgSample, "*.jpg", SearchOption.AllDirectories).Length;
         Assert.Equal(10 * (DataTestFiles.SampleTrainPerClass + DataTestFiles.SampleTestPerClass), sampleFiles);
         Assert.Equal(sampleFiles, compared);

@@ -8,7 +8,8 @@ namespace H2T.Tests.Data;
 /// <summary>A temporary folder for real (possibly malformed) files a test writes; deleted afterwards.</summary>
 public sealed class TempDir : IDisposable
 {
-    public TempDir() => Directory.CreateDirectory(Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "h2t-test-" + Guid.NewGuid().ToString("N")));
+    public TempDir() => Directory.CreateDirectory(Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(),
+        "h2t-test-" + Guid.NewGuid().ToString("N")));
     public string Path { get; }
     public string File(string relative) => System.IO.Path.Combine(Path, relative);
 
@@ -40,7 +41,8 @@ public static class DataTestFiles
     }
 
     /// <summary>The shared CIFAR-10 JPEG tarball: ../shared next to the repository (developers and CI alike).</summary>
-    public static string SharedCifarJpg => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data", "cifar10-jpg.tar.gz"));
+    public static string SharedCifarJpg => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data",
+        "cifar10-jpg.tar.gz"));
 
     public static byte[] IdxImages(int count, int rows, int cols, Func<int, byte>? pixel = null)
     {
@@ -92,19 +94,24 @@ public static class DataTestFiles
             tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
     }
 
-    /// <summary>An encoded image of solid colour (r, g, b), or a horizontal gradient when <paramref name="gradient"/>.</summary>
-    public static byte[] Image(int w, int h, byte r, byte g, byte b, SKEncodedImageFormat format = SKEncodedImageFormat.Png, bool gradient = false)
+    /// <summary>An encoded image of solid colour (r, g, b), or a horizontal gradient when <paramref
+    /// name="gradient"/>.</summary>
+    public static byte[] Image(int w, int h, byte r, byte g, byte b,
+        SKEncodedImageFormat format = SKEncodedImageFormat.Png, bool gradient = false)
     {
         using var bmp = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                bmp.SetPixel(x, y, gradient ? new SKColor((byte)(x * 255 / Math.Max(1, w - 1)), g, b) : new SKColor(r, g, b));
+                bmp.SetPixel(x, y, gradient ? new SKColor((byte)(x * 255 / Math.Max(1, w - 1)), g, b) : new SKColor(r,
+                    g, b));
         using var data = bmp.Encode(format, 100);
         return data.ToArray();
     }
 
-    /// <summary>The real CIFAR-10 JPEGs committed with the tests (Fixtures/cifar10-jpg-sample, see its README).</summary>
-    public static string CifarJpgSample => Path.Combine(RepoRoot, "tests", "H2T.Tests", "Data", "Fixtures", "cifar10-jpg-sample");
+    /// <summary>The real CIFAR-10 JPEGs committed with the tests (Fixtures/cifar10-jpg-sample, see its
+    /// README).</summary>
+    public static string CifarJpgSample => Path.Combine(RepoRoot, "tests", "H2T.Tests", "Data", "Fixtures",
+        "cifar10-jpg-sample");
 
     public const int SampleTrainPerClass = 20;
     public const int SampleTestPerClass = 10;
@@ -114,9 +121,11 @@ public static class DataTestFiles
     public static void ExtractCifarJpgSample(string root, int perClass)
     {
         if (perClass > SampleTestPerClass)
-            throw new ArgumentOutOfRangeException(nameof(perClass), $"the committed sample has {SampleTestPerClass} test images per class");
+            throw new ArgumentOutOfRangeException(nameof(perClass),
+                $"the committed sample has {SampleTestPerClass} test images per class");
         foreach (var split in new[] { "train", "test" })
-            foreach (var classDir in Directory.GetDirectories(Path.Combine(CifarJpgSample, split)).Order(StringComparer.Ordinal))
+            foreach (var classDir in Directory.GetDirectories(Path.Combine(CifarJpgSample,
+                split)).Order(StringComparer.Ordinal))
             {
                 var target = Path.Combine(root, split, Path.GetFileName(classDir));
                 Directory.CreateDirectory(target);
@@ -135,6 +144,7 @@ public sealed class RequiresSharedCifarArchiveFactAttribute : FactAttribute
     public RequiresSharedCifarArchiveFactAttribute()
     {
         if (!System.IO.File.Exists(DataTestFiles.SharedCifarJpg))
-            Skip = $"not run: needs the whole CIFAR-10 JPEG archive at {DataTestFiles.SharedCifarJpg} (../shared/data beside the clone), absent here";
+            Skip = $"not run: needs the whole CIFAR-10 JPEG archive at {DataTestFiles.SharedCifarJpg} " +
+                $"(../shared/data beside the clone), absent here";
     }
 }

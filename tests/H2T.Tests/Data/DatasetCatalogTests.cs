@@ -24,7 +24,8 @@ public sealed class DatasetCatalogTests
         Assert.Equal("Ankle boot", s.ClassNames[9]);
         // Train images are the numpy-selected ones, grouped by class.
         var sub = Assert.IsType<SubsetImageSource>(s.Train);
-        Assert.Equal(LongTail.SelectIndices(Idx.ReadLabels("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz").Select(b => (int)b).ToList(),
+        Assert.Equal(LongTail.SelectIndices(Idx.ReadLabels(
+            "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz").Select(b => (int)b).ToList(),
             s.TrainClassCounts, 0), sub.SourceIndices);
         var step = DatasetCatalog.Load(new DataConfig(ImbFactor: 10, ImbType: ImbalanceType.Step));
         Assert.Equal(5 * 6000 + 5 * 600, step.Train.Count);
@@ -40,10 +41,15 @@ public sealed class DatasetCatalogTests
     [Fact]
     public void UnknownNamesMissingPathsAndGroupMismatch()
     {
-        Assert.Contains("expected one of fashion-mnist", Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig("svhn"))).Message);
-        Assert.Contains("needs a data path", Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig("cifar10"))).Message);
-        Assert.Contains("/no/such/dir", Assert.Throws<FileNotFoundException>(() => DatasetCatalog.Load(new DataConfig("mnist", "/no/such/dir"))).Message);
-        Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig(Groups: ClassGroups.FromRanges(100, 36, 71))));
+        Assert.Contains("expected one of fashion-mnist",
+            Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig("svhn"))).Message);
+        Assert.Contains("needs a data path",
+            Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig("cifar10"))).Message);
+        Assert.Contains("/no/such/dir",
+            Assert.Throws<FileNotFoundException>(() => DatasetCatalog.Load(new DataConfig("mnist",
+            "/no/such/dir"))).Message);
+        Assert.Throws<ArgumentException>(() => DatasetCatalog.Load(new DataConfig(Groups: ClassGroups.FromRanges(100,
+            36, 71))));
     }
 
     [Fact]
@@ -52,7 +58,8 @@ public sealed class DatasetCatalogTests
         using var dir = new TempDir();
         // 10 images per class: exp IF=10 keeps int(10 * 0.1^(i/9)) = 10,7,5,4,3,2,2,1,1,1.
         var labels = Enumerable.Range(0, 100).Select(i => i % 10).ToArray();
-        foreach (var f in new[] { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin" })
+        foreach (var f in new[] { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+            "data_batch_5.bin" })
             dir.Write(f, DataTestFiles.CifarRecords(f == "data_batch_1.bin" ? labels : [0], false));
         dir.Write("test_batch.bin", DataTestFiles.CifarRecords(labels, false));
         var s = DatasetCatalog.Load(new DataConfig("cifar10", dir.Path, ImbFactor: 10));
@@ -73,7 +80,8 @@ public sealed class DatasetCatalogTests
         Assert.Equal(new ImageShape(3, 32, 32), s.Train.Shape);
         Assert.Equal(Normalization.Cifar, s.Norm);
         using var loader = new BatchLoader(s.Train, Samplers.Instance(s.Train.Labels, 0), 8, s.Norm, s.TrainAugment, 0);
-        Assert.Equal(new long[] { 8, 3, 32, 32 }, loader.Epoch(0).Select(b => { using (b) return b.Images.shape; }).First());
+        Assert.Equal(new long[] { 8, 3, 32, 32 },
+            loader.Epoch(0).Select(b => { using (b) return b.Images.shape; }).First());
 
         // Large images: train decodes a 256 square for random-resized-crop 224, test resize 256 + center crop 224.
         using var big = new TempDir();
@@ -113,7 +121,8 @@ public sealed class DatasetCatalogTests
         // A truncated JPEG is reported when the set loads, with its file name.
         var victim = paths[5];
         File.WriteAllBytes(victim, File.ReadAllBytes(victim)[..40]);
-        var e = Assert.ThrowsAny<Exception>(() => DatasetCatalog.Load(new DataConfig("cifar10-jpg", dir.Path, ImbFactor: 3)));
+        var e = Assert.ThrowsAny<Exception>(() => DatasetCatalog.Load(new DataConfig("cifar10-jpg", dir.Path,
+            ImbFactor: 3)));
         Assert.IsNotType<AggregateException>(e);
         Assert.Contains(Path.GetFileName(victim), e.Message);
     }
@@ -134,7 +143,8 @@ public sealed class DatasetCatalogTests
         var buf = new byte[s.Test.Shape.Size];
         s.Test.ReadInto(0, buf);
         Assert.Equal(1, buf[0]);
-        Assert.Contains("Places_LT_test.txt line 2", Assert.Throws<FileNotFoundException>(() => s.Test.ReadInto(1, buf)).Message);
+        Assert.Contains("Places_LT_test.txt line 2", Assert.Throws<FileNotFoundException>(() => s.Test.ReadInto(1,
+            buf)).Message);
     }
 }
 
@@ -156,7 +166,8 @@ public sealed class DataCommandTests
     public void StepProfileFromOptions()
     {
         var console = new TestConsole().Width(200);
-        Assert.Equal(0, CliApp.Run(["data", "--dataset", "fashion-mnist", "--data", "/usr/share/datasets/fashion-mnist", "--imb-factor", "10", "--imb-type", "step"], console));
+        Assert.Equal(0, CliApp.Run(["data", "--dataset", "fashion-mnist", "--data", "/usr/share/datasets/fashion-mnist",
+            "--imb-factor", "10", "--imb-type", "step"], console));
         Assert.Matches(@"total\s+33000\s+10000", console.Output);
     }
 
@@ -178,9 +189,11 @@ public sealed class DataCommandTests
     public void AMalformedFileIsNamedInTheMessage()
     {
         using var dir = new TempDir();
-        foreach (var f in new[] { "train-images-idx3-ubyte", "t10k-images-idx3-ubyte" }) dir.Write(f, DataTestFiles.IdxImages(10, 4, 4));
+        foreach (var f in new[] { "train-images-idx3-ubyte", "t10k-images-idx3-ubyte" }) dir.Write(f,
+            DataTestFiles.IdxImages(10, 4, 4));
         dir.Write("t10k-labels-idx1-ubyte", DataTestFiles.IdxLabels([.. Enumerable.Range(0, 10).Select(i => (byte)i)]));
-        var bad = dir.Write("train-labels-idx1-ubyte", DataTestFiles.IdxLabels([.. Enumerable.Range(0, 10).Select(i => (byte)i)])[..12]);
+        var bad = dir.Write("train-labels-idx1-ubyte", DataTestFiles.IdxLabels([.. Enumerable.Range(0,
+            10).Select(i => (byte)i)])[..12]);
         var console = new TestConsole().Width(300);
         Assert.Equal(CliApp.UsageError, CliApp.Run(["data", "--dataset", "mnist", "--data", dir.Path], console));
         Assert.Contains("train-labels-idx1-ubyte: truncated at byte offset 12", console.Output);

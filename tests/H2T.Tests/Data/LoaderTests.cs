@@ -87,7 +87,8 @@ public sealed class LoaderTests
     public void AugmentedBatchesAreCropsOrFlipsOfTheSourceImages()
     {
         var src = Source();
-        using var loader = new BatchLoader(src, Samplers.Instance(src.Labels, 0), 20, new Normalization([0f, 0f], [1f / 255, 1f / 255]),
+        using var loader = new BatchLoader(src, Samplers.Instance(src.Labels, 0), 20, new Normalization([0f, 0f],
+            [1f / 255, 1f / 255]),
             AugmentConfig.CropFlip with { Padding = 2 }, seed: 11, prefetch: 0);
         using var b = loader.Epoch(0).Single();
         var px = Pixels(b);
@@ -111,7 +112,8 @@ public sealed class LoaderTests
         var src = Source(64);
         float[][] Run(int seed, int epoch, int prefetch)
         {
-            using var l = new BatchLoader(src, Samplers.ClassBalanced(src.Labels, 3), 16, Norm, AugmentConfig.CropFlip, seed, prefetch: prefetch);
+            using var l = new BatchLoader(src, Samplers.ClassBalanced(src.Labels, 3), 16, Norm, AugmentConfig.CropFlip,
+                seed, prefetch: prefetch);
             var r = new List<float[]>();
             foreach (var b in l.Epoch(epoch)) using (b) r.Add([.. Pixels(b), .. b.Indices.Select(i => (float)i)]);
             return r.ToArray();
@@ -128,7 +130,8 @@ public sealed class LoaderTests
     public void DropLastStoppingEarlyAndDisposeScopes()
     {
         var src = Source();
-        using var loader = new BatchLoader(src, Samplers.Instance(src.Labels, 0), 8, Norm, AugmentConfig.CropFlip, 0, dropLast: true);
+        using var loader = new BatchLoader(src, Samplers.Instance(src.Labels, 0), 8, Norm, AugmentConfig.CropFlip, 0,
+            dropLast: true);
         Assert.Equal(2, loader.BatchesPerEpoch);
         Batch kept;
         using (NewDisposeScope())
@@ -168,9 +171,11 @@ public sealed class LoaderTests
         var v = Pixels(b);
         Assert.Equal((0.2f - 0.485f) / 0.229f, v[0], 4);
         Assert.Equal((0.2f - 0.406f) / 0.225f, v[^1], 4);
-        Assert.Throws<ArgumentException>(() => new BatchLoader(src, Samplers.Instance(src.Labels, 0), 4, Normalization.ImageNet,
+        Assert.Throws<ArgumentException>(() => new BatchLoader(src, Samplers.Instance(src.Labels, 0), 4,
+            Normalization.ImageNet,
             new AugmentConfig(RandomResizedCrop: true), 0));
-        Assert.Throws<ArgumentException>(() => new BatchLoader(src, Samplers.Instance(src.Labels, 0), 4, Normalization.FashionMnist, null, 0));
+        Assert.Throws<ArgumentException>(() => new BatchLoader(src, Samplers.Instance(src.Labels, 0), 4,
+            Normalization.FashionMnist, null, 0));
     }
 
     [Fact]

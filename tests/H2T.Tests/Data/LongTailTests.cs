@@ -33,14 +33,16 @@ public sealed class LongTailTests
         foreach (var e in Fixture().GetProperty("exp_totals").EnumerateArray())
         {
             var expected = e.GetProperty("counts").EnumerateArray().Select(x => x.GetInt32()).ToArray();
-            Assert.Equal(expected, LongTail.Counts(e.GetProperty("n_max").GetInt32(), e.GetProperty("classes").GetInt32(), 100, ImbalanceType.Exp));
+            Assert.Equal(expected, LongTail.Counts(e.GetProperty("n_max").GetInt32(),
+                e.GetProperty("classes").GetInt32(), 100, ImbalanceType.Exp));
         }
     }
 
     [Fact]
     public void StepKeepsNMaxForTheFirstHalfAndNMaxOverIfAfter()
     {
-        Assert.Equal([5000, 5000, 5000, 5000, 5000, 50, 50, 50, 50, 50], LongTail.Counts(5000, 10, 100, ImbalanceType.Step));
+        Assert.Equal([5000, 5000, 5000, 5000, 5000, 50, 50, 50, 50, 50], LongTail.Counts(5000, 10, 100,
+            ImbalanceType.Step));
         Assert.Equal([500, 500, 5, 5, 5], LongTail.Counts(500, 5, 100, ImbalanceType.Step));
         Assert.All(LongTail.Counts(500, 7, 1, ImbalanceType.Exp), c => Assert.Equal(500, c));
     }
@@ -72,7 +74,8 @@ public sealed class LongTailTests
     [Fact]
     public void SelectionIsIdenticalToNumpyOnSyntheticLabels()
     {
-        var lt = Fixture().GetProperty("long_tail").EnumerateArray().First(e => e.GetProperty("name").GetString() == "synthetic");
+        var lt = Fixture().GetProperty("long_tail").EnumerateArray().First(e =>
+            e.GetProperty("name").GetString() == "synthetic");
         var labels = Enumerable.Range(0, 500).Select(i => i * 7 % 5).ToArray();
         var counts = lt.GetProperty("counts").EnumerateArray().Select(x => x.GetInt32()).ToArray();
         var sel = LongTail.SelectIndices(labels, counts, 0);
@@ -83,8 +86,10 @@ public sealed class LongTailTests
     [Fact]
     public void FashionMnistLongTailIsImageForImageTheNumpySelection()
     {
-        var labels = Idx.ReadLabels("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz").Select(b => (int)b).ToArray();
-        var cases = Fixture().GetProperty("long_tail").EnumerateArray().Where(e => e.GetProperty("name").GetString() == "fashion-mnist-train").ToList();
+        var labels = Idx.ReadLabels("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz").Select(b =>
+            (int)b).ToArray();
+        var cases = Fixture().GetProperty("long_tail").EnumerateArray().Where(e =>
+            e.GetProperty("name").GetString() == "fashion-mnist-train").ToList();
         Assert.Equal(2, cases.Count);
         foreach (var lt in cases)
         {

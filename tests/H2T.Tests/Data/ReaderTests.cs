@@ -8,7 +8,8 @@ public sealed class IdxTests
     [Fact]
     public void RealFashionMnistLoadsWithShapesCountsAndLabels()
     {
-        var src = Idx.Load("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz", 10);
+        var src = Idx.Load("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+            "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz", 10);
         Assert.Equal(60000, src.Count);
         Assert.Equal(new ImageShape(1, 28, 28), src.Shape);
         Assert.Equal(9, src.Labels[0]); // the first training image is an ankle boot
@@ -58,11 +59,13 @@ public sealed class IdxTests
     {
         using var dir = new TempDir();
         var header = dir.Write("short", DataTestFiles.IdxImages(1, 2, 2)[..10]);
-        Assert.Contains("truncated at byte offset 10", Assert.Throws<DataFormatException>(() => Idx.ReadImages(header)).Message);
+        Assert.Contains("truncated at byte offset 10",
+            Assert.Throws<DataFormatException>(() => Idx.ReadImages(header)).Message);
         var zero = DataTestFiles.IdxImages(1, 2, 2);
         zero[11] = 0; // rows = 0
         var z = dir.Write("zero", zero);
-        Assert.Contains("dimension 1 at byte offset 8", Assert.Throws<DataFormatException>(() => Idx.ReadImages(z)).Message);
+        Assert.Contains("dimension 1 at byte offset 8",
+            Assert.Throws<DataFormatException>(() => Idx.ReadImages(z)).Message);
         var extra = dir.Write("extra", [.. DataTestFiles.IdxImages(1, 2, 2), 1, 2]);
         Assert.Contains("2 extra bytes", Assert.Throws<DataFormatException>(() => Idx.ReadImages(extra)).Message);
     }
@@ -98,7 +101,8 @@ public sealed class CifarTests
 {
     static void WriteCifar10(string dir, Func<string, byte[]>? mutate = null)
     {
-        foreach (var f in new[] { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin" })
+        foreach (var f in new[] { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+            "data_batch_5.bin", "test_batch.bin" })
         {
             var bytes = DataTestFiles.CifarRecords([1, 9, 0], hundred: false);
             File.WriteAllBytes(Path.Combine(dir, f), mutate?.Invoke(f) ?? bytes);
@@ -140,17 +144,20 @@ public sealed class CifarTests
     public void WrongRecordSizeLabelOutOfRangeAndMissingBatch()
     {
         using var dir = new TempDir();
-        WriteCifar10(dir.Path, f => f == "data_batch_3.bin" ? DataTestFiles.CifarRecords([1, 2], false)[..^100] : DataTestFiles.CifarRecords([1], false));
+        WriteCifar10(dir.Path, f => f == "data_batch_3.bin" ? DataTestFiles.CifarRecords([1, 2],
+            false)[..^100] : DataTestFiles.CifarRecords([1], false));
         var e = Assert.Throws<DataFormatException>(() => Cifar.Load(dir.Path, false));
         Assert.Contains("data_batch_3.bin", e.Message);
         Assert.Contains("3073-byte records", e.Message);
 
-        WriteCifar10(dir.Path, f => f == "test_batch.bin" ? DataTestFiles.CifarRecords([1, 10], false) : DataTestFiles.CifarRecords([1], false));
+        WriteCifar10(dir.Path, f => f == "test_batch.bin" ? DataTestFiles.CifarRecords([1, 10],
+            false) : DataTestFiles.CifarRecords([1], false));
         var l = Assert.Throws<DataFormatException>(() => Cifar.Load(dir.Path, false));
         Assert.Contains("test_batch.bin: label 10 at byte offset 3073 (record 1)", l.Message);
 
         File.Delete(dir.File("data_batch_5.bin"));
-        Assert.Contains("missing data_batch_5.bin", Assert.Throws<DataFormatException>(() => Cifar.Load(dir.Path, false)).Message);
+        Assert.Contains("missing data_batch_5.bin", Assert.Throws<DataFormatException>(() => Cifar.Load(dir.Path,
+            false)).Message);
         Assert.Throws<FileNotFoundException>(() => Cifar.Load(dir.File("nothing.tar.gz"), false));
     }
 
@@ -227,7 +234,8 @@ public sealed class ImageFileTests
         using var dir = new TempDir();
         Assert.Throws<DirectoryNotFoundException>(() => ImageFolder.Scan(dir.File("missing")));
         Directory.CreateDirectory(dir.File("root"));
-        Assert.Contains("no class folders", Assert.Throws<DataFormatException>(() => ImageFolder.Scan(dir.File("root"))).Message);
+        Assert.Contains("no class folders",
+            Assert.Throws<DataFormatException>(() => ImageFolder.Scan(dir.File("root"))).Message);
         dir.Write("root/cat/1.png", DataTestFiles.Image(4, 4, 1, 1, 1));
         dir.Write("root/dog/readme.txt", [1]);
         var e = Assert.Throws<DataFormatException>(() => ImageFolder.Scan(dir.File("root")));
@@ -236,7 +244,8 @@ public sealed class ImageFileTests
         var (paths, labels, classes) = ImageFolder.Scan(dir.File("root"));
         Assert.Equal(["cat", "dog"], classes);
         Assert.Equal([0, 1], labels);
-        Assert.Contains("differ from the training classes", Assert.Throws<DataFormatException>(() => ImageFolder.Scan(dir.File("root"), ["cat", "emu"])).Message);
+        Assert.Contains("differ from the training classes",
+            Assert.Throws<DataFormatException>(() => ImageFolder.Scan(dir.File("root"), ["cat", "emu"])).Message);
     }
 
     [Fact]
@@ -257,9 +266,11 @@ public sealed class ImageFileTests
         Assert.Contains("bad.txt line 2", e.Message);
         Assert.Contains("expected 'relative/path label'", e.Message);
         var range = dir.Write("range.txt", "img/a/1.png 3\n"u8.ToArray());
-        Assert.Contains("line 1: label 3 is out of range: expected 0..2", Assert.Throws<DataFormatException>(() => ListFile.Read(range, dir.Path, 3)).Message);
+        Assert.Contains("line 1: label 3 is out of range: expected 0..2",
+            Assert.Throws<DataFormatException>(() => ListFile.Read(range, dir.Path, 3)).Message);
         var nolabel = dir.Write("nolabel.txt", "img/a/1.png\n"u8.ToArray());
-        Assert.Contains("nolabel.txt line 1", Assert.Throws<DataFormatException>(() => ListFile.Read(nolabel, dir.Path, 3)).Message);
+        Assert.Contains("nolabel.txt line 1", Assert.Throws<DataFormatException>(() => ListFile.Read(nolabel, dir.Path,
+            3)).Message);
         Assert.Throws<FileNotFoundException>(() => ListFile.Read(dir.File("none.txt"), dir.Path, 3));
     }
 }

@@ -29,7 +29,8 @@ public sealed class SamplerTests
         return h;
     }
 
-    static double[] Normalise(IEnumerable<double> w) { var a = w.ToArray(); var t = a.Sum(); return a.Select(x => x / t).ToArray(); }
+    static double[] Normalise(IEnumerable<double> w) { var a = w.ToArray(); var t = a.Sum(); return a.Select(x =>
+        x / t).ToArray(); }
 
     [Fact]
     public void InstanceIsAPermutationPerEpochDeterministicInSeedAndEpoch()
@@ -100,7 +101,8 @@ public sealed class SamplerTests
         {
             var name = Samplers.Aliases.Parse(alias);
             Assert.Contains(name, Samplers.Names);
-            if (name != "instance") Assert.Equal(Samplers.Create(name, Labels, 3, 40).Indices(0), Samplers.Create(alias, Labels, 3, 40).Indices(0));
+            if (name != "instance") Assert.Equal(Samplers.Create(name, Labels, 3, 40).Indices(0), Samplers.Create(alias,
+                Labels, 3, 40).Indices(0));
         }
         Assert.Equal(["instance", "balanced", "sqrt", "reverse", "class-aware"], Samplers.Names);
         var e = Assert.Throws<ArgumentException>(() => Samplers.Create("random", Labels, 0));

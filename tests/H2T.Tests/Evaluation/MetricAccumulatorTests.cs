@@ -33,7 +33,8 @@ public sealed class MetricAccumulatorTests
         Assert.Equal(50.0, r.Medium, 6);
         Assert.Equal(100.0, r.Tail, 6);
         Assert.Equal(1, r.Confusion[2][1]);
-        // ECE, 15 bins of width 1/15: 0.3 -> bin 4 (acc 1, conf .3); 0.6 -> bin 8 (acc 0, conf .6); 0.7 x2 -> bin 10 (acc 1, conf .7)
+        // ECE, 15 bins of width 1/15: 0.3 -> bin 4 (acc 1, conf .3); 0.6 -> bin 8 (acc 0, conf .6); 0.7 x2 -> bin 10
+        // (acc 1, conf .7)
         double ece = (1 * Math.Abs(1 - 0.3) + 1 * Math.Abs(0 - 0.6) + 2 * Math.Abs(1 - 0.7)) / 4;
         Assert.Equal(100 * ece, r.Ece, 4);
         double nll = -(Math.Log(0.7) + Math.Log(0.2) + Math.Log(0.7) + Math.Log(0.3)) / 4;

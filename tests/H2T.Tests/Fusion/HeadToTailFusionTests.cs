@@ -108,8 +108,10 @@ public sealed class HeadToTailFusionTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new HeadToTailFusion(1.5));
         Assert.Throws<ArgumentOutOfRangeException>(() => new HeadToTailFusion(double.NaN));
         using var scope = NewDisposeScope();
-        var e = Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(4, 8, 2, 2), randn(3, 8, 2, 2), [0]));
+        var e = Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(4, 8, 2, 2), randn(3, 8, 2, 2),
+            [0]));
         Assert.Contains("equal shapes", e.Message);
-        Assert.Contains("twice", Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(1, 4, 1, 1), randn(1, 4, 1, 1), [1, 1, 2, 3])).Message);
+        Assert.Contains("twice", Assert.Throws<ArgumentException>(() => HeadToTailFusion.Fuse(randn(1, 4, 1, 1),
+            randn(1, 4, 1, 1), [1, 1, 2, 3])).Message);
     }
 }

@@ -71,12 +71,14 @@ public sealed class GridLocalTests : IDisposable
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
 
         // The table's figures, computed again from the run folders: mean and sample standard deviation over seeds.
-        var all = Enumerable.Range(0, 2).Select(s => new RunFolder(Path.Combine(outDir, "ce", "own", $"s{s}", "stage1")).ReadMetrics().Final!.Top1).ToArray();
+        var all = Enumerable.Range(0, 2).Select(s => new RunFolder(Path.Combine(outDir, "ce", "own", $"s{s}",
+            "stage1")).ReadMetrics().Final!.Top1).ToArray();
         using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "grid", "results.json"))))
         {
             var row = json.RootElement.EnumerateArray().First(r => r.GetProperty("name").GetString() == "ce, stage I");
             Assert.Equal(all.Average(), row.GetProperty("mean").GetProperty("All").GetDouble(), 9);
-            Assert.Equal(Math.Abs(all[0] - all[1]) / Math.Sqrt(2), row.GetProperty("spread").GetProperty("All").GetDouble(), 9);
+            Assert.Equal(Math.Abs(all[0] - all[1]) / Math.Sqrt(2),
+                row.GetProperty("spread").GetProperty("All").GetDouble(), 9);
         }
 
         (rc, output) = CliRunner.Run("grid", plan, "--status");

@@ -5,7 +5,8 @@ using H2T.Tests.Data;
 
 namespace H2T.Tests.Grid;
 
-/// <summary>A plan read into cells: folders, command lines, Slurm scripts, and errors that name the plan's line.</summary>
+/// <summary>A plan read into cells: folders, command lines, Slurm scripts, and errors that name the plan's
+/// line.</summary>
 public sealed class GridPlanTests : IDisposable
 {
     readonly TempDir dir = new();
@@ -55,23 +56,28 @@ public sealed class GridPlanTests : IDisposable
         Assert.Equal(dir.File("runs/bsce/if50/s1/crt"), crt[7].Folder);
 
         var one = plan.Arguments(cells[2], threads: 4);
-        Assert.Equal(["stage1", "backbone=resnet8", "num_epochs=2", "mixup=false", "imb_factor=50", "seed=0", "--out", cells[2].Folder, "--resume", "--threads", "1"], one);
+        Assert.Equal(["stage1", "backbone=resnet8", "num_epochs=2", "mixup=false", "imb_factor=50", "seed=0", "--out",
+            cells[2].Folder, "--resume", "--threads", "1"], one);
         var two = plan.Arguments(crt[3], threads: null);
-        Assert.Equal(["sweep", "num_epochs=1", "sweep.rho=0:0.5:0.25", "val_per_class=5", "seed=1", "--from", Path.Combine(crt[3].After!.Folder, "last.ckpt")], two.Take(7));
+        Assert.Equal(["sweep", "num_epochs=1", "sweep.rho=0:0.5:0.25", "val_per_class=5", "seed=1", "--from",
+            Path.Combine(crt[3].After!.Folder, "last.ckpt")], two.Take(7));
         Assert.Equal(["ce", "crt:3"], new[] { crt[3].Method, crt[3].Id });
     }
 
     [Theory]
     [InlineData("seeds: [0, 1]", "seeds: [0, 0]", ":3: seeds: expected distinct seeds >= 0")]
-    [InlineData("imbalance: [100, 50]", "imbalance: [0.01]", ":4: imbalance: expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got 0.01")]
+    [InlineData("imbalance: [100, 50]", "imbalance: [0.01]",
+        ":4: imbalance: expected imbalance factors n_max / n_min >= 1 (100, not 0.01), got 0.01")]
     [InlineData("threads: 1", "threads: 0", ":5: threads: expected a whole number >= 1")]
     [InlineData("mixup: false", "mixupp: false", ":11: unknown key 'mixupp'")]
     [InlineData("loss.type: bsce", "loss.type: bogus", ":14: ")]
     [InlineData("rho: 0:0.5:0.25", "rho: 0:x:0.25", ":17: stage2.crt.rho '0:x:0.25': 'x' is not a number")]
     [InlineData("cpus_per_task: 1", "cpus_per_task: 0", ":24: slurm.cpus_per_task: expected a whole number >= 1")]
-    [InlineData("imbalance: [100, 50]", "imbalance: [100, 50, 100.001]", ":4: imbalance: imbalance factor 100.001 appears twice")]
+    [InlineData("imbalance: [100, 50]", "imbalance: [100, 50, 100.001]",
+        ":4: imbalance: imbalance factor 100.001 appears twice")]
     [InlineData("threads: 1", "device: gpu", ":5: device: expected cpu, cuda or cuda:N, got 'gpu'")]
-    [InlineData("  crt:\n", "  stage1:\n", ":17: stage2.stage1.rho: method name 'stage1': reserved for the stage-I runs' folders")]
+    [InlineData("  crt:\n", "  stage1:\n",
+        ":17: stage2.stage1.rho: method name 'stage1': reserved for the stage-I runs' folders")]
     [InlineData("name: two", "name: 'two#x'", ": name 'two#x': expected letters, digits, '-' or '_'")]
     public void ABadPlanFailsBeforeAnythingRunsNamingTheLine(string good, string bad, string message)
     {
@@ -84,13 +90,17 @@ public sealed class GridPlanTests : IDisposable
     [Fact]
     public void UnknownPlanKeysAndMissingPartsAreNamed()
     {
-        var e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan(Two.Replace("threads: 1", "thread: 1", StringComparison.Ordinal))));
+        var e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan(Two.Replace("threads: 1", "thread: 1",
+            StringComparison.Ordinal))));
         Assert.Contains(":5: unknown plan key 'thread' (expected name, out, seeds", e.Message);
-        e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan("name: x\nstage1:\n  ce:\n    set:\n      lr: 0.1\n")));
+        e = Assert.Throws<ConfigException>(() =>
+            GridRun.Load(Plan("name: x\nstage1:\n  ce:\n    set:\n      lr: 0.1\n")));
         Assert.Contains("seeds: missing", e.Message);
-        e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan(Two.Replace("slurm:", "  las:\n    from: [cee]\nslurm:", StringComparison.Ordinal), "from.yaml")));
+        e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan(Two.Replace("slurm:",
+            "  las:\n    from: [cee]\nslurm:", StringComparison.Ordinal), "from.yaml")));
         Assert.Contains("no stage-I method 'cee' (the plan has: ce, bsce)", e.Message);
-        e = Assert.Throws<ConfigException>(() => GridRun.Load(Plan("name: x\nseeds: [0]\nstage1:\n  'a b':\n    set:\n      lr: 0.1\n", "name.yaml")));
+        e = Assert.Throws<ConfigException>(() =>
+            GridRun.Load(Plan("name: x\nseeds: [0]\nstage1:\n  'a b':\n    set:\n      lr: 0.1\n", "name.yaml")));
         Assert.Contains("method name 'a b'", e.Message);
         var (rc, output) = CliRunner.Run("grid", dir.File("none.yaml"), "--status");
         Assert.Equal(2, rc);
@@ -104,11 +114,14 @@ public sealed class GridPlanTests : IDisposable
     public void OnlySelectsCellsByIdSeedImbalanceOrMethod()
     {
         var cells = GridRun.Load(Plan(Two)).Cells();
-        Assert.Equal(["stage1:1", "stage1:5", "crt:1", "crt:5"], GridRun.Select(cells, "seed=1,imbalance=100").Select(c => c.Id));
+        Assert.Equal(["stage1:1", "stage1:5", "crt:1", "crt:5"], GridRun.Select(cells,
+            "seed=1,imbalance=100").Select(c => c.Id));
         Assert.Equal(["stage1:0", "crt:0"], GridRun.Select(cells, "stage1:0,crt:0").Select(c => c.Id));
         Assert.Equal(8, GridRun.Select(cells, "method=bsce").Count);
-        Assert.Contains("selects no cell", Assert.Throws<ConfigException>(() => GridRun.Select(cells, "seed=7")).Message);
-        Assert.Contains("no cell 'stage1:99'", Assert.Throws<ConfigException>(() => GridRun.Select(cells, "stage1:99")).Message);
+        Assert.Contains("selects no cell", Assert.Throws<ConfigException>(() => GridRun.Select(cells,
+            "seed=7")).Message);
+        Assert.Contains("no cell 'stage1:99'", Assert.Throws<ConfigException>(() => GridRun.Select(cells,
+            "stage1:99")).Message);
     }
 
     [Fact]
@@ -116,15 +129,19 @@ public sealed class GridPlanTests : IDisposable
     {
         // A folder with a space and a '%': sbatch splits #SBATCH lines at white space and expands % in --output.
         var outDir = dir.File("my runs/100%");
-        var path = Plan(Two.Replace("OUT", $"'{outDir}'", StringComparison.Ordinal).Replace("threads: 1", "threads: 1\ndevice: cuda:1", StringComparison.Ordinal));
+        var path = Plan(Two.Replace("OUT", $"'{outDir}'", StringComparison.Ordinal).Replace("threads: 1",
+            "threads: 1\ndevice: cuda:1", StringComparison.Ordinal));
         var (rc, output) = CliRunner.Run("grid", path, "--slurm", "--dry-run");
         Assert.True(rc == 0, output);
         foreach (var line in new[]
         {
-            "#SBATCH --array=0-7", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@120", "#SBATCH --open-mode=append", "#SBATCH --partition=debug",
-            $"#SBATCH --output=\"{outDir.Replace("%", "%%", StringComparison.Ordinal)}/grid/slurm/stage1-%A_%a.out\"", "#SBATCH --kill-on-invalid-dep=yes",
+            "#SBATCH --array=0-7", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@120", "#SBATCH --open-mode=append",
+                "#SBATCH --partition=debug",
+            $"#SBATCH --output=\"{outDir.Replace("%", "%%", StringComparison.Ordinal)}/grid/slurm/stage1-%A_%a.out\"",
+                "#SBATCH --kill-on-invalid-dep=yes",
             "trap 'on_signal USR1' USR1", "slurm.max_requeues 20",
-            "#SBATCH --time=00:10:00", "#SBATCH --cpus-per-task=1", "#SBATCH --exclusive", "--cell stage1:\"$SLURM_ARRAY_TASK_ID\"", "--cell crt:\"$SLURM_ARRAY_TASK_ID\"",
+            "#SBATCH --time=00:10:00", "#SBATCH --cpus-per-task=1", "#SBATCH --exclusive",
+                "--cell stage1:\"$SLURM_ARRAY_TASK_ID\"", "--cell crt:\"$SLURM_ARRAY_TASK_ID\"",
             "scontrol requeue \"$task\"", "--dependency=aftercorr:", "(dry run: nothing written, nothing submitted)",
         })
             Assert.Contains(line, output);

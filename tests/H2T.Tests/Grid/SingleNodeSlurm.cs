@@ -21,7 +21,8 @@ public sealed class SingleNodeSlurm : IDisposable
     /// <summary>Why this machine cannot run the cluster, or null.</summary>
     public static string? Missing =>
         !File.Exists(Slurmctld) || !File.Exists(Slurmd) || !File.Exists(Munged) || !File.Exists("/usr/bin/sbatch")
-            ? $"needs Debian's slurm-wlm and munge ({Slurmctld}, {Slurmd}, {Munged}); sudo apt-get install -y slurm-wlm munge"
+            ? $"needs Debian's slurm-wlm and munge ({Slurmctld}, {Slurmd}, {Munged}); sudo apt-get install -y " +
+                $"slurm-wlm munge"
             : Environment.UserName != "root" ? "needs root (slurmd runs the jobs as SlurmUser=root here)" : null;
 
     readonly TempDir dir = new();
@@ -68,7 +69,8 @@ public sealed class SingleNodeSlurm : IDisposable
             "MpiDefault=none",
             "ReturnToService=2",
             "KillWait=30",
-            string.Create(CultureInfo.InvariantCulture, $"NodeName={Node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memoryMb} State=UNKNOWN"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"NodeName={Node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memoryMb} State=UNKNOWN"),
             $"PartitionName=debug Nodes={Node} Default=YES MaxTime=INFINITE State=UP",
             "");
         Conf = dir.Write("slurm.conf", System.Text.Encoding.ASCII.GetBytes(conf));
@@ -84,7 +86,9 @@ public sealed class SingleNodeSlurm : IDisposable
             if (state == "idle") return;
             Thread.Sleep(250);
         }
-        throw new InvalidOperationException($"the node did not come up (sinfo: '{state}'); slurmctld.log: {Tail("slurmctld.log")}; slurmd.log: {Tail("slurmd.log")}");
+        throw new InvalidOperationException(
+            $"the node did not come up (sinfo: '{state}'); slurmctld.log: {Tail("slurmctld.log")}; slurmd.log: " +
+            $"{Tail("slurmd.log")}");
     }
 
     public string Tail(string log)
@@ -127,7 +131,8 @@ public sealed class SingleNodeSlurm : IDisposable
 }
 
 /// <summary>Real Fashion-MNIST images, fewer of them: the first images of each class of Debian's
-/// dataset-fashion-mnist, written back as the IDX .gz files it ships, so the grid trains on the real data in seconds.</summary>
+/// dataset-fashion-mnist, written back as the IDX .gz files it ships, so the grid trains on the real data in
+/// seconds.</summary>
 public sealed class FashionMnistSubset : IDisposable
 {
     public const string Source = "/usr/share/datasets/fashion-mnist";
@@ -143,7 +148,8 @@ public sealed class FashionMnistSubset : IDisposable
 
     void Write(string prefix, int perClass)
     {
-        var (pixels, count, rows, cols) = Idx.ReadImages(System.IO.Path.Combine(Source, $"{prefix}-images-idx3-ubyte.gz"));
+        var (pixels, count, rows, cols) = Idx.ReadImages(System.IO.Path.Combine(Source,
+            $"{prefix}-images-idx3-ubyte.gz"));
         var labels = Idx.ReadLabels(System.IO.Path.Combine(Source, $"{prefix}-labels-idx1-ubyte.gz"));
         var taken = new int[10];
         var keep = new List<int>();
@@ -152,7 +158,8 @@ public sealed class FashionMnistSubset : IDisposable
         int size = rows * cols;
         var images = DataTestFiles.IdxImages(keep.Count, rows, cols, k => pixels[keep[k / size] * size + k % size]);
         dir.Write($"{prefix}-images-idx3-ubyte.gz", DataTestFiles.Gzip(images));
-        dir.Write($"{prefix}-labels-idx1-ubyte.gz", DataTestFiles.Gzip(DataTestFiles.IdxLabels(keep.Select(i => labels[i]).ToArray())));
+        dir.Write($"{prefix}-labels-idx1-ubyte.gz",
+            DataTestFiles.Gzip(DataTestFiles.IdxLabels(keep.Select(i => labels[i]).ToArray())));
     }
 
     public void Dispose() => dir.Dispose();

@@ -8,7 +8,8 @@ using Xunit.Abstractions;
 
 namespace H2T.Tests.Grid;
 
-/// <summary>Skipped with the reason where the cluster cannot run; with H2T_REQUIRE_SLURM=1 (CI) it runs and fails instead.</summary>
+/// <summary>Skipped with the reason where the cluster cannot run; with H2T_REQUIRE_SLURM=1 (CI) it runs and fails
+/// instead.</summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class RequiresSlurmFactAttribute : FactAttribute
 {
@@ -21,7 +22,8 @@ public sealed class RequiresSlurmFactAttribute : FactAttribute
 
 /// <summary>
 /// The tiny grid (Fashion-MNIST-LT, resnet8, 2 stage-I methods x 2 seeds, a rho sweep from each) submitted to a real
-/// Slurm as array jobs; two stage-I tasks are stopped while they train (scontrol requeue; SIGUSR1 to the batch shell, as
+/// Slurm as array jobs; two stage-I tasks are stopped while they train (scontrol requeue; SIGUSR1 to the batch shell,
+/// as
 /// at the time limit). Every cell must finish, the stopped ones by resuming their checkpoints, and --collect must give
 /// the table --local gives on the same plan.
 /// </summary>
@@ -37,7 +39,8 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         // Three stage-I epochs, so the task preempted after its first checkpoint is still training.
         using var data = new FashionMnistSubset(perClassTrain: 300, perClassTest: 60);
         var h2t = $"dotnet {Path.Combine(AppContext.BaseDirectory, "h2t.dll")}";
-        string Plan(string outDir, string file) => dir.Write(file, System.Text.Encoding.UTF8.GetBytes(GridLocalTests.TinyPlan("tiny", outDir, data.Path, 3, $"""
+        string Plan(string outDir, string file) => dir.Write(file, System.Text.Encoding.UTF8.GetBytes(
+            GridLocalTests.TinyPlan("tiny", outDir, data.Path, 3, $"""
             slurm:
               partition: debug
               time: "00:15:00"
@@ -87,8 +90,11 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         {
             var cell = plan.Cells().First(c => c.Id == id);
             clock.Restart();
-            while (!File.Exists(Path.Combine(cell.Folder, "last.ckpt")) && clock.Elapsed < TimeSpan.FromMinutes(4)) Thread.Sleep(50);
-            Assert.True(File.Exists(Path.Combine(cell.Folder, "last.ckpt")), $"{id} wrote no checkpoint in 4 minutes; squeue: {SingleNodeSlurm.TryExec("squeue").Output}; {cluster.Tail("slurmctld.log")}");
+            while (!File.Exists(Path.Combine(cell.Folder,
+                "last.ckpt")) && clock.Elapsed < TimeSpan.FromMinutes(4)) Thread.Sleep(50);
+            Assert.True(File.Exists(Path.Combine(cell.Folder, "last.ckpt")),
+                $"{id} wrote no checkpoint in 4 minutes; squeue: {SingleNodeSlurm.TryExec("squeue").Output}; " +
+                $"{cluster.Tail("slurmctld.log")}");
             Assert.False(GridState.IsDone(cell), $"{id} finished before it could be stopped");
             var task = $"{arrays["stage1"]}_{cell.Index}";
             preemptedAt[id] = slurm.Elapsed.TotalSeconds;
@@ -99,7 +105,8 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             while (clock.Elapsed < TimeSpan.FromSeconds(90))
             {
                 var (_, state) = SingleNodeSlurm.TryExec("squeue", "-h", "-j", task, "-o", "%T %r");
-                if (state.StartsWith("PENDING", StringComparison.Ordinal) && state.Contains("BeginTime", StringComparison.Ordinal))
+                if (state.StartsWith("PENDING", StringComparison.Ordinal) && state.Contains("BeginTime",
+                    StringComparison.Ordinal))
                 {
                     SingleNodeSlurm.TryExec("scontrol", "update", $"JobId={task}", "StartTime=now");
                     break;
@@ -112,23 +119,29 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
         var timed = Preempt("stage1:3", "scancel", "--batch", "--signal=USR1");
 
         clock.Restart();
-        while (clock.Elapsed < TimeSpan.FromMinutes(6) && SingleNodeSlurm.TryExec("squeue", "-h").Output.Trim().Length > 0) Thread.Sleep(500);
+        while (clock.Elapsed < TimeSpan.FromMinutes(6) && SingleNodeSlurm.TryExec("squeue",
+            "-h").Output.Trim().Length > 0) Thread.Sleep(500);
         slurm.Stop();
         var queue = SingleNodeSlurm.TryExec("squeue").Output;
         var states = GridRun.Status(plan);
         Assert.True(states.All(s => s.State == CellState.Done),
-            $"not every cell finished: {string.Join("; ", states.Where(s => s.State != CellState.Done).Select(s => $"{s.Cell.Id} {s.State} {s.Detail}"))}; squeue: {queue}; " +
-            $"logs: {string.Join("\n", Directory.GetFiles(Path.Combine(slurmOut, "grid", "slurm"), "*.out").Select(f => $"{f}:\n{File.ReadAllText(f)}"))}");
+            $"not every cell finished: " +
+                string.Join("; ", states.Where(s => s.State != CellState.Done)
+                    .Select(s => $"{s.Cell.Id} {s.State} {s.Detail}")) + $"; squeue: {queue}; " +
+            "logs: " + string.Join("\n", Directory.GetFiles(Path.Combine(slurmOut, "grid", "slurm"), "*.out")
+                .Select(f => $"{f}:\n{File.ReadAllText(f)}")));
 
         // Both stopped tasks: SIGTERM after a checkpoint, exit 75, requeued, resumed from that checkpoint.
         string RunLog(GridCell c) => File.ReadAllText(Path.Combine(c.Folder, "log.txt"));
-        string SlurmLog(GridCell c) => File.ReadAllText(Path.Combine(slurmOut, "grid", "slurm", $"stage1-{arrays["stage1"]}_{c.Index}.out"));
+        string SlurmLog(GridCell c) => File.ReadAllText(Path.Combine(slurmOut, "grid", "slurm",
+            $"stage1-{arrays["stage1"]}_{c.Index}.out"));
         foreach (var c in new[] { victim, timed })
         {
             Assert.Contains("stage1 interrupted in epoch", RunLog(c));
             Assert.Contains("resume after epoch", RunLog(c));
             foreach (var said in new[] { "restart 0", "restart 1", "interrupted:", "resuming stage1 from" })
-                Assert.True(SlurmLog(c).Contains(said, StringComparison.Ordinal), $"{c.Id}'s Slurm log does not say '{said}':\n{SlurmLog(c)}");
+                Assert.True(SlurmLog(c).Contains(said, StringComparison.Ordinal),
+                    $"{c.Id}'s Slurm log does not say '{said}':\n{SlurmLog(c)}");
         }
         // The time-limit path went through the script: the batch shell passed the warning on and requeued its own
         // task. The preempted task was requeued by Slurm, not by its script (which would also requeue a scancel).
@@ -141,7 +154,8 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
 
         (rc, text) = CliRunner.Run("grid", planFile, "--collect");
         Assert.True(rc == 0, text);
-        Assert.Equal(File.ReadAllText(Path.Combine(localOut, "grid", "results.md")), File.ReadAllText(Path.Combine(slurmOut, "grid", "results.md")));
+        Assert.Equal(File.ReadAllText(Path.Combine(localOut, "grid", "results.md")),
+            File.ReadAllText(Path.Combine(slurmOut, "grid", "results.md")));
 
         var timings = new
         {
@@ -151,12 +165,19 @@ public sealed class SlurmGridTests(ITestOutputHelper output) : IDisposable
             cells = plan.Cells().Count,
             local_seconds = local.Elapsed.TotalSeconds,
             slurm_seconds = slurm.Elapsed.TotalSeconds,
-            stopped = "stage1:1 by scontrol requeue (preemption), stage1:3 by scancel --batch --signal=USR1 (the time limit's --signal=B:USR1)",
+            stopped =
+                "stage1:1 by scontrol requeue (preemption), stage1:3 by scancel --batch --signal=USR1 (the time " +
+                "limit's --signal=B:USR1)",
             stopped_at_seconds = preemptedAt,
-            preempted_run_log = log.Split('\n').Where(l => l.Contains("interrupted", StringComparison.Ordinal) || l.Contains("resume", StringComparison.Ordinal)).ToList(),
-            preempted_slurm_log = slurmLog.Split('\n').Where(l => l.StartsWith("h2t grid:", StringComparison.Ordinal) || l.Contains("CANCELLED", StringComparison.Ordinal)
-                || l.StartsWith("interrupted:", StringComparison.Ordinal) || l.StartsWith("resuming", StringComparison.Ordinal)).ToList(),
-            note = "local: cells one after another in this process, 1 thread each; slurm: from sbatch to an empty queue, 2 tasks at a time on 2 CPUs, two tasks stopped and requeued (their ~2 min BeginTime hold lifted)",
+            preempted_run_log = log.Split('\n').Where(l => l.Contains("interrupted",
+                StringComparison.Ordinal) || l.Contains("resume", StringComparison.Ordinal)).ToList(),
+            preempted_slurm_log = slurmLog.Split('\n').Where(l => l.StartsWith("h2t grid:",
+                StringComparison.Ordinal) || l.Contains("CANCELLED", StringComparison.Ordinal)
+                || l.StartsWith("interrupted:", StringComparison.Ordinal) || l.StartsWith("resuming",
+                    StringComparison.Ordinal)).ToList(),
+            note = "local: cells one after another in this process, 1 thread each; slurm: from sbatch to an empty " +
+                "queue, 2 tasks at a time on 2 CPUs, two tasks stopped and requeued (their ~2 min BeginTime hold " +
+                "lifted)",
         };
         var json = JsonSerializer.Serialize(timings, Indented);
         output.WriteLine(json);

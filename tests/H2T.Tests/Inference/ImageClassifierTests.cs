@@ -6,7 +6,8 @@ using SkiaSharp;
 
 namespace H2T.Tests.Inference;
 
-/// <summary>The library API: <see cref="ImageClassifier"/> over a checkpoint (TorchSharp) and its ONNX export.</summary>
+/// <summary>The library API: <see cref="ImageClassifier"/> over a checkpoint (TorchSharp) and its ONNX
+/// export.</summary>
 public sealed class ImageClassifierTests : IDisposable
 {
     readonly TempDir dir = new();
@@ -36,9 +37,11 @@ public sealed class ImageClassifierTests : IDisposable
         var fromStream = model.Predict(stream, topK: 3);
         // A stream that cannot seek (a download, a decompressor) gives the same.
         var gz = new MemoryStream();
-        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) z.Write(File.ReadAllBytes(path));
+        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest,
+            leaveOpen: true)) z.Write(File.ReadAllBytes(path));
         gz.Position = 0;
-        using var unseekable = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionMode.Decompress);
+        using var unseekable = new System.IO.Compression.GZipStream(gz,
+            System.IO.Compression.CompressionMode.Decompress);
         Assert.False(unseekable.CanSeek);
         Assert.Equal(fromFile.Top, model.Predict(unseekable, topK: 3).Top);
         using var bitmap = SKBitmap.Decode(path);
@@ -68,7 +71,8 @@ public sealed class ImageClassifierTests : IDisposable
         var sequential = images.Select(p => model.Predict(p, 2)).ToArray();
         var batch = model.PredictBatch(images, 2);
         var parallel = new Prediction[images.Length];
-        Parallel.For(0, images.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => parallel[i] = model.Predict(images[i], 2));
+        Parallel.For(0, images.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 },
+            i => parallel[i] = model.Predict(images[i], 2));
         for (int i = 0; i < images.Length; i++)
         {
             Assert.Equal(sequential[i].Top.Select(t => t.Index), parallel[i].Top.Select(t => t.Index));
@@ -93,12 +97,14 @@ public sealed class ImageClassifierTests : IDisposable
     [Fact]
     public void AGreyModelTakesColourImagesAndTheReverse()
     {
-        var grey = InferenceFixtures.Checkpoint(dir.Path, "resnet8", "linear", seed: 2, pre: new ImagePreprocessing(1, 28, 28, 0, [0.286f], [0.353f]));
+        var grey = InferenceFixtures.Checkpoint(dir.Path, "resnet8", "linear", seed: 2, pre: new ImagePreprocessing(1,
+            28, 28, 0, [0.286f], [0.353f]));
         using var model = ImageClassifier.Load(grey);
         var colour = model.Predict(InferenceFixtures.TestImages()[0]); // 32x32 RGB JPEG: luma, stretched to 28x28
         Assert.InRange(colour.Best.Index, 0, 9);
         using var rgbModel = ImageClassifier.Load(checkpoint);
-        var greyFile = Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Inference", "Fixtures", "odd-images", "grey.jpg");
+        var greyFile = Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Inference", "Fixtures", "odd-images",
+            "grey.jpg");
         Assert.InRange(rgbModel.Predict(greyFile).Best.Index, 0, 9);
     }
 

@@ -11,19 +11,24 @@ namespace H2T.Tests.Inference;
 /// parameters set away from their initial values (so folding them is tested), and real CIFAR-10 test images.</summary>
 internal static class InferenceFixtures
 {
-    public static readonly string[] CifarClasses = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+    public static readonly string[] CifarClasses = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+        "horse", "ship", "truck"];
 
-    public static ImagePreprocessing Cifar32 { get; } = new(3, 32, 32, 0, [0.4914f, 0.4822f, 0.4465f], [0.2023f, 0.1994f, 0.2010f]);
+    public static ImagePreprocessing Cifar32 { get; } = new(3, 32, 32, 0, [0.4914f, 0.4822f, 0.4465f], [0.2023f,
+        0.1994f, 0.2010f]);
 
-    /// <summary>Saves a checkpoint of <paramref name="architecture"/> with classifier <paramref name="head"/> ("taunorm":
+    /// <summary>Saves a checkpoint of <paramref name="architecture"/> with classifier <paramref name="head"/>
+    /// ("taunorm":
     /// a linear head tau-normalised with tau 1; "lws": scales away from 1).</summary>
-    public static string Checkpoint(string dir, string architecture, string head, int seed, ImagePreprocessing? pre = null, int classes = 10)
+    public static string Checkpoint(string dir, string architecture, string head, int seed,
+        ImagePreprocessing? pre = null, int classes = 10)
     {
         pre ??= Cifar32;
         manual_seed(seed);
         using var backbone = ModelFactory.CreateBackbone(architecture, pre.Channels);
         string kind = head is "taunorm" ? "linear" : head;
-        var made = kind is "lws" or "cosine" ? ModelFactory.CreateHead(kind, backbone.FeatureChannels, classes) : ModelFactory.CreateHead(kind, backbone, classes);
+        var made = kind is "lws" or "cosine" ? ModelFactory.CreateHead(kind, backbone.FeatureChannels,
+            classes) : ModelFactory.CreateHead(kind, backbone, classes);
         using var _ = no_grad();
         var gen = new Random(seed);
         foreach (var (name, m) in backbone.named_modules())
@@ -42,8 +47,10 @@ internal static class InferenceFixtures
         if (head == "taunorm") final = TauNormalization.Apply((LinearHead)made, 1.0);
         var meta = new CheckpointMeta
         {
-            Stage = "stage2", Architecture = backbone.Architecture, InChannels = pre.Channels, NumClasses = classes, Classifier = final.Kind,
-            ClassCounts = [.. Enumerable.Repeat(10, classes)], Dataset = "cifar10-jpg", ClassNames = classes == 10 ? CifarClasses : [.. Enumerable.Range(0, classes).Select(c => $"c{c}")],
+            Stage = "stage2", Architecture = backbone.Architecture, InChannels = pre.Channels, NumClasses = classes,
+                Classifier = final.Kind,
+            ClassCounts = [.. Enumerable.Repeat(10, classes)], Dataset = "cifar10-jpg",
+                ClassNames = classes == 10 ? CifarClasses : [.. Enumerable.Range(0, classes).Select(c => $"c{c}")],
             Preprocessing = pre,
         };
         var path = Path.Combine(dir, $"{architecture}-{head}.ckpt");
@@ -55,5 +62,6 @@ internal static class InferenceFixtures
 
     /// <summary>The committed CIFAR-10 test images (100: 10 per class), in class then file order.</summary>
     public static string[] TestImages() =>
-        [.. CifarClasses.SelectMany(c => Directory.GetFiles(Path.Combine(DataTestFiles.CifarJpgSample, "test", c)).Order(StringComparer.Ordinal))];
+        [.. CifarClasses.SelectMany(c => Directory.GetFiles(Path.Combine(DataTestFiles.CifarJpgSample, "test",
+            c)).Order(StringComparer.Ordinal))];
 }

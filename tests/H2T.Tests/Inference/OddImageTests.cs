@@ -11,7 +11,8 @@ namespace H2T.Tests.Inference;
 /// </summary>
 public sealed class OddImageTests(ITestOutputHelper output)
 {
-    static string Folder => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Inference", "Fixtures", "odd-images");
+    static string Folder => Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Inference", "Fixtures",
+        "odd-images");
 
     /// <summary>(file, PIL mode, largest allowed per-pixel difference, mean allowed).</summary>
     public static TheoryData<string, string, int, double> Cases => new()
@@ -46,7 +47,8 @@ public sealed class OddImageTests(ITestOutputHelper output)
                 }
         double mean = (double)sum / chw.Length;
         output.WriteLine($"{file} {mode}: max {worst}, mean {mean:F3}");
-        Assert.True(worst <= maxDiff && mean <= meanDiff, $"{file} as {mode}: max difference {worst} (allowed {maxDiff}), mean {mean:F3} (allowed {meanDiff})");
+        Assert.True(worst <= maxDiff && mean <= meanDiff,
+            $"{file} as {mode}: max difference {worst} (allowed {maxDiff}), mean {mean:F3} (allowed {meanDiff})");
     }
 
     [Fact]
@@ -59,6 +61,7 @@ public sealed class OddImageTests(ITestOutputHelper output)
         var eight = File.ReadAllBytes(Path.Combine(Folder, "grey.png.L.raw"));
         Assert.Equal(eight, chw);
         var pil = File.ReadAllBytes(Path.Combine(Folder, "grey16.png.L.raw"));
-        Assert.True(pil.Count(v => v == 255) > pil.Length * 9 / 10, "PIL's convert('L') of the 16-bit file is expected to be (nearly) all 255");
+        Assert.True(pil.Count(v => v == 255) > pil.Length * 9 / 10,
+            "PIL's convert('L') of the 16-bit file is expected to be (nearly) all 255");
     }
 }

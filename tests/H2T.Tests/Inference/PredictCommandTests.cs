@@ -23,8 +23,10 @@ public sealed class PredictCommandTests : IDisposable
     string Train(string name, string backbone, params string[] extra)
     {
         var run = Path.Combine(dir.Path, name);
-        var (rc, output) = CliRunner.Run(["stage1", "--dataset", extra.Contains("imagefolder") ? "imagefolder" : "cifar10-jpg", "--data", Sample, "--imb-factor", "2",
-            "--backbone", backbone, "--epochs", "1", "--batch-size", "50", "--out", run, "--threads", "2", .. extra.Where(e => e != "imagefolder")]);
+        var (rc, output) = CliRunner.Run(["stage1", "--dataset",
+            extra.Contains("imagefolder") ? "imagefolder" : "cifar10-jpg", "--data", Sample, "--imb-factor", "2",
+            "--backbone", backbone, "--epochs", "1", "--batch-size", "50", "--out", run, "--threads", "2",
+                .. extra.Where(e => e != "imagefolder")]);
         Assert.True(rc == 0, output);
         return Path.Combine(run, "last.ckpt");
     }
@@ -34,7 +36,8 @@ public sealed class PredictCommandTests : IDisposable
         var (rc, output) = CliRunner.Run("eval", "--checkpoint", checkpoint, "--out", json);
         Assert.True(rc == 0, output);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
-        return [.. doc.RootElement.GetProperty("confusion").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt64()).ToArray())];
+        return [.. doc.RootElement.GetProperty("confusion").EnumerateArray().Select(r => r.EnumerateArray().Select(v =>
+            v.GetInt64()).ToArray())];
     }
 
     static List<JsonElement> Predict(string jsonl, params string[] args)
@@ -47,7 +50,8 @@ public sealed class PredictCommandTests : IDisposable
     static long[][] Confusion(IReadOnlyList<JsonElement> rows, int classes)
     {
         var m = Enumerable.Range(0, classes).Select(_ => new long[classes]).ToArray();
-        foreach (var r in rows) m[r.GetProperty("label").GetInt32()][r.GetProperty("top")[0].GetProperty("index").GetInt32()]++;
+        foreach (var r in rows) m[r.GetProperty("label").GetInt32()][r.GetProperty("top")[0].GetProperty(
+            "index").GetInt32()]++;
         return m;
     }
 
@@ -70,7 +74,8 @@ public sealed class PredictCommandTests : IDisposable
         var (rc, output) = CliRunner.Run("export", ckpt, "--format", "onnx", "--out", onnx);
         Assert.True(rc == 0, output);
         var viaOnnx = Predict(Path.Combine(dir.Path, "o.jsonl"), "--onnx", onnx, test);
-        Assert.Equal(rows.Select(r => r.GetProperty("top")[0].GetProperty("index").GetInt32()), viaOnnx.Select(r => r.GetProperty("top")[0].GetProperty("index").GetInt32()));
+        Assert.Equal(rows.Select(r => r.GetProperty("top")[0].GetProperty("index").GetInt32()),
+            viaOnnx.Select(r => r.GetProperty("top")[0].GetProperty("index").GetInt32()));
     }
 
     [Fact]
@@ -78,7 +83,8 @@ public sealed class PredictCommandTests : IDisposable
     {
         var s1 = Train("s1", "resnet8");
         var s2 = Path.Combine(dir.Path, "s2");
-        var (rc, output) = CliRunner.Run("stage2", "--from", s1, "--classifier", "lws", "--rho", "0.5", "--epochs", "1", "--batch-size", "50", "--out", s2);
+        var (rc, output) = CliRunner.Run("stage2", "--from", s1, "--classifier", "lws", "--rho", "0.5", "--epochs", "1",
+            "--batch-size", "50", "--out", s2);
         Assert.True(rc == 0, output);
         var ckpt = Path.Combine(s2, "last.ckpt");
         Assert.Equal("lws", Checkpoint.ReadMeta(ckpt).Classifier);
@@ -126,7 +132,8 @@ public sealed class PredictCommandTests : IDisposable
     public void TheTerminalShowsATableAndStreamsLongRuns()
     {
         var ckpt = Train("s1", "resnet8");
-        var (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, Path.Combine(Sample, "test", "cat"), "--top-k", "2");
+        var (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, Path.Combine(Sample, "test", "cat"),
+            "--top-k", "2");
         Assert.True(rc == 0, output);
         Assert.Contains("top-k (probability)", output);                         // one table for a short run
         Assert.Equal(10, output.Split('\n').Count(l => l.Contains("│ ") && l.Contains("cat/00")));
@@ -139,7 +146,8 @@ public sealed class PredictCommandTests : IDisposable
     }
 
     /// <summary>
-    /// auto runs an ImageNet ResNet in fp32 on ONNX Runtime (the checkpoint's export, made in memory) and a CIFAR ResNet
+    /// auto runs an ImageNet ResNet in fp32 on ONNX Runtime (the checkpoint's export, made in memory) and a CIFAR
+    /// ResNet
     /// on TorchSharp; both engines give the same counts and nearly the same probabilities, in eval and predict.
     /// </summary>
     [Fact]
@@ -150,21 +158,28 @@ public sealed class PredictCommandTests : IDisposable
         var (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", Path.Combine(dir.Path, "auto.json"));
         Assert.True(rc == 0, output);
         Assert.Contains("on ONNX Runtime", output);
-        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--engine", "torchsharp", "--out", Path.Combine(dir.Path, "torch.json"));
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--engine", "torchsharp", "--out",
+            Path.Combine(dir.Path, "torch.json"));
         Assert.True(rc == 0, output);
         Assert.Contains("on TorchSharp (fp32)", output);
         JsonElement Read(string f) => JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, f))).RootElement;
-        Assert.Equal(Read("torch.json").GetProperty("confusion").ToString(), Read("auto.json").GetProperty("confusion").ToString());
-        Assert.Equal(Read("torch.json").GetProperty("top1").GetDouble(), Read("auto.json").GetProperty("top1").GetDouble(), 1e-9);
-        Assert.Equal(Read("torch.json").GetProperty("ece").GetDouble(), Read("auto.json").GetProperty("ece").GetDouble(), 1e-3);
+        Assert.Equal(Read("torch.json").GetProperty("confusion").ToString(),
+            Read("auto.json").GetProperty("confusion").ToString());
+        Assert.Equal(Read("torch.json").GetProperty("top1").GetDouble(),
+            Read("auto.json").GetProperty("top1").GetDouble(), 1e-9);
+        Assert.Equal(Read("torch.json").GetProperty("ece").GetDouble(),
+            Read("auto.json").GetProperty("ece").GetDouble(), 1e-3);
 
         var viaOrt = Predict(Path.Combine(dir.Path, "ort.jsonl"), "--checkpoint", ckpt, test);
-        var viaTorch = Predict(Path.Combine(dir.Path, "torch.jsonl"), "--checkpoint", ckpt, test, "--engine", "torchsharp");
+        var viaTorch = Predict(Path.Combine(dir.Path, "torch.jsonl"), "--checkpoint", ckpt, test, "--engine",
+            "torchsharp");
         Assert.Equal(100, viaOrt.Count);
         foreach (var (a, b) in viaOrt.Zip(viaTorch))
         {
-            Assert.Equal(b.GetProperty("top")[0].GetProperty("index").GetInt32(), a.GetProperty("top")[0].GetProperty("index").GetInt32());
-            Assert.Equal(b.GetProperty("top")[0].GetProperty("probability").GetDouble(), a.GetProperty("top")[0].GetProperty("probability").GetDouble(), 1e-4);
+            Assert.Equal(b.GetProperty("top")[0].GetProperty("index").GetInt32(),
+                a.GetProperty("top")[0].GetProperty("index").GetInt32());
+            Assert.Equal(b.GetProperty("top")[0].GetProperty("probability").GetDouble(),
+                a.GetProperty("top")[0].GetProperty("probability").GetDouble(), 1e-4);
         }
         (rc, output) = CliRunner.Run("predict", "--checkpoint", ckpt, test, "--batch-size", "16");
         Assert.True(rc == 0, output);
@@ -184,8 +199,10 @@ public sealed class PredictCommandTests : IDisposable
         Assert.Contains("on TorchSharp (bf16)", output);
         foreach (var (args, says) in new (string[], string)[]
         {
-            (["predict", "--checkpoint", ckpt, test, "--engine", "tensorrt"], "expected auto, torchsharp or onnxruntime"),
-            (["eval", "--checkpoint", ckpt, "--engine", "onnxruntime", "--precision", "bf16"], "ONNX Runtime runs the fp32 export; bf16 runs on TorchSharp"),
+            (["predict", "--checkpoint", ckpt, test, "--engine", "tensorrt"],
+                "expected auto, torchsharp or onnxruntime"),
+            (["eval", "--checkpoint", ckpt, "--engine", "onnxruntime", "--precision", "bf16"],
+                "ONNX Runtime runs the fp32 export; bf16 runs on TorchSharp"),
         })
         {
             (rc, output) = CliRunner.Run(args);
@@ -243,7 +260,8 @@ public sealed class PredictCommandTests : IDisposable
         // symbolic links, so links would find the originals): touching TorchSharp's native side fails there.
         var cli = Path.GetDirectoryName(typeof(H2T.Cli.CliApp).Assembly.Location)!;
         var farm = Path.Combine(dir.Path, "no-libtorch");
-        int skipped = CopyAllBut(cli, farm, n => n.StartsWith("libtorch", StringComparison.Ordinal) || n.StartsWith("libLibTorchSharp", StringComparison.Ordinal)
+        int skipped = CopyAllBut(cli, farm, n => n.StartsWith("libtorch",
+            StringComparison.Ordinal) || n.StartsWith("libLibTorchSharp", StringComparison.Ordinal)
                                                  || n.StartsWith("libc10", StringComparison.Ordinal));
         Assert.True(skipped >= 2, $"expected libtorch's libraries in {cli}");
         var cat = Path.Combine(Sample, "test", "cat");
@@ -258,7 +276,8 @@ public sealed class PredictCommandTests : IDisposable
 
     static async Task<(int Rc, string Output)> RunDotnet(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -277,7 +296,8 @@ public sealed class PredictCommandTests : IDisposable
             if (leaveOut(name)) { skipped++; continue; }
             File.Copy(f, Path.Combine(to, name));
         }
-        foreach (var d in Directory.GetDirectories(from)) skipped += CopyAllBut(d, Path.Combine(to, Path.GetFileName(d)), leaveOut);
+        foreach (var d in Directory.GetDirectories(from)) skipped += CopyAllBut(d, Path.Combine(to,
+            Path.GetFileName(d)), leaveOut);
         return skipped;
     }
 }

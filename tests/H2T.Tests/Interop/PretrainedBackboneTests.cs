@@ -31,7 +31,8 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         var lines = PretrainedBackbone.Load(file, backbone, 10);
         Assert.Contains(lines, l => l.Contains("a plain state dict (torchvision style)", StringComparison.Ordinal));
         Assert.Contains(lines, l => l == $"pretrained backbone: {backbone.state_dict().Count} tensor(s) loaded");
-        Assert.Contains(lines, l => l.Contains($"its fc is [1000, {backbone.FeatureChannels}]", StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains($"its fc is [1000, {backbone.FeatureChannels}]",
+            StringComparison.Ordinal) && l.Contains("afresh for 10 classes", StringComparison.Ordinal));
 
         using var logits = TorchvisionLogits(backbone, dir, arch, arch, output);
         var io = TorchSaveReader.ReadDict(Path.Combine(dir, $"{arch}_io.pth"));
@@ -50,8 +51,10 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         DataTestFiles.ExtractCifarJpgSample(data.Path, perClass: 6);
         using var runs = new TempDir();
         var run = Path.Combine(runs.Path, "ft");
-        var (rc, text) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", data.Path, "--imb-factor", "2", "--backbone", "resnet50",
-            "--pretrained", file, "--trainable", "layer4", "--epochs", "1", "--batch-size", "16", "--mixup", "0", "--out", run, "--threads", "2");
+        var (rc, text) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", data.Path, "--imb-factor", "2",
+            "--backbone", "resnet50",
+            "--pretrained", file, "--trainable", "layer4", "--epochs", "1", "--batch-size", "16", "--mixup", "0",
+                "--out", run, "--threads", "2");
         Assert.True(rc == 0, text);
         var log = File.ReadAllText(Path.Combine(run, "log.txt"));
         Assert.Contains("pretrained backbone: 318 tensor(s) loaded", log);
@@ -63,9 +66,11 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         using var weights = PyTorchWeights.Read(file);
         using var models = Checkpoint.Open(Path.Combine(run, "last.ckpt"));
         var trained = models.Backbone.state_dict();
-        foreach (var key in new[] { "conv1.weight", "bn1.running_mean", "layer3.5.bn3.running_var", "layer1.0.conv2.weight" })
+        foreach (var key in new[] { "conv1.weight", "bn1.running_mean", "layer3.5.bn3.running_var",
+            "layer1.0.conv2.weight" })
             Assert.True(trained[key].allclose(weights.Backbone[key]), $"{key} changed, but it is frozen");
-        Assert.False(trained["layer4.2.conv3.weight"].allclose(weights.Backbone["layer4.2.conv3.weight"]), "layer4 did not train");
+        Assert.False(trained["layer4.2.conv3.weight"].allclose(weights.Backbone["layer4.2.conv3.weight"]),
+            "layer4 did not train");
     }
 
     [Fact]
@@ -73,7 +78,9 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var weights = dir.Write("w.pth", [0x50, 0x4B, 3, 4]);
-        var yaml = dir.Write("c.yaml", System.Text.Encoding.UTF8.GetBytes($"dataset: cifar10\nbackbone: resnet50\npretrained: {weights}\ntrainable: [layer4.2]\n"));
+        var yaml = dir.Write("c.yaml",
+            System.Text.Encoding.UTF8.GetBytes(
+            $"dataset: cifar10\nbackbone: resnet50\npretrained: {weights}\ntrainable: [layer4.2]\n"));
         var c = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml)).StageOne;
         Assert.Equal(weights, c.Pretrained);
         Assert.Equal(["layer4.2"], c.Trainable!);
@@ -81,13 +88,16 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         var viaFlags = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. typed]).StageOne;
         Assert.Equal(["layer3", "layer4"], viaFlags.Trainable!);
         using var backbone = ModelFactory.CreateBackbone("resnet8", 1);
-        Assert.Contains("pretrained: /nowhere.pth: file not found", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);
-        Assert.Contains("'layer9' is not a module of resnet8", Assert.Throws<ArgumentException>(() => backbone.FreezeAllBut(["layer9"])).Message);
+        Assert.Contains("pretrained: /nowhere.pth: file not found",
+            Assert.Throws<ConfigException>(() => PretrainedBackbone.Load("/nowhere.pth", backbone, 10)).Message);
+        Assert.Contains("'layer9' is not a module of resnet8",
+            Assert.Throws<ArgumentException>(() => backbone.FreezeAllBut(["layer9"])).Message);
     }
 
     /// <summary>The backbone with torchvision's fc of <paramref name="arch"/> on top, in eval mode, on the fixture's
     /// real images; asserts its logits equal torchvision's to 1e-4 of the largest, and returns them.</summary>
-    internal static Tensor TorchvisionLogits(Backbone backbone, string dir, string arch, string what, ITestOutputHelper output)
+    internal static Tensor TorchvisionLogits(Backbone backbone, string dir, string arch, string what,
+        ITestOutputHelper output)
     {
         var file = Path.Combine(dir, arch + ".pth");
         using var weights = PyTorchWeights.Read(file);
@@ -102,7 +112,8 @@ public sealed class PretrainedBackboneTests(ITestOutputHelper output)
         using var fmap = backbone.call(input);
         var logits = head.call(fmap);
         float scale = want.abs().max().item<float>(), diff = (logits - want).abs().max().item<float>();
-        output.WriteLine($"{what}: max |ours - torchvision| = {diff:E2} on logits up to {scale:F3} (relative {diff / scale:E2})");
+        output.WriteLine(
+            $"{what}: max |ours - torchvision| = {diff:E2} on logits up to {scale:F3} (relative {diff / scale:E2})");
         Assert.True(diff <= 1e-4 * scale, $"{what}: max |diff| {diff} (logits up to {scale})");
         return logits;
     }

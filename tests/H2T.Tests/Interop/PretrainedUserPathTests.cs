@@ -23,11 +23,14 @@ public sealed class PretrainedUserPathTests(ITestOutputHelper output)
         // An image folder of the user's: 32-px JPEGs under train/<class>/ and test/<class>/.
         var images = Path.Combine(data.Path, "my-images");
         Directory.CreateDirectory(images);
-        foreach (var split in new[] { "train", "test" }) Directory.Move(Path.Combine(data.Path, split), Path.Combine(images, split));
+        foreach (var split in new[] { "train", "test" }) Directory.Move(Path.Combine(data.Path, split),
+            Path.Combine(images, split));
         using var runs = new TempDir();
         var s1 = Path.Combine(runs.Path, "s1");
-        var (rc, text) = CliRunner.Run("stage1", "--dataset", "imagefolder", "--data", images, "--imb-factor", "3", "--backbone", "resnet18_cntk",
-            "--pretrained", "mlnet:resnet18", "--resize", "64", "--trainable", "layer4", "--epochs", "1", "--batch-size", "16", "--lr", "0.01",
+        var (rc, text) = CliRunner.Run("stage1", "--dataset", "imagefolder", "--data", images, "--imb-factor", "3",
+            "--backbone", "resnet18_cntk",
+            "--pretrained", "mlnet:resnet18", "--resize", "64", "--trainable", "layer4", "--epochs", "1",
+                "--batch-size", "16", "--lr", "0.01",
             "--mixup", "0.2", "--out", s1, "--threads", "2");
         Assert.True(rc == 0, text);
         var log = File.ReadAllText(Path.Combine(s1, "log.txt"));
@@ -42,7 +45,8 @@ public sealed class PretrainedUserPathTests(ITestOutputHelper output)
         Assert.All(pre.Std, s => Assert.Equal(1f / 255, s, 6));
 
         var s2 = Path.Combine(runs.Path, "s2");
-        (rc, text) = CliRunner.Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.5", "--epochs", "1", "--batch-size", "16",
+        (rc, text) = CliRunner.Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.5", "--epochs", "1",
+            "--batch-size", "16",
             "--val-per-class", "2", "--out", s2, "--threads", "2");
         Assert.True(rc == 0, text);
         var selected = Path.Combine(s2, "selected.ckpt");
@@ -62,7 +66,8 @@ public sealed class PretrainedUserPathTests(ITestOutputHelper output)
         var viaOnnx = Path.Combine(runs.Path, "o.jsonl");
         (rc, text) = CliRunner.Run("predict", "--onnx", onnx, test, "--out", viaOnnx);
         Assert.True(rc == 0, text);
-        static int[] Top(string file) => [.. File.ReadAllLines(file).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("top")[0].GetProperty("index").GetInt32())];
+        static int[] Top(string file) => [.. File.ReadAllLines(file).Select(l =>
+            JsonDocument.Parse(l).RootElement.GetProperty("top")[0].GetProperty("index").GetInt32())];
         Assert.Equal(60, Top(jsonl).Length);
         Assert.Equal(Top(jsonl), Top(viaOnnx));
     }

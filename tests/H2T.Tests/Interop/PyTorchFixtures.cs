@@ -23,15 +23,18 @@ public static class PyTorchFixtures
     {
         if (!File.Exists(Python)) return $"{Python} is absent";
         var (rc, _, err) = Run(["-c", "import torch, torchvision, PIL"]);
-        return rc == 0 ? null : $"{Python} cannot import torch, torchvision and PIL ({err.Trim().Split('\n').LastOrDefault()})";
+        return rc == 0 ? null :
+            $"{Python} cannot import torch, torchvision and PIL ({err.Trim().Split('\n').LastOrDefault()})";
     });
 
     /// <summary>Why the PyTorch tests cannot run here, or null when they can.</summary>
-    public static string? WhyNot => Environment.GetEnvironmentVariable("H2T_REQUIRE_PYTORCH") == "1" ? null : Missing.Value;
+    public static string? WhyNot => Environment.GetEnvironmentVariable("H2T_REQUIRE_PYTORCH") == "1" ? null :
+        Missing.Value;
 
     public static (int Rc, string Out, string Err) Run(IEnumerable<string> args, string? workingDirectory = null)
     {
-        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         using var p = Process.Start(psi)!;
@@ -67,12 +70,14 @@ public static class PyTorchFixtures
     }
 }
 
-/// <summary>A test that needs Debian's python3-torch and python3-torchvision (see <see cref="PyTorchFixtures"/>).</summary>
+/// <summary>A test that needs Debian's python3-torch and python3-torchvision (see <see
+/// cref="PyTorchFixtures"/>).</summary>
 public sealed class RequiresPyTorchFactAttribute : FactAttribute
 {
     public RequiresPyTorchFactAttribute()
     {
-        if (PyTorchFixtures.WhyNot is { } why) Skip = $"not run: needs Debian's python3-torch and python3-torchvision: {why}";
+        if (PyTorchFixtures.WhyNot is { } why) Skip =
+            $"not run: needs Debian's python3-torch and python3-torchvision: {why}";
     }
 }
 
@@ -81,6 +86,7 @@ public sealed class RequiresPyTorchTheoryAttribute : TheoryAttribute
 {
     public RequiresPyTorchTheoryAttribute()
     {
-        if (PyTorchFixtures.WhyNot is { } why) Skip = $"not run: needs Debian's python3-torch and python3-torchvision: {why}";
+        if (PyTorchFixtures.WhyNot is { } why) Skip =
+            $"not run: needs Debian's python3-torch and python3-torchvision: {why}";
     }
 }

@@ -7,7 +7,8 @@ using H2T.Tests.Data;
 
 namespace H2T.Tests.Interop;
 
-/// <summary>The torch.save reader on real PyTorch 1.13 files: every dtype, views, numpy objects, builtins, refusals.</summary>
+/// <summary>The torch.save reader on real PyTorch 1.13 files: every dtype, views, numpy objects, builtins,
+/// refusals.</summary>
 public sealed class TorchSaveReaderTests
 {
     [Fact]
@@ -40,7 +41,8 @@ public sealed class TorchSaveReaderTests
         Assert.Equal([3L, 1L, 4L, 1L, 5L], Assert.IsType<NumpyArray>(sink["numpy_ints"]).Values());
         Assert.Equal("runs/x/model_best.pth", sink["path"]);
         var nested = Assert.IsType<Hashtable>(sink["nested"]);
-        Assert.Equal(new object?[] { 1, 2.5, "three", null, true }, Assert.IsType<ArrayList>(nested["list"]).Cast<object?>().ToArray());
+        Assert.Equal(new object?[] { 1, 2.5, "three", null, true },
+            Assert.IsType<ArrayList>(nested["list"]).Cast<object?>().ToArray());
         var tuple = Assert.IsType<object[]>(nested["tuple"]);
         Assert.Equal(1, tuple[0]);
         Assert.Equal(new object[] { 2, 3 }, tuple[1]);
@@ -50,8 +52,10 @@ public sealed class TorchSaveReaderTests
 
     static string DtypeName(ScalarType t) => t switch
     {
-        ScalarType.Float32 => "float32", ScalarType.Float64 => "float64", ScalarType.Float16 => "float16", ScalarType.BFloat16 => "bfloat16",
-        ScalarType.Int64 => "int64", ScalarType.Int32 => "int32", ScalarType.Int16 => "int16", ScalarType.Int8 => "int8",
+        ScalarType.Float32 => "float32", ScalarType.Float64 => "float64", ScalarType.Float16 => "float16",
+            ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Int64 => "int64", ScalarType.Int32 => "int32", ScalarType.Int16 => "int16",
+            ScalarType.Int8 => "int8",
         ScalarType.Byte => "uint8", ScalarType.Bool => "bool", _ => t.ToString(),
     };
 
@@ -83,7 +87,9 @@ public sealed class TorchSaveReaderTests
             throw new Xunit.Sdk.XunitException($"{file}: read without an error");
         }
         Assert.Contains("holds a 'fractions.Fraction' object", Error(PyTorchFixtures.Committed("unknown_global.pth")));
-        Assert.Contains("class '__main__.Features' (for example a whole model, torch.save(model)); H2T.NET reads tensors, state dicts and plain containers: save model.state_dict() instead",
+        Assert.Contains(
+            "class '__main__.Features' (for example a whole model, torch.save(model)); H2T.NET reads tensors, state " +
+            "dicts and plain containers: save model.state_dict() instead",
             Error(PyTorchFixtures.Committed("whole_model.pth")));
 
         using var dir = new TempDir();

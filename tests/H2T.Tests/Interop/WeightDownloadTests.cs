@@ -118,13 +118,16 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         var good = $"resnet18-{prefix}.pth";
         WeightDownloads.AddTorchvisionVariant("resnet18", "LOOPBACK", good);
         WeightDownloads.AddTorchvisionVariant("resnet18", "LOOPBACKMISSING", "resnet18-0123abcd.pth");
-        WeightDownloads.AddTorchvisionVariant("resnet18", "LOOPBACKCUT", $"resnet18-{WeightDownloads.Sha256(Path.Combine(fixtures, "resnet34.pth"))[..8]}.pth");
+        WeightDownloads.AddTorchvisionVariant("resnet18", "LOOPBACKCUT",
+            $"resnet18-{WeightDownloads.Sha256(Path.Combine(fixtures, "resnet34.pth"))[..8]}.pth");
         using var home = new TempDir();
         using var server = new Server(new()
         {
             [$"/models/{good}"] = File200(pth),
-            ["/models/resnet18-f37072fd.pth"] = File200(pth), // torchvision's real name: our file does not have that hash
-            [$"/models/{WeightDownloads.TorchvisionEntry("torchvision:resnet18.LOOPBACKCUT").File}"] = Truncated(Path.Combine(fixtures, "resnet34.pth")),
+            // torchvision's real name: our file does not have that hash
+            ["/models/resnet18-f37072fd.pth"] = File200(pth),
+            [$"/models/{WeightDownloads.TorchvisionEntry("torchvision:resnet18.LOOPBACKCUT").File}"] =
+                Truncated(Path.Combine(fixtures, "resnet34.pth")),
             [$"/moved/{good}"] = Redirect($"/models/{good}"),
         });
         var checkpoints = Path.Combine(home.Path, "hub", "checkpoints");
@@ -143,9 +146,11 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         using (var backbone = ModelFactory.CreateBackbone("resnet18", 3))
         {
             var lines = PretrainedBackbone.Load(source, backbone, 10);
-            Assert.Contains(lines, l => l.StartsWith("pretrained backbone: 120 tensor(s) loaded", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("pretrained backbone: 120 tensor(s) loaded",
+                StringComparison.Ordinal));
             using var other = ModelFactory.CreateBackbone("resnet50", 3);
-            Assert.Contains("pass --backbone resnet18", Assert.Throws<ConfigException>(() => PretrainedBackbone.Load(source, other, 10)).Message);
+            Assert.Contains("pass --backbone resnet18",
+                Assert.Throws<ConfigException>(() => PretrainedBackbone.Load(source, other, 10)).Message);
         }
 
         // Cached: used again with no request (a PyTorch user's file is used the same way).
@@ -160,11 +165,13 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         Assert.Contains("does not start with f37072fd", wrong);
         Assert.False(File.Exists(Path.Combine(checkpoints, "resnet18-f37072fd.pth")));
 
-        var missing = Assert.Throws<ConfigException>(() => PretrainedBackbone.Resolve("torchvision:resnet18.LOOPBACKMISSING")).Message;
+        var missing = Assert.Throws<ConfigException>(() =>
+            PretrainedBackbone.Resolve("torchvision:resnet18.LOOPBACKMISSING")).Message;
         output.WriteLine(missing);
         Assert.Contains("HTTP 404", missing);
 
-        var cut = Assert.Throws<ConfigException>(() => PretrainedBackbone.Resolve("torchvision:resnet18.LOOPBACKCUT")).Message;
+        var cut = Assert.Throws<ConfigException>(() =>
+            PretrainedBackbone.Resolve("torchvision:resnet18.LOOPBACKCUT")).Message;
         output.WriteLine(cut);
         Assert.Contains("nothing was written", cut);
         Assert.Equal([good], Directory.GetFiles(checkpoints).Select(Path.GetFileName));
@@ -191,11 +198,14 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         using var server = new Server(new()
         {
             // As the hub does: the resolve URL carries the commit and the LFS sha256, and redirects to storage.
-            ["/timm/resnet18.tv_in1k/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"", ["ETag"] = "\"abc\"" }),
+            ["/timm/resnet18.tv_in1k/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}",
+                new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"", ["ETag"] = "\"abc\"" }),
             [$"/cdn/{sha}"] = File200(st),
-            [$"/timm/resnet18.tv_in1k/resolve/{commit}/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"" }),
+            [$"/timm/resnet18.tv_in1k/resolve/{commit}/model.safetensors"] = Redirect($"/cdn/{sha}",
+                new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{sha}\"" }),
             [$"/timm/broken/resolve/{commit}/model.safetensors"] = Redirect($"/cdn/{sha}"),
-            ["/timm/broken/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}", new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{new string('0', 64)}\"" }),
+            ["/timm/broken/resolve/main/model.safetensors"] = Redirect($"/cdn/{sha}",
+                new() { ["X-Repo-Commit"] = commit, ["X-Linked-Etag"] = $"\"{new string('0', 64)}\"" }),
         });
         using var env = new Env(("HF_HOME", home.Path), ("HF_HUB_CACHE", null), ("HF_ENDPOINT", server.Url));
         var source = PretrainedBackbone.Resolve("hf-hub:timm/resnet18.tv_in1k");
@@ -259,14 +269,17 @@ public sealed class WeightDownloadTests(ITestOutputHelper output)
         DataTestFiles.ExtractCifarJpgSample(data.Path, perClass: 4);
         using var runs = new TempDir();
         var run = Path.Combine(runs.Path, "tv");
-        var (rc, text) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", data.Path, "--imb-factor", "2", "--backbone", "resnet18",
-            "--pretrained", "torchvision:resnet18.LOOPBACK", "--trainable", "layer4", "--epochs", "1", "--batch-size", "8", "--mixup", "0",
+        var (rc, text) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", data.Path, "--imb-factor", "2",
+            "--backbone", "resnet18",
+            "--pretrained", "torchvision:resnet18.LOOPBACK", "--trainable", "layer4", "--epochs", "1", "--batch-size",
+                "8", "--mixup", "0",
             "--out", run, "--threads", "2");
         Assert.True(rc == 0, text);
         Assert.Contains("download [####################] 100%", text);
         var log = File.ReadAllText(Path.Combine(run, "log.txt"));
         Assert.Contains("pretrained backbone: 120 tensor(s) loaded", log);
-        Assert.Contains("mean [0.485, 0.456, 0.406]", log); // torchvision's normalisation, recorded for the later stages
+        // torchvision's normalisation, recorded for the later stages
+        Assert.Contains("mean [0.485, 0.456, 0.406]", log);
     }
 }
 

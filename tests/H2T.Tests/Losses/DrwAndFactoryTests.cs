@@ -58,7 +58,8 @@ public sealed class DrwAndFactoryTests
         var expected = new Dictionary<string, Type>
         {
             ["ce"] = typeof(CrossEntropyLoss), ["cb-ce"] = typeof(CrossEntropyLoss), ["focal"] = typeof(FocalLoss),
-            ["cb-focal"] = typeof(FocalLoss), ["bsce"] = typeof(LogitAdjustedLoss), ["logit-adjust"] = typeof(LogitAdjustedLoss),
+            ["cb-focal"] = typeof(FocalLoss), ["bsce"] = typeof(LogitAdjustedLoss),
+                ["logit-adjust"] = typeof(LogitAdjustedLoss),
             ["ldam"] = typeof(LdamLoss), ["las"] = typeof(LabelAwareSmoothingLoss), ["gcl"] = typeof(GclLoss),
             ["ride"] = typeof(RideLoss), ["reslt"] = typeof(ResLtLoss),
         };
@@ -73,9 +74,11 @@ public sealed class DrwAndFactoryTests
         }
         using var focal = (FocalLoss)LossFactory.Create(new LossConfig("focal") { FocalGamma = 2.5 }, Counts);
         Assert.Equal(2.5, focal.Gamma);
-        using var gcl = (GclLoss)LossFactory.Create(new LossConfig("GCL") { GclNoiseMul = 0.7, GclScale = 20, GclMaxMargin = 0.1, GclFocalGamma = 1 }, Counts);
+        using var gcl = (GclLoss)LossFactory.Create(new LossConfig("GCL") { GclNoiseMul = 0.7, GclScale = 20,
+            GclMaxMargin = 0.1, GclFocalGamma = 1 }, Counts);
         Assert.Equal((0.7, 20.0, 0.1, (double?)1.0), (gcl.NoiseMul, gcl.Scale, gcl.Margin, gcl.FocalGamma));
-        using var las = (LabelAwareSmoothingLoss)LossFactory.Create(new LossConfig("las") { SmoothShape = "Convex", SmoothHead = 0.3, SmoothTail = 0.0 }, Counts);
+        using var las = (LabelAwareSmoothingLoss)LossFactory.Create(new LossConfig("las") { SmoothShape = "Convex",
+            SmoothHead = 0.3, SmoothTail = 0.0 }, Counts);
         Assert.Equal(SmoothingShape.Convex, las.Shape);
         Assert.Equal(0.3, las.Smoothing[0], 1e-12);
     }
@@ -103,13 +106,17 @@ public sealed class DrwAndFactoryTests
         Assert.Contains("'hinge'", e.Message);
         foreach (var n in LossFactory.CanonicalNames)
             Assert.Contains(n, e.Message);
-        Assert.Throws<ArgumentException>(() => LossFactory.Create(new LossConfig("las") { SmoothShape = "wavy" }, Counts));
+        Assert.Throws<ArgumentException>(() => LossFactory.Create(new LossConfig("las") { SmoothShape = "wavy" },
+            Counts));
         Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("1"));
         Assert.Throws<ArgumentException>(() => LabelAwareSmoothingLoss.ParseShape("concave, linear"));
         Assert.Equal(SmoothingShape.Exp, LabelAwareSmoothingLoss.ParseShape(" EXP "));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("ce") { DrwStartEpoch = -2 }, Counts));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("cb-ce") { CbBeta = 1.0 }, Counts));
-        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("focal") { FocalGamma = -1 }, Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("ce") { DrwStartEpoch = -2 },
+            Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("cb-ce") { CbBeta = 1.0 },
+            Counts));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossFactory.Create(new LossConfig("focal") { FocalGamma = -1 },
+            Counts));
     }
 
     [Fact]

@@ -13,7 +13,8 @@ public sealed class GclNoiseTests
     public void CloudSizesAreLogCountGaps()
     {
         using var loss = new GclLoss(Counts);
-        Assert.Equal(new[] { 0.0, Math.Log(10), Math.Log(100) }, loss.CloudSizes.ToArray(), new ToleranceComparer(1e-12));
+        Assert.Equal(new[] { 0.0, Math.Log(10), Math.Log(100) }, loss.CloudSizes.ToArray(),
+            new ToleranceComparer(1e-12));
     }
 
     [Fact]

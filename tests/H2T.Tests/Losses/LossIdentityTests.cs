@@ -67,7 +67,8 @@ public sealed class LossIdentityTests
     {
         using var scope = NewDisposeScope();
         var (z, y) = RandomBatch(16, 6, seed: 5);
-        Assert.Equal(Ce(z, y), L(new CrossEntropyLoss(Uniform, ClassWeighting.ClassBalanced(Uniform, 0.9999)), z, y), 1e-12);
+        Assert.Equal(Ce(z, y), L(new CrossEntropyLoss(Uniform, ClassWeighting.ClassBalanced(Uniform, 0.9999)), z, y),
+            1e-12);
     }
 
     [Fact]
@@ -152,7 +153,9 @@ public sealed class LossIdentityTests
         using var scope = NewDisposeScope();
         var (z, y) = RandomBatch(32, 6, seed: 14);
         var losses = LossFactory.CanonicalNames
-            .Select(t => LossFactory.Create(new LossConfig(t) { DrwStartEpoch = t == "reslt" ? -1 : 0 }, LongTail)).ToList(); // ResLT takes no re-weighting
+            // ResLT takes no re-weighting
+            .Select(t => LossFactory.Create(new LossConfig(t) { DrwStartEpoch = t == "reslt" ? -1 : 0 },
+                LongTail)).ToList();
         void Step()
         {
             using var step = NewDisposeScope();

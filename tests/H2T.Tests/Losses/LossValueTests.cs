@@ -120,9 +120,11 @@ public sealed class LossValueTests
     [InlineData("linear", 0.4, 0.1272727272727273, 0.1, 0.8990866937058426)]
     [InlineData("convex", 0.39999999999999997, 0.1030535674357202, 0.09999999999999998, 0.8950501670663413)]
     [InlineData("exp", 0.4, 0.10022539444027048, 0.1, 0.8945788049004331)]
-    public void LabelAwareSmoothingFactorsAndValueMatchNumpy(string shape, double e0, double e1, double e2, double expected)
+    public void LabelAwareSmoothingFactorsAndValueMatchNumpy(string shape, double e0, double e1, double e2,
+        double expected)
     {
-        using var loss = new LabelAwareSmoothingLoss(Counts, 0.4, 0.1, LabelAwareSmoothingLoss.ParseShape(shape), power: 3);
+        using var loss = new LabelAwareSmoothingLoss(Counts, 0.4, 0.1, LabelAwareSmoothingLoss.ParseShape(shape),
+            power: 3);
         Assert.Equal(e0, loss.Smoothing[0], 1e-12);
         Assert.Equal(e1, loss.Smoothing[1], 1e-12);
         Assert.Equal(e2, loss.Smoothing[2], 1e-12);

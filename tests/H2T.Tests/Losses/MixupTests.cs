@@ -41,7 +41,8 @@ public sealed class MixupTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Mixup.SampleBeta(0, new Random(1)));
         // Tiny alpha concentrates mass at 0 and 1 but must never yield NaN (0/0).
         var r = new Random(9);
-        Assert.All(Enumerable.Range(0, 1000).Select(_ => Mixup.SampleBeta(0.005, r)), x => Assert.False(double.IsNaN(x)));
+        Assert.All(Enumerable.Range(0, 1000).Select(_ => Mixup.SampleBeta(0.005, r)),
+            x => Assert.False(double.IsNaN(x)));
     }
 
     [Fact]

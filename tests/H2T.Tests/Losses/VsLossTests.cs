@@ -45,11 +45,15 @@ public sealed class VsLossTests : IDisposable
     [Fact]
     public void ItsOptionsAreConfigKeysCheckedWhereTheyWereSet()
     {
-        var c = ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.type=VSLoss"), ConfigReader.ReadOverride("loss.VS.gamma=0.5")]);
-        using (var loss = (VsLoss)LossFactory.Create(c.CheckedStageOne!.Value.Loss, Counts)) Assert.Equal((0.5, 1.0), (loss.Gamma, loss.Tau));
-        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.type=vs"), ConfigReader.ReadOverride("loss.VS.tau=-1")]));
+        var c = ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.type=VSLoss"),
+            ConfigReader.ReadOverride("loss.VS.gamma=0.5")]);
+        using (var loss = (VsLoss)LossFactory.Create(c.CheckedStageOne!.Value.Loss, Counts)) Assert.Equal((0.5, 1.0),
+            (loss.Gamma, loss.Tau));
+        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne,
+            [ConfigReader.ReadOverride("loss.type=vs"), ConfigReader.ReadOverride("loss.VS.tau=-1")]));
         Assert.Equal("override 'loss.VS.tau=-1': loss.VS.tau: loss.VS.tau must be a number >= 0, got '-1'", e.Message);
-        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, [ConfigReader.ReadOverride("loss.VS.tau=2")]));
+        e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne,
+            [ConfigReader.ReadOverride("loss.VS.tau=2")]));
         Assert.Contains("loss.VS.tau is an option of another method; loss 'ce' takes none", e.Message);
     }
 
@@ -57,11 +61,14 @@ public sealed class VsLossTests : IDisposable
     public void StageOneTrainsWithItFromTheCommandLine()
     {
         var s1 = Path.Combine(runs.Path, "vs");
-        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1",
-            "--backbone", "resnet8", "--batch-size", "32", "--mixup", "0", "--loss", "vs", "loss.VS.tau=1.5", "--out", s1, "--threads", "2");
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor",
+            "10", "--epochs", "1",
+            "--backbone", "resnet8", "--batch-size", "32", "--mixup", "0", "--loss", "vs", "loss.VS.tau=1.5", "--out",
+                s1, "--threads", "2");
         Assert.True(rc == 0, output);
         Assert.True(new RunFolder(s1).ReadMetrics().Completed);
-        Assert.Contains("\"loss.VS.tau\":\"1.5\"", File.ReadAllText(Path.Combine(s1, "config.json")).Replace(" ", "", StringComparison.Ordinal));
+        Assert.Contains("\"loss.VS.tau\":\"1.5\"", File.ReadAllText(Path.Combine(s1, "config.json")).Replace(" ", "",
+            StringComparison.Ordinal));
         (rc, output) = CliRunner.Run("info");
         Assert.Equal(0, rc);
         Assert.Contains("loss vs: loss.VS.gamma", output);

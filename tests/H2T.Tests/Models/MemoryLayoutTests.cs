@@ -63,11 +63,13 @@ public sealed class MemoryLayoutTests
         Assert.False(MemoryLayout.IsChannelsLast(maps[0]));
         Assert.True(MemoryLayout.IsChannelsLast(maps[1]), "every map after the input stays channels-last");
         AssertAsClose(maps[0], maps[1], maps[2], "feature map", 1e-4);
-        var grads = new[] { nchw, last, exact }.Select(n => n.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!)).ToArray();
+        var grads = new[] { nchw, last, exact }.Select(n => n.named_parameters().ToDictionary(p => p.name,
+            p => p.parameter.grad!)).ToArray();
         foreach (var (pn, _) in nchw.named_parameters())
             AssertAsClose(grads[0][pn], grads[1][pn], grads[2][pn], $"gradient of {pn}", 2e-2);
         // The running statistics moved the same way.
-        var buffers = new[] { nchw, last, exact }.Select(n => n.named_buffers().ToDictionary(b => b.name, b => b.buffer)).ToArray();
+        var buffers = new[] { nchw, last, exact }.Select(n => n.named_buffers().ToDictionary(b => b.name,
+            b => b.buffer)).ToArray();
         foreach (var bn in buffers[0].Keys.Where(k => !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)))
             AssertAsClose(buffers[0][bn], buffers[1][bn], buffers[2][bn], bn, 1e-4);
     }
@@ -87,7 +89,9 @@ public sealed class MemoryLayoutTests
         double Err(Tensor t) => (t.to_type(ScalarType.Float64) - exact).norm().item<double>();
         double size = exact.norm().item<double>(), reference = Err(nchw), ours = Err(channelsLast);
         if (ours > Math.Max(10 * reference, relative * size) + 1e-7)
-            Assert.Fail($"{what}: channels-last error {ours:G3}, NCHW error {reference:G3}, against a float64 norm of {size:G3}");
+            Assert.Fail(
+                $"{what}: channels-last error {ours:G3}, NCHW error {reference:G3}, against a float64 norm of " +
+                    $"{size:G3}");
     }
 
     [Theory]
@@ -98,7 +102,8 @@ public sealed class MemoryLayoutTests
         // ResNet-8 written out with functional ops and no in-place op, on the module's own weights: the module's
         // in-place ReLU and residual add must leave both the forward values and autograd's gradients intact.
         manual_seed(7);
-        using var net = new ResNetCifar(8, 3) { Compute = new(Layout: channelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw) };
+        using var net = new ResNetCifar(8,
+            3) { Compute = new(Layout: channelsLast ? FeatureLayout.ChannelsLast : FeatureLayout.Nchw) };
         net.train();
         using var scope = NewDisposeScope();
         var x = randn(16, 3, 32, 32);
@@ -106,13 +111,16 @@ public sealed class MemoryLayoutTests
         var p = net.named_parameters().ToDictionary(t => t.name, t => t.parameter);
         var reference = p.ToDictionary(t => t.Key, t => t.Value.detach().clone().requires_grad_(true));
 
-        Tensor Bn(Tensor v, string prefix) => nn.functional.batch_norm(v, null, null, reference[prefix + ".weight"], reference[prefix + ".bias"], training: true);
-        Tensor Conv(Tensor v, string name, long stride) => nn.functional.conv2d(v, reference[name + ".weight"], null, strides: [stride, stride], padding: [1, 1]);
+        Tensor Bn(Tensor v, string prefix) => nn.functional.batch_norm(v, null, null, reference[prefix + ".weight"],
+            reference[prefix + ".bias"], training: true);
+        Tensor Conv(Tensor v, string name, long stride) => nn.functional.conv2d(v, reference[name + ".weight"], null,
+            strides: [stride, stride], padding: [1, 1]);
         Tensor Block(Tensor v, string prefix, long stride, int pad)
         {
             var y = nn.functional.relu(Bn(Conv(v, prefix + ".conv1", stride), prefix + ".bn1"));
             y = Bn(Conv(y, prefix + ".conv2", 1), prefix + ".bn2");
-            var s = pad > 0 ? nn.functional.pad(v[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null, null, stride)], [0, 0, 0, 0, pad, pad]) : v;
+            var s = pad > 0 ? nn.functional.pad(v[.., .., TensorIndex.Slice(null, null, stride), TensorIndex.Slice(null,
+                null, stride)], [0, 0, 0, 0, pad, pad]) : v;
             return nn.functional.relu(y + s);
         }
         // The reference computes in the same layout as the module (libtorch follows the input's strides), so the
@@ -146,7 +154,8 @@ public sealed class MemoryLayoutTests
         AssertClose(expected, actual, 1e-4, "folded map");
     }
 
-    /// <summary>Relative to the tensor's size: ||actual - expected|| &lt;= tol * ||expected|| (+ tol for all-zero ones).
+    /// <summary>Relative to the tensor's size: ||actual - expected|| &lt;= tol * ||expected|| (+ tol for all-zero
+    /// ones).
     /// Sums over a batch and a map (weight gradients) carry rounding in proportion to their magnitude.</summary>
     static void AssertClose(Tensor expected, Tensor actual, double tol, string what)
     {

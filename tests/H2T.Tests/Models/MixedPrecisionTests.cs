@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 
 namespace H2T.Tests.Models;
 
-/// <summary>bf16 mixed precision against fp32 on the same weights: forward, folded evaluation, gradients, BatchNorm.</summary>
+/// <summary>bf16 mixed precision against fp32 on the same weights: forward, folded evaluation, gradients,
+/// BatchNorm.</summary>
 public sealed class MixedPrecisionTests
 {
     public MixedPrecisionTests() => TorchRuntime.Initialize(2);
@@ -35,7 +36,8 @@ public sealed class MixedPrecisionTests
         using var backbone = ModelFactory.CreateBackbone(arch, channels);
         using var x = randn(4, channels, size, size);
         using var _ = no_grad();
-        // Eval mode (the running statistics of a few train-mode passes, so BatchNorm is not the identity), then train mode.
+        // Eval mode (the running statistics of a few train-mode passes, so BatchNorm is not the identity), then train
+        // mode.
         backbone.train();
         for (int i = 0; i < 3; i++) backbone.call(randn(8, channels, size, size)).Dispose();
         backbone.eval();
@@ -61,7 +63,8 @@ public sealed class MixedPrecisionTests
             {
                 Assert.Equal(ComputePrecision.Bf16, folded.Precision);
                 using var f = folded.call(x);
-                Assert.True(RelativeError(fp32, f) < tolerance, $"{arch} folded: relative error {RelativeError(fp32, f):E2}");
+                Assert.True(RelativeError(fp32, f) < tolerance,
+                    $"{arch} folded: relative error {RelativeError(fp32, f):E2}");
             }
 
         // Train mode normalises by the batch's own statistics. On a 4-image batch of 2 x 2 maps (the ImageNet nets at
@@ -73,10 +76,12 @@ public sealed class MixedPrecisionTests
             half.train();
             using var trainFp32 = backbone.call(x);
             using var trainBf16 = half.call(x);
-            Assert.True(RelativeError(trainFp32, trainBf16) < 5e-2, $"{arch} train: relative error {RelativeError(trainFp32, trainBf16):E2}");
+            Assert.True(RelativeError(trainFp32, trainBf16) < 5e-2,
+                $"{arch} train: relative error {RelativeError(trainFp32, trainBf16):E2}");
         }
         // Parameters and BatchNorm statistics stay fp32.
-        Assert.All(half.state_dict(), kv => Assert.True(kv.Value.dtype is ScalarType.Float32 or ScalarType.Int64, $"{kv.Key} is {kv.Value.dtype}"));
+        Assert.All(half.state_dict(), kv => Assert.True(kv.Value.dtype is ScalarType.Float32 or ScalarType.Int64,
+            $"{kv.Key} is {kv.Value.dtype}"));
     }
 
     [Fact]
@@ -115,15 +120,23 @@ public sealed class MixedPrecisionTests
         }
         // PyTorch's autocast on the same kind of network (a CIFAR ResNet-20, batch 16, channels-last) gives per-tensor
         // cosine similarities of 0.905 at least and 0.978 on average against fp32; ours must do as well.
-        Assert.True(similarity.Average() > 0.97, $"mean gradient cosine similarity {similarity.Average():F3}: {string.Join(" ", similarity.Select(c => c.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}");
+        Assert.True(similarity.Average() > 0.97,
+            $"mean gradient cosine similarity {similarity.Average():F3}: " +
+            string.Join(" ", similarity.Select(c => c.ToString("F3",
+                System.Globalization.CultureInfo.InvariantCulture))));
         foreach (var t in g32.Values.Concat(g16.Values)) t.Dispose();
     }
 
     [Fact]
     public void PrecisionNamesAndAutoFollowTheCpu()
     {
-        var amx = CpuFeatures.Parse("model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n");
-        var zen = CpuFeatures.Parse("vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n");
+        var amx =
+            CpuFeatures.Parse(
+            "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n");
+        var zen =
+            CpuFeatures.Parse(
+            "vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: fpu " +
+            "avx512f avx512_bf16\n");
         var old = CpuFeatures.Parse("model name\t: Intel(R) Xeon(R) CPU E5-2680\nflags\t\t: fpu avx2\n");
         Assert.Equal(("Intel(R) Xeon(R) Processor", true, true), (amx.Model, amx.Avx512Bf16, amx.AmxBf16));
         Assert.Equal((true, false), (zen.Avx512Bf16, zen.AmxBf16));
@@ -131,11 +144,15 @@ public sealed class MixedPrecisionTests
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("auto", zen));
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Parse("auto", old));
         // Intel's avx512_bf16 without AMX: bf16 is slower than fp32 there (0.74x-0.78x), so auto keeps fp32.
-        var cooper = CpuFeatures.Parse("vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16\n");
+        var cooper =
+            CpuFeatures.Parse(
+            "vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f " +
+                "avx512_bf16\n");
         Assert.Equal(("GenuineIntel", false), (cooper.Vendor, cooper.IsAmd));
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Auto(cooper));
         Assert.Contains("without AMX", MixedPrecision.AutoReason(cooper));
-        // Asking for bf16 where the rule says fp32 is faster gets the rule's reason in the run log; where bf16 is faster, nothing.
+        // Asking for bf16 where the rule says fp32 is faster gets the rule's reason in the run log; where bf16 is
+        // faster, nothing.
         Assert.Contains("measured slower than fp32", MixedPrecision.Warning(ComputePrecision.Bf16, cooper));
         // The rule's measurements are in the page its reasons name, with the numbers.
         Assert.Contains(MixedPrecision.Measurements, MixedPrecision.AutoReason(cooper));
@@ -148,7 +165,8 @@ public sealed class MixedPrecisionTests
         Assert.True(zen.IsAmd);
         Assert.Contains("Zen 5", MixedPrecision.AutoReason(zen));
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Parse("BF16"));
-        Assert.Contains("expected fp32, bf16 or auto", Assert.Throws<ArgumentException>(() => MixedPrecision.Parse("fp8")).Message);
+        Assert.Contains("expected fp32, bf16 or auto",
+            Assert.Throws<ArgumentException>(() => MixedPrecision.Parse("fp8")).Message);
     }
 
     [Fact]
@@ -158,12 +176,14 @@ public sealed class MixedPrecisionTests
         var yaml = dir.Write("c.yaml", "dataset: cifar10\nbackbone: resnet32\nprecision: bf16\n"u8.ToArray());
         var one = ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(yaml));
         Assert.Equal(ComputePrecision.Bf16, one.StageOne.Precision);
-        Assert.Equal(ComputePrecision.Bf16, ReferenceConfig.Bind(StageMode.StageTwo, ConfigReader.ReadFile(yaml)).StageTwo.Precision);
+        Assert.Equal(ComputePrecision.Bf16, ReferenceConfig.Bind(StageMode.StageTwo,
+            ConfigReader.ReadFile(yaml)).StageTwo.Precision);
         var typed = H2T.Tests.Cli.CliFlags.Entries(StageMode.StageOne, ["--precision", "fp32"]);
         var flag = ReferenceConfig.Bind(StageMode.StageOne, [.. ConfigReader.ReadFile(yaml), .. typed]);
         Assert.Equal(ComputePrecision.Fp32, flag.StageOne.Precision);
         var bad = dir.Write("bad.yaml", "dataset: cifar10\nprecision: fp8\n"u8.ToArray());
-        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne, ConfigReader.ReadFile(bad)));
+        var e = Assert.Throws<ConfigException>(() => ReferenceConfig.Bind(StageMode.StageOne,
+            ConfigReader.ReadFile(bad)));
         Assert.Contains("bad.yaml:2", e.Message);
         Assert.Contains("expected fp32, bf16 or auto", e.Message);
     }

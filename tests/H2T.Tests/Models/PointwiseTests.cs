@@ -51,8 +51,10 @@ public sealed class PointwiseTests
         var tolerance = bf16 ? 3e-2 : 1e-5;
         void Close(Tensor actual, Tensor expected, string what)
         {
-            var error = (actual.to_type(ScalarType.Float64) - expected).norm().item<double>() / expected.norm().item<double>();
-            Assert.True(error < tolerance, $"{what}: relative error {error:E2} against the float64 convolution (tolerance {tolerance:E0})");
+            var error =
+                (actual.to_type(ScalarType.Float64) - expected).norm().item<double>() / expected.norm().item<double>();
+            Assert.True(error < tolerance,
+                $"{what}: relative error {error:E2} against the float64 convolution (tolerance {tolerance:E0})");
         }
         Close(y, reference, "output");
         Close(x.grad!, rx.grad!, "input gradient");
@@ -90,7 +92,8 @@ public sealed class PointwiseTests
         _ = child.StandardError.ReadToEndAsync();
         using (var limit = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
             await child.WaitForExitAsync(limit.Token);
-        var convolutionRuns = child.ExitCode == 0 && (await stdout).Contains(Pointwise.ProbePassed, StringComparison.Ordinal);
+        var convolutionRuns = child.ExitCode == 0 && (await stdout).Contains(Pointwise.ProbePassed,
+            StringComparison.Ordinal);
 
         var first = Pointwise.Decide(null, cache, Pointwise.ProbeCommand());
         Assert.Equal(!convolutionRuns, first.Gemm);
@@ -108,7 +111,8 @@ public sealed class PointwiseTests
         // Another build's record does not count; without a process to re-enter, the convolution is kept and the way
         // out named.
         var stale = Path.Combine(dir.Path, "stale.json");
-        File.WriteAllText(stale, File.ReadAllText(cache).Replace(record.Library, "another-build", StringComparison.Ordinal));
+        File.WriteAllText(stale, File.ReadAllText(cache).Replace(record.Library, "another-build",
+            StringComparison.Ordinal));
         var unprobed = Pointwise.Decide(null, stale, probe: null);
         Assert.False(unprobed.Gemm);
         Assert.Contains($"set {Pointwise.EnvironmentVariable}=gemm", unprobed.Why, StringComparison.Ordinal);

@@ -14,15 +14,19 @@ public sealed class PrecisionCalibrationTests : IDisposable
     readonly TempDir dir = new();
     readonly string? saved = Environment.GetEnvironmentVariable("H2T_CALIBRATION");
 
-    public PrecisionCalibrationTests() => Environment.SetEnvironmentVariable("H2T_CALIBRATION", Path.Combine(dir.Path, "none.json"));
+    public PrecisionCalibrationTests() => Environment.SetEnvironmentVariable("H2T_CALIBRATION", Path.Combine(dir.Path,
+        "none.json"));
 
     static readonly CpuFeatures Cooper = CpuFeatures.Parse(
-        "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_bf16\n");
+        "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) " +
+            "Processor\nflags\t\t: fpu avx512f avx512_bf16\n");
 
     static CalibrationRecord Record(CpuFeatures cpu, double fp32, double bf16, string? library = null) => new()
     {
-        Cpu = cpu.Key, Library = library ?? PrecisionCalibration.LibraryVersion, Threads = 2, Network = "resnet32 3x32x32 batch 128",
-        Fp32StepMs = fp32, Bf16StepMs = bf16, Fp32EvalMs = fp32 / 3, Bf16EvalMs = bf16 / 3, Measured = new DateTimeOffset(2026, 12, 3, 0, 0, 0, TimeSpan.Zero),
+        Cpu = cpu.Key, Library = library ?? PrecisionCalibration.LibraryVersion, Threads = 2,
+            Network = "resnet32 3x32x32 batch 128",
+        Fp32StepMs = fp32, Bf16StepMs = bf16, Fp32EvalMs = fp32 / 3, Bf16EvalMs = bf16 / 3,
+            Measured = new DateTimeOffset(2026, 12, 3, 0, 0, 0, TimeSpan.Zero),
     };
 
     /// <summary>This machine's own /proc/cpuinfo (first processor, committed as the kernel wrote it): AMD family 26
@@ -30,9 +34,11 @@ public sealed class PrecisionCalibrationTests : IDisposable
     [Fact]
     public void TheRealCpuinfoOfAZen5MachineGivesBf16()
     {
-        var text = File.ReadAllText(Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Runtime", "Fixtures", "cpuinfo-amd-epyc-family26.txt"));
+        var text = File.ReadAllText(Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Runtime", "Fixtures",
+            "cpuinfo-amd-epyc-family26.txt"));
         var cpu = CpuFeatures.Parse(text);
-        Assert.Equal(("AuthenticAMD", "AMD EPYC", 26, 2, "Zen 5"), (cpu.Vendor, cpu.Model, cpu.Family, cpu.ModelNumber, cpu.AmdGeneration));
+        Assert.Equal(("AuthenticAMD", "AMD EPYC", 26, 2, "Zen 5"), (cpu.Vendor, cpu.Model, cpu.Family, cpu.ModelNumber,
+            cpu.AmdGeneration));
         Assert.True(cpu.Avx512Bf16);
         Assert.False(cpu.AmxBf16);
         Assert.Equal(ComputePrecision.Bf16, MixedPrecision.Auto(cpu));
@@ -66,7 +72,8 @@ public sealed class PrecisionCalibrationTests : IDisposable
         Assert.Equal(ComputePrecision.Fp32, MixedPrecision.Auto(Cooper));
         // A damaged file is named.
         File.WriteAllText(file, "{ not json");
-        Assert.Contains("cal.json: not a precision calibration file", Assert.Throws<ConfigException>(() => MixedPrecision.Auto(Cooper)).Message);
+        Assert.Contains("cal.json: not a precision calibration file",
+            Assert.Throws<ConfigException>(() => MixedPrecision.Auto(Cooper)).Message);
     }
 
     /// <summary>h2t info --calibrate measures this machine, writes its record, and auto follows it.</summary>

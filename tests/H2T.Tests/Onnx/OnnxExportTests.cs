@@ -51,8 +51,12 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         var a = torch.Logits(pixels, images.Length);
         var b = ort.Logits(pixels, images.Length);
         double scale = a.Max(Math.Abs), worst = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
-        output.WriteLine($"{architecture} + {head}: max |logit| {scale:G4}, max difference {worst:G3} (relative {worst / scale:G3}), {result.Nodes} nodes, {result.Bytes / 1e6:F1} MB");
-        Assert.True(worst <= 1e-4 * scale, $"{architecture} + {head}: ONNX Runtime differs from TorchSharp by {worst:G3}, {worst / scale:G3} of the largest logit {scale:G4}");
+        output.WriteLine(
+            $"{architecture} + {head}: max |logit| {scale:G4}, max difference {worst:G3} (relative " +
+            $"{worst / scale:G3}), {result.Nodes} nodes, {result.Bytes / 1e6:F1} MB");
+        Assert.True(worst <= 1e-4 * scale,
+            $"{architecture} + {head}: ONNX Runtime differs from TorchSharp by {worst:G3}, {worst / scale:G3} of the " +
+            $"largest logit {scale:G4}");
 
         int k = torch.ClassNames.Count;
         for (int i = 0; i < images.Length; i++)
@@ -81,7 +85,8 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("batch", input.Type.TensorType.Shape.Dim[0].DimParam);
         Assert.Equal([3L, 32, 32], input.Type.TensorType.Shape.Dim.Skip(1).Select(d => d.DimValue));
         var meta = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
-        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(InferenceFixtures.CifarClasses), meta[ModelCard.MetadataKeys.ClassNames]);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(InferenceFixtures.CifarClasses),
+            meta[ModelCard.MetadataKeys.ClassNames]);
         Assert.Contains("\"resize_shorter\": 0", meta[ModelCard.MetadataKeys.Preprocessing]);
         Assert.Equal("resnet8", meta[ModelCard.MetadataKeys.Architecture]);
         // The batch really is dynamic: 1 and 7 images in one session.
@@ -91,7 +96,8 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
     }
 }
 
-/// <summary>Debian's python3-onnx <c>onnx.checker.check_model(full_check=True)</c>: an independent reader of the file.</summary>
+/// <summary>Debian's python3-onnx <c>onnx.checker.check_model(full_check=True)</c>: an independent reader of the
+/// file.</summary>
 internal static class OnnxChecker
 {
     public static void AssertValid(string path)
@@ -101,7 +107,9 @@ internal static class OnnxChecker
             if (Environment.GetEnvironmentVariable("H2T_REQUIRE_PYTORCH") == "1") Assert.Fail(why);
             return; // the ONNX Runtime check above still ran
         }
-        var (rc, stdout, err) = PyTorchFixtures.Run(["-c", "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print(m.ir_version, m.opset_import[0].version)", path]);
+        var (rc, stdout, err) = PyTorchFixtures.Run(["-c",
+            "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); " +
+            "print(m.ir_version, m.opset_import[0].version)", path]);
         Assert.True(rc == 0, $"onnx.checker rejects {path}: {err}");
         Assert.Equal("8 17", stdout.Trim());
     }

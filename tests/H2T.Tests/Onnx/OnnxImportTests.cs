@@ -20,7 +20,8 @@ namespace H2T.Tests.Onnx;
 
 /// <summary>
 /// Pretrained weights from ONNX graphs: the ImageNet ResNet-18 CNTK exported (ML.NET's NuGet package, restored by the
-/// build) against ONNX Runtime running that file; torchvision's models as torch.onnx.export writes them; our own export.
+/// build) against ONNX Runtime running that file; torchvision's models as torch.onnx.export writes them; our own
+/// export.
 /// </summary>
 public sealed class OnnxImportTests(ITestOutputHelper output)
 {
@@ -36,7 +37,8 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         })];
     }
 
-    /// <summary>The images as the CNTK network's input: BGR in 0..255 minus the channel mean (<paramref name="bgrMean"/>).</summary>
+    /// <summary>The images as the CNTK network's input: BGR in 0..255 minus the channel mean (<paramref
+    /// name="bgrMean"/>).</summary>
     static float[] CntkInput(byte[] chw, int size, float[] bgrMean)
     {
         int hw = size * size;
@@ -59,7 +61,8 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
     static float[] OrtRun(InferenceSession session, string outputName, float[] x, int size)
     {
         var input = new DenseTensorF(x, [1, 3, size, size]);
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.First(), input)], [outputName]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.First(), input)],
+            [outputName]);
         return [.. results[0].AsEnumerable<float>()];
     }
 
@@ -79,7 +82,9 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         using var backbone = ModelFactory.CreateBackbone("resnet18_cntk", 3);
         var lines = PretrainedBackbone.Load(source, backbone, 10);
         foreach (var l in lines) output.WriteLine(l);
-        Assert.Contains(lines, l => l.StartsWith("pretrained backbone: 110 tensor(s) loaded", StringComparison.Ordinal)); // 22 Conv, 22 BatchNorm x 4
+        // 22 Conv, 22 BatchNorm x 4
+        Assert.Contains(lines, l => l.StartsWith("pretrained backbone: 110 tensor(s) loaded",
+            StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("reordered to take RGB", StringComparison.Ordinal));
         backbone.eval();
         using var folded = backbone.FoldedForInference()!;
@@ -101,7 +106,9 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
                 var want = OrtRun(session, outputName, CntkInput(images[i], size, bgrMean), size);
                 var got = pooled[i].data<float>().ToArray();
                 float diff = want.Zip(got, (a, b) => Math.Abs(a - b)).Max(), scale = MaxAbs(want);
-                output.WriteLine($"{what} image {i}: max |ours - ONNX Runtime| {diff:E2} of {scale:F3} (relative {diff / scale:E2})");
+                output.WriteLine(
+                    $"{what} image {i}: max |ours - ONNX Runtime| {diff:E2} of {scale:F3} (relative " +
+                        $"{diff / scale:E2})");
                 Assert.True(diff <= 1e-4 * scale, $"{what} image {i}: {diff} of {scale}");
             }
         }
@@ -111,16 +118,20 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
     static (Tensor Features, Tensor Labels) Features(Backbone net, Normalization norm, string split)
     {
         const int size = 112;
-        var files = InferenceFixtures.CifarClasses.SelectMany((c, i) => Directory.GetFiles(Path.Combine(DataTestFiles.CifarJpgSample, split, c)).Order(StringComparer.Ordinal).Select(f => (f, i))).ToList();
+        var files = InferenceFixtures.CifarClasses.SelectMany((c,
+            i) => Directory.GetFiles(Path.Combine(DataTestFiles.CifarJpgSample, split,
+            c)).Order(StringComparer.Ordinal).Select(f => (f, i))).ToList();
         var plan = new DecodePlan(new ImageShape(3, size, size));
-        var images = files.Select(f => { var b = new byte[3 * size * size]; ImageDecoder.Decode(f.f, plan, b); return b; }).ToArray();
+        var images = files.Select(f => { var b = new byte[3 * size * size]; ImageDecoder.Decode(f.f, plan,
+            b); return b; }).ToArray();
         using var _ = no_grad();
         using var x = OurInput(images, size, norm);
         using var map = net.call(x);
         return (map.mean([2, 3]), tensor(files.Select(f => (long)f.i).ToArray()));
     }
 
-    /// <summary>Test accuracy of a logistic regression on standardised features (full batch, Adam, weight decay).</summary>
+    /// <summary>Test accuracy of a logistic regression on standardised features (full batch, Adam, weight
+    /// decay).</summary>
     static double Probe(Tensor train, Tensor trainY, Tensor test, Tensor testY)
     {
         using var scope = NewDisposeScope();
@@ -159,7 +170,9 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
                 return Probe(train, trainY, test, testY);
         }
         double withWeights = Accuracy(true), random = Accuracy(false);
-        output.WriteLine($"linear probe, 200 train / 100 test CIFAR-10 images at 112 px: ImageNet weights {withWeights:F1}%, random init {random:F1}%");
+        output.WriteLine(
+            $"linear probe, 200 train / 100 test CIFAR-10 images at 112 px: ImageNet weights {withWeights:F1}%, " +
+            $"random init {random:F1}%");
         Assert.True(withWeights >= random + 15, $"pretrained {withWeights}% vs random {random}%");
     }
 
@@ -183,7 +196,8 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         foreach (var d in g.Input[0].Type.TensorType.Shape.Dim.Skip(2)) d.DimParam = "side";
         g.Node.Remove(pool);
         g.Output.Clear();
-        g.Output.Add(new ValueInfoProto { Name = pool.Input[0], Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        g.Output.Add(new ValueInfoProto { Name = pool.Input[0],
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
         using var session = new InferenceSession(model.ToByteArray());
 
         using var backbone = ModelFactory.CreateBackbone("resnet18_cntk", 3);
@@ -244,7 +258,8 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
     public void AGraphThatIsNotAResNetNamesTheFirstNodeThatDoesNotFit()
     {
         using var dir = new TempDir();
-        var ckpt = InferenceFixtures.Checkpoint(dir.Path, "resnet10", "linear", seed: 4, new ImagePreprocessing(3, 32, 32, 0, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]));
+        var ckpt = InferenceFixtures.Checkpoint(dir.Path, "resnet10", "linear", seed: 4, new ImagePreprocessing(3, 32,
+            32, 0, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]));
         var onnx = Path.Combine(dir.Path, "m.onnx");
         OnnxExporter.Export(ckpt, onnx);
 
@@ -275,18 +290,21 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         Assert.Contains("(Sigmoid", message);
 
         // A 5x5 convolution in a block.
-        var wide = Edit(g => g.Node.Where(n => n.OpType == "Conv").Skip(1).First().Attribute.First(a => a.Name == "kernel_shape").Ints[0] = 5);
+        var wide = Edit(g => g.Node.Where(n => n.OpType == "Conv").Skip(1).First().Attribute.First(a =>
+            a.Name == "kernel_shape").Ints[0] = 5);
         message = Fail(wide, "wide.onnx");
         output.WriteLine(message);
         Assert.Contains("does not fit a ResNet", message);
 
         // ResNet v1's bottleneck strides on its first 1x1, not on the 3x3: same shapes, other numbers, refused.
-        var ckpt50 = InferenceFixtures.Checkpoint(dir.Path, "resnet50", "linear", seed: 5, new ImagePreprocessing(3, 32, 32, 0, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]));
+        var ckpt50 = InferenceFixtures.Checkpoint(dir.Path, "resnet50", "linear", seed: 5, new ImagePreprocessing(3, 32,
+            32, 0, [0.5f, 0.5f, 0.5f], [0.25f, 0.25f, 0.25f]));
         var onnx50 = Path.Combine(dir.Path, "r50.onnx");
         OnnxExporter.Export(ckpt50, onnx50);
         var v1 = OnnxResNetReader.Parse(onnx50);
         var convs = v1.Graph.Node.Where(n => n.OpType == "Conv").ToList();
-        var strided = convs.First(n => n.Attribute.First(a => a.Name == "strides").Ints[0] == 2 && n.Attribute.First(a => a.Name == "kernel_shape").Ints[0] == 3 && convs.IndexOf(n) > 0);
+        var strided = convs.First(n => n.Attribute.First(a => a.Name == "strides").Ints[0] == 2 &&
+            n.Attribute.First(a => a.Name == "kernel_shape").Ints[0] == 3 && convs.IndexOf(n) > 0);
         var first = convs[convs.IndexOf(strided) - 1];
         foreach (var (n, v) in new[] { (strided, 1L), (first, 2L) })
         {
@@ -297,7 +315,8 @@ public sealed class OnnxImportTests(ITestOutputHelper output)
         File.WriteAllBytes(Path.Combine(dir.Path, "v1.onnx"), v1.ToByteArray());
         using (var r50 = ModelFactory.CreateBackbone("resnet50", 3))
         {
-            message = Assert.ThrowsAny<Exception>(() => PretrainedBackbone.Load(Path.Combine(dir.Path, "v1.onnx"), r50, 10)).Message;
+            message = Assert.ThrowsAny<Exception>(() => PretrainedBackbone.Load(Path.Combine(dir.Path, "v1.onnx"), r50,
+                10)).Message;
             output.WriteLine(message);
             Assert.Contains("stride 2, where layer2.0.conv1 has stride 1", message);
         }

@@ -37,13 +37,15 @@ public sealed class ReportingTests : IDisposable
     string TrainPair()
     {
         var s1 = Path.Combine(dir.Path, "s1");
-        var (rc, output) = Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "2", "--backbone", "resnet8",
+        var (rc, output) = Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10",
+            "--epochs", "2", "--backbone", "resnet8",
             "--batch-size", "32", "--lr", "0.05", "--out", s1, "--tensorboard");
         Assert.True(rc == 0, output);
         Assert.Contains("report: ", output);
         foreach (var rho in new[] { "0", "0.5" })
         {
-            (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", rho, "--epochs", "1", "--batch-size", "32", "--out", Path.Combine(dir.Path, $"rho{rho}"));
+            (rc, output) = Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", rho, "--epochs", "1",
+                "--batch-size", "32", "--out", Path.Combine(dir.Path, $"rho{rho}"));
             Assert.True(rc == 0, output);
         }
         return s1;
@@ -63,7 +65,8 @@ public sealed class ReportingTests : IDisposable
         AssertPlot(Path.Combine(dir.Path, "rho0.5", "curves.png"));
 
         var outMd = Path.Combine(dir.Path, "cmp", "report.md");
-        var (rc, output) = Run("report", s1, Path.Combine(dir.Path, "rho0"), Path.Combine(dir.Path, "rho0.5"), "--out", outMd, "--embedding", "0,9");
+        var (rc, output) = Run("report", s1, Path.Combine(dir.Path, "rho0"), Path.Combine(dir.Path, "rho0.5"), "--out",
+            outMd, "--embedding", "0,9");
         Assert.True(rc == 0, output);
         AssertPlot(Path.Combine(dir.Path, "cmp", "report.png"), 1100);
         AssertPlot(Path.Combine(dir.Path, "cmp", "report-per-class.png"), 1100);

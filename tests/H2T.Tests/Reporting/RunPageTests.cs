@@ -22,12 +22,15 @@ public sealed class RequiresChromiumFactAttribute : FactAttribute
 
     public RequiresChromiumFactAttribute()
     {
-        if ((!File.Exists(Chromium) || !File.Exists(Driver)) && Environment.GetEnvironmentVariable("H2T_REQUIRE_BROWSER") != "1")
-            Skip = $"not run: needs Debian's chromium and chromium-driver ({Chromium}, {Driver}); sudo apt-get install -y chromium chromium-driver";
+        if ((!File.Exists(Chromium) || !File.Exists(Driver)) &&
+            Environment.GetEnvironmentVariable("H2T_REQUIRE_BROWSER") != "1")
+            Skip = $"not run: needs Debian's chromium and chromium-driver ({Chromium}, {Driver}); sudo apt-get " +
+                $"install -y chromium chromium-driver";
     }
 }
 
-/// <summary>The run page from real runs: per-image predictions in the run folder, the HTML, and the page in a real browser.</summary>
+/// <summary>The run page from real runs: per-image predictions in the run folder, the HTML, and the page in a real
+/// browser.</summary>
 public sealed class RunPageTests : IDisposable
 {
     readonly TinyLongTailedSet set = new();
@@ -43,11 +46,13 @@ public sealed class RunPageTests : IDisposable
     string Runs()
     {
         var s1 = Path.Combine(dir.Path, "s1");
-        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1",
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor",
+            "10", "--epochs", "1",
             "--backbone", "resnet8", "--batch-size", "32", "--out", s1, "--threads", "2");
         Assert.True(rc == 0, output);
         var sweep = Path.Combine(dir.Path, "runs", "sweep");
-        (rc, output) = CliRunner.Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.5", "--epochs", "1", "--batch-size", "32",
+        (rc, output) = CliRunner.Run("sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.5", "--epochs",
+            "1", "--batch-size", "32",
             "--val-per-class", "0", "--out", sweep);
         Assert.True(rc == 0, output);
         return sweep;
@@ -68,11 +73,13 @@ public sealed class RunPageTests : IDisposable
             var final = run.ReadFinalEval()!;
             for (int c = 0; c < 10; c++)
                 for (int p = 0; p < 10; p++)
-                    Assert.Equal(final.Confusion[c][p], Enumerable.Range(0, 100).Count(i => images.Labels[i] == c && images.Predicted[i] == p));
+                    Assert.Equal(final.Confusion[c][p], Enumerable.Range(0,
+                        100).Count(i => images.Labels[i] == c && images.Predicted[i] == p));
             Assert.DoesNotContain("predicted", File.ReadAllText(run.FinalEvalFile), StringComparison.Ordinal);
         }
         var html = Path.Combine(dir.Path, "page.html");
-        var (rc, output) = CliRunner.Run("report", Path.Combine(sweep, "rho0"), Path.Combine(sweep, "rho0.5"), "--html", html);
+        var (rc, output) = CliRunner.Run("report", Path.Combine(sweep, "rho0"), Path.Combine(sweep, "rho0.5"), "--html",
+            html);
         Assert.True(rc == 0, output);
         var page = File.ReadAllText(html);
         Assert.Contains("id=\"runs-table\"", page);
@@ -92,7 +99,8 @@ public sealed class RunPageTests : IDisposable
         // A folder that is not a run is named.
         (rc, output) = CliRunner.Run("report", Path.Combine(sweep, "rho0"), "--html", html, "--title", "x");
         Assert.True(rc == 0, output);
-        (rc, output) = CliRunner.Run("serve", Path.Combine(sweep, "rho0", "last.ckpt"), "--runs", Path.Combine(dir.Path, "nowhere"), "--port", "0");
+        (rc, output) = CliRunner.Run("serve", Path.Combine(sweep, "rho0", "last.ckpt"), "--runs", Path.Combine(dir.Path,
+            "nowhere"), "--port", "0");
         Assert.Equal(2, rc);
         Assert.Contains("no such folder of runs", output);
     }
@@ -100,7 +108,8 @@ public sealed class RunPageTests : IDisposable
     static int CountOf(string s, string what)
     {
         int n = 0;
-        for (int i = s.IndexOf(what, StringComparison.Ordinal); i >= 0; i = s.IndexOf(what, i + 1, StringComparison.Ordinal)) n++;
+        for (int i = s.IndexOf(what, StringComparison.Ordinal); i >= 0; i = s.IndexOf(what, i + 1,
+            StringComparison.Ordinal)) n++;
         return n;
     }
 
@@ -112,14 +121,18 @@ public sealed class RunPageTests : IDisposable
     public async Task ThePageWorksInARealBrowserAndPredictsThroughItsUploadForm()
     {
         var sweep = Runs();
-        var app = ClassifierHost.Build(Path.Combine(sweep, "rho0.5", "last.ckpt"), "127.0.0.1", 0, new ClassifierOptions { Threads = 2 }, runsDir: sweep);
+        var app = ClassifierHost.Build(Path.Combine(sweep, "rho0.5", "last.ckpt"), "127.0.0.1", 0,
+            new ClassifierOptions { Threads = 2 }, runsDir: sweep);
         await app.StartAsync();
         await using var running = app;
         var url = app.Urls.First();
 
         var options = new ChromeOptions { BinaryLocation = RequiresChromiumFactAttribute.Chromium };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,2000");
-        using var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(RequiresChromiumFactAttribute.Driver)!, Path.GetFileName(RequiresChromiumFactAttribute.Driver));
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1280,2000");
+        using var service =
+            ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(RequiresChromiumFactAttribute.Driver)!,
+            Path.GetFileName(RequiresChromiumFactAttribute.Driver));
         service.HideCommandPromptWindow = true;
         using var browser = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
         browser.Navigate().GoToUrl($"{url}/runs");
@@ -150,7 +163,8 @@ public sealed class RunPageTests : IDisposable
         browser.GetScreenshot().SaveAsFile(shot);
         Assert.True(new FileInfo(shot).Length > 10_000, "the screenshot is nearly empty");
         // The page is also in the service's metrics, and it kept serving.
-        Assert.Contains("h2t_requests_total{route=\"/runs\",status=\"200\"} 1", await new HttpClient().GetStringAsync($"{url}/metrics"));
+        Assert.Contains("h2t_requests_total{route=\"/runs\",status=\"200\"} 1",
+            await new HttpClient().GetStringAsync($"{url}/metrics"));
         _ = JsonDocument.Parse(await new HttpClient().GetStringAsync($"{url}/v1/model"));
     }
 }

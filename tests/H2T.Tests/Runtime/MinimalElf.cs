@@ -5,7 +5,8 @@ namespace H2T.Tests.Runtime;
 /// <summary>Writes tiny but well-formed ELF64 files for the version-requirement tests.</summary>
 static class MinimalElf
 {
-    /// <summary>An ELF64 LE file with a .dynstr and a SHT_GNU_verdef section defining <paramref name="versions"/>.</summary>
+    /// <summary>An ELF64 LE file with a .dynstr and a SHT_GNU_verdef section defining <paramref
+    /// name="versions"/>.</summary>
     public static string WriteWithVersionDefinitions(string path, IEnumerable<string> versions)
     {
         var names = versions.ToList();
@@ -30,13 +31,15 @@ static class MinimalElf
         using var f = new BinaryWriter(File.Create(path));
         f.Write(new byte[] { 0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0 });
         f.Write((ushort)3); f.Write((ushort)62); f.Write(1u); f.Write(0L); f.Write(0L); f.Write(shOff);
-        f.Write(0u); f.Write((ushort)64); f.Write((ushort)0); f.Write((ushort)0); f.Write((ushort)64); f.Write((ushort)3); f.Write((ushort)0);
+        f.Write(0u); f.Write((ushort)64); f.Write((ushort)0); f.Write((ushort)0); f.Write((ushort)64); f.Write((
+            ushort)3); f.Write((ushort)0);
         f.Write(strtab.ToArray());
         f.Write(verdef.ToArray());
         while (f.BaseStream.Position < shOff) f.Write((byte)0);
         void Section(uint type, long off, long size, uint link, uint info)
         {
-            f.Write(0u); f.Write(type); f.Write(0L); f.Write(0L); f.Write(off); f.Write(size); f.Write(link); f.Write(info); f.Write(8L); f.Write(0L);
+            f.Write(0u); f.Write(type); f.Write(0L); f.Write(0L); f.Write(off); f.Write(size); f.Write(link); f.Write(
+                info); f.Write(8L); f.Write(0L);
         }
         Section(0, 0, 0, 0, 0);
         Section(3, strOff, strtab.Length, 0, 0);

@@ -18,7 +18,8 @@ public sealed class NativeFixTests : IDisposable
     public void BuildOutputCarriesTheFixedLibrary()
     {
         var needs = ElfVersionNeeds.ReadNeeds(BuiltLibrary());
-        Assert.Contains(needs, n => n.File == "libstdc++.so.6" && n.Version.StartsWith("GLIBCXX_", StringComparison.Ordinal));
+        Assert.Contains(needs, n => n.File == "libstdc++.so.6" && n.Version.StartsWith("GLIBCXX_",
+            StringComparison.Ordinal));
         // Whatever this system lacks must be weak now; every other requirement stays strict.
         var report = ElfVersionNeeds.Fix(BuiltLibrary(), dryRun: true);
         Assert.True(report.Loadable, report.ToString());
@@ -43,17 +44,20 @@ public sealed class NativeFixTests : IDisposable
         Assert.All(ElfVersionNeeds.ReadNeeds(copy), n => Assert.False(n.IsWeak));
 
         // Pretend the system libstdc++ defines every version except one: only that one may be weakened.
-        var present = ElfVersionNeeds.ReadNeeds(copy).Where(n => n.File == "libstdc++.so.6").Select(n => n.Version).ToHashSet();
+        var present = ElfVersionNeeds.ReadNeeds(copy).Where(n => n.File == "libstdc++.so.6").Select(n =>
+            n.Version).ToHashSet();
         const string missing = "GLIBCXX_3.4.32";
         Assert.Contains(missing, present);
         var fakeStd = FakeLibraryDefining(present.Where(v => v != missing));
-        var first = ElfVersionNeeds.Fix(copy, locate: so => so == "libstdc++.so.6" ? fakeStd : ElfVersionNeeds.FindSystemLibrary(so));
+        var first = ElfVersionNeeds.Fix(copy,
+            locate: so => so == "libstdc++.so.6" ? fakeStd : ElfVersionNeeds.FindSystemLibrary(so));
         Assert.True(first.Changed, first.ToString());
         var after = ElfVersionNeeds.ReadNeeds(copy);
         Assert.Equal([missing], after.Where(n => n.IsWeak).Select(n => n.Version).ToArray());
 
         var bytesAfterFirst = File.ReadAllBytes(copy);
-        var second = ElfVersionNeeds.Fix(copy, locate: so => so == "libstdc++.so.6" ? fakeStd : ElfVersionNeeds.FindSystemLibrary(so));
+        var second = ElfVersionNeeds.Fix(copy,
+            locate: so => so == "libstdc++.so.6" ? fakeStd : ElfVersionNeeds.FindSystemLibrary(so));
         Assert.False(second.Changed);
         Assert.Equal(bytesAfterFirst, File.ReadAllBytes(copy));
         Assert.False(File.Exists(copy + ".h2t-tmp"));
@@ -91,8 +95,10 @@ public sealed class NativeFixTests : IDisposable
     }
 
     /// <summary>Builds a real ELF file that defines the given version names, by copying the system libstdc++'s
-    /// layout is overkill; instead we emit a minimal ELF64 with one SHT_GNU_verdef section and its string table.</summary>
-    string FakeLibraryDefining(IEnumerable<string> versions) => MinimalElf.WriteWithVersionDefinitions(Path.Combine(dir, $"fake-{Guid.NewGuid():N}.so"), versions);
+    /// layout is overkill; instead we emit a minimal ELF64 with one SHT_GNU_verdef section and its string
+    /// table.</summary>
+    string FakeLibraryDefining(IEnumerable<string> versions) => MinimalElf.WriteWithVersionDefinitions(Path.Combine(dir,
+        $"fake-{Guid.NewGuid():N}.so"), versions);
 
     public void Dispose() => Directory.Delete(dir, true);
 }

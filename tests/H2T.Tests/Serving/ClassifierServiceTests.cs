@@ -19,7 +19,8 @@ public sealed class ClassifierServiceTests : IDisposable
     readonly string checkpoint;
     readonly string[] images = InferenceFixtures.TestImages();
 
-    public ClassifierServiceTests() => checkpoint = InferenceFixtures.Checkpoint(dir.Path, "resnet8", "linear", seed: 5);
+    public ClassifierServiceTests() => checkpoint = InferenceFixtures.Checkpoint(dir.Path, "resnet8", "linear",
+        seed: 5);
 
     public void Dispose() => dir.Dispose();
 
@@ -37,7 +38,8 @@ public sealed class ClassifierServiceTests : IDisposable
         return c;
     }
 
-    static async Task<JsonElement> Json(HttpResponseMessage r) => JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone();
+    static async Task<JsonElement> Json(HttpResponseMessage r) =>
+        JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement.Clone();
 
     [Fact]
     public async Task PredictsAsTheLibraryDoesFromARawBodyAndFromMultipartFiles()
@@ -65,7 +67,8 @@ public sealed class ClassifierServiceTests : IDisposable
         for (int i = 0; i < 3; i++)
         {
             Assert.Equal(Path.GetFileName(images[10 + i]), rows[i].GetProperty("file").GetString());
-            Assert.Equal(library.Predict(images[10 + i]).Best.Index, rows[i].GetProperty("top")[0].GetProperty("index").GetInt32());
+            Assert.Equal(library.Predict(images[10 + i]).Best.Index,
+                rows[i].GetProperty("top")[0].GetProperty("index").GetInt32());
         }
         // The card, health, readiness, metrics and the OpenAPI document.
         var card = await Json(await http.GetAsync("/v1/model"));
@@ -106,15 +109,25 @@ public sealed class ClassifierServiceTests : IDisposable
         }
         var cases = new (string What, Func<Task<HttpResponseMessage>> Send, HttpStatusCode Status, string Says)[]
         {
-            ("empty body", () => http.PostAsync("/v1/predict", Raw([], "image/jpeg")), HttpStatusCode.BadRequest, "empty body"),
-            ("not an image", () => http.PostAsync("/v1/predict", Raw("this is not a jpeg"u8.ToArray(), "image/jpeg")), HttpStatusCode.BadRequest, "not a decodable image"),
-            ("a truncated JPEG", () => http.PostAsync("/v1/predict", Raw(File.ReadAllBytes(tiny)[..200], "image/jpeg")), HttpStatusCode.BadRequest, "request body"),
-            ("text/plain", () => http.PostAsync("/v1/predict", Raw("hello"u8.ToArray(), "text/plain")), HttpStatusCode.UnsupportedMediaType, "content type 'text/plain'"),
-            ("no content type", () => http.PostAsync("/v1/predict", Raw(File.ReadAllBytes(tiny), null)), HttpStatusCode.UnsupportedMediaType, "(none)"),
-            ("over the size limit", () => http.PostAsync("/v1/predict", Jpeg(big)), HttpStatusCode.RequestEntityTooLarge, "at most 1000"),
-            ("multipart without files", () => http.PostAsync("/v1/predict", new MultipartFormDataContent { { new StringContent("x"), "note" } }), HttpStatusCode.BadRequest, "no files"),
-            ("too many files", () => http.PostAsync("/v1/predict", Files(3)), HttpStatusCode.RequestEntityTooLarge, "at most 2"),
-            ("top_k 0", () => http.PostAsync("/v1/predict?top_k=0", Jpeg(tiny)), HttpStatusCode.BadRequest, "top_k must be >= 1"),
+            ("empty body", () => http.PostAsync("/v1/predict", Raw([], "image/jpeg")), HttpStatusCode.BadRequest,
+                "empty body"),
+            ("not an image", () => http.PostAsync("/v1/predict", Raw("this is not a jpeg"u8.ToArray(), "image/jpeg")),
+                HttpStatusCode.BadRequest, "not a decodable image"),
+            ("a truncated JPEG", () => http.PostAsync("/v1/predict", Raw(File.ReadAllBytes(tiny)[..200], "image/jpeg")),
+                HttpStatusCode.BadRequest, "request body"),
+            ("text/plain", () => http.PostAsync("/v1/predict", Raw("hello"u8.ToArray(), "text/plain")),
+                HttpStatusCode.UnsupportedMediaType, "content type 'text/plain'"),
+            ("no content type", () => http.PostAsync("/v1/predict", Raw(File.ReadAllBytes(tiny), null)),
+                HttpStatusCode.UnsupportedMediaType, "(none)"),
+            ("over the size limit", () => http.PostAsync("/v1/predict", Jpeg(big)),
+                HttpStatusCode.RequestEntityTooLarge, "at most 1000"),
+            ("multipart without files", () => http.PostAsync("/v1/predict",
+                new MultipartFormDataContent { { new StringContent("x"), "note" } }), HttpStatusCode.BadRequest,
+                "no files"),
+            ("too many files", () => http.PostAsync("/v1/predict", Files(3)), HttpStatusCode.RequestEntityTooLarge,
+                "at most 2"),
+            ("top_k 0", () => http.PostAsync("/v1/predict?top_k=0", Jpeg(tiny)), HttpStatusCode.BadRequest,
+                "top_k must be >= 1"),
             ("unknown route", () => http.GetAsync("/v2/predict"), HttpStatusCode.NotFound, "no route GET /v2/predict"),
         };
         foreach (var (what, send, status, says) in cases)
@@ -128,35 +141,41 @@ public sealed class ClassifierServiceTests : IDisposable
         // Still serving.
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/predict", Jpeg(tiny))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/v1/predict", Files(2))).StatusCode);
-        Assert.Contains("h2t_requests_total{route=\"/v1/predict\",status=\"415\"} 2", await http.GetStringAsync("/metrics"));
+        Assert.Contains("h2t_requests_total{route=\"/v1/predict\",status=\"415\"} 2",
+            await http.GetStringAsync("/metrics"));
     }
 
     [Fact]
     public async Task ConcurrentRequestsShareForwardPassesAndAFullQueueSays503()
     {
-        var (app, http) = await Start(checkpoint, new ServeOptions { MaxBatch = 16, BatchWindow = TimeSpan.FromMilliseconds(100) });
+        var (app, http) = await Start(checkpoint, new ServeOptions { MaxBatch = 16,
+            BatchWindow = TimeSpan.FromMilliseconds(100) });
         await using (app)
         {
             var answers = await Task.WhenAll(images[..32].Select(p => http.PostAsync("/v1/predict", Jpeg(p))));
             Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
             var metrics = await http.GetStringAsync("/metrics");
-            int passes = int.Parse(Line(metrics, "h2t_batch_size_count"), System.Globalization.CultureInfo.InvariantCulture);
+            int passes = int.Parse(Line(metrics, "h2t_batch_size_count"),
+                System.Globalization.CultureInfo.InvariantCulture);
             Assert.Equal("32", Line(metrics, "h2t_batch_size_sum"));
             Assert.True(passes < 32, $"32 concurrent requests took {passes} forward passes: no batching");
         }
         // A queue of 4 images, and a window long enough that the first batch is still forming when the rest arrive.
-        var (full, client) = await Start(checkpoint, new ServeOptions { MaxBatch = 64, QueueLimit = 4, BatchWindow = TimeSpan.FromMilliseconds(1500) });
+        var (full, client) = await Start(checkpoint, new ServeOptions { MaxBatch = 64, QueueLimit = 4,
+            BatchWindow = TimeSpan.FromMilliseconds(1500) });
         await using (full)
         {
             var answers = await Task.WhenAll(images[..8].Select(p => client.PostAsync("/v1/predict", Jpeg(p))));
             Assert.Equal(4, answers.Count(a => a.StatusCode == HttpStatusCode.OK));
             var refused = answers.Where(a => a.StatusCode == HttpStatusCode.ServiceUnavailable).ToList();
             Assert.Equal(4, refused.Count);
-            Assert.All(refused, a => Assert.Equal("1", a.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            Assert.All(refused, a => Assert.Equal("1",
+                a.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             Assert.Contains("queue is full", await refused[0].Content.ReadAsStringAsync());
         }
         // A request that waits longer than its timeout gets 504.
-        var (slow, c3) = await Start(checkpoint, new ServeOptions { BatchWindow = TimeSpan.FromMilliseconds(800), RequestTimeout = TimeSpan.FromMilliseconds(100) });
+        var (slow, c3) = await Start(checkpoint, new ServeOptions { BatchWindow = TimeSpan.FromMilliseconds(800),
+            RequestTimeout = TimeSpan.FromMilliseconds(100) });
         await using (slow)
         {
             var r = await c3.PostAsync("/v1/predict", Jpeg(images[0]));
@@ -173,7 +192,8 @@ public sealed class ClassifierServiceTests : IDisposable
     {
         var damaged = Path.Combine(dir.Path, "damaged.ckpt");
         File.WriteAllBytes(damaged, File.ReadAllBytes(checkpoint)[..4000]);
-        foreach (var (model, says) in new[] { (Path.Combine(dir.Path, "none.ckpt"), "model not found"), (damaged, "truncated") })
+        foreach (var (model, says) in new[] { (Path.Combine(dir.Path, "none.ckpt"), "model not found"), (damaged,
+            "truncated") })
         {
             var (rc, output) = CliRunner.Run("serve", model, "--port", "0");
             Assert.True(rc == CliApp.UsageError, output);
@@ -182,14 +202,18 @@ public sealed class ClassifierServiceTests : IDisposable
         }
     }
 
-    /// <summary>The real command in its own process: SIGTERM while requests are in flight; they are answered, then it exits 0.</summary>
+    /// <summary>The real command in its own process: SIGTERM while requests are in flight; they are answered, then it
+    /// exits 0.</summary>
     [Fact]
     public async Task SigtermFinishesTheRequestsInFlightThenExits()
     {
         var cli = Path.Combine(Path.GetDirectoryName(typeof(CliApp).Assembly.Location)!, "h2t.dll");
         int port = FreePort();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { cli, "serve", checkpoint, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--batch-window-ms", "1500", "--threads", "2" })
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false };
+        foreach (var a in new[] { cli, "serve", checkpoint, "--port",
+            port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--batch-window-ms", "1500", "--threads",
+            "2" })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -199,7 +223,8 @@ public sealed class ClassifierServiceTests : IDisposable
         while (true)
         {
             try { if ((await http.GetAsync("/readyz")).IsSuccessStatusCode) break; }
-            catch (HttpRequestException) when (ready.Elapsed < TimeSpan.FromSeconds(60) && !p.HasExited) { await Task.Delay(200); }
+            catch (HttpRequestException) when (ready.Elapsed < TimeSpan.FromSeconds(60) &&
+                !p.HasExited) { await Task.Delay(200); }
         }
         // Three requests join a batch that waits 1.5 s to form; SIGTERM arrives while they wait.
         var inFlight = images[..3].Select(i => http.PostAsync("/v1/predict", Jpeg(i))).ToArray();

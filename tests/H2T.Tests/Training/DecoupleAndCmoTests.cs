@@ -28,7 +28,8 @@ public sealed class DecoupleAndCmoTests : IDisposable
             var (mixed, lam) = CutMixMinority.Apply(major, minor, 1.0, new Random(seed));
             using (mixed)
             {
-                // Every pixel is 0 (majority) or 1 (minority); the minority share is exactly 1 - lam, the same in each image.
+                // Every pixel is 0 (majority) or 1 (minority); the minority share is exactly 1 - lam, the same in each
+                // image.
                 var perImage = mixed.sum([1L, 2L, 3L]).data<float>().ToArray();
                 Assert.All(perImage, v => Assert.Equal((1 - lam) * 28 * 28, v, 3));
                 Assert.Equal(0f, major.sum().item<float>()); // the inputs are untouched
@@ -46,12 +47,15 @@ public sealed class DecoupleAndCmoTests : IDisposable
     [Fact]
     public void CmoTrainsAndChangesTheLossAndCannotBeCombinedWithMixup()
     {
-        var plain = StageOneTrainer.Run(StageOne(null), new RunFolder(Path.Combine(dir.Path, "plain")), CPU, SilentObserver.Instance);
-        var cmo = StageOneTrainer.Run(StageOne(new CmoConfig(Probability: 1.0, StartEpoch: 0, EndMargin: 0)), new RunFolder(Path.Combine(dir.Path, "cmo")), CPU, SilentObserver.Instance);
+        var plain = StageOneTrainer.Run(StageOne(null), new RunFolder(Path.Combine(dir.Path, "plain")), CPU,
+            SilentObserver.Instance);
+        var cmo = StageOneTrainer.Run(StageOne(new CmoConfig(Probability: 1.0, StartEpoch: 0, EndMargin: 0)),
+            new RunFolder(Path.Combine(dir.Path, "cmo")), CPU, SilentObserver.Instance);
         Assert.True(cmo.Completed);
         Assert.NotEqual(plain.Epochs[0].TrainLoss, cmo.Epochs[0].TrainLoss);
         // Off outside its epochs: with start 2 of 2 epochs, CMO never fires and the run equals the plain one.
-        var late = StageOneTrainer.Run(StageOne(new CmoConfig(Probability: 1.0, StartEpoch: 2, EndMargin: 0)), new RunFolder(Path.Combine(dir.Path, "late")), CPU, SilentObserver.Instance);
+        var late = StageOneTrainer.Run(StageOne(new CmoConfig(Probability: 1.0, StartEpoch: 2, EndMargin: 0)),
+            new RunFolder(Path.Combine(dir.Path, "late")), CPU, SilentObserver.Instance);
         Assert.Equal(plain.Epochs[1].TrainLoss, late.Epochs[1].TrainLoss, 5);
         var e = Assert.Throws<ConfigException>(() => StageOne(new CmoConfig(), mixup: 1).Validate());
         Assert.Contains("exclusive", e.Message);
@@ -75,12 +79,14 @@ public sealed class DecoupleAndCmoTests : IDisposable
 
         var s1 = Path.Combine(dir.Path, "s1");
         var console = new TestConsole().Width(200);
-        var rc = CliApp.Run(["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1", "--backbone", "resnet8",
+        var rc = CliApp.Run(["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10",
+            "--epochs", "1", "--backbone", "resnet8",
             "--batch-size", "32", "--out", s1, "--val-per-class", "3"], console);
         Assert.True(rc == 0, console.Output);
         console = new TestConsole().Width(200);
         var normed = Path.Combine(dir.Path, "tau.ckpt");
-        rc = CliApp.Run(["tau-norm", "--from", Path.Combine(s1, "last.ckpt"), "--tau", "0,0.5,1", "--val-per-class", "3", "--out", normed], console);
+        rc = CliApp.Run(["tau-norm", "--from", Path.Combine(s1, "last.ckpt"), "--tau", "0,0.5,1", "--val-per-class",
+            "3", "--out", normed], console);
         Assert.True(rc == 0, console.Output);
         Assert.Contains("chosen on validation", console.Output);
         Assert.True(File.Exists(normed));
@@ -98,7 +104,8 @@ public sealed class DecoupleAndCmoTests : IDisposable
         var s1 = new RunFolder(Path.Combine(dir.Path, "s1"));
         StageOneTrainer.Run(StageOne(null) with { Epochs = 1 }, s1, CPU, SilentObserver.Instance);
         var s2 = new RunFolder(Path.Combine(dir.Path, "lws"));
-        var m = StageTwoTrainer.Run(s1.LastCheckpoint, new StageTwoConfig { Epochs = 1, Rho = 0.25, Classifier = "lws", Optim = new OptimConfig(Lr: 0.5, BatchSize: 32), Prefetch = 0 },
+        var m = StageTwoTrainer.Run(s1.LastCheckpoint, new StageTwoConfig { Epochs = 1, Rho = 0.25, Classifier = "lws",
+            Optim = new OptimConfig(Lr: 0.5, BatchSize: 32), Prefetch = 0 },
             s2, CPU, SilentObserver.Instance);
         Assert.True(m.Completed);
         var meta = Checkpoint.ReadMeta(s2.LastCheckpoint);
@@ -108,13 +115,16 @@ public sealed class DecoupleAndCmoTests : IDisposable
         Checkpoint.Load(s1.LastCheckpoint, backbone, linear, null);
         using var lws = new LwsHead(64, 10);
         Checkpoint.Load(s2.LastCheckpoint, backbone, lws, null);
-        Assert.True(lws.Fc.weight!.allclose(linear.Fc.weight!, rtol: 0, atol: 0)); // the classifier's weights stay as stage I left them
+        // the classifier's weights stay as stage I left them
+        Assert.True(lws.Fc.weight!.allclose(linear.Fc.weight!, rtol: 0, atol: 0));
         var scales = lws.state_dict()["scales"];
         Assert.False(scales.allclose(ones(10)));                               // the scales were learnt
-        Assert.Throws<ConfigException>(() => new StageTwoConfig { Classifier = "lws", ReinitClassifier = true }.Validate());
+        Assert.Throws<ConfigException>(() => new StageTwoConfig { Classifier = "lws",
+            ReinitClassifier = true }.Validate());
     }
 
-    /// <summary>Each method's shipped configs run end to end (stage I, then stage II from its checkpoint), shortened by overrides.</summary>
+    /// <summary>Each method's shipped configs run end to end (stage I, then stage II from its checkpoint), shortened by
+    /// overrides.</summary>
     [Theory]
     [InlineData("decouple/fmnist_stage1_ce.yaml", "decouple/fmnist_stage2_crt_H2T.yaml")]
     [InlineData("decouple/fmnist_stage1_ce.yaml", "decouple/fmnist_stage2_lws.yaml")]
@@ -123,7 +133,8 @@ public sealed class DecoupleAndCmoTests : IDisposable
     [InlineData("bsce-cmo/fmnist_stage1_bsce_cmo.yaml", "bsce-cmo/fmnist_stage2_bsce_H2T.yaml")]
     public void MethodConfigsTrainAndEvaluate(string stage1, string stage2)
     {
-        string[] cmo = stage1.Contains("cmo", StringComparison.Ordinal) ? ["cmo.start_data_aug=0", "cmo.end_data_aug=0"] : [];
+        string[] cmo = stage1.Contains("cmo", StringComparison.Ordinal) ? ["cmo.start_data_aug=0",
+            "cmo.end_data_aug=0"] : [];
         new MethodConfigRun(set.Path, dir.Path, "resnet8").Run(stage1, stage2, cmo);
     }
 

@@ -14,7 +14,8 @@ using H2T.Tests.Training;
 
 namespace H2T.Tests.Training;
 
-/// <summary>RIDE and ResLT: their backbones, classifiers, losses, per-expert H2T and their configs end to end.</summary>
+/// <summary>RIDE and ResLT: their backbones, classifiers, losses, per-expert H2T and their configs end to
+/// end.</summary>
 public sealed class MultiExpertTests : IDisposable
 {
     readonly TinyLongTailedSet set = new(perClassTrain: 40, perClassTest: 10);
@@ -36,7 +37,8 @@ public sealed class MultiExpertTests : IDisposable
         Assert.Contains("layer1.0.conv1.weight", names);
         Assert.Contains("layer2s.2.0.conv1.weight", names);
         Assert.Contains("layer3s.2.0.bn2.running_var", names);
-        Assert.DoesNotContain(names, n => n.StartsWith("layer2s.3", StringComparison.Ordinal) || n.StartsWith("layer1s", StringComparison.Ordinal));
+        Assert.DoesNotContain(names, n => n.StartsWith("layer2s.3", StringComparison.Ordinal) || n.StartsWith("layer1s",
+            StringComparison.Ordinal));
         Assert.Equal(24, ride.state_dict()["layer2s.0.0.conv1.weight"].shape[0]);
         ride.eval();
         var x = randn(2, 1, 28, 28);
@@ -56,7 +58,8 @@ public sealed class MultiExpertTests : IDisposable
         // ... while the shared stem feeds every expert.
         using (no_grad()) ride.state_dict()["layer1.0.conv1.weight"].mul_(3.0);
         var stem = ride.call(x);
-        for (int e = 0; e < 3; e++) Assert.False(stem[.., (e * 48)..((e + 1) * 48)].allclose(changed[.., (e * 48)..((e + 1) * 48)]));
+        for (int e = 0; e < 3; e++) Assert.False(stem[.., (e * 48)..((e + 1) * 48)].allclose(changed[..,
+            (e * 48)..((e + 1) * 48)]));
     }
 
     [Fact]
@@ -95,8 +98,10 @@ public sealed class MultiExpertTests : IDisposable
     public void TheFactoryKnowsEachBackbonesExpertCountWithoutBuildingIt()
     {
         // The small CIFAR ones are built to check the table (the ImageNet ones are single-branch and large).
-        foreach (var name in ModelFactory.BackboneNames.Where(n => n.Contains("resnet", StringComparison.Ordinal) && !n.EndsWith("resnet10", StringComparison.Ordinal)
-            && !n.EndsWith("resnet50", StringComparison.Ordinal) && !n.EndsWith("resnet152", StringComparison.Ordinal) && !n.EndsWith("resnet110", StringComparison.Ordinal)))
+        foreach (var name in ModelFactory.BackboneNames.Where(n => n.Contains("resnet",
+            StringComparison.Ordinal) && !n.EndsWith("resnet10", StringComparison.Ordinal)
+            && !n.EndsWith("resnet50", StringComparison.Ordinal) && !n.EndsWith("resnet152",
+                StringComparison.Ordinal) && !n.EndsWith("resnet110", StringComparison.Ordinal)))
         {
             using var b = ModelFactory.CreateBackbone(name, 1);
             Assert.Equal(b.Experts, ModelFactory.ExpertCount(name));
@@ -124,7 +129,8 @@ public sealed class MultiExpertTests : IDisposable
     }
 
     /// <summary>RIDE's loss, written out in doubles (log-sum-exp per row), for one batch.</summary>
-    static double RideReference(double[,,] z, long[] y, int[] counts, double maxM, double s, double lambda, double[]? cb, double[]? temps)
+    static double RideReference(double[,,] z, long[] y, int[] counts, double maxM, double s, double lambda,
+        double[]? cb, double[]? temps)
     {
         int n = z.GetLength(0), experts = z.GetLength(1), k = z.GetLength(2);
         var m = counts.Select(c => Math.Pow(c, -0.25)).ToArray();
@@ -143,7 +149,8 @@ public sealed class MultiExpertTests : IDisposable
                 double w = cb?[y[i]] ?? 1.0;
                 num += w * (lse - row[y[i]]);
                 den += w;
-                var mean = Enumerable.Range(0, k).Select(c => Enumerable.Range(0, experts).Average(j => z[i, j, c]) / T(c)).ToArray();
+                var mean = Enumerable.Range(0, k).Select(c => Enumerable.Range(0, experts).Average(j => z[i, j,
+                    c]) / T(c)).ToArray();
                 var p = mean.Select(v => Math.Exp(v - Math.Log(mean.Sum(Math.Exp)))).ToArray();
                 var q = Enumerable.Range(0, k).Select(c => z[i, e, c] / T(c)).ToArray();
                 var lq = Math.Log(q.Sum(Math.Exp));
@@ -161,7 +168,8 @@ public sealed class MultiExpertTests : IDisposable
         int[] counts = [100, 30, 10, 3];
         var rng = new Random(3);
         var z = new double[5, 3, 4];
-        for (int i = 0; i < 5; i++) for (int e = 0; e < 3; e++) for (int c = 0; c < 4; c++) z[i, e, c] = rng.NextDouble() * 20 - 10;
+        for (int i = 0; i < 5; i++) for (int e = 0; e < 3; e++) for (int c = 0; c < 4; c++) z[i, e,
+            c] = rng.NextDouble() * 20 - 10;
         long[] y = [0, 3, 2, 1, 3];
         var logits = tensor(z.Cast<double>().ToArray()).view(5, 3, 4).to(ScalarType.Float32);
         var targets = tensor(y);
@@ -179,10 +187,13 @@ public sealed class MultiExpertTests : IDisposable
         Assert.Equal(1.0, loss.ClassTemperatures[0], 6);
         Assert.True(loss.ClassTemperatures[3] < loss.ClassTemperatures[0]);
         // Without the diversity term each expert's loss is the ensemble's LDAM loss.
-        using var noDiversity = (RideLoss)LossFactory.Create(new LossConfig("ride") { RideDiversityFactor = 0 }, counts);
+        using var noDiversity = (RideLoss)LossFactory.Create(new LossConfig("ride") { RideDiversityFactor = 0 },
+            counts);
         var mean = new double[5, 1, 4];
-        for (int i = 0; i < 5; i++) for (int c = 0; c < 4; c++) mean[i, 0, c] = (z[i, 0, c] + z[i, 1, c] + z[i, 2, c]) / 3;
-        Assert.Equal(3 * RideReference(mean, y, counts, 0.5, 30, 0, null, null), noDiversity.ForwardExperts(logits, targets).item<float>(), 3);
+        for (int i = 0; i < 5; i++) for (int c = 0; c < 4; c++) mean[i, 0, c] = (z[i, 0, c] + z[i, 1, c] + z[i, 2,
+            c]) / 3;
+        Assert.Equal(3 * RideReference(mean, y, counts, 0.5, 30, 0, null, null), noDiversity.ForwardExperts(logits,
+            targets).item<float>(), 3);
     }
 
     [Fact]
@@ -212,7 +223,9 @@ public sealed class MultiExpertTests : IDisposable
         double fusion = 0;
         for (int i = 0; i < 6; i++)
         {
-            var row = Enumerable.Range(0, 5).Select(c => (double)(z[(i * 3) * 5 + c] + z[(i * 3 + 1) * 5 + c] + z[(i * 3 + 2) * 5 + c])).ToArray();
+            var row = Enumerable.Range(0,
+                5).Select(c => (double)(z[(i * 3) * 5 + c] + z[(i * 3 + 1) * 5 + c] + z[(i * 3 + 2) * 5 +
+                c])).ToArray();
             fusion += Math.Log(row.Sum(Math.Exp)) - row[y[i]];
         }
         var expected = 0.7 * sum / pairs + 0.3 * fusion / 6;
@@ -250,7 +263,8 @@ public sealed class MultiExpertTests : IDisposable
         Assert.Throws<ArgumentException>(() => fusion.Fuse(tail, head, new Random(7), experts: 5));
     }
 
-    /// <summary>The RIDE and ResLT configs run end to end from the CLI (stage I, then stage II with H2T), shortened by overrides.</summary>
+    /// <summary>The RIDE and ResLT configs run end to end from the CLI (stage I, then stage II with H2T), shortened by
+    /// overrides.</summary>
     [Theory]
     [InlineData("ride/fmnist_stage1_ride.yaml", "ride/fmnist_stage2_ride_H2T.yaml", "ride_resnet8", "ride")]
     [InlineData("reslt/fmnist_stage1_reslt.yaml", "reslt/fmnist_stage2_reslt_H2T.yaml", "reslt_resnet8", "reslt")]
@@ -264,7 +278,8 @@ public sealed class MultiExpertTests : IDisposable
         Assert.Equal(head, meta.Classifier);
         // The same stage-2 config swept over rho (its H2T value replaced by each member's).
         var sweep = Path.Combine(dir.Path, "sweep");
-        MethodConfigRun.Cli(["sweep", "--config", MethodConfigRun.Config(stage2), .. run.Shorter, $"resume={run.StageOneCheckpoint}", "--rho", "0,0.5",
+        MethodConfigRun.Cli(["sweep", "--config", MethodConfigRun.Config(stage2), .. run.Shorter,
+            $"resume={run.StageOneCheckpoint}", "--rho", "0,0.5",
             "--val-per-class", "3", "--out", sweep]);
         foreach (var rho in new[] { "rho0", "rho0.5" })
             Assert.True(new RunFolder(Path.Combine(sweep, rho)).ReadMetrics().Completed, rho);
@@ -274,25 +289,30 @@ public sealed class MultiExpertTests : IDisposable
         using var after = Checkpoint.Open(Path.Combine(run.StageTwoFolder, "last.ckpt"));
         var w0 = before.Backbone.state_dict();
         foreach (var (name, w) in after.Backbone.state_dict())
-            if (!name.Contains("running", StringComparison.Ordinal) && !name.Contains("num_batches", StringComparison.Ordinal))
+            if (!name.Contains("running", StringComparison.Ordinal) && !name.Contains("num_batches",
+                StringComparison.Ordinal))
                 Assert.True(Same(w, w0[name]), name);
     }
 
-    /// <summary>The same from flags alone, and a rho sweep over the RIDE backbone (per-expert fusion in the sweep).</summary>
+    /// <summary>The same from flags alone, and a rho sweep over the RIDE backbone (per-expert fusion in the
+    /// sweep).</summary>
     [Fact]
     public void RideRunsFromFlagsAndItsSweepFusesEveryExpert()
     {
         var s1 = Path.Combine(dir.Path, "flags");
         var console = new TestConsole().Width(200);
-        var rc = CliApp.Run(["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "2", "--backbone", "ride_resnet8",
-            "--loss", "ride", "--drw", "1", "--mixup", "0", "--batch-size", "32", "--eval-every", "0", "--out", s1], console);
+        var rc = CliApp.Run(["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10",
+            "--epochs", "2", "--backbone", "ride_resnet8",
+            "--loss", "ride", "--drw", "1", "--mixup", "0", "--batch-size", "32", "--eval-every", "0", "--out", s1],
+                console);
         Assert.True(rc == 0, console.Output);
         var m1 = new RunFolder(s1).ReadMetrics();
         Assert.True(m1.Completed);
         Assert.Equal("ride", Checkpoint.ReadMeta(Path.Combine(s1, "last.ckpt")).Classifier);
         console = new TestConsole().Width(200);
         var sweep = Path.Combine(dir.Path, "sweep");
-        rc = CliApp.Run(["sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.25", "--val-per-class", "3", "--epochs", "1",
+        rc = CliApp.Run(["sweep", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0,0.25", "--val-per-class", "3",
+            "--epochs", "1",
             "--batch-size", "32", "--out", sweep], console);
         Assert.True(rc == 0, console.Output);
         var rho0 = new RunFolder(Path.Combine(sweep, "rho0")).ReadMetrics();
@@ -303,11 +323,15 @@ public sealed class MultiExpertTests : IDisposable
 
         // The pooled cache keeps one vector per expert (the map's channel groups pooled apart): where the views
         // coincide, its sweep is the exact one, member by member.
-        var splits = StageTwoStart.Of(Path.Combine(s1, "last.ckpt"), set.Path, 3).LoadSplits() with { TrainAugment = AugmentConfig.None };
-        var two = new StageTwoConfig { Epochs = 1, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32), ShiftBn = false };
-        var exact = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"), new SweepConfig(two, [0, 0.25], 3), splits, Path.Combine(dir.Path, "exact"),
+        var splits = StageTwoStart.Of(Path.Combine(s1, "last.ckpt"), set.Path,
+            3).LoadSplits() with { TrainAugment = AugmentConfig.None };
+        var two = new StageTwoConfig { Epochs = 1, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32),
+            ShiftBn = false };
+        var exact = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"), new SweepConfig(two, [0, 0.25], 3), splits,
+            Path.Combine(dir.Path, "exact"),
             TorchSharp.torch.CPU, SilentObserver.Instance);
-        var pooled = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"), new SweepConfig(two with { FeatureCache = FeatureCacheMode.Pooled }, [0, 0.25], 3),
+        var pooled = StageTwoSweep.Run(Path.Combine(s1, "last.ckpt"),
+            new SweepConfig(two with { FeatureCache = FeatureCacheMode.Pooled }, [0, 0.25], 3),
             splits, Path.Combine(dir.Path, "pooled"), TorchSharp.torch.CPU, SilentObserver.Instance);
         foreach (var (e, p) in exact.Rows.Zip(pooled.Rows))
         {
@@ -315,7 +339,8 @@ public sealed class MultiExpertTests : IDisposable
             var a = SweepTests.State(Path.Combine(e.RunFolder, "last.ckpt"));
             var b = SweepTests.State(Path.Combine(p.RunFolder, "last.ckpt"));
             foreach (var (key, t) in a.Where(kv => kv.Key.StartsWith("head.", StringComparison.Ordinal)))
-                Assert.True(t.to_type(TorchSharp.torch.ScalarType.Float64).allclose(b[key].to_type(TorchSharp.torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5),
+                Assert.True(t.to_type(TorchSharp.torch.ScalarType.Float64).allclose(b[key].to_type(
+                    TorchSharp.torch.ScalarType.Float64), rtol: 1e-4, atol: 1e-5),
                     $"rho {e.Rho}: {key} differs");
         }
     }
@@ -326,11 +351,13 @@ public sealed class MultiExpertTests : IDisposable
         string Config(string f) => Path.Combine(DataTestFiles.RepoRoot, "configs", "methods", f);
         string[] shorter = [$"data_path={set.Path}", "imb_factor=10", "num_epochs=1", "batch_size=32"];
         var console = new TestConsole().Width(200);
-        var rc = CliApp.Run(["stage1", "--config", Config("ride/fmnist_stage1_ride.yaml"), .. shorter, "backbone=resnet8", "--out", Path.Combine(dir.Path, "a")], console);
+        var rc = CliApp.Run(["stage1", "--config", Config("ride/fmnist_stage1_ride.yaml"), .. shorter,
+            "backbone=resnet8", "--out", Path.Combine(dir.Path, "a")], console);
         Assert.Equal(2, rc);
         Assert.Contains("num_experts", console.Output);
         console = new TestConsole().Width(200);
-        rc = CliApp.Run(["stage1", "--config", Config("ride/fmnist_stage1_ride.yaml"), .. shorter, "backbone=resnet8", "num_experts=1", "--out", Path.Combine(dir.Path, "b")], console);
+        rc = CliApp.Run(["stage1", "--config", Config("ride/fmnist_stage1_ride.yaml"), .. shorter, "backbone=resnet8",
+            "num_experts=1", "--out", Path.Combine(dir.Path, "b")], console);
         Assert.Equal(2, rc);
         Assert.Contains("ride_resnet32", console.Output); // the RIDE loss says which backbone it needs
     }

@@ -54,15 +54,19 @@ public sealed class PyTorchCheckpointTests : IDisposable
     [InlineData("reference_resnet8_single.pth.tar", "resnet8", "linear", "logits", "H2T / MiSLAS")]
     [InlineData("reference_resnet8_legacy.pth.tar", "resnet8", "linear", "logits", "H2T / MiSLAS")]
     [InlineData("mislas_stage2_resnet8.pth.tar", "resnet8", "linear", "lws_logits", "H2T / MiSLAS")]
-    [InlineData("ride_resnet8.pth", "ride_resnet8", "linear", "ride_logits", "RIDE (state_dict with backbone.*, arch RideModel)")]
-    public void EachLayoutImportsAndReproducesPyTorchsLogitsOnRealImages(string file, string backbone, string classifier, string expected, string layout)
+    [InlineData("ride_resnet8.pth", "ride_resnet8", "linear", "ride_logits",
+        "RIDE (state_dict with backbone.*, arch RideModel)")]
+    public void EachLayoutImportsAndReproducesPyTorchsLogitsOnRealImages(string file, string backbone,
+        string classifier, string expected, string layout)
     {
         var splits = Splits();
         var ckpt = Path.Combine(dir.Path, "imported.ckpt");
         var result = PyTorchCheckpoint.Import(Fixture(file), ckpt, backbone, classifier, splits, set.Config());
         Assert.StartsWith(layout, result.Layout);
-        Assert.Contains(result.Report, l => l.StartsWith("backbone: ", StringComparison.Ordinal) && l.Contains("tensor(s) loaded", StringComparison.Ordinal));
-        Assert.DoesNotContain(result.Report, l => l.Contains("missing", StringComparison.Ordinal) || l.Contains("not in our model", StringComparison.Ordinal));
+        Assert.Contains(result.Report, l => l.StartsWith("backbone: ",
+            StringComparison.Ordinal) && l.Contains("tensor(s) loaded", StringComparison.Ordinal));
+        Assert.DoesNotContain(result.Report, l => l.Contains("missing",
+            StringComparison.Ordinal) || l.Contains("not in our model", StringComparison.Ordinal));
         Assert.Equal(backbone, result.Meta.Architecture);
         Assert.EndsWith(file, result.Meta.ImportedFrom);
         Assert.Equal(splits.TrainClassCounts, result.Meta.ClassCounts);
@@ -83,7 +87,8 @@ public sealed class PyTorchCheckpointTests : IDisposable
     public void ImportPrintsWhatItMappedAndAMismatchIsRefusedWithEveryNameAndBothShapes()
     {
         var ckpt = Path.Combine(dir.Path, "x.ckpt");
-        var (rc, output) = CliRunner.Run("import", Fixture("reference_resnet8.pth.tar"), "--dataset", "fashion-mnist", "--data", set.Path,
+        var (rc, output) = CliRunner.Run("import", Fixture("reference_resnet8.pth.tar"), "--dataset", "fashion-mnist",
+            "--data", set.Path,
             "--imb-factor", "10", "--backbone", "resnet8", "--out", ckpt);
         Assert.True(rc == 0, output);
         output = output.ReplaceLineEndings("");
@@ -94,22 +99,28 @@ public sealed class PyTorchCheckpointTests : IDisposable
         // Another architecture: refused by name, nothing written.
         File.Delete(ckpt);
         var splits = Splits();
-        var e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(Fixture("reference_resnet8.pth.tar"), ckpt, "resnet20", "linear", splits, set.Config()));
+        var e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(Fixture("reference_resnet8.pth.tar"),
+            ckpt, "resnet20", "linear", splits, set.Config()));
         Assert.Contains("missing 'layer1.1.conv1.weight'", e.Message);
         Assert.False(File.Exists(ckpt));
 
         // A file without some tensors: strict refuses and names them; --allow-missing lists what stays initialised.
         var partial = Altered("partial.pth", c =>
         {
-            foreach (var k in c.Backbone.Keys.Where(k => k.StartsWith("bn1.", StringComparison.Ordinal)).ToList()) c.Backbone.Remove(k);
+            foreach (var k in c.Backbone.Keys.Where(k => k.StartsWith("bn1.",
+                StringComparison.Ordinal)).ToList()) c.Backbone.Remove(k);
         });
-        e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(partial, ckpt, "resnet8", "linear", splits, set.Config()));
+        e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(partial, ckpt, "resnet8", "linear", splits,
+            set.Config()));
         Assert.Contains("missing 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var'", e.Message);
         Assert.Contains("--allow-missing", e.Message);
-        (rc, output) = CliRunner.Run("import", partial, "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10",
+        (rc, output) = CliRunner.Run("import", partial, "--dataset", "fashion-mnist", "--data", set.Path,
+            "--imb-factor", "10",
             "--backbone", "resnet8", "--out", ckpt, "--allow-missing");
         Assert.True(rc == 0, output);
-        Assert.Contains("backbone: missing from the file, left as initialised: 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var'", output.ReplaceLineEndings(""));
+        Assert.Contains(
+            "backbone: missing from the file, left as initialised: 'bn1.weight', 'bn1.bias', 'bn1.running_mean', " +
+            "'bn1.running_var'", output.ReplaceLineEndings(""));
 
         // A 7-class classifier against a 10-class dataset: the key and both shapes.
         var bad = Altered("bad.pth", c =>
@@ -117,12 +128,14 @@ public sealed class PyTorchCheckpointTests : IDisposable
             c.Classifier["fc.weight"] = zeros(7, 64);
             c.Classifier["fc.bias"] = zeros(7);
         });
-        e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(bad, ckpt, "resnet8", "linear", splits, set.Config()));
+        e = Assert.Throws<ConfigException>(() => PyTorchCheckpoint.Import(bad, ckpt, "resnet8", "linear", splits,
+            set.Config()));
         Assert.Contains("'fc.weight' is [7, 64] in the file, [10, 64] in our model", e.Message);
         Assert.Contains("class count", e.Message);
     }
 
-    /// <summary>The reference fixture with <paramref name="alter"/> applied, pickled again: a deliberately broken file.</summary>
+    /// <summary>The reference fixture with <paramref name="alter"/> applied, pickled again: a deliberately broken
+    /// file.</summary>
     string Altered(string name, Action<PyTorchWeights> alter)
     {
         var path = Path.Combine(dir.Path, name);
@@ -148,7 +161,9 @@ public sealed class PyTorchCheckpointTests : IDisposable
         using (var original = PyTorchWeights.Read(Fixture("reference_resnet8.pth.tar")))
         {
             Assert.Equal(original.Backbone.Keys.Order(), back.Backbone.Keys.Order());
-            foreach (var (k, t) in original.Backbone) Assert.True(t.to_type(ScalarType.Float64).allclose(back.Backbone[k].to_type(ScalarType.Float64)), k);
+            foreach (var (k,
+                t) in original.Backbone) Assert.True(t.to_type(ScalarType.Float64).allclose(back.Backbone[k].to_type(
+                ScalarType.Float64)), k);
             foreach (var (k, t) in original.Classifier) Assert.True(t.allclose(back.Classifier[k]), k);
         }
     }
@@ -162,15 +177,18 @@ public sealed class PyTorchCheckpointTests : IDisposable
         var exported = Path.Combine(dir.Path, "exported.pth");
         var (rc, output) = CliRunner.Run("export", ckpt, "--out", exported);
         Assert.True(rc == 0, output);
-        var (prc, stdout, stderr) = PyTorchFixtures.Run([PyTorchFixtures.Script, "--check", exported, Fixture("reference_resnet8_io.pth")]);
+        var (prc, stdout, stderr) = PyTorchFixtures.Run([PyTorchFixtures.Script, "--check", exported,
+            Fixture("reference_resnet8_io.pth")]);
         Assert.True(prc == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var keys = doc.RootElement.GetProperty("keys").EnumerateArray().Select(k => k.GetString()).ToList();
         Assert.Equal(["best_acc1", "epoch", "h2t_meta", "state_dict_classifier", "state_dict_model"], keys);
-        var torchLogits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        var torchLogits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(r =>
+            r.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
         using var input = Io("input");
         using var ours = Logits(ckpt, input);
-        using var theirs = tensor(torchLogits.SelectMany(r => r).ToArray(), [torchLogits.Length, torchLogits[0].Length]);
+        using var theirs = tensor(torchLogits.SelectMany(r => r).ToArray(), [torchLogits.Length,
+            torchLogits[0].Length]);
         AssertClose(theirs, ours, "export read by PyTorch");
     }
 

@@ -4,10 +4,12 @@ using H2T.Training;
 
 namespace H2T.Tests.Training;
 
-/// <summary>The typed stage-II plan: members share what the feature source and the epoch loop read, and nothing else.</summary>
+/// <summary>The typed stage-II plan: members share what the feature source and the epoch loop read, and nothing
+/// else.</summary>
 public sealed class StageTwoPlanTests
 {
-    static StageTwoMember Member(StageTwoConfig c, string folder) => new([], new RunFolder(Path.Combine(Path.GetTempPath(), folder)), c);
+    static StageTwoMember Member(StageTwoConfig c, string folder) => new([],
+        new RunFolder(Path.Combine(Path.GetTempPath(), folder)), c);
 
     [Fact]
     public void MembersMayDifferInTheirOwnSettingsOnly()
@@ -15,15 +17,19 @@ public sealed class StageTwoPlanTests
         var shared = new StageTwoConfig { Epochs = 3 };
         var plan = new StageTwoPlan([
             Member(shared with { Rho = 0 }, "a"),
-            Member(shared with { Rho = 0.5, Fusion = "feature-mixup", LrFactor = 0.1, Optim = shared.Optim with { Lr = 0.3, WeightDecay = 1e-3 } }, "b"),
+            Member(shared with { Rho = 0.5, Fusion = "feature-mixup", LrFactor = 0.1,
+                Optim = shared.Optim with { Lr = 0.3, WeightDecay = 1e-3 } }, "b"),
         ]);
         Assert.Equal(3, plan.Shared.Epochs);
         Assert.Equal(2, plan.Members.Count);
         foreach (var (other, key) in new (StageTwoConfig, string)[]
                  {
-                     (shared with { Epochs = 4 }, "num_epochs"), (shared with { Optim = shared.Optim with { BatchSize = 64 } }, "batch_size"),
-                     (shared with { ShiftBn = false }, "shift_bn"), (shared with { FeatureCache = FeatureCacheMode.Pooled }, "feature_cache"),
-                     (shared with { Seed = 1 }, "seed"), (shared with { Precision = ComputePrecision.Bf16 }, "precision"),
+                     (shared with { Epochs = 4 }, "num_epochs"),
+                         (shared with { Optim = shared.Optim with { BatchSize = 64 } }, "batch_size"),
+                     (shared with { ShiftBn = false }, "shift_bn"),
+                         (shared with { FeatureCache = FeatureCacheMode.Pooled }, "feature_cache"),
+                     (shared with { Seed = 1 }, "seed"), (shared with { Precision = ComputePrecision.Bf16 },
+                         "precision"),
                  })
         {
             var e = Assert.Throws<ConfigException>(() => new StageTwoPlan([Member(shared, "a"), Member(other, "b")]));
@@ -41,8 +47,10 @@ public sealed class StageTwoPlanTests
         {
             Options =
             [
-                new SweptOption("lr_scheduler.lr_factor", [new("0.1", c => c with { LrFactor = 0.1 }), new("0.2", c => c with { LrFactor = 0.2 })]),
-                new SweptOption("weight_decay", [new("1e-4", c => c with { Optim = c.Optim with { WeightDecay = 1e-4 } })]),
+                new SweptOption("lr_scheduler.lr_factor", [new("0.1", c => c with { LrFactor = 0.1 }), new("0.2",
+                    c => c with { LrFactor = 0.2 })]),
+                new SweptOption("weight_decay", [new("1e-4",
+                    c => c with { Optim = c.Optim with { WeightDecay = 1e-4 } })]),
             ],
         };
         var points = sweep.Points();
@@ -55,7 +63,8 @@ public sealed class StageTwoPlanTests
         // A plain rho sweep keeps its folder names.
         Assert.Equal("rho0.5", SweepConfig.FolderName(new SweepConfig(two, [0, 0.5]).Points()[1]));
         sweep.ValidateValues();
-        var shared = sweep with { Options = [new SweptOption("shift_bn", [new("on", c => c with { ShiftBn = true }), new("off", c => c with { ShiftBn = false })])] };
+        var shared = sweep with { Options = [new SweptOption("shift_bn", [new("on", c => c with { ShiftBn = true }),
+            new("off", c => c with { ShiftBn = false })])] };
         Assert.Contains("shift_bn cannot be swept", Assert.Throws<ConfigException>(shared.ValidateValues).Message);
         var repeated = sweep with { Options = [new SweptOption("lr", [new("0.1", c => c), new("0.1", c => c)])] };
         Assert.Contains("values repeat", Assert.Throws<ConfigException>(repeated.ValidateValues).Message);

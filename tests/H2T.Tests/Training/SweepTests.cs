@@ -20,11 +20,14 @@ public sealed class SweepTests : IDisposable
 
     RunFolder StageOne() => StageOne(set, runs.Path);
 
-    /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here and of the feature-cache tests.</summary>
-    /// <summary>The same start through the command line (a 1-epoch ResNet-8 in <paramref name="dir"/>); its last.ckpt.</summary>
+    /// <summary>A 1-epoch stage-I run on the tiny set, the start of every sweep here and of the feature-cache
+    /// tests.</summary>
+    /// <summary>The same start through the command line (a 1-epoch ResNet-8 in <paramref name="dir"/>); its
+    /// last.ckpt.</summary>
     internal static string CliStageOne(TinyLongTailedSet set, string dir)
     {
-        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor", "10", "--epochs", "1",
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor",
+            "10", "--epochs", "1",
             "--backbone", "resnet8", "--batch-size", "32", "--out", dir, "--threads", "2");
         Assert.True(rc == 0, output);
         return Path.Combine(dir, "last.ckpt");
@@ -35,13 +38,15 @@ public sealed class SweepTests : IDisposable
         var s1 = new RunFolder(Path.Combine(dir, "s1"));
         StageOneTrainer.Run(new StageOneConfig
         {
-            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32), MixupAlpha = 0,
+            Data = set.Config(), Backbone = "resnet20", Epochs = 1, Optim = new OptimConfig(Lr: 0.05, BatchSize: 32),
+                MixupAlpha = 0,
         }, s1, CPU, SilentObserver.Instance);
         return s1;
     }
 
     static StageTwoConfig StageTwo(int epochs = 2, int prefetch = 2) =>
-        new() { Epochs = epochs, Prefetch = prefetch, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4, BatchSize: 32) };
+        new() { Epochs = epochs, Prefetch = prefetch, Optim = new OptimConfig(Lr: 0.1, WeightDecay: 5e-4,
+            BatchSize: 32) };
 
     /// <summary>Checkpoints equal to float tolerance, key by key.</summary>
     static void AssertSameState(string a, string b, string what)
@@ -50,7 +55,8 @@ public sealed class SweepTests : IDisposable
         var y = State(b);
         Assert.Equal(x.Keys.Order(), y.Keys.Order());
         foreach (var (key, t) in x)
-            Assert.True(t.to_type(ScalarType.Float64).allclose(y[key].to_type(ScalarType.Float64), rtol: 1e-4, atol: 1e-5), $"{what}: {key} differs");
+            Assert.True(t.to_type(ScalarType.Float64).allclose(y[key].to_type(ScalarType.Float64), rtol: 1e-4,
+                atol: 1e-5), $"{what}: {key} differs");
     }
 
     /// <summary>A checkpoint's backbone and head state by name.</summary>
@@ -74,7 +80,8 @@ public sealed class SweepTests : IDisposable
         var stageTwo = StageTwo();
         var rhos = new[] { 0.5, 0, 0.25 };
         var sweepDir = Path.Combine(runs.Path, "sweep");
-        var result = StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, rhos, 3), splits, sweepDir, CPU, SilentObserver.Instance);
+        var result = StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, rhos, 3), splits, sweepDir, CPU,
+            SilentObserver.Instance);
 
         Assert.Equal([0, 0.25, 0.5], result.Rows.Select(r => r.Rho));
         Assert.Contains("held out of training", result.ValidationNote);
@@ -85,11 +92,13 @@ public sealed class SweepTests : IDisposable
         foreach (var rho in rhos)
         {
             var single = new RunFolder(Path.Combine(runs.Path, $"single-{rho}"));
-            var m = StageTwoTrainer.Run(s1.LastCheckpoint, stageTwo with { Rho = rho }, splits, single, CPU, SilentObserver.Instance);
+            var m = StageTwoTrainer.Run(s1.LastCheckpoint, stageTwo with { Rho = rho }, splits, single, CPU,
+                SilentObserver.Instance);
             var member = new RunFolder(Path.Combine(sweepDir, SweepConfig.FolderName(rho)));
             AssertSameState(single.LastCheckpoint, member.LastCheckpoint, $"rho {rho}, sweep against single run");
             var sm = member.ReadMetrics();
-            Assert.Equal(m.Epochs.Select(e => e.TrainLoss), sm.Epochs.Select(e => e.TrainLoss), (x, y) => Math.Abs(x - y) < 1e-4);
+            Assert.Equal(m.Epochs.Select(e => e.TrainLoss), sm.Epochs.Select(e => e.TrainLoss), (x,
+                y) => Math.Abs(x - y) < 1e-4);
             Assert.Equal(m.Final!.Top1, sm.Final!.Top1, 1e-6);
             Assert.NotNull(sm.FinalValidation);
         }
@@ -101,18 +110,22 @@ public sealed class SweepTests : IDisposable
         var s1 = StageOne();
         var stageTwo = StageTwo();
         var config = new SweepConfig(stageTwo, [0, 0.5], 2);
-        var full = StageTwoSweep.Run(s1.LastCheckpoint, config, Path.Combine(runs.Path, "a"), CPU, SilentObserver.Instance, set.Path);
+        var full = StageTwoSweep.Run(s1.LastCheckpoint, config, Path.Combine(runs.Path, "a"), CPU,
+            SilentObserver.Instance, set.Path);
         using var cts = new CancellationTokenSource();
         var dir = Path.Combine(runs.Path, "b");
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            StageTwoSweep.Run(s1.LastCheckpoint, config, dir, CPU, new TrainerTests.StopAtEpoch(1, cts), set.Path, cancel: cts.Token));
-        var resumed = StageTwoSweep.Run(s1.LastCheckpoint, config, dir, CPU, SilentObserver.Instance, set.Path, resume: true);
+            StageTwoSweep.Run(s1.LastCheckpoint, config, dir, CPU, new TrainerTests.StopAtEpoch(1, cts), set.Path,
+                cancel: cts.Token));
+        var resumed = StageTwoSweep.Run(s1.LastCheckpoint, config, dir, CPU, SilentObserver.Instance, set.Path,
+            resume: true);
         Assert.Equal(full.Rows.Select(r => r.FinalTest!.Top1), resumed.Rows.Select(r => r.FinalTest!.Top1));
         Assert.Equal(full.SelectedRho, resumed.SelectedRho);
         foreach (var rho in new[] { 0.0, 0.5 })
         {
             AssertSameState(Path.Combine(runs.Path, "a", SweepConfig.FolderName(rho), "last.ckpt"),
-                Path.Combine(dir, SweepConfig.FolderName(rho), "last.ckpt"), $"rho {rho}, resumed against uninterrupted");
+                Path.Combine(dir, SweepConfig.FolderName(rho), "last.ckpt"),
+                    $"rho {rho}, resumed against uninterrupted");
         }
     }
 
@@ -122,7 +135,8 @@ public sealed class SweepTests : IDisposable
         var s1 = StageOne();
         var stageTwo = StageTwo(epochs: 4, prefetch: 0);
         var live = new List<long>();
-        StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, [0, 0.5], 2), Path.Combine(runs.Path, "live"), CPU,
+        StageTwoSweep.Run(s1.LastCheckpoint, new SweepConfig(stageTwo, [0, 0.5], 2), Path.Combine(runs.Path, "live"),
+            CPU,
             new TrainerTests.LiveCounter(live), set.Path);
         Assert.Equal(4, live.Count);
         Assert.True(live.Skip(1).Distinct().Count() == 1, $"live tensors per epoch end: {string.Join(", ", live)}");
@@ -145,8 +159,10 @@ public sealed class SweepTests : IDisposable
     public void SweepRejectsRhoOutsideTheUnitIntervalAndRepeats()
     {
         var c = new StageTwoConfig();
-        Assert.Contains("rho must lie in [0, 1]", Assert.Throws<ConfigException>(() => new SweepConfig(c, [0, 1.5]).Validate()).Message);
-        Assert.Contains("repeat", Assert.Throws<ConfigException>(() => new SweepConfig(c, [0.5, 0.5]).Validate()).Message);
+        Assert.Contains("rho must lie in [0, 1]", Assert.Throws<ConfigException>(() => new SweepConfig(c, [0,
+            1.5]).Validate()).Message);
+        Assert.Contains("repeat", Assert.Throws<ConfigException>(() => new SweepConfig(c, [0.5,
+            0.5]).Validate()).Message);
     }
 
     public void Dispose()

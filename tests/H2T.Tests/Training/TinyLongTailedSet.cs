@@ -20,7 +20,8 @@ public sealed class TinyLongTailedSet : IDisposable
 
     public string Path => dir.Path;
 
-    public DataConfig Config(double imbFactor = 10) => new(Dataset: "fashion-mnist", DataPath: dir.Path, ImbFactor: imbFactor);
+    public DataConfig Config(double imbFactor = 10) => new(Dataset: "fashion-mnist", DataPath: dir.Path,
+        ImbFactor: imbFactor);
 
     void Write(string prefix, int perClass, int seed)
     {
