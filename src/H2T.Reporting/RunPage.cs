@@ -258,12 +258,12 @@ public static class RunPage
             double acc = double.IsNaN(accuracy[c]) ? 0 : accuracy[c];
             double bh = acc / 100 * height, ch = (double)counts[c] / maxCount * height;
             string fill = groups.GroupOf(c) switch { "head" => "#4a7fb5", "medium" => "#e0a030", _ => "#c0392b" };
+            // The bar (accuracy) and the dot (training count) of one class.
             svg.Append(CultureInfo.InvariantCulture,
                 $"<rect x=\"{40 + x * barW}\" y=\"{height - bh:F1}\" width=\"{barW - 2}\" height=\"{bh:F1}\" " +
-                $"fill=\"{fill}\"><title>{E(names[c])}: {acc:F1}% with {counts[c]} training images</title></rect>");
-            svg.Append(CultureInfo.InvariantCulture,
+                $"fill=\"{fill}\"><title>{E(names[c])}: {acc:F1}% with {counts[c]} training images</title></rect>" +
                 $"<circle cx=\"{40 + x * barW + barW / 2.0 - 1:F1}\" cy=\"{height - ch:F1}\" r=\"2.5\" " +
-                    $"fill=\"#222\"/>");
+                $"fill=\"#222\"/>");
         }
         svg.Append(CultureInfo.InvariantCulture,
             $"<text x=\"0\" y=\"12\" font-size=\"11\">100%</text><text x=\"0\" y=\"{height}\" " +

@@ -27,16 +27,18 @@ public static class ModelFactory
         ["reslt_resnet32"] = new((c, k) => new ResLtResNetCifar(32, c) { Compute = k }, 3),
         ["reslt_resnet44"] = new((c, k) => new ResLtResNetCifar(44, c) { Compute = k }, 3),
         ["reslt_resnet56"] = new((c, k) => new ResLtResNetCifar(56, c) { Compute = k }, 3),
-        ["resnet10"] = new((c, k) => ResNetImageNet.ResNet10(c, k), ImageNet: true),
-        ["resnet18"] = new((c, k) => ResNetImageNet.ResNet18(c, k), ImageNet: true),
-        ["resnet34"] = new((c, k) => ResNetImageNet.ResNet34(c, k), ImageNet: true),
+        ["resnet10"] = ImageNet("resnet10"),
+        ["resnet18"] = ImageNet("resnet18"),
+        ["resnet34"] = ImageNet("resnet34"),
         // CNTK's ImageNet ResNet-18 (ML.NET's DnnImageFeaturizer.ResNet18 package): 2, 2, 2, 3 blocks, "same" padding.
-        ["resnet18_cntk"] = new((c, k) => ResNetImageNet.ResNet18Cntk(c, k), ImageNet: true),
-        ["resnet50"] = new((c, k) => ResNetImageNet.ResNet50(c, k), ImageNet: true),
-        ["resnext50"] = new((c, k) => ResNetImageNet.ResNeXt50(c, k), ImageNet: true),
-        ["resnext50_32x4d"] = new((c, k) => ResNetImageNet.ResNeXt50(c, k), ImageNet: true),
-        ["resnet152"] = new((c, k) => ResNetImageNet.ResNet152(c, k), ImageNet: true),
+        ["resnet18_cntk"] = ImageNet("resnet18_cntk"),
+        ["resnet50"] = ImageNet("resnet50"),
+        ["resnext50"] = ImageNet("resnext50_32x4d"),
+        ["resnext50_32x4d"] = ImageNet("resnext50_32x4d"),
+        ["resnet152"] = ImageNet("resnet152"),
     };
+
+    static Entry ImageNet(string arch) => new((c, k) => ResNetImageNet.Build(arch, c, k), ImageNet: true);
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
 

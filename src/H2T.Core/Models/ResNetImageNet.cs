@@ -59,20 +59,19 @@ public sealed class ResNetImageNet : Backbone
         }
     }
 
-    public static ResNetImageNet ResNet10(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet10", false, [1, 1, 1, 1], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNet18(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet18", false, [2, 2, 2, 2], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNet34(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet34", false, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNet18Cntk(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet18_cntk", false, [2, 2, 2, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNet50(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet50", true, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNeXt50(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnext50_32x4d", true, [3, 4, 6, 3], 32, 4, inChannels) { Compute = compute ?? BackboneCompute.Default };
-    public static ResNetImageNet ResNet152(int inChannels = 3, BackboneCompute? compute = null) =>
-        new("resnet152", true, [3, 8, 36, 3], 1, 64, inChannels) { Compute = compute ?? BackboneCompute.Default };
+    /// <summary>The named ImageNet ResNet (torchvision's layouts; resnet18_cntk has CNTK's 2, 2, 2, 3 blocks) for
+    /// <paramref name="inChannels"/> input channels, built in <paramref name="compute"/>.</summary>
+    internal static ResNetImageNet Build(string arch, int inChannels, BackboneCompute compute) => arch switch
+    {
+        "resnet10" => new(arch, false, [1, 1, 1, 1], 1, 64, inChannels) { Compute = compute },
+        "resnet18" => new(arch, false, [2, 2, 2, 2], 1, 64, inChannels) { Compute = compute },
+        "resnet34" => new(arch, false, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute },
+        "resnet18_cntk" => new(arch, false, [2, 2, 2, 3], 1, 64, inChannels) { Compute = compute },
+        "resnet50" => new(arch, true, [3, 4, 6, 3], 1, 64, inChannels) { Compute = compute },
+        "resnext50_32x4d" => new(arch, true, [3, 4, 6, 3], 32, 4, inChannels) { Compute = compute },
+        "resnet152" => new(arch, true, [3, 8, 36, 3], 1, 64, inChannels) { Compute = compute },
+        _ => throw new ArgumentException($"unknown ImageNet ResNet '{arch}'", nameof(arch)),
+    };
 
     public override int FeatureChannels => featureChannels;
     public override string Architecture => arch;
