@@ -53,7 +53,9 @@ public static class ConfigSupport
             if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option
                 || p.IsDefined(typeof(RunOptionAttribute), true)) continue;
             var flag = "--" + option.LongNames[0];
-            var values = Values(p.GetValue(settings)).ToList();
+            // A setting switch is bool? (null: not given; false: --flag=false); a plain bool's false is "not given".
+            var given = p.GetValue(settings);
+            var values = given is false && p.PropertyType == typeof(bool?) ? ["false"] : Values(given).ToList();
             if (values.Count == 0) continue;
             var key = ReferenceConfig.FlagKey(mode, flag)
                 // Never drop a typed flag silently: every setting flag has its config key.

@@ -32,8 +32,9 @@ public sealed class StageOneSettings : DataOptions
     public string? WeightDecay { get; init; }
     [CommandOption("--momentum <M>")] [Description("default 0.9 [[momentum]]")]
     public string? Momentum { get; init; }
+    // bool?: null is "not given", so --nesterov=false can override a config file's nesterov: true.
     [CommandOption("--nesterov")] [Description("Nesterov momentum [[nesterov]]")]
-    public bool Nesterov { get; init; }
+    public bool? Nesterov { get; init; }
     [CommandOption("--schedule <KIND>")] [Description("cosine (default), multistep or constant [[lr_scheduler.type]]")]
     public string? Schedule { get; init; }
     [CommandOption("--warmup <EPOCHS>")] [Description(

@@ -84,7 +84,7 @@ public abstract class StageTwoOptions : CheckpointDataSettings
     public string? Schedule { get; init; }
     [CommandOption("--reinit")] [Description(
         "re-initialise the classifier instead of fine-tuning it [[reinit_classifier]]")]
-    public bool Reinit { get; init; }
+    public bool? Reinit { get; init; }
     [CommandOption("--classifier <KIND>")] [Description(
         "keep (default: the stage-I classifier) or lws (Decouple's learnable weight scaling) [[classifier]]")]
     public string? Classifier { get; init; }

@@ -76,8 +76,10 @@ public sealed class ImageClassifier : IDisposable
             OnnxRuntime.Value is not null
             ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
 
-    static readonly Lazy<IOnnxRuntimeEngine?> OnnxRuntime =
-        new(() => OptionalPackage.Find<IOnnxRuntimeEngine>(OptionalPackage.Onnx, "H2T.Onnx.OnnxRuntimeEngine"));
+    // PublicationOnly: a failure to load the package is thrown again on the next use, not kept.
+    static readonly Lazy<IOnnxRuntimeEngine?> OnnxRuntime = new(
+        () => OptionalPackage.Find<IOnnxRuntimeEngine>(OptionalPackage.Onnx, "H2T.Onnx.OnnxRuntimeEngine"),
+        LazyThreadSafetyMode.PublicationOnly);
 
     static IOnnxRuntimeEngine RequireOnnxRuntime(string path) => OnnxRuntime.Value
         ?? throw new ConfigException($"{path}: {OptionalPackage.Missing(OptionalPackage.Onnx, "ONNX Runtime")}",

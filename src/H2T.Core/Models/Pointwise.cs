@@ -45,6 +45,10 @@ public static class Pointwise
     /// (an old build, another program) is not taken as a pass.</summary>
     public const string ProbePassed = "pointwise probe: oneDNN 1x1 convolutions ran";
 
+    /// <summary>What the child prints before the probe: a child that dies without it never ran the probe (startup
+    /// hooks off, another host), which says nothing about oneDNN.</summary>
+    internal const string ProbeStarted = "pointwise probe: starting";
+
     static readonly Lazy<PointwiseChoice> Decision = new(
         () => Decide(Environment.GetEnvironmentVariable(EnvironmentVariable), CachePath, ProbeCommand()),
         LazyThreadSafetyMode.ExecutionAndPublication);
@@ -146,12 +150,14 @@ public static class Pointwise
         if (cached is not null) return new(cached.Gemm,
             $"{cached.Why} (probed {cached.Probed:yyyy-MM-dd}, {cachePath})");
         if (probe is null)
-            return new(false, "not probed: this process cannot be re-entered (no managed entry assembly); " +
+            return new(false, "not probed: the probe starts this application again with a .NET startup hook, which " +
+                "needs dotnet app.dll or the application's own host, with startup hooks on; " +
                 $"set {EnvironmentVariable}=gemm if 1x1 convolutions kill the process with SIGFPE");
-        var result = RunProbe(probe);
-        if (result is null) return new(false, "the probe did not finish in 120 s; not cached, probed again next time");
-        WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library,
-            Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
+        var (result, conclusive) = RunProbe(probe);
+        // Only a probe that ran gives an answer to keep; anything else is said, and probed again next time.
+        if (conclusive)
+            WriteCache(cachePath, new PointwiseProbeRecord { Cpu = cpu, Machine = machine, Library = library,
+                Gemm = result.Gemm, Why = result.Why, Probed = DateTimeOffset.UtcNow });
         return result;
     }
 
@@ -167,6 +173,8 @@ public static class Pointwise
         var library = typeof(Pointwise).Assembly.Location;
         if (string.IsNullOrEmpty(entry) || string.IsNullOrEmpty(library) || Environment.ProcessPath is not { } process)
             return null;
+        if (AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out var hooks) && !hooks)
+            return null; // trimmed or configured without startup hooks: the child would run the application itself
         var psi = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true,
             UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(process) == "dotnet")
@@ -184,32 +192,50 @@ public static class Pointwise
             }
             psi.ArgumentList.Add(entry);
         }
-        else psi.FileName = process; // an application host (apphost or self-contained): itself, without arguments
+        // The application's own host (apphost or self-contained): itself, without arguments. Another process hosting
+        // the application (IIS's w3wp, a custom host) is not started again.
+        else if (string.Equals(Path.GetFileNameWithoutExtension(process), Path.GetFileNameWithoutExtension(entry),
+                     StringComparison.OrdinalIgnoreCase)) psi.FileName = process;
+        else return null;
         psi.Environment["DOTNET_STARTUP_HOOKS"] = library;
         psi.Environment[ProbeChildVariable] = "run";
         psi.Environment[EnvironmentVariable] = "conv";
         return psi;
     }
 
-    static PointwiseChoice? RunProbe(ProcessStartInfo psi)
+    /// <summary>The child's answer, and whether it is one to keep: only a child that started the probe and then
+    /// passed or died gives one.</summary>
+    static (PointwiseChoice Choice, bool Conclusive) RunProbe(ProcessStartInfo psi)
     {
-        using var child = Process.Start(psi)!;
-        var stdout = child.StandardOutput.ReadToEndAsync();
-        var stderr = child.StandardError.ReadToEndAsync();
-        if (!child.WaitForExit(TimeSpan.FromSeconds(120)))
+        Process child;
+        try { child = Process.Start(psi) ?? throw new InvalidOperationException("no process"); }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
-            child.Kill(entireProcessTree: true);
-            return null;
+            return (new(false, $"not probed: {psi.FileName} could not be started ({e.Message}); not cached"), false);
         }
-        child.WaitForExit();
-        if (child.ExitCode == 0 && stdout.Result.Contains(ProbePassed, StringComparison.Ordinal))
-            return new(false, "the probe ran oneDNN's 1x1 convolutions on this machine");
-        var signal = child.ExitCode > 128 ? $" (signal {child.ExitCode - 128})" : "";
-        var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .LastOrDefault(l => !l.Contains("NNPACK", StringComparison.Ordinal));
-        return new(true,
-            $"oneDNN's 1x1 convolution killed the probe on this machine: exit code " +
-            $"{child.ExitCode}{signal}{(last is null ? "" : $", '{last}'")}");
+        using (child)
+        {
+            var stdout = child.StandardOutput.ReadToEndAsync();
+            var stderr = child.StandardError.ReadToEndAsync();
+            if (!child.WaitForExit(TimeSpan.FromSeconds(120)))
+            {
+                child.Kill(entireProcessTree: true);
+                return (new(false, "the probe did not finish in 120 s; not cached, probed again next time"), false);
+            }
+            child.WaitForExit();
+            var output = stdout.Result;
+            if (child.ExitCode == 0 && output.Contains(ProbePassed, StringComparison.Ordinal))
+                return (new(false, "the probe ran oneDNN's 1x1 convolutions on this machine"), true);
+            if (!output.Contains(ProbeStarted, StringComparison.Ordinal))
+                return (new(false, $"not probed: the child (exit code {child.ExitCode}) did not start the probe, so " +
+                    "the startup hook did not run; not cached"), false);
+            var signal = child.ExitCode > 128 ? $" (signal {child.ExitCode - 128})" : "";
+            var last = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .LastOrDefault(l => !l.Contains("NNPACK", StringComparison.Ordinal));
+            return (new(true,
+                $"oneDNN's 1x1 convolution killed the probe on this machine: exit code " +
+                $"{child.ExitCode}{signal}{(last is null ? "" : $", '{last}'")}"), true);
+        }
     }
 
     internal static List<PointwiseProbeRecord> ReadCache(string path)

@@ -14,6 +14,8 @@ internal static class StartupHook
     {
         if (Environment.GetEnvironmentVariable(Pointwise.ProbeChildVariable) != "run") return;
         TorchRuntime.Initialize();
+        Console.Out.WriteLine(Pointwise.ProbeStarted);
+        Console.Out.Flush();
         Pointwise.ProbeInProcess();
         Console.Out.WriteLine(Pointwise.ProbePassed);
         Console.Out.Flush();

@@ -61,7 +61,7 @@ public sealed class ResNetImageNet : Backbone
 
     /// <summary>The named ImageNet ResNet (torchvision's layouts; resnet18_cntk has CNTK's 2, 2, 2, 3 blocks) for
     /// <paramref name="inChannels"/> input channels, built in <paramref name="compute"/>.</summary>
-    internal static ResNetImageNet Build(string arch, int inChannels, BackboneCompute compute) => arch switch
+    public static ResNetImageNet Build(string arch, int inChannels, BackboneCompute compute) => arch switch
     {
         "resnet10" => new(arch, false, [1, 1, 1, 1], 1, 64, inChannels) { Compute = compute },
         "resnet18" => new(arch, false, [2, 2, 2, 2], 1, 64, inChannels) { Compute = compute },

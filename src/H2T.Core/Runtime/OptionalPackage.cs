@@ -14,13 +14,26 @@ public static class OptionalPackage
 
     /// <summary>A new <typeparamref name="T"/> made by <paramref name="typeName"/>'s parameterless constructor in
     /// <paramref name="assembly"/>, or null when the application does not reference that assembly.</summary>
+    /// <remarks>An assembly that is there but does not load or does not fit (another version's, most likely) is an
+    /// error naming both, not a silent absence.</remarks>
     public static T? Find<T>(string assembly, string typeName) where T : class
     {
         Assembly loaded;
         try { loaded = Assembly.Load(new AssemblyName(assembly)); }
         catch (FileNotFoundException) { return null; }
-        var type = loaded.GetType(typeName, throwOnError: true)!;
-        return (T)Activator.CreateInstance(type)!;
+        catch (Exception e) when (e is FileLoadException or BadImageFormatException)
+        {
+            throw new InvalidOperationException($"{assembly} is referenced but does not load ({e.Message}); " +
+                $"it must be the version of {typeof(OptionalPackage).Assembly.GetName().Name} " +
+                $"{typeof(OptionalPackage).Assembly.GetName().Version}", e);
+        }
+        try { return (T)Activator.CreateInstance(loaded.GetType(typeName, throwOnError: true)!)!; }
+        catch (Exception e) when (e is TypeLoadException or MissingMethodException or InvalidCastException)
+        {
+            throw new InvalidOperationException($"{assembly} {loaded.GetName().Version} has no usable {typeName} " +
+                $"({e.Message}); it must be the version of {typeof(OptionalPackage).Assembly.GetName().Name} " +
+                $"{typeof(OptionalPackage).Assembly.GetName().Version}", e);
+        }
     }
 
     /// <summary>What to do when <paramref name="feature"/> needs <paramref name="assembly"/> and it is

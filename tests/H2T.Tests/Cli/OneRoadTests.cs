@@ -195,6 +195,23 @@ public sealed class OneRoadTests : IDisposable
     }
 
     [Fact]
+    public void ASettingSwitchGivenFalseIsFalseAndEverySettingSwitchCanSayIt()
+    {
+        // --nesterov=false is the entry false, so it overrides a config file's nesterov: true; left off, no entry.
+        var off = CliFlags.Entries(StageMode.StageOne, "--nesterov=false", "--epochs", "3");
+        Assert.Equal("false", off.Single(e => e.Key == "nesterov").Scalar);
+        Assert.DoesNotContain(CliFlags.Entries(StageMode.StageOne, "--epochs", "3"), e => e.Key == "nesterov");
+        Assert.Equal("false", CliFlags.Entries(StageMode.StageTwo, "--reinit=false")
+            .Single(e => e.Key == "reinit_classifier").Scalar);
+        // Every switch that stands for a config key is bool?, so "not given" and "false" stay apart.
+        foreach (var type in new[] { typeof(StageOneSettings), typeof(StageTwoSettings), typeof(SweepSettings) })
+            foreach (var p in type.GetProperties())
+                if (p.GetCustomAttributes(typeof(Spectre.Console.Cli.CommandOptionAttribute), true).Length > 0
+                    && !p.IsDefined(typeof(RunOptionAttribute), true) && p.PropertyType == typeof(bool))
+                    Assert.Fail($"{type.Name}.{p.Name}: a setting switch must be bool? (null: not given)");
+    }
+
+    [Fact]
     public void ARepeatedSweepFlagIsOneEntryPerValueAndErrorsNameTheFlag()
     {
         var c = BindFlags(StageMode.Sweep, "--rho", "0.25", "--sweep", "lr=0.1,0.2",

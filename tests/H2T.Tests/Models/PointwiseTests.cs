@@ -117,6 +117,21 @@ public sealed class PointwiseTests
         Assert.False(unprobed.Gemm);
         Assert.Contains($"set {Pointwise.EnvironmentVariable}=gemm", unprobed.Why, StringComparison.Ordinal);
 
+        // A child that dies without starting the probe (startup hooks off, another host) says nothing about oneDNN:
+        // not taken as a crash, not cached.
+        var none = Path.Combine(dir.Path, "none.json");
+        var sh = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-c", "kill -FPE $$" }) sh.ArgumentList.Add(a);
+        var quiet = Pointwise.Decide(null, none, sh);
+        Assert.False(quiet.Gemm);
+        Assert.Contains("did not start the probe", quiet.Why, StringComparison.Ordinal);
+        Assert.Empty(Pointwise.ReadCache(none));
+        // Nor does a program that cannot be started.
+        var missing = Pointwise.Decide(null, none, new ProcessStartInfo(Path.Combine(dir.Path, "missing", "program")));
+        Assert.False(missing.Gemm);
+        Assert.Contains("could not be started", missing.Why, StringComparison.Ordinal);
+        Assert.Empty(Pointwise.ReadCache(none));
+
         // The environment variable wins, and a wrong value is named.
         Assert.True(Pointwise.Decide("gemm", cache, null).Gemm);
         Assert.False(Pointwise.Decide("conv", cache, null).Gemm);
