@@ -111,22 +111,6 @@ def scan(line, state=None):
     return ctx, open_kind
 
 
-def literal_spans(line, ctx):
-    """Spans (start, end, kind-prefix) of top-level string literals that are regular or interpolated."""
-    spans = []
-    i = 0
-    while i < len(line):
-        if ctx[i][1] == 'str' and (i == 0 or ctx[i - 1][1] != 'str'):
-            j = i
-            while j < len(line) and ctx[j][1] == 'str':
-                j += 1
-            spans.append((i, j))
-            i = j
-        else:
-            i += 1
-    return spans
-
-
 BREAK_AFTER = [', ', ' => ', ' && ', ' || ', ' ?? ', ' + ', ' ? ', ' : ', ' = ', ' is ', ' or ', ' and ']
 
 
@@ -186,13 +170,11 @@ def split_literal(line, ctx, limit):
         if '@' in pre:
             return None
         body_start = start + len(pre) + 1
-        # a space inside the literal, outside holes, leaving room for '" +'
-        depth = 0
+        # the last space of the literal's own text (ctx: 'str'; holes and nested literals are not) that leaves room
+        # for '" +'
         cut = None
         for pos in range(body_start, end - 1):
-            ch = line[pos]
-            # ctx says 'str' for the literal's text and 'code' inside its holes
-            if ctx[pos][1] == 'str' and ch == ' ' and pos + 4 <= limit and pos > body_start + 10:
+            if ctx[pos][1] == 'str' and line[pos] == ' ' and pos + 4 <= limit and pos > body_start + 10:
                 cut = pos
         if cut is None:
             return None

@@ -73,15 +73,12 @@ public sealed class ImageClassifier : IDisposable
     /// </summary>
     public static InferenceEngine EngineFor(string architecture, ComputePrecision precision) =>
         precision == ComputePrecision.Fp32 && ModelFactory.IsImageNetResNet(architecture) &&
-            OnnxRuntime.Value is not null
+            OnnxRuntime is not null
             ? InferenceEngine.OnnxRuntime : InferenceEngine.TorchSharp;
 
-    // PublicationOnly: a failure to load the package is thrown again on the next use, not kept.
-    static readonly Lazy<IOnnxRuntimeEngine?> OnnxRuntime = new(
-        () => OptionalPackage.Find<IOnnxRuntimeEngine>(OptionalPackage.Onnx, "H2T.Onnx.OnnxRuntimeEngine"),
-        LazyThreadSafetyMode.PublicationOnly);
+    static IOnnxRuntimeEngine? OnnxRuntime => OptionalPackage.FromOnnx<IOnnxRuntimeEngine>();
 
-    static IOnnxRuntimeEngine RequireOnnxRuntime(string path) => OnnxRuntime.Value
+    static IOnnxRuntimeEngine RequireOnnxRuntime(string path) => OnnxRuntime
         ?? throw new ConfigException($"{path}: {OptionalPackage.Missing(OptionalPackage.Onnx, "ONNX Runtime")}",
             "engine");
 

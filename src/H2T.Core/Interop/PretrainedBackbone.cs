@@ -170,12 +170,7 @@ public static class PretrainedBackbone
     }
 
     /// <summary>ONNX weights, when the application references H2T.Onnx.</summary>
-    static IOnnxWeights? Onnx => OnnxWeights.Value;
-
-    // PublicationOnly: a failure to load the package is thrown again on the next use, not kept.
-    static readonly Lazy<IOnnxWeights?> OnnxWeights = new(
-        () => OptionalPackage.Find<IOnnxWeights>(OptionalPackage.Onnx, "H2T.Onnx.OnnxWeights"),
-        LazyThreadSafetyMode.PublicationOnly);
+    static IOnnxWeights? Onnx => OptionalPackage.FromOnnx<IOnnxWeights>();
 
     static IOnnxWeights RequireOnnx(string given) => Onnx
         ?? throw new ConfigException(

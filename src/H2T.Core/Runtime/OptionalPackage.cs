@@ -36,6 +36,20 @@ public static class OptionalPackage
         }
     }
 
+    /// <summary>
+    /// H2T.Onnx's implementation of the core's seam <typeparamref name="T"/> (<c>IOnnxRuntimeEngine</c>,
+    /// <c>IOnnxWeights</c>): the class of the interface's name without its I, in the H2T.Onnx namespace. Found once
+    /// per seam; null when the application does not reference the package. A failure to load it is thrown again on
+    /// the next use, not kept.
+    /// </summary>
+    public static T? FromOnnx<T>() where T : class => OnnxSeam<T>.Implementation.Value;
+
+    static class OnnxSeam<T> where T : class
+    {
+        public static readonly Lazy<T?> Implementation = new(
+            () => Find<T>(Onnx, $"{Onnx}.{typeof(T).Name[1..]}"), LazyThreadSafetyMode.PublicationOnly);
+    }
+
     /// <summary>What to do when <paramref name="feature"/> needs <paramref name="assembly"/> and it is
     /// absent.</summary>
     public static string Missing(string assembly, string feature) =>
