@@ -52,6 +52,22 @@ public sealed class StageOneSettings : DataOptions
         "train only these backbone modules (comma list, e.g. layer4.2); the rest is frozen, BatchNorm in eval mode " +
         "[[trainable]]")]
     public string? Trainable { get; init; }
+    [CommandOption("--tuning <KIND>")] [Description(
+        "which part of the backbone trains: full (default), frozen, bias, norm, ssf; ViT: adaptformer, lora, " +
+        "vpt-shallow, vpt-deep [[tuning]]")]
+    public string? Tuning { get; init; }
+    [CommandOption("--tuning-dim <N>")] [Description(
+        "adapter width, LoRA rank or prompt count (default 0 = LIFT's rule) [[tuning_dim]]")]
+    public string? TuningDim { get; init; }
+    [CommandOption("--head-init <HOW>")] [Description(
+        "classifier start: random (default) or class-mean (LIFT's) [[head_init]]")]
+    public string? HeadInit { get; init; }
+    [CommandOption("--cosine-scale <S>")] [Description(
+        "factor on a cosine classifier's cosines; unset: 25 (LIFT's), or 1 for LDAM's family [[cosine_scale]]")]
+    public string? CosineScale { get; init; }
+    [CommandOption("--optimizer <NAME>")] [Description(
+        "sgd (default) or adamw (no weight decay on norms and biases) [[optimizer]]")]
+    public string? Optimizer { get; init; }
     [CommandOption("--memory-layout <L>")] [Description(
         "feature maps channels-last (default) or nchw [[memory_layout]]")]
     public string? MemoryLayout { get; init; }

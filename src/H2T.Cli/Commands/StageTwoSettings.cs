@@ -74,6 +74,9 @@ public abstract class StageTwoOptions : CheckpointDataSettings
     [CommandOption("--lr-factor <F>")] [Description(
         "classifier lr = lr x factor (default 0.2) [[lr_scheduler.lr_factor]]")]
     public string? LrFactor { get; init; }
+    [CommandOption("--optimizer <NAME>")] [Description(
+        "sgd (default) or adamw (no weight decay on norms and biases) [[optimizer]]")]
+    public string? Optimizer { get; init; }
     [CommandOption("--wd <WD>")] [Description("default 5e-4 [[weight_decay]]")]
     public string? WeightDecay { get; init; }
     [CommandOption("--momentum <M>")] [Description("default 0.9 [[momentum]]")]

@@ -102,6 +102,12 @@ public static class ReferenceConfig
     sealed record Key(string Name, Stages Stages, Action<Builder, ConfigEntry> Apply, string? Flag = null,
         string? Sets = null, Stages? FlagStages = null);
 
+    // Before Keys: static fields initialise in text order.
+    static NameTable<string> HeadInits { get; } = new("head_init",
+        [("random", "random"), ("class-mean", "class-mean"), ("class_mean", "class-mean")]);
+
+    static NameTable<string> Optimizers { get; } = new("optimizer", [("sgd", "sgd"), ("adamw", "adamw")]);
+
     static readonly Key[] Keys =
     [
         new("name", Stages.Both, (b, e) => b.Name = e.String()),
@@ -169,6 +175,15 @@ public static class ReferenceConfig
         new("pretrained", Stages.One, (b, e) => b.One = b.One with { Pretrained = e.StringOrNull() }, "--pretrained"),
         new("trainable", Stages.One, (b, e) => b.One = b.One with { Trainable = e.IsNull ? null : e.Strings() },
             "--trainable"),
+        // Light fine-tuning (LIFT's recipe, Shi et al., ICML 2024): which part trains, the classifier's start and
+        // scale.
+        new("tuning", Stages.One, (b, e) => b.One = b.One with { Tuning = Named(e, TuningNames.Names) }, "--tuning"),
+        new("tuning_dim", Stages.One, (b, e) => b.One = b.One with { TuningDim = e.Int() }, "--tuning-dim"),
+        new("head_init", Stages.One, (b, e) => b.One = b.One with { HeadInit = Named(e, HeadInits) }, "--head-init"),
+        new("cosine_scale", Stages.One, (b, e) => b.One = b.One with { CosineScale = e.DoubleOrNull() },
+            "--cosine-scale"),
+        new("optimizer", Stages.Both, (b, e) => SetOptim(b, o => o with { Optimizer = Named(e, Optimizers) }),
+            "--optimizer"),
         // optimisation
         new("lr", Stages.Both, (b, e) => SetOptim(b, o => o with { Lr = e.Double() }), "--lr"),
         new("batch_size", Stages.Both, (b, e) => SetOptim(b, o => o with { BatchSize = e.Int() }), "--batch-size"),

@@ -53,6 +53,11 @@ public static class RunConfigChecks
             throw new ConfigException(
                 $"unknown backbone '{config.Backbone}'; expected one of: " +
                 $"{string.Join(", ", ModelFactory.BackboneNames)}", "backbone");
+        if (TuningNames.NeedsTokens(config.Tuning) && !ModelFactory.HasTokens(config.Backbone))
+            throw new ConfigException(
+                $"tuning {TuningNames.Name(config.Tuning)} needs a ViT backbone; {config.Backbone} has no tokens " +
+                    $"(for a " +
+                "CNN: full, frozen, bias, norm or ssf)", "tuning");
         if (!ModelFactory.HeadNames.Contains(config.Classifier, StringComparer.OrdinalIgnoreCase))
             throw new ConfigException(
                 $"unknown classifier '{config.Classifier}'; expected one of: " +

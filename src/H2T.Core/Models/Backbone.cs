@@ -8,7 +8,7 @@ namespace H2T.Models;
 /// A feature extractor that returns the final feature MAP (N x C x H x W), before global pooling: H2T fuses there.
 /// Multi-expert backbones return one map per expert through <see cref="ForwardExperts"/>.
 /// </summary>
-public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
+public abstract partial class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
 {
     /// <summary>Channels of the final feature map (the classifier's input width).</summary>
     public abstract int FeatureChannels { get; }
@@ -68,7 +68,11 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// An eval-mode equivalent with BatchNorm folded into the convolutions, for evaluation passes; null when the
     /// architecture does not provide one. The caller disposes it.
     /// </summary>
-    public virtual Backbone? FoldedForInference() => null;
+    public Backbone? FoldedForInference() => TuningState is null ? Fold() : null;
+
+    /// <summary>The architecture's BatchNorm-folded equivalent (<see cref="FoldedForInference"/>), built from the
+    /// current weights; not asked while tuning modules that the fold would not see are attached.</summary>
+    protected virtual Backbone? Fold() => null;
 
     /// <summary>
     /// Freezes every parameter outside the named modules (a name covers the module and everything under it, e.g.
@@ -90,14 +94,14 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
         return frozen;
     }
 
-    /// <summary>Training mode, with the BatchNorm layers outside <paramref name="trainable"/> kept in eval mode (their
-    /// running statistics stay the pretrained ones); null trains everything.</summary>
-    public void TrainKeepingFrozenInEval(IReadOnlyList<string>? trainable)
+    /// <summary>Training mode, with every BatchNorm layer whose scale does not train kept in eval mode: its running
+    /// statistics stay the pretrained ones (frozen stages, a frozen backbone, bias-only and SSF tuning). BatchNorm
+    /// layers that train (the whole backbone, trainable stages, norm tuning) re-estimate them.</summary>
+    public void TrainKeepingFrozenInEval()
     {
         train();
-        if (trainable is null) return;
-        foreach (var (name, m) in named_modules())
-            if (m is TorchSharp.Modules.BatchNorm && !Covers(trainable, name)) m.eval();
+        foreach (var (_, m) in named_modules())
+            if (m is TorchSharp.Modules.BatchNorm bn && bn.weight is { requires_grad: false }) m.eval();
     }
 
     static bool Covers(IReadOnlyList<string> trainable, string name) =>

@@ -74,6 +74,18 @@ public sealed class CosineHead : ClassifierHead
     }
 
     public override string Kind => "cosine";
+
+    /// <summary>Sets the class vectors from <paramref name="classVectors"/> (classes x features; normalised
+    /// here).</summary>
+    public void SetClassVectors(Tensor classVectors)
+    {
+        ArgumentNullException.ThrowIfNull(classVectors);
+        using var _ = no_grad();
+        using var unit = functional.normalize(classVectors, dim: 1);
+        using var t = unit.t();
+        weight.copy_(t);
+    }
+
     /// <summary>The factor on the cosines (1 unless a loss asked for another).</summary>
     public double Scale => scale;
 

@@ -5,7 +5,8 @@ public static class ModelFactory
 {
     /// <summary>A backbone's constructor (by input channels and its compute) and its expert count, known without
     /// building it.</summary>
-    sealed record Entry(Func<int, BackboneCompute, Backbone> Make, int Experts = 1, bool ImageNet = false);
+    sealed record Entry(Func<int, BackboneCompute, Backbone> Make, int Experts = 1, bool ImageNet = false,
+        bool Tokens = false);
 
     static readonly Dictionary<string, Entry> Backbones = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -70,6 +71,10 @@ public static class ModelFactory
     public static Backbone CreateBackbone(string name, int inChannels, BackboneCompute? compute = null) =>
         Find(name).Make(inChannels, compute ?? BackboneCompute.Default);
 
+    /// <summary>Whether the named backbone is a transformer over tokens (a ViT: <see cref="ITokenTunable"/>), which
+    /// the token tuning kinds need.</summary>
+    public static bool HasTokens(string name) => Backbones.TryGetValue(name, out var e) && e.Tokens;
+
     /// <summary>How many experts (branches) the named backbone has: 3 for ride_* and reslt_*, else 1.</summary>
     public static int ExpertCount(string name) => Find(name).Experts;
 
@@ -83,7 +88,7 @@ public static class ModelFactory
 
     /// <summary>The classifier <paramref name="kind"/> over the backbone's feature map (its width and expert
     /// count).</summary>
-    public static ClassifierHead CreateHead(string kind, Backbone backbone, int numClasses)
+    public static ClassifierHead CreateHead(string kind, Backbone backbone, int numClasses, double cosineScale = 1.0)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         var k = kind.ToLowerInvariant();
@@ -97,7 +102,7 @@ public static class ModelFactory
                 $"'{backbone.ExpertHeadKind}' classifier, not '{kind}'");
         if (expertKind && backbone.ExpertHeadKind != k)
             throw new ArgumentException($"the '{kind}' classifier needs a {k}_* backbone, not {backbone.Architecture}");
-        return CreateHead(k, backbone.FeatureChannels, numClasses, experts: backbone.Experts);
+        return CreateHead(k, backbone.FeatureChannels, numClasses, cosineScale, backbone.Experts);
     }
 
     public static ClassifierHead CreateHead(string kind, int inFeatures, int numClasses, double cosineScale = 1.0,

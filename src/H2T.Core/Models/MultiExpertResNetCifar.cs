@@ -100,6 +100,6 @@ public sealed class ResLtResNetCifar : ResNetCifar
     }
 
     /// <summary>The branches need their BatchNorms; the trunk-only fold does not apply.</summary>
-    public override Backbone? FoldedForInference() => null;
+    protected override Backbone? Fold() => null;
 
 }

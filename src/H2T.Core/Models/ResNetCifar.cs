@@ -73,7 +73,7 @@ public class ResNetCifar : Backbone
     /// b' = beta - m * g / sqrt(v + eps)): the same outputs as this network in eval mode, one pass less over every
     /// activation. Take it after the weights and statistics are final; it does not follow later changes.
     /// </summary>
-    public override Backbone? FoldedForInference()
+    protected override Backbone? Fold()
     {
         using var _ = no_grad();
         // Intermediates die with the scope; the folded weights are detached from it and owned by the copy.

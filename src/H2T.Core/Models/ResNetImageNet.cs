@@ -89,7 +89,7 @@ public sealed class ResNetImageNet : Backbone
     /// same outputs as this network in eval mode, one pass less over every activation (evaluation and predict use it).
     /// Take it after the weights and statistics are final; it does not follow later changes.
     /// </summary>
-    public override Backbone? FoldedForInference()
+    protected override Backbone? Fold()
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();

@@ -42,6 +42,15 @@ public sealed record CheckpointMeta
     /// <summary>The evaluation transform the model expects (null in older checkpoints: derived from the data
     /// config).</summary>
     public H2T.Data.ImagePreprocessing? Preprocessing { get; init; }
+    /// <summary>The factor on a cosine classifier's cosines (1: none; LIFT's 25 for the light recipe).</summary>
+    public double CosineScale { get; init; } = 1.0;
+    /// <summary>The tuning whose modules the saved backbone carries ("ssf", "adaptformer", ...; null: none, or
+    /// merged into the weights), and their width, rank or prompt count.</summary>
+    public string? Tuning { get; init; }
+    public int TuningDim { get; init; }
+    /// <summary>Backbone parameters that trained in the run, and all of them (elements; 0 in older files).</summary>
+    public long TrainableParameters { get; init; }
+    public long BackboneParameters { get; init; }
 }
 
 /// <summary>
@@ -184,10 +193,19 @@ public static class Checkpoint
                 : throw new ConfigException(
                     $"{path}: layout '{meta.Layout}': expected {ComputeNames.Layouts.Expected}")));
         var backbone = ModelFactory.CreateBackbone(meta.Architecture, meta.InChannels, compute);
-        var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses);
+        var head = ModelFactory.CreateHead(meta.Classifier, backbone, meta.NumClasses, meta.CosineScale);
         try
         {
+            if (meta.Tuning is { } tuning)
+            {
+                if (!Tuning.Names.TryParse(tuning, out var kind))
+                    throw new ConfigException($"{path}: tuning '{tuning}': expected {Tuning.Names.Expected}");
+                H2T.Models.Tuning.AddModules(backbone, kind, meta.TuningDim, meta.NumClasses);
+            }
             Load(path, backbone, head, null, expectedInChannels, expectedClasses);
+            // Opened models evaluate, predict, export or feed a frozen stage II: SSF folds into the weights there.
+            backbone = H2T.Models.Tuning.Merged(backbone, () => ModelFactory.CreateBackbone(meta.Architecture,
+                meta.InChannels, compute));
             return new Models(meta, backbone, head);
         }
         catch

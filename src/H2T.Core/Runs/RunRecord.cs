@@ -47,13 +47,17 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
             AtomicFile.Json);
 
     /// <summary>The metadata every checkpoint of this run carries (the epoch is added when it is saved).</summary>
-    public CheckpointMeta Meta(Backbone backbone, string classifier)
+    public CheckpointMeta Meta(Backbone backbone, ClassifierHead head)
     {
         ArgumentNullException.ThrowIfNull(backbone);
+        ArgumentNullException.ThrowIfNull(head);
         return new CheckpointMeta
         {
             Architecture = backbone.Architecture, InChannels = Splits.Train.Shape.Channels,
-                NumClasses = Splits.NumClasses, Classifier = classifier,
+                NumClasses = Splits.NumClasses, Classifier = head.Kind,
+            CosineScale = head is CosineHead cosine ? cosine.Scale : 1.0,
+            Tuning = backbone.TuningState is { } t ? Tuning.Name(t.Kind) : null,
+                TuningDim = backbone.TuningState?.Dim ?? 0,
             ClassCounts = Splits.TrainClassCounts, Dataset = Splits.Name, Seed = Config.Seed, Config = ConfigJson(),
             DataConfig = DataConfig, From = From,
             Precision = ComputeNames.Name(backbone.Precision),

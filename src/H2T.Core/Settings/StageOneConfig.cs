@@ -19,10 +19,29 @@ public sealed record StageOneConfig : RunConfig
     /// <summary>Backbone modules that train (e.g. ["layer4.2"]); the others are frozen, their BatchNorm in eval mode.
     /// Null: the whole backbone trains. The classifier always trains.</summary>
     public string[]? Trainable { get; init; }
+    /// <summary>Which part of the backbone trains (H2T.Models.Tuning): full (default), frozen, bias,
+    /// norm, ssf; on a ViT also adaptformer, lora, vpt-shallow, vpt-deep.</summary>
+    public TuningKind Tuning { get; init; } = TuningKind.Full;
+    /// <summary>The tuning's adapter width, LoRA rank or prompt count; 0: LIFT's default for it.</summary>
+    public int TuningDim { get; init; }
+    /// <summary>The classifier's start: "random", or "class-mean" (LIFT's: each class's weight is the unit mean of
+    /// its training images' features, computed once before the first epoch).</summary>
+    public string HeadInit { get; init; } = "random";
+    /// <summary>The factor on a cosine classifier's cosines; null: 25 (LIFT's) unless the loss scales them itself
+    /// (LDAM's family), then 1.</summary>
+    public double? CosineScale { get; init; }
 
     internal override void ValidateStageValues()
     {
         Data.ValidateValues();
+        if (Tuning != TuningKind.Full && Trainable is not null) throw new ConfigException(
+            $"tuning {TuningNames.Name(Tuning)} and trainable are exclusive: trainable picks whole modules " +
+            "of a full fine-tune", "tuning");
+        if (TuningDim < 0) throw new ConfigException($"tuning_dim must be >= 0, got {TuningDim}", "tuning_dim");
+        if (HeadInit is not ("random" or "class-mean")) throw new ConfigException(
+            $"head_init '{HeadInit}': expected random or class-mean", "head_init");
+        if (CosineScale is { } cs && !(cs > 0)) throw new ConfigException(
+            $"cosine_scale must be > 0, got {cs}", "cosine_scale");
         if (Trainable is { Length: 0 }) throw new ConfigException(
             "trainable: name at least one backbone module (or leave it out to train the whole backbone)", "trainable");
         if (!(MixupAlpha >= 0)) throw new ConfigException($"mixup alpha must be >= 0, got {MixupAlpha}", "alpha");

@@ -26,10 +26,26 @@ internal sealed record BatchPair(Batch First, Batch? Second) : IDisposable
 /// </summary>
 internal static class EpochTraining
 {
-    /// <summary>SGD over <paramref name="parameters"/> with the run's momentum, weight decay and Nesterov, starting
-    /// at <paramref name="lr"/> (the schedule sets it every epoch).</summary>
-    public static SGD Sgd(IEnumerable<Parameter> parameters, OptimConfig settings, double lr) =>
-        optim.SGD(parameters, lr, settings.Momentum, weight_decay: settings.WeightDecay, nesterov: settings.Nesterov);
+    /// <summary>
+    /// The run's optimiser over <paramref name="parameters"/>, starting at <paramref name="lr"/> (the schedule sets it
+    /// every epoch): SGD with the run's momentum, weight decay and Nesterov; or AdamW with beta1 = momentum, whose
+    /// weight decay skips one-dimensional parameters (norm scales and shifts, biases, SSF's and LWS's factors), as
+    /// timm and the ViT fine-tuning recipes do.
+    /// </summary>
+    public static OptimizerHelper Optimizer(IEnumerable<Parameter> parameters, OptimConfig settings, double lr)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        if (settings.Optimizer != "adamw")
+            return optim.SGD(parameters, lr, settings.Momentum, weight_decay: settings.WeightDecay,
+                nesterov: settings.Nesterov);
+        var all = parameters.ToList();
+        var decay = all.Where(p => p.dim() > 1).ToList();
+        var plain = all.Where(p => p.dim() <= 1).ToList();
+        var groups = new List<AdamW.ParamGroup>();
+        if (decay.Count > 0) groups.Add(new(decay, new AdamW.Options { weight_decay = settings.WeightDecay }));
+        if (plain.Count > 0) groups.Add(new(plain, new AdamW.Options { weight_decay = 0 }));
+        return optim.AdamW(groups, lr, settings.Momentum, 0.999, 1e-8, settings.WeightDecay);
+    }
 
     public static void SetLearningRate(OptimizerHelper optimizer, double lr)
     {

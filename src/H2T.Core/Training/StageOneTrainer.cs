@@ -58,7 +58,9 @@ public static class StageOneTrainer
             headKind = "cosine";
             observer.Message($"loss {config.Loss.Type} expects a cosine classifier: using classifier 'cosine'");
         }
-        using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses);
+        // LIFT's cosine classifier scales its cosines by 25; LDAM's family brings its own scale.
+        double cosineScale = config.CosineScale ?? (loss.WantsNormalizedClassifier ? 1.0 : 25.0);
+        using var head = ModelFactory.CreateHead(headKind, backbone, splits.NumClasses, cosineScale);
         loss.CheckHead(head);
         if (MixedPrecision.Warning(config.Precision) is { } warning) observer.Message(warning);
         bool fresh = !resume || !File.Exists(run.LastCheckpoint);
@@ -72,9 +74,14 @@ public static class StageOneTrainer
                 $"trainable: {string.Join(", ", trainable)} and the classifier; {frozen} backbone parameter " +
                 $"tensor(s) frozen, their BatchNorm in eval mode");
         }
+        var tuned = config.Trainable is null
+            ? Tuning.Apply(backbone, config.Tuning, config.TuningDim, splits.NumClasses)
+            : Tuning.Summarize(backbone, TuningKind.Full);
+        initialisation.Add(tuned.Describe());
+        observer.Message(tuned.Describe());
         backbone.to(device);
         head.to(device);
-        using var optimizer = EpochTraining.Sgd(backbone.parameters().Where(p =>
+        using var optimizer = EpochTraining.Optimizer(backbone.parameters().Where(p =>
             p.requires_grad).Concat(head.parameters()), config.Optim, config.Optim.Lr);
 
         using var hold = run.Lock();
@@ -96,8 +103,17 @@ public static class StageOneTrainer
                 $"{splits.NumClasses} backbone {backbone.Architecture} head {headKind} loss {loss.Name} feature maps " +
                 $"{MemoryLayout.Name(backbone.ChannelsLast)} precision {MixedPrecision.Name(config.Precision)}");
         }
+        if (fresh && config.HeadInit == "class-mean")
+        {
+            var line = ClassMeanInit.Apply(backbone, head, splits, config, device);
+            observer.Message(line);
+            run.Log(line);
+        }
         loop.TryResume(resume, backbone, head, optimizer, record);
-        var template = record.Meta(backbone, head.Kind);
+        var template = record.Meta(backbone, head) with
+        {
+            TrainableParameters = tuned.TrainableParameters, BackboneParameters = tuned.TotalParameters,
+        };
         if (loop.StartEpoch >= config.Epochs) return loop.CompleteFinishedRun();
 
         var labels = splits.Train.Labels;
@@ -138,7 +154,7 @@ public static class StageOneTrainer
             EpochTraining.SetLearningRate(optimizer, lr);
             loss.OnEpochStart(epoch, config.Epochs);
 
-            backbone.TrainKeepingFrozenInEval(config.Trainable);
+            backbone.TrainKeepingFrozenInEval();
             head.train();
             var mixRng = new Random(Seeds.Derive(config.Seed, epoch, Seeds.Mixup));
             using var permGen = new Generator((ulong)Seeds.Derive(config.Seed, epoch, Seeds.MixupPermutation));

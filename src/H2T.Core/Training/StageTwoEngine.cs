@@ -115,7 +115,8 @@ internal static class StageTwoEngine
                     head.to(device);
                     loss = LossFactory.Create(c.Loss, splits.TrainClassCounts);
                     loss.CheckHead(head);
-                    var optimizer = EpochTraining.Sgd(head.TrainableParameters(), c.Optim, c.Optim.Lr * c.LrFactor);
+                    var optimizer = EpochTraining.Optimizer(head.TrainableParameters(), c.Optim,
+                        c.Optim.Lr * c.LrFactor);
                     members.Add(new Member
                     {
                         Spec = spec, Head = head, Loss = loss, Optimizer = optimizer,
@@ -217,7 +218,7 @@ internal static class StageTwoEngine
                 if (context.Note is not null) m.Run.Log($"stage2 data: {context.Note}");
             }
             m.Loop.TryResume(resume, backbone, m.Head, m.Optimizer, m.Record);
-            m.Meta = m.Record.Meta(backbone, m.Head.Kind);
+            m.Meta = m.Record.Meta(backbone, m.Head);
             if (start >= 0 && m.Loop.StartEpoch != start)
                 throw new ConfigException(
                     $"--resume: {m.Run.Path} stopped after epoch {m.Loop.StartEpoch}, {members[0].Run.Path} after " +
@@ -283,7 +284,7 @@ internal static class StageTwoEngine
             head = StageTwoMethods.Classifier(config).AdaptHead(head, path);
             if (config.ReinitClassifier)
             {
-                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone, from.NumClasses);
+                using var fresh = ModelFactory.CreateHead(from.Classifier, backbone, from.NumClasses, from.CosineScale);
                 using var _ = no_grad();
                 foreach (var (p, q) in head.parameters().Zip(fresh.parameters())) p.copy_(q);
             }

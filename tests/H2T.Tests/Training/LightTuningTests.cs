@@ -1,0 +1,70 @@
+using System.Text.Json;
+using H2T.Runs;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
+
+namespace H2T.Tests.Training;
+
+/// <summary>LIFT's recipe through the CLI: SSF tuning, class-mean head, AdamW; the checkpoint records the tuning and
+/// the counts, and evaluation of the folded checkpoint gives the run's own final numbers.</summary>
+public sealed class LightTuningTests : IDisposable
+{
+    readonly TinyLongTailedSet set = new();
+    readonly TempDir runs = new();
+
+    public void Dispose()
+    {
+        set.Dispose();
+        runs.Dispose();
+    }
+
+    [Fact]
+    public void SsfWithAClassMeanCosineHeadTrainsRecordsAndEvaluatesTheSame()
+    {
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--imb-factor",
+            "10", "--epochs", "1", "--backbone", "resnet8", "--batch-size", "32", "--lr", "0.01", "--tuning", "ssf",
+            "--classifier", "cosine", "--loss", "logit-adjust", "--head-init", "class-mean", "--optimizer", "adamw",
+            "--wd", "0.05", "--mixup", "0", "--out", s1);
+        Assert.True(rc == 0, output);
+        Assert.Contains("tuning ssf:", output);
+        Assert.Contains("head_init class-mean", output);
+        var ckpt = Path.Combine(s1, "last.ckpt");
+        var meta = Checkpoint.ReadMeta(ckpt);
+        Assert.Equal("ssf", meta.Tuning);
+        Assert.Equal(25.0, meta.CosineScale);
+        Assert.True(meta.TrainableParameters > 0 && meta.TrainableParameters < meta.BackboneParameters / 10,
+            $"{meta.TrainableParameters} of {meta.BackboneParameters}");
+        var log = File.ReadAllText(Path.Combine(s1, "log.txt"));
+        Assert.Contains("tuning ssf:", log);
+
+        var json = Path.Combine(runs.Path, "eval.json");
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", json);
+        Assert.True(rc == 0, output);
+        using var eval = JsonDocument.Parse(File.ReadAllText(json));
+        using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(s1, "final-eval.json")));
+        double Top1(JsonDocument d) => d.RootElement.GetProperty("top1").GetDouble();
+        Assert.Equal(Top1(final), Top1(eval), 6);
+
+        // Stage II from the tuned backbone: the folded checkpoint feeds it like a plain one.
+        var s2 = Path.Combine(runs.Path, "s2");
+        (rc, output) = CliRunner.Run("stage2", "--from", ckpt, "--rho", "0.3", "--epochs", "1", "--batch-size", "32",
+            "--optimizer", "adamw", "--out", s2);
+        Assert.True(rc == 0, output);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--tuning", "ssf", "--trainable", "layer3" }, "exclusive")]
+    [InlineData(new[] { "--tuning", "lora" }, "needs a ViT backbone")]
+    [InlineData(new[] { "--tuning", "half" }, "expected full, frozen")]
+    [InlineData(new[] { "--head-init", "zeros" }, "expected random, class-mean")]
+    [InlineData(new[] { "--optimizer", "adam" }, "expected sgd, adamw")]
+    [InlineData(new[] { "--optimizer", "adamw", "--nesterov" }, "nesterov is SGD's")]
+    public void BadTuningOptionsSayWhatIsExpected(string[] extra, string message)
+    {
+        var (rc, output) = CliRunner.Run(["stage1", "--dataset", "fashion-mnist", "--data", set.Path, "--epochs", "1",
+            "--backbone", "resnet8", "--out", Path.Combine(runs.Path, "bad"), .. extra]);
+        Assert.NotEqual(0, rc);
+        Assert.Contains(message, output);
+    }
+}
