@@ -2,6 +2,8 @@ using H2T.Interop;
 using H2T.Models;
 using H2T.Runtime;
 using H2T.Settings;
+using H2T.Tests.Cli;
+using H2T.Tests.Data;
 using H2T.Tests.Interop;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -179,5 +181,22 @@ public sealed class ConvNeXtTests(ITestOutputHelper output)
         var bfLoss = nn.functional.cross_entropy(head.call(bf16.call(x)), y);
         bfLoss.backward();
         Assert.All(bf16.parameters(), p => Assert.Equal(ScalarType.Float32, p.grad!.dtype));
+    }
+
+    [Fact]
+    public void StageTwoFusesTheMicroNetworksMaps()
+    {
+        using var runs = new TempDir();
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, text) = CliRunner.Run("stage1", "--dataset", "imagefolder", "--data", DataTestFiles.CifarJpgSample,
+            "--imb-factor", "2", "--backbone", "convnext_micro", "--image-size", "32", "--epochs", "1",
+            "--batch-size", "50", "--out", s1, "--threads", "2");
+        Assert.True(rc == 0, text);
+        var s2 = Path.Combine(runs.Path, "s2");
+        (rc, text) = CliRunner.Run("stage2", "--from", Path.Combine(s1, "last.ckpt"), "--rho", "0.5", "--epochs", "1",
+            "--batch-size", "50", "--out", s2);
+        Assert.True(rc == 0, text);
+        Assert.Contains("rho=0.5", text);
+        Assert.True(new H2T.Runs.RunFolder(s2).ReadMetrics().Completed);
     }
 }
