@@ -16,7 +16,8 @@ public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int In
 /// after the checkpoint's resize / crop; normalisation, the backbone with every BatchNorm folded into the convolution
 /// before it (ResLT's branch BatchNorms become per-channel affine maps), global pooling and the classifier exactly as
 /// evaluation computes it (cosine, LWS scales folded into the weights, tau-normalised weights, RIDE's expert mean,
-/// ResLT's branch sum). Outputs <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
+/// ResLT's branch sum); a ConvNeXt's trunk ends in its final LayerNorm of the pooled map, as torchvision computes it
+/// (LayerNormalization is in opset 17; GELU, not until opset 20, is written in its exact erf form). Outputs <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
 /// Class names and preprocessing are in the metadata (<see cref="ModelCard.MetadataKeys"/>). Always fp32.
 /// </summary>
 public static class OnnxExporter
@@ -50,6 +51,7 @@ public static class OnnxExporter
                 ResLtResNetCifar => ResLtMaps(g, weights, CifarTrunk(g, weights, x)),
                 ResNetCifar => [CifarTrunk(g, weights, x)],
                 ResNetImageNet => [ImageNetTrunk(g, weights, x)],
+                ConvNeXt => [ConvNeXtTrunk(g, weights, x)],
                 _ => throw new NotSupportedException($"ONNX export does not know the {backbone.Architecture} backbone"),
             };
             var pooled = maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis",
@@ -241,6 +243,81 @@ public static class OnnxExporter
                 inPlanes = outPlanes;
             }
         return y;
+    }
+
+    // ---- ConvNeXt (torchvision layout) ----
+
+    const float ConvNeXtEps = 1e-6f;
+
+    /// <summary>torchvision's ConvNeXt features, then classifier.0 on the pooled map: N x C x 1 x 1, whose pooling
+    /// (the identity) is what the backbone's map pools to.</summary>
+    static string ConvNeXtTrunk(OnnxGraph g, Weights w, string x)
+    {
+        var y = LayerNorm2d(g, w, BiasedConv(g, w, x, "features.0.0", 4, 0, 1), "features.0.1");
+        for (int f = 1; w.Has($"features.{f}.0.layer_scale") || w.Has($"features.{f}.0.weight"); f++)
+        {
+            if (w.Has($"features.{f}.0.layer_scale"))
+                for (int i = 0; w.Has($"features.{f}.{i}.layer_scale"); i++) y = CnBlock(g, w, y, $"features.{f}.{i}");
+            else
+                y = BiasedConv(g, w, LayerNorm2d(g, w, y, $"features.{f}.0"), $"features.{f}.1", 2, 0, 1);
+        }
+        var pooled = g.Node("GlobalAveragePool", [y]);
+        int c = Channels(w, "classifier.0.weight", 0);
+        return g.Node("LayerNormalization", [pooled, g.Floats("final_norm_w", w.Backbone("classifier.0.weight").Data,
+            c, 1, 1), g.Floats("final_norm_b", w.Backbone("classifier.0.bias").Data, c, 1, 1)], Int("axis", 1),
+            Float("epsilon", ConvNeXtEps));
+    }
+
+    /// <summary>CNBlock: x + layer_scale * Linear(GELU(Linear(LN(dwconv7x7(x))))), the MLP on N x H x W x C.</summary>
+    static string CnBlock(OnnxGraph g, Weights w, string x, string block)
+    {
+        int c = Channels(w, block + ".block.0.weight", 0);
+        var z = g.Node("Transpose", [BiasedConv(g, w, x, block + ".block.0", 1, 3, c)], Ints("perm", 0, 2, 3, 1));
+        z = LastAxisNorm(g, w, z, block + ".block.2");
+        z = Dense(g, w, z, block + ".block.3");
+        // GELU(z) = z / 2 * (1 + erf(z / sqrt 2)), torch's exact form
+        var erf = g.Node("Erf", [g.Node("Div", [z, g.Floats("sqrt2", [MathF.Sqrt(2f)], 1)])]);
+        z = g.Node("Mul", [g.Node("Mul", [z, g.Node("Add", [erf, g.Floats("one", [1f], 1)])]), g.Floats("half", [0.5f],
+            1)]);
+        z = g.Node("Transpose", [Dense(g, w, z, block + ".block.5")], Ints("perm", 0, 3, 1, 2));
+        var (scale, _) = w.Backbone(block + ".layer_scale");
+        z = g.Node("Mul", [z, g.Floats("layer_scale", scale, c, 1, 1)]);
+        return g.Node("Add", [z, x]);
+    }
+
+    static string BiasedConv(OnnxGraph g, Weights w, string x, string conv, int stride, int padding, int groups)
+    {
+        var (weight, shape) = w.Backbone(conv + ".weight");
+        var (bias, _) = w.Backbone(conv + ".bias");
+        return g.Node("Conv", [x, g.Floats(conv.Replace('.', '_') + "_w", weight, shape), g.Floats(conv.Replace('.',
+            '_') + "_b", bias, shape[0])], Ints("kernel_shape", shape[2], shape[3]), Ints("strides", stride, stride),
+            Ints("pads", padding, padding, padding, padding), Int("group", groups), Ints("dilations", 1, 1));
+    }
+
+    /// <summary>torchvision's LayerNorm2d: a LayerNorm over the channels at every position.</summary>
+    static string LayerNorm2d(OnnxGraph g, Weights w, string x, string norm) =>
+        g.Node("Transpose", [LastAxisNorm(g, w, g.Node("Transpose", [x], Ints("perm", 0, 2, 3, 1)), norm)],
+            Ints("perm", 0, 3, 1, 2));
+
+    static string LastAxisNorm(OnnxGraph g, Weights w, string x, string norm)
+    {
+        var (gamma, shape) = w.Backbone(norm + ".weight");
+        var (beta, _) = w.Backbone(norm + ".bias");
+        return g.Node("LayerNormalization", [x, g.Floats(norm.Replace('.', '_') + "_w", gamma, shape),
+            g.Floats(norm.Replace('.', '_') + "_b", beta, shape)], Int("axis", -1), Float("epsilon", ConvNeXtEps));
+    }
+
+    /// <summary>A Linear on the last axis: x W^T + b (MatMul broadcasts over N x H x W).</summary>
+    static string Dense(OnnxGraph g, Weights w, string x, string fc)
+    {
+        var (weight, shape) = w.Backbone(fc + ".weight");
+        var (bias, _) = w.Backbone(fc + ".bias");
+        long outs = shape[0], ins = shape[1];
+        var transposed = new float[weight.Length];
+        for (long o = 0; o < outs; o++)
+            for (long i = 0; i < ins; i++) transposed[i * outs + o] = weight[o * ins + i];
+        var y = g.Node("MatMul", [x, g.Floats(fc.Replace('.', '_') + "_wt", transposed, ins, outs)]);
+        return g.Node("Add", [y, g.Floats(fc.Replace('.', '_') + "_b", bias, outs)]);
     }
 
     static int Channels(Weights w, string key, int axis) => checked((int)w.Shape(key)[axis]);

@@ -80,12 +80,13 @@ public static class PretrainedBackbone
     /// <summary>
     /// The normalisation the pretrained network was trained with, in our terms ((x / 255 - mean) / std on RGB): the
     /// one <see cref="Resolve"/> found (CNTK's from its preprocessing graph, an ONNX model's from the Sub / Div before
-    /// its stem, else ImageNet's), a weight file's ImageNet's for the ImageNet ResNets; null: the dataset's.
+    /// its stem, else ImageNet's), a weight file's ImageNet's for the ImageNet ResNets and the ConvNeXts; null: the
+    /// dataset's.
     /// </summary>
     public static Normalization? InputNormalization(PretrainedSource source, Backbone backbone)
     {
         ArgumentNullException.ThrowIfNull(source);
-        return source.Norm ?? (backbone is ResNetImageNet ? Normalization.ImageNet : null);
+        return source.Norm ?? (backbone is ResNetImageNet or ConvNeXt ? Normalization.ImageNet : null);
     }
 
     /// <summary>Loads the weights; returns the lines that say what was loaded and what was not used.</summary>

@@ -126,7 +126,8 @@ public sealed class PyTorchWeights : IDisposable
         return result.Normalised();
     }
 
-    /// <summary>A whole model's classifier is fc.* (torchvision, ResNet_s) or linear.*; RIDE's experts are
+    /// <summary>A whole model's classifier is fc.* (torchvision's ResNets, ResNet_s), linear.* or classifier.2.*
+    /// (torchvision's ConvNeXt, whose classifier.0, the final LayerNorm, is our backbone's); RIDE's experts are
     /// linears.{e}.*.</summary>
     internal static (Dictionary<string, Tensor> Backbone, Dictionary<string,
         Tensor> Classifier) SplitClassifier(Dictionary<string, Tensor> all)
@@ -136,21 +137,26 @@ public sealed class PyTorchWeights : IDisposable
         foreach (var (k, t) in all)
         {
             if (k.StartsWith("fc.", StringComparison.Ordinal) || k.StartsWith("linear.",
-                StringComparison.Ordinal) || k.StartsWith("linears.", StringComparison.Ordinal))
+                StringComparison.Ordinal) || k.StartsWith("linears.", StringComparison.Ordinal)
+                || k.StartsWith(ConvNeXtLinear, StringComparison.Ordinal))
                 classifier[k] = t;
             else backbone[k] = t;
         }
         return (backbone, classifier);
     }
 
-    /// <summary>Classifier names in our heads' terms: ResNet_s's linear.* is fc.*.</summary>
+    const string ConvNeXtLinear = "classifier.2.";
+
+    /// <summary>Classifier names in our heads' terms: ResNet_s's linear.* and ConvNeXt's classifier.2.* are
+    /// fc.*.</summary>
     PyTorchWeights Normalised()
     {
-        foreach (var key in Classifier.Keys.Where(k => k.StartsWith("linear.", StringComparison.Ordinal)).ToList())
-        {
-            Classifier["fc." + key["linear.".Length..]] = Classifier[key];
-            Classifier.Remove(key);
-        }
+        foreach (var prefix in new[] { "linear.", ConvNeXtLinear })
+            foreach (var key in Classifier.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList())
+            {
+                Classifier["fc." + key[prefix.Length..]] = Classifier[key];
+                Classifier.Remove(key);
+            }
         return this;
     }
 

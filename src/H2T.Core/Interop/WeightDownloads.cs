@@ -41,6 +41,10 @@ public static partial class WeightDownloads
         ("resnext50_32x4d", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth"),
         ("resnet152", "IMAGENET1K_V2", "resnet152-f82ba261.pth"),
         ("resnet152", "IMAGENET1K_V1", "resnet152-394f9c45.pth"),
+        ("convnext_tiny", "IMAGENET1K_V1", "convnext_tiny-983f1562.pth"),
+        ("convnext_small", "IMAGENET1K_V1", "convnext_small-0c510722.pth"),
+        ("convnext_base", "IMAGENET1K_V1", "convnext_base-6075fbad.pth"),
+        ("convnext_large", "IMAGENET1K_V1", "convnext_large-ea097f82.pth"),
     ];
 
     /// <summary>Tests add a variant whose file they can serve (a real torchvision file cannot be made to have the

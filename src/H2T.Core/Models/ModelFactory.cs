@@ -37,7 +37,15 @@ public static class ModelFactory
         ["resnext50"] = ImageNet("resnext50_32x4d"),
         ["resnext50_32x4d"] = ImageNet("resnext50_32x4d"),
         ["resnet152"] = ImageNet("resnet152"),
+        // torchvision's ConvNeXts; convnext_micro (16/32/64/128 wide, one block per stage) is CI's random one.
+        ["convnext_micro"] = ConvNeXtEntry("convnext_micro"),
+        ["convnext_tiny"] = ConvNeXtEntry("convnext_tiny"),
+        ["convnext_small"] = ConvNeXtEntry("convnext_small"),
+        ["convnext_base"] = ConvNeXtEntry("convnext_base"),
+        ["convnext_large"] = ConvNeXtEntry("convnext_large"),
     };
+
+    static Entry ConvNeXtEntry(string arch) => new((c, k) => ConvNeXt.Build(arch, c, k));
 
     static Entry ImageNet(string arch) => new((c, k) => ResNetImageNet.Build(arch, c, k), ImageNet: true);
 

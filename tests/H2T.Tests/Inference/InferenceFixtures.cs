@@ -40,6 +40,15 @@ internal static class InferenceFixtures
                 bn.weight!.copy_(rand(n) * 0.4 + 0.8);
                 bn.bias!.copy_(randn(n) * 0.05);
             }
+            else if (m is TorchSharp.Modules.LayerNorm ln)
+            {
+                // ConvNeXt's norms and layer scales drawn too: at torchvision's 1e-6 a block is nearly the identity.
+                long n = ln.weight!.shape[0];
+                ln.weight.copy_(rand(n) + 0.5);
+                ln.bias!.copy_(randn(n) * 0.1);
+            }
+        foreach (var (name, p) in backbone.named_parameters())
+            if (name.EndsWith("layer_scale", StringComparison.Ordinal)) p.copy_(rand(p.shape) * 0.45 + 0.05);
         ClassifierHead final = made;
         if (made is LwsHead lws)
             foreach (var (name, p) in lws.named_parameters())

@@ -50,18 +50,27 @@ public static class PyTorchFixtures
     /// torchvision's resnet50, resnext50_32x4d and resnet152 state dicts and their logits on two real CIFAR images
     /// (resized to 224), written by the fixture script once per script version into the temp folder (~440 MB, ~25 s).
     /// </summary>
-    public static string TorchvisionFolder()
+    public static string TorchvisionFolder() => Written(Script, "h2t-torchvision-fixtures", ["--torchvision"]);
+
+    /// <summary>torchvision's convnext_tiny and a micro ConvNeXt (random init), their state dicts and their maps,
+    /// pre-logits and logits on the same two images, by make_convnext_fixtures.py (~120 MB, ~15 s).</summary>
+    public static string ConvNeXtFolder() =>
+        Written(Path.Combine(Folder, "make_convnext_fixtures.py"), "h2t-convnext-fixtures", []);
+
+    /// <summary>What <paramref name="script"/> writes into a folder named by its hash, made once per script version
+    /// (in a temporary folder moved into place when complete).</summary>
+    static string Written(string script, string stem, string[] args)
     {
         lock (Gate)
         {
-            var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Script)))[..12];
-            var dir = Path.Combine(Path.GetTempPath(), $"h2t-torchvision-fixtures-{hash}");
+            var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(script)))[..12];
+            var dir = Path.Combine(Path.GetTempPath(), $"{stem}-{hash}");
             if (File.Exists(Path.Combine(dir, ".complete"))) return dir;
             var temp = dir + $".{Environment.ProcessId}.tmp";
             Directory.CreateDirectory(temp);
             var images = SampleImages.Select(i => Path.Combine(DataTestFiles.CifarJpgSample, i));
-            var (rc, _, err) = Run([Script, "--torchvision", temp, .. images]);
-            if (rc != 0) throw new InvalidOperationException($"make_pytorch_fixtures.py --torchvision failed: {err}");
+            var (rc, _, err) = Run([script, .. args, temp, .. images]);
+            if (rc != 0) throw new InvalidOperationException($"{Path.GetFileName(script)} failed: {err}");
             File.WriteAllText(Path.Combine(temp, ".complete"), hash);
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
             Directory.Move(temp, dir);

@@ -26,6 +26,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         { "resnet32", "linear" }, { "resnet8", "cosine" }, { "resnet8", "lws" }, { "resnet8", "taunorm" },
         { "ride_resnet8", "ride" }, { "reslt_resnet8", "reslt" },
         { "resnet10", "linear" }, { "resnet50", "linear" }, { "resnext50", "linear" }, { "resnet152", "linear" },
+        { "convnext_micro", "linear" }, { "convnext_micro", "cosine" },
     };
 
     [Theory]
