@@ -65,9 +65,10 @@ public sealed class ServeCommand(IAnsiConsole console) : Command<ServeSettings>
             $"serving [bold]{card?.Card.ToString() ?? settings.Model}[/] on {card?.Engine} at ",
             $"{string.Join(", ", app.Urls)}");
         if (card?.Card.Preprocessing.Shape is { } shape)
-            console.MarkupLineInterpolated(
-                $"  {card.TestTime?.Describe(shape.Height, shape.Width) ?? "test-time ensemble: off (1 view)"}" +
-                $" by default; per request: ?tta=1 / ?tta=0 / ?tta=tencrop");
+        {
+            var tta = card.TestTime?.Describe(shape.Height, shape.Width) ?? "test-time ensemble: off (1 view)";
+            console.MarkupLineInterpolated($"  {tta} by default; per request: ?tta=1 / ?tta=0 / ?tta=tencrop");
+        }
         console.MarkupLineParts(
             $"  POST {app.Urls.First()}/v1/predict   (curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' ...)");
         if (settings.Runs is not null) console.MarkupLineInterpolated($"  runs page: {app.Urls.First()}/runs");
