@@ -198,6 +198,13 @@ public sealed class TestTimeEnsembleTests : IDisposable
         Assert.True(rc == 0, output);
         Assert.Contains("test-time ensemble: 10 views", output);
         Assert.Equal(EvalConfusion(json), PredictConfusion(jsonl));
+        // ONNX Runtime's eval (bytes through ImageClassifier.Evaluate) counts the same.
+        var onnx = Path.Combine(dir.Path, "eval-onnx.json");
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--tta-mode", "tencrop", "--engine", "onnxruntime",
+            "--out", onnx, "--threads", "2");
+        Assert.True(rc == 0, output);
+        Assert.Contains("test-time ensemble: 10 views", output);
+        Assert.Equal(EvalConfusion(json), EvalConfusion(onnx));
         (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--threads", "2");
         Assert.True(rc == 0, output);
         Assert.Contains("test-time ensemble: off (1 view)", output);
