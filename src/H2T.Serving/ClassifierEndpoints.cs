@@ -20,7 +20,8 @@ namespace H2T.Serving;
 /// var app = builder.Build();
 /// app.MapImageClassifier();
 /// </code>
-/// Routes: POST /v1/predict (a raw image body, or multipart files; ?top_k=5), GET /v1/model, /healthz, /readyz,
+/// Routes: POST /v1/predict (a raw image body, or multipart files; ?top_k=5; ?tta=1 / 0 / fivecrop / tencrop: LIFT's
+/// test-time ensemble for this request, default the server's), GET /v1/model, /healthz, /readyz,
 /// /metrics (Prometheus text) and /openapi/v1.json. Errors are JSON {"error", "status"} with the status a client can
 /// act on (400, 413, 415, 503 + Retry-After, 504); an unknown route is a 404 naming the routes.
 /// </summary>
@@ -70,8 +71,8 @@ public static class ClassifierEndpoints
         bool stopping = false;
         lifetime?.ApplicationStopping.Register(() => stopping = true);
 
-        app.MapPost("/v1/predict", (HttpContext http, int? top_k) => Counted(metrics, "/v1/predict", http,
-            () => PredictAsync(http, batcher, top_k)))
+        app.MapPost("/v1/predict", (HttpContext http, int? top_k, string? tta) => Counted(metrics, "/v1/predict",
+            http, () => PredictAsync(http, batcher, top_k, tta)))
             .WithName("predict").WithSummary("Classify one image (raw body) or several (multipart/form-data files).")
             // No Accepts(...) metadata: it would make routing refuse other content types with a bare 404 before the
             // handler can answer 415 with a message.
@@ -123,7 +124,13 @@ public static class ClassifierEndpoints
     }
 
     /// <summary>The response of POST /v1/predict.</summary>
-    public sealed record PredictResponse(string Model, string Engine, IReadOnlyList<ImagePrediction> Predictions);
+    public sealed record PredictResponse(string Model, string Engine, IReadOnlyList<ImagePrediction> Predictions)
+    {
+        /// <summary>Views per image whose logits were averaged: 1 without a test-time ensemble, else 5 or 10.</summary>
+        public int Views { get; init; } = 1;
+        /// <summary>The test-time ensemble's mode (fivecrop / tencrop), null when off.</summary>
+        public string? Tta { get; init; }
+    }
     public sealed record ImagePrediction(string? File, IReadOnlyList<ClassScore> Top);
     public sealed record ErrorResponse(string Error, int Status);
 
@@ -142,12 +149,16 @@ public static class ClassifierEndpoints
         return result;
     }
 
-    static async Task<IResult> PredictAsync(HttpContext http, PredictionBatcher batcher, int? topK)
+    static async Task<IResult> PredictAsync(HttpContext http, PredictionBatcher batcher, int? topK, string? tta)
     {
         var options = batcher.Options;
         var model = batcher.Model;
         int k = topK ?? 5;
         if (k < 1) return Error(400, $"top_k must be >= 1, got {k}");
+        var testTime = model.TestTime;
+        if (tta is not null && !TestTimeEnsemble.TryParse(tta, out testTime,
+            model.TestTime?.Expand ?? TestTimeEnsemble.DefaultExpand))
+            return Error(400, $"tta '{tta}': expected {TestTimeEnsemble.Expected}");
         var request = http.Request;
         var files = new List<(string? Name, byte[] Bytes)>();
         if (request.HasFormContentType)
@@ -207,10 +218,14 @@ public static class ClassifierEndpoints
         timeout.CancelAfter(options.RequestTimeout);
         try
         {
-            var predictions = await batcher.SubmitAsync(images, k,
+            var predictions = await batcher.SubmitAsync(images, k, testTime,
                 timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
             return Results.Json(new PredictResponse(model.Card.Architecture, model.Engine,
-                [.. predictions.Select((p, i) => new ImagePrediction(files[i].Name, p.Top))]));
+                [.. predictions.Select((p, i) => new ImagePrediction(files[i].Name, p.Top))])
+            {
+                Views = testTime?.ViewCount ?? 1,
+                Tta = testTime is null ? null : TestTimeEnsemble.Modes.Names[(int)testTime.Mode],
+            });
         }
         catch (QueueFullException e) { return Error(503, e.Message); }
         catch (ServiceStoppingException e) { return Error(503, e.Message); }
@@ -232,6 +247,9 @@ public static class ClassifierEndpoints
                 stage = card.Stage,
             precision = card.Precision, engine = batcher.Model.Engine, classes = card.ClassNames,
                 preprocessing = card.Preprocessing,
+            tta = batcher.Model.TestTime is { } t
+                ? new { mode = TestTimeEnsemble.Modes.Names[(int)t.Mode], views = t.ViewCount, expand = t.Expand }
+                : null,
             input = ModelCard.InputDescription, training = served.Figures,
             batching = new { max_batch = o.MaxBatch, window_ms = o.BatchWindow.TotalMilliseconds,
                 queue_limit = o.QueueLimit, timeout_ms = o.RequestTimeout.TotalMilliseconds,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using H2T.Data;
 using H2T.Inference;
 
 namespace H2T.Serving;
@@ -54,8 +55,8 @@ public sealed class ServiceStoppingException() : Exception("the service is shutt
 /// </summary>
 public sealed class PredictionBatcher : IAsyncDisposable
 {
-    sealed record Job(byte[][] Images, int TopK, TaskCompletionSource<IReadOnlyList<Prediction>> Done,
-        CancellationToken Cancel);
+    sealed record Job(byte[][] Images, int TopK, TestTimeEnsemble? TestTime,
+        TaskCompletionSource<IReadOnlyList<Prediction>> Done, CancellationToken Cancel);
 
     readonly ImageClassifier model;
     readonly ServeOptions options;
@@ -86,7 +87,14 @@ public sealed class PredictionBatcher : IAsyncDisposable
     /// order.</summary>
     /// <exception cref="QueueFullException">the queue holds <see cref="ServeOptions.QueueLimit"/> images
     /// already.</exception>
-    public Task<IReadOnlyList<Prediction>> SubmitAsync(byte[][] images, int topK, CancellationToken cancel)
+    public Task<IReadOnlyList<Prediction>> SubmitAsync(byte[][] images, int topK, CancellationToken cancel) =>
+        SubmitAsync(images, topK, model.TestTime, cancel);
+
+    /// <summary>As <see cref="SubmitAsync(byte[][], int, CancellationToken)"/>, with <paramref name="testTime"/>'s
+    /// ensemble (null: one view) instead of the model's default; requests that differ in it share a batch window but
+    /// run as separate forward passes.</summary>
+    public Task<IReadOnlyList<Prediction>> SubmitAsync(byte[][] images, int topK, TestTimeEnsemble? testTime,
+        CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (stopping) throw new ServiceStoppingException();
@@ -95,7 +103,7 @@ public sealed class PredictionBatcher : IAsyncDisposable
             Interlocked.Add(ref waiting, -images.Length);
             throw new QueueFullException(options.QueueLimit);
         }
-        var job = new Job(images, topK,
+        var job = new Job(images, topK, testTime,
             new TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously),
             cancel);
         if (!queue.Writer.TryWrite(job))
@@ -147,6 +155,11 @@ public sealed class PredictionBatcher : IAsyncDisposable
             if (job.Cancel.IsCancellationRequested) job.Done.TrySetCanceled(job.Cancel);
             else live.Add(job);
         }
+        foreach (var group in live.GroupBy(j => j.TestTime)) Run(group.ToList(), group.Key);
+    }
+
+    void Run(List<Job> live, TestTimeEnsemble? testTime)
+    {
         int count = live.Sum(j => j.Images.Length);
         if (count == 0) return;
         try
@@ -159,7 +172,7 @@ public sealed class PredictionBatcher : IAsyncDisposable
                 image.CopyTo(pixels.AsSpan(at * size, size));
                 at++;
             }
-            var logits = model.Logits(pixels, count);
+            var logits = model.Logits(pixels, count, testTime);
             Metrics?.BatchSize.Observe(count);
             int k = model.ClassNames.Count, row = 0;
             foreach (var job in live)

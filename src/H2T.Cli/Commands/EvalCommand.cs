@@ -37,14 +37,14 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
     public override int Execute(CommandContext context, EvalSettings settings, CancellationToken cancellationToken)
     {
         // Parsed once, when Spectre bound the options (ComputeSettings.Validate); passed on as values.
-        var (precision, engine) = (settings.PrecisionAsked, settings.EngineAsked);
+        var (precision, engine, testTime) = (settings.PrecisionAsked, settings.EngineAsked, settings.TestTimeAsked);
         var device = CommandSupport.Start(settings);
         var evaluation = CommandSupport.Train(() =>
             ImageClassifier.EvaluationEngine(settings.Checkpoint, precision, engine) == InferenceEngine.OnnxRuntime
                 ? ImageClassifier.EvaluateOnOnnxRuntime(settings.Checkpoint, settings.Dataset, settings.DataPath,
-                    precision, settings.Threads, settings.BatchSize)
+                    precision, settings.Threads, settings.BatchSize, testTime)
                 : Evaluator.EvaluateCheckpoint(settings.Checkpoint, device, settings.Dataset, settings.DataPath,
-                    precision, settings.BatchSize));
+                    precision, settings.BatchSize, testTime));
         Write(console, evaluation);
         if (settings.Out is not null)
         {
@@ -62,6 +62,9 @@ public sealed class EvalCommand(IAnsiConsole console) : Command<EvalSettings>
             $"[bold]{meta.Stage}[/] {meta.Architecture} on {splits.Name} ({r.Samples} test images), epoch ",
             $"{meta.Epoch + 1}/{meta.TotalEpochs}, evaluated in ",
             $"{p}{(p != meta.Precision ? $" (trained in {meta.Precision})" : "")} on {engine}");
+        var shape = splits.Test.Shape;
+        console.MarkupLineInterpolated(
+            $"{evaluation.TestTime?.Describe(shape.Height, shape.Width) ?? "test-time ensemble: off (1 view)"}");
         var t = new Table().Border(TableBorder.Rounded).AddColumns("class", "name", "group", "train images",
             "accuracy %");
         for (int c = 0; c < splits.NumClasses; c++)

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using H2T.Data;
 using H2T.Models;
 using H2T.Settings;
 using Spectre.Console.Cli;
@@ -67,12 +68,39 @@ public class InferenceSettings : ComputeSettings
     /// <summary>The engine asked for, parsed once in <see cref="Validate"/>; null: auto.</summary>
     public InferenceEngine? EngineAsked { get; private set; }
 
+    // bool?: --tta=false is said, not dropped, so it can contradict --tta-mode.
+    [CommandOption("--tta")]
+    [Description(
+        "LIFT's test-time ensemble: resize by +24 px, five crops (corners + centre), mean of their logits")]
+    public bool? Tta { get; init; }
+    [CommandOption("--tta-mode <MODE>")]
+    [Description("fivecrop (5 views, LIFT's default) or tencrop (the five crops and their horizontal flips); " +
+        "implies --tta")]
+    public string? TtaMode { get; init; }
+    [CommandOption("--tta-expand <PX>")]
+    [Description("pixels added to the shorter side before cropping (default 24, as LIFT; also for 28/32 px inputs)")]
+    public int? TtaExpand { get; init; }
+
+    /// <summary>The test-time ensemble asked for, parsed once in <see cref="Validate"/>; null: none.</summary>
+    public TestTimeEnsemble? TestTimeAsked { get; private set; }
+
     public override Spectre.Console.ValidationResult Validate()
     {
         if (!ComputeNames.Engines.TryParse(Engine ?? "auto", out var engine))
             return Spectre.Console.ValidationResult.Error(
                 $"--engine {Engine}: expected {ComputeNames.Engines.Expected}");
         EngineAsked = engine;
+        TestTimeViews mode = TestTimeViews.FiveCrop;
+        if (TtaMode is not null && !TestTimeEnsemble.Modes.TryParse(TtaMode, out mode))
+            return Spectre.Console.ValidationResult.Error(
+                $"--tta-mode {TtaMode}: expected {TestTimeEnsemble.Modes.Expected}");
+        if (TtaExpand is < 1)
+            return Spectre.Console.ValidationResult.Error($"--tta-expand {TtaExpand}: expected >= 1 pixel");
+        if (Tta is false && (TtaMode is not null || TtaExpand is not null))
+            return Spectre.Console.ValidationResult.Error(
+                "--tta=false with --tta-mode / --tta-expand: say one or the other");
+        TestTimeAsked = Tta is true || TtaMode is not null || TtaExpand is not null
+            ? new TestTimeEnsemble(mode, TtaExpand ?? TestTimeEnsemble.DefaultExpand) : null;
         return base.Validate();
     }
 }

@@ -52,10 +52,14 @@ public sealed class PredictCommand(IAnsiConsole console) : Command<PredictSettin
                 Threads = settings.Threads,
                 Precision = settings.PrecisionAsked,
                 Engine = settings.EngineAsked,
+                TestTime = settings.TestTimeAsked,
             };
             using var model = ImageClassifier.Load(settings.Checkpoint ?? settings.Onnx!, options);
             var inputs = PredictionInputs.Resolve(settings.Inputs, model.ClassNames);
             console.MarkupLineInterpolated($"[bold]{model.Card}[/] on {model.Engine}");
+            var shape = model.Card.Preprocessing.Shape;
+            console.MarkupLineInterpolated(
+                $"{model.TestTime?.Describe(shape.Height, shape.Width) ?? "test-time ensemble: off (1 view)"}");
             using var writer = settings.Out is null ? null : new PredictionWriter(settings.Out);
             if (writer is null)
             {

@@ -56,7 +56,7 @@ public sealed class ServeCommand(IAnsiConsole console) : Command<ServeSettings>
                 MaxImageBytes = (long)(settings.MaxImageMb * 1048576),
         };
         var model = new ClassifierOptions { Threads = settings.Threads, Precision = settings.PrecisionAsked,
-            Engine = settings.EngineAsked };
+            Engine = settings.EngineAsked, TestTime = settings.TestTimeAsked };
         var app = CommandSupport.Train(() => ClassifierHost.Build(settings.Model, settings.Host, settings.Port, model,
             serve, runsDir: settings.Runs));
         app.Start();
@@ -64,6 +64,11 @@ public sealed class ServeCommand(IAnsiConsole console) : Command<ServeSettings>
         console.MarkupLineParts(
             $"serving [bold]{card?.Card.ToString() ?? settings.Model}[/] on {card?.Engine} at ",
             $"{string.Join(", ", app.Urls)}");
+        if (card?.Card.Preprocessing.Shape is { } shape)
+        {
+            var tta = card.TestTime?.Describe(shape.Height, shape.Width) ?? "test-time ensemble: off (1 view)";
+            console.MarkupLineInterpolated($"  {tta} by default; per request: ?tta=1 / ?tta=0 / ?tta=tencrop");
+        }
         console.MarkupLineParts(
             $"  POST {app.Urls.First()}/v1/predict   (curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' ...)");
         if (settings.Runs is not null) console.MarkupLineInterpolated($"  runs page: {app.Urls.First()}/runs");

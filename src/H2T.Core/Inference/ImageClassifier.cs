@@ -18,6 +18,9 @@ public sealed record ClassifierOptions
     /// <summary>TorchSharp checkpoints: what runs them; null (auto) picks the faster for the model
     /// (<see cref="ImageClassifier.EngineFor"/>). An ONNX model always runs on ONNX Runtime.</summary>
     public InferenceEngine? Engine { get; init; }
+    /// <summary>LIFT's test-time ensemble for every prediction (null: one view, the plain transform); a call can
+    /// ask otherwise (<see cref="ImageClassifier.Logits(byte[], int, TestTimeEnsemble?)"/>).</summary>
+    public TestTimeEnsemble? TestTime { get; init; }
 }
 
 /// <summary>
@@ -33,7 +36,14 @@ public sealed class ImageClassifier : IDisposable
 {
     readonly IModelRunner runner;
 
-    ImageClassifier(IModelRunner runner) => this.runner = runner;
+    ImageClassifier(IModelRunner runner, TestTimeEnsemble? testTime)
+    {
+        this.runner = runner;
+        TestTime = testTime;
+    }
+
+    /// <summary>The test-time ensemble every prediction uses unless a call says otherwise (null: none).</summary>
+    public TestTimeEnsemble? TestTime { get; }
 
     /// <summary>An ONNX model (by content or a .onnx name) or an H2T.NET checkpoint.</summary>
     public static ImageClassifier Load(string path, ClassifierOptions? options = null)
@@ -49,20 +59,21 @@ public sealed class ImageClassifier : IDisposable
                 throw new ConfigException(
                     $"{path}: an ONNX model runs on ONNX Runtime only (engine torchsharp is for H2T.NET checkpoints)",
                     "engine");
-            return new ImageClassifier(RequireOnnxRuntime(path).Open(path, options.Threads));
+            return new ImageClassifier(RequireOnnxRuntime(path).Open(path, options.Threads), options.TestTime);
         }
         var meta = Checkpoint.ReadMeta(path);
         var engine = options.Engine ?? EngineFor(meta.Architecture,
             options.Precision ?? ComputeNames.Recorded(meta.Precision, path));
         if (engine == InferenceEngine.TorchSharp) return new ImageClassifier(new TorchModelRunner(path,
-            options.Precision, options.Threads));
+            options.Precision, options.Threads), options.TestTime);
         // ONNX Runtime asked for by name runs the fp32 export whatever the checkpoint trained in; bf16 asked for with
         // it is refused.
         if (options.Precision is { } asked && asked != ComputePrecision.Fp32)
             throw new ConfigException(
                 $"{path}: ONNX Runtime runs the fp32 export; {MixedPrecision.Name(asked)} runs on TorchSharp " +
                 $"(--engine torchsharp, or --precision fp32)", "engine");
-        return new ImageClassifier(RequireOnnxRuntime(path).FromCheckpoint(path, options.Threads));
+        return new ImageClassifier(RequireOnnxRuntime(path).FromCheckpoint(path, options.Threads),
+            options.TestTime);
     }
 
     /// <summary>
@@ -135,17 +146,37 @@ public sealed class ImageClassifier : IDisposable
 
     /// <summary>Logits N x K (row-major) of preprocessed uint8 pixels N x C x H x W at the model's input
     /// size.</summary>
-    public float[] Logits(byte[] pixels, int count)
+    public float[] Logits(byte[] pixels, int count) => Logits(pixels, count, TestTime);
+
+    /// <summary>Logits N x K of preprocessed pixels with <paramref name="testTime"/>'s ensemble (null: one view):
+    /// each view is run through the model as a batch of <paramref name="count"/> and the views' logits are
+    /// averaged.</summary>
+    public float[] Logits(byte[] pixels, int count, TestTimeEnsemble? testTime)
     {
         ArgumentNullException.ThrowIfNull(pixels);
         if (count < 1 || pixels.Length != (long)count * Card.Preprocessing.Shape.Size)
             throw new ArgumentException($"{pixels.Length} bytes for {count} image(s) of {Card.Preprocessing.Shape}");
-        return runner.Logits(pixels, count);
+        if (testTime is null) return runner.Logits(pixels, count);
+        // The views are tensor ops, so an ONNX model with an ensemble loads libtorch too.
+        TorchRuntime.Initialize();
+        var shape = Card.Preprocessing.Shape;
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var views = testTime.Views(TorchSharp.torch.tensor(pixels, [count, shape.Channels, shape.Height,
+            shape.Width]));
+        var mean = TestTimeEnsemble.MeanOfViews(views, view =>
+            TorchSharp.torch.tensor(runner.Logits(view.contiguous().data<byte>().ToArray(), count),
+                [count, ClassNames.Count]));
+        return mean.data<float>().ToArray();
     }
 
-    public IReadOnlyList<Prediction> FromPixels(byte[] pixels, int count, int topK = 5)
+    public IReadOnlyList<Prediction> FromPixels(byte[] pixels, int count, int topK = 5) =>
+        FromPixels(pixels, count, topK, TestTime);
+
+    /// <summary>Predictions of preprocessed pixels with <paramref name="testTime"/>'s ensemble (null: one
+    /// view).</summary>
+    public IReadOnlyList<Prediction> FromPixels(byte[] pixels, int count, int topK, TestTimeEnsemble? testTime)
     {
-        var logits = Logits(pixels, count);
+        var logits = Logits(pixels, count, testTime);
         int k = ClassNames.Count;
         return [.. Enumerable.Range(0, count).Select(i => Prediction.FromLogits(logits.AsSpan(i * k, k), ClassNames,
             topK))];
@@ -204,17 +235,17 @@ public sealed class ImageClassifier : IDisposable
     /// </summary>
     public static CheckpointEvaluation EvaluateOnOnnxRuntime(string checkpoint, string? dataset = null,
         string? dataPath = null, ComputePrecision? precision = null,
-        int? threads = null, int batchSize = 256)
+        int? threads = null, int batchSize = 256, TestTimeEnsemble? testTime = null)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
         using var model = Load(checkpoint, new ClassifierOptions { Engine = InferenceEngine.OnnxRuntime,
-            Precision = precision, Threads = threads });
+            Precision = precision, Threads = threads, TestTime = testTime });
         if (model.ClassNames.Count != splits.NumClasses)
             throw new ConfigException(
                 $"{checkpoint}: {model.ClassNames.Count} classes, {splits.Name} has {splits.NumClasses}");
         return new CheckpointEvaluation(meta, splits, model.Evaluate(splits.Test, splits.Groups, batchSize),
-            ComputePrecision.Fp32, model.Engine);
+            ComputePrecision.Fp32, model.Engine) { TestTime = testTime };
     }
 
     public void Dispose() => runner.Dispose();

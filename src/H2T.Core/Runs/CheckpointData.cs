@@ -60,4 +60,8 @@ public static class CheckpointData
 /// <summary>A checkpoint evaluated on its test set: what <c>h2t eval</c> prints and writes, and which engine computed
 /// it.</summary>
 public sealed record CheckpointEvaluation(CheckpointMeta Meta, DatasetSplits Splits, EvaluationResult Result,
-    ComputePrecision Precision, string Engine);
+    ComputePrecision Precision, string Engine)
+{
+    /// <summary>The test-time ensemble the figures were computed with (null: one view per image).</summary>
+    public TestTimeEnsemble? TestTime { get; init; }
+}

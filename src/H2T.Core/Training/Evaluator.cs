@@ -18,7 +18,7 @@ public static class Evaluator
     /// </summary>
     public static CheckpointEvaluation EvaluateCheckpoint(string checkpoint, Device device, string? dataset = null,
         string? dataPath = null,
-        ComputePrecision? precision = null, int batchSize = 256)
+        ComputePrecision? precision = null, int batchSize = 256, TestTimeEnsemble? testTime = null)
     {
         var meta = Checkpoint.ReadMeta(checkpoint);
         var splits = DatasetCatalog.Load(CheckpointData.ForEvaluation(checkpoint, meta, dataset, dataPath));
@@ -27,14 +27,41 @@ public static class Evaluator
         backbone.to(device);
         head.to(device);
         using var loader = TestLoader(splits, batchSize, device);
-        return new CheckpointEvaluation(meta, splits, Evaluate(backbone, head, loader, splits.NumClasses,
-            splits.Groups), backbone.Precision,
-            $"TorchSharp ({MixedPrecision.Name(backbone.Precision)})");
+        var result = testTime is null ? Evaluate(backbone, head, loader, splits.NumClasses, splits.Groups)
+            : EvaluateEnsemble(backbone, head, loader, splits.NumClasses, splits.Groups, splits.Norm, testTime);
+        return new CheckpointEvaluation(meta, splits, result, backbone.Precision,
+            $"TorchSharp ({MixedPrecision.Name(backbone.Precision)})") { TestTime = testTime };
     }
 
     public static EvaluationResult Evaluate(Backbone backbone, ClassifierHead head, BatchLoader loader, int numClasses,
         ClassGroups groups) =>
         EvaluateHeads(backbone, [head], loader, numClasses, groups)[0];
+
+    /// <summary>
+    /// The model with <paramref name="testTime"/>'s ensemble: each loader batch (normalised by
+    /// <paramref name="norm"/>) cut into its views, every view through backbone and head, the views' logits
+    /// averaged, then the metrics of the averaged logits.
+    /// </summary>
+    public static EvaluationResult EvaluateEnsemble(Backbone backbone, ClassifierHead head, BatchLoader loader,
+        int numClasses, ClassGroups groups, Normalization norm, TestTimeEnsemble testTime)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        ArgumentNullException.ThrowIfNull(loader);
+        ArgumentNullException.ThrowIfNull(testTime);
+        return InferenceForward(backbone, forward =>
+        {
+            head.eval();
+            var acc = new MetricAccumulator(numClasses);
+            foreach (var batch in loader.Epoch(0))
+            {
+                using var b = batch;
+                using var scope = NewDisposeScope();
+                var views = testTime.ViewsOfNormalized(b.Images, norm);
+                acc.Add(TestTimeEnsemble.MeanOfViews(views, v => head.call(forward.call(v))), b.Labels);
+            }
+            return acc.Result(groups.Head, groups.Medium, groups.Tail);
+        });
+    }
 
     /// <summary>One backbone pass for several classifiers that share it (a rho sweep): one result per head.</summary>
     public static EvaluationResult[] EvaluateHeads(Backbone backbone, IReadOnlyList<ClassifierHead> heads,
