@@ -27,12 +27,39 @@ public sealed record ClassGroups(int[] Head, int[] Medium, int[] Tail)
             Enumerable.Range(mediumEnd, numClasses - mediumEnd).ToArray());
     }
 
-    /// <summary>10 classes: 0-2 / 3-6 / 7-9 (by counts the tail of a 10-class LT set would be empty); otherwise by
-    /// counts.</summary>
+    /// <summary>
+    /// The groups when a dataset names none. A 10-class set whose counts fall with the class index (the long-tailed
+    /// sets built here): classes 0-2 / 3-6 / 7-9, the reference's split. Otherwise the field's count rule
+    /// (<see cref="FromCounts"/>) when it leaves no group empty; else, as for an own folder whose every class has
+    /// more than 100 images, by count rank (<see cref="ByRank"/>). So no group is empty once there are three
+    /// classes.
+    /// </summary>
     public static ClassGroups Default(IReadOnlyList<int> trainCounts)
     {
         ArgumentNullException.ThrowIfNull(trainCounts);
-        return trainCounts.Count == 10 ? FromRanges(10, 3, 7) : FromCounts(trainCounts);
+        bool falling = Enumerable.Range(1, Math.Max(0, trainCounts.Count - 1)).All(i =>
+            trainCounts[i] <= trainCounts[i - 1]);
+        if (trainCounts.Count == 10 && falling) return FromRanges(10, 3, 7);
+        var byCounts = FromCounts(trainCounts);
+        return byCounts.Head.Length > 0 && byCounts.Medium.Length > 0 && byCounts.Tail.Length > 0 ? byCounts
+            : ByRank(trainCounts);
+    }
+
+    /// <summary>
+    /// By training-count rank: the most frequent 30% of the classes (rounded, at least one) head, the least frequent
+    /// 30% tail, the rest medium; ties keep the class order. For 10 classes that is 3 / 4 / 3, the CIFAR-10-LT
+    /// split; for 9, 3 / 3 / 3.
+    /// </summary>
+    public static ClassGroups ByRank(IReadOnlyList<int> trainCounts)
+    {
+        ArgumentNullException.ThrowIfNull(trainCounts);
+        int k = trainCounts.Count;
+        var order = Enumerable.Range(0, k).OrderByDescending(c => trainCounts[c]).ThenBy(c => c).ToArray();
+        int head = k < 3 ? Math.Min(k, 1) : Math.Max(1, (int)Math.Round(0.3 * k, MidpointRounding.AwayFromZero));
+        int tail = k < 3 ? Math.Max(0, k - 1) : head;
+        int medium = k - head - tail;
+        return new([.. order[..head].Order()], [.. order[head..(head + medium)].Order()],
+            [.. order[(head + medium)..].Order()]);
     }
 
     /// <summary>"head", "medium" or "tail"; throws for a class in no group.</summary>

@@ -138,7 +138,11 @@ public sealed class DatasetCatalogTests
         var s = DatasetCatalog.Load(new DataConfig("places-lt", dir.Path, ImageSize: 32));
         Assert.Equal(366, s.Train.Count);
         Assert.Equal(2, s.TrainClassCounts[0]);
-        Assert.Equal(365, s.Groups.Tail.Length);
+        // Every class has fewer than 20 images, so the count rule would leave head and medium empty: by rank, 30%
+        // head (class 0, with 2 images, first), 30% tail.
+        Assert.Equal(110, s.Groups.Tail.Length);
+        Assert.Equal(110, s.Groups.Head.Length);
+        Assert.Contains(0, s.Groups.Head);
         Assert.Equal(new ImageShape(3, 32, 32), s.Test.Shape);
         var buf = new byte[s.Test.Shape.Size];
         s.Test.ReadInto(0, buf);
