@@ -38,6 +38,13 @@ public static class ModelFactory
         ["resnet152"] = ImageNet("resnet152"),
     };
 
+    static ModelFactory()
+    {
+        // Vision Transformers (torchvision's names; timm's towers): the class token as an N x C x 1 x 1 map.
+        foreach (var name in VisionTransformer.Configs.Keys)
+            Backbones[name] = new((c, k) => VisionTransformer.Build(name, c, k));
+    }
+
     static Entry ImageNet(string arch) => new((c, k) => ResNetImageNet.Build(arch, c, k), ImageNet: true);
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];
