@@ -407,16 +407,16 @@ public sealed class SelfAttention : Module<Tensor, Tensor>
 /// (back).</summary>
 public sealed class MlpBlock : Module<Tensor, Tensor>
 {
-    readonly Linear fc1, fc2;
+    // An array, not fields: fields would be registered under their own names besides torchvision's 0 and 3.
+    readonly Linear[] fc;
     readonly VitActivation activation;
 
     internal MlpBlock(int width, int hidden, VitActivation activation) : base("MLPBlock")
     {
         this.activation = activation;
-        fc1 = nn.Linear(width, hidden);
-        fc2 = nn.Linear(hidden, width);
-        register_module("0", fc1);
-        register_module("3", fc2);
+        fc = [nn.Linear(width, hidden), nn.Linear(hidden, width)];
+        register_module("0", fc[0]);
+        register_module("3", fc[1]);
     }
 
     /// <summary>The activation between the two layers.</summary>
@@ -425,7 +425,7 @@ public sealed class MlpBlock : Module<Tensor, Tensor>
     internal void Initialise()
     {
         using var _ = no_grad();
-        foreach (var l in new[] { fc1, fc2 })
+        foreach (var l in fc)
         {
             init.xavier_uniform_(l.weight!);
             init.normal_(l.bias!, std: 1e-6);
@@ -435,8 +435,8 @@ public sealed class MlpBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = VisionTransformer.Linear(x, fc1.weight!, fc1.bias);
+        var h = VisionTransformer.Linear(x, fc[0].weight!, fc[0].bias);
         h = activation == VitActivation.QuickGelu ? h * sigmoid(h * 1.702) : functional.gelu(h);
-        return VisionTransformer.Linear(h, fc2.weight!, fc2.bias).MoveToOuterDisposeScope();
+        return VisionTransformer.Linear(h, fc[1].weight!, fc[1].bias).MoveToOuterDisposeScope();
     }
 }

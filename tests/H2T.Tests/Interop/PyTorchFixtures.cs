@@ -50,18 +50,25 @@ public static class PyTorchFixtures
     /// torchvision's resnet50, resnext50_32x4d and resnet152 state dicts and their logits on two real CIFAR images
     /// (resized to 224), written by the fixture script once per script version into the temp folder (~440 MB, ~25 s).
     /// </summary>
-    public static string TorchvisionFolder()
+    public static string TorchvisionFolder() => MadeFolder(Script, "h2t-torchvision-fixtures");
+
+    /// <summary>torchvision's vit_b_16 and vit_b_32 state dicts and their class-token features on the same images
+    /// (make_vit_layout_fixtures.py --torchvision; ~700 MB, ~20 s).</summary>
+    public static string TorchvisionVitFolder() =>
+        MadeFolder(Path.Combine(Folder, "make_vit_layout_fixtures.py"), "h2t-torchvision-vit-fixtures");
+
+    static string MadeFolder(string script, string prefix)
     {
         lock (Gate)
         {
-            var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Script)))[..12];
-            var dir = Path.Combine(Path.GetTempPath(), $"h2t-torchvision-fixtures-{hash}");
+            var hash = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(script)))[..12];
+            var dir = Path.Combine(Path.GetTempPath(), $"{prefix}-{hash}");
             if (File.Exists(Path.Combine(dir, ".complete"))) return dir;
             var temp = dir + $".{Environment.ProcessId}.tmp";
             Directory.CreateDirectory(temp);
             var images = SampleImages.Select(i => Path.Combine(DataTestFiles.CifarJpgSample, i));
-            var (rc, _, err) = Run([Script, "--torchvision", temp, .. images]);
-            if (rc != 0) throw new InvalidOperationException($"make_pytorch_fixtures.py --torchvision failed: {err}");
+            var (rc, _, err) = Run([script, "--torchvision", temp, .. images]);
+            if (rc != 0) throw new InvalidOperationException($"{Path.GetFileName(script)} --torchvision failed: {err}");
             File.WriteAllText(Path.Combine(temp, ".complete"), hash);
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
             Directory.Move(temp, dir);
