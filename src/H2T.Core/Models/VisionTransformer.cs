@@ -180,7 +180,8 @@ public sealed class VisionTransformer : Backbone
     }
 
     /// <summary>The token sequence the first layer takes: patches projected, class token (and registers) prepended,
-    /// position embeddings added (resampled when the input's grid is not the built one), CLIP's ln_pre applied.</summary>
+    /// position embeddings added (resampled when the input's grid is not the built one), CLIP's ln_pre
+    /// applied.</summary>
     public Tensor Embed(Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
