@@ -53,17 +53,20 @@ public static class PretrainedBackbone
         if (WeightDownloads.IsDownloadName(given))
         {
             var file = WeightDownloads.Fetch(given, progress);
-            var arch = given.StartsWith("torchvision:",
-                StringComparison.OrdinalIgnoreCase) ? WeightDownloads.TorchvisionEntry(given).Arch : null;
+            var torchvision = given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase);
+            var arch = torchvision ? WeightDownloads.TorchvisionEntry(given).Arch : HubArchitecture(given);
+            // A ViT's normalisation from the name (the file has none): torchvision's are ImageNet's; timm's by tag.
+            var norm = arch is null || !VisionTransformer.Configs.ContainsKey(arch) ? null
+                : torchvision ? Normalization.ImageNet : HubNormalization(given);
             return SafeTensors.LooksLikeSafeTensors(file)
-                ? new PretrainedSource(given, file, "safetensors", arch, null, null, "Hugging Face hub safetensors")
-                : new PretrainedSource(given, file, "torch.save", arch, null, null, "torchvision weights");
+                ? new PretrainedSource(given, file, "safetensors", arch, norm, null, "Hugging Face hub safetensors")
+                : new PretrainedSource(given, file, "torch.save", arch, norm, null, "torchvision weights");
         }
         if (!File.Exists(given))
             throw new ConfigException($"pretrained: {given}: file not found (expected {Names.Expected})");
         if (SafeTensors.LooksLikeSafeTensors(given))
-            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "safetensors", null, null, null,
-                "safetensors file");
+            return new PretrainedSource(given, System.IO.Path.GetFullPath(given), "safetensors", null,
+                SafeTensorsVitNormalization(given), null, "safetensors file");
         if (!TorchSaveReader.LooksLikeTorchSave(given))
         {
             if (Onnx is { } onnx && onnx.LooksLikeOnnx(given)) return onnx.Resolve(given);
@@ -86,7 +89,59 @@ public static class PretrainedBackbone
     public static Normalization? InputNormalization(PretrainedSource source, Backbone backbone)
     {
         ArgumentNullException.ThrowIfNull(source);
-        return source.Norm ?? (backbone is ResNetImageNet or ConvNeXt ? Normalization.ImageNet : null);
+        if (source.Norm is { } norm) return norm;
+        if (backbone is VisionTransformer && source.Kind == "torch.save")
+        {
+            // A torch.save file says its layout only by its keys: OpenCLIP's is CLIP's normalisation.
+            var tensors = VisionTransformerWeights.ReadTensors(source.Path);
+            try
+            {
+                return VisionTransformerWeights.Detect(tensors.Keys) is { } layout
+                    ? VisionTransformerWeights.NormalizationOf(layout, tensors.Keys) : Normalization.ImageNet;
+            }
+            finally
+            {
+                foreach (var t in tensors.Values) t.Dispose();
+            }
+        }
+        return backbone is ResNetImageNet or ConvNeXt or VisionTransformer ? Normalization.ImageNet : null;
+    }
+
+    /// <summary>The ViT a hub repository's name says (timm/vit_base_patch16_clip_224.openai: OpenAI's weights, trained
+    /// with QuickGELU, so its quickgelu twin), when we register it.</summary>
+    static string? HubArchitecture(string given)
+    {
+        var model = given["hf-hub:".Length..].Trim().Split('/')[^1];
+        var dot = model.IndexOf('.', StringComparison.Ordinal);
+        var (name, tag) = dot < 0 ? (model, "") : (model[..dot], model[(dot + 1)..]);
+        if (tag.StartsWith("openai", StringComparison.OrdinalIgnoreCase) && name.Contains("_clip_",
+            StringComparison.Ordinal) && !name.Contains("quickgelu", StringComparison.Ordinal))
+            name = name.Replace("_clip_", "_clip_quickgelu_", StringComparison.Ordinal);
+        if (name == "vit_base_patch16_224") name = "vit_b_16"; // timm's name of torchvision's shape
+        return VisionTransformer.Configs.ContainsKey(name) ? name : null;
+    }
+
+    /// <summary>timm's normalisation of a ViT repository by its name: CLIP's for CLIP towers, ImageNet's for DINOv2 and
+    /// in1k fine-tunes, else timm's ViT default (0.5 / 0.5: augreg and the original in21k weights).</summary>
+    static Normalization HubNormalization(string given) =>
+        given.Contains("clip", StringComparison.OrdinalIgnoreCase) ? VisionTransformerWeights.Clip
+        : given.Contains("dinov2", StringComparison.OrdinalIgnoreCase) ? Normalization.ImageNet
+        : VisionTransformerWeights.Inception;
+
+    /// <summary>A ViT safetensors file's normalisation from its tensor names (timm's CLIP towers have norm_pre), null
+    /// when it is no ViT.</summary>
+    static Normalization? SafeTensorsVitNormalization(string path)
+    {
+        var (tensors, _) = SafeTensors.Read(path);
+        try
+        {
+            return VisionTransformerWeights.Detect(tensors.Keys) is { } layout
+                ? VisionTransformerWeights.NormalizationOf(layout, tensors.Keys) : null;
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
     }
 
     /// <summary>Loads the weights; returns the lines that say what was loaded and what was not used.</summary>
@@ -99,6 +154,8 @@ public static class PretrainedBackbone
             throw new ConfigException(
                 $"pretrained: {source.Given} is a {arch}; the backbone is {backbone.Architecture}: pass --backbone " +
                 $"{arch}");
+        if (backbone is VisionTransformer vit && source.Kind is "safetensors" or "torch.save")
+            return VisionTransformerWeights.Load(source, vit, numClasses);
         return source.Kind switch
         {
             "onnx" => RequireOnnx(source.Given).Load(source, backbone, numClasses),

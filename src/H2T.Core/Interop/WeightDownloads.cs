@@ -45,6 +45,15 @@ public static partial class WeightDownloads
         ("convnext_small", "IMAGENET1K_V1", "convnext_small-0c510722.pth"),
         ("convnext_base", "IMAGENET1K_V1", "convnext_base-6075fbad.pth"),
         ("convnext_large", "IMAGENET1K_V1", "convnext_large-ea097f82.pth"),
+        // torchvision 0.14's ViTs. The SWAG end-to-end weights were trained at 384 (B/16) and 512 px (L/16), a 24x24
+        // and 32x32 patch grid: loaded into our 224-px models their position grid is resampled to 14x14.
+        ("vit_b_16", "IMAGENET1K_V1", "vit_b_16-c867db91.pth"),
+        ("vit_b_16", "IMAGENET1K_SWAG_E2E_V1", "vit_b_16_swag-9ac1b537.pth"),
+        ("vit_b_16", "IMAGENET1K_SWAG_LINEAR_V1", "vit_b_16_lc_swag-4e70ced5.pth"),
+        ("vit_b_32", "IMAGENET1K_V1", "vit_b_32-d86f8d99.pth"),
+        ("vit_l_16", "IMAGENET1K_V1", "vit_l_16-852ce7e3.pth"),
+        ("vit_l_16", "IMAGENET1K_SWAG_E2E_V1", "vit_l_16_swag-4f3808c9.pth"),
+        ("vit_l_16", "IMAGENET1K_SWAG_LINEAR_V1", "vit_l_16_lc_swag-4d563306.pth"),
     ];
 
     /// <summary>Tests add a variant whose file they can serve (a real torchvision file cannot be made to have the

@@ -47,6 +47,13 @@ public static class ModelFactory
 
     static Entry ConvNeXtEntry(string arch) => new((c, k) => ConvNeXt.Build(arch, c, k));
 
+    static ModelFactory()
+    {
+        // Vision Transformers (torchvision's names; timm's towers): the class token as an N x C x 1 x 1 map.
+        foreach (var name in VisionTransformer.Configs.Keys)
+            Backbones[name] = new((c, k) => VisionTransformer.Build(name, c, k), Tokens: true);
+    }
+
     static Entry ImageNet(string arch) => new((c, k) => ResNetImageNet.Build(arch, c, k), ImageNet: true);
 
     public static IReadOnlyList<string> BackboneNames => [.. Backbones.Keys];

@@ -57,6 +57,11 @@ public static class PyTorchFixtures
     public static string ConvNeXtFolder() =>
         Written(Path.Combine(Folder, "make_convnext_fixtures.py"), "h2t-convnext-fixtures", []);
 
+    /// <summary>torchvision's vit_b_16 and vit_b_32 state dicts and their class-token features on the same images
+    /// (make_vit_layout_fixtures.py --torchvision; ~700 MB, ~20 s).</summary>
+    public static string TorchvisionVitFolder() => Written(Path.Combine(Folder, "make_vit_layout_fixtures.py"),
+        "h2t-torchvision-vit-fixtures", ["--torchvision"]);
+
     /// <summary>What <paramref name="script"/> writes into a folder named by its hash, made once per script version
     /// (in a temporary folder moved into place when complete).</summary>
     static string Written(string script, string stem, string[] args)
