@@ -17,7 +17,8 @@ public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int In
 /// before it (ResLT's branch BatchNorms become per-channel affine maps), global pooling and the classifier exactly as
 /// evaluation computes it (cosine, LWS scales folded into the weights, tau-normalised weights, RIDE's expert mean,
 /// ResLT's branch sum); a ConvNeXt's trunk ends in its final LayerNorm of the pooled map, as torchvision computes it
-/// (LayerNormalization is in opset 17; GELU, not until opset 20, is written in its exact erf form). Outputs <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
+/// (LayerNormalization is in opset 17; GELU, not until opset 20, is written in its exact erf form). Outputs
+/// <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
 /// Class names and preprocessing are in the metadata (<see cref="ModelCard.MetadataKeys"/>). Always fp32.
 /// </summary>
 public static class OnnxExporter

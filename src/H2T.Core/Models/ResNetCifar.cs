@@ -51,6 +51,8 @@ public class ResNetCifar : Backbone
 
     public override int FeatureChannels => 64;
     public override string Architecture => $"resnet{depth}";
+    /// <inheritdoc/>
+    protected internal override bool SupportsSsf => true;
 
     /// <summary>Blocks per stage (n of depth 6n + 2).</summary>
     public int BlocksPerStage => (depth - 2) / 6;

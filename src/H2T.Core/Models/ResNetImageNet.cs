@@ -75,6 +75,8 @@ public sealed class ResNetImageNet : Backbone
 
     public override int FeatureChannels => featureChannels;
     public override string Architecture => arch;
+    /// <inheritdoc/>
+    protected internal override bool SupportsSsf => true;
 
     public override Tensor forward(Tensor x)
     {

@@ -21,6 +21,12 @@ public abstract partial class Backbone
     internal void AttachSsf()
     {
         if (ssf is not null) return;
+        if (!SupportsSsf)
+            throw new ConfigException(
+                $"tuning ssf: built for the ResNets here; {Architecture} computes its norms and linear layers without "
+                    +
+                "their modules' forward, which SSF's hooks need (bias, norm or, on a ViT, adaptformer, lora, vpt)",
+                "tuning");
         var targets = named_modules().Where(m => m.module is BatchNorm or LayerNorm || m.module is Linear
             { bias: not null }).Select(m => (m.name, m.module)).ToList();
         ssf = new SsfModules(targets.Select(t => (t.name, Width(t.module))).ToList());
@@ -34,6 +40,15 @@ public abstract partial class Backbone
             ssfHooks.Add(remover.remove);
         }
     }
+
+    /// <summary>Folds the architecture's own mergeable tuning modules (a ViT's LoRA) into its weights; whether it
+    /// did. The modules stay registered: <see cref="Tuning.Merged"/> copies the weights into a plain
+    /// backbone.</summary>
+    protected virtual bool MergeOwnTuning() => false;
+
+    /// <summary>Whether SSF's hooks see every layer's output: the architecture calls its BatchNorm layers as modules
+    /// in every precision (the ResNets).</summary>
+    protected internal virtual bool SupportsSsf => false;
 
     static long Width(nn.Module m) => m switch
     {
@@ -50,7 +65,12 @@ public abstract partial class Backbone
     /// </summary>
     internal bool MergeTuning()
     {
-        if (ssf is null) return false;
+        if (ssf is null)
+        {
+            if (!MergeOwnTuning()) return false;
+            TuningState = null;
+            return true;
+        }
         using (no_grad())
         {
             var modules = named_modules().ToDictionary(m => m.name, m => m.module);

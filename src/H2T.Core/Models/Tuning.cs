@@ -25,7 +25,7 @@ public sealed record TuningSummary(TuningKind Kind, long TrainableParameters, lo
 public interface ITokenTunable
 {
     /// <summary>Transformer blocks (LIFT's default adapter width depends on them).</summary>
-    int Blocks { get; }
+    int BlockCount { get; }
 
     /// <summary>Adds the kind's modules (registered under the backbone with names starting
     /// <see cref="Tuning.ModulePrefix"/>, so checkpoints save them and tuning finds them) with their width or rank or
@@ -74,7 +74,7 @@ public static class Tuning
                 throw new ConfigException(
                     $"tuning {Name(kind)} needs a ViT backbone; {backbone.Architecture} has no tokens (for a CNN: " +
                     "full, frozen, bias, norm or ssf)", "tuning");
-            if (dim <= 0) dim = DefaultDim(kind, numClasses, tokens.Blocks);
+            if (dim <= 0) dim = DefaultDim(kind, numClasses, tokens.BlockCount);
             tokens.AddTuningModules(kind, dim);
         }
         // Frozen, bias and norm tuning add nothing: a plain backbone of the architecture loads their checkpoints.
@@ -96,7 +96,7 @@ public static class Tuning
             {
                 TuningKind.Full => true,
                 TuningKind.Frozen => false,
-                TuningKind.Bias => name.EndsWith(".bias", StringComparison.Ordinal) || name == "bias",
+                TuningKind.Bias => name.EndsWith("bias", StringComparison.Ordinal),
                 TuningKind.Norm => norms.Contains(name),
                 _ => IsTuningModule(name),
             };
@@ -156,7 +156,7 @@ public static class Tuning
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, m) in backbone.named_modules())
-            if (m is BatchNorm or LayerNorm or GroupNorm)
+            if (m is BatchNorm or LayerNorm or GroupNorm or Norm)
                 foreach (var (p, _) in m.named_parameters(recurse: false))
                     names.Add(name.Length == 0 ? p : $"{name}.{p}");
         return names;

@@ -1,3 +1,4 @@
+using H2T.Settings;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -84,8 +85,9 @@ public sealed record VisionTransformerConfig(int Patch, int ImageSize, int Width
 /// MLP and norms apart), and <see cref="Embed"/> / <see cref="EncoderBlock"/> / <see cref="Tokens"/> give the token
 /// sequence before, within and after the blocks.</para>
 /// </summary>
-public sealed class VisionTransformer : Backbone
+public sealed class VisionTransformer : Backbone, ITokenTunable
 {
+    VisualPrompts? prompts;
     readonly Conv2d conv_proj;
     readonly Parameter class_token;
     readonly Parameter? reg_token;
@@ -146,6 +148,51 @@ public sealed class VisionTransformer : Backbone
     /// <summary>The encoder layers in order (<c>encoder.layers.encoder_layer_{i}</c>).</summary>
     public IReadOnlyList<EncoderBlock> Blocks => encoder.Blocks;
 
+    /// <inheritdoc/>
+    public int BlockCount => Blocks.Count;
+
+    /// <inheritdoc/>
+    public void AddTuningModules(TuningKind kind, int size)
+    {
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), size, "expected at least 1");
+        switch (kind)
+        {
+            case TuningKind.AdaptFormer:
+                var adapters = new ModuleList<AdaptFormerBranch>();
+                foreach (var block in Blocks)
+                {
+                    block.Adapter = new AdaptFormerBranch(Config.Width, size, Config.Eps);
+                    adapters.Add(block.Adapter);
+                }
+                register_module(Tuning.ModulePrefix + "adaptformer", adapters);
+                break;
+            case TuningKind.Lora:
+                var loras = new ModuleList<LoraPair>();
+                foreach (var block in Blocks)
+                {
+                    block.Attention.Lora = new LoraPair(Config.Width, size);
+                    loras.Add(block.Attention.Lora);
+                }
+                register_module(Tuning.ModulePrefix + "lora", loras);
+                break;
+            case TuningKind.VptShallow or TuningKind.VptDeep:
+                prompts = new VisualPrompts(kind == TuningKind.VptDeep ? Blocks.Count : 1, size, Config.Width,
+                    Config.Patch);
+                register_module(Tuning.ModulePrefix + "vpt", prompts);
+                break;
+            default:
+                throw new ArgumentException($"tuning {Tuning.Name(kind)} adds no token modules", nameof(kind));
+        }
+    }
+
+    /// <summary>LoRA folds into the attention weights; AdaptFormer and VPT compute at run time.</summary>
+    protected override bool MergeOwnTuning()
+    {
+        if (TuningState?.Kind != TuningKind.Lora) return false;
+        foreach (var block in Blocks) block.Attention.MergeLora();
+        return true;
+    }
+
     public override int FeatureChannels => Config.Width;
     public override string Architecture => arch;
 
@@ -175,7 +222,12 @@ public sealed class VisionTransformer : Backbone
     {
         using var scope = NewDisposeScope();
         var x = Embed(images);
-        for (int i = 0; i < Blocks.Count; i++) x = Blocks[i].call(x);
+        long sequence = x.shape[1];
+        for (int i = 0; i < Blocks.Count; i++)
+        {
+            if (prompts is not null && i < prompts.Layers) x = prompts.Insert(x, sequence, i);
+            x = Blocks[i].call(x);
+        }
         return encoder.ln.Apply(x).MoveToOuterDisposeScope();
     }
 
@@ -337,6 +389,10 @@ public sealed class EncoderBlock : Module<Tensor, Tensor>
         mlp.Initialise();
     }
 
+    /// <summary>AdaptFormer's branch beside the MLP, when the ViT carries one (registered by the ViT, not
+    /// here).</summary>
+    internal AdaptFormerBranch? Adapter { get; set; }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
@@ -345,6 +401,7 @@ public sealed class EncoderBlock : Module<Tensor, Tensor>
         x = x + a;
         var m = mlp.call(ln_2.Apply(x));
         if (ls_2 is not null) m = ls_2.Apply(m);
+        if (Adapter is not null) m = m + Adapter.call(x);
         return (x + m).MoveToOuterDisposeScope();
     }
 }
@@ -384,6 +441,21 @@ public sealed class SelfAttention : Module<Tensor, Tensor>
     /// <summary>Heads the width is split into.</summary>
     public int Heads => heads;
 
+    /// <summary>LoRA's low-rank updates of q and v, when the ViT carries them (registered by the ViT).</summary>
+    internal LoraPair? Lora { get; set; }
+
+    /// <summary>Folds <see cref="Lora"/> into in_proj_weight and drops it.</summary>
+    internal void MergeLora()
+    {
+        if (Lora is null) return;
+        using (no_grad())
+        {
+            using var delta = Lora.WeightDelta();
+            in_proj_weight.add_(delta);
+        }
+        Lora = null;
+    }
+
     internal void Initialise()
     {
         using var _ = no_grad();
@@ -396,8 +468,9 @@ public sealed class SelfAttention : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], l = x.shape[1], c = x.shape[2];
-        var qkv = VisionTransformer.Linear(x, in_proj_weight, in_proj_bias).reshape(n, l, 3, heads, c / heads)
-            .permute(2, 0, 3, 1, 4);
+        var projected = VisionTransformer.Linear(x, in_proj_weight, in_proj_bias);
+        if (Lora is not null) projected = projected + Lora.Delta(x);
+        var qkv = projected.reshape(n, l, 3, heads, c / heads).permute(2, 0, 3, 1, 4);
         var o = functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
         o = o.transpose(1, 2).reshape(n, l, c);
         return VisionTransformer.Linear(o, out_proj.weight!, out_proj.bias).MoveToOuterDisposeScope();

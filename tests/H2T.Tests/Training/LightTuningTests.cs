@@ -68,3 +68,45 @@ public sealed class LightTuningTests : IDisposable
         Assert.Contains(message, output);
     }
 }
+
+/// <summary>The end-to-end check: a small random ViT tuned with each LIFT module in stage I, then a stage II
+/// with H2T on its class token, eval and predict from the checkpoints.</summary>
+public sealed class VitLightTuningTests : IDisposable
+{
+    readonly TempDir runs = new();
+
+    public void Dispose() => runs.Dispose();
+
+    [Theory]
+    [InlineData("adaptformer")]
+    [InlineData("lora")]
+    [InlineData("vpt-deep")]
+    public void PeftStageOneThenH2TStageTwoOnAViT(string tuning)
+    {
+        var s1 = Path.Combine(runs.Path, "s1");
+        var (rc, output) = CliRunner.Run("stage1", "--dataset", "cifar10-jpg", "--data", DataTestFiles.CifarJpgSample,
+            "--imb-factor", "2", "--backbone", "vit_micro", "--epochs", "1", "--batch-size", "50", "--lr", "0.01",
+            "--tuning", tuning, "--tuning-dim", "4", "--classifier", "cosine", "--loss", "logit-adjust",
+            "--head-init", "class-mean", "--mixup", "0", "--optimizer", "adamw", "--out", s1);
+        Assert.True(rc == 0, output);
+        Assert.Contains($"tuning {tuning} (dim 4):", output);
+        var ckpt = Path.Combine(s1, "last.ckpt");
+        var meta = Checkpoint.ReadMeta(ckpt);
+        Assert.Equal(tuning, meta.Tuning);
+        Assert.Equal(4, meta.TuningDim);
+
+        var s2 = Path.Combine(runs.Path, "s2");
+        (rc, output) = CliRunner.Run("sweep", "--from", ckpt, "--rho", "0,0.5", "--epochs", "1", "--batch-size", "50",
+            "--val-per-class", "2", "--feature-cache", "pooled", "--out", s2);
+        Assert.True(rc == 0, output);
+        Assert.Contains("(selected)", output);
+
+        var json = Path.Combine(runs.Path, "eval.json");
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", json);
+        Assert.True(rc == 0, output);
+        using var eval = JsonDocument.Parse(File.ReadAllText(json));
+        using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(s1, "final-eval.json")));
+        Assert.Equal(final.RootElement.GetProperty("top1").GetDouble(),
+            eval.RootElement.GetProperty("top1").GetDouble(), 6);
+    }
+}
