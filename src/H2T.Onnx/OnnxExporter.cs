@@ -17,8 +17,10 @@ public sealed record OnnxExportResult(string Path, long Bytes, int Nodes, int In
 /// before it (ResLT's branch BatchNorms become per-channel affine maps), global pooling and the classifier exactly as
 /// evaluation computes it (cosine, LWS scales folded into the weights, tau-normalised weights, RIDE's expert mean,
 /// ResLT's branch sum); a ConvNeXt's trunk ends in its final LayerNorm of the pooled map, as torchvision computes it
-/// (LayerNormalization is in opset 17; GELU, not until opset 20, is written in its exact erf form). Outputs
-/// <c>logits</c> and <c>probabilities</c> (softmax). The batch dimension is symbolic.
+/// (LayerNormalization is in opset 17; GELU, not until opset 20, is written in its exact erf form); a Vision
+/// Transformer's trunk ends in its class token after the final LayerNorm (attention as MatMul / Softmax per head, the
+/// position embeddings at the export's image size). Outputs <c>logits</c> and <c>probabilities</c> (softmax). The
+/// batch dimension is symbolic.
 /// Class names and preprocessing are in the metadata (<see cref="ModelCard.MetadataKeys"/>). Always fp32.
 /// </summary>
 public static class OnnxExporter
@@ -46,17 +48,18 @@ public static class OnnxExporter
         {
             var x = g.Node("Sub", ["image", g.Floats("mean", p.Mean, 1, p.Channels, 1, 1)]);
             x = g.Node("Div", [x, g.Floats("std", p.Std, 1, p.Channels, 1, 1)]);
-            var maps = backbone switch
+            // N x C features, one per expert: a CNN's maps globally pooled, a ViT's class token as it is (its
+            // backbone's N x C x 1 x 1 map pools to itself).
+            var pooled = backbone switch
             {
-                RideResNetCifar => RideMaps(g, weights, x, backbone.Experts),
-                ResLtResNetCifar => ResLtMaps(g, weights, CifarTrunk(g, weights, x)),
-                ResNetCifar => [CifarTrunk(g, weights, x)],
-                ResNetImageNet => [ImageNetTrunk(g, weights, x)],
-                ConvNeXt => [ConvNeXtTrunk(g, weights, x)],
+                RideResNetCifar => Pool(g, RideMaps(g, weights, x, backbone.Experts)),
+                ResLtResNetCifar => Pool(g, ResLtMaps(g, weights, CifarTrunk(g, weights, x))),
+                ResNetCifar => Pool(g, CifarTrunk(g, weights, x)),
+                ResNetImageNet => Pool(g, ImageNetTrunk(g, weights, x)),
+                ConvNeXt => Pool(g, ConvNeXtTrunk(g, weights, x)),
+                VisionTransformer vit => [VitTrunk(g, weights, vit, x, p.Height, p.Width)],
                 _ => throw new NotSupportedException($"ONNX export does not know the {backbone.Architecture} backbone"),
             };
-            var pooled = maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis",
-                1))).ToArray();
             Head(g, weights, head, pooled);
         }
         g.NameLastOutput("logits");
@@ -89,6 +92,8 @@ public static class OnnxExporter
         readonly Dictionary<string, Tensor> h = head.state_dict();
 
         public bool Has(string key) => b.ContainsKey(key);
+        /// <summary>The backbone's state-dict names.</summary>
+        public IEnumerable<string> Keys => b.Keys;
         /// <summary>A backbone tensor's shape, without copying its data out.</summary>
         public long[] Shape(string key) => b.TryGetValue(key, out var t) ? t.shape
             : throw new InvalidOperationException($"ONNX export: the backbone has no tensor '{key}'");
@@ -141,6 +146,9 @@ public static class OnnxExporter
     }
 
     static string Relu(OnnxGraph g, string x) => g.Node("Relu", [x]);
+
+    static string[] Pool(OnnxGraph g, params string[] maps) =>
+        [.. maps.Select(m => g.Node("Flatten", [g.Node("GlobalAveragePool", [m])], Int("axis", 1)))];
 
     // ---- CIFAR ResNets (option-A shortcuts) ----
 
@@ -276,14 +284,19 @@ public static class OnnxExporter
         var z = g.Node("Transpose", [BiasedConv(g, w, x, block + ".block.0", 1, 3, c)], Ints("perm", 0, 2, 3, 1));
         z = LastAxisNorm(g, w, z, block + ".block.2");
         z = Dense(g, w, z, block + ".block.3");
-        // GELU(z) = z / 2 * (1 + erf(z / sqrt 2)), torch's exact form
-        var erf = g.Node("Erf", [g.Node("Div", [z, g.Floats("sqrt2", [MathF.Sqrt(2f)], 1)])]);
-        z = g.Node("Mul", [g.Node("Mul", [z, g.Node("Add", [erf, g.Floats("one", [1f], 1)])]), g.Floats("half", [0.5f],
-            1)]);
+        z = Gelu(g, z);
         z = g.Node("Transpose", [Dense(g, w, z, block + ".block.5")], Ints("perm", 0, 3, 1, 2));
         var (scale, _) = w.Backbone(block + ".layer_scale");
         z = g.Node("Mul", [z, g.Floats("layer_scale", scale, c, 1, 1)]);
         return g.Node("Add", [z, x]);
+    }
+
+    /// <summary>GELU(z) = z / 2 * (1 + erf(z / sqrt 2)), torch's exact form.</summary>
+    static string Gelu(OnnxGraph g, string z)
+    {
+        var erf = g.Node("Erf", [g.Node("Div", [z, g.Floats("sqrt2", [MathF.Sqrt(2f)], 1)])]);
+        return g.Node("Mul", [g.Node("Mul", [z, g.Node("Add", [erf, g.Floats("one", [1f], 1)])]),
+            g.Floats("half", [0.5f], 1)]);
     }
 
     static string BiasedConv(OnnxGraph g, Weights w, string x, string conv, int stride, int padding, int groups)
@@ -300,25 +313,172 @@ public static class OnnxExporter
         g.Node("Transpose", [LastAxisNorm(g, w, g.Node("Transpose", [x], Ints("perm", 0, 2, 3, 1)), norm)],
             Ints("perm", 0, 3, 1, 2));
 
-    static string LastAxisNorm(OnnxGraph g, Weights w, string x, string norm)
+    static string LastAxisNorm(OnnxGraph g, Weights w, string x, string norm, float eps = ConvNeXtEps)
     {
         var (gamma, shape) = w.Backbone(norm + ".weight");
         var (beta, _) = w.Backbone(norm + ".bias");
         return g.Node("LayerNormalization", [x, g.Floats(norm.Replace('.', '_') + "_w", gamma, shape),
-            g.Floats(norm.Replace('.', '_') + "_b", beta, shape)], Int("axis", -1), Float("epsilon", ConvNeXtEps));
+            g.Floats(norm.Replace('.', '_') + "_b", beta, shape)], Int("axis", -1), Float("epsilon", eps));
     }
 
     /// <summary>A Linear on the last axis: x W^T + b (MatMul broadcasts over N x H x W).</summary>
     static string Dense(OnnxGraph g, Weights w, string x, string fc)
     {
         var (weight, shape) = w.Backbone(fc + ".weight");
-        var (bias, _) = w.Backbone(fc + ".bias");
-        long outs = shape[0], ins = shape[1];
-        var transposed = new float[weight.Length];
+        var bias = w.Has(fc + ".bias") ? w.Backbone(fc + ".bias").Data : null;
+        return Dense(g, x, fc.Replace('.', '_'), weight, shape[0], shape[1], bias);
+    }
+
+    /// <summary>x W^T (+ b) for W stored <paramref name="outs"/> x <paramref name="ins"/>, row-major.</summary>
+    static string Dense(OnnxGraph g, string x, string stem, float[] weight, long outs, long ins, float[]? bias)
+    {
+        var transposed = new float[outs * ins];
         for (long o = 0; o < outs; o++)
             for (long i = 0; i < ins; i++) transposed[i * outs + o] = weight[o * ins + i];
-        var y = g.Node("MatMul", [x, g.Floats(fc.Replace('.', '_') + "_wt", transposed, ins, outs)]);
-        return g.Node("Add", [y, g.Floats(fc.Replace('.', '_') + "_b", bias, outs)]);
+        var y = g.Node("MatMul", [x, g.Floats(stem + "_wt", transposed, ins, outs)]);
+        return bias is null ? y : g.Node("Add", [y, g.Floats(stem + "_b", bias, outs)]);
+    }
+
+    // ---- Vision Transformers (VisionTransformer's torchvision names) ----
+
+    /// <summary>
+    /// VisionTransformer's forward at <paramref name="height"/> x <paramref name="width"/>: patch projection, class
+    /// token then registers prepended, position embeddings (resampled as the forward resamples them when the grid is
+    /// not the built one), ln_pre, the blocks, the final LayerNorm; returns the class token, N x C. The heads, eps and
+    /// activation are not in the state dict, so they come from the backbone's config.
+    /// </summary>
+    static string VitTrunk(OnnxGraph g, Weights w, VisionTransformer vit, string x, int height, int width)
+    {
+        var c = vit.Config;
+        // LoRA was folded into in_proj_weight when the checkpoint was opened; AdaptFormer and VPT are written below.
+        // Any other tuning module would be left out, so refuse it rather than export another function.
+        string adapters = Tuning.ModulePrefix + "adaptformer", prompts = Tuning.ModulePrefix + "vpt";
+        if (w.Keys.FirstOrDefault(k => Tuning.IsTuningModule(k) && !k.StartsWith(adapters + ".",
+                StringComparison.Ordinal) && !k.StartsWith(prompts + ".", StringComparison.Ordinal)) is { } tuned)
+            throw new NotSupportedException($"ONNX export does not know the ViT's tuning module '{tuned}'");
+        int gh = (height - c.Patch) / c.Patch + 1, gw = (width - c.Patch) / c.Patch + 1; // the Conv's output grid
+        var (proj, projShape) = w.Backbone("conv_proj.weight");
+        string[] convInputs = w.Has("conv_proj.bias")
+            ? [x, g.Floats("conv_proj_w", proj, projShape), g.Floats("conv_proj_b", w.Backbone("conv_proj.bias").Data,
+                projShape[0])]
+            : [x, g.Floats("conv_proj_w", proj, projShape)];
+        var p = g.Node("Conv", convInputs, Ints("kernel_shape", c.Patch, c.Patch), Ints("strides", c.Patch, c.Patch),
+            Ints("pads", 0, 0, 0, 0), Ints("dilations", 1, 1));
+        // N x C x gh x gw -> N x L x C
+        var patches = g.Node("Transpose", [g.Node("Reshape", [p, g.Int64s("tokens_shape", 0, c.Width, -1)])],
+            Ints("perm", 0, 2, 1));
+
+        var pos = Positions(g, vit, gh, gw);
+        var prefix = new List<string> { BatchExpand(g, patches, w.Backbone("class_token").Data, 1, c.Width, "cls") };
+        if (c.RegisterTokens > 0)
+            prefix.Add(BatchExpand(g, patches, w.Backbone("reg_token").Data, c.RegisterTokens, c.Width, "reg"));
+        var tokens = c.NoEmbedClass
+            ? g.Node("Concat", [.. prefix, g.Node("Add", [patches, pos])], Int("axis", 1))
+            : g.Node("Add", [g.Node("Concat", [.. prefix, patches], Int("axis", 1)), pos]);
+        float eps = (float)c.Eps;
+        if (c.PreNorm) tokens = LastAxisNorm(g, w, tokens, "encoder.ln_pre", eps);
+        long sequence = c.PrefixTokens + (long)gh * gw;
+        for (int i = 0; i < vit.Blocks.Count; i++)
+        {
+            // VPT: the embedded sequence, then this layer's prompts (shallow: the first layer only).
+            if (w.Has($"{prompts}.prompts.{i}"))
+            {
+                var (values, shape) = w.Backbone($"{prompts}.prompts.{i}");
+                var kept = g.Node("Slice", [tokens, g.Int64s($"vpt_start_{i}", 0), g.Int64s($"vpt_end_{i}", sequence),
+                    g.Int64s($"vpt_axis_{i}", 1)]);
+                tokens = g.Node("Concat", [kept, BatchExpand(g, tokens, values, shape[0], c.Width, $"vpt_{i}")],
+                    Int("axis", 1));
+            }
+            var adapter = w.Has($"{adapters}.{i}.scale") ? $"{adapters}.{i}" : null;
+            tokens = VitBlock(g, w, tokens, $"encoder.layers.encoder_layer_{i}", c.Width, vit.Blocks[i].Attention.Heads,
+                vit.Blocks[i].Mlp.Activation, eps, adapter);
+        }
+        tokens = LastAxisNorm(g, w, tokens, "encoder.ln", eps);
+        // the class token: index 0 on the token axis (a scalar index drops the axis)
+        return g.Node("Gather", [tokens, g.Int64Scalar("cls_index", 0)], Int("axis", 1));
+    }
+
+    /// <summary>The position embeddings 1 x rows x C at a gh x gw patch grid, resampled in TorchSharp exactly as
+    /// <see cref="VisionTransformer.Embed"/> does at run time when the grid is not the built one.</summary>
+    static string Positions(OnnxGraph g, VisionTransformer vit, int gh, int gw)
+    {
+        var c = vit.Config;
+        var stored = vit.state_dict()["encoder.pos_embedding"];
+        using var scope = NewDisposeScope();
+        var pos = gh == c.Grid && gw == c.Grid ? stored.detach()
+            : VisionTransformer.ResamplePositions(stored.detach(), c.NoEmbedClass ? 0 : 1, (c.Grid, c.Grid), (gh, gw),
+                PositionResampling.Timm);
+        using var f = pos.to(ScalarType.Float32).cpu().contiguous();
+        return g.Floats("pos_embedding", f.data<float>().ToArray(), f.shape);
+    }
+
+    /// <summary>A learnt 1 x <paramref name="rows"/> x C constant repeated over the batch of
+    /// <paramref name="like"/> (N x L x C; N is symbolic): Expand to [N, rows, C].</summary>
+    static string BatchExpand(OnnxGraph g, string like, float[] values, long rows, long width, string stem)
+    {
+        var n = g.Node("Shape", [like], Int("start", 0), Int("end", 1));
+        var shape = g.Node("Concat", [n, g.Int64s(stem + "_rows", rows, width)], Int("axis", 0));
+        return g.Node("Expand", [g.Floats(stem, values, 1, rows, width), shape]);
+    }
+
+    /// <summary>One encoder layer: x + ls_1(attention(ln_1(x))), then + ls_2(mlp(ln_2(x))).</summary>
+    static string VitBlock(OnnxGraph g, Weights w, string x, string block, int width, int heads,
+        VitActivation activation, float eps, string? adapter = null)
+    {
+        var a = VitAttention(g, w, LastAxisNorm(g, w, x, block + ".ln_1", eps), block + ".self_attention", width,
+            heads);
+        x = g.Node("Add", [x, LayerScale(g, w, a, block + ".ls_1")]);
+        var h = Dense(g, w, LastAxisNorm(g, w, x, block + ".ln_2", eps), block + ".mlp.0");
+        h = activation == VitActivation.QuickGelu
+            ? g.Node("Mul", [h, g.Node("Sigmoid", [g.Node("Mul", [h, g.Floats("quick_gelu", [1.702f], 1)])])])
+            : Gelu(g, h);
+        var m = LayerScale(g, w, Dense(g, w, h, block + ".mlp.3"), block + ".ls_2");
+        if (adapter is not null)
+        {
+            // AdaptFormer beside the MLP: scale * up(relu(down(ln(x)))) of the MLP sub-layer's input.
+            var a2 = Dense(g, w, LastAxisNorm(g, w, x, adapter + ".ln", eps), adapter + ".down_proj");
+            a2 = Dense(g, w, g.Node("Relu", [a2]), adapter + ".up_proj");
+            m = g.Node("Add", [m, g.Node("Mul", [a2, g.Floats(adapter.Replace('.', '_') + "_scale",
+                w.Backbone(adapter + ".scale").Data, 1)])]);
+        }
+        return g.Node("Add", [x, m]);
+    }
+
+    static string LayerScale(OnnxGraph g, Weights w, string x, string ls) => w.Has(ls + ".gamma")
+        ? g.Node("Mul", [x, g.Floats(ls.Replace('.', '_'), w.Backbone(ls + ".gamma").Data, w.Shape(ls + ".gamma"))])
+        : x;
+
+    /// <summary>
+    /// nn.MultiheadAttention's self-attention over N x L x C: q, k, v from in_proj (q's rows and bias pre-scaled by
+    /// 1 / sqrt(d), which is softmax(q k^T / sqrt d) v), per head, then out_proj.
+    /// </summary>
+    static string VitAttention(OnnxGraph g, Weights w, string x, string attn, int width, int heads)
+    {
+        var (weight, _) = w.Backbone(attn + ".in_proj_weight");
+        var (bias, _) = w.Backbone(attn + ".in_proj_bias");
+        int d = width / heads;
+        float scale = 1f / MathF.Sqrt(d);
+        var stem = attn.Replace('.', '_');
+        string Project(int part, string name, long[] perm)
+        {
+            var rows = weight.AsSpan(part * width * width, width * width).ToArray();
+            var b = bias.AsSpan(part * width, width).ToArray();
+            if (part == 0)
+            {
+                for (int i = 0; i < rows.Length; i++) rows[i] *= scale;
+                for (int i = 0; i < b.Length; i++) b[i] *= scale;
+            }
+            var y = Dense(g, x, stem + "_" + name, rows, width, width, b);
+            y = g.Node("Reshape", [y, g.Int64s("heads_shape", 0, -1, heads, d)]);
+            return g.Node("Transpose", [y], Ints("perm", perm));
+        }
+        var q = Project(0, "q", [0, 2, 1, 3]);  // N x H x L x d
+        var k = Project(1, "k", [0, 2, 3, 1]);  // N x H x d x L
+        var v = Project(2, "v", [0, 2, 1, 3]);
+        var attention = g.Node("Softmax", [g.Node("MatMul", [q, k])], Int("axis", -1));
+        var o = g.Node("Transpose", [g.Node("MatMul", [attention, v])], Ints("perm", 0, 2, 1, 3));
+        o = g.Node("Reshape", [o, g.Int64s("width_shape", 0, -1, width)]);
+        return Dense(g, w, o, attn + ".out_proj");
     }
 
     static int Channels(Weights w, string key, int axis) => checked((int)w.Shape(key)[axis]);

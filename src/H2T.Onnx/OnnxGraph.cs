@@ -42,6 +42,15 @@ internal sealed class OnnxGraph
         return name;
     }
 
+    /// <summary>A 0-d int64 constant (a Gather index that drops its axis).</summary>
+    public string Int64Scalar(string stem, long value)
+    {
+        var name = Fresh(stem);
+        graph.Initializer.Add(new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64,
+            RawData = ByteString.CopyFrom(BitConverter.GetBytes(value)) });
+        return name;
+    }
+
     /// <summary>Adds one node and returns its (single) output's name.</summary>
     public string Node(string op, string[] inputs, params AttributeProto[] attributes)
     {

@@ -48,7 +48,12 @@ internal static class InferenceFixtures
                 ln.bias!.copy_(randn(n) * 0.1);
             }
         foreach (var (name, p) in backbone.named_parameters())
-            if (name.EndsWith("layer_scale", StringComparison.Ordinal)) p.copy_(rand(p.shape) * 0.45 + 0.05);
+            if (name.EndsWith("layer_scale", StringComparison.Ordinal) ||
+                name.EndsWith(".gamma", StringComparison.Ordinal)) p.copy_(rand(p.shape) * 0.45 + 0.05);
+            else if (backbone is VisionTransformer && IsVitNorm(name))
+                p.copy_(name.EndsWith(".weight", StringComparison.Ordinal) ? rand(p.shape) + 0.5
+                    : randn(p.shape) * 0.1);
+            else if (name is "class_token" or "reg_token") p.copy_(randn(p.shape)); // zero or 1e-6 when built
         ClassifierHead final = made;
         if (made is LwsHead lws)
             foreach (var (name, p) in lws.named_parameters())
@@ -68,6 +73,10 @@ internal static class InferenceFixtures
         final.Dispose();
         return path;
     }
+
+    // A ViT's LayerNorms (H2T.Models.Norm, not TorchSharp's LayerNorm): ones and zeros when built, so drawn too.
+    static bool IsVitNorm(string name) =>
+        name.Split('.') is [.., var module, "weight" or "bias"] && module is "ln" or "ln_pre" or "ln_1" or "ln_2";
 
     /// <summary>The committed CIFAR-10 test images (100: 10 per class), in class then file order.</summary>
     public static string[] TestImages() =>

@@ -61,6 +61,7 @@ public sealed class PredictCommandTests : IDisposable
     [InlineData("reslt_resnet8", "--loss", "reslt")]
     [InlineData("resnet10", "imagefolder", "--image-size", "24")]
     [InlineData("convnext_micro", "imagefolder", "--image-size", "32")]
+    [InlineData("vit_micro", "imagefolder", "--image-size", "32")]
     public void PredictCountsWhatEvalCounts(string backbone, params string[] extra)
     {
         var ckpt = Train(backbone, backbone, extra);

@@ -108,5 +108,13 @@ public sealed class VitLightTuningTests : IDisposable
         using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(s1, "final-eval.json")));
         Assert.Equal(final.RootElement.GetProperty("top1").GetDouble(),
             eval.RootElement.GetProperty("top1").GetDouble(), 6);
+
+        // The export carries the adapters and prompts (LoRA folded): ONNX Runtime's eval equals TorchSharp's.
+        var viaOnnx = Path.Combine(runs.Path, "onnx-eval.json");
+        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--engine", "onnxruntime", "--out", viaOnnx);
+        Assert.True(rc == 0, output);
+        using var ort = JsonDocument.Parse(File.ReadAllText(viaOnnx));
+        Assert.Equal(eval.RootElement.GetProperty("confusion").ToString(),
+            ort.RootElement.GetProperty("confusion").ToString());
     }
 }
