@@ -132,16 +132,10 @@ public static class PretrainedBackbone
     /// when it is no ViT.</summary>
     static Normalization? SafeTensorsVitNormalization(string path)
     {
-        var (tensors, _) = SafeTensors.Read(path);
-        try
-        {
-            return VisionTransformerWeights.Detect(tensors.Keys) is { } layout
-                ? VisionTransformerWeights.NormalizationOf(layout, tensors.Keys) : null;
-        }
-        finally
-        {
-            foreach (var t in tensors.Values) t.Dispose();
-        }
+        // The header's names are enough: Resolve must not read a 300 MB file that Load reads again.
+        var names = SafeTensors.TensorNames(path);
+        return VisionTransformerWeights.Detect(names) is { } layout
+            ? VisionTransformerWeights.NormalizationOf(layout, names) : null;
     }
 
     /// <summary>Loads the weights; returns the lines that say what was loaded and what was not used.</summary>

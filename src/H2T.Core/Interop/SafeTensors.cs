@@ -24,9 +24,18 @@ public static class SafeTensors
         return n > 1 && n < 100_000_000 && head[8] == (byte)'{';
     }
 
-    public static (Dictionary<string, Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
+    /// <summary>The tensor names in the file's JSON header, without reading any tensor data.</summary>
+    public static IReadOnlyList<string> TensorNames(string path)
     {
         using var s = File.OpenRead(path);
+        using var doc = Header(path, s, out _);
+        return [.. doc.RootElement.EnumerateObject().Select(e => e.Name).Where(n => n != "__metadata__")];
+    }
+
+    /// <summary>The JSON header of the safetensors stream <paramref name="s"/> (positioned at its start), checked
+    /// against the file's length; <paramref name="dataStart"/> is where the tensor bytes begin.</summary>
+    static JsonDocument Header(string path, Stream s, out long dataStart)
+    {
         long length = s.Length;
         Span<byte> prefix = stackalloc byte[8];
         if (s.Read(prefix) < 8) throw new DataFormatException(
@@ -37,11 +46,17 @@ public static class SafeTensors
                 $"{path}: not a safetensors file (header length {headerLength} in a {length}-byte file)");
         var header = new byte[headerLength];
         s.ReadExactly(header);
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(header); }
+        dataStart = 8 + (long)headerLength;
+        try { return JsonDocument.Parse(header); }
         catch (JsonException e) { throw new DataFormatException($"{path}: safetensors header is not JSON ({e.Message})",
             e); }
-        long dataStart = 8 + (long)headerLength;
+    }
+
+    public static (Dictionary<string, Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Read(string path)
+    {
+        using var s = File.OpenRead(path);
+        long length = s.Length;
+        var doc = Header(path, s, out long dataStart);
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         using (doc)

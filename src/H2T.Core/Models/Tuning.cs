@@ -13,7 +13,7 @@ public sealed record TuningSummary(TuningKind Kind, long TrainableParameters, lo
 
     /// <summary>The line runs print and log.</summary>
     public string Describe() =>
-        $"tuning {Tuning.Name(Kind)}{(Dim > 0 ? $" (dim {Dim})" : "")}: {TrainableParameters:N0} of " +
+        $"tuning {TuningNames.Name(Kind)}{(Dim > 0 ? $" (dim {Dim})" : "")}: {TrainableParameters:N0} of " +
         $"{TotalParameters:N0} backbone parameters train " +
         $"({TrainablePercent.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}%), plus the " +
         "classifier";
@@ -36,15 +36,6 @@ public interface ITokenTunable
 /// <summary>The tuning kinds' one home: names, defaults, and how each is applied to a built backbone.</summary>
 public static class Tuning
 {
-    /// <summary>Names for flags and YAML alike (<see cref="TuningNames.Names"/>).</summary>
-    public static NameTable<TuningKind> Names => TuningNames.Names;
-
-    /// <summary>The canonical name of a kind.</summary>
-    public static string Name(TuningKind kind) => TuningNames.Name(kind);
-
-    /// <summary>Whether the kind adds modules a ViT must provide.</summary>
-    public static bool NeedsTokens(TuningKind kind) => TuningNames.NeedsTokens(kind);
-
     /// <summary>
     /// The width / rank / prompt count a kind uses when none is given, LIFT's rules: 10 VPT prompts; an AdaptFormer
     /// bottleneck or LoRA rank of 2^max(0, floor(log2(classes / (2 x blocks)))), which is 32 for ImageNet-LT on a
@@ -68,17 +59,18 @@ public static class Tuning
         ArgumentNullException.ThrowIfNull(backbone);
         if (kind == TuningKind.Full) return 0;
         if (kind == TuningKind.Ssf) backbone.AttachSsf();
-        else if (NeedsTokens(kind))
+        else if (TuningNames.NeedsTokens(kind))
         {
             if (backbone is not ITokenTunable tokens)
                 throw new ConfigException(
-                    $"tuning {Name(kind)} needs a ViT backbone; {backbone.Architecture} has no tokens (for a CNN: " +
+                    $"tuning {TuningNames.Name(kind)} needs a ViT backbone; {backbone.Architecture} has no tokens " +
+                        $"(for a CNN: " +
                     "full, frozen, bias, norm or ssf)", "tuning");
             if (dim <= 0) dim = DefaultDim(kind, numClasses, tokens.BlockCount);
             tokens.AddTuningModules(kind, dim);
         }
         // Frozen, bias and norm tuning add nothing: a plain backbone of the architecture loads their checkpoints.
-        if (kind is TuningKind.Ssf || NeedsTokens(kind)) backbone.TuningState = new(kind, dim);
+        if (kind is TuningKind.Ssf || TuningNames.NeedsTokens(kind)) backbone.TuningState = new(kind, dim);
         return dim;
     }
 

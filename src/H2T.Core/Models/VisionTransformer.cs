@@ -181,7 +181,7 @@ public sealed class VisionTransformer : Backbone, ITokenTunable
                 register_module(Tuning.ModulePrefix + "vpt", prompts);
                 break;
             default:
-                throw new ArgumentException($"tuning {Tuning.Name(kind)} adds no token modules", nameof(kind));
+                throw new ArgumentException($"tuning {TuningNames.Name(kind)} adds no token modules", nameof(kind));
         }
     }
 

@@ -198,8 +198,8 @@ public static class Checkpoint
         {
             if (meta.Tuning is { } tuning)
             {
-                if (!Tuning.Names.TryParse(tuning, out var kind))
-                    throw new ConfigException($"{path}: tuning '{tuning}': expected {Tuning.Names.Expected}");
+                if (!TuningNames.Names.TryParse(tuning, out var kind))
+                    throw new ConfigException($"{path}: tuning '{tuning}': expected {TuningNames.Names.Expected}");
                 H2T.Models.Tuning.AddModules(backbone, kind, meta.TuningDim, meta.NumClasses);
             }
             Load(path, backbone, head, null, expectedInChannels, expectedClasses);

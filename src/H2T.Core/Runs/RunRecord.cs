@@ -56,7 +56,7 @@ public sealed record RunRecord(string Stage, RunConfig Config, DatasetSplits Spl
             Architecture = backbone.Architecture, InChannels = Splits.Train.Shape.Channels,
                 NumClasses = Splits.NumClasses, Classifier = head.Kind,
             CosineScale = head is CosineHead cosine ? cosine.Scale : 1.0,
-            Tuning = backbone.TuningState is { } t ? Tuning.Name(t.Kind) : null,
+            Tuning = backbone.TuningState is { } t ? TuningNames.Name(t.Kind) : null,
                 TuningDim = backbone.TuningState?.Dim ?? 0,
             ClassCounts = Splits.TrainClassCounts, Dataset = Splits.Name, Seed = Config.Seed, Config = ConfigJson(),
             DataConfig = DataConfig, From = From,

@@ -31,10 +31,11 @@ internal static class ClassMeanInit
                 sums.index_add_(0, y, x, 1);
                 counts.index_add_(0, y, ones(y.shape[0], device: device), 1);
             }
-            var missing = Enumerable.Range(0, k).Where(c => counts[c].item<float>() == 0).ToList();
-            if (missing.Count > 0)
+            var missing = (counts == 0).nonzero().flatten().data<long>().ToArray();
+            if (missing.Length > 0)
                 throw new ConfigException(
-                    $"head_init class-mean: class(es) {string.Join(", ", missing.Select(c => splits.ClassNames[c]))} " +
+                    $"head_init class-mean: class(es) " +
+                        $"{string.Join(", ", missing.Select(c => splits.ClassNames[(int)c]))} " +
                     "have no training image", "head_init");
             var means = sums / counts.unsqueeze(1);
             switch (head)

@@ -78,7 +78,6 @@ public static class StageOneTrainer
             ? Tuning.Apply(backbone, config.Tuning, config.TuningDim, splits.NumClasses)
             : Tuning.Summarize(backbone, TuningKind.Full);
         initialisation.Add(tuned.Describe());
-        observer.Message(tuned.Describe());
         backbone.to(device);
         head.to(device);
         using var optimizer = EpochTraining.Optimizer(backbone.parameters().Where(p =>

@@ -127,4 +127,21 @@ public sealed class VisionTransformerWeightsTests(ITestOutputHelper output)
         input.Dispose();
         want.Dispose();
     }
+
+    [Fact]
+    public void ResolvingASafeTensorsViTReadsOnlyItsHeaderNames()
+    {
+        var path = PyTorchFixtures.Committed("timm_clip_quickgelu.safetensors");
+        var (tensors, _) = SafeTensors.Read(path);
+        try
+        {
+            Assert.Equal(tensors.Keys.Order(StringComparer.Ordinal), SafeTensors.TensorNames(path)
+                .Order(StringComparer.Ordinal));
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        Assert.Equal(VisionTransformerWeights.Clip, PretrainedBackbone.Resolve(path).Norm);
+    }
 }

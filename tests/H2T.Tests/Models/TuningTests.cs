@@ -49,7 +49,7 @@ public sealed class TuningTests
             var s = Tuning.Apply(b, kind, 0, 10);
             Assert.Equal(expected, s.TrainableParameters);
             Assert.Equal(expectedTotal, s.TotalParameters);
-            Assert.Contains(Tuning.Name(kind), s.Describe());
+            Assert.Contains(TuningNames.Name(kind), s.Describe());
         }
     }
 

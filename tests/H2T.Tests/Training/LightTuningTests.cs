@@ -38,19 +38,27 @@ public sealed class LightTuningTests : IDisposable
         var log = File.ReadAllText(Path.Combine(s1, "log.txt"));
         Assert.Contains("tuning ssf:", log);
 
-        var json = Path.Combine(runs.Path, "eval.json");
-        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", json);
-        Assert.True(rc == 0, output);
-        using var eval = JsonDocument.Parse(File.ReadAllText(json));
-        using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(s1, "final-eval.json")));
-        double Top1(JsonDocument d) => d.RootElement.GetProperty("top1").GetDouble();
-        Assert.Equal(Top1(final), Top1(eval), 6);
+        using var eval = EvalMatchesTheRunsFinal(ckpt, s1, Path.Combine(runs.Path, "eval.json"));
 
         // Stage II from the tuned backbone: the folded checkpoint feeds it like a plain one.
         var s2 = Path.Combine(runs.Path, "s2");
         (rc, output) = CliRunner.Run("stage2", "--from", ckpt, "--rho", "0.3", "--epochs", "1", "--batch-size", "32",
             "--optimizer", "adamw", "--out", s2);
         Assert.True(rc == 0, output);
+    }
+
+    /// <summary><c>h2t eval</c> of a run's checkpoint (opened, tuning folded where it folds) gives the top-1 the run
+    /// measured at its end; returns the eval's JSON.</summary>
+    internal static JsonDocument EvalMatchesTheRunsFinal(string checkpoint, string run, string json)
+    {
+        var (rc, output) = CliRunner.Run("eval", "--checkpoint", checkpoint, "--out", json);
+        Assert.True(rc == 0, output);
+        var eval = JsonDocument.Parse(File.ReadAllText(json));
+        using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "final-eval.json")));
+        Assert.Equal(final.RootElement.GetProperty("top1").GetDouble(),
+            eval.RootElement.GetProperty("top1").GetDouble(),
+            6);
+        return eval;
     }
 
     [Theory]
@@ -101,13 +109,7 @@ public sealed class VitLightTuningTests : IDisposable
         Assert.True(rc == 0, output);
         Assert.Contains("(selected)", output);
 
-        var json = Path.Combine(runs.Path, "eval.json");
-        (rc, output) = CliRunner.Run("eval", "--checkpoint", ckpt, "--out", json);
-        Assert.True(rc == 0, output);
-        using var eval = JsonDocument.Parse(File.ReadAllText(json));
-        using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(s1, "final-eval.json")));
-        Assert.Equal(final.RootElement.GetProperty("top1").GetDouble(),
-            eval.RootElement.GetProperty("top1").GetDouble(), 6);
+        using var eval = LightTuningTests.EvalMatchesTheRunsFinal(ckpt, s1, Path.Combine(runs.Path, "eval.json"));
 
         // The export carries the adapters and prompts (LoRA folded): ONNX Runtime's eval equals TorchSharp's.
         var viaOnnx = Path.Combine(runs.Path, "onnx-eval.json");
