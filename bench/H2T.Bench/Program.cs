@@ -14,6 +14,8 @@ int scalingImages = 10000;
 int rounds = 3;
 int clients = 32;
 double seconds = 20;
+string model = "convnext_tiny";
+double budget = 20;
 string scalingRoot = Path.Combine(Path.GetTempPath(), "h2t-scaling");
 var cifarJpg = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory,
     "../../../../../../../shared/data/cifar10-jpg.tar.gz"));
@@ -30,6 +32,9 @@ for (int i = 0; i < args.Length; i++)
     else if (args[i] == "--clients" && i + 1 < args.Length) clients = int.Parse(args[++i],
         System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--seconds" && i + 1 < args.Length) seconds = double.Parse(args[++i],
+        System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--model" && i + 1 < args.Length) model = args[++i];
+    else if (args[i] == "--budget" && i + 1 < args.Length) budget = double.Parse(args[++i],
         System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--threads" && i + 1 < args.Length) threads = int.Parse(args[++i],
         System.Globalization.CultureInfo.InvariantCulture);
@@ -78,6 +83,14 @@ if (only == "engines") results.Add(H2T.Bench.EngineBench.Run(threads ?? Environm
 if (only == "serve")
     results.Add(H2T.Bench.ServeBench.Run(cifarJpg, threads ?? Environment.ProcessorCount, clients,
         TimeSpan.FromSeconds(seconds), Path.Combine(Path.GetTempPath(), "h2t-serve-bench")));
+// --only foundation [--model vit_b_16|convnext_tiny] [--budget S]: a foundation backbone at 224 px, ours fp32 / bf16
+// against the PyTorch peer at its best and ONNX Runtime (needs python3-torch); not in "all".
+if (only == "foundation")
+{
+    var pythonDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../python"));
+    results.Add(H2T.Bench.FoundationBench.Run(model, threads ?? Environment.ProcessorCount, pythonDir,
+        Path.Combine(Path.GetTempPath(), "h2t-foundation-bench"), budget));
+}
 // --only peer: side by side with the PyTorch peer (needs python3-torch and the shared CIFAR-10 JPEGs); not in "all".
 if (only == "peer")
 {
