@@ -70,13 +70,14 @@ static int Run(string[] args)
     var trainedClasses = train.Select(r => r.Label).ToHashSet(StringComparer.Ordinal);
     foreach (var r in train.Concat(test))
     {
-        if (!index.ContainsKey(r.Label))
+        if (classesFile is not null && !index.ContainsKey(r.Label))
             throw new InputException($"{r.Source}: class {r.Label} is not in {classesFile}");
         if (!trainedClasses.Contains(r.Label))
             throw new InputException($"{r.Source}: test class {r.Label} has no training images");
     }
     if (trainedClasses.Count < 2)
-        throw new InputException($"only one class ({names[0]}) in the training data; a classifier needs two or more");
+        throw new InputException(
+            $"only one class ({trainedClasses.First()}) in the training data; a classifier needs two or more");
 
     var machine = MachineInfo.Read();
     Console.WriteLine($"ML.NET peer: {train.Count} training and {test.Count} test images, {names.Length} classes, " +
