@@ -137,8 +137,8 @@ static class FitFinish
         s.Append(ci, $"- Chosen on the class-balanced validation split: **{r.Chosen}** ({r.Checkpoint}).\n");
         if (r.Model is not null) s.Append(ci, $"- ONNX: {r.Model}; serve it with `{r.ServeCommand}`.\n");
         s.Append("\n## Intended use\n");
-        s.Append(ci, $"Classifying images into the {data.ClassNames.Count} classes below, drawn like the training " +
-            "images. It was not tested on images unlike them; check it on your own before relying on it.\n\n");
+        s.Append(ci, $"Classifying images into the {data.ClassNames.Count} classes below, drawn like the training ")
+            .Append("images. It was not tested on images unlike them; check it on your own before relying on it.\n\n");
         s.Append("## Data\n");
         s.Append(ci, $"Source: {Path.GetFullPath(options.Data)}. Train / validation / test images per class " +
             $"(group):\n\n| class | train | val | test | group |\n|---|---|---|---|---|\n");
@@ -152,8 +152,9 @@ static class FitFinish
             "test images right, which the head classes dominate when the test split is long-tailed.\n\n");
         s.Append("Weakest classes:\n");
         foreach (var w in r.Weakest)
-            s.Append(ci, $"- {w.Name} ({w.Group}, {w.TrainImages} training images): {w.Accuracy:F1}%" +
-                (w.TakenFor is null ? "\n" : $", most often taken for {w.TakenFor} ({w.TakenForShare:F0}%)\n"));
+            s.Append(ci, $"- {w.Name} ({w.Group}, {w.TrainImages} training images): {w.Accuracy:F1}%")
+                .Append(w.TakenFor is null ? "\n"
+                    : string.Create(ci, $", most often taken for {w.TakenFor} ({w.TakenForShare:F0}%)\n"));
         s.Append("\n## Limits\n");
         s.Append("- Scores come from one split and one training seed; a class with few test images has a wide " +
             "margin of error.\n");

@@ -61,12 +61,15 @@ public static class FitJob
         FitTracker tracker, Action save, CancellationToken cancel)
     {
         var dataDir = Path.Combine(root, DataFolder);
-        tracker.Steps([(StepCheck, 30), (StepPlan, 60), (StepOne, 600), (StepSweep, 120), (StepFinish, 30)]);
+        // Until the plan is measured, the steps' shares of the budget: what the plans here usually take.
+        double b = options.TimeLimit.TotalSeconds;
+        tracker.Steps([(StepCheck, 0.03 * b), (StepPlan, 0.07 * b), (StepOne, 0.7 * b), (StepSweep, 0.12 * b),
+            (StepFinish, 0.05 * b)]);
 
         // 1. Read and check the data, then split it (kept: a resumed job trains on the same files).
         tracker.Begin(StepCheck);
         FitData data;
-        if (File.Exists(Path.Combine(dataDir, FitSplitResult.ClassesFile)))
+        if (File.Exists(Path.Combine(dataDir, Manifest.ClassesFile)))
         {
             data = FitData.Read(dataDir);
             observer.Message($"data: reusing the checked split in {dataDir}");
@@ -80,7 +83,7 @@ public static class FitJob
             foreach (var line in audit.Lines()) observer.Message(line);
             foreach (var w in audit.Warnings) observer.Message($"warning: {w}");
             // The split's own seed (0, as the long-tail subsets'): another training seed trains on the same split.
-            var split = FitSplit.Make(audit.Usable, 0, new FitSplitOptions());
+            var split = FitSplit.Make(audit, 0);
             split.Write(dataDir);
             observer.Message(split.Describe());
             data = FitData.Read(dataDir);
@@ -121,18 +124,17 @@ public static class FitJob
         // 3. Stage I (resumes from its last checkpoint).
         tracker.Begin(StepOne);
         var s1 = new RunFolder(Path.Combine(root, StageOneFolder));
-        var splits = DatasetCatalog.Load(Data(plan, dataDir));
         var m1 = s1.ReadMetrics() is { Completed: true } finished ? finished
-            : StageOneTrainer.Run(StageOne(plan, dataDir), splits, s1, device, tracker.Training(), resume: true,
-                cancel);
+            : StageOneTrainer.Run(StageOne(plan, dataDir), s1, device, tracker.Training(), resume: true, cancel);
         cancel.ThrowIfCancellationRequested();
 
         // 4. Stage II: cRT at rho 0 and H2T at the other ratios, on pooled features of the frozen network.
         tracker.Begin(StepSweep);
         var sweepDir = Path.Combine(root, SweepFolder);
         var sweep = File.Exists(SweepResult.PathIn(sweepDir)) ? SweepResult.Read(sweepDir)
-            : StageTwoSweep.Run(s1.LastCheckpoint, Sweep(plan), splits, sweepDir, device, tracker.Training(), true,
-                cancel);
+            // The data as stage I's checkpoint records it: normalised as the pretrained network was trained.
+            : StageTwoSweep.Run(s1.LastCheckpoint, Sweep(plan), sweepDir, device, tracker.Training(), resume: true,
+                cancel: cancel);
         cancel.ThrowIfCancellationRequested();
 
         // 5. The choice on validation, the page, the model, the card.
@@ -219,7 +221,8 @@ public sealed record FitState
     public void Write(string root) => AtomicFile.WriteJson(Path.Combine(root, FitJob.StateFile), this);
 }
 
-/// <summary>The job's checked split as its manifest has it: class names, counts per split, groups.</summary>
+/// <summary>The job's checked split as its manifest has it: class names, counts per split, groups, and the
+/// images' median shorter side (what the planner sizes candidates by).</summary>
 public sealed record FitData(string Folder, IReadOnlyList<string> ClassNames, int[] Train, int[] Validation,
     int[] Test, string[] Groups, int MedianSide)
 {
@@ -227,28 +230,17 @@ public sealed record FitData(string Folder, IReadOnlyList<string> ClassNames, in
 
     public static FitData Read(string dataDir)
     {
-        var path = Path.Combine(dataDir, FitSplitResult.ClassesFile);
-        var lines = File.ReadAllLines(path);
-        var names = new List<string>();
-        var (tr, va, te, gr) = (new List<int>(), new List<int>(), new List<int>(), new List<string>());
-        foreach (var (line, i) in lines.Skip(1).Select((l, i) => (l, i + 2)))
-        {
-            var f = line.Split(',');
-            if (f.Length < 5) throw new InvalidDataException(
-                $"{path}:{i}: expected class,train,val,test,group, got '{line}'");
-            names.Add(string.Join(",", f[..^4]).Trim('"'));
-            tr.Add(int.Parse(f[^4], System.Globalization.CultureInfo.InvariantCulture));
-            va.Add(int.Parse(f[^3], System.Globalization.CultureInfo.InvariantCulture));
-            te.Add(int.Parse(f[^2], System.Globalization.CultureInfo.InvariantCulture));
-            gr.Add(f[^1]);
-        }
-        var first = File.ReadLines(Path.Combine(dataDir, "train.csv")).Skip(1).Take(16)
-            .Select(l => l[..l.LastIndexOf(',')].Trim('"')).Where(File.Exists).ToList();
-        int side = first.Count == 0 ? 224 : (int)first.Select(p =>
+        var m = Manifest.Read(dataDir);
+        int k = m.ClassNames.Count;
+        // The median of a spread sample's headers (no decoding).
+        var sample = Enumerable.Range(0, Math.Min(32, m.Train.Count)).Select(i => m.Train.Paths[i * m.Train.Count /
+            Math.Min(32, m.Train.Count)]).ToList();
+        int side = sample.Count == 0 ? 224 : sample.Select(p =>
         {
             var (w, h) = ImageDecoder.Probe(p);
             return Math.Min(w, h);
-        }).Order().ElementAt(first.Count / 2);
-        return new FitData(dataDir, names, [.. tr], [.. va], [.. te], [.. gr], side);
+        }).Order().ElementAt(sample.Count / 2);
+        return new FitData(dataDir, m.ClassNames, m.Train.CountPerClass(k), m.Validation.CountPerClass(k),
+            m.Test.CountPerClass(k), [.. Enumerable.Range(0, k).Select(m.Groups.GroupOf)], side);
     }
 }

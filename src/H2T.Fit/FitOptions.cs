@@ -84,6 +84,10 @@ public static class FitKeys
         ("ssf", FitTuning.Ssf), ("last-stage", FitTuning.LastStage), ("layer4", FitTuning.LastStage),
         ("full", FitTuning.Full)], "frozen, ssf, last-stage, full");
 
+    // Before All: static members initialise in text order.
+    static NameTable<string> Precisions { get; } = new("precision", [("fp32", "fp32"), ("bf16", "bf16"),
+        ("auto", "auto")]);
+
     public static IReadOnlyList<Key> All { get; } =
     [
         new("data", null, "the images: train/[test/] folders, class folders, or a path,label list file",
@@ -122,9 +126,6 @@ public static class FitKeys
     static readonly Dictionary<string, Key> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
     static readonly Dictionary<string, Key> ByFlag = All.Where(k => k.Flag is not null)
         .ToDictionary(k => k.Flag!, StringComparer.Ordinal);
-
-    static NameTable<string> Precisions { get; } = new("precision", [("fp32", "fp32"), ("bf16", "bf16"),
-        ("auto", "auto")]);
 
     /// <summary>The key a flag sets (null: not one of fit's).</summary>
     public static string? FlagKey(string flag) => ByFlag.TryGetValue(flag, out var k) ? k.Name : null;

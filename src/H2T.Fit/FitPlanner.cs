@@ -181,9 +181,11 @@ public static class FitPlanner
         return (Math.Max(last.ImagesPerSecond, 1e-3), Math.Max(eval, last.ImagesPerSecond));
     }
 
+    static readonly string[] EvalLists = [Data.Manifest.ValidationFile, Data.Manifest.TestFile];
+
     /// <summary>The images one evaluation of the probe sample reads (its validation and test rows).</summary>
     static int ProbeEvalImages(string dataDir) =>
-        new[] { "val.csv", "test.csv" }.Sum(f => Math.Max(0, File.ReadLines(Path.Combine(dataDir, f)).Count() - 1));
+        EvalLists.Sum(f => Math.Max(0, File.ReadLines(Path.Combine(dataDir, f)).Count() - 1));
 
     /// <summary>The probe sample: <see cref="ProbeBatches"/> batches of training rows and a batch each of validation
     /// and test rows, drawn with the job's seed from the job's own lists (the same files, the same format).</summary>

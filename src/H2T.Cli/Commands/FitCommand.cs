@@ -150,10 +150,13 @@ public sealed class FitCommand(IAnsiConsole console) : Command<FitSettings>
         console.MarkupLine("[grey]test split; groups are mean per-class accuracy (%). Micro counts images, so head " +
             "classes dominate it.[/]");
         foreach (var w in r.Weakest)
+        {
+            var taken = w.TakenFor is null ? "" : $", most often taken for {w.TakenFor} ({w.TakenForShare:F0}%)";
             console.MarkupLineInterpolated(
-                $"weak: {w.Name} ({w.Group}, {w.TrainImages} training images) {w.Accuracy:F1}%" +
-                (w.TakenFor is null ? "" : $", most often taken for {w.TakenFor} ({w.TakenForShare:F0}%)"));
-        console.MarkupLineInterpolated($"job folder: {r.Folder} ({FitKeys.Duration(TimeSpan.FromSeconds(r.WallSeconds))})");
+                $"weak: {w.Name} ({w.Group}, {w.TrainImages} training images) {w.Accuracy:F1}%{taken}");
+        }
+        var wall = FitKeys.Duration(TimeSpan.FromSeconds(r.WallSeconds));
+        console.MarkupLineInterpolated($"job folder: {r.Folder} ({wall})");
         if (r.Page is not null) console.MarkupLineInterpolated($"run page: {r.Page}");
         console.MarkupLineInterpolated($"model card: {r.Card}");
         console.MarkupLineInterpolated($"model: {r.Model ?? r.Checkpoint}");
