@@ -10,8 +10,9 @@ namespace H2T.Data;
 /// <param name="SkipUndecodable">Skip the files that do not decode (and those over the pixel limit) instead of
 /// refusing the data.</param>
 /// <param name="NearDuplicateBits">Perceptual-hash distance at or below which two images are near duplicates. 6 of
-/// 64: a JPEG re-encode or a resize moves a few bits, while unrelated photos differ in about 32 (see
-/// docs/experiments.md's note on the measurement).</param>
+/// 64 (distances are even: each hash sets 32 bits): on CIFAR-10's 50,000 + 10,000 JPEGs, 10 random cross pairs at
+/// distance 6 were all the same picture, at 8 three of 10 were different pictures, at 10 most; 184 test images have a
+/// training duplicate within 6 bits. A JPEG re-encode at quality 30 moves 0 bits there.</param>
 /// <param name="MinPerClass">Training images a class needs after skipping to be validated on (1 train + 1
 /// validation).</param>
 /// <param name="MinSide">Images with a side under this many pixels are skipped with a warning: too small to learn
@@ -28,7 +29,8 @@ public sealed record ClassCount(string Name, int Train, int Test);
 /// <summary>A file left out of the data, and why.</summary>
 public sealed record BadImage(string Path, string Reason);
 
-/// <summary>A training image and a test image that are the same picture (<see cref="Exact"/>: the same bytes).</summary>
+/// <summary>A training image and a test image that are the same picture (<see cref="Exact"/>: the same
+/// bytes).</summary>
 public sealed record CrossDuplicate(string TrainPath, string TestPath, int Distance, bool Exact);
 
 /// <summary>Image sizes (from the headers) over the usable images.</summary>

@@ -56,7 +56,8 @@ public sealed class FitSplitResult
         var ci = CultureInfo.InvariantCulture;
         string N(int n) => n.ToString("N0", ci);
         string test = TestGiven ? $"test: the data's own, {N(Test.Count)} images"
-            : $"test: {Options.TestFraction.ToString("P0", ci)} of each class (rounded, at least 1, leaving 2 for " +
+            : $"test: {(100 * Options.TestFraction).ToString("0.#", ci)}% of each class (rounded, at least 1, " +
+                $"leaving 2 for " +
                 $"training and validation), {N(Test.Count)} images";
         int smallest = TrainCounts.Zip(ValidationCounts, (a, b) => a + b).Min();
         return $"split: {test}; validation: {ValidationPerClass} per class (floor(" +
@@ -199,31 +200,37 @@ public static class FitSplit
         {
             var quota = counts.Select(n => Math.Clamp((int)Math.Round(options.TestFraction * n,
                 MidpointRounding.AwayFromZero), 1, n - 2)).ToArray();
-            inTest = Draw(units, labels, quota, null, rng, k);
+            inTest = Draw(units, unitOf, labels, quota, null, rng, k);
             test = usable.Train.Where(i => inTest[unitOf[i]]);
         }
         var left = new int[k];
         for (int i = 0; i < labels.Length; i++) if (!inTest[unitOf[i]]) left[labels[i]]++;
         int v = Math.Clamp((int)Math.Floor(options.ValidationFraction * left.Min()), 1, options.MaxValidationPerClass);
-        var inVal = Draw(units, labels, [.. left.Select(n => Math.Min(v, n - 1))], inTest, rng, k);
+        var inVal = Draw(units, unitOf, labels, [.. left.Select(n => Math.Min(v, n - 1))], inTest, rng, k);
         var validation = usable.Train.Where(i => inVal[unitOf[i]]);
         var train = usable.Train.Where(i => !inTest[unitOf[i]] && !inVal[unitOf[i]]);
         return new FitSplitResult(usable.ClassNames, train, validation, test, testGiven, v, options, groups);
     }
 
-    /// <summary>Units drawn in a seeded order until each class has its quota; a unit is taken only when it fits
-    /// every class it holds. <paramref name="taken"/> units are not available.</summary>
-    static bool[] Draw(List<int[]> units, int[] labels, int[] quota, bool[]? taken, NumpyRandom rng, int k)
+    /// <summary>Images drawn in a seeded order until each class has its quota; an image brings its whole unit,
+    /// taken only when it fits every class the unit holds (so a group of g images is reached about as often as g
+    /// single images). <paramref name="taken"/> units are not available.</summary>
+    static bool[] Draw(List<int[]> units, int[] unitOf, int[] labels, int[] quota, bool[]? taken, NumpyRandom rng,
+        int k)
     {
-        var order = Enumerable.Range(0, units.Count).Where(u => taken is null || !taken[u]).ToArray();
+        var order = Enumerable.Range(0, labels.Length).Where(i => taken is null || !taken[unitOf[i]]).ToArray();
         rng.Shuffle<int>(order);
         var got = new int[k];
         var chosen = new bool[units.Count];
+        var seen = new bool[units.Count];
         var need = new int[k];
-        foreach (var u in order)
+        foreach (var i in order)
         {
+            int u = unitOf[i];
+            if (seen[u]) continue;
+            seen[u] = true;
             Array.Clear(need);
-            foreach (var i in units[u]) need[labels[i]]++;
+            foreach (var m in units[u]) need[labels[m]]++;
             bool fits = true;
             for (int c = 0; c < k && fits; c++) fits = got[c] + need[c] <= quota[c];
             if (!fits) continue;

@@ -29,7 +29,8 @@ public sealed record LabelledFiles(string[] Paths, int[] Labels)
 public sealed record ImageSet(string Source, string Layout, IReadOnlyList<string> ClassNames, LabelledFiles Train,
     LabelledFiles? Test)
 {
-    /// <summary>Files that are not images by their extension (README, labels.txt, .tif ...): skipped, counted.</summary>
+    /// <summary>Files that are not images by their extension (README, labels.txt, .tif ...): skipped,
+    /// counted.</summary>
     public int Ignored { get; init; }
 
     /// <summary>A few of the ignored files (relative to <see cref="Source"/>), for the report.</summary>
