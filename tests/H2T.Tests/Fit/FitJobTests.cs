@@ -103,6 +103,46 @@ public sealed class FitJobTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AJobStoppedInStageOneKeepsWhatFinishedAndResumesFromThere()
+    {
+        using var dir = new TempDir();
+        var data = ClassFolders(dir.Path);
+        var job = Path.Combine(dir.Path, "job");
+        var options = new FitOptions
+        {
+            Data = data, Out = job, TimeLimit = TimeSpan.FromMinutes(3), ImageSize = 32, BatchSize = 16,
+            Tuning = FitTuning.Frozen, Epochs = 3, Rhos = [0.3],
+        };
+        using var stop = new CancellationTokenSource();
+        var observer = new StopIn("stage I", stop);
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            FitJob.Run(options, TorchSharp.torch.CPU, observer, stop.Token));
+        // The split and the plan were kept, and the time spent; no summary yet.
+        Assert.True(File.Exists(Path.Combine(job, "data", "train.csv")));
+        Assert.True(File.Exists(Path.Combine(job, FitJob.PlanFile)));
+        Assert.False(File.Exists(Path.Combine(job, FitJob.SummaryFile)));
+        var state = FitState.Read(job)!;
+        Assert.True(state.SpentSeconds > 0);
+
+        var result = FitJob.Run(options with { Resume = true }, TorchSharp.torch.CPU);
+        Assert.True(File.Exists(Path.Combine(job, FitJob.SummaryFile)));
+        Assert.Equal(FitTuning.Frozen, result.Plan.Tuning);
+        Assert.True(result.WallSeconds >= state.SpentSeconds, "the resumed job's time includes the first part's");
+    }
+
+    /// <summary>Cancels the job once the named step has made some progress: what Ctrl-C does between
+    /// batches.</summary>
+    sealed class StopIn(string step, CancellationTokenSource stop) : IFitObserver
+    {
+        public void Message(string text) { }
+
+        public void Progress(FitProgress progress)
+        {
+            if (progress.Step == step && progress.Fraction > 0) stop.Cancel();
+        }
+    }
+
+    [Fact]
     public void TheOneTableServesFlagsFileAndOverridesWithTheLaterWinning()
     {
         using var dir = new TempDir();
