@@ -12,7 +12,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 sample="$root/tests/H2T.Tests/Data/Fixtures/cifar10-jpg-sample"
 version="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$root/Directory.Build.props")"
-packages=(H2T.Core H2T.Onnx H2T.Reporting H2T.Serving H2T.Grid H2T.Cli)
+packages=(H2T.Core H2T.Onnx H2T.Reporting H2T.Serving H2T.Grid H2T.Fit H2T.Cli)
 echo "== pack ${packages[*]} $version -> $work/packages"
 for p in "${packages[@]}"; do
   dotnet pack "$root/src/$p/$p.csproj" -c Release -o "$work/packages" --nologo -v quiet "-clp:ErrorsOnly;NoSummary"
@@ -24,6 +24,7 @@ declare -A expected=(
   [H2T.Reporting]="H2T.Core ScottPlot"
   [H2T.Serving]="H2T.Core H2T.Reporting Microsoft.AspNetCore.OpenApi Microsoft.OpenApi prometheus-net.AspNetCore"
   [H2T.Grid]="H2T.Core H2T.Reporting"
+  [H2T.Fit]="H2T.Core H2T.Onnx H2T.Reporting"
 )
 # The listing is read whole first: `unzip -l | grep -q` under pipefail fails at random, when grep's early exit
 # sends SIGPIPE to an unzip still writing.

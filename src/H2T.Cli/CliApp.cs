@@ -60,6 +60,10 @@ public static class CliApp
                 .WithDescription(
                     "Load a dataset as training would: per-class train/test counts, head/medium/tail groups, " +
                     "totals. Manual: docs/commands.md#h2t-data, docs/datasets.md");
+            config.AddCommand<FitCommand>("fit")
+                .WithDescription(
+                    "Your own images, one command: check, split, plan within --time-limit, train, choose on " +
+                    "validation, export ONNX, model card. Manual: docs/commands.md#h2t-fit, docs/own-data.md");
             config.AddCommand<DemoCommand>("demo")
                 .WithDescription(
                     "Main job: Fashion-MNIST-LT stage I, stage II with rho=0 and with H2T, side-by-side table. " +

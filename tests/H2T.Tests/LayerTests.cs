@@ -19,7 +19,7 @@ public sealed partial class LayerTests
         ("Models", "H2T.Core"), ("Losses", "H2T.Core"), ("Fusion", "H2T.Core"), ("Interop", "H2T.Core"),
         ("Runs", "H2T.Core"), ("Configuration", "H2T.Core"), ("Inference", "H2T.Core"), ("Training", "H2T.Core"),
         ("Onnx", "H2T.Onnx"), ("Reporting", "H2T.Reporting"), ("Serving", "H2T.Serving"), ("Grid", "H2T.Grid"),
-        ("Cli", "h2t"),
+        ("Fit", "H2T.Fit"), ("Cli", "h2t"),
     ];
 
     /// <summary>What each assembly may reference, beyond the .NET base library and TorchSharp.</summary>
@@ -31,6 +31,7 @@ public sealed partial class LayerTests
         ["H2T.Serving"] = ["H2T.Core", "H2T.Reporting", "Microsoft.AspNetCore*", "Microsoft.Extensions*", "Prometheus*",
             "Microsoft.OpenApi"],
         ["H2T.Grid"] = ["H2T.Core", "H2T.Reporting"],
+        ["H2T.Fit"] = ["H2T.Core", "H2T.Onnx", "H2T.Reporting"],
     };
 
     [Fact]
@@ -72,6 +73,7 @@ public sealed partial class LayerTests
     [InlineData("H2T.Reporting")]
     [InlineData("H2T.Serving")]
     [InlineData("H2T.Grid")]
+    [InlineData("H2T.Fit")]
     public void EachAssemblyReferencesOnlyItsConcern(string name)
     {
         var assembly = Assembly.Load(name);

@@ -45,9 +45,15 @@ public static class ConfigSupport
     /// (<see cref="RunOptionAttribute"/>). A switch is "true" when given; a repeated option (--sweep) is one entry
     /// per value.
     /// </summary>
-    public static IEnumerable<ConfigEntry> FlagEntries(StageMode mode, CommandSettings settings)
+    public static IEnumerable<ConfigEntry> FlagEntries(StageMode mode, CommandSettings settings) =>
+        FlagEntries(settings, flag => ReferenceConfig.FlagKey(mode, flag));
+
+    /// <summary><see cref="FlagEntries(StageMode, CommandSettings)"/> for a command with its own name table:
+    /// <paramref name="flagKey"/> gives the key each setting flag stands for.</summary>
+    public static IEnumerable<ConfigEntry> FlagEntries(CommandSettings settings, Func<string, string?> flagKey)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(flagKey);
         foreach (var p in settings.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
             if (p.GetCustomAttribute<CommandOptionAttribute>() is not { } option
@@ -57,7 +63,7 @@ public static class ConfigSupport
             var given = p.GetValue(settings);
             var values = given is false && p.PropertyType == typeof(bool?) ? ["false"] : Values(given).ToList();
             if (values.Count == 0) continue;
-            var key = ReferenceConfig.FlagKey(mode, flag)
+            var key = flagKey(flag)
                 // Never drop a typed flag silently: every setting flag has its config key.
                 ?? throw new ConfigException($"flag {flag}: has no config key for this command");
             foreach (var value in values)

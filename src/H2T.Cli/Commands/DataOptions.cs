@@ -26,7 +26,7 @@ public class DataOptions : ComputeSettings
     [CommandOption("--dataset <NAME>")]
     [Description(
         "fashion-mnist (default), mnist, cifar10, cifar100, cifar10-jpg, imagefolder, imagenet-lt, places-lt, " +
-        "inat2018 [[dataset]]")]
+        "inat2018, manifest (a fit's data/ folder) [[dataset]]")]
     public string? Dataset { get; init; }
 
     [CommandOption("--data <PATH>")]
@@ -60,7 +60,7 @@ public class DataOptions : ComputeSettings
 
     [CommandOption("--resize <N>")]
     [Description(
-        "decode every image of a folder set (imagefolder, cifar10-jpg) at N x N, small images upsampled (bilinear), " +
-        "e.g. 32-px CIFAR at 112 for a pretrained ImageNet network; 0 (default): native size [[resize]]")]
+        "decode every image of a folder set (imagefolder, cifar10-jpg, manifest) at N x N, small images upsampled " +
+        "(bilinear), e.g. 32-px CIFAR at 112 for a pretrained ImageNet network; 0 (default): native size [[resize]]")]
     public string? Resize { get; init; }
 }

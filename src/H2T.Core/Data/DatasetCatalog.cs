@@ -54,7 +54,7 @@ public static class DatasetCatalog
 
     public static IReadOnlyList<string> Names { get; } =
         ["fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "cifar10-jpg", "imagenet-lt", "places-lt",
-            "inat2018"];
+            "inat2018", "manifest"];
 
     /// <summary>Dataset names and the reference configs' spellings of them (ImageNet_LT, Places_LT, iNaturalist18,
     /// cifar-10 ...), for --dataset and the dataset key alike.</summary>
@@ -66,7 +66,8 @@ public static class DatasetCatalog
         ("ImageNet_LT", "imagenet-lt"), ("imagenet", "imagenet-lt"), ("Places_LT", "places-lt"), ("places",
             "places-lt"),
         ("iNaturalist18", "inat2018"), ("ina2018", "inat2018"), ("inat", "inat2018"),
-    ], "one of fashion-mnist, mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018 " +
+    ], "one of fashion-mnist, mnist, cifar10, cifar100, imagefolder, cifar10-jpg, imagenet-lt, places-lt, inat2018, " +
+        "manifest " +
         "(or the reference's cifar10, cifar100, ImageNet_LT, Places_LT, iNaturalist18)");
 
     /// <summary>What <see cref="DataConfig.DataPath"/> means for each dataset (CLI help, error messages).</summary>
@@ -80,6 +81,7 @@ public static class DatasetCatalog
         "imagefolder" => "root with train/<class>/*.jpg|png and test/<class>/*",
         "cifar10-jpg" => "cifar10-jpg.tar.gz (extracted once into a cache) or its extracted root",
         _ when ListSets.TryGetValue(name, out var l) => $"image root holding {l.Train} and {l.Test}",
+        "manifest" => "folder with classes.csv, train.csv, val.csv and test.csv (a fit's split: FitSplitResult.Write)",
         _ => "?",
     };
 
@@ -89,10 +91,10 @@ public static class DatasetCatalog
         if (config.ImageSize < 8) throw new ArgumentOutOfRangeException(nameof(config), config.ImageSize,
             "image size must be >= 8");
         var name = config.Dataset.Trim().ToLowerInvariant();
-        if (config.Resize != 0 && (config.Resize < 8 || name is not ("imagefolder" or "cifar10-jpg")))
+        if (config.Resize != 0 && (config.Resize < 8 || name is not ("imagefolder" or "cifar10-jpg" or "manifest")))
             throw new ArgumentException(
                 $"resize {config.Resize}: expected 0 (native size) or a size >= 8, for image-folder sets " +
-                $"(imagefolder, cifar10-jpg); {name} is not one");
+                $"(imagefolder, cifar10-jpg, manifest); {name} is not one");
         var splits = name switch
         {
             "fashion-mnist" => LongTailed(name, IdxSplits(RequirePath(config, name, FashionMnistDefaultPath)),
@@ -110,6 +112,7 @@ public static class DatasetCatalog
             "imagefolder" => Folder(name, RequirePath(config, name, null), Normalization.ImageNet, config),
             "cifar10-jpg" => Folder(name, RequirePath(config, name, null), Normalization.Cifar, config),
             _ when ListSets.ContainsKey(name) => Listed(name, RequirePath(config, name, null), config),
+            "manifest" => FromManifest(name, RequirePath(config, name, null), config),
             _ => throw new ArgumentException(
                 $"unknown dataset '{config.Dataset}': expected one of {string.Join(", ", Names)}"),
         };
@@ -210,8 +213,25 @@ public static class DatasetCatalog
                     $"{Path.Combine(root, split)}: not found: expected {PathHint(name)}");
         var (trainPaths, trainLabels, classes) = ImageFolder.Scan(Path.Combine(root, "train"));
         var (testPaths, testLabels, _) = ImageFolder.Scan(Path.Combine(root, "test"), classes);
-        // Small images (both sides <= ImageSize) keep their size, CIFAR-style; larger ones get the ImageNet recipe.
-        var (w, h) = ImageDecoder.Probe(trainPaths[0]);
+        var (trainPlan, testPlan, augment) = FolderPlans(trainPaths[0], config);
+        var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
+        var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm,
+            augment, config);
+        // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
+        return splits with
+        {
+            TestPlan = testPlan,
+            Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
+            Validation = splits.Validation is { } v ? DecodedCache.DecodeIfSmall(v) : null,
+        };
+    }
+
+    /// <summary>How an image-file set is decoded, from its first training image: small images (both sides &lt;=
+    /// ImageSize) keep their size, CIFAR-style; larger ones get the ImageNet recipe; Resize stretches all.</summary>
+    static (DecodePlan Train, DecodePlan Test, AugmentConfig Augment) FolderPlans(string firstImage,
+        DataConfig config)
+    {
+        var (w, h) = ImageDecoder.Probe(firstImage);
         DecodePlan trainPlan, testPlan;
         AugmentConfig augment;
         if (config.Resize > 0)
@@ -229,15 +249,50 @@ public static class DatasetCatalog
                 HorizontalFlip: true);
         }
         else (trainPlan, testPlan, augment) = LargeImagePlans(config.ImageSize);
-        var full = new FileImageSource(trainPaths, trainLabels, trainPlan);
-        var splits = LongTailed(name, (full, new FileImageSource(testPaths, testLabels, testPlan)), classes, norm,
-            augment, config);
-        // Only the long-tailed subset is decoded, once; sets too large for memory keep decoding per batch.
+        return (trainPlan, testPlan, augment);
+    }
+
+    /// <summary>
+    /// A fit's manifest (<see cref="Manifest"/>): train.csv as the training split, as it is (imbalance factor 1:
+    /// the user's images are long-tailed already), val.csv as the fixed validation split (<see
+    /// cref="DataConfig.ValidationPerClass"/> does not draw another), test.csv; decoded as image folders are, with
+    /// ImageNet's normalisation and the groups of classes.csv (unless the config names groups).
+    /// </summary>
+    static DatasetSplits FromManifest(string name, string dir, DataConfig config)
+    {
+        if (config.ImbFactor != 1)
+            throw new ArgumentException(
+                $"{name}: imbalance factor " +
+                config.ImbFactor.ToString(System.Globalization.CultureInfo.InvariantCulture) +
+                ": expected 1 (imb_factor: 1): a manifest's images are used as they are, nothing is cut");
+        var m = Manifest.Read(dir);
+        var classes = m.ClassNames.ToArray();
+        if (m.Train.Count == 0) throw new DataFormatException($"{Path.Combine(dir, Manifest.TrainFile)}: no images");
+        if (m.Test.Count == 0) throw new DataFormatException($"{Path.Combine(dir, Manifest.TestFile)}: no images");
+        var (trainPlan, testPlan, augment) = FolderPlans(m.Train.Paths[0], config);
+        var train = new FileImageSource(m.Train.Paths, m.Train.Labels, trainPlan);
+        var counts = DatasetSplits.CountPerClass(m.Train.Labels, classes.Length);
+        CheckNoEmptyClass(name, classes, counts, train, config);
+        var groups = config.Groups is null ? m.Groups : Groups(config, counts);
+        DatasetSplits splits = new()
+        {
+            Name = name, Train = DecodedCache.DecodeIfSmall(train),
+            Test = DecodedCache.DecodeIfSmall(new FileImageSource(m.Test.Paths, m.Test.Labels, testPlan)),
+            ClassNames = classes, Norm = Normalization.ImageNet, TrainClassCounts = counts, Groups = groups,
+            TrainAugment = augment, TestPlan = testPlan,
+        };
+        if (m.Validation.Count == 0) return splits;
+        int nTrain = m.Train.Count, nVal = m.Validation.Count;
+        // Validation images are decoded as test images are: they stand in for the test split when choosing.
         return splits with
         {
-            TestPlan = testPlan,
-            Train = DecodedCache.DecodeIfSmall(splits.Train), Test = DecodedCache.DecodeIfSmall(splits.Test),
-            Validation = splits.Validation is { } v ? DecodedCache.DecodeIfSmall(v) : null,
+            Validation = DecodedCache.DecodeIfSmall(new FileImageSource(m.Validation.Paths, m.Validation.Labels,
+                testPlan)),
+            ValidationSplit = new ValidationSplit([.. Enumerable.Range(0, nTrain)],
+                [.. Enumerable.Range(nTrain, nVal)], new int[classes.Length], new int[classes.Length])
+            {
+                Origin = $"the manifest's {Manifest.ValidationFile} (fixed)",
+            },
         };
     }
 

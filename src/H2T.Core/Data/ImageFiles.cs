@@ -48,7 +48,44 @@ public static class ImageDecoder
 {
     static readonly SKSamplingOptions Bilinear = new(SKFilterMode.Linear, SKMipmapMode.None);
 
-    /// <summary>Width and height of an encoded image without decoding its pixels.</summary>
+    /// <summary>PIL's <c>Image.MAX_IMAGE_PIXELS</c> (1024 * 1024 * 1024 / 4 / 3): the default pixel limit. PIL only
+    /// warns up to twice this and errors beyond; here an image over the limit itself is refused.</summary>
+    public const long DefaultMaxPixels = 89_478_485;
+
+    /// <summary>The decompression-bomb guard: an image whose header says more pixels than this is refused before any
+    /// pixel is decoded (by <see cref="Decode(string, DecodePlan, Span{byte}, string?)"/>, <see cref="Probe"/> and
+    /// the stream overload). Process-wide, as PIL's is; <c>long.MaxValue</c> switches it off.</summary>
+    public static long MaxPixels
+    {
+        get => Interlocked.Read(ref maxPixels);
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "the pixel limit must be >= 1");
+            Interlocked.Exchange(ref maxPixels, value);
+        }
+    }
+    static long maxPixels = DefaultMaxPixels;
+
+    /// <summary>Refuses a <paramref name="width"/> x <paramref name="height"/> image (from its header) over
+    /// <paramref name="limit"/> pixels, naming <paramref name="what"/>.</summary>
+    public static void CheckPixels(int width, int height, string what, long limit)
+    {
+        if (OverPixelLimit(width, height, limit) is { } why) throw new DataFormatException($"{what}: {why}");
+    }
+
+    /// <summary>Why a <paramref name="width"/> x <paramref name="height"/> image is over <paramref name="limit"/>
+    /// pixels (without the file's name), or null when it is not.</summary>
+    public static string? OverPixelLimit(int width, int height, long limit)
+    {
+        long pixels = (long)width * height;
+        if (pixels <= limit) return null;
+        return string.Format(System.Globalization.CultureInfo.InvariantCulture,
+            "{0}x{1} = {2:N0} pixels is over the limit of {3:N0} (a decompression-bomb guard; raise it with " +
+            "--max-pixels)", width, height, pixels, limit);
+    }
+
+    /// <summary>Width and height of an encoded image without decoding its pixels (the header's; the pixel limit
+    /// applies).</summary>
     public static (int Width, int Height) Probe(string path)
     {
         using var codec = Open(path, path);
@@ -61,6 +98,8 @@ public static class ImageDecoder
         var codec = SKCodec.Create(path, out var result);
         if (codec is null)
             throw new DataFormatException($"{what}: not a decodable image ({result}): expected JPEG or PNG");
+        try { CheckPixels(codec.Info.Width, codec.Info.Height, what, MaxPixels); }
+        catch { codec.Dispose(); throw; }
         return codec;
     }
 
@@ -82,6 +121,7 @@ public static class ImageDecoder
             ?? throw new DataFormatException($"{what}: the stream could not be read");
         using var codec = SKCodec.Create(data)
             ?? throw new DataFormatException($"{what}: not a decodable image: expected JPEG or PNG bytes");
+        CheckPixels(codec.Info.Width, codec.Info.Height, what, MaxPixels);
         Decode(codec, plan, chw, what);
     }
 

@@ -53,10 +53,15 @@ public sealed record ValidationSplit(int[] Train, int[] Validation, int[] HeldOu
         return new ValidationSplit(train, validation.ToArray(), heldOut, fromUnused);
     }
 
+    /// <summary>Where a fixed validation split came from (a manifest's val.csv), for <see cref="Describe"/>; null
+    /// for one built here. Its indices then count the training images first, then the validation images.</summary>
+    public string? Origin { get; init; }
+
     /// <summary>One line for reports: where the validation images came from.</summary>
     public string Describe(IReadOnlyList<string> classNames)
     {
         ArgumentNullException.ThrowIfNull(classNames);
+        if (Origin is not null) return $"validation: {Validation.Length} images, {Origin}";
         var held = Enumerable.Range(0, HeldOutFromTraining.Length).Where(c => HeldOutFromTraining[c] > 0)
             .Select(c => $"{classNames[c]} {HeldOutFromTraining[c]}").ToList();
         return $"validation: {Validation.Length} images, {FromUnused.Sum()} from training images the long-tail cut " +

@@ -88,7 +88,7 @@ public sealed record StageTwoConfig : RunConfig
 
     /// <summary>The one check of a rho value, for a single run (<paramref name="key"/> H2T) and each sweep value
     /// alike.</summary>
-    internal static void CheckRho(double rho, string key)
+    public static void CheckRho(double rho, string key)
     {
         if (rho is < 0 or > 1 || double.IsNaN(rho)) throw new ConfigException($"rho must lie in [0, 1], got {rho}",
             key);
