@@ -42,7 +42,8 @@ public sealed record FitResult
 static class FitFinish
 {
     public static FitResult Write(FitOptions options, FitPlan plan, FitData data, string root, RunFolder stageOne,
-        RunMetrics stageOneMetrics, SweepResult sweep, IFitObserver observer, Action<double> at)
+        RunMetrics stageOneMetrics, SweepResult sweep, IFitObserver observer, Action<double> at,
+        Func<double> elapsed)
     {
         // Validation is class-balanced, so its top-1 is its mean per-class accuracy: the figure the choice is on.
         var candidates = new List<(string Label, string Folder, double Val)>();
@@ -96,6 +97,7 @@ static class FitFinish
             Medium = final.Medium, Tail = final.Tail, MeanPerClass = final.MeanClassAccuracy, Micro = final.Top1,
             Ece = final.Ece, Weakest = weakest, Folder = root, Model = model, Page = page,
             Card = Path.Combine(root, FitJob.CardFile), ServeCommand = serve, Warnings = warnings,
+            WallSeconds = elapsed(),
         };
         AtomicFile.Write(result.Card, s => s.Write(Encoding.UTF8.GetBytes(Card(options, result, data))));
         AtomicFile.WriteJson(Path.Combine(root, FitJob.SummaryFile), result);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using H2T.Data;
 using H2T.Evaluation;
@@ -27,7 +26,7 @@ public static class FitJob
         StepFinish = "report, export";
 
     /// <summary>Runs (or resumes) the job; returns its summary. Cancelling keeps every finished step and the
-    /// trainers' last checkpoints.</summary>
+    /// trainers' last checkpoints. Bad input is refused before the job folder is made: nothing is left behind.</summary>
     public static FitResult Run(FitOptions options, torch.Device device, IFitObserver? observer = null,
         CancellationToken cancel = default)
     {
@@ -35,30 +34,48 @@ public static class FitJob
         ArgumentNullException.ThrowIfNull(device);
         observer ??= SilentFitObserver.Instance;
         options.Validate();
-        var root = Path.GetFullPath(options.Out);
-        Directory.CreateDirectory(root);
-        using var hold = RunFolderLock.Acquire(root);
-        var state = FitState.Read(root);
-        if (state is not null && !options.Resume)
+        var backbone = BackboneFor(options);
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Out));
+        var source = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Data));
+        if (root == source || root.StartsWith(source + Path.DirectorySeparatorChar, StringComparison.Ordinal))
             throw new ConfigException(
-                $"{root}: holds a fit job already (started {state.Started:yyyy-MM-dd HH:mm}); add --resume to " +
-                "continue it, or give another --out", "out");
-        if (state is not null && !SameData(state.Data, options.Data))
+                $"out {root}: inside the data ({source}); its folders would be read as classes: give another --out",
+                "out");
+        var dataDir = Path.Combine(root, DataFolder);
+        bool hasJob = File.Exists(Path.Combine(dataDir, Manifest.ClassesFile));
+        if (hasJob && !options.Resume)
             throw new ConfigException(
-                $"{root}: its job was fitted on {state.Data}, not {Path.GetFullPath(options.Data)}; give another --out",
-                "data");
-        state ??= new FitState { Data = Path.GetFullPath(options.Data), Started = DateTimeOffset.Now };
+                $"{root}: holds a fit job already; add --resume to continue it, or give another --out", "out");
+        if (!hasJob && Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root)
+                .Any(e => Path.GetFileName(e) is not (".lock" or StateFile or ProbeFolder)))
+            throw new ConfigException($"{root}: exists and holds other files: give a new or empty --out", "out");
+        var state = hasJob ? FitState.Read(root) : null;
+        if (state is not null && !SameData(state.Data, source))
+            throw new ConfigException(
+                $"{root}: its job was fitted on {state.Data}, not {source}; give another --out", "data");
+        state ??= new FitState { Data = source, Started = DateTimeOffset.Now };
         var tracker = new FitTracker(observer, options.TimeLimit, TimeSpan.FromSeconds(state.SpentSeconds));
-        void Save() => (state = state! with { SpentSeconds = tracker.Elapsed.TotalSeconds }).Write(root);
+        // The job's pixel limit is the decoder's for every step (the audit's, stage I's, stage II's, the export's).
+        long limit = ImageDecoder.MaxPixels;
+        ImageDecoder.MaxPixels = options.MaxPixels;
+        void Save()
+        {
+            if (File.Exists(Path.Combine(dataDir, Manifest.ClassesFile)))
+                (state = state! with { SpentSeconds = tracker.Elapsed.TotalSeconds }).Write(root);
+        }
         try
         {
-            return Steps(options, root, device, observer, tracker, Save, cancel);
+            return Steps(options, backbone, root, device, observer, tracker, Save, cancel);
         }
-        finally { Save(); }
+        finally
+        {
+            Save();
+            ImageDecoder.MaxPixels = limit;
+        }
     }
 
-    static FitResult Steps(FitOptions options, string root, torch.Device device, IFitObserver observer,
-        FitTracker tracker, Action save, CancellationToken cancel)
+    static FitResult Steps(FitOptions options, string backbone, string root, torch.Device device,
+        IFitObserver observer, FitTracker tracker, Action save, CancellationToken cancel)
     {
         var dataDir = Path.Combine(root, DataFolder);
         // Until the plan is measured, the steps' shares of the budget: what the plans here usually take.
@@ -66,11 +83,14 @@ public static class FitJob
         tracker.Steps([(StepCheck, 0.03 * b), (StepPlan, 0.07 * b), (StepOne, 0.7 * b), (StepSweep, 0.12 * b),
             (StepFinish, 0.05 * b)]);
 
-        // 1. Read and check the data, then split it (kept: a resumed job trains on the same files).
+        // 1. Read and check the data, then split it (kept: a resumed job trains on the same files). Nothing is
+        // written until the data have passed.
         tracker.Begin(StepCheck);
         FitData data;
+        RunFolderLock hold;
         if (File.Exists(Path.Combine(dataDir, Manifest.ClassesFile)))
         {
+            hold = RunFolderLock.Acquire(root);
             data = FitData.Read(dataDir);
             observer.Message($"data: reusing the checked split in {dataDir}");
         }
@@ -79,15 +99,20 @@ public static class FitJob
             var set = ImageSetReader.Read(options.Data);
             observer.Message($"{set.Source}: {set.Layout}, {set.ClassNames.Count} classes");
             var audit = DataAudit.Run(set, new DataAuditOptions(MaxPixels: options.MaxPixels,
-                SkipUndecodable: options.SkipUndecodable), new Progress<double>(tracker.At), cancel);
+                SkipUndecodable: options.SkipUndecodable), new Direct(tracker.At), cancel);
             foreach (var line in audit.Lines()) observer.Message(line);
             foreach (var w in audit.Warnings) observer.Message($"warning: {w}");
             // The split's own seed (0, as the long-tail subsets'): another training seed trains on the same split.
             var split = FitSplit.Make(audit, 0);
+            cancel.ThrowIfCancellationRequested();
+            Directory.CreateDirectory(root);
+            hold = RunFolderLock.Acquire(root);
             split.Write(dataDir);
             observer.Message(split.Describe());
+            observer.Message("groups: " + GroupRule);
             data = FitData.Read(dataDir);
         }
+        using var held = hold;
         var work = data.Workload;
         cancel.ThrowIfCancellationRequested();
 
@@ -103,15 +128,19 @@ public static class FitJob
         }
         else
         {
-            var backbone = BackboneFor(options);
             var probe = Path.Combine(root, ProbeFolder);
-            var probeData = FitPlanner.WriteProbeData(dataDir, probe, options.BatchSize, options.Seed);
-            plan = FitPlanner.Plan(options, work, backbone, probeData, probe, Stopwatch.StartNew(), device,
-                observer.Message, cancel) with { SpentSeconds = tracker.Elapsed.TotalSeconds };
-            plan = plan with { SpentSeconds = tracker.Elapsed.TotalSeconds };
-            AtomicFile.WriteJson(planPath, plan);
-            try { Directory.Delete(probe, true); }
-            catch (IOException) { }
+            try
+            {
+                var probeData = FitPlanner.WriteProbeData(dataDir, probe, options.BatchSize, options.Seed);
+                plan = FitPlanner.Plan(options, work, backbone, probeData, probe, () => tracker.Elapsed.TotalSeconds,
+                    device, observer.Message, cancel);
+                AtomicFile.WriteJson(planPath, plan);
+            }
+            finally
+            {
+                try { if (Directory.Exists(probe)) Directory.Delete(probe, true); }
+                catch (IOException) { }
+            }
         }
         observer.Message($"plan: {plan.Describe()}");
         foreach (var why in plan.Why) observer.Message($"  because {why}");
@@ -139,10 +168,23 @@ public static class FitJob
 
         // 5. The choice on validation, the page, the model, the card.
         tracker.Begin(StepFinish);
-        var result = FitFinish.Write(options, plan, data, root, s1, m1, sweep, observer, tracker.At);
+        var result = FitFinish.Write(options, plan, data, root, s1, m1, sweep, observer, tracker.At,
+            () => tracker.Elapsed.TotalSeconds);
         tracker.At(1);
         save();
-        return result with { WallSeconds = tracker.Elapsed.TotalSeconds };
+        return result;
+    }
+
+    /// <summary>How the head / medium / tail columns are made, as printed with the split.</summary>
+    public const string GroupRule = "head / medium / tail by training images per class (over 100, 20 to 100, under " +
+        "20) when that leaves no group empty, else by rank: the 30% most frequent classes are head, the 30% least " +
+        "frequent tail (ClassGroups.Default; ten classes with falling counts keep the CIFAR-10-LT 3 / 4 / 3)";
+
+    /// <summary>Progress reported on the caller's thread, in order (Progress&lt;T&gt; posts to the thread pool, so
+    /// its reports can arrive late and out of order).</summary>
+    sealed class Direct(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
     }
 
     static bool SameData(string recorded, string given) =>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using H2T.Models;
 using H2T.Runs;
@@ -55,12 +54,13 @@ public static class FitPlanner
     /// Measures candidates in order and returns the plan: the first that fits at least its fewest epochs (an
     /// explicit --epochs is taken as given), or, when none fits, the cheapest with a warning in its reasons.
     /// </summary>
+    /// <param name="spent">Seconds the job has spent so far (before a resume included).</param>
     public static FitPlan Plan(FitOptions options, FitWorkload work, string backbone, string dataDir, string probeDir,
-        Stopwatch job, torch.Device device, Action<string> note, CancellationToken cancel)
+        Func<double> spent, torch.Device device, Action<string> note, CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(work);
-        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(spent);
         ArgumentNullException.ThrowIfNull(note);
         var precision = options.Precision switch
         {
@@ -85,7 +85,7 @@ public static class FitPlanner
             note($"measuring {FitPlan.TuningName(tuning)} at {FitPlan.SizeName(size)} on this machine ...");
             var speed = Measure(options, tuning, size, precision, lr, backbone, dataDir,
                 Path.Combine(probeDir, $"{Name(tuning)}-{size}"), device, cancel);
-            var c = Fit(options, work, tuning, size, speed, job.Elapsed.TotalSeconds);
+            var c = Fit(options, work, tuning, size, speed, spent());
             candidates.Add(c);
             note($"  {c.Note}");
             if (c.Fits) chosen = c;
@@ -117,7 +117,7 @@ public static class FitPlanner
             Precision = MixedPrecision.Name(precision), Backbone = backbone, Pretrained = options.Pretrained, Lr = lr,
             BatchSize = options.BatchSize, Rhos = options.Rhos, Seed = options.Seed, StageOneSeconds = stageOne,
             SweepSeconds = sweep, FinishSeconds = finish, BudgetSeconds = options.TimeLimit.TotalSeconds,
-            SpentSeconds = job.Elapsed.TotalSeconds, Candidates = candidates, Why = why,
+            SpentSeconds = spent(), Candidates = candidates, Why = why,
         };
     }
 
@@ -133,12 +133,16 @@ public static class FitPlanner
         double fixedCost = StageOneFixed(work, speed.Eval) + sweep + finish;
         double left = options.TimeLimit.TotalSeconds * (1 - Reserve) - spentSeconds - fixedCost;
         int epochs = options.Epochs ?? Math.Min(max, (int)Math.Floor(left / perEpoch));
-        bool fits = options.Epochs is not null || epochs >= min;
+        double total0 = spentSeconds + fixedCost + epochs * perEpoch;
+        // Epochs given: the first candidate they fit in; else the most epochs that fit, at least the fewest useful.
+        bool fits = options.Epochs is not null ? total0 <= options.TimeLimit.TotalSeconds * (1 - Reserve)
+            : epochs >= min;
         double total = spentSeconds + fixedCost + Math.Max(epochs, min) * perEpoch;
         var note = string.Create(CultureInfo.InvariantCulture,
             $"{FitPlan.TuningName(tuning)} at {FitPlan.SizeName(size)}: {speed.Train:F0} train / {speed.Eval:F0} " +
             $"eval images/s, {perEpoch:F0} s an epoch; ") + (fits
             ? $"{epochs} epochs fit (about {FitKeys.Duration(TimeSpan.FromSeconds(total))} in all)"
+            : options.Epochs is not null ? $"{epochs} epochs do not fit"
             : $"only {Math.Max(0, epochs)} epochs fit, fewer than {min}");
         return new FitCandidate(tuning, size, speed.Train, speed.Eval, Math.Max(epochs, 0), total, fits, note);
     }
@@ -202,7 +206,7 @@ public static class FitPlanner
             var lines = File.ReadAllLines(Path.Combine(dataDir, file));
             // Every class first (a loader refuses a class without images), then the rest at random.
             var shuffled = lines.Skip(1).OrderBy(_ => rng.Next()).ToList();
-            var firsts = shuffled.GroupBy(l => l[(l.LastIndexOf(',') + 1)..]).Select(g => g.First()).ToHashSet();
+            var firsts = shuffled.GroupBy(l => Data.Csv.Split(l, file)[^1]).Select(g => g.First()).ToHashSet();
             var body = firsts.Concat(shuffled.Where(l => !firsts.Contains(l))).Take(Math.Max(rows, firsts.Count));
             File.WriteAllLines(Path.Combine(dir, file), body.Prepend(lines[0]));
         }

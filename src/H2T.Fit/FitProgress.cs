@@ -40,11 +40,11 @@ public sealed class FitTracker(IFitObserver observer, TimeSpan budget, TimeSpan 
     /// known).</summary>
     public void Steps(IEnumerable<(string Step, double Seconds)> plan)
     {
-        var done = current < 0 ? [] : steps.Take(current).ToList();
+        // The steps up to the running one stay (its estimate too), then the new estimates of those to come.
+        var done = current < 0 ? [] : steps.Take(current + 1).ToList();
         steps.Clear();
         steps.AddRange(done);
         steps.AddRange(plan);
-        current = Math.Min(current, steps.Count - 1);
     }
 
     /// <summary>Starts the named step (it must be one of <see cref="Steps"/>).</summary>
@@ -61,8 +61,11 @@ public sealed class FitTracker(IFitObserver observer, TimeSpan budget, TimeSpan 
     /// <summary>The running step's own progress, 0-1.</summary>
     public void At(double fraction)
     {
-        currentFraction = Math.Clamp(fraction, 0, 1);
-        Report();
+        lock (steps)
+        {
+            currentFraction = Math.Clamp(fraction, 0, 1);
+            Report();
+        }
     }
 
     void Report()

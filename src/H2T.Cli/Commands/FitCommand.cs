@@ -63,12 +63,14 @@ public sealed class FitSettings : GlobalSettings
     {
         try
         {
-            var entries = new List<ConfigEntry> { new("data", Data, null, "argument DATA") };
+            var entries = new List<ConfigEntry>();
             if (Config is not null)
                 entries.AddRange(ConfigReader.ReadFile(Config).Where(e => e.Key.StartsWith("fit.",
                     StringComparison.Ordinal)));
             entries.AddRange(Overrides.Select(ConfigReader.ReadOverride));
             entries.AddRange(ConfigSupport.FlagEntries(this, FitKeys.FlagKey));
+            // The argument is typed on the command line: it wins over a file's or an override's data.
+            entries.Add(new("data", Data, null, "argument DATA"));
             return FitKeys.Bind(entries) with { Resume = Resume };
         }
         catch (H2T.Settings.ConfigException e) { throw new UsageException(e.Message); }

@@ -143,6 +143,56 @@ public sealed class FitJobTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BadInputIsRefusedByTheCommandBeforeAnythingIsWritten()
+    {
+        using var dir = new TempDir();
+        var job = Path.Combine(dir.Path, "job");
+        var empty = Path.Combine(dir.Path, "empty");
+        Directory.CreateDirectory(empty);
+        var (rc, text) = CliRunner.Run("fit", empty, "--out", job);
+        Assert.Equal(2, rc);
+        Assert.Contains(empty, text);
+        Assert.False(Directory.Exists(job), "a refused job left its folder");
+
+        // One class, then a class with one image: named, and still nothing written.
+        var data = ClassFolders(dir.Path);
+        var classes = Directory.GetDirectories(data).Order(StringComparer.Ordinal).ToList();
+        var one = Path.Combine(dir.Path, "one");
+        Directory.CreateDirectory(one);
+        Directory.Move(classes[0], Path.Combine(one, Path.GetFileName(classes[0])));
+        (rc, text) = CliRunner.Run("fit", one, "--out", job);
+        Assert.Equal(2, rc);
+        Assert.Contains("at least 2 classes", text);
+        foreach (var f in Directory.GetFiles(classes[^1]).Skip(1)) File.Delete(f);
+        (rc, text) = CliRunner.Run("fit", data, "--out", job);
+        Assert.Equal(2, rc);
+        Assert.Contains($"'{Path.GetFileName(classes[^1])}'", text);
+        Assert.False(Directory.Exists(job), "a refused job left its folder");
+
+        // A decompression bomb among the images: refused from its header, named with the limit and the flag.
+        var bombs = Path.Combine(dir.Path, "bombs");
+        foreach (var c in new[] { "a", "b" })
+        {
+            Directory.CreateDirectory(Path.Combine(bombs, c));
+            foreach (var f in Directory.GetFiles(classes[1]).Take(4))
+                File.Copy(f, Path.Combine(bombs, c, Path.GetFileName(f)));
+        }
+        File.Copy(Path.Combine(DataTestFiles.RepoRoot, "tests", "H2T.Tests", "Data", "Fixtures", "fit",
+            "bomb.png"), Path.Combine(bombs, "a", "bomb.png"));
+        (rc, text) = CliRunner.Run("fit", bombs, "--out", job);
+        Assert.Equal(2, rc);
+        Assert.Contains("bomb.png", text);
+        Assert.Contains("89,478,485", text);
+        Assert.Contains("--max-pixels", text);
+        Assert.False(Directory.Exists(job), "a refused job left its folder");
+
+        // The job folder inside the data is refused: its folders would be read as classes.
+        (rc, text) = CliRunner.Run("fit", data, "--out", Path.Combine(data, "fit"));
+        Assert.Equal(2, rc);
+        Assert.Contains("inside the data", text);
+    }
+
+    [Fact]
     public void TheOneTableServesFlagsFileAndOverridesWithTheLaterWinning()
     {
         using var dir = new TempDir();
