@@ -125,6 +125,8 @@ public static class FitJob
             plan = JsonSerializer.Deserialize<FitPlan>(File.ReadAllText(planPath), AtomicFile.Json)
                 ?? throw new InvalidDataException($"{planPath}: empty");
             observer.Message($"plan: reusing {planPath}");
+            foreach (var change in Changed(options, plan))
+                observer.Message($"warning: --resume keeps the job's plan: {change} (give another --out to plan anew)");
         }
         else
         {
@@ -173,6 +175,24 @@ public static class FitJob
         tracker.At(1);
         save();
         return result;
+    }
+
+    /// <summary>The options a resumed job was given that its kept plan does not follow, a phrase each.</summary>
+    internal static IEnumerable<string> Changed(FitOptions o, FitPlan plan)
+    {
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        if (Math.Abs(o.TimeLimit.TotalSeconds - plan.BudgetSeconds) > 1)
+            yield return $"time limit {FitKeys.Duration(o.TimeLimit)}, planned for " +
+                FitKeys.Duration(TimeSpan.FromSeconds(plan.BudgetSeconds));
+        if (o.Epochs is { } e && e != plan.Epochs) yield return $"epochs {e}, planned {plan.Epochs}";
+        if (o.Tuning is { } t && t != plan.Tuning) yield return $"tuning {t}, planned {plan.Tuning}";
+        if (o.ImageSize is { } z && z != plan.ImageSize) yield return $"image size {z}, planned {plan.ImageSize}";
+        if (o.Seed != plan.Seed) yield return $"seed {o.Seed}, planned {plan.Seed}";
+        if (o.BatchSize != plan.BatchSize) yield return $"batch size {o.BatchSize}, planned {plan.BatchSize}";
+        if (!o.Rhos.SequenceEqual(plan.Rhos))
+            yield return $"rho {string.Join(",", o.Rhos.Select(r => r.ToString(ci)))}, planned " +
+                string.Join(",", plan.Rhos.Select(r => r.ToString(ci)));
+        if (o.Pretrained != plan.Pretrained) yield return $"pretrained {o.Pretrained}, planned {plan.Pretrained}";
     }
 
     /// <summary>How the head / medium / tail columns are made, as printed with the split.</summary>

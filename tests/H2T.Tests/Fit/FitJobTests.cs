@@ -95,10 +95,14 @@ public sealed class FitJobTests(ITestOutputHelper output)
         var (rc2, text2) = CliRunner.Run("fit", data, "--out", job, "--threads", "2");
         Assert.Equal(2, rc2);
         Assert.Contains("--resume", text2);
-        var (rc3, text3) = CliRunner.Run("fit", data, "--out", job, "--threads", "2", "--resume");
+        var (rc3, text3) = CliRunner.Run("fit", data, "--out", job, "--threads", "2", "--resume", "--time-limit",
+            "4m", "--image-size", "32", "--batch-size", "16", "--rho", "0.3", "--epochs", "50");
         Assert.True(rc3 == 0, text3);
         Assert.Contains("reusing the checked split", text3);
         Assert.Contains("plan: reusing", text3);
+        // The one option changed is named: the kept plan does not follow it.
+        Assert.Contains("--resume keeps the job's plan: epochs 50, planned", text3);
+        Assert.DoesNotContain("time limit 4m", text3);
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(job, "stage1", "last.ckpt")));
     }
 
