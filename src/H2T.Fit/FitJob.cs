@@ -1,6 +1,7 @@
 using System.Text.Json;
 using H2T.Data;
 using H2T.Evaluation;
+using H2T.Interop;
 using H2T.Runs;
 using H2T.Settings;
 using H2T.Training;
@@ -26,7 +27,8 @@ public static class FitJob
         StepFinish = "report, export";
 
     /// <summary>Runs (or resumes) the job; returns its summary. Cancelling keeps every finished step and the
-    /// trainers' last checkpoints. Bad input is refused before the job folder is made: nothing is left behind.</summary>
+    /// trainers' last checkpoints. Bad input is refused before the job folder is made: nothing is left
+    /// behind.</summary>
     public static FitResult Run(FitOptions options, torch.Device device, IFitObserver? observer = null,
         CancellationToken cancel = default)
     {
@@ -211,17 +213,14 @@ public static class FitJob
         string.Equals(Path.GetFullPath(recorded).TrimEnd('/'), Path.GetFullPath(given).TrimEnd('/'),
             StringComparison.Ordinal);
 
-    /// <summary>The architecture the pretrained weights fill: the NuGet ResNet-18's, a torchvision name's own
-    /// (<c>torchvision:resnet50.IMAGENET1K_V2</c>), or what --backbone says.</summary>
+    /// <summary>The architecture the pretrained weights fill: what --backbone says, else what the weights' name says
+    /// (<see cref="PretrainedBackbone.ArchitectureOf"/>).</summary>
     public static string BackboneFor(FitOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Backbone is { } b) return b;
-        var p = options.Pretrained;
-        if (p is "mlnet:resnet18" or "cntk:resnet18") return "resnet18_cntk";
-        if (p.StartsWith("torchvision:", StringComparison.Ordinal)) return p["torchvision:".Length..].Split('.')[0];
-        throw new ConfigException(
-            $"pretrained {p}: say which architecture its weights fill with --backbone (e.g. vit_b_16)", "backbone");
+        return options.Backbone ?? PretrainedBackbone.ArchitectureOf(options.Pretrained) ?? throw new ConfigException(
+            $"pretrained {options.Pretrained}: its name does not say which architecture its weights fill: give " +
+            "--backbone (e.g. vit_b_16)", "backbone");
     }
 
     /// <summary>The job's data: the checked split, decoded at the plan's size.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using H2T.Data;
 using H2T.Models;
 using H2T.Runs;
 using H2T.Settings;
@@ -185,34 +186,33 @@ public static class FitPlanner
         return (Math.Max(last.ImagesPerSecond, 1e-3), Math.Max(eval, last.ImagesPerSecond));
     }
 
-    static readonly string[] EvalLists = [Data.Manifest.ValidationFile, Data.Manifest.TestFile];
+    /// <summary>The images one evaluation of the probe sample reads (its validation and test images).</summary>
+    static int ProbeEvalImages(string dataDir)
+    {
+        var m = Manifest.Read(dataDir);
+        return m.Validation.Count + m.Test.Count;
+    }
 
-    /// <summary>The images one evaluation of the probe sample reads (its validation and test rows).</summary>
-    static int ProbeEvalImages(string dataDir) =>
-        EvalLists.Sum(f => Math.Max(0, File.ReadLines(Path.Combine(dataDir, f)).Count() - 1));
-
-    /// <summary>The probe sample: <see cref="ProbeBatches"/> batches of training rows and a batch each of validation
-    /// and test rows, drawn with the job's seed from the job's own lists (the same files, the same format).</summary>
+    /// <summary>The probe sample: <see cref="ProbeBatches"/> batches of training images and a batch each of
+    /// validation and test images, every class first, drawn with the job's seed from the job's manifest and written as
+    /// one (<see cref="Manifest"/>).</summary>
     public static string WriteProbeData(string dataDir, string probeDir, int batchSize, int seed)
     {
         ArgumentNullException.ThrowIfNull(dataDir);
         var dir = Path.Combine(probeDir, "data");
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        Directory.CreateDirectory(dir);
+        var m = Manifest.Read(dataDir);
         var rng = new Random(seed);
-        foreach (var (file, rows) in new[] { ("train.csv", ProbeBatches * batchSize), ("val.csv", batchSize),
-                     ("test.csv", batchSize) })
+        LabelledFiles Sample(LabelledFiles files, int rows)
         {
-            var lines = File.ReadAllLines(Path.Combine(dataDir, file));
-            // Every class first (a loader refuses a class without images), then the rest at random.
-            var shuffled = lines.Skip(1).OrderBy(_ => rng.Next()).ToList();
-            var firsts = shuffled.GroupBy(l => Data.Csv.Split(l, file)[^1]).Select(g => g.First()).ToHashSet();
-            var body = firsts.Concat(shuffled.Where(l => !firsts.Contains(l))).Take(Math.Max(rows, firsts.Count));
-            File.WriteAllLines(Path.Combine(dir, file), body.Prepend(lines[0]));
+            var order = Enumerable.Range(0, files.Count).OrderBy(_ => rng.Next()).ToList();
+            var firsts = order.GroupBy(i => files.Labels[i]).Select(g => g.First()).ToHashSet();
+            var take = firsts.Concat(order.Where(i => !firsts.Contains(i))).Take(Math.Max(rows, firsts.Count))
+                .ToArray();
+            return new LabelledFiles([.. take.Select(i => files.Paths[i])], [.. take.Select(i => files.Labels[i])]);
         }
-        foreach (var f in Directory.EnumerateFiles(dataDir).Where(f => !f.EndsWith(".csv", StringComparison.Ordinal)
-                     || Path.GetFileName(f) == "classes.csv"))
-            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), true);
+        Manifest.Write(dir, m.ClassNames, m.Groups, Sample(m.Train, ProbeBatches * batchSize),
+            Sample(m.Validation, batchSize), Sample(m.Test, batchSize));
         return dir;
     }
 }

@@ -72,60 +72,8 @@ public sealed class FitSplitResult
     /// names). All or nothing: the files are written into a temporary folder beside it, which is then renamed into
     /// place (a manifest already there is replaced; any other existing folder is refused).
     /// </summary>
-    public void Write(string dataDir)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(dataDir);
-        var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDir));
-        if (Directory.Exists(target))
-        {
-            var foreign = Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName)
-                .Where(n => !Manifest.FileNames.Contains(n)).ToList();
-            if (foreign.Count > 0)
-                throw new IOException(
-                    $"{target}: exists and is not a manifest folder (it holds {string.Join(", ", foreign.Take(3))}): " +
-                    "expected a new folder or one this wrote before");
-        }
-        else if (File.Exists(target)) throw new IOException($"{target}: is a file: expected a folder for the manifest");
-        var parent = Path.GetDirectoryName(target) ?? ".";
-        Directory.CreateDirectory(parent);
-        var temp = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            Directory.CreateDirectory(temp);
-            var k = ClassNames.Count;
-            var (tr, va, te) = (TrainCounts, ValidationCounts, TestCounts);
-            var classes = new StringBuilder(Manifest.ClassesHeader + "\n");
-            for (int c = 0; c < k; c++)
-                classes.Append(Csv.Line(ClassNames[c], Num(tr[c]), Num(va[c]), Num(te[c]), Groups.GroupOf(c)))
-                    .Append('\n');
-            File.WriteAllText(Path.Combine(temp, Manifest.ClassesFile), classes.ToString());
-            WriteList(Path.Combine(temp, Manifest.TrainFile), Train);
-            WriteList(Path.Combine(temp, Manifest.ValidationFile), Validation);
-            WriteList(Path.Combine(temp, Manifest.TestFile), Test);
-            if (Directory.Exists(target))
-            {
-                var old = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.old";
-                Directory.Move(target, old);
-                Directory.Move(temp, target);
-                Directory.Delete(old, true);
-            }
-            else Directory.Move(temp, target);
-        }
-        finally
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, true);
-        }
-    }
-
-    static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
-
-    void WriteList(string path, LabelledFiles files)
-    {
-        var sb = new StringBuilder(Manifest.ListHeader + "\n");
-        for (int i = 0; i < files.Count; i++)
-            sb.Append(Csv.Line(files.Paths[i], ClassNames[files.Labels[i]])).Append('\n');
-        File.WriteAllText(path, sb.ToString());
-    }
+    public void Write(string dataDir) =>
+        Manifest.Write(dataDir, ClassNames, Groups, Train, Validation, Test);
 }
 
 /// <summary>
@@ -254,6 +202,64 @@ public static class Manifest
     /// splits.</summary>
     public sealed record Contents(IReadOnlyList<string> ClassNames, ClassGroups Groups, LabelledFiles Train,
         LabelledFiles Validation, LabelledFiles Test);
+
+    /// <summary>Writes a manifest folder atomically (a temporary folder, then renamed into place); an existing
+    /// manifest is replaced, a folder holding anything else is refused.</summary>
+    public static void Write(string dataDir, IReadOnlyList<string> classNames, ClassGroups groups,
+        LabelledFiles train, LabelledFiles validation, LabelledFiles test)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDir);
+        var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDir));
+        if (Directory.Exists(target))
+        {
+            var foreign = Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName)
+                .Where(n => !FileNames.Contains(n)).ToList();
+            if (foreign.Count > 0)
+                throw new IOException(
+                    $"{target}: exists and is not a manifest folder (it holds {string.Join(", ", foreign.Take(3))}): " +
+                    "expected a new folder or one this wrote before");
+        }
+        else if (File.Exists(target)) throw new IOException($"{target}: is a file: expected a folder for the manifest");
+        var parent = Path.GetDirectoryName(target) ?? ".";
+        Directory.CreateDirectory(parent);
+        var temp = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            Directory.CreateDirectory(temp);
+            var k = classNames.Count;
+            var (tr, va, te) = (train.CountPerClass(k), validation.CountPerClass(k), test.CountPerClass(k));
+            var classes = new StringBuilder(ClassesHeader + "\n");
+            for (int c = 0; c < k; c++)
+                classes.Append(Csv.Line(classNames[c], Num(tr[c]), Num(va[c]), Num(te[c]), groups.GroupOf(c)))
+                    .Append('\n');
+            File.WriteAllText(Path.Combine(temp, ClassesFile), classes.ToString());
+            WriteList(Path.Combine(temp, TrainFile), train, classNames);
+            WriteList(Path.Combine(temp, ValidationFile), validation, classNames);
+            WriteList(Path.Combine(temp, TestFile), test, classNames);
+            if (Directory.Exists(target))
+            {
+                var old = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.old";
+                Directory.Move(target, old);
+                Directory.Move(temp, target);
+                Directory.Delete(old, true);
+            }
+            else Directory.Move(temp, target);
+        }
+        finally
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, true);
+        }
+    }
+
+    static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
+
+    static void WriteList(string path, LabelledFiles files, IReadOnlyList<string> classNames)
+    {
+        var sb = new StringBuilder(ListHeader + "\n");
+        for (int i = 0; i < files.Count; i++)
+            sb.Append(Csv.Line(files.Paths[i], classNames[files.Labels[i]])).Append('\n');
+        File.WriteAllText(path, sb.ToString());
+    }
 
     /// <summary>Reads <paramref name="dir"/>; errors name the file and line.</summary>
     public static Contents Read(string dir)

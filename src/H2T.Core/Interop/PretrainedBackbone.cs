@@ -107,6 +107,18 @@ public static class PretrainedBackbone
         return backbone is ResNetImageNet or ConvNeXt or VisionTransformer ? Normalization.ImageNet : null;
     }
 
+    /// <summary>The architecture a pretrained name's weights fill, from the name alone (nothing is read or
+    /// downloaded): the NuGet ResNet-18's, a torchvision name's table entry, a hub ViT's; null when the name does not
+    /// say (a file path, an unregistered hub model).</summary>
+    public static string? ArchitectureOf(string given)
+    {
+        ArgumentNullException.ThrowIfNull(given);
+        if (Names.TryParse(given, out _)) return "resnet18_cntk";
+        if (!WeightDownloads.IsDownloadName(given)) return null;
+        return given.StartsWith("torchvision:", StringComparison.OrdinalIgnoreCase)
+            ? WeightDownloads.TorchvisionEntry(given).Arch : HubArchitecture(given);
+    }
+
     /// <summary>The ViT a hub repository's name says (timm/vit_base_patch16_clip_224.openai: OpenAI's weights, trained
     /// with QuickGELU, so its quickgelu twin), when we register it.</summary>
     static string? HubArchitecture(string given)

@@ -17,6 +17,19 @@ namespace H2T.Tests.Interop;
 /// </summary>
 public sealed class PretrainedBackboneTests(ITestOutputHelper output)
 {
+    [Fact]
+    public void ANamesArchitectureIsKnownWithoutReadingOrDownloading()
+    {
+        Assert.Equal("resnet18_cntk", PretrainedBackbone.ArchitectureOf("mlnet:resnet18"));
+        Assert.Equal("resnet50", PretrainedBackbone.ArchitectureOf("torchvision:resnet50.IMAGENET1K_V2"));
+        Assert.Equal("vit_b_16", PretrainedBackbone.ArchitectureOf("torchvision:vit_b_16"));
+        Assert.Equal("vit_base_patch16_clip_quickgelu_224",
+            PretrainedBackbone.ArchitectureOf("hf-hub:timm/vit_base_patch16_clip_224.openai"));
+        Assert.Null(PretrainedBackbone.ArchitectureOf("/weights/mine.pth"));
+        Assert.Contains("not one of torchvision's weights", Assert.Throws<H2T.Settings.ConfigException>(() =>
+            PretrainedBackbone.ArchitectureOf("torchvision:resnet50.NO_SUCH")).Message);
+    }
+
     [RequiresPyTorchTheory]
     [InlineData("resnet50")]
     [InlineData("resnext50_32x4d")]
